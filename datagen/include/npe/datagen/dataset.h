@@ -1,0 +1,83 @@
+// npe/datagen/dataset.h: the npe dataset format.
+//
+// A dataset with prefix P is
+//   P_train.npy, P_val.npy, P_test.npy  float32 [scenes, T, N, 5], C order, NumPy .npy v1.0
+//   P.json                               manifest: world parameters, normalisation constants,
+//                                        seed, engine, npe version, per-split counts
+// Splits are 70/15/15 by scene, never by window. A training window is (t-1, t, t+1) of one
+// scene, cut from the trajectories when needed: a split of S scenes has S * (T - 2) windows.
+// Python: arr = numpy.load("P_train.npy")  # shape (S, T, N, 5)
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "npe/datagen/world.h"
+
+namespace npe::datagen {
+
+// Trajectories of one split: data is [scenes, timesteps, num_balls, kStateDim] float32.
+struct Trajectories {
+  int64_t scenes = 0, timesteps = 0, num_balls = 0;
+  std::vector<float> data;
+
+  const float* frame(int64_t scene, int64_t t) const {
+    return data.data() + ((scene * timesteps + t) * num_balls) * kStateDim;
+  }
+  float* frame(int64_t scene, int64_t t) {
+    return data.data() + ((scene * timesteps + t) * num_balls) * kStateDim;
+  }
+  int64_t windows() const { return scenes * (timesteps - 2); }
+};
+
+struct SplitInfo {
+  std::string name;   // "train", "val" or "test"
+  std::string file;   // file name, relative to the manifest's directory
+  int64_t first_scene = 0;  // index of the split's first scene in generation order
+  int64_t scenes = 0;
+  int64_t windows = 0;
+};
+
+// The JSON manifest. pos_scale (= width, px) and vel_scale (= max_speed, px/s) recover physical
+// units: x_px = x * pos_scale, v_px_per_s = v * vel_scale.
+struct Manifest {
+  WorldDef world;
+  uint64_t seed = 0;
+  std::string engine = "box2d";
+  std::string npe_version;
+  int64_t num_scenes = 0;
+  std::vector<SplitInfo> splits;
+
+  double pos_scale() const { return world.width; }
+  double vel_scale() const { return world.max_speed; }
+  // Positions advance by v * step_scale() per frame in normalised units.
+  double step_scale() const { return world.frame_dt * world.max_speed / world.width; }
+  const SplitInfo& split(const std::string& name) const;  // throws npe::Error if absent
+
+  nlohmann::json to_json() const;
+  // Throws npe::Error naming `source` and the missing or mistyped field.
+  static Manifest from_json(const nlohmann::json& j, const std::string& source);
+};
+
+// Split sizes for n scenes: 70% / 15% / 15%, each at least one scene. Requires n >= 3.
+struct SplitSizes {
+  int64_t train, val, test;
+};
+SplitSizes split_sizes(int64_t num_scenes);
+
+std::filesystem::path manifest_path(const std::string& prefix);
+std::filesystem::path split_path(const std::string& prefix, const std::string& split);
+
+// Reads and validates P.json. Throws npe::Error naming the file and field.
+Manifest read_manifest(const std::string& prefix);
+
+// Loads one split, validated against the manifest: shape [scenes, T, N, 5] as the manifest says,
+// all values finite, masses positive. Throws npe::Error naming the file, expected and found.
+Trajectories load_split(const std::string& prefix, const Manifest& manifest,
+                        const std::string& split);
+
+}  // namespace npe::datagen

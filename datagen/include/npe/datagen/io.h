@@ -1,0 +1,61 @@
+// npe/datagen/io.h: errors, atomic file output and progress reporting shared by every npe tool.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <stdexcept>
+#include <string>
+
+namespace npe {
+
+// Error: every user-facing failure (bad flag, bad file, unwritable path). The message names the
+// file or flag, what was expected and what was found; tools print it and exit non-zero.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Writes a file atomically: `write` fills a temporary file beside `path` (same directory, so the
+// rename cannot cross file systems), which is flushed and renamed over `path` only when `write`
+// returns normally. On any error the temporary file is removed and `path` is left as it was.
+// Creates missing parent directories. Throws npe::Error naming `path` when it cannot be written.
+void write_file_atomic(const std::filesystem::path& path,
+                       const std::function<void(std::FILE*)>& write);
+
+// Convenience overload for a whole in-memory buffer.
+void write_file_atomic(const std::filesystem::path& path, const std::string& bytes);
+
+// Checks, before any long computation, that a file can be created at `path` (the parent
+// directory is created if missing, and a probe file is written and removed there).
+// Throws npe::Error naming `path` and the system's reason otherwise.
+void check_writable(const std::filesystem::path& path);
+
+// Reads a whole file; throws npe::Error naming `path` if it is missing or unreadable.
+std::string read_file(const std::filesystem::path& path);
+
+// Progress: a progress bar on a terminal (redrawn at most 10 times a second), a plain periodic
+// line (every `plain_every` seconds) when stderr is not a terminal. Writes to stderr.
+class Progress {
+ public:
+  Progress(std::string label, int64_t total, double plain_every = 10.0);
+  // `done` items so far; `extra` is appended (e.g. "loss 1.2e-3").
+  void update(int64_t done, const std::string& extra = "");
+  // Ends the bar with a newline (idempotent).
+  void finish();
+  ~Progress();
+  double seconds() const;
+
+ private:
+  std::string label_;
+  int64_t total_;
+  double plain_every_;
+  bool tty_;
+  bool finished_ = false;
+  std::chrono::steady_clock::time_point start_, last_;
+  int64_t last_done_ = 0;
+};
+
+}  // namespace npe

@@ -1,0 +1,82 @@
+// npe/datagen/world.h: the static description of a 2-D ball world, the random initial scenes
+// drawn in it, and their simulation with Box2D 2.4.
+//
+// Units: pixels (px), seconds (s), mass units. Box2D runs in metres (WorldDef::pixels_per_meter).
+// The recorded state of a ball is [x/W, y/W, vx/v_max, vy/v_max, mass], W = width, as in
+// Chang et al. 2017 (both axes divided by the width).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace npe::datagen {
+
+// Features per ball per frame: x, y, vx, vy (normalised), mass.
+constexpr int kStateDim = 5;
+
+// WorldDef: everything that is fixed for a dataset. Defaults reproduce the public PyTorch NPE
+// re-implementation's recipe (800x600 px box, 4 balls of radius 60 px, speeds up to 60 px/s,
+// 60 frames 0.1 s apart, elastic and frictionless contacts).
+struct WorldDef {
+  double width = 800.0;    // box width, px (walls at x = 0 and x = width)
+  double height = 600.0;   // box height, px (walls at y = 0 and y = height)
+  double radius = 60.0;    // ball radius, px
+  int num_balls = 4;
+  double mass = 1.0;                                   // every ball's mass (uniform mass)
+  bool variable_mass = false;                          // draw masses from mass_choices instead
+  std::vector<double> mass_choices = {1.0, 5.0, 25.0};
+  double max_speed = 60.0;      // initial speed ~ U[0, max_speed], px/s; velocity normaliser
+  double frame_dt = 0.1;        // time between recorded frames, s
+  int substeps = 10;            // Box2D steps per frame
+  int timesteps = 60;           // recorded frames per scene
+  double restitution = 1.0;
+  double friction = 0.0;
+  double pixels_per_meter = 100.0;  // radius 60 px = 0.6 m: inside Box2D's 0.1-10 m range
+  int velocity_iterations = 20;
+  int position_iterations = 10;
+  int max_placement_tries = 100000;  // per scene, for non-overlapping initial positions
+};
+
+// Throws npe::Error naming the offending flag (--radius, --num_balls, ...) when `def` describes
+// no valid world: non-positive sizes, balls that cannot fit, fewer than 3 frames, etc.
+void validate(const WorldDef& def);
+
+// Initial condition of one ball, px and px/s.
+struct BallInit {
+  double x, y, vx, vy, mass;
+};
+
+// Draws scene `scene` of the dataset with seed `seed`; depends only on (seed, scene).
+// Positions uniform in [r, W-r] x [r, H-r], each redrawn while it lies closer than 2r to an
+// earlier ball; direction uniform in [0, 2 pi), speed uniform in [0, max_speed].
+// Throws npe::Error naming num_balls, radius and the box when no placement is found in
+// max_placement_tries draws.
+std::vector<BallInit> sample_scene(const WorldDef& def, uint64_t seed, int64_t scene);
+
+// Simulates one scene with Box2D and records `def.timesteps` frames (frame 0 = `init`).
+// out: [timesteps, num_balls, kStateDim] float32, normalised as described above.
+void simulate_box2d(const WorldDef& def, const std::vector<BallInit>& init, float* out);
+
+// Same simulation, unnormalised, in float64 px and px/s: [timesteps][ball] = {x, y, vx, vy, m}.
+std::vector<std::vector<BallInit>> simulate_box2d_px(const WorldDef& def,
+                                                      const std::vector<BallInit>& init);
+
+// Total kinetic energy 0.5 sum m |v|^2 of one recorded frame ([num_balls, kStateDim] normalised
+// states), in units of mass * (normalised velocity)^2.
+double kinetic_energy(const float* frame, int num_balls);
+
+// A small counter-based random generator (SplitMix64, Steele et al. 2014): scene i's stream is
+// seeded from (seed, i) alone, so results do not depend on threads or on the standard library.
+class Rng {
+ public:
+  Rng(uint64_t seed, uint64_t stream);
+  uint64_t next();
+  double uniform();  // [0, 1), 53 random bits
+  double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
+  int64_t below(int64_t n);  // integer in [0, n)
+
+ private:
+  uint64_t state_;
+};
+
+}  // namespace npe::datagen

@@ -1,0 +1,169 @@
+#include "npe/datagen/dataset.h"
+
+#include <cmath>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "npe/datagen/io.h"
+#include "npe/datagen/npy.h"
+
+namespace npe::datagen {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+SplitSizes split_sizes(int64_t n) {
+  if (n < 3) throw Error(fmt::format("--num_scenes: expected at least 3 scenes (one per split), found {}", n));
+  SplitSizes s{};
+  s.val = std::max<int64_t>(1, (n * 15 + 50) / 100);
+  s.test = std::max<int64_t>(1, (n * 15 + 50) / 100);
+  s.train = n - s.val - s.test;
+  return s;
+}
+
+fs::path manifest_path(const std::string& prefix) { return fs::path(prefix + ".json"); }
+fs::path split_path(const std::string& prefix, const std::string& split) {
+  return fs::path(prefix + "_" + split + ".npy");
+}
+
+const SplitInfo& Manifest::split(const std::string& name) const {
+  for (const SplitInfo& s : splits)
+    if (s.name == name) return s;
+  throw Error(fmt::format("manifest has no split '{}'", name));
+}
+
+json Manifest::to_json() const {
+  const WorldDef& w = world;
+  json j;
+  j["format"] = "npe-dataset";
+  j["format_version"] = 1;
+  j["npe_version"] = npe_version;
+  j["engine"] = engine;
+  j["seed"] = seed;
+  j["num_scenes"] = num_scenes;
+  j["state_layout"] = {"x/pos_scale", "y/pos_scale", "vx/vel_scale", "vy/vel_scale", "mass"};
+  j["normalisation"] = {{"pos_scale", pos_scale()}, {"vel_scale", vel_scale()},
+                        {"pos_units", "px"}, {"vel_units", "px/s"}};
+  j["world"] = {{"width", w.width},         {"height", w.height},
+                {"radius", w.radius},       {"num_balls", w.num_balls},
+                {"mass", w.mass},           {"variable_mass", w.variable_mass},
+                {"mass_choices", w.mass_choices},
+                {"max_speed", w.max_speed}, {"frame_dt", w.frame_dt},
+                {"substeps", w.substeps},   {"timesteps", w.timesteps},
+                {"restitution", w.restitution}, {"friction", w.friction},
+                {"gravity", 0.0},           {"pixels_per_meter", w.pixels_per_meter},
+                {"velocity_iterations", w.velocity_iterations},
+                {"position_iterations", w.position_iterations}};
+  json sp = json::array();
+  for (const SplitInfo& s : splits)
+    sp.push_back({{"name", s.name}, {"file", s.file}, {"first_scene", s.first_scene},
+                  {"scenes", s.scenes}, {"windows", s.windows},
+                  {"shape", {s.scenes, w.timesteps, w.num_balls, kStateDim}}});
+  j["splits"] = sp;
+  return j;
+}
+
+namespace {
+template <typename T>
+T field(const json& j, const char* key, const std::string& source, const std::string& where) {
+  if (!j.is_object() || !j.contains(key))
+    throw Error(fmt::format("{}: manifest field '{}{}' is missing", source, where, key));
+  try {
+    return j.at(key).get<T>();
+  } catch (const json::exception&) {
+    throw Error(fmt::format("{}: manifest field '{}{}' has the wrong type (found {})", source,
+                            where, key, j.at(key).dump()));
+  }
+}
+}  // namespace
+
+Manifest Manifest::from_json(const json& j, const std::string& src) {
+  if (!j.is_object()) throw Error(fmt::format("{}: manifest is not a JSON object", src));
+  const auto fmt_name = field<std::string>(j, "format", src, "");
+  if (fmt_name != "npe-dataset")
+    throw Error(fmt::format("{}: manifest 'format' expected \"npe-dataset\", found \"{}\"", src, fmt_name));
+  const int version = field<int>(j, "format_version", src, "");
+  if (version != 1)
+    throw Error(fmt::format("{}: manifest 'format_version' expected 1, found {}", src, version));
+  Manifest m;
+  m.npe_version = field<std::string>(j, "npe_version", src, "");
+  m.engine = field<std::string>(j, "engine", src, "");
+  m.seed = field<uint64_t>(j, "seed", src, "");
+  m.num_scenes = field<int64_t>(j, "num_scenes", src, "");
+  const json& w = j.contains("world") ? j["world"] : json();
+  WorldDef& d = m.world;
+  d.width = field<double>(w, "width", src, "world.");
+  d.height = field<double>(w, "height", src, "world.");
+  d.radius = field<double>(w, "radius", src, "world.");
+  d.num_balls = field<int>(w, "num_balls", src, "world.");
+  d.mass = field<double>(w, "mass", src, "world.");
+  d.variable_mass = field<bool>(w, "variable_mass", src, "world.");
+  d.mass_choices = field<std::vector<double>>(w, "mass_choices", src, "world.");
+  d.max_speed = field<double>(w, "max_speed", src, "world.");
+  d.frame_dt = field<double>(w, "frame_dt", src, "world.");
+  d.substeps = field<int>(w, "substeps", src, "world.");
+  d.timesteps = field<int>(w, "timesteps", src, "world.");
+  d.restitution = field<double>(w, "restitution", src, "world.");
+  d.friction = field<double>(w, "friction", src, "world.");
+  d.pixels_per_meter = field<double>(w, "pixels_per_meter", src, "world.");
+  try {
+    validate(d);
+  } catch (const Error& e) {
+    throw Error(fmt::format("{}: manifest world is invalid: {}", src, e.what()));
+  }
+  if (!j.contains("splits") || !j["splits"].is_array())
+    throw Error(fmt::format("{}: manifest field 'splits' is missing or not an array", src));
+  for (const json& s : j["splits"]) {
+    SplitInfo si;
+    si.name = field<std::string>(s, "name", src, "splits[].");
+    si.file = field<std::string>(s, "file", src, "splits[].");
+    si.first_scene = field<int64_t>(s, "first_scene", src, "splits[].");
+    si.scenes = field<int64_t>(s, "scenes", src, "splits[].");
+    si.windows = field<int64_t>(s, "windows", src, "splits[].");
+    if (si.scenes < 0 || si.windows != si.scenes * (d.timesteps - 2))
+      throw Error(fmt::format("{}: split '{}' has {} scenes and {} windows; expected windows = "
+                              "scenes * (timesteps - 2) = {}",
+                              src, si.name, si.scenes, si.windows, si.scenes * (d.timesteps - 2)));
+    m.splits.push_back(si);
+  }
+  return m;
+}
+
+Manifest read_manifest(const std::string& prefix) {
+  const fs::path path = manifest_path(prefix);
+  const std::string text = read_file(path);
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw Error(fmt::format("{}: not valid JSON (byte {}): expected an npe dataset manifest",
+                            path.string(), e.byte));
+  }
+  return Manifest::from_json(j, path.string());
+}
+
+Trajectories load_split(const std::string& prefix, const Manifest& m, const std::string& split) {
+  const SplitInfo& info = m.split(split);
+  const fs::path path = manifest_path(prefix).parent_path() / info.file;
+  NpyArray a = read_npy_f32(path);
+  const std::vector<int64_t> expected = {info.scenes, m.world.timesteps, m.world.num_balls, kStateDim};
+  if (a.shape != expected)
+    throw Error(fmt::format("{}: array shape expected ({}) [scenes, T, N, 5] as the manifest "
+                            "says, found ({})",
+                            path.string(), fmt::join(expected, ", "), fmt::join(a.shape, ", ")));
+  for (size_t i = 0; i < a.data.size(); ++i) {
+    if (!std::isfinite(a.data[i]))
+      throw Error(fmt::format("{}: value {} (scene {}) is not finite", path.string(), i,
+                              i / (m.world.timesteps * m.world.num_balls * kStateDim)));
+    if (i % kStateDim == 4 && !(a.data[i] > 0))
+      throw Error(fmt::format("{}: mass at element {} expected > 0, found {}", path.string(), i, a.data[i]));
+  }
+  Trajectories t;
+  t.scenes = info.scenes;
+  t.timesteps = m.world.timesteps;
+  t.num_balls = m.world.num_balls;
+  t.data = std::move(a.data);
+  return t;
+}
+
+}  // namespace npe::datagen

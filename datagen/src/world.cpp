@@ -1,0 +1,109 @@
+#include "npe/datagen/world.h"
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "npe/datagen/io.h"
+
+namespace npe::datagen {
+
+namespace {
+uint64_t splitmix64(uint64_t& x) {
+  uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+}  // namespace
+
+Rng::Rng(uint64_t seed, uint64_t stream) {
+  uint64_t s = seed;
+  const uint64_t a = splitmix64(s);
+  uint64_t t = stream ^ 0x5851f42d4c957f2dULL;
+  state_ = a ^ splitmix64(t);
+}
+
+uint64_t Rng::next() { return splitmix64(state_); }
+
+double Rng::uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+
+int64_t Rng::below(int64_t n) {
+  // Lemire's multiply-shift; the tiny bias (n / 2^64) is irrelevant for n <= 2^32.
+  return static_cast<int64_t>((static_cast<unsigned __int128>(next()) * static_cast<uint64_t>(n)) >> 64);
+}
+
+void validate(const WorldDef& d) {
+  auto bad = [](const std::string& flag, const std::string& expected, auto found) {
+    throw Error(fmt::format("{}: expected {}, found {}", flag, expected, found));
+  };
+  if (!(d.radius > 0) || !std::isfinite(d.radius)) bad("--radius", "a positive radius in px", d.radius);
+  if (!(d.width > 0) || !std::isfinite(d.width)) bad("--width", "a positive width in px", d.width);
+  if (!(d.height > 0) || !std::isfinite(d.height)) bad("--height", "a positive height in px", d.height);
+  if (d.width <= 2 * d.radius || d.height <= 2 * d.radius)
+    throw Error(fmt::format("--radius: a ball of radius {} px does not fit in the {} x {} px box",
+                            d.radius, d.width, d.height));
+  if (d.num_balls < 1 || d.num_balls > 1000) bad("--num_balls", "1 to 1000 balls", d.num_balls);
+  if (d.timesteps < 3) bad("--timesteps", "at least 3 frames (one training window)", d.timesteps);
+  if (d.timesteps > 100000) bad("--timesteps", "at most 100000 frames", d.timesteps);
+  if (!(d.max_speed > 0) || !std::isfinite(d.max_speed)) bad("--max_speed", "a positive speed in px/s", d.max_speed);
+  if (!(d.frame_dt > 0) || !std::isfinite(d.frame_dt)) bad("--dt", "a positive frame interval in s", d.frame_dt);
+  if (d.substeps < 1 || d.substeps > 10000) bad("--substeps", "1 to 10000 Box2D steps per frame", d.substeps);
+  if (!(d.mass > 0)) bad("--mass", "a positive mass", d.mass);
+  for (double m : d.mass_choices)
+    if (!(m > 0)) bad("--mass_choices", "positive masses", m);
+  if (d.variable_mass && d.mass_choices.empty()) bad("--mass_choices", "at least one mass", "none");
+  if (!(d.restitution >= 0 && d.restitution <= 1)) bad("--restitution", "a value in [0, 1]", d.restitution);
+  // Balls occupy at most ~60% of the box: beyond that random placement rarely succeeds.
+  const double area = d.num_balls * M_PI * d.radius * d.radius;
+  const double free_area = (d.width - 2 * d.radius) * (d.height - 2 * d.radius) + 1e-9;
+  if (area > 0.6 * d.width * d.height || (d.num_balls > 1 && free_area <= 0))
+    throw Error(fmt::format("--num_balls {} balls of radius {} px cover {:.0f}% of the {} x {} px "
+                            "box: too dense to place at random (at most 60%)",
+                            d.num_balls, d.radius, 100 * area / (d.width * d.height), d.width,
+                            d.height));
+}
+
+std::vector<BallInit> sample_scene(const WorldDef& d, uint64_t seed, int64_t scene) {
+  Rng rng(seed, static_cast<uint64_t>(scene));
+  std::vector<BallInit> balls;
+  balls.reserve(d.num_balls);
+  const double r = d.radius, min_d2 = 4 * r * r;
+  int tries = 0;
+  for (int i = 0; i < d.num_balls; ++i) {
+    BallInit b{};
+    for (;;) {
+      if (++tries > d.max_placement_tries)
+        throw Error(fmt::format(
+            "scene {}: could not place {} balls of radius {} px without overlap in the {} x {} "
+            "px box after {} draws; use fewer balls (--num_balls) or a smaller --radius",
+            scene, d.num_balls, r, d.width, d.height, d.max_placement_tries));
+      b.x = rng.uniform(r, d.width - r);
+      b.y = rng.uniform(r, d.height - r);
+      bool ok = true;
+      for (const BallInit& o : balls)
+        if ((o.x - b.x) * (o.x - b.x) + (o.y - b.y) * (o.y - b.y) < min_d2) ok = false;
+      if (ok) break;
+    }
+    const double angle = rng.uniform(0.0, 2 * M_PI);
+    const double speed = rng.uniform(0.0, d.max_speed);
+    b.vx = speed * std::cos(angle);
+    b.vy = speed * std::sin(angle);
+    b.mass = d.variable_mass
+                 ? d.mass_choices[static_cast<size_t>(rng.below(static_cast<int64_t>(d.mass_choices.size())))]
+                 : d.mass;
+    balls.push_back(b);
+  }
+  return balls;
+}
+
+double kinetic_energy(const float* frame, int num_balls) {
+  double e = 0;
+  for (int i = 0; i < num_balls; ++i) {
+    const float* s = frame + i * kStateDim;
+    e += 0.5 * s[4] * (double(s[2]) * s[2] + double(s[3]) * s[3]);
+  }
+  return e;
+}
+
+}  // namespace npe::datagen

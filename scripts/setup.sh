@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# npe set-up: installs what is missing (Debian 12 packages, a project-local venv with the pinned
+# libtorch wheel) and configures + builds the project into build/. Idempotent: a second run only
+# checks, then lets the build tool find nothing to do.
+#
+#   scripts/setup.sh            # everything
+#   NPE_BUILD_DIR=... NPE_BUILD_TYPE=Debug scripts/setup.sh
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+build_dir="${NPE_BUILD_DIR:-$root/build}"
+build_type="${NPE_BUILD_TYPE:-Release}"
+torch_version="2.11.0"
+
+say() { printf '[setup] %s\n' "$*"; }
+
+# 1. Debian packages -------------------------------------------------------------------------
+pkgs=(build-essential cmake ninja-build pkg-config git
+      python3 python3-venv python3-pip
+      libbox2d-dev libcxxopts-dev libfmt-dev nlohmann-json3-dev
+      libavcodec-dev libavformat-dev libswscale-dev libavutil-dev
+      libgtest-dev libgmock-dev
+      libplplot-dev plplot-driver-cairo)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  say "installing Debian packages: ${missing[*]}"
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  say "Debian packages: all present"
+fi
+
+# 2. project-local venv with libtorch (torch==${torch_version}) and numpy (used by the Python
+#    loading example and its test) ---------------------------------------------------------------
+venv="$root/.venv"
+[ -x "$venv/bin/python" ] || { say "creating $venv"; python3 -m venv "$venv"; }
+have_torch="$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("torch"))' 2>/dev/null || true)"
+have_numpy="$("$venv/bin/python" -c 'import numpy' 2>/dev/null && echo yes || true)"
+if [ "${have_torch%%+*}" != "$torch_version" ] || [ -z "$have_numpy" ]; then
+  say "installing torch==${torch_version} and numpy into $venv (large download, once)"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "torch==${torch_version}" numpy
+else
+  say "venv: torch ${have_torch}, numpy present"
+fi
+torch_prefix="$("$venv/bin/python" -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')"
+
+# 3. configure (once) and build (incremental) ---------------------------------------------------
+generator=(); command -v ninja >/dev/null && generator=(-G Ninja)
+if [ ! -f "$build_dir/CMakeCache.txt" ]; then
+  say "configuring $build_dir ($build_type)"
+  cmake -S "$root" -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE="$build_type" \
+        -DCMAKE_PREFIX_PATH="$torch_prefix" -DNPE_PYTHON="$venv/bin/python"
+fi
+say "building $build_dir"
+cmake --build "$build_dir" --parallel "$(nproc)"
+say "done: tools in $build_dir/bin"
