@@ -120,7 +120,7 @@ NpyArray parse_npy_f32(const std::string& bytes, const std::string& name) {
   const std::string header = bytes.substr(prefix, header_len);
 
   size_t p = find_key(header, "descr", name);
-  const std::string descr = header.substr(p, 6);
+  const std::string descr = header.substr(p, 5);
   if (descr != "'<f4'")
     throw Error(fmt::format("{}: .npy dtype expected '<f4' (little-endian float32), found {}",
                             name, header.substr(p, header.find(',', p) - p)));

@@ -1,0 +1,33 @@
+# Finds libtorch from the pinned PyPI wheel (torch==2.11.0, a CUDA build) and defines the target
+# `torch`.
+#
+# The wheel's TorchConfig.cmake requires a CUDA toolkit (nvcc) because the wheel is a CUDA build.
+# npe keeps CUDA optional: when no CUDA compiler is found, the target is made here from the
+# wheel's own files (headers, libtorch/libtorch_cpu/libc10). At run time libtorch_cuda.so finds
+# the CUDA runtime in the wheel's nvidia-* dependencies through its RPATH, so CPU training works
+# on a machine without a toolkit or GPU.
+include(CheckLanguage)
+check_language(CUDA)
+if(CMAKE_CUDA_COMPILER AND NOT NPE_FORCE_NO_CUDA)
+  find_package(Torch REQUIRED)
+  set(NPE_HAVE_CUDA ON)
+  return()
+endif()
+set(NPE_HAVE_CUDA OFF)
+message(STATUS "npe: no CUDA compiler found: building without CUDA code (libtorch used without the toolkit)")
+find_path(NPE_TORCH_ROOT NAMES include/torch/torch.h include/torch/csrc/api/include/torch/torch.h
+          PATHS ${CMAKE_PREFIX_PATH} PATH_SUFFIXES ../.. .. NO_DEFAULT_PATH REQUIRED)
+get_filename_component(NPE_TORCH_ROOT "${NPE_TORCH_ROOT}" ABSOLUTE)
+set(_tl "${NPE_TORCH_ROOT}/lib")
+foreach(lib torch torch_cpu c10)
+  if(NOT EXISTS "${_tl}/lib${lib}.so")
+    message(FATAL_ERROR "npe: libtorch library ${_tl}/lib${lib}.so not found (is torch installed in .venv?)")
+  endif()
+endforeach()
+add_library(torch INTERFACE IMPORTED)
+set_target_properties(torch PROPERTIES
+  INTERFACE_INCLUDE_DIRECTORIES "${NPE_TORCH_ROOT}/include;${NPE_TORCH_ROOT}/include/torch/csrc/api/include"
+  INTERFACE_COMPILE_OPTIONS "-D_GLIBCXX_USE_CXX11_ABI=1"
+  INTERFACE_LINK_LIBRARIES "${_tl}/libtorch.so;${_tl}/libtorch_cpu.so;${_tl}/libc10.so"
+  INTERFACE_LINK_OPTIONS "-Wl,-rpath,${_tl};-Wl,-rpath-link,${_tl}")
+set(TORCH_LIBRARIES torch)

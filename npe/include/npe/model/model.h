@@ -1,0 +1,104 @@
+// npe/model/model.h: the Neural Physics Engine (Chang, Ullman, Torralba, Tenenbaum, ICLR 2017,
+// arXiv:1612.00341), classic and modern variants, in libtorch.
+//
+// Both models map two frames of a scene to the next velocity of every ball, each ball in turn
+// being the "focus" and the others its "context":
+//   prev, cur: [B, N, 5] states at t-1 and t (x, y, vx, vy, mass; normalised as in the dataset)
+//   returns    [B, N, 2] predicted (vx, vy) at t+1, same units as the dataset
+// Pair inputs: focus = [s_f(t-1), s_f(t)] (10 features); context = the same for ball c with its
+// position taken relative to the focus ball's position at the same time (translation-invariant
+// pair inputs). Pairs whose centres are farther apart at t than `neighborhood` (in normalised
+// position units; 3.5 radii by default) are masked out before the sum over context balls (the
+// paper's neighbourhood mask, section 2). Inputs are standardised by buffers fitted on the
+// training split, so a checkpoint carries the normalisation its model expects.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+namespace npe::model {
+
+enum class Kind { Classic, Modern };
+std::string kind_name(Kind k);             // "classic" / "modern"
+Kind kind_from_name(const std::string& s); // throws npe::Error
+
+struct ModelConfig {
+  Kind kind = Kind::Classic;
+  double neighborhood = 0.2625;  // mask distance, normalised position units (3.5 * 60 / 800)
+  // modern only
+  int msg_dim = 96;
+  int enc_blocks = 3;
+  int dec_blocks = 3;
+  int expansion = 2;
+  double dropout = 0.0;
+
+  nlohmann::json to_json() const;
+  static ModelConfig from_json(const nlohmann::json& j, const std::string& source);
+};
+
+// The common interface; see the file comment for shapes.
+class NPEImpl : public torch::nn::Module {
+ public:
+  explicit NPEImpl(const ModelConfig& config);
+  virtual torch::Tensor forward(const torch::Tensor& prev, const torch::Tensor& cur) = 0;
+  const ModelConfig& config() const { return config_; }
+
+  // Fits the input standardisation to training states [*, 5] and velocity changes [*, 2].
+  void fit_normalisation(const torch::Tensor& states, const torch::Tensor& dv);
+
+  // Focus features [B, N, 10], context features [B, N, N-1, 10] (standardised) and the
+  // neighbourhood mask [B, N, N-1] (1 = within `neighborhood`, 0 = masked out).
+  struct Pairs {
+    torch::Tensor focus, context, mask;
+  };
+  Pairs make_pairs(const torch::Tensor& prev, const torch::Tensor& cur) const;
+
+ protected:
+  ModelConfig config_;
+  torch::Tensor state_mean_, state_std_;  // [5] buffers
+  torch::Tensor dv_std_;                  // [2] buffer: scale of velocity changes
+};
+
+// Classic NPE (paper, section 2 and appendix): per pair, focus and context each through a
+// 25-unit ReLU layer, concatenated, then 5 layers of 50 ReLU units; encodings summed over masked
+// context balls; decoder [sum, focus] through 4 layers of 50 ReLU units and a linear output to the
+// velocity change dv; prediction v(t+1) = v(t) + dv.
+class ClassicNPEImpl : public NPEImpl {
+ public:
+  explicit ClassicNPEImpl(const ModelConfig& config);
+  torch::Tensor forward(const torch::Tensor& prev, const torch::Tensor& cur) override;
+
+ private:
+  torch::nn::Linear focus_in_{nullptr}, context_in_{nullptr};
+  torch::nn::Sequential encoder_, decoder_;
+};
+
+// Modern NPE: input projection + GELU, pre-LayerNorm residual MLP blocks (hidden msg_dim x
+// expansion, GELU, dropout) in the pair encoder and the decoder, final LayerNorm and a linear
+// head that predicts v(t+1) directly (standardised).
+class ModernNPEImpl : public NPEImpl {
+ public:
+  explicit ModernNPEImpl(const ModelConfig& config);
+  torch::Tensor forward(const torch::Tensor& prev, const torch::Tensor& cur) override;
+
+ private:
+  torch::nn::Linear enc_in_{nullptr}, dec_in_{nullptr}, head_{nullptr};
+  torch::nn::ModuleList enc_blocks_, dec_blocks_;
+  torch::nn::LayerNorm final_norm_{nullptr};
+};
+
+std::shared_ptr<NPEImpl> make_model(const ModelConfig& config);
+
+int64_t parameter_count(const NPEImpl& model);
+
+// Wraps a model as a rollout predictor (npe/rollout/rollout.h's Predictor signature):
+// prev, cur [scenes, N, 5] host float32 -> v_next [scenes, N, 2] host float32. Runs on `device`
+// in eval mode without gradients, `batch` scenes at a time.
+std::function<void(const float*, const float*, int64_t, int64_t, float*)> make_predictor(
+    std::shared_ptr<NPEImpl> net, torch::Device device, int64_t batch = 4096);
+
+}  // namespace npe::model

@@ -1,0 +1,79 @@
+// npe/model/train.h: training windows cut from trajectories, and the npe-train loop.
+//
+// A sample is one window (t-1, t, t+1) of one scene; the model predicts every ball of the window
+// (each ball as focus), and the loss is the MSE over balls and both velocity components:
+//   classic: MSE(v_t + dv, v_{t+1}); modern: MSE(v_hat_{t+1}, v_{t+1}) (normalised units).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "npe/datagen/dataset.h"
+#include "npe/model/model.h"
+
+namespace npe::model {
+
+// Trajectories as a tensor [scenes, T, N, 5] float32 on `device`.
+torch::Tensor to_tensor(const datagen::Trajectories& traj, const torch::Device& device);
+
+// Window w of a [S, T, N, 5] tensor is scene w / (T-2), frames (t-1, t, t+1) with t = 1 + w % (T-2).
+struct Windows {
+  torch::Tensor prev, cur, next;  // each [B, N, 5]
+};
+Windows gather_windows(const torch::Tensor& traj, const torch::Tensor& window_ids);
+
+// Mean squared velocity error of `net` over the given windows (batched, no grad).
+// With `net` == nullptr: the constant-velocity baseline (v_{t+1} = v_t).
+double window_mse(NPEImpl* net, const torch::Tensor& traj, const torch::Tensor& window_ids,
+                  int64_t batch = 4096);
+
+// "auto" (CUDA when present), "cpu" or "cuda"; throws npe::Error naming --device otherwise.
+torch::Device pick_device(const std::string& device);
+
+// Learning-rate schedules.
+// Classic (paper): base until step 50,000, then x0.99 every 2,500 steps.
+double classic_lr(int64_t step, double base);
+// Modern: linear warm-up over the first 10% of steps from 0.1 x base to base, then cosine to 0.
+double modern_lr(int64_t step, int64_t total_steps, double base);
+
+struct TrainConfig {
+  std::string dataset_prefix = "data/balls_n4_t60_uniform/balls_n4_t60_uniform";
+  std::string name;                  // checkpoints/<name>.pt and <name>.best.pt
+  std::string checkpoint_dir = "checkpoints";
+  std::string metrics_csv;           // default: <checkpoint_dir>/<name>.csv
+  ModelConfig model;                 // neighborhood is set from neighborhood_radii and the data
+  double neighborhood_radii = 3.5;   // neighbourhood mask distance, in ball radii
+  int64_t batch_size = 50;
+  int64_t total_samples = 0;
+  int64_t eval_every = 0;            // steps between validations (0: 20 over the run)
+  int64_t val_windows = 20000;       // validation windows (evenly spread subset of the val split)
+  std::string optimizer;             // rmsprop | adam | adamw
+  double lr = 3e-4;
+  double weight_decay = 0.0;
+  double max_grad_norm = 0.0;        // 0: no clipping
+  std::string device = "auto";       // auto | cpu | cuda
+  uint64_t seed = 0;
+  bool resume = false;
+  bool progress = true;
+  int threads = 0;                   // CPU threads (0: all cores)
+};
+
+// Paper / --modern defaults for the hyper-parameters that differ between the two models.
+TrainConfig default_train_config(Kind kind);
+
+struct TrainResult {
+  int64_t steps = 0;
+  double best_val = 0, final_val = 0;
+  double baseline_val = 0;           // constant-velocity MSE on the same validation windows
+  double seconds = 0, samples_per_s = 0;
+  std::string last_checkpoint, best_checkpoint, metrics_csv;
+};
+
+// Trains (or with resume, continues) a model; see README for the flags. Throws npe::Error on bad
+// configuration or data, and when the loss becomes NaN/Inf (naming the step).
+TrainResult train(const TrainConfig& config);
+
+}  // namespace npe::model

@@ -1,0 +1,186 @@
+#include "npe/model/model.h"
+
+#include <fmt/format.h>
+
+#include "npe/datagen/io.h"
+
+namespace npe::model {
+namespace nn = torch::nn;
+using torch::Tensor;
+
+std::string kind_name(Kind k) { return k == Kind::Classic ? "classic" : "modern"; }
+
+Kind kind_from_name(const std::string& s) {
+  if (s == "classic") return Kind::Classic;
+  if (s == "modern") return Kind::Modern;
+  throw Error(fmt::format("model kind: expected \"classic\" or \"modern\", found \"{}\"", s));
+}
+
+nlohmann::json ModelConfig::to_json() const {
+  return {{"kind", kind_name(kind)}, {"neighborhood", neighborhood}, {"msg_dim", msg_dim},
+          {"enc_blocks", enc_blocks}, {"dec_blocks", dec_blocks}, {"expansion", expansion},
+          {"dropout", dropout}};
+}
+
+ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& source) {
+  ModelConfig c;
+  try {
+    c.kind = kind_from_name(j.at("kind").get<std::string>());
+    c.neighborhood = j.at("neighborhood").get<double>();
+    c.msg_dim = j.at("msg_dim").get<int>();
+    c.enc_blocks = j.at("enc_blocks").get<int>();
+    c.dec_blocks = j.at("dec_blocks").get<int>();
+    c.expansion = j.at("expansion").get<int>();
+    c.dropout = j.at("dropout").get<double>();
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("{}: model config is incomplete or mistyped ({})", source, e.what()));
+  }
+  if (c.msg_dim < 1 || c.enc_blocks < 0 || c.dec_blocks < 0 || c.expansion < 1 ||
+      !(c.dropout >= 0 && c.dropout < 1) || !(c.neighborhood > 0))
+    throw Error(fmt::format("{}: model config out of range: {}", source, j.dump()));
+  return c;
+}
+
+NPEImpl::NPEImpl(const ModelConfig& config) : config_(config) {
+  state_mean_ = register_buffer("state_mean", torch::zeros({5}));
+  state_std_ = register_buffer("state_std", torch::ones({5}));
+  dv_std_ = register_buffer("dv_std", torch::ones({2}));
+}
+
+void NPEImpl::fit_normalisation(const Tensor& states, const Tensor& dv) {
+  torch::NoGradGuard no_grad;
+  auto s = states.reshape({-1, 5}).to(torch::kFloat64);
+  auto mean = s.mean(0);
+  auto std = s.std(0);
+  // A constant feature (uniform mass) keeps scale 1 so that it standardises to exactly 0.
+  std = torch::where(std > 1e-6, std, torch::ones_like(std));
+  auto dstd = dv.reshape({-1, 2}).to(torch::kFloat64).pow(2).mean(0).sqrt();
+  dstd = torch::where(dstd > 1e-6, dstd, torch::ones_like(dstd));
+  state_mean_.copy_(mean.to(torch::kFloat32));
+  state_std_.copy_(std.to(torch::kFloat32));
+  dv_std_.copy_(dstd.to(torch::kFloat32));
+}
+
+NPEImpl::Pairs NPEImpl::make_pairs(const Tensor& prev, const Tensor& cur) const {
+  TORCH_CHECK(prev.dim() == 3 && prev.size(2) == 5 && cur.sizes() == prev.sizes(),
+              "NPE expects prev and cur of shape [B, N, 5], got ", prev.sizes(), " and ", cur.sizes());
+  const int64_t B = cur.size(0), N = cur.size(1);
+  auto standardise = [&](const Tensor& s) { return (s - state_mean_) / state_std_; };
+  Pairs p;
+  p.focus = torch::cat({standardise(prev), standardise(cur)}, -1);  // [B, N, 10]
+
+  // Context index table: row i lists every ball j != i, in order. [N, N-1]
+  auto ar = torch::arange(N, torch::TensorOptions().dtype(torch::kLong).device(cur.device()));
+  auto all = ar.unsqueeze(0).expand({N, N});
+  auto keep = all != ar.unsqueeze(1);
+  auto ctx_idx = all.masked_select(keep).reshape({N, std::max<int64_t>(N - 1, 0)});
+  auto gather = [&](const Tensor& s) {  // [B, N, 5] -> [B, N, N-1, 5]
+    return s.index_select(1, ctx_idx.reshape(-1)).reshape({B, N, N - 1, 5});
+  };
+  auto relative = [&](const Tensor& s) {  // context state with position relative to the focus
+    auto c = gather(s);
+    auto rel_pos = (c.narrow(-1, 0, 2) - s.narrow(-1, 0, 2).unsqueeze(2)) / state_std_.narrow(0, 0, 2);
+    auto rest = (c.narrow(-1, 2, 3) - state_mean_.narrow(0, 2, 3)) / state_std_.narrow(0, 2, 3);
+    return torch::cat({rel_pos, rest}, -1);
+  };
+  p.context = torch::cat({relative(prev), relative(cur)}, -1);  // [B, N, N-1, 10]
+  auto d = gather(cur).narrow(-1, 0, 2) - cur.narrow(-1, 0, 2).unsqueeze(2);
+  p.mask = (d.pow(2).sum(-1) <= config_.neighborhood * config_.neighborhood).to(cur.dtype());
+  return p;
+}
+
+namespace {
+nn::Sequential relu_mlp(int64_t in, int64_t width, int layers) {
+  nn::Sequential s;
+  for (int i = 0; i < layers; ++i) {
+    s->push_back(nn::Linear(i == 0 ? in : width, width));
+    s->push_back(nn::ReLU());
+  }
+  return s;
+}
+
+// Pre-LayerNorm residual MLP block: x + Dropout(W2 GELU(W1 LN(x))).
+struct ResidualBlockImpl : nn::Module {
+  ResidualBlockImpl(int64_t dim, int64_t hidden, double dropout)
+      : norm(register_module("norm", nn::LayerNorm(nn::LayerNormOptions({dim})))),
+        fc1(register_module("fc1", nn::Linear(dim, hidden))),
+        fc2(register_module("fc2", nn::Linear(hidden, dim))),
+        drop(register_module("drop", nn::Dropout(dropout))) {}
+  Tensor forward(const Tensor& x) { return x + drop(fc2(torch::gelu(fc1(norm(x))))); }
+  nn::LayerNorm norm;
+  nn::Linear fc1, fc2;
+  nn::Dropout drop;
+};
+TORCH_MODULE(ResidualBlock);
+}  // namespace
+
+ClassicNPEImpl::ClassicNPEImpl(const ModelConfig& c) : NPEImpl(c) {
+  focus_in_ = register_module("focus_in", nn::Linear(10, 25));
+  context_in_ = register_module("context_in", nn::Linear(10, 25));
+  encoder_ = register_module("encoder", relu_mlp(50, 50, 5));
+  decoder_ = register_module("decoder", relu_mlp(50 + 10, 50, 4));
+  decoder_->push_back(nn::Linear(50, 2));
+}
+
+Tensor ClassicNPEImpl::forward(const Tensor& prev, const Tensor& cur) {
+  Pairs p = make_pairs(prev, cur);
+  const int64_t N = cur.size(1);
+  auto f = torch::relu(focus_in_(p.focus)).unsqueeze(2).expand({-1, -1, std::max<int64_t>(N - 1, 0), -1});
+  auto c = torch::relu(context_in_(p.context));
+  auto e = encoder_->forward(torch::cat({f, c}, -1));  // [B, N, N-1, 50]
+  auto sum = (e * p.mask.unsqueeze(-1)).sum(2);         // [B, N, 50]
+  auto dv = decoder_->forward(torch::cat({sum, p.focus}, -1)) * dv_std_;
+  return cur.narrow(-1, 2, 2) + dv;
+}
+
+ModernNPEImpl::ModernNPEImpl(const ModelConfig& c) : NPEImpl(c) {
+  const int64_t d = c.msg_dim, h = c.msg_dim * c.expansion;
+  enc_in_ = register_module("enc_in", nn::Linear(20, d));
+  dec_in_ = register_module("dec_in", nn::Linear(d + 10, d));
+  enc_blocks_ = register_module("enc_blocks", nn::ModuleList());
+  dec_blocks_ = register_module("dec_blocks", nn::ModuleList());
+  for (int i = 0; i < c.enc_blocks; ++i) enc_blocks_->push_back(ResidualBlock(d, h, c.dropout));
+  for (int i = 0; i < c.dec_blocks; ++i) dec_blocks_->push_back(ResidualBlock(d, h, c.dropout));
+  final_norm_ = register_module("final_norm", nn::LayerNorm(nn::LayerNormOptions({d})));
+  head_ = register_module("head", nn::Linear(d, 2));
+}
+
+Tensor ModernNPEImpl::forward(const Tensor& prev, const Tensor& cur) {
+  Pairs p = make_pairs(prev, cur);
+  const int64_t N = cur.size(1);
+  auto f = p.focus.unsqueeze(2).expand({-1, -1, std::max<int64_t>(N - 1, 0), -1});
+  auto x = torch::gelu(enc_in_(torch::cat({f, p.context}, -1)));  // [B, N, N-1, d]
+  for (auto& b : *enc_blocks_) x = b->as<ResidualBlock>()->forward(x);
+  auto y = torch::gelu(dec_in_(torch::cat({(x * p.mask.unsqueeze(-1)).sum(2), p.focus}, -1)));
+  for (auto& b : *dec_blocks_) y = b->as<ResidualBlock>()->forward(y);
+  auto v = head_(final_norm_(y));  // standardised v(t+1)
+  return v * state_std_.narrow(0, 2, 2) + state_mean_.narrow(0, 2, 2);
+}
+
+std::shared_ptr<NPEImpl> make_model(const ModelConfig& c) {
+  if (c.kind == Kind::Classic) return std::make_shared<ClassicNPEImpl>(c);
+  return std::make_shared<ModernNPEImpl>(c);
+}
+
+int64_t parameter_count(const NPEImpl& m) {
+  int64_t n = 0;
+  for (const auto& p : m.parameters()) n += p.numel();
+  return n;
+}
+
+std::function<void(const float*, const float*, int64_t, int64_t, float*)> make_predictor(
+    std::shared_ptr<NPEImpl> net, torch::Device device, int64_t batch) {
+  return [net, device, batch](const float* prev, const float* cur, int64_t scenes, int64_t n, float* out) {
+    torch::NoGradGuard no_grad;
+    net->eval();
+    for (int64_t s = 0; s < scenes; s += batch) {
+      const int64_t b = std::min(batch, scenes - s);
+      auto p = torch::from_blob(const_cast<float*>(prev) + s * n * 5, {b, n, 5}).to(device);
+      auto c = torch::from_blob(const_cast<float*>(cur) + s * n * 5, {b, n, 5}).to(device);
+      auto v = net->forward(p, c).to(torch::kCPU).contiguous();
+      std::copy(v.data_ptr<float>(), v.data_ptr<float>() + b * n * 2, out + s * n * 2);
+    }
+  };
+}
+
+}  // namespace npe::model

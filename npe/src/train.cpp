@@ -1,0 +1,309 @@
+#include "npe/model/train.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <sstream>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "npe/datagen/io.h"
+#include "npe/model/checkpoint.h"
+
+namespace npe::model {
+namespace fs = std::filesystem;
+using torch::Tensor;
+
+Tensor to_tensor(const datagen::Trajectories& t, const torch::Device& device) {
+  return torch::from_blob(const_cast<float*>(t.data.data()),
+                          {t.scenes, t.timesteps, t.num_balls, datagen::kStateDim}, torch::kFloat32)
+      .to(device, /*non_blocking=*/false, /*copy=*/true);
+}
+
+Windows gather_windows(const Tensor& traj, const Tensor& ids) {
+  const int64_t T = traj.size(1), N = traj.size(2);
+  auto flat = traj.reshape({-1, N, datagen::kStateDim});
+  auto frame = ids.div(T - 2, "floor") * T + ids.remainder(T - 2) + 1;  // index of frame t
+  return {flat.index_select(0, frame - 1), flat.index_select(0, frame), flat.index_select(0, frame + 1)};
+}
+
+double window_mse(NPEImpl* net, const Tensor& traj, const Tensor& ids, int64_t batch) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = net && net->is_training();
+  if (net) net->eval();
+  double sum = 0;
+  int64_t count = 0;
+  for (int64_t i = 0; i < ids.size(0); i += batch) {
+    auto w = gather_windows(traj, ids.narrow(0, i, std::min(batch, ids.size(0) - i)));
+    auto pred = net ? net->forward(w.prev, w.cur) : w.cur.narrow(-1, 2, 2);
+    auto err = (pred - w.next.narrow(-1, 2, 2)).pow(2);
+    sum += err.sum().to(torch::kFloat64).item<double>();
+    count += err.numel();
+  }
+  if (net && was_training) net->train();
+  return count ? sum / count : 0.0;
+}
+
+double classic_lr(int64_t step, double base) {
+  if (step <= 50000) return base;
+  return base * std::pow(0.99, static_cast<double>((step - 50000) / 2500));
+}
+
+double modern_lr(int64_t step, int64_t total, double base) {
+  const int64_t warm = std::max<int64_t>(1, total / 10);
+  if (step < warm) return base * (0.1 + 0.9 * static_cast<double>(step) / warm);
+  const double p = static_cast<double>(step - warm) / std::max<int64_t>(1, total - warm);
+  return base * 0.5 * (1.0 + std::cos(M_PI * std::min(1.0, p)));
+}
+
+TrainConfig default_train_config(Kind kind) {
+  TrainConfig c;
+  c.model.kind = kind;
+  if (kind == Kind::Classic) {
+    c.batch_size = 50;
+    c.optimizer = "rmsprop";
+    c.lr = 3e-4;
+    c.weight_decay = 0.0;
+    c.max_grad_norm = 0.0;
+    c.name = "classic";
+  } else {
+    c.batch_size = 2048;
+    c.optimizer = "adamw";
+    c.lr = 1e-3;
+    c.weight_decay = 0.01;
+    c.max_grad_norm = 1.0;
+    c.name = "modern";
+  }
+  return c;
+}
+
+namespace {
+
+}  // namespace
+
+torch::Device pick_device(const std::string& d) {
+  if (d == "auto") return torch::cuda::is_available() ? torch::kCUDA : torch::kCPU;
+  if (d == "cpu") return torch::kCPU;
+  if (d == "cuda") {
+    if (!torch::cuda::is_available())
+      throw Error("--device cuda: no CUDA device is available on this machine (use --device cpu)");
+    return torch::kCUDA;
+  }
+  throw Error(fmt::format("--device: expected auto, cpu or cuda, found '{}'", d));
+}
+
+namespace {
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& c, NPEImpl& net) {
+  auto params = net.parameters();
+  if (c.optimizer == "rmsprop")
+    return std::make_unique<torch::optim::RMSprop>(
+        params, torch::optim::RMSpropOptions(c.lr).weight_decay(c.weight_decay));
+  if (c.optimizer == "adam")
+    return std::make_unique<torch::optim::Adam>(
+        params, torch::optim::AdamOptions(c.lr).weight_decay(c.weight_decay));
+  if (c.optimizer == "adamw")
+    return std::make_unique<torch::optim::AdamW>(
+        params, torch::optim::AdamWOptions(c.lr).weight_decay(c.weight_decay));
+  throw Error(fmt::format("--optimizer: expected rmsprop, adam or adamw, found '{}'", c.optimizer));
+}
+
+const char* kCsvHeader = "step,samples_seen,train_loss,val_loss,lr,seconds";
+
+// Keeps the rows of an existing metrics CSV up to `max_step` (for --resume).
+std::vector<std::string> read_csv_rows(const std::string& path, int64_t max_step) {
+  std::vector<std::string> rows;
+  if (!fs::exists(path)) return rows;
+  std::istringstream in(read_file(path));
+  std::string line;
+  std::getline(in, line);
+  if (line != kCsvHeader)
+    throw Error(fmt::format("--metrics_csv '{}': expected the header '{}', found '{}'", path, kCsvHeader, line));
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    int64_t step = -1;
+    try {
+      step = std::stoll(line.substr(0, line.find(',')));
+    } catch (const std::exception&) {
+      throw Error(fmt::format("--metrics_csv '{}': row '{}' does not start with a step number", path, line));
+    }
+    if (step <= max_step) rows.push_back(line);
+  }
+  return rows;
+}
+
+}  // namespace
+
+TrainResult train(const TrainConfig& cfg) {
+  if (cfg.name.empty()) throw Error("--name: expected a run name, found an empty string");
+  if (cfg.batch_size < 1) throw Error(fmt::format("--batch_size: expected >= 1, found {}", cfg.batch_size));
+  if (cfg.total_samples < cfg.batch_size)
+    throw Error(fmt::format("--total_samples: expected at least one batch ({}), found {}", cfg.batch_size, cfg.total_samples));
+  if (!(cfg.lr > 0)) throw Error(fmt::format("--lr: expected > 0, found {}", cfg.lr));
+  if (cfg.weight_decay < 0) throw Error(fmt::format("--weight_decay: expected >= 0, found {}", cfg.weight_decay));
+  if (cfg.max_grad_norm < 0) throw Error(fmt::format("--max_grad_norm: expected >= 0, found {}", cfg.max_grad_norm));
+  if (cfg.eval_every < 0) throw Error(fmt::format("--eval_every: expected >= 0, found {}", cfg.eval_every));
+  if (cfg.val_windows < 1) throw Error(fmt::format("--val_windows: expected >= 1, found {}", cfg.val_windows));
+  const torch::Device device = pick_device(cfg.device);
+  torch::set_num_threads(cfg.threads > 0 ? cfg.threads : std::max(1u, std::thread::hardware_concurrency()));
+
+  const std::string last_path = (fs::path(cfg.checkpoint_dir) / (cfg.name + ".pt")).string();
+  const std::string best_path = (fs::path(cfg.checkpoint_dir) / (cfg.name + ".best.pt")).string();
+  const std::string csv_path = cfg.metrics_csv.empty()
+                                   ? (fs::path(cfg.checkpoint_dir) / (cfg.name + ".csv")).string()
+                                   : cfg.metrics_csv;
+  check_writable(last_path);
+  check_writable(csv_path);
+
+  // data
+  const auto manifest = datagen::read_manifest(cfg.dataset_prefix);
+  const auto train_traj = datagen::load_split(cfg.dataset_prefix, manifest, "train");
+  const auto val_traj = datagen::load_split(cfg.dataset_prefix, manifest, "val");
+  const Tensor train_t = to_tensor(train_traj, device), val_t = to_tensor(val_traj, device);
+  const int64_t train_windows = train_traj.windows(), val_total = val_traj.windows();
+  const int64_t nval = std::min(cfg.val_windows, val_total);
+  const Tensor val_ids =
+      (torch::arange(nval, torch::kFloat64) * (static_cast<double>(val_total) / nval)).floor().to(torch::kLong).to(device);
+
+  // model
+  torch::manual_seed(cfg.seed);
+  ModelConfig mc = cfg.model;
+  if (!(cfg.neighborhood_radii > 0))
+    throw Error(fmt::format("--neighborhood: expected a positive number of radii, found {}", cfg.neighborhood_radii));
+  mc.neighborhood = cfg.neighborhood_radii * manifest.world.radius / manifest.world.width;
+  auto net = make_model(mc);
+  {
+    auto all = train_t.to(torch::kCPU);
+    auto dv = all.narrow(1, 1, all.size(1) - 1).narrow(-1, 2, 2) - all.narrow(1, 0, all.size(1) - 1).narrow(-1, 2, 2);
+    net->fit_normalisation(all, dv);
+  }
+  net->to(device);
+  auto optimizer = make_optimizer(cfg, *net);
+
+  const int64_t total_steps = cfg.total_samples / cfg.batch_size;
+  const int64_t eval_every = cfg.eval_every > 0 ? cfg.eval_every : std::max<int64_t>(1, total_steps / 20);
+  int64_t step = 0;
+  double best_val = INFINITY, elapsed_before = 0;
+  std::vector<std::string> csv_rows;
+  if (cfg.resume && fs::exists(last_path)) {
+    Checkpoint ck = load_checkpoint(last_path, mc.kind, "--resume", device);
+    net = ck.net;
+    net->train();
+    optimizer = make_optimizer(cfg, *net);
+    load_optimizer_state(last_path, *optimizer, device);
+    step = ck.step;
+    best_val = ck.meta.value("best_val", INFINITY);
+    elapsed_before = ck.meta.value("seconds", 0.0);
+    csv_rows = read_csv_rows(csv_path, step);
+    fmt::print(stderr, "npe-train: resuming '{}' at step {} of {}\n", last_path, step, total_steps);
+  } else if (cfg.resume) {
+    fmt::print(stderr, "npe-train: --resume: no checkpoint '{}' yet, starting from step 0\n", last_path);
+  }
+  net->train();
+
+  nlohmann::json meta_base = {
+      {"train", {{"dataset_prefix", cfg.dataset_prefix}, {"batch_size", cfg.batch_size},
+                 {"total_samples", cfg.total_samples}, {"optimizer", cfg.optimizer}, {"lr", cfg.lr},
+                 {"weight_decay", cfg.weight_decay}, {"max_grad_norm", cfg.max_grad_norm},
+                 {"seed", cfg.seed}, {"name", cfg.name}}},
+      {"dataset", {{"pos_scale", manifest.pos_scale()}, {"vel_scale", manifest.vel_scale()},
+                   {"step_scale", manifest.step_scale()}, {"radius", manifest.world.radius},
+                   {"width", manifest.world.width}, {"height", manifest.world.height},
+                   {"num_balls", manifest.world.num_balls}, {"frame_dt", manifest.world.frame_dt}}}};
+
+  TrainResult res;
+  res.baseline_val = window_mse(nullptr, val_t, val_ids);
+  res.last_checkpoint = last_path;
+  res.best_checkpoint = best_path;
+  res.metrics_csv = csv_path;
+
+  // Data order: epoch e visits the training windows in a permutation drawn from (seed, e), so a
+  // resumed run sees exactly the batches the uninterrupted run would have seen.
+  const int64_t steps_per_epoch = std::max<int64_t>(1, train_windows / cfg.batch_size);
+  int64_t perm_epoch = -1;
+  std::vector<int64_t> perm(train_windows);
+  auto batch_ids = [&](int64_t s) {
+    const int64_t epoch = s / steps_per_epoch;
+    if (epoch != perm_epoch) {
+      for (int64_t i = 0; i < train_windows; ++i) perm[i] = i;
+      datagen::Rng rng(cfg.seed ^ 0x6e70652d74726169ULL, static_cast<uint64_t>(epoch));
+      for (int64_t i = train_windows - 1; i > 0; --i) std::swap(perm[i], perm[rng.below(i + 1)]);
+      perm_epoch = epoch;
+    }
+    const int64_t off = (s % steps_per_epoch) * cfg.batch_size;
+    std::vector<int64_t> ids(cfg.batch_size);
+    for (int64_t i = 0; i < cfg.batch_size; ++i) ids[i] = perm[(off + i) % train_windows];
+    return torch::tensor(ids, torch::kLong).to(device);
+  };
+
+  Progress progress(fmt::format("npe-train {}", cfg.name), total_steps);
+  const auto t0 = std::chrono::steady_clock::now();
+  const int64_t start_step = step;
+  Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device));
+  int64_t loss_count = 0;
+  double last_train = NAN, last_val = NAN, lr = cfg.lr;
+  auto seconds = [&] {
+    return elapsed_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+
+  while (step < total_steps) {
+    lr = mc.kind == Kind::Classic && cfg.optimizer == "rmsprop" ? classic_lr(step, cfg.lr)
+         : mc.kind == Kind::Modern ? modern_lr(step, total_steps, cfg.lr) : cfg.lr;
+    for (auto& g : optimizer->param_groups()) g.options().set_lr(lr);
+    if (mc.dropout > 0) torch::manual_seed(cfg.seed * 1000003ULL + static_cast<uint64_t>(step));
+    auto w = gather_windows(train_t, batch_ids(step));
+    auto loss = torch::mse_loss(net->forward(w.prev, w.cur), w.next.narrow(-1, 2, 2));
+    optimizer->zero_grad();
+    loss.backward();
+    if (cfg.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(net->parameters(), cfg.max_grad_norm);
+    optimizer->step();
+    loss_sum += loss.detach();
+    ++loss_count;
+    ++step;
+
+    if (step % eval_every == 0 || step == total_steps) {
+      last_train = loss_sum.item<double>() / loss_count;
+      loss_sum.zero_();
+      loss_count = 0;
+      if (!std::isfinite(last_train))
+        throw Error(fmt::format("training loss became {} at step {} (batch of samples {}..{}); last "
+                                "good checkpoint: '{}'", last_train, step, (step - 1) * cfg.batch_size,
+                                step * cfg.batch_size - 1, fs::exists(last_path) ? last_path : "none"));
+      last_val = window_mse(net.get(), val_t, val_ids);
+      const double secs = seconds();
+      csv_rows.push_back(fmt::format("{},{},{:.9g},{:.9g},{:.9g},{:.3f}", step, step * cfg.batch_size,
+                                     last_train, last_val, lr, secs));
+      std::string csv = std::string(kCsvHeader) + "\n";
+      for (const auto& r : csv_rows) csv += r + "\n";
+      write_file_atomic(csv_path, csv);
+      nlohmann::json meta = meta_base;
+      meta["step"] = step;
+      meta["samples_seen"] = step * cfg.batch_size;
+      meta["seconds"] = secs;
+      meta["val_loss"] = last_val;
+      meta["baseline_val_loss"] = res.baseline_val;
+      if (last_val < best_val) {
+        best_val = last_val;
+        meta["best_val"] = best_val;
+        save_checkpoint(best_path, *net, meta, nullptr);
+      }
+      meta["best_val"] = best_val;
+      save_checkpoint(last_path, *net, meta, optimizer.get());
+    }
+    if (cfg.progress) {
+      const double rate = (step - start_step) * cfg.batch_size / std::max(1e-9, seconds() - elapsed_before);
+      progress.update(step, fmt::format("{:.0f} samples/s train {:.3e} val {:.3e} (baseline {:.3e})",
+                                        rate, last_train, last_val, res.baseline_val));
+    }
+  }
+  progress.finish();
+  res.steps = step;
+  res.best_val = best_val;
+  res.final_val = last_val;
+  res.seconds = seconds();
+  res.samples_per_s = (step - start_step) * cfg.batch_size / std::max(1e-9, res.seconds - elapsed_before);
+  return res;
+}
+
+}  // namespace npe::model

@@ -1,0 +1,49 @@
+// npe/rollout/rollout.h: autoregressive rollouts and their metrics (no libtorch dependency).
+//
+// A rollout starts from two ground-truth frames (0 and 1). At each step k = 1..steps a predictor
+// maps frames (k-1, k) to the velocities of frame k+1, and positions advance by
+//   x_{k+1} = x_k + v_{k+1} * step_scale        (normalised units; step_scale = dt v_max / W)
+// Metrics per step, over balls and scenes, compare frame k+1 with the ground truth
+// (Chang et al. 2017, section 4: cosine similarity and relative magnitude error of velocities):
+//   cosine similarity  v . v_hat / (|v| |v_hat|)   (0 where |v_hat| = 0)
+//   relative magnitude error  | |v| - |v_hat| | / |v|
+//   position error  |x - x_hat| in px
+// Balls whose ground-truth speed is below `min_speed` are masked out of the velocity metrics,
+// as in the paper (cosine and relative error are undefined at zero speed).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "npe/datagen/dataset.h"
+
+namespace npe::rollout {
+
+// Predicts the next velocities: prev, cur [scenes, N, 5] -> v_next [scenes, N, 2] (all float32,
+// C order, normalised as in the dataset).
+using Predictor = std::function<void(const float* prev, const float* cur, int64_t scenes,
+                                     int64_t num_balls, float* v_next)>;
+
+// The constant-velocity baseline: v_{k+1} = v_k.
+Predictor constant_velocity();
+
+// Rolls out the first `scenes` scenes of `truth` for `steps` steps. Returns trajectories of
+// steps + 2 frames (frames 0 and 1 copied from the truth). Throws npe::Error if the truth has
+// fewer than steps + 2 frames or fewer than `scenes` scenes.
+datagen::Trajectories rollout(const datagen::Trajectories& truth, int64_t scenes, int steps,
+                              double step_scale, const Predictor& predict);
+
+struct StepMetrics {
+  std::vector<double> cosine;          // [steps], index k-1 for step k
+  std::vector<double> rel_mag_error;   // [steps]
+  std::vector<double> pos_error_px;    // [steps]
+  std::vector<int64_t> velocity_count; // balls counted in the velocity metrics per step
+};
+
+// Compares rollout frames 2..steps+1 with the same frames of `truth`.
+StepMetrics rollout_metrics(const datagen::Trajectories& truth, const datagen::Trajectories& pred,
+                            double pos_scale, double min_speed = 1e-6);
+
+}  // namespace npe::rollout

@@ -1,0 +1,98 @@
+// npe-eval: autoregressive rollouts of trained NPEs on test scenes, scored per step, plus the
+// one-step validation MSE of each model and of the constant-velocity baseline. See README.md.
+#include <filesystem>
+#include <map>
+
+#include <nlohmann/json.hpp>
+
+#include "cli.h"
+#include "npe/model/checkpoint.h"
+#include "npe/model/train.h"
+#include "npe/rollout/plot.h"
+#include "npe/rollout/rollout.h"
+
+namespace fs = std::filesystem;
+using npe::model::Kind;
+
+int main(int argc, char** argv) {
+  return npe::tools::run_tool("npe-eval", [&] {
+    cxxopts::Options o("npe-eval", "Score NPE rollouts on the test split (cosine similarity, relative "
+                       "magnitude error, position error per step) against the constant-velocity baseline.");
+    o.add_options()
+      ("classic_ckpt", "classic model checkpoint", cxxopts::value<std::string>()->default_value(""))
+      ("modern_ckpt", "modern model checkpoint", cxxopts::value<std::string>()->default_value(""))
+      ("dataset_prefix", "dataset prefix", cxxopts::value<std::string>()->default_value("data/balls_n4_t60_uniform/balls_n4_t60_uniform"))
+      ("num_scenes", "test scenes to roll out", cxxopts::value<int64_t>()->default_value("200"))
+      ("rollout_steps", "predicted steps per rollout", cxxopts::value<int>()->default_value("50"))
+      ("out_png", "metrics plot", cxxopts::value<std::string>()->default_value("out/eval/rollout_metrics.png"))
+      ("out_json", "metrics as JSON", cxxopts::value<std::string>()->default_value("out/eval/rollout_metrics.json"))
+      ("out_csv", "per-step metrics as CSV", cxxopts::value<std::string>()->default_value("out/eval/rollout_metrics.csv"))
+      ("device", "auto | cpu | cuda", cxxopts::value<std::string>()->default_value("auto"))
+      ("h,help", "this help");
+    auto r = npe::tools::parse(o, argc, argv);
+    if (r.count("help")) { fmt::print("{}\n", o.help()); return 0; }
+    const std::string prefix = r["dataset_prefix"].as<std::string>();
+    const auto device = npe::model::pick_device(r["device"].as<std::string>());
+    std::vector<std::pair<std::string, npe::model::Checkpoint>> models;
+    for (auto [flag, kind] : {std::pair<const char*, Kind>{"classic_ckpt", Kind::Classic}, {"modern_ckpt", Kind::Modern}}) {
+      const std::string path = r[flag].as<std::string>();
+      if (!path.empty())
+        models.emplace_back(npe::model::kind_name(kind), npe::model::load_checkpoint(path, kind, std::string("--") + flag, device));
+    }
+    if (models.empty()) throw npe::Error("give --classic_ckpt, --modern_ckpt or both");
+    const int64_t num_scenes = r["num_scenes"].as<int64_t>();
+    const int steps = r["rollout_steps"].as<int>();
+    if (num_scenes < 1) throw npe::Error(fmt::format("--num_scenes: expected >= 1, found {}", num_scenes));
+
+    const auto manifest = npe::datagen::read_manifest(prefix);
+    const auto test = npe::datagen::load_split(prefix, manifest, "test");
+    const auto val = npe::datagen::load_split(prefix, manifest, "val");
+    const auto val_t = npe::model::to_tensor(val, device);
+    const auto val_ids = torch::arange(val.windows(), torch::TensorOptions().dtype(torch::kLong).device(device));
+
+    nlohmann::json out = {{"dataset_prefix", prefix}, {"num_scenes", std::min(num_scenes, test.scenes)},
+                          {"rollout_steps", steps}, {"models", nlohmann::json::object()}};
+    std::vector<std::pair<std::string, npe::rollout::StepMetrics>> metrics;
+    auto run = [&](const std::string& name, const npe::rollout::Predictor& p, npe::model::NPEImpl* net) {
+      const auto pred = npe::rollout::rollout(test, num_scenes, steps, manifest.step_scale(), p);
+      auto m = npe::rollout::rollout_metrics(test, pred, manifest.pos_scale());
+      const double val_mse = npe::model::window_mse(net, val_t, val_ids);
+      out["models"][name] = {{"val_mse", val_mse}, {"cosine", m.cosine}, {"rel_mag_error", m.rel_mag_error},
+                             {"pos_error_px", m.pos_error_px}};
+      metrics.emplace_back(name, std::move(m));
+    };
+    for (auto& [name, ck] : models) run(name, npe::model::make_predictor(ck.net, device), ck.net.get());
+    run("constant_velocity", npe::rollout::constant_velocity(), nullptr);
+
+    // outputs
+    npe::write_file_atomic(r["out_json"].as<std::string>(), out.dump(2) + "\n");
+    std::string csv = "model,step,cosine,rel_mag_error,pos_error_px\n";
+    for (auto& [name, m] : metrics)
+      for (int k = 0; k < steps; ++k)
+        csv += fmt::format("{},{},{:.6g},{:.6g},{:.6g}\n", name, k + 1, m.cosine[k], m.rel_mag_error[k], m.pos_error_px[k]);
+    npe::write_file_atomic(r["out_csv"].as<std::string>(), csv);
+    npe::rollout::Panel cos{"Velocity cosine similarity", "rollout step", "cosine similarity", false, {}};
+    npe::rollout::Panel rel{"Relative magnitude error", "rollout step", "relative error of |v|", false, {}};
+    std::vector<double> xs(steps);
+    for (int k = 0; k < steps; ++k) xs[k] = k + 1;
+    int color = 1;
+    for (auto& [name, m] : metrics) {
+      const bool base = name == "constant_velocity";
+      const int c = base ? 6 : color++;
+      cos.series.push_back({base ? "constant velocity" : name, xs, m.cosine, c, base});
+      rel.series.push_back({base ? "constant velocity" : name, xs, m.rel_mag_error, c, base});
+    }
+    npe::rollout::write_plot_png(r["out_png"].as<std::string>(), {cos, rel});
+
+    fmt::print("npe-eval: {} test scenes, {} rollout steps; dataset {}\n", out["num_scenes"].get<int64_t>(), steps, prefix);
+    fmt::print("{:<18} {:>11} {:>9} {:>9} {:>9} {:>9} {:>10}\n", "model", "val MSE", "cos@10", "cos@50",
+               "rel@10", "rel@50", "pos@50 px");
+    auto at = [&](const std::vector<double>& v, int k) { return k <= steps ? v[k - 1] : NAN; };
+    for (auto& [name, m] : metrics)
+      fmt::print("{:<18} {:>11.4e} {:>9.4f} {:>9.4f} {:>9.4f} {:>9.4f} {:>10.2f}\n", name,
+                 out["models"][name]["val_mse"].get<double>(), at(m.cosine, 10), at(m.cosine, 50),
+                 at(m.rel_mag_error, 10), at(m.rel_mag_error, 50), at(m.pos_error_px, 50));
+    fmt::print("wrote {}, {}, {}\n", r["out_png"].as<std::string>(), r["out_json"].as<std::string>(), r["out_csv"].as<std::string>());
+    return 0;
+  });
+}

@@ -1,0 +1,135 @@
+// npe-render: side-by-side rollout videos (ground truth | classic | modern) and the training-curve
+// plot. See README.md.
+#include <filesystem>
+#include <sstream>
+
+#include "cli.h"
+#include "npe/model/checkpoint.h"
+#include "npe/model/train.h"
+#include "npe/rollout/plot.h"
+#include "npe/rollout/rollout.h"
+#include "npe/rollout/video.h"
+
+namespace fs = std::filesystem;
+using npe::model::Kind;
+
+namespace {
+// Reads an npe-train metrics CSV: columns step,samples_seen,train_loss,val_loss,lr,seconds.
+struct Curve {
+  std::vector<double> samples, train, val;
+};
+Curve read_metrics_csv(const std::string& path) {
+  std::istringstream in(npe::read_file(path));
+  std::string line;
+  std::getline(in, line);
+  if (line.rfind("step,samples_seen,train_loss,val_loss", 0) != 0)
+    throw npe::Error(fmt::format("--metrics_csv '{}': expected the npe-train header "
+                                 "'step,samples_seen,train_loss,val_loss,lr,seconds', found '{}'", path, line));
+  Curve c;
+  int row = 1;
+  while (std::getline(in, line)) {
+    ++row;
+    if (line.empty()) continue;
+    std::vector<double> v;
+    std::stringstream ls(line);
+    std::string cell;
+    while (std::getline(ls, cell, ',')) {
+      try {
+        size_t used = 0;
+        v.push_back(std::stod(cell, &used));
+        if (used != cell.size()) throw std::invalid_argument(cell);
+      } catch (const std::exception&) {
+        throw npe::Error(fmt::format("--metrics_csv '{}': line {}: expected a number, found '{}'", path, row, cell));
+      }
+    }
+    if (v.size() != 6)
+      throw npe::Error(fmt::format("--metrics_csv '{}': line {}: expected 6 columns, found {}", path, row, v.size()));
+    c.samples.push_back(v[1]);
+    c.train.push_back(v[2]);
+    c.val.push_back(v[3]);
+  }
+  if (c.samples.empty()) throw npe::Error(fmt::format("--metrics_csv '{}': no rows", path));
+  return c;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  return npe::tools::run_tool("npe-render", [&] {
+    cxxopts::Options o("npe-render", "Comparison videos of rollouts (ground truth | classic | modern) and "
+                       "training-curve plots.");
+    o.add_options()
+      ("classic_ckpt", "classic model checkpoint", cxxopts::value<std::string>()->default_value(""))
+      ("modern_ckpt", "modern model checkpoint", cxxopts::value<std::string>()->default_value(""))
+      ("dataset_prefix", "dataset prefix", cxxopts::value<std::string>()->default_value("data/balls_n4_t60_uniform/balls_n4_t60_uniform"))
+      ("num_scenes", "test scenes to render (0: videos off)", cxxopts::value<int64_t>()->default_value("2"))
+      ("rollout_steps", "predicted steps per rollout", cxxopts::value<int>()->default_value("50"))
+      ("out_dir", "output folder", cxxopts::value<std::string>()->default_value("out/render"))
+      ("metrics_csv", "npe-train metrics CSVs for the training-curve plot (comma-separated)", cxxopts::value<std::vector<std::string>>()->default_value(""))
+      ("curves_png", "training-curve plot (default <out_dir>/training_curves.png)", cxxopts::value<std::string>()->default_value(""))
+      ("device", "auto | cpu | cuda", cxxopts::value<std::string>()->default_value("auto"))
+      ("h,help", "this help");
+    auto r = npe::tools::parse(o, argc, argv);
+    if (r.count("help")) { fmt::print("{}\n", o.help()); return 0; }
+    const fs::path out_dir = r["out_dir"].as<std::string>();
+    const int64_t num_scenes = r["num_scenes"].as<int64_t>();
+    const int steps = r["rollout_steps"].as<int>();
+    if (num_scenes < 0) throw npe::Error(fmt::format("--num_scenes: expected >= 0, found {}", num_scenes));
+
+    // training curves
+    std::vector<std::string> csvs;
+    for (const auto& s : r["metrics_csv"].as<std::vector<std::string>>())
+      if (!s.empty()) csvs.push_back(s);
+    if (!csvs.empty()) {
+      npe::rollout::Panel p{"Training curves", "samples seen", "MSE (normalised velocity)", true, {}};
+      int color = 1;
+      for (const auto& path : csvs) {
+        const Curve c = read_metrics_csv(path);
+        const std::string label = fs::path(path).stem().string();
+        p.series.push_back({label + " train", c.samples, c.train, color, true});
+        p.series.push_back({label + " val", c.samples, c.val, color, false});
+        ++color;
+      }
+      std::string png = r["curves_png"].as<std::string>();
+      if (png.empty()) png = (out_dir / "training_curves.png").string();
+      npe::rollout::write_plot_png(png, {p}, 900, 560);
+      fmt::print("npe-render: wrote {}\n", png);
+    }
+    if (num_scenes == 0) return 0;
+
+    // rollout videos
+    const std::string prefix = r["dataset_prefix"].as<std::string>();
+    const auto device = npe::model::pick_device(r["device"].as<std::string>());
+    const auto manifest = npe::datagen::read_manifest(prefix);
+    const auto test = npe::datagen::load_split(prefix, manifest, "test");
+    std::vector<std::pair<std::string, npe::datagen::Trajectories>> rollouts;
+    for (auto [flag, kind] : {std::pair<const char*, Kind>{"classic_ckpt", Kind::Classic}, {"modern_ckpt", Kind::Modern}}) {
+      const std::string path = r[flag].as<std::string>();
+      if (path.empty()) continue;
+      auto ck = npe::model::load_checkpoint(path, kind, std::string("--") + flag, device);
+      rollouts.emplace_back(npe::model::kind_name(kind),
+                            npe::rollout::rollout(test, num_scenes, steps, manifest.step_scale(),
+                                                  npe::model::make_predictor(ck.net, device)));
+    }
+    npe::rollout::VideoOptions vo;
+    vo.box_width = manifest.world.width;
+    vo.box_height = manifest.world.height;
+    vo.radius = manifest.world.radius;
+    vo.pos_scale = manifest.pos_scale();
+    vo.fps = std::max(1, static_cast<int>(std::lround(1.0 / manifest.world.frame_dt)));
+    for (double m : manifest.world.mass_choices) vo.max_mass = std::max(vo.max_mass, m);
+    std::string stem = "rollout_gt";
+    for (auto& [name, _] : rollouts) stem += "_" + name;
+    if (num_scenes > test.scenes)
+      throw npe::Error(fmt::format("--num_scenes: expected at most {} (test scenes), found {}", test.scenes, num_scenes));
+    if (steps + 2 > test.timesteps)
+      throw npe::Error(fmt::format("--rollout_steps {}: needs {} frames, the dataset has {}", steps, steps + 2, test.timesteps));
+    for (int64_t s = 0; s < num_scenes; ++s) {
+      std::vector<npe::rollout::VideoPanel> panels{{"ground truth (Box2D)", &test, s}};
+      for (auto& [name, traj] : rollouts) panels.push_back({name + " NPE", &traj, s});
+      const std::string path = (out_dir / fmt::format("{}_scene{}.mp4", stem, s)).string();
+      auto [w, h] = npe::rollout::write_comparison_video(path, panels, steps + 2, vo);
+      fmt::print("npe-render: wrote {} ({}x{}, {} frames)\n", path, w, h, steps + 2);
+    }
+    return 0;
+  });
+}

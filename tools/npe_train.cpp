@@ -1,0 +1,75 @@
+// npe-train: trains a classic or modern Neural Physics Engine. See README.md.
+#include "cli.h"
+#include "npe/model/train.h"
+
+int main(int argc, char** argv) {
+  return npe::tools::run_tool("npe-train", [&] {
+    using npe::model::Kind;
+    cxxopts::Options o("npe-train", "Train a Neural Physics Engine (Chang et al. 2017) on an npe dataset.\n"
+                       "Defaults in [classic | --modern] form follow the paper and the modern recipe.");
+    o.add_options()
+      ("modern", "train the modern model (pre-LayerNorm residual MLPs, AdamW, warm-up + cosine)")
+      ("dataset_prefix", "dataset prefix (PREFIX.json, PREFIX_train.npy, ...)", cxxopts::value<std::string>()->default_value("data/balls_n4_t60_uniform/balls_n4_t60_uniform"))
+      ("batch_size", "windows per batch [50 | 2048]", cxxopts::value<int64_t>())
+      ("total_samples", "training windows to draw in all [60000000 | 200000000]", cxxopts::value<int64_t>())
+      ("eval_every", "steps between validations (0: 20 over the run)", cxxopts::value<int64_t>()->default_value("0"))
+      ("val_windows", "validation windows used (evenly spread over the val split)", cxxopts::value<int64_t>()->default_value("20000"))
+      ("name", "run name [classic | modern]", cxxopts::value<std::string>())
+      ("checkpoint_dir", "where <name>.pt and <name>.best.pt go", cxxopts::value<std::string>()->default_value("checkpoints"))
+      ("metrics_csv", "metrics CSV (default <checkpoint_dir>/<name>.csv)", cxxopts::value<std::string>()->default_value(""))
+      ("optimizer", "rmsprop | adam | adamw [rmsprop | adamw]", cxxopts::value<std::string>())
+      ("lr", "learning rate [3e-4 | 1e-3]", cxxopts::value<double>())
+      ("weight_decay", "weight decay [0 | 0.01]", cxxopts::value<double>())
+      ("dropout", "dropout in residual blocks (modern)", cxxopts::value<double>()->default_value("0"))
+      ("max_grad_norm", "gradient clipping, 0 = off [0 | 1.0]", cxxopts::value<double>())
+      ("msg_dim", "modern: message width", cxxopts::value<int>()->default_value("96"))
+      ("enc_blocks", "modern: encoder residual blocks", cxxopts::value<int>()->default_value("3"))
+      ("dec_blocks", "modern: decoder residual blocks", cxxopts::value<int>()->default_value("3"))
+      ("expansion", "modern: hidden width = msg_dim x expansion", cxxopts::value<int>()->default_value("2"))
+      ("neighborhood", "neighbourhood mask distance, ball radii", cxxopts::value<double>()->default_value("3.5"))
+      ("device", "auto | cpu | cuda", cxxopts::value<std::string>()->default_value("auto"))
+      ("threads", "CPU threads (0 = all cores)", cxxopts::value<int>()->default_value("0"))
+      ("seed", "random seed (initialisation and data order)", cxxopts::value<uint64_t>()->default_value("0"))
+      ("resume", "continue from <checkpoint_dir>/<name>.pt if it exists")
+      ("no_progress", "no progress bar")
+      ("h,help", "this help");
+    auto r = npe::tools::parse(o, argc, argv);
+    if (r.count("help")) { fmt::print("{}\n", o.help()); return 0; }
+    const Kind kind = r.count("modern") ? Kind::Modern : Kind::Classic;
+    npe::model::TrainConfig c = npe::model::default_train_config(kind);
+    c.total_samples = kind == Kind::Classic ? 60000000 : 200000000;
+    c.dataset_prefix = r["dataset_prefix"].as<std::string>();
+    if (r.count("batch_size")) c.batch_size = r["batch_size"].as<int64_t>();
+    if (r.count("total_samples")) c.total_samples = r["total_samples"].as<int64_t>();
+    c.eval_every = r["eval_every"].as<int64_t>();
+    c.val_windows = r["val_windows"].as<int64_t>();
+    if (r.count("name")) c.name = r["name"].as<std::string>();
+    c.checkpoint_dir = r["checkpoint_dir"].as<std::string>();
+    c.metrics_csv = r["metrics_csv"].as<std::string>();
+    if (r.count("optimizer")) c.optimizer = r["optimizer"].as<std::string>();
+    if (r.count("lr")) c.lr = r["lr"].as<double>();
+    if (r.count("weight_decay")) c.weight_decay = r["weight_decay"].as<double>();
+    if (r.count("max_grad_norm")) c.max_grad_norm = r["max_grad_norm"].as<double>();
+    c.model.dropout = r["dropout"].as<double>();
+    c.model.msg_dim = r["msg_dim"].as<int>();
+    c.model.enc_blocks = r["enc_blocks"].as<int>();
+    c.model.dec_blocks = r["dec_blocks"].as<int>();
+    c.model.expansion = r["expansion"].as<int>();
+    if (c.model.msg_dim < 1 || c.model.enc_blocks < 0 || c.model.dec_blocks < 0 || c.model.expansion < 1)
+      throw npe::Error("--msg_dim/--expansion: expected >= 1 and --enc_blocks/--dec_blocks >= 0");
+    if (!(c.model.dropout >= 0 && c.model.dropout < 1))
+      throw npe::Error(fmt::format("--dropout: expected a value in [0, 1), found {}", c.model.dropout));
+    c.neighborhood_radii = r["neighborhood"].as<double>();
+    c.device = r["device"].as<std::string>();
+    c.threads = r["threads"].as<int>();
+    c.seed = r["seed"].as<uint64_t>();
+    c.resume = r.count("resume") > 0;
+    c.progress = r.count("no_progress") == 0;
+    const auto res = npe::model::train(c);
+    fmt::print("npe-train {}: {} steps, {:.1f} s, {:.0f} samples/s; val MSE final {:.4e}, best {:.4e} "
+               "(constant-velocity baseline {:.4e})\n  checkpoints {} and {}\n  metrics {}\n",
+               c.name, res.steps, res.seconds, res.samples_per_s, res.final_val, res.best_val,
+               res.baseline_val, res.last_checkpoint, res.best_checkpoint, res.metrics_csv);
+    return 0;
+  });
+}
