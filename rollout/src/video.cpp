@@ -50,6 +50,9 @@ struct VideoWriter::Impl {
       int ret = avcodec_receive_packet(enc, pkt);
       if (ret == AVERROR(EAGAIN) || ret == AVERROR_EOF) break;
       check(ret, "receiving a packet");
+      // Each frame lasts one tick; without a duration the MP4 edit list ends at the last
+      // frame's start and demuxers discard that frame.
+      if (pkt->duration <= 0) pkt->duration = 1;
       av_packet_rescale_ts(pkt, enc->time_base, stream->time_base);
       pkt->stream_index = stream->index;
       check(av_interleaved_write_frame(fmt, pkt), "writing a packet");
@@ -92,6 +95,7 @@ VideoWriter::VideoWriter(const std::string& path, int width, int height, int fps
     v.enc->framerate = AVRational{fps, 1};
     v.enc->pix_fmt = AV_PIX_FMT_YUV420P;
     v.enc->gop_size = 2 * fps;
+    v.enc->max_b_frames = 0;  // no B-frames: no edit list, every frame decodes back
     v.enc->thread_count = 1;  // same input, same bytes
     if (v.fmt->oformat->flags & AVFMT_GLOBALHEADER) v.enc->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
     av_opt_set(v.enc->priv_data, "preset", "medium", 0);

@@ -1,0 +1,103 @@
+// Box2D simulation against analytic elastic collisions and energy conservation.
+#include <cmath>
+
+#include <gtest/gtest.h>
+
+#include "npe/datagen/world.h"
+#include "test_util.h"
+
+namespace npe::datagen {
+namespace {
+
+constexpr double kPosTol = 1.0;   // px: contacts resolve at substep granularity (v h <= 0.6 px)
+constexpr double kVelTol = 0.01;  // relative
+
+WorldDef two_ball_world() {
+  WorldDef d;
+  d.num_balls = 2;
+  return d;
+}
+
+TEST(Box2dSim, FreeFlightIsExact) {
+  WorldDef d;
+  d.num_balls = 1;
+  d.timesteps = 11;
+  auto traj = simulate_box2d_px(d, {{300, 250, 20, -10, 1}});
+  EXPECT_NEAR(traj.back()[0].x, 300 + 20 * 1.0, 1e-3);
+  EXPECT_NEAR(traj.back()[0].y, 250 - 10 * 1.0, 1e-3);
+  EXPECT_NEAR(traj.back()[0].vx, 20, 1e-4);
+}
+
+TEST(Box2dSim, WallBounceIsElastic) {
+  WorldDef d;
+  d.num_balls = 1;
+  // contact with the right wall (x = 800) when the centre reaches 740, at t = 4.8 s
+  auto traj = simulate_box2d_px(d, {{500, 300, 50, 0, 1}});
+  const double t_end = 0.1 * (d.timesteps - 1);
+  EXPECT_NEAR(traj.back()[0].vx, -50, 50 * kVelTol);
+  EXPECT_NEAR(traj.back()[0].x, 740 - 50 * (t_end - 4.8), kPosTol);
+  EXPECT_NEAR(traj.back()[0].y, 300, 1e-3);
+  // it never enters the wall by more than Box2D's linear slop (0.005 m = 0.5 px)
+  for (const auto& frame : traj) EXPECT_LE(frame[0].x, 740 + 0.6);
+}
+
+TEST(Box2dSim, HeadOnEqualMassesExchangeVelocities) {
+  WorldDef d = two_ball_world();
+  auto traj = simulate_box2d_px(d, {{200, 300, 40, 0, 1}, {600, 300, -40, 0, 1}});
+  // gap 280 px closing at 80 px/s: contact at t = 3.5 s
+  const double t_end = 0.1 * (d.timesteps - 1);
+  const auto& f = traj.back();
+  EXPECT_NEAR(f[0].vx, -40, 40 * kVelTol);
+  EXPECT_NEAR(f[1].vx, 40, 40 * kVelTol);
+  EXPECT_NEAR(f[0].x, 340 - 40 * (t_end - 3.5), kPosTol);
+  EXPECT_NEAR(f[1].x, 460 + 40 * (t_end - 3.5), kPosTol);
+}
+
+TEST(Box2dSim, HeadOnUnequalMassesMatchAnalyticResult) {
+  WorldDef d = two_ball_world();
+  // m1 = 1 at +40, m2 = 5 at -20: v1' = ((m1-m2)u1 + 2 m2 u2)/(m1+m2) = -60, v2' = 0
+  auto traj = simulate_box2d_px(d, {{200, 300, 40, 0, 1}, {600, 300, -20, 0, 5}});
+  const double t_hit = 280.0 / 60.0, t_end = 0.1 * (d.timesteps - 1);
+  const auto& f = traj.back();
+  EXPECT_NEAR(f[0].vx, -60, 60 * kVelTol);
+  EXPECT_NEAR(f[1].vx, 0, 0.6);
+  EXPECT_NEAR(f[0].x, 200 + 40 * t_hit - 60 * (t_end - t_hit), kPosTol);
+  EXPECT_NEAR(f[1].x, 600 - 20 * t_hit, kPosTol);
+  // momentum is conserved in every frame
+  for (const auto& fr : traj) EXPECT_NEAR(fr[0].vx * 1 + fr[1].vx * 5, 40 - 100, 0.6);
+}
+
+TEST(Box2dSim, KineticEnergyConservedWithin1PercentOverRandomScenes) {
+  const uint64_t seed = test::fresh_seed();
+  for (bool variable : {false, true}) {
+    WorldDef d;
+    d.variable_mass = variable;
+    std::vector<float> out(d.timesteps * d.num_balls * kStateDim);
+    for (int s = 0; s < 300; ++s) {
+      simulate_box2d(d, sample_scene(d, seed, s), out.data());
+      const double e0 = kinetic_energy(out.data(), d.num_balls);
+      if (e0 < 1e-6) continue;
+      for (int t = 1; t < d.timesteps; ++t)
+        ASSERT_NEAR(kinetic_energy(out.data() + t * d.num_balls * kStateDim, d.num_balls), e0, 0.01 * e0)
+            << "scene " << s << " frame " << t << " variable_mass " << variable;
+    }
+  }
+}
+
+TEST(Box2dSim, BallsStayInTheBox) {
+  const uint64_t seed = test::fresh_seed();
+  WorldDef d;
+  for (int s = 0; s < 100; ++s) {
+    auto traj = simulate_box2d_px(d, sample_scene(d, seed, s));
+    for (const auto& f : traj)
+      for (const auto& b : f) {
+        ASSERT_GE(b.x, d.radius - 0.6);
+        ASSERT_LE(b.x, d.width - d.radius + 0.6);
+        ASSERT_GE(b.y, d.radius - 0.6);
+        ASSERT_LE(b.y, d.height - d.radius + 0.6);
+      }
+  }
+}
+
+}  // namespace
+}  // namespace npe::datagen

@@ -1,0 +1,137 @@
+#include "npe/datagen/dataset.h"
+
+#include <cmath>
+#include <fstream>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "npe/datagen/generate.h"
+#include "npe/datagen/io.h"
+#include "npe/datagen/npy.h"
+#include "test_util.h"
+
+namespace npe::datagen {
+namespace {
+
+DatagenConfig small_config(const test::TempDir& dir, uint64_t seed) {
+  DatagenConfig c;
+  c.num_scenes = 40;
+  c.seed = seed;
+  c.world.timesteps = 12;
+  c.world.variable_mass = true;
+  c.out_prefix = dir / "ds/balls";
+  c.threads = 2;
+  c.progress = false;
+  return c;
+}
+
+TEST(Dataset, SplitSizesAreByScene) {
+  auto s = split_sizes(12000);
+  EXPECT_EQ(s.train, 8400);
+  EXPECT_EQ(s.val, 1800);
+  EXPECT_EQ(s.test, 1800);
+  s = split_sizes(3);
+  EXPECT_EQ(s.train + s.val + s.test, 3);
+  EXPECT_GE(s.train, 1);
+  EXPECT_THROW(split_sizes(0), Error);
+}
+
+TEST(Dataset, WriteReadRoundTripMatchesSimulation) {
+  test::TempDir dir;
+  const auto c = small_config(dir, test::fresh_seed());
+  generate_dataset(c);
+  const Manifest m = read_manifest(c.out_prefix);
+  EXPECT_EQ(m.num_scenes, 40);
+  EXPECT_EQ(m.seed, c.seed);
+  EXPECT_EQ(m.engine, "box2d");
+  EXPECT_EQ(m.world.timesteps, 12);
+  EXPECT_TRUE(m.world.variable_mass);
+  int64_t total = 0;
+  for (const char* split : {"train", "val", "test"}) {
+    const SplitInfo& info = m.split(split);
+    const Trajectories t = load_split(c.out_prefix, m, split);
+    EXPECT_EQ(t.scenes, info.scenes);
+    EXPECT_EQ(t.windows(), info.windows);
+    // every stored scene is exactly the simulation of scene first_scene + i
+    std::vector<float> expect(12 * 4 * kStateDim);
+    const int64_t i = info.scenes - 1;
+    simulate_box2d(c.world, sample_scene(c.world, c.seed, info.first_scene + i), expect.data());
+    EXPECT_EQ(std::vector<float>(t.frame(i, 0), t.frame(i, 0) + expect.size()), expect) << split;
+    total += info.scenes;
+  }
+  EXPECT_EQ(total, 40);
+}
+
+TEST(Dataset, PythonLoadsTheSplitsWithNumpyAndTorch) {
+  const std::string python = NPE_TEST_PYTHON;
+  if (python.empty()) GTEST_SKIP() << "configured without NPE_PYTHON (scripts/setup.sh sets it)";
+  test::TempDir dir;
+  const auto c = small_config(dir, test::fresh_seed());
+  generate_dataset(c);
+  const Manifest m = read_manifest(c.out_prefix);
+  const Trajectories t = load_split(c.out_prefix, m, "train");
+  double sum = 0;
+  for (float x : t.data) sum += x;
+  // the three lines of the README, then checks
+  const std::string script = fmt::format(
+      "import json, numpy as np, torch\n"
+      "meta = json.load(open('{0}.json'))\n"
+      "train = np.load('{0}_train.npy')\n"
+      "x = torch.from_numpy(train)\n"
+      "assert train.dtype == np.float32 and train.shape == ({1}, 12, 4, 5), train.shape\n"
+      "assert x.shape == ({1}, 12, 4, 5)\n"
+      "assert abs(float(train.astype(np.float64).sum()) - {2:.17g}) < 1e-6 * max(1.0, abs({2:.17g}))\n"
+      "assert meta['normalisation']['pos_scale'] == 800.0\n"
+      "print('ok')\n",
+      c.out_prefix, t.scenes, sum);
+  write_file_atomic(dir / "check.py", script);
+  const auto r = test::run_command(python + " " + (dir / "check.py"));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("ok"), std::string::npos) << r.output;
+}
+
+TEST(Dataset, WrongShapeAgainstManifestIsAClearError) {
+  test::TempDir dir;
+  const auto c = small_config(dir, 5);
+  generate_dataset(c);
+  const Manifest m = read_manifest(c.out_prefix);
+  std::vector<float> junk(3 * 12 * 3 * 5, 0.5f);
+  write_npy_f32(split_path(c.out_prefix, "val"), {3, 12, 3, 5}, junk.data());
+  try {
+    load_split(c.out_prefix, m, "val");
+    FAIL();
+  } catch (const Error& e) {
+    const std::string w = e.what();
+    EXPECT_NE(w.find("_val.npy"), std::string::npos) << w;
+    EXPECT_NE(w.find("found (3, 12, 3, 5)"), std::string::npos) << w;
+  }
+}
+
+TEST(Dataset, NonFiniteValuesAreRejected) {
+  test::TempDir dir;
+  const auto c = small_config(dir, 6);
+  generate_dataset(c);
+  const Manifest m = read_manifest(c.out_prefix);
+  Trajectories t = load_split(c.out_prefix, m, "test");
+  t.data[7] = NAN;
+  write_npy_f32(split_path(c.out_prefix, "test"), {t.scenes, 12, 4, 5}, t.data.data());
+  EXPECT_THROW(load_split(c.out_prefix, m, "test"), Error);
+}
+
+TEST(Dataset, ManifestErrorsNameTheField) {
+  test::TempDir dir;
+  write_file_atomic(dir / "bad.json", "{\"format\": \"npe-dataset\", \"format_version\": 1}");
+  try {
+    read_manifest(dir / "bad");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("npe_version"), std::string::npos) << e.what();
+  }
+  write_file_atomic(dir / "bad2.json", "{not json");
+  EXPECT_THROW(read_manifest(dir / "bad2"), Error);
+  EXPECT_THROW(read_manifest(dir / "missing"), Error);
+}
+
+}  // namespace
+}  // namespace npe::datagen

@@ -1,0 +1,112 @@
+#include "npe/model/model.h"
+
+#include <gtest/gtest.h>
+
+#include "test_util.h"
+
+namespace npe::model {
+namespace {
+
+// Random states in the dataset's normalised units: x in [0, 1], y in [0, 0.75], |v| ~ 1, mass.
+torch::Tensor random_states(int64_t B, int64_t N) {
+  auto s = torch::rand({B, N, 5});
+  s.select(-1, 1).mul_(0.75);
+  s.narrow(-1, 2, 2).sub_(0.5).mul_(2);
+  s.select(-1, 4).fill_(1.0);
+  return s;
+}
+
+std::shared_ptr<NPEImpl> random_model(Kind kind) {
+  ModelConfig c;
+  c.kind = kind;
+  c.msg_dim = 32;
+  auto m = make_model(c);
+  auto s = random_states(64, 4);
+  m->fit_normalisation(s, torch::randn({64, 4, 2}) * 0.1);
+  m->eval();
+  return m;
+}
+
+class ModelTest : public ::testing::TestWithParam<Kind> {
+ protected:
+  void SetUp() override { torch::manual_seed(test::fresh_seed()); }
+};
+
+TEST_P(ModelTest, OutputShapesForAnyBallCount) {
+  auto m = random_model(GetParam());
+  for (int64_t n : {1, 2, 3, 4, 6}) {
+    auto out = m->forward(random_states(5, n), random_states(5, n));
+    EXPECT_EQ(out.sizes(), (std::vector<int64_t>{5, n, 2}));
+    EXPECT_TRUE(torch::isfinite(out).all().item<bool>());
+  }
+}
+
+TEST_P(ModelTest, NeighbourhoodMaskIgnoresFarBalls) {
+  auto m = random_model(GetParam());
+  torch::NoGradGuard ng;
+  const double r = m->config().neighborhood;
+  auto prev = random_states(1, 2), cur = prev.clone();
+  // ball 0 at (0.3, 0.3); ball 1 beyond the neighbourhood, then moved and re-aimed, still beyond
+  cur[0][0][0] = 0.3; cur[0][0][1] = 0.3;
+  cur[0][1][0] = 0.3 + 1.5 * r; cur[0][1][1] = 0.3;
+  auto a = m->forward(prev, cur)[0][0];
+  auto cur2 = cur.clone();
+  cur2[0][1][0] = 0.3 + 2.5 * r;
+  cur2[0][1][2] = -0.9;
+  auto prev2 = prev.clone();
+  prev2[0][1][3] = 0.7;
+  EXPECT_TRUE(torch::equal(a, m->forward(prev2, cur2)[0][0]));
+  // ... while a ball inside the neighbourhood changes the prediction
+  auto cur3 = cur.clone();
+  cur3[0][1][0] = 0.3 + 0.9 * r;
+  EXPECT_FALSE(torch::allclose(a, m->forward(prev, cur3)[0][0]));
+  auto p = m->make_pairs(prev, cur3);
+  EXPECT_EQ(p.mask.sizes(), (std::vector<int64_t>{1, 2, 1}));
+  EXPECT_EQ(p.mask[0][0][0].item<float>(), 1.0f);
+  EXPECT_EQ(m->make_pairs(prev, cur).mask[0][0][0].item<float>(), 0.0f);
+}
+
+TEST_P(ModelTest, PermutingBallsPermutesPredictions) {
+  auto m = random_model(GetParam());
+  torch::NoGradGuard ng;
+  auto prev = random_states(3, 4), cur = random_states(3, 4);
+  auto perm = torch::tensor({2, 0, 3, 1}, torch::kLong);
+  auto out = m->forward(prev, cur);
+  auto out_p = m->forward(prev.index_select(1, perm), cur.index_select(1, perm));
+  EXPECT_TRUE(torch::allclose(out.index_select(1, perm), out_p, 1e-5, 1e-6));
+}
+
+TEST_P(ModelTest, LoneBallSeesNoContext) {
+  auto m = random_model(GetParam());
+  torch::NoGradGuard ng;
+  auto prev = random_states(2, 1), cur = random_states(2, 1);
+  auto p = m->make_pairs(prev, cur);
+  EXPECT_EQ(p.context.size(2), 0);
+  EXPECT_EQ(m->forward(prev, cur).sizes(), (std::vector<int64_t>{2, 1, 2}));
+}
+
+INSTANTIATE_TEST_SUITE_P(Kinds, ModelTest, ::testing::Values(Kind::Classic, Kind::Modern),
+                         [](const auto& info) { return kind_name(info.param); });
+
+TEST(Model, ClassicArchitectureMatchesThePaper) {
+  ModelConfig c;
+  auto m = make_model(c);
+  // pairwise 2 x (10x25+25) + 5 x (50x50+50) + decoder (60x50+50) + 3 x (50x50+50) + (50x2+2)
+  const int64_t expected = 2 * (10 * 25 + 25) + 5 * (50 * 50 + 50) + (60 * 50 + 50) + 3 * (50 * 50 + 50) + (50 * 2 + 2);
+  EXPECT_EQ(parameter_count(*m), expected);
+}
+
+TEST(Model, ConfigJsonRoundTrip) {
+  ModelConfig c;
+  c.kind = Kind::Modern;
+  c.msg_dim = 40;
+  c.dropout = 0.1;
+  auto back = ModelConfig::from_json(c.to_json(), "x");
+  EXPECT_EQ(back.kind, Kind::Modern);
+  EXPECT_EQ(back.msg_dim, 40);
+  EXPECT_DOUBLE_EQ(back.dropout, 0.1);
+  EXPECT_THROW(kind_from_name("lstm"), std::exception);
+}
+
+}  // namespace
+}  // namespace npe::model

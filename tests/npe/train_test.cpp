@@ -1,0 +1,157 @@
+#include "npe/model/train.h"
+
+#include <filesystem>
+
+#include <gtest/gtest.h>
+
+#include "npe/datagen/generate.h"
+#include "npe/datagen/io.h"
+#include "npe/model/checkpoint.h"
+#include "test_util.h"
+
+namespace npe::model {
+namespace {
+namespace fs = std::filesystem;
+
+std::string make_dataset(const test::TempDir& dir, uint64_t seed, int64_t scenes = 60, int timesteps = 30) {
+  datagen::DatagenConfig c;
+  c.num_scenes = scenes;
+  c.seed = seed;
+  c.world.timesteps = timesteps;
+  c.progress = false;
+  c.out_prefix = dir / "data/balls";
+  datagen::generate_dataset(c);
+  return c.out_prefix;
+}
+
+TEST(Train, LearningRateSchedules) {
+  EXPECT_DOUBLE_EQ(classic_lr(0, 3e-4), 3e-4);
+  EXPECT_DOUBLE_EQ(classic_lr(52499, 3e-4), 3e-4);
+  EXPECT_DOUBLE_EQ(classic_lr(52500, 3e-4), 3e-4 * 0.99);
+  EXPECT_DOUBLE_EQ(classic_lr(55000, 3e-4), 3e-4 * 0.99 * 0.99);
+  EXPECT_DOUBLE_EQ(modern_lr(0, 1000, 1e-3), 1e-4);
+  EXPECT_DOUBLE_EQ(modern_lr(50, 1000, 1e-3), 1e-3 * (0.1 + 0.9 * 0.5));
+  EXPECT_DOUBLE_EQ(modern_lr(100, 1000, 1e-3), 1e-3);
+  EXPECT_NEAR(modern_lr(550, 1000, 1e-3), 0.5e-3, 1e-12);
+  EXPECT_NEAR(modern_lr(1000, 1000, 1e-3), 0.0, 1e-12);
+}
+
+TEST(Train, WindowsAreCutFromTheRightFrames) {
+  auto traj = torch::rand({3, 7, 2, 5});
+  // window w: scene w / 5, t = 1 + w % 5
+  auto w = gather_windows(traj, torch::tensor({0, 4, 5, 14}, torch::kLong));
+  EXPECT_TRUE(torch::equal(w.prev[0], traj[0][0]));
+  EXPECT_TRUE(torch::equal(w.cur[1], traj[0][5]));
+  EXPECT_TRUE(torch::equal(w.next[1], traj[0][6]));
+  EXPECT_TRUE(torch::equal(w.cur[2], traj[1][1]));
+  EXPECT_TRUE(torch::equal(w.next[3], traj[2][6]));
+}
+
+// A small overfit test: on a fixed batch of collision windows the loss falls at least 10x.
+class Overfit : public ::testing::TestWithParam<Kind> {};
+TEST_P(Overfit, LossFallsTenfoldOnAFixedBatch) {
+  torch::manual_seed(test::fresh_seed());
+  test::TempDir dir;
+  const std::string prefix = make_dataset(dir, test::fresh_seed(), 40);
+  const auto m = datagen::read_manifest(prefix);
+  auto traj = to_tensor(datagen::load_split(prefix, m, "train"), torch::kCPU);
+  auto all = gather_windows(traj, torch::arange(traj.size(0) * (traj.size(1) - 2)));
+  // the 32 windows with the largest velocity change (collisions)
+  auto dv = (all.next - all.cur).narrow(-1, 2, 2).pow(2).sum({1, 2});
+  auto ids = std::get<1>(dv.topk(32));
+  Windows w{all.prev.index_select(0, ids), all.cur.index_select(0, ids), all.next.index_select(0, ids)};
+  ModelConfig c;
+  c.kind = GetParam();
+  c.msg_dim = 64;
+  auto net = make_model(c);
+  net->fit_normalisation(traj, (traj.narrow(1, 1, traj.size(1) - 1) - traj.narrow(1, 0, traj.size(1) - 1)).narrow(-1, 2, 2));
+  torch::optim::Adam opt(net->parameters(), 2e-3);
+  auto loss_of = [&] { return torch::mse_loss(net->forward(w.prev, w.cur), w.next.narrow(-1, 2, 2)); };
+  const double l0 = loss_of().item<double>();
+  for (int i = 0; i < 600; ++i) {
+    auto loss = loss_of();
+    opt.zero_grad();
+    loss.backward();
+    opt.step();
+  }
+  const double l1 = loss_of().item<double>();
+  EXPECT_LT(l1, l0 / 10) << "initial " << l0 << " final " << l1;
+}
+INSTANTIATE_TEST_SUITE_P(Kinds, Overfit, ::testing::Values(Kind::Classic, Kind::Modern),
+                         [](const auto& info) { return kind_name(info.param); });
+
+TrainConfig small_run(const test::TempDir& dir, const std::string& prefix, Kind kind) {
+  TrainConfig c = default_train_config(kind);
+  c.dataset_prefix = prefix;
+  c.checkpoint_dir = dir / "ck";
+  c.batch_size = 16;
+  c.eval_every = 10;
+  c.device = "cpu";
+  c.threads = 1;
+  c.progress = false;
+  c.model.msg_dim = 16;
+  return c;
+}
+
+TEST(Train, WritesCheckpointsAndMetrics) {
+  test::TempDir dir;
+  const std::string prefix = make_dataset(dir, test::fresh_seed());
+  TrainConfig c = small_run(dir, prefix, Kind::Modern);
+  c.total_samples = 16 * 30;
+  const TrainResult r = train(c);
+  EXPECT_EQ(r.steps, 30);
+  EXPECT_TRUE(fs::exists(r.last_checkpoint));
+  EXPECT_TRUE(fs::exists(r.best_checkpoint));
+  const std::string csv = read_file(r.metrics_csv);
+  EXPECT_EQ(csv.rfind("step,samples_seen,train_loss,val_loss,lr,seconds\n", 0), 0u);
+  EXPECT_NE(csv.find("\n30,480,"), std::string::npos) << csv;
+  auto ck = load_checkpoint(r.last_checkpoint, Kind::Modern, "", torch::kCPU);
+  EXPECT_EQ(ck.step, 30);
+  EXPECT_EQ(ck.meta["dataset"]["pos_scale"].get<double>(), 800.0);
+}
+
+TEST(Train, ResumeEndsWithTheSameModelAsAnUninterruptedRun) {
+  test::TempDir dir;
+  const uint64_t seed = test::fresh_seed();
+  const std::string prefix = make_dataset(dir, seed);
+  TrainConfig full = small_run(dir, prefix, Kind::Classic);
+  full.seed = seed;
+  full.name = "full";
+  full.total_samples = 16 * 40;
+  train(full);
+  TrainConfig part = full;
+  part.name = "part";
+  part.total_samples = 16 * 20;  // the run "stops" at step 20 ...
+  train(part);
+  part.total_samples = 16 * 40;  // ... and is resumed to the end
+  part.resume = true;
+  train(part);
+  auto a = load_checkpoint(dir / "ck/full.pt", Kind::Classic, "", torch::kCPU);
+  auto b = load_checkpoint(dir / "ck/part.pt", Kind::Classic, "", torch::kCPU);
+  EXPECT_EQ(b.step, 40);
+  auto pa = a.net->parameters(), pb = b.net->parameters();
+  ASSERT_EQ(pa.size(), pb.size());
+  for (size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(torch::equal(pa[i], pb[i])) << "parameter " << i;
+  // the resumed run's CSV holds each evaluation once
+  const std::string csv = read_file(dir / "ck/part.csv");
+  int rows = 0;
+  for (char ch : csv) rows += ch == '\n';
+  EXPECT_EQ(rows, 1 + 4);
+}
+
+TEST(Train, BadConfigurationIsRefused) {
+  test::TempDir dir;
+  const std::string prefix = make_dataset(dir, 1, 10, 6);
+  TrainConfig c = small_run(dir, prefix, Kind::Classic);
+  c.total_samples = 5;  // less than one batch
+  EXPECT_THROW(train(c), Error);
+  c.total_samples = 160;
+  c.optimizer = "sgdx";
+  EXPECT_THROW(train(c), Error);
+  c.optimizer = "rmsprop";
+  c.dataset_prefix = dir / "nothing/here";
+  EXPECT_THROW(train(c), Error);
+}
+
+}  // namespace
+}  // namespace npe::model

@@ -1,0 +1,112 @@
+#include "npe/rollout/rollout.h"
+
+#include <cmath>
+#include <random>
+
+#include <gtest/gtest.h>
+
+#include "npe/datagen/io.h"
+#include "test_util.h"
+
+namespace npe::rollout {
+namespace {
+using datagen::kStateDim;
+using datagen::Trajectories;
+
+// Free flight with random constant velocities (no walls): x_{t+1} = x_t + v step_scale exactly
+// as the rollout integrates it.
+Trajectories free_flight(int64_t scenes, int64_t T, int64_t N, double step_scale, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> u(-1, 1);
+  Trajectories t;
+  t.scenes = scenes;
+  t.timesteps = T;
+  t.num_balls = N;
+  t.data.resize(scenes * T * N * kStateDim);
+  for (int64_t s = 0; s < scenes; ++s)
+    for (int64_t b = 0; b < N; ++b) {
+      float* f0 = t.frame(s, 0) + b * kStateDim;
+      f0[0] = u(rng); f0[1] = u(rng); f0[2] = u(rng); f0[3] = u(rng); f0[4] = 1;
+      for (int64_t k = 1; k < T; ++k) {
+        const float* p = t.frame(s, k - 1) + b * kStateDim;
+        float* c = t.frame(s, k) + b * kStateDim;
+        c[0] = static_cast<float>(p[0] + p[2] * step_scale);
+        c[1] = static_cast<float>(p[1] + p[3] * step_scale);
+        c[2] = p[2]; c[3] = p[3]; c[4] = 1;
+      }
+    }
+  return t;
+}
+
+// Scales (and optionally rotates by 90 degrees) the constant-velocity prediction.
+Predictor scaled(double factor, bool rotate) {
+  return [=](const float*, const float* cur, int64_t scenes, int64_t n, float* v) {
+    for (int64_t i = 0; i < scenes * n; ++i) {
+      const float vx = cur[i * kStateDim + 2], vy = cur[i * kStateDim + 3];
+      v[2 * i] = static_cast<float>(factor * (rotate ? -vy : vx));
+      v[2 * i + 1] = static_cast<float>(factor * (rotate ? vx : vy));
+    }
+  };
+}
+
+TEST(Rollout, ConstantVelocityOnFreeFlightIsPerfect) {
+  const double ss = 0.0075;
+  auto truth = free_flight(7, 12, 3, ss, test::fresh_seed());
+  auto pred = rollout(truth, 7, 10, ss, constant_velocity());
+  EXPECT_EQ(pred.timesteps, 12);
+  auto m = rollout_metrics(truth, pred, 800);
+  for (int k = 0; k < 10; ++k) {
+    EXPECT_NEAR(m.cosine[k], 1.0, 1e-6);
+    EXPECT_NEAR(m.rel_mag_error[k], 0.0, 1e-6);
+    EXPECT_NEAR(m.pos_error_px[k], 0.0, 1e-3);
+    EXPECT_EQ(m.velocity_count[k], 21);
+  }
+}
+
+TEST(Rollout, DoubledSpeedGivesRelativeErrorOneAndKnownDrift) {
+  const double ss = 0.01;
+  auto truth = free_flight(5, 8, 2, ss, test::fresh_seed());
+  auto pred = rollout(truth, 5, 6, ss, scaled(2.0, false));
+  auto m = rollout_metrics(truth, pred, 800);
+  // after k steps each ball has moved an extra k |v| step_scale
+  double mean_speed = 0;
+  for (int64_t s = 0; s < 5; ++s)
+    for (int64_t b = 0; b < 2; ++b) mean_speed += std::hypot(truth.frame(s, 0)[b * 5 + 2], truth.frame(s, 0)[b * 5 + 3]);
+  mean_speed /= 10;
+  for (int k = 1; k <= 6; ++k) {
+    EXPECT_NEAR(m.cosine[k - 1], 1.0, 1e-6);
+    // the prediction compounds: step k predicts 2^k |v|
+    EXPECT_NEAR(m.rel_mag_error[k - 1], std::pow(2.0, k) - 1, 1e-4 * std::pow(2.0, k));
+  }
+  EXPECT_NEAR(m.pos_error_px[0], 800 * ss * mean_speed, 1e-3);
+}
+
+TEST(Rollout, PerpendicularVelocityHasZeroCosine) {
+  const double ss = 0.01;
+  auto truth = free_flight(4, 5, 3, ss, test::fresh_seed());
+  auto pred = rollout(truth, 4, 1, ss, scaled(1.0, true));
+  auto m = rollout_metrics(truth, pred, 800);
+  EXPECT_NEAR(m.cosine[0], 0.0, 1e-6);
+  EXPECT_NEAR(m.rel_mag_error[0], 0.0, 1e-6);
+}
+
+TEST(Rollout, ZeroSpeedGroundTruthIsMaskedOut) {
+  auto truth = free_flight(2, 4, 2, 0.01, test::fresh_seed());
+  for (int64_t k = 0; k < 4; ++k)  // ball 1 of scene 0 is at rest
+    for (int j : {2, 3}) truth.frame(0, k)[kStateDim + j] = 0.0f;
+  for (int64_t k = 1; k < 4; ++k) { truth.frame(0, k)[kStateDim] = truth.frame(0, 0)[kStateDim]; truth.frame(0, k)[kStateDim + 1] = truth.frame(0, 0)[kStateDim + 1]; }
+  auto pred = rollout(truth, 2, 2, 0.01, constant_velocity());
+  auto m = rollout_metrics(truth, pred, 800);
+  EXPECT_EQ(m.velocity_count[0], 3);
+  EXPECT_NEAR(m.cosine[0], 1.0, 1e-6);
+  EXPECT_FALSE(std::isnan(m.rel_mag_error[0]));
+}
+
+TEST(Rollout, RefusesRolloutsLongerThanTheData) {
+  auto truth = free_flight(2, 5, 2, 0.01, 1);
+  EXPECT_THROW(rollout(truth, 2, 4, 0.01, constant_velocity()), Error);
+  EXPECT_THROW(rollout(truth, 3, 2, 0.01, constant_velocity()), Error);
+}
+
+}  // namespace
+}  // namespace npe::rollout

@@ -1,0 +1,48 @@
+#include "test_util.h"
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <sys/wait.h>
+
+#include <gtest/gtest.h>
+
+namespace npe::test {
+namespace fs = std::filesystem;
+
+TempDir::TempDir() {
+  std::random_device rd;
+  path = fs::temp_directory_path() / ("npe-test-" + std::to_string(rd()) + std::to_string(rd()));
+  fs::create_directories(path);
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::permissions(path, fs::perms::owner_all, fs::perm_options::add, ec);
+  fs::remove_all(path, ec);
+}
+
+uint64_t fresh_seed() {
+  if (const char* s = std::getenv("NPE_TEST_SEED")) return std::strtoull(s, nullptr, 10);
+  const uint64_t seed = (static_cast<uint64_t>(std::random_device{}()) << 32) | std::random_device{}();
+  ::testing::Test::RecordProperty("seed", std::to_string(seed));
+  std::fprintf(stderr, "[seed] NPE_TEST_SEED=%llu\n", static_cast<unsigned long long>(seed));
+  return seed;
+}
+
+CommandResult run_command(const std::string& command) {
+  CommandResult r{-1, ""};
+  FILE* p = popen((command + " 2>&1").c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
+  const int status = pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+std::string tool(const std::string& name) { return std::string(NPE_TEST_BIN_DIR) + "/" + name; }
+
+}  // namespace npe::test

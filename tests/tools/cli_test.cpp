@@ -1,0 +1,125 @@
+// The command-line tools as a user runs them: a tiny end-to-end pipeline, and bad input that must
+// give one clear error naming the file or flag, with a non-zero exit status.
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "npe/datagen/io.h"
+#include "npe/datagen/npy.h"
+#include "test_util.h"
+
+namespace npe {
+namespace {
+namespace fs = std::filesystem;
+using test::run_command;
+using test::tool;
+
+class Cli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new test::TempDir;
+    prefix_ = *dir_ / "data/balls";
+    auto r = run_command(tool("npe-datagen") + " --num_scenes 40 --timesteps 20 --no_progress --out_prefix " + prefix_);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    for (const char* kind : {"classic", "modern"}) {
+      r = run_command(tool("npe-train") + (std::string(kind) == "modern" ? " --modern --msg_dim 16" : "") +
+                      " --device cpu --batch_size 16 --total_samples 320 --eval_every 10 --no_progress --name " + kind +
+                      " --checkpoint_dir " + (*dir_ / "ck") + " --dataset_prefix " + prefix_);
+      ASSERT_EQ(r.exit_code, 0) << r.output;
+    }
+  }
+  static void TearDownTestSuite() { delete dir_; }
+
+  // Copies the dataset to a fresh prefix that a test may damage.
+  static std::string copy_dataset(const std::string& name) {
+    const std::string p = *dir_ / (name + "/balls");
+    fs::create_directories(fs::path(p).parent_path());
+    for (const char* suffix : {".json", "_train.npy", "_val.npy", "_test.npy"})
+      fs::copy_file(prefix_ + suffix, p + suffix);
+    return p;
+  }
+  static void expect_error(const std::string& cmd, std::initializer_list<std::string> needles) {
+    auto r = run_command(cmd);
+    EXPECT_NE(r.exit_code, 0) << cmd << "\n" << r.output;
+    EXPECT_LT(r.exit_code, 128) << "crashed: " << cmd << "\n" << r.output;
+    EXPECT_NE(r.output.find("error"), std::string::npos) << r.output;
+    for (const auto& n : needles) EXPECT_NE(r.output.find(n), std::string::npos) << "missing '" << n << "' in:\n" << r.output;
+  }
+
+  static test::TempDir* dir_;
+  static std::string prefix_;
+};
+test::TempDir* Cli::dir_ = nullptr;
+std::string Cli::prefix_;
+
+TEST_F(Cli, EvalAndRenderRunOnTrainedCheckpoints) {
+  const std::string out = *dir_ / "out";
+  auto r = run_command(tool("npe-eval") + " --device cpu --classic_ckpt " + (*dir_ / "ck/classic.pt") + " --modern_ckpt " +
+                       (*dir_ / "ck/modern.best.pt") + " --dataset_prefix " + prefix_ + " --num_scenes 4 --rollout_steps 10" +
+                       " --out_png " + out + "/m.png --out_json " + out + "/m.json --out_csv " + out + "/m.csv");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("constant_velocity"), std::string::npos) << r.output;
+  for (const char* f : {"m.png", "m.json", "m.csv"}) EXPECT_TRUE(fs::exists(out + "/" + f)) << f;
+  r = run_command(tool("npe-render") + " --device cpu --classic_ckpt " + (*dir_ / "ck/classic.pt") + " --modern_ckpt " +
+                  (*dir_ / "ck/modern.pt") + " --dataset_prefix " + prefix_ + " --num_scenes 1 --rollout_steps 8 --out_dir " +
+                  out + " --metrics_csv " + (*dir_ / "ck/classic.csv") + "," + (*dir_ / "ck/modern.csv"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(out + "/rollout_gt_classic_modern_scene0.mp4"));
+  EXPECT_TRUE(fs::exists(out + "/training_curves.png"));
+}
+
+TEST_F(Cli, UnknownFlag) {
+  expect_error(tool("npe-datagen") + " --num_scenes 10 --bogus_flag 3", {"bogus_flag"});
+  expect_error(tool("npe-train") + " --nope", {"nope"});
+  expect_error(tool("npe-eval") + " stray", {"stray"});
+}
+
+TEST_F(Cli, ZeroScenes) { expect_error(tool("npe-datagen") + " --num_scenes 0 --out_prefix " + (*dir_ / "z/z"), {"--num_scenes"}); }
+
+TEST_F(Cli, NegativeRadius) {
+  expect_error(tool("npe-datagen") + " --num_scenes 10 --radius -3 --out_prefix " + (*dir_ / "r/r"), {"--radius", "-3"});
+}
+
+TEST_F(Cli, UnwritableOutputPath) {
+  write_file_atomic(*dir_ / "a_file", "x");
+  expect_error(tool("npe-datagen") + " --num_scenes 10 --no_progress --out_prefix " + (*dir_ / "a_file/sub/x"), {"a_file/sub"});
+  EXPECT_FALSE(fs::exists(*dir_ / "a_file/sub"));
+}
+
+TEST_F(Cli, MissingDataset) {
+  expect_error(tool("npe-train") + " --device cpu --total_samples 100 --dataset_prefix " + (*dir_ / "none/x"), {"none/x.json"});
+}
+
+TEST_F(Cli, TruncatedDatasetFile) {
+  const std::string p = copy_dataset("trunc");
+  fs::resize_file(p + "_train.npy", fs::file_size(p + "_train.npy") - 100);
+  expect_error(tool("npe-train") + " --device cpu --total_samples 100 --no_progress --checkpoint_dir " + (*dir_ / "ck2") +
+               " --dataset_prefix " + p, {"_train.npy", "truncated"});
+}
+
+TEST_F(Cli, WrongTensorShape) {
+  const std::string p = copy_dataset("shape");
+  std::vector<float> data(6 * 20 * 3 * 5, 0.25f);
+  write_npy_f32(p + "_test.npy", {6, 20, 3, 5}, data.data());
+  expect_error(tool("npe-eval") + " --device cpu --classic_ckpt " + (*dir_ / "ck/classic.pt") + " --dataset_prefix " + p +
+               " --out_png " + (*dir_ / "o/a.png"), {"_test.npy", "shape", "(6, 20, 3, 5)"});
+}
+
+TEST_F(Cli, CheckpointOfTheWrongKind) {
+  expect_error(tool("npe-eval") + " --device cpu --classic_ckpt " + (*dir_ / "ck/modern.pt") + " --dataset_prefix " + prefix_,
+               {"--classic_ckpt", "modern.pt", "holds a modern model"});
+  expect_error(tool("npe-render") + " --device cpu --modern_ckpt " + (*dir_ / "ck/classic.pt") + " --dataset_prefix " + prefix_ +
+               " --out_dir " + (*dir_ / "o"), {"--modern_ckpt", "holds a classic model"});
+}
+
+TEST_F(Cli, CorruptCheckpointAndMetricsCsv) {
+  write_file_atomic(*dir_ / "junk.pt", "not a checkpoint");
+  expect_error(tool("npe-eval") + " --device cpu --modern_ckpt " + (*dir_ / "junk.pt") + " --dataset_prefix " + prefix_, {"junk.pt"});
+  write_file_atomic(*dir_ / "bad.csv", "step,samples_seen,train_loss,val_loss,lr,seconds\n1,2,x,4,5,6\n");
+  expect_error(tool("npe-render") + " --num_scenes 0 --metrics_csv " + (*dir_ / "bad.csv") + " --out_dir " + (*dir_ / "o"),
+               {"bad.csv", "line 2"});
+}
+
+}  // namespace
+}  // namespace npe
