@@ -20,7 +20,7 @@ pkgs=(build-essential cmake ninja-build pkg-config git
       libbox2d-dev libcxxopts-dev libfmt-dev nlohmann-json3-dev
       libavcodec-dev libavformat-dev libswscale-dev libavutil-dev
       libgtest-dev libgmock-dev
-      libplplot-dev plplot-driver-cairo)
+      libplplot-dev plplot-driver-cairo libcairo2-dev fonts-dejavu-core)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

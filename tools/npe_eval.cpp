@@ -8,7 +8,9 @@
 #include "cli.h"
 #include "npe/model/checkpoint.h"
 #include "npe/model/train.h"
+#ifdef NPE_HAVE_MEDIA
 #include "npe/rollout/plot.h"
+#endif
 #include "npe/rollout/rollout.h"
 
 namespace fs = std::filesystem;
@@ -71,6 +73,7 @@ int main(int argc, char** argv) {
       for (int k = 0; k < steps; ++k)
         csv += fmt::format("{},{},{:.6g},{:.6g},{:.6g}\n", name, k + 1, m.cosine[k], m.rel_mag_error[k], m.pos_error_px[k]);
     npe::write_file_atomic(r["out_csv"].as<std::string>(), csv);
+#ifdef NPE_HAVE_MEDIA
     npe::rollout::Panel cos{"Velocity cosine similarity", "rollout step", "cosine similarity", false, {}};
     npe::rollout::Panel rel{"Relative magnitude error", "rollout step", "relative error of |v|", false, {}};
     std::vector<double> xs(steps);
@@ -83,6 +86,9 @@ int main(int argc, char** argv) {
       rel.series.push_back({base ? "constant velocity" : name, xs, m.rel_mag_error, c, base});
     }
     npe::rollout::write_plot_png(r["out_png"].as<std::string>(), {cos, rel});
+#else
+    fmt::print(stderr, "npe-eval: built without plots (NPE_WITH_MEDIA=OFF): no {}\n", r["out_png"].as<std::string>());
+#endif
 
     fmt::print("npe-eval: {} test scenes, {} rollout steps; dataset {}\n", out["num_scenes"].get<int64_t>(), steps, prefix);
     fmt::print("{:<18} {:>11} {:>9} {:>9} {:>9} {:>9} {:>10}\n", "model", "val MSE", "cos@10", "cos@50",

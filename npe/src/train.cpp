@@ -293,8 +293,10 @@ TrainResult train(const TrainConfig& cfg) {
     }
     if (cfg.progress) {
       const double rate = (step - start_step) * cfg.batch_size / std::max(1e-9, seconds() - elapsed_before);
-      progress.update(step, fmt::format("{:.0f} samples/s train {:.3e} val {:.3e} (baseline {:.3e})",
-                                        rate, last_train, last_val, res.baseline_val));
+      progress.update(step, std::isnan(last_val)
+                                ? fmt::format("{:.0f} samples/s (first validation at step {})", rate, eval_every)
+                                : fmt::format("{:.0f} samples/s train {:.3e} val {:.3e} (baseline {:.3e})",
+                                              rate, last_train, last_val, res.baseline_val));
     }
   }
   progress.finish();

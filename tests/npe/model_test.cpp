@@ -110,3 +110,24 @@ TEST(Model, ConfigJsonRoundTrip) {
 
 }  // namespace
 }  // namespace npe::model
+
+namespace npe::model {
+namespace {
+
+TEST(ModelCuda, ForwardOnCudaMatchesCpu) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device on this machine";
+  torch::manual_seed(test::fresh_seed());
+  for (Kind kind : {Kind::Classic, Kind::Modern}) {
+    auto m = random_model(kind);
+    auto prev = random_states(64, 4), cur = random_states(64, 4);
+    torch::NoGradGuard ng;
+    auto cpu = m->forward(prev, cur);
+    m->to(torch::kCUDA);
+    auto gpu = m->forward(prev.cuda(), cur.cuda()).cpu();
+    // float32 on both; cuBLAS may use other summation orders (TF32 is off by default in libtorch)
+    EXPECT_LT((gpu - cpu).norm().item<double>() / cpu.norm().item<double>(), 1e-5) << kind_name(kind);
+  }
+}
+
+}  // namespace
+}  // namespace npe::model

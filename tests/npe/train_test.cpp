@@ -155,3 +155,25 @@ TEST(Train, BadConfigurationIsRefused) {
 
 }  // namespace
 }  // namespace npe::model
+
+namespace npe::model {
+namespace {
+
+TEST(TrainCuda, ShortRunOnCudaLearnsAndCheckpointsLoadOnCpu) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device on this machine";
+  test::TempDir dir;
+  const std::string prefix = make_dataset(dir, test::fresh_seed(), 200);
+  TrainConfig c = small_run(dir, prefix, Kind::Modern);
+  c.device = "cuda";
+  c.batch_size = 256;
+  c.total_samples = 256 * 300;
+  c.eval_every = 100;
+  const TrainResult r = train(c);
+  EXPECT_EQ(r.steps, 300);
+  EXPECT_LT(r.best_val, 2 * r.baseline_val);  // a 300-step smoke test: finite and sane, not converged
+  auto ck = load_checkpoint(r.best_checkpoint, Kind::Modern, "", torch::kCPU);
+  EXPECT_TRUE(ck.net->parameters()[0].device().is_cpu());
+}
+
+}  // namespace
+}  // namespace npe::model
