@@ -9,7 +9,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DNPE_WITH_MEDIA=OFF \
   -DNPE_PYTHON="$(command -v python3)" > "$out/configure.log" 2>&1 || { tail -40 "$out/configure.log"; exit 1; }
 cmake --build build-gpu --parallel "$(nproc)" > "$out/build.log" 2>&1 || { grep -E 'error' -A5 "$out/build.log" | head -60; exit 1; }
-ctest --test-dir build-gpu --parallel 8 --output-on-failure > "$out/ctest.log" 2>&1
+OMP_NUM_THREADS=2 ctest --test-dir build-gpu --parallel 8 --output-on-failure > "$out/ctest.log" 2>&1
 grep -E 'tests passed|FAILED|Failed|SKIPPED|Skipped' "$out/ctest.log" | head -20
 b=build-gpu/bin
 d=/tmp/npe-data/balls

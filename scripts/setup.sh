@@ -4,7 +4,7 @@
 # checks, then lets the build tool find nothing to do.
 #
 #   scripts/setup.sh            # everything
-#   NPE_BUILD_DIR=... NPE_BUILD_TYPE=Debug scripts/setup.sh
+#   NPE_BUILD_DIR=... NPE_BUILD_TYPE=Debug NPE_CMAKE_ARGS="-DNPE_FORCE_NO_CUDA=ON" scripts/setup.sh
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -53,7 +53,7 @@ generator=(); command -v ninja >/dev/null && generator=(-G Ninja)
 if [ ! -f "$build_dir/CMakeCache.txt" ]; then
   say "configuring $build_dir ($build_type)"
   cmake -S "$root" -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE="$build_type" \
-        -DCMAKE_PREFIX_PATH="$torch_prefix" -DNPE_PYTHON="$venv/bin/python"
+        -DCMAKE_PREFIX_PATH="$torch_prefix" -DNPE_PYTHON="$venv/bin/python" ${NPE_CMAKE_ARGS:-}
 fi
 say "building $build_dir"
 cmake --build "$build_dir" --parallel "$(nproc)"

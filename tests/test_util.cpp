@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <ftw.h>
 #include <sys/wait.h>
 
 #include <gtest/gtest.h>
@@ -17,10 +18,11 @@ TempDir::TempDir() {
   fs::create_directories(path);
 }
 
+// Removes the tree with POSIX nftw, not std::filesystem::remove_all: libtorch.so exports its own
+// std::filesystem::remove_all, which crashes when it wins symbol lookup (seen with g++ 12 and 13).
 TempDir::~TempDir() {
-  std::error_code ec;
-  fs::permissions(path, fs::perms::owner_all, fs::perm_options::add, ec);
-  fs::remove_all(path, ec);
+  ::nftw(path.c_str(), [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
+         FTW_DEPTH | FTW_PHYS);
 }
 
 uint64_t fresh_seed() {

@@ -98,7 +98,10 @@ int main(int argc, char** argv) {
       fmt::print("{:<18} {:>11.4e} {:>9.4f} {:>9.4f} {:>9.4f} {:>9.4f} {:>10.2f}\n", name,
                  out["models"][name]["val_mse"].get<double>(), at(m.cosine, 10), at(m.cosine, 50),
                  at(m.rel_mag_error, 10), at(m.rel_mag_error, 50), at(m.pos_error_px, 50));
-    fmt::print("wrote {}, {}, {}\n", r["out_png"].as<std::string>(), r["out_json"].as<std::string>(), r["out_csv"].as<std::string>());
+#ifdef NPE_HAVE_MEDIA
+    fmt::print("wrote {}\n", r["out_png"].as<std::string>());
+#endif
+    fmt::print("wrote {}, {}\n", r["out_json"].as<std::string>(), r["out_csv"].as<std::string>());
     return 0;
   });
 }
