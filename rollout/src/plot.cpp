@@ -58,8 +58,11 @@ void write_plot_png(const std::string& path, const std::vector<Panel>& panels, i
       const double pad = 0.05 * (y1 - y0);
       pls.col0(15);
       pls.wind(x0, x1, y0 - pad, y1 + pad);
-      pls.box("bcnst", 0, 0, p.log_y ? "bcnstvl" : "bcnstv", 0, 0);
-      pls.lab(p.xlabel.c_str(), p.ylabel.c_str(), p.title.c_str());
+      // Log axes are drawn as log10 values with plain tick labels: PLplot's own log labels
+      // appear only at whole decades, and training curves often span less than one.
+      pls.box("bcnstg", 0, 0, "bcnstvg", 0, 0);
+      const std::string ylabel = p.log_y ? "log#d10#u " + p.ylabel : p.ylabel;
+      pls.lab(p.xlabel.c_str(), ylabel.c_str(), p.title.c_str());
       std::vector<PLINT> opts, colors, styles;
       std::vector<PLFLT> widths;
       std::vector<const char*> labels;

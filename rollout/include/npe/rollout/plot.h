@@ -15,7 +15,7 @@ struct Series {
 
 struct Panel {
   std::string title, xlabel, ylabel;
-  bool log_y = false;        // log10 axis; non-positive values are skipped
+  bool log_y = false;        // plot log10(y), labelled "log10 <ylabel>"; non-positive y skipped
   std::vector<Series> series;
 };
 
