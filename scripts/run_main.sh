@@ -2,15 +2,15 @@
 # The main job on the embedded default world: set-up and build if needed, then
 # data (Box2D) -> train classic + modern NPE -> rollout metrics + plot -> comparison videos.
 # About 15 minutes on a 2-core CPU machine after set-up. Budgets can be changed with
-#   NPE_CLASSIC_SAMPLES (default 6000000, batch 50)  NPE_MODERN_SAMPLES (default 3500000, batch 256)
+#   NPE_CLASSIC_SAMPLES (default 5000000, batch 50)  NPE_MODERN_SAMPLES (default 3000000, batch 256)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 "$root/scripts/setup.sh"
 bin="$root/build/bin"
 prefix=data/balls_n4_t60_uniform/balls_n4_t60_uniform
-classic_samples="${NPE_CLASSIC_SAMPLES:-6000000}"
-modern_samples="${NPE_MODERN_SAMPLES:-3500000}"
+classic_samples="${NPE_CLASSIC_SAMPLES:-5000000}"
+modern_samples="${NPE_MODERN_SAMPLES:-3000000}"
 start=$SECONDS
 step() { printf '\n== %s (%ds elapsed)\n' "$*" $((SECONDS - start)); }
 

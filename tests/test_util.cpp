@@ -25,12 +25,24 @@ TempDir::~TempDir() {
          FTW_DEPTH | FTW_PHYS);
 }
 
+// One base seed per test process (ctest runs each test in its own process); the k-th call
+// returns a value derived from (base, k), so NPE_TEST_SEED=<base> replays every call.
 uint64_t fresh_seed() {
-  if (const char* s = std::getenv("NPE_TEST_SEED")) return std::strtoull(s, nullptr, 10);
-  const uint64_t seed = (static_cast<uint64_t>(std::random_device{}()) << 32) | std::random_device{}();
-  ::testing::Test::RecordProperty("seed", std::to_string(seed));
-  std::fprintf(stderr, "[seed] NPE_TEST_SEED=%llu\n", static_cast<unsigned long long>(seed));
-  return seed;
+  static uint64_t base = [] {
+    uint64_t b;
+    if (const char* s = std::getenv("NPE_TEST_SEED")) {
+      b = std::strtoull(s, nullptr, 10);
+    } else {
+      b = (static_cast<uint64_t>(std::random_device{}()) << 32) | std::random_device{}();
+    }
+    std::fprintf(stderr, "[seed] NPE_TEST_SEED=%llu\n", static_cast<unsigned long long>(b));
+    return b;
+  }();
+  static uint64_t calls = 0;
+  uint64_t z = base + 0x9e3779b97f4a7c15ULL * ++calls;  // SplitMix64 finaliser of (base, k)
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
 }
 
 CommandResult run_command(const std::string& command) {

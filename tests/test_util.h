@@ -15,8 +15,8 @@ struct TempDir {
   std::string operator/(const std::string& name) const { return (path / name).string(); }
 };
 
-// A seed that differs from run to run (printed by the test so that a failure can be replayed
-// with NPE_TEST_SEED=<seed>).
+// Seeds that differ from run to run: each call returns a new seed derived from one base seed
+// per test process, printed as "[seed] NPE_TEST_SEED=<base>" so that a failure can be replayed.
 uint64_t fresh_seed();
 
 struct CommandResult {

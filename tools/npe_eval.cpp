@@ -47,6 +47,8 @@ int main(int argc, char** argv) {
     if (num_scenes < 1) throw npe::Error(fmt::format("--num_scenes: expected >= 1, found {}", num_scenes));
 
     const auto manifest = npe::datagen::read_manifest(prefix);
+    for (auto& [name, ck] : models)
+      npe::model::check_dataset_matches(ck, manifest, r[name + "_ckpt"].as<std::string>(), prefix);
     const auto test = npe::datagen::load_split(prefix, manifest, "test");
     const auto val = npe::datagen::load_split(prefix, manifest, "val");
     const auto val_t = npe::model::to_tensor(val, device);

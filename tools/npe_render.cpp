@@ -101,11 +101,17 @@ int main(int argc, char** argv) {
     const auto device = npe::model::pick_device(r["device"].as<std::string>());
     const auto manifest = npe::datagen::read_manifest(prefix);
     const auto test = npe::datagen::load_split(prefix, manifest, "test");
+    if (num_scenes > test.scenes)
+      throw npe::Error(fmt::format("--num_scenes: expected at most {} (test scenes), found {}", test.scenes, num_scenes));
+    if (steps < 1 || steps > test.timesteps - 2)
+      throw npe::Error(fmt::format("--rollout_steps: expected 1 to {} (the dataset has {} frames), found {}",
+                                   test.timesteps - 2, test.timesteps, steps));
     std::vector<std::pair<std::string, npe::datagen::Trajectories>> rollouts;
     for (auto [flag, kind] : {std::pair<const char*, Kind>{"classic_ckpt", Kind::Classic}, {"modern_ckpt", Kind::Modern}}) {
       const std::string path = r[flag].as<std::string>();
       if (path.empty()) continue;
       auto ck = npe::model::load_checkpoint(path, kind, std::string("--") + flag, device);
+      npe::model::check_dataset_matches(ck, manifest, path, prefix);
       rollouts.emplace_back(npe::model::kind_name(kind),
                             npe::rollout::rollout(test, num_scenes, steps, manifest.step_scale(),
                                                   npe::model::make_predictor(ck.net, device)));
@@ -119,10 +125,6 @@ int main(int argc, char** argv) {
     for (double m : manifest.world.mass_choices) vo.max_mass = std::max(vo.max_mass, m);
     std::string stem = "rollout_gt";
     for (auto& [name, _] : rollouts) stem += "_" + name;
-    if (num_scenes > test.scenes)
-      throw npe::Error(fmt::format("--num_scenes: expected at most {} (test scenes), found {}", test.scenes, num_scenes));
-    if (steps + 2 > test.timesteps)
-      throw npe::Error(fmt::format("--rollout_steps {}: needs {} frames, the dataset has {}", steps, steps + 2, test.timesteps));
     for (int64_t s = 0; s < num_scenes; ++s) {
       std::vector<npe::rollout::VideoPanel> panels{{"ground truth (Box2D)", &test, s}};
       for (auto& [name, traj] : rollouts) panels.push_back({name + " NPE", &traj, s});

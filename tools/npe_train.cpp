@@ -30,7 +30,9 @@ int main(int argc, char** argv) {
       ("device", "auto | cpu | cuda", cxxopts::value<std::string>()->default_value("auto"))
       ("threads", "CPU threads (0 = all cores)", cxxopts::value<int>()->default_value("0"))
       ("seed", "random seed (initialisation and data order)", cxxopts::value<uint64_t>()->default_value("0"))
-      ("resume", "continue from <checkpoint_dir>/<name>.pt if it exists")
+      ("resume", "continue from <checkpoint_dir>/<name>.pt if it exists (same flags required)")
+      ("stop_after_steps", "stop, checkpointed, after this many steps of this run (0 = run to the end); "
+       "--resume continues: splits a long run into time-limited jobs", cxxopts::value<int64_t>()->default_value("0"))
       ("no_progress", "no progress bar")
       ("h,help", "this help");
     auto r = npe::tools::parse(o, argc, argv);
@@ -64,8 +66,12 @@ int main(int argc, char** argv) {
     c.threads = r["threads"].as<int>();
     c.seed = r["seed"].as<uint64_t>();
     c.resume = r.count("resume") > 0;
+    c.stop_after_steps = r["stop_after_steps"].as<int64_t>();
+    if (c.stop_after_steps < 0) throw npe::Error(fmt::format("--stop_after_steps: expected >= 0, found {}", c.stop_after_steps));
     c.progress = r.count("no_progress") == 0;
     const auto res = npe::model::train(c);
+    if (res.stopped_early)
+      fmt::print("npe-train {}: stopped after --stop_after_steps at step {}; continue with --resume\n", c.name, res.steps);
     fmt::print("npe-train {}: {} steps, {:.1f} s, {:.0f} samples/s; val MSE final {:.4e}, best {:.4e} "
                "(constant-velocity baseline {:.4e})\n  checkpoints {} and {}\n  metrics {}\n",
                c.name, res.steps, res.seconds, res.samples_per_s, res.final_val, res.best_val,

@@ -120,9 +120,9 @@ Manifest Manifest::from_json(const json& j, const std::string& src) {
     si.first_scene = field<int64_t>(s, "first_scene", src, "splits[].");
     si.scenes = field<int64_t>(s, "scenes", src, "splits[].");
     si.windows = field<int64_t>(s, "windows", src, "splits[].");
-    if (si.scenes < 0 || si.windows != si.scenes * (d.timesteps - 2))
-      throw Error(fmt::format("{}: split '{}' has {} scenes and {} windows; expected windows = "
-                              "scenes * (timesteps - 2) = {}",
+    if (si.scenes < 1 || si.windows != si.scenes * (d.timesteps - 2))
+      throw Error(fmt::format("{}: split '{}' has {} scenes and {} windows; expected at least one "
+                              "scene and windows = scenes * (timesteps - 2) = {}",
                               src, si.name, si.scenes, si.windows, si.scenes * (d.timesteps - 2)));
     m.splits.push_back(si);
   }

@@ -55,8 +55,9 @@ DatagenSummary generate_dataset(const DatagenConfig& c) {
 
   const int threads = c.threads > 0 ? c.threads : std::max(1u, std::thread::hardware_concurrency());
   std::atomic<int64_t> next{0}, done{0};
-  std::exception_ptr failure;
+  std::exception_ptr failure;  // the first worker error, guarded by failure_mutex
   std::mutex failure_mutex;
+  std::atomic<bool> failed{false};
   auto worker = [&] {
     try {
       for (int64_t i; (i = next.fetch_add(1)) < c.num_scenes;) {
@@ -68,6 +69,7 @@ DatagenSummary generate_dataset(const DatagenConfig& c) {
     } catch (...) {
       std::lock_guard<std::mutex> lock(failure_mutex);
       if (!failure) failure = std::current_exception();
+      failed.store(true);
       next.store(c.num_scenes);
     }
   };
@@ -76,11 +78,9 @@ DatagenSummary generate_dataset(const DatagenConfig& c) {
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<std::thread> pool;
   for (int k = 0; k < threads; ++k) pool.emplace_back(worker);
-  while (done.load() < c.num_scenes && !failure) {
+  while (done.load() < c.num_scenes && !failed.load()) {
     if (c.progress) progress.update(done.load());
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    std::lock_guard<std::mutex> lock(failure_mutex);
-    if (failure) break;
   }
   for (std::thread& t : pool) t.join();
   if (failure) std::rethrow_exception(failure);

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "npe/datagen/io.h"
 
@@ -53,24 +54,35 @@ Checkpoint load_checkpoint(const std::string& path, std::optional<Kind> expected
                                        : fmt::format("{} '{}'", flag, path);
   auto archive = open_archive(path, device, flag);
   c10::IValue meta_value;
-  if (!archive.try_read("npe_meta", meta_value) || !meta_value.isString())
-    throw Error(fmt::format("{}: not an npe checkpoint (no npe_meta record)", who));
+  try {
+    if (!archive.try_read("npe_meta", meta_value) || !meta_value.isString())
+      throw Error(fmt::format("{}: not an npe checkpoint (no npe_meta record)", who));
+  } catch (const c10::Error&) {
+    throw Error(fmt::format("{}: not an npe checkpoint (unreadable npe_meta record)", who));
+  }
   Checkpoint ck;
   try {
     ck.meta = nlohmann::json::parse(meta_value.toStringRef());
-  } catch (const nlohmann::json::exception&) {
-    throw Error(fmt::format("{}: npe_meta record is not valid JSON", who));
+    if (!ck.meta.is_object()) throw Error(fmt::format("{}: npe_meta is not a JSON object", who));
+    if (ck.meta.value("format", "") != "npe-checkpoint" || ck.meta.value("format_version", 0) != 1)
+      throw Error(fmt::format("{}: expected format npe-checkpoint version 1, found {} {}", who,
+                              ck.meta.value("format", std::string("?")), ck.meta.value("format_version", 0)));
+    if (!ck.meta.contains("model")) throw Error(fmt::format("{}: checkpoint has no model config", who));
+    ck.step = ck.meta.value("step", int64_t{0});
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("{}: npe_meta record is not valid ({})", who, e.what()));
   }
-  if (ck.meta.value("format", "") != "npe-checkpoint" || ck.meta.value("format_version", 0) != 1)
-    throw Error(fmt::format("{}: expected format npe-checkpoint version 1, found {} {}", who,
-                            ck.meta.value("format", std::string("?")), ck.meta.value("format_version", 0)));
-  if (!ck.meta.contains("model")) throw Error(fmt::format("{}: checkpoint has no model config", who));
+  if (ck.step < 0) throw Error(fmt::format("{}: step expected >= 0, found {}", who, ck.step));
   ck.config = ModelConfig::from_json(ck.meta["model"], path);
   if (expected && ck.config.kind != *expected)
     throw Error(fmt::format("{}: holds a {} model, expected a {} model", who,
                             kind_name(ck.config.kind), kind_name(*expected)));
-  ck.step = ck.meta.value("step", int64_t{0});
   ck.net = make_model(ck.config);
+  // InputArchive::read copies tensors without comparing shapes: record what the model described
+  // by the config expects, and compare after loading.
+  std::vector<std::pair<std::string, std::vector<int64_t>>> expected_shapes;
+  for (const auto& kv : ck.net->named_parameters()) expected_shapes.emplace_back(kv.key(), kv.value().sizes().vec());
+  for (const auto& kv : ck.net->named_buffers()) expected_shapes.emplace_back(kv.key(), kv.value().sizes().vec());
   torch::serialize::InputArchive model_archive;
   try {
     archive.read("model", model_archive);
@@ -79,9 +91,38 @@ Checkpoint load_checkpoint(const std::string& path, std::optional<Kind> expected
     throw Error(fmt::format("{}: weights do not match the {} model described in its config",
                             who, kind_name(ck.config.kind)));
   }
+  auto params = ck.net->named_parameters();
+  auto buffers = ck.net->named_buffers();
+  for (const auto& [name, shape] : expected_shapes) {
+    const torch::Tensor* t = params.find(name);
+    if (!t) t = buffers.find(name);
+    if (!t || t->sizes().vec() != shape || !torch::isfinite(*t).all().item<bool>())
+      throw Error(fmt::format("{}: tensor '{}' expected shape [{}] with finite values, found {}", who, name,
+                              fmt::join(shape, ", "),
+                              t ? fmt::format("[{}]", fmt::join(t->sizes().vec(), ", ")) : "nothing"));
+  }
   ck.net->to(device);
   ck.net->eval();
   return ck;
+}
+
+void check_dataset_matches(const Checkpoint& ck, const datagen::Manifest& m, const std::string& ckpt_path,
+                           const std::string& prefix) {
+  if (!ck.meta.contains("dataset") || !ck.meta["dataset"].is_object()) return;  // weights-only checkpoint
+  const nlohmann::json& d = ck.meta["dataset"];
+  const std::pair<const char*, double> now[] = {{"width", m.world.width},
+                                                {"height", m.world.height},
+                                                {"radius", m.world.radius},
+                                                {"vel_scale", m.vel_scale()},
+                                                {"frame_dt", m.world.frame_dt}};
+  for (const auto& [key, value] : now) {
+    if (!d.contains(key) || !d[key].is_number()) continue;
+    const double was = d[key].get<double>();
+    if (std::abs(was - value) > 1e-9 * std::max(1.0, std::abs(value)))
+      throw Error(fmt::format("checkpoint '{}' was trained on a world with {} {}, dataset '{}' has {} {}: its "
+                              "predictions would be in the wrong units",
+                              ckpt_path, key, was, prefix, key, value));
+  }
 }
 
 void load_optimizer_state(const std::string& path, torch::optim::Optimizer& optimizer,

@@ -133,6 +133,43 @@ std::vector<std::string> read_csv_rows(const std::string& path, int64_t max_step
   return rows;
 }
 
+double meta_number(const nlohmann::json& meta, const char* key, double fallback) {
+  return meta.contains(key) && meta[key].is_number() ? meta[key].get<double>() : fallback;
+}
+
+// --resume continues the run that wrote the checkpoint: flags that change the model, the data
+// order or the optimizer must be the same. A different --total_samples extends or shortens the
+// run (for --modern it also reshapes the cosine schedule), so it is allowed with a note.
+void check_resume_matches(const Checkpoint& ck, const TrainConfig& cfg, const ModelConfig& mc,
+                          const std::string& path) {
+  const nlohmann::json& t = ck.meta.contains("train") ? ck.meta["train"] : nlohmann::json::object();
+  auto same = [&](const char* flag, const char* key, const nlohmann::json& now) {
+    if (!t.contains(key)) return;
+    const nlohmann::json& was = t[key];
+    const bool equal = was.is_number() && now.is_number()
+                           ? std::abs(was.get<double>() - now.get<double>()) <= 1e-12 * std::abs(now.get<double>())
+                           : was == now;
+    if (!equal)
+      throw Error(fmt::format("--resume '{}': the run was trained with --{} {}, this command asks for {}; "
+                              "resume with the same flags or start a new run with another --name",
+                              path, flag, was.dump(), now.dump()));
+  };
+  same("batch_size", "batch_size", cfg.batch_size);
+  same("seed", "seed", cfg.seed);
+  same("optimizer", "optimizer", cfg.optimizer);
+  same("lr", "lr", cfg.lr);
+  same("weight_decay", "weight_decay", cfg.weight_decay);
+  same("max_grad_norm", "max_grad_norm", cfg.max_grad_norm);
+  const nlohmann::json was = ck.config.to_json(), now = mc.to_json();
+  for (const char* key : {"msg_dim", "enc_blocks", "dec_blocks", "expansion", "dropout", "neighborhood"})
+    if (std::abs(was[key].get<double>() - now[key].get<double>()) > 1e-9 * std::max(1.0, std::abs(now[key].get<double>())))
+      throw Error(fmt::format("--resume '{}': the model was built with {} {}, this command asks for {}", path,
+                              key, was[key].dump(), now[key].dump()));
+  if (t.contains("total_samples") && t["total_samples"] != nlohmann::json(cfg.total_samples))
+    fmt::print(stderr, "npe-train: --resume: --total_samples changed from {} to {}\n", t["total_samples"].dump(),
+               cfg.total_samples);
+}
+
 }  // namespace
 
 TrainResult train(const TrainConfig& cfg) {
@@ -188,13 +225,14 @@ TrainResult train(const TrainConfig& cfg) {
   std::vector<std::string> csv_rows;
   if (cfg.resume && fs::exists(last_path)) {
     Checkpoint ck = load_checkpoint(last_path, mc.kind, "--resume", device);
+    check_resume_matches(ck, cfg, mc, last_path);
     net = ck.net;
     net->train();
     optimizer = make_optimizer(cfg, *net);
     load_optimizer_state(last_path, *optimizer, device);
     step = ck.step;
-    best_val = ck.meta.value("best_val", INFINITY);
-    elapsed_before = ck.meta.value("seconds", 0.0);
+    best_val = meta_number(ck.meta, "best_val", INFINITY);
+    elapsed_before = meta_number(ck.meta, "seconds", 0.0);
     csv_rows = read_csv_rows(csv_path, step);
     fmt::print(stderr, "npe-train: resuming '{}' at step {} of {}\n", last_path, step, total_steps);
   } else if (cfg.resume) {
@@ -241,19 +279,53 @@ TrainResult train(const TrainConfig& cfg) {
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t start_step = step;
   Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device));
+  // First step whose loss was NaN/Inf (-1: none). On CPU every loss is checked before the
+  // optimizer step; on CUDA the flag stays on the device and is read every 100 steps, so that
+  // the inner loop never waits for the GPU.
+  Tensor first_bad = torch::full({}, -1, torch::TensorOptions().dtype(torch::kLong).device(device));
+  const int64_t bad_check_every = device.is_cpu() ? 1 : 100;
   int64_t loss_count = 0;
   double last_train = NAN, last_val = NAN, lr = cfg.lr;
   auto seconds = [&] {
     return elapsed_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   };
 
+  auto save_last = [&](double secs) {
+    nlohmann::json meta = meta_base;
+    meta["step"] = step;
+    meta["samples_seen"] = step * cfg.batch_size;
+    meta["seconds"] = secs;
+    if (std::isfinite(last_val)) meta["val_loss"] = last_val;
+    meta["baseline_val_loss"] = res.baseline_val;
+    if (std::isfinite(best_val)) meta["best_val"] = best_val;
+    save_checkpoint(last_path, *net, meta, optimizer.get());
+    return meta;
+  };
+  auto nonfinite_error = [&](int64_t bad_step) {
+    return Error(fmt::format("training loss became NaN or infinite at step {} (batch of samples {}..{} of the "
+                             "run's data order); stopped; last good checkpoint: '{}'",
+                             bad_step, bad_step * cfg.batch_size, (bad_step + 1) * cfg.batch_size - 1,
+                             fs::exists(last_path) ? last_path : "none written yet"));
+  };
+
   while (step < total_steps) {
+    if (cfg.stop_after_steps > 0 && step - start_step >= cfg.stop_after_steps) {
+      save_last(seconds());
+      res.stopped_early = true;
+      break;
+    }
     lr = mc.kind == Kind::Classic && cfg.optimizer == "rmsprop" ? classic_lr(step, cfg.lr)
          : mc.kind == Kind::Modern ? modern_lr(step, total_steps, cfg.lr) : cfg.lr;
     for (auto& g : optimizer->param_groups()) g.options().set_lr(lr);
     if (mc.dropout > 0) torch::manual_seed(cfg.seed * 1000003ULL + static_cast<uint64_t>(step));
     auto w = gather_windows(train_t, batch_ids(step));
     auto loss = torch::mse_loss(net->forward(w.prev, w.cur), w.next.narrow(-1, 2, 2));
+    if (device.is_cpu()) {
+      if (!std::isfinite(loss.item<double>())) throw nonfinite_error(step);
+    } else {
+      first_bad = torch::where(first_bad.lt(0) & torch::isfinite(loss).logical_not(), step, first_bad);
+      if ((step + 1) % bad_check_every == 0 && first_bad.item<int64_t>() >= 0) throw nonfinite_error(first_bad.item<int64_t>());
+    }
     optimizer->zero_grad();
     loss.backward();
     if (cfg.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(net->parameters(), cfg.max_grad_norm);
@@ -263,13 +335,10 @@ TrainResult train(const TrainConfig& cfg) {
     ++step;
 
     if (step % eval_every == 0 || step == total_steps) {
+      if (!device.is_cpu() && first_bad.item<int64_t>() >= 0) throw nonfinite_error(first_bad.item<int64_t>());
       last_train = loss_sum.item<double>() / loss_count;
       loss_sum.zero_();
       loss_count = 0;
-      if (!std::isfinite(last_train))
-        throw Error(fmt::format("training loss became {} at step {} (batch of samples {}..{}); last "
-                                "good checkpoint: '{}'", last_train, step, (step - 1) * cfg.batch_size,
-                                step * cfg.batch_size - 1, fs::exists(last_path) ? last_path : "none"));
       last_val = window_mse(net.get(), val_t, val_ids);
       const double secs = seconds();
       csv_rows.push_back(fmt::format("{},{},{:.9g},{:.9g},{:.9g},{:.3f}", step, step * cfg.batch_size,
@@ -277,19 +346,13 @@ TrainResult train(const TrainConfig& cfg) {
       std::string csv = std::string(kCsvHeader) + "\n";
       for (const auto& r : csv_rows) csv += r + "\n";
       write_file_atomic(csv_path, csv);
-      nlohmann::json meta = meta_base;
-      meta["step"] = step;
-      meta["samples_seen"] = step * cfg.batch_size;
-      meta["seconds"] = secs;
-      meta["val_loss"] = last_val;
-      meta["baseline_val_loss"] = res.baseline_val;
       if (last_val < best_val) {
         best_val = last_val;
-        meta["best_val"] = best_val;
+        nlohmann::json meta = save_last(secs);
         save_checkpoint(best_path, *net, meta, nullptr);
+      } else {
+        save_last(secs);
       }
-      meta["best_val"] = best_val;
-      save_checkpoint(last_path, *net, meta, optimizer.get());
     }
     if (cfg.progress) {
       const double rate = (step - start_step) * cfg.batch_size / std::max(1e-9, seconds() - elapsed_before);
@@ -301,6 +364,7 @@ TrainResult train(const TrainConfig& cfg) {
   }
   progress.finish();
   res.steps = step;
+  res.start_step = start_step;
   res.best_val = best_val;
   res.final_val = last_val;
   res.seconds = seconds();

@@ -22,9 +22,9 @@ Predictor constant_velocity() {
 Trajectories rollout(const Trajectories& truth, int64_t scenes, int steps, double step_scale,
                      const Predictor& predict) {
   if (steps < 1) throw Error(fmt::format("--rollout_steps: expected >= 1, found {}", steps));
-  if (truth.timesteps < steps + 2)
+  if (steps > truth.timesteps - 2)
     throw Error(fmt::format("--rollout_steps {}: needs {} frames per scene, the dataset has {}",
-                            steps, steps + 2, truth.timesteps));
+                            steps, int64_t{steps} + 2, truth.timesteps));
   if (scenes < 1 || scenes > truth.scenes)
     throw Error(fmt::format("--num_scenes: expected 1 to {} (test scenes available), found {}",
                             truth.scenes, scenes));

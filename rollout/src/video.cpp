@@ -168,62 +168,61 @@ std::pair<int, int> write_comparison_video(const std::string& path, const std::v
   width += width % 2;
   height += height % 2;
 
-  cairo_surface_t* surface = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, width, height);
-  cairo_t* cr = cairo_create(surface);
+  // cairo objects owned by unique_ptrs so that every error path releases them
+  std::unique_ptr<cairo_surface_t, decltype(&cairo_surface_destroy)> surface_owner(
+      cairo_image_surface_create(CAIRO_FORMAT_ARGB32, width, height), &cairo_surface_destroy);
+  cairo_surface_t* surface = surface_owner.get();
+  if (cairo_surface_status(surface) != CAIRO_STATUS_SUCCESS)
+    throw Error(fmt::format("video '{}': cannot draw frames of {}x{} px: {} (use a smaller world or scale)", path,
+                            width, height, cairo_status_to_string(cairo_surface_status(surface))));
+  std::unique_ptr<cairo_t, decltype(&cairo_destroy)> cr_owner(cairo_create(surface), &cairo_destroy);
+  cairo_t* cr = cr_owner.get();
   VideoWriter writer(path, width, height, o.fps);
-  try {
-    for (int t = 0; t < frames; ++t) {
-      cairo_set_source_rgb(cr, 1, 1, 1);
-      cairo_paint(cr);
-      for (size_t k = 0; k < panels.size(); ++k) {
-        const VideoPanel& p = panels[k];
-        const double ox = k * panel_w + margin, oy = header + margin;
-        cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_BOLD);
-        cairo_set_font_size(cr, 16);
-        cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
-        cairo_move_to(cr, ox, 22);
-        cairo_show_text(cr, p.title.c_str());
-        if (k == 0) {
-          const std::string counter = fmt::format("step {}/{}", t, frames - 1);
-          cairo_text_extents_t ext;
-          cairo_set_font_size(cr, 14);
-          cairo_text_extents(cr, counter.c_str(), &ext);
-          cairo_move_to(cr, ox + box_w - ext.x_advance, 22);
-          cairo_show_text(cr, counter.c_str());
-        }
-        // box (world y up -> image y down)
-        cairo_set_line_width(cr, 2);
-        cairo_rectangle(cr, ox, oy, box_w, box_h);
-        cairo_stroke(cr);
-        const float* f = p.traj->frame(p.scene, t);
-        for (int64_t b = 0; b < p.traj->num_balls; ++b) {
-          const float* s = f + b * datagen::kStateDim;
-          const double x = ox + s[0] * o.pos_scale * o.scale;
-          const double y = oy + box_h - s[1] * o.pos_scale * o.scale;
-          const double shade = 0.85 - 0.7 * std::log(std::max(1.0, double(s[4]))) / std::log(std::max(1.0001, o.max_mass));
-          cairo_save(cr);
-          cairo_rectangle(cr, ox, oy, box_w, box_h);
-          cairo_clip(cr);
-          cairo_arc(cr, x, y, o.radius * o.scale, 0, 2 * M_PI);
-          cairo_set_source_rgb(cr, shade * 0.55, shade * 0.7, std::min(1.0, shade * 1.15));
-          cairo_fill_preserve(cr);
-          cairo_set_source_rgb(cr, 0.1, 0.1, 0.2);
-          cairo_set_line_width(cr, 1.5);
-          cairo_stroke(cr);
-          cairo_restore(cr);
-        }
+  for (int t = 0; t < frames; ++t) {
+    cairo_set_source_rgb(cr, 1, 1, 1);
+    cairo_paint(cr);
+    for (size_t k = 0; k < panels.size(); ++k) {
+      const VideoPanel& p = panels[k];
+      const double ox = k * panel_w + margin, oy = header + margin;
+      cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_BOLD);
+      cairo_set_font_size(cr, 16);
+      cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+      cairo_move_to(cr, ox, 22);
+      cairo_show_text(cr, p.title.c_str());
+      if (k == 0) {
+        const std::string counter = fmt::format("step {}/{}", t, frames - 1);
+        cairo_text_extents_t ext;
+        cairo_set_font_size(cr, 14);
+        cairo_text_extents(cr, counter.c_str(), &ext);
+        cairo_move_to(cr, ox + box_w - ext.x_advance, 22);
+        cairo_show_text(cr, counter.c_str());
       }
-      cairo_surface_flush(surface);
-      writer.write_frame(cairo_image_surface_get_data(surface), cairo_image_surface_get_stride(surface));
+      // box (world y up -> image y down)
+      cairo_set_line_width(cr, 2);
+      cairo_rectangle(cr, ox, oy, box_w, box_h);
+      cairo_stroke(cr);
+      const float* f = p.traj->frame(p.scene, t);
+      for (int64_t b = 0; b < p.traj->num_balls; ++b) {
+        const float* s = f + b * datagen::kStateDim;
+        const double x = ox + s[0] * o.pos_scale * o.scale;
+        const double y = oy + box_h - s[1] * o.pos_scale * o.scale;
+        const double shade = 0.85 - 0.7 * std::log(std::max(1.0, double(s[4]))) / std::log(std::max(1.0001, o.max_mass));
+        cairo_save(cr);
+        cairo_rectangle(cr, ox, oy, box_w, box_h);
+        cairo_clip(cr);
+        cairo_arc(cr, x, y, o.radius * o.scale, 0, 2 * M_PI);
+        cairo_set_source_rgb(cr, shade * 0.55, shade * 0.7, std::min(1.0, shade * 1.15));
+        cairo_fill_preserve(cr);
+        cairo_set_source_rgb(cr, 0.1, 0.1, 0.2);
+        cairo_set_line_width(cr, 1.5);
+        cairo_stroke(cr);
+        cairo_restore(cr);
+      }
     }
-    writer.close();
-  } catch (...) {
-    cairo_destroy(cr);
-    cairo_surface_destroy(surface);
-    throw;
+    cairo_surface_flush(surface);
+    writer.write_frame(cairo_image_surface_get_data(surface), cairo_image_surface_get_stride(surface));
   }
-  cairo_destroy(cr);
-  cairo_surface_destroy(surface);
+  writer.close();
   return {width, height};
 }
 

@@ -37,7 +37,8 @@ TEST(World, InitialStatesFollowTheRecipe) {
       EXPECT_GE(b.y, d.radius);
       EXPECT_LE(b.y, d.height - d.radius);
       EXPECT_LE(std::hypot(b.vx, b.vy), d.max_speed + 1e-9);
-      masses[b.mass == 1 ? 0 : b.mass == 5 ? 1 : b.mass == 25 ? 2 : -1000]++;
+      ASSERT_TRUE(b.mass == 1 || b.mass == 5 || b.mass == 25) << b.mass;
+      masses[b.mass == 1 ? 0 : b.mass == 5 ? 1 : 2]++;
       for (size_t j = 0; j < i; ++j)
         EXPECT_GE(std::hypot(b.x - balls[j].x, b.y - balls[j].y), 2 * d.radius);
     }

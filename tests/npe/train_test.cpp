@@ -1,6 +1,7 @@
 #include "npe/model/train.h"
 
 #include <filesystem>
+#include <sstream>
 
 #include <gtest/gtest.h>
 
@@ -110,33 +111,68 @@ TEST(Train, WritesCheckpointsAndMetrics) {
   EXPECT_EQ(ck.meta["dataset"]["pos_scale"].get<double>(), 800.0);
 }
 
-TEST(Train, ResumeEndsWithTheSameModelAsAnUninterruptedRun) {
+// A run stopped at step 20 (--stop_after_steps, checkpointed) and resumed ends with exactly the
+// weights of an uninterrupted run: same data order, optimizer state and schedule.
+class Resume : public ::testing::TestWithParam<Kind> {};
+TEST_P(Resume, EndsWithTheSameModelAsAnUninterruptedRun) {
   test::TempDir dir;
   const uint64_t seed = test::fresh_seed();
   const std::string prefix = make_dataset(dir, seed);
-  TrainConfig full = small_run(dir, prefix, Kind::Classic);
+  TrainConfig full = small_run(dir, prefix, GetParam());
   full.seed = seed;
   full.name = "full";
   full.total_samples = 16 * 40;
-  train(full);
+  const TrainResult rf = train(full);
+  EXPECT_EQ(rf.start_step, 0);
   TrainConfig part = full;
   part.name = "part";
-  part.total_samples = 16 * 20;  // the run "stops" at step 20 ...
-  train(part);
-  part.total_samples = 16 * 40;  // ... and is resumed to the end
+  part.stop_after_steps = 20;
+  const TrainResult r1 = train(part);
+  EXPECT_TRUE(r1.stopped_early);
+  EXPECT_EQ(r1.steps, 20);
+  part.stop_after_steps = 0;
   part.resume = true;
-  train(part);
-  auto a = load_checkpoint(dir / "ck/full.pt", Kind::Classic, "", torch::kCPU);
-  auto b = load_checkpoint(dir / "ck/part.pt", Kind::Classic, "", torch::kCPU);
+  const TrainResult r2 = train(part);
+  EXPECT_EQ(r2.start_step, 20);  // really resumed, not restarted
+  EXPECT_EQ(r2.steps, 40);
+  auto a = load_checkpoint(dir / "ck/full.pt", GetParam(), "", torch::kCPU);
+  auto b = load_checkpoint(dir / "ck/part.pt", GetParam(), "", torch::kCPU);
   EXPECT_EQ(b.step, 40);
   auto pa = a.net->parameters(), pb = b.net->parameters();
   ASSERT_EQ(pa.size(), pb.size());
   for (size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(torch::equal(pa[i], pb[i])) << "parameter " << i;
-  // the resumed run's CSV holds each evaluation once
-  const std::string csv = read_file(dir / "ck/part.csv");
-  int rows = 0;
-  for (char ch : csv) rows += ch == '\n';
-  EXPECT_EQ(rows, 1 + 4);
+  // the resumed run's CSV holds each evaluation once, with the uninterrupted run's losses
+  const std::string csv_full = read_file(dir / "ck/full.csv"), csv_part = read_file(dir / "ck/part.csv");
+  auto losses = [](const std::string& csv) {  // columns step..lr, without the wall-clock seconds
+    std::string out;
+    std::istringstream in(csv);
+    for (std::string line; std::getline(in, line);) out += line.substr(0, line.rfind(',')) + "\n";
+    return out;
+  };
+  EXPECT_EQ(losses(csv_part), losses(csv_full));
+}
+INSTANTIATE_TEST_SUITE_P(Kinds, Resume, ::testing::Values(Kind::Classic, Kind::Modern),
+                         [](const auto& info) { return kind_name(info.param); });
+
+TEST(Train, ResumeRefusesOtherHyperParameters) {
+  test::TempDir dir;
+  const std::string prefix = make_dataset(dir, test::fresh_seed(), 20, 10);
+  TrainConfig c = small_run(dir, prefix, Kind::Modern);
+  c.total_samples = 16 * 10;
+  c.stop_after_steps = 5;
+  train(c);
+  c.resume = true;
+  c.stop_after_steps = 0;
+  c.lr = 5e-4;
+  try {
+    train(c);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--lr"), std::string::npos) << e.what();
+  }
+  c.lr = default_train_config(Kind::Modern).lr;
+  c.model.msg_dim = 32;
+  EXPECT_THROW(train(c), Error);
 }
 
 TEST(Train, BadConfigurationIsRefused) {

@@ -41,9 +41,9 @@ class Cli : public ::testing::Test {
   }
   static void expect_error(const std::string& cmd, std::initializer_list<std::string> needles) {
     auto r = run_command(cmd);
-    EXPECT_NE(r.exit_code, 0) << cmd << "\n" << r.output;
-    EXPECT_LT(r.exit_code, 128) << "crashed: " << cmd << "\n" << r.output;
-    EXPECT_NE(r.output.find("error"), std::string::npos) << r.output;
+    // exit status 2 and "error:" (not "internal error:"): a diagnosed user error
+    EXPECT_EQ(r.exit_code, 2) << cmd << "\n" << r.output;
+    EXPECT_NE(r.output.find(": error: "), std::string::npos) << r.output;
     for (const auto& n : needles) EXPECT_NE(r.output.find(n), std::string::npos) << "missing '" << n << "' in:\n" << r.output;
   }
 
@@ -88,7 +88,8 @@ TEST_F(Cli, UnwritableOutputPath) {
 }
 
 TEST_F(Cli, MissingDataset) {
-  expect_error(tool("npe-train") + " --device cpu --total_samples 100 --dataset_prefix " + (*dir_ / "none/x"), {"none/x.json"});
+  expect_error(tool("npe-train") + " --device cpu --total_samples 100 --checkpoint_dir " + (*dir_ / "ck3") +
+               " --dataset_prefix " + (*dir_ / "none/x"), {"none/x.json"});
 }
 
 TEST_F(Cli, TruncatedDatasetFile) {
@@ -110,7 +111,25 @@ TEST_F(Cli, CheckpointOfTheWrongKind) {
   expect_error(tool("npe-eval") + " --device cpu --classic_ckpt " + (*dir_ / "ck/modern.pt") + " --dataset_prefix " + prefix_,
                {"--classic_ckpt", "modern.pt", "holds a modern model"});
   expect_error(tool("npe-render") + " --device cpu --modern_ckpt " + (*dir_ / "ck/classic.pt") + " --dataset_prefix " + prefix_ +
-               " --out_dir " + (*dir_ / "o"), {"--modern_ckpt", "holds a classic model"});
+               " --rollout_steps 10 --out_dir " + (*dir_ / "o"), {"--modern_ckpt", "holds a classic model"});
+}
+
+TEST_F(Cli, CheckpointFromAnotherWorld) {
+  const std::string p = *dir_ / "big/balls";
+  auto r = run_command(tool("npe-datagen") + " --num_scenes 10 --timesteps 20 --radius 40 --no_progress --out_prefix " + p);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  expect_error(tool("npe-eval") + " --device cpu --classic_ckpt " + (*dir_ / "ck/classic.pt") + " --dataset_prefix " + p,
+               {"classic.pt", "radius 60", "radius 40"});
+}
+
+TEST_F(Cli, ResumeWithOtherFlagsIsRefused) {
+  expect_error(tool("npe-train") + " --device cpu --batch_size 32 --total_samples 640 --no_progress --resume --name classic" +
+               " --checkpoint_dir " + (*dir_ / "ck") + " --dataset_prefix " + prefix_, {"--batch_size", "16", "32"});
+}
+
+TEST_F(Cli, AbsurdRolloutLength) {
+  expect_error(tool("npe-eval") + " --device cpu --classic_ckpt " + (*dir_ / "ck/classic.pt") + " --dataset_prefix " + prefix_ +
+               " --rollout_steps 2147483647", {"--rollout_steps"});
 }
 
 TEST_F(Cli, CorruptCheckpointAndMetricsCsv) {

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "npe/datagen/dataset.h"
 #include "npe/model/model.h"
 
 namespace npe::model {
@@ -35,6 +36,12 @@ void save_checkpoint(const std::string& path, NPEImpl& net, nlohmann::json meta,
 // file and what is wrong: missing, not an npe checkpoint, wrong kind, weights not matching.
 Checkpoint load_checkpoint(const std::string& path, std::optional<Kind> expected,
                            const std::string& flag, const torch::Device& device);
+
+// Throws npe::Error if the checkpoint's training world (box, radius, velocity scale, frame
+// interval) differs from the dataset's: the model's inputs and outputs would be in other units.
+// The ball count may differ (generalisation to other counts is a use of the model).
+void check_dataset_matches(const Checkpoint& ck, const datagen::Manifest& manifest,
+                           const std::string& checkpoint_path, const std::string& dataset_prefix);
 
 // Restores the optimizer state saved in `path` (used by --resume).
 void load_optimizer_state(const std::string& path, torch::optim::Optimizer& optimizer,

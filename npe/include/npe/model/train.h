@@ -57,6 +57,8 @@ struct TrainConfig {
   std::string device = "auto";       // auto | cpu | cuda
   uint64_t seed = 0;
   bool resume = false;
+  int64_t stop_after_steps = 0;      // >0: stop (checkpointed) after this many steps of this run
+
   bool progress = true;
   int threads = 0;                   // CPU threads (0: all cores)
 };
@@ -65,7 +67,9 @@ struct TrainConfig {
 TrainConfig default_train_config(Kind kind);
 
 struct TrainResult {
-  int64_t steps = 0;
+  int64_t steps = 0;                 // step reached
+  int64_t start_step = 0;            // step this run started from (> 0 when resumed)
+  bool stopped_early = false;        // by stop_after_steps
   double best_val = 0, final_val = 0;
   double baseline_val = 0;           // constant-velocity MSE on the same validation windows
   double seconds = 0, samples_per_s = 0;
@@ -73,7 +77,8 @@ struct TrainResult {
 };
 
 // Trains (or with resume, continues) a model; see README for the flags. Throws npe::Error on bad
-// configuration or data, and when the loss becomes NaN/Inf (naming the step).
+// configuration or data, on --resume with flags that differ from the checkpoint's, and when the
+// loss becomes NaN/Inf (naming the first bad step, its batch and the last good checkpoint).
 TrainResult train(const TrainConfig& config);
 
 }  // namespace npe::model

@@ -20,7 +20,8 @@ struct Panel {
 };
 
 // Draws the panels side by side into a PNG of width x height pixels, written atomically.
-// Throws npe::Error naming `path` if it cannot be written or nothing is plottable.
+// A panel without plottable points is drawn as empty axes. Throws npe::Error naming `path` if it
+// cannot be written. (PLplot itself ends the process on internal errors it cannot recover from.)
 void write_plot_png(const std::string& path, const std::vector<Panel>& panels, int width = 1200,
                     int height = 480);
 
