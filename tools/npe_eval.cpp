@@ -6,49 +6,38 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
-#include "npe/model/checkpoint.h"
-#include "npe/model/train.h"
+#include "model_flags.h"
 #ifdef NPE_HAVE_MEDIA
 #include "npe/rollout/plot.h"
 #endif
 #include "npe/rollout/rollout.h"
 
 namespace fs = std::filesystem;
-using npe::model::Kind;
 
 int main(int argc, char** argv) {
   return npe::tools::run_tool("npe-eval", [&] {
     cxxopts::Options o("npe-eval", "Score NPE rollouts on the test split (cosine similarity, relative "
                        "magnitude error, position error per step) against the constant-velocity baseline.");
     o.add_options()
-      ("classic_ckpt", "classic model checkpoint", cxxopts::value<std::string>()->default_value(""))
-      ("modern_ckpt", "modern model checkpoint", cxxopts::value<std::string>()->default_value(""))
-      ("dataset_prefix", "dataset prefix", cxxopts::value<std::string>()->default_value("data/balls_n4_t60_uniform/balls_n4_t60_uniform"))
       ("num_scenes", "test scenes to roll out", cxxopts::value<int64_t>()->default_value("200"))
       ("rollout_steps", "predicted steps per rollout", cxxopts::value<int>()->default_value("50"))
       ("out_png", "metrics plot", cxxopts::value<std::string>()->default_value("out/eval/rollout_metrics.png"))
       ("out_json", "metrics as JSON", cxxopts::value<std::string>()->default_value("out/eval/rollout_metrics.json"))
       ("out_csv", "per-step metrics as CSV", cxxopts::value<std::string>()->default_value("out/eval/rollout_metrics.csv"))
-      ("device", "auto | cpu | cuda", cxxopts::value<std::string>()->default_value("auto"))
       ("h,help", "this help");
+    npe::tools::add_model_flags(o);
     auto r = npe::tools::parse(o, argc, argv);
     if (r.count("help")) { fmt::print("{}\n", o.help()); return 0; }
     const std::string prefix = r["dataset_prefix"].as<std::string>();
     const auto device = npe::model::pick_device(r["device"].as<std::string>());
-    std::vector<std::pair<std::string, npe::model::Checkpoint>> models;
-    for (auto [flag, kind] : {std::pair<const char*, Kind>{"classic_ckpt", Kind::Classic}, {"modern_ckpt", Kind::Modern}}) {
-      const std::string path = r[flag].as<std::string>();
-      if (!path.empty())
-        models.emplace_back(npe::model::kind_name(kind), npe::model::load_checkpoint(path, kind, std::string("--") + flag, device));
-    }
-    if (models.empty()) throw npe::Error("give --classic_ckpt, --modern_ckpt or both");
+    if (r["classic_ckpt"].as<std::string>().empty() && r["modern_ckpt"].as<std::string>().empty())
+      throw npe::Error("give --classic_ckpt, --modern_ckpt or both");
     const int64_t num_scenes = r["num_scenes"].as<int64_t>();
     const int steps = r["rollout_steps"].as<int>();
     if (num_scenes < 1) throw npe::Error(fmt::format("--num_scenes: expected >= 1, found {}", num_scenes));
 
     const auto manifest = npe::datagen::read_manifest(prefix);
-    for (auto& [name, ck] : models)
-      npe::model::check_dataset_matches(ck, manifest, r[name + "_ckpt"].as<std::string>(), prefix);
+    const auto models = npe::tools::load_models(r, device, manifest, prefix);
     const auto test = npe::datagen::load_split(prefix, manifest, "test");
     const auto val = npe::datagen::load_split(prefix, manifest, "val");
     const auto val_t = npe::model::to_tensor(val, device);
@@ -65,7 +54,7 @@ int main(int argc, char** argv) {
                              {"pos_error_px", m.pos_error_px}};
       metrics.emplace_back(name, std::move(m));
     };
-    for (auto& [name, ck] : models) run(name, npe::model::make_predictor(ck.net, device), ck.net.get());
+    for (const auto& m : models) run(m.name, npe::model::make_predictor(m.checkpoint.net, device), m.checkpoint.net.get());
     run("constant_velocity", npe::rollout::constant_velocity(), nullptr);
 
     // outputs

@@ -4,14 +4,12 @@
 #include <sstream>
 
 #include "cli.h"
-#include "npe/model/checkpoint.h"
-#include "npe/model/train.h"
+#include "model_flags.h"
 #include "npe/rollout/plot.h"
 #include "npe/rollout/rollout.h"
 #include "npe/rollout/video.h"
 
 namespace fs = std::filesystem;
-using npe::model::Kind;
 
 namespace {
 // Reads an npe-train metrics CSV: columns step,samples_seen,train_loss,val_loss,lr,seconds.
@@ -58,16 +56,13 @@ int main(int argc, char** argv) {
     cxxopts::Options o("npe-render", "Comparison videos of rollouts (ground truth | classic | modern) and "
                        "training-curve plots.");
     o.add_options()
-      ("classic_ckpt", "classic model checkpoint", cxxopts::value<std::string>()->default_value(""))
-      ("modern_ckpt", "modern model checkpoint", cxxopts::value<std::string>()->default_value(""))
-      ("dataset_prefix", "dataset prefix", cxxopts::value<std::string>()->default_value("data/balls_n4_t60_uniform/balls_n4_t60_uniform"))
       ("num_scenes", "test scenes to render (0: videos off)", cxxopts::value<int64_t>()->default_value("2"))
       ("rollout_steps", "predicted steps per rollout", cxxopts::value<int>()->default_value("50"))
       ("out_dir", "output folder", cxxopts::value<std::string>()->default_value("out/render"))
       ("metrics_csv", "npe-train metrics CSVs for the training-curve plot (comma-separated)", cxxopts::value<std::vector<std::string>>()->default_value(""))
       ("curves_png", "training-curve plot (default <out_dir>/training_curves.png)", cxxopts::value<std::string>()->default_value(""))
-      ("device", "auto | cpu | cuda", cxxopts::value<std::string>()->default_value("auto"))
       ("h,help", "this help");
+    npe::tools::add_model_flags(o);
     auto r = npe::tools::parse(o, argc, argv);
     if (r.count("help")) { fmt::print("{}\n", o.help()); return 0; }
     const fs::path out_dir = r["out_dir"].as<std::string>();
@@ -107,15 +102,9 @@ int main(int argc, char** argv) {
       throw npe::Error(fmt::format("--rollout_steps: expected 1 to {} (the dataset has {} frames), found {}",
                                    test.timesteps - 2, test.timesteps, steps));
     std::vector<std::pair<std::string, npe::datagen::Trajectories>> rollouts;
-    for (auto [flag, kind] : {std::pair<const char*, Kind>{"classic_ckpt", Kind::Classic}, {"modern_ckpt", Kind::Modern}}) {
-      const std::string path = r[flag].as<std::string>();
-      if (path.empty()) continue;
-      auto ck = npe::model::load_checkpoint(path, kind, std::string("--") + flag, device);
-      npe::model::check_dataset_matches(ck, manifest, path, prefix);
-      rollouts.emplace_back(npe::model::kind_name(kind),
-                            npe::rollout::rollout(test, num_scenes, steps, manifest.step_scale(),
-                                                  npe::model::make_predictor(ck.net, device)));
-    }
+    for (const auto& m : npe::tools::load_models(r, device, manifest, prefix))
+      rollouts.emplace_back(m.name, npe::rollout::rollout(test, num_scenes, steps, manifest.step_scale(),
+                                                          npe::model::make_predictor(m.checkpoint.net, device)));
     npe::rollout::VideoOptions vo;
     vo.box_width = manifest.world.width;
     vo.box_height = manifest.world.height;
