@@ -197,7 +197,10 @@ TrainResult train(const TrainConfig& cfg) {
   const auto manifest = datagen::read_manifest(cfg.dataset_prefix);
   const auto train_traj = datagen::load_split(cfg.dataset_prefix, manifest, "train");
   const auto val_traj = datagen::load_split(cfg.dataset_prefix, manifest, "val");
-  const Tensor train_t = to_tensor(train_traj, device), val_t = to_tensor(val_traj, device);
+  // One host copy of the training split serves the normalisation fit and the device copy (on CPU
+  // they are the same tensor).
+  const Tensor train_host = to_tensor(train_traj, torch::kCPU);
+  const Tensor train_t = train_host.to(device), val_t = to_tensor(val_traj, device);
   const int64_t train_windows = train_traj.windows(), val_total = val_traj.windows();
   const int64_t nval = std::min(cfg.val_windows, val_total);
   const Tensor val_ids =
@@ -211,7 +214,7 @@ TrainResult train(const TrainConfig& cfg) {
   mc.neighborhood = cfg.neighborhood_radii * manifest.world.radius / manifest.world.width;
   auto net = make_model(mc);
   {
-    auto all = train_t.to(torch::kCPU);
+    const auto& all = train_host;
     auto dv = all.narrow(1, 1, all.size(1) - 1).narrow(-1, 2, 2) - all.narrow(1, 0, all.size(1) - 1).narrow(-1, 2, 2);
     net->fit_normalisation(all, dv);
   }
@@ -280,10 +283,10 @@ TrainResult train(const TrainConfig& cfg) {
   const int64_t start_step = step;
   Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device));
   // First step whose loss was NaN/Inf (-1: none). On CPU every loss is checked before the
-  // optimizer step; on CUDA the flag stays on the device and is read every 100 steps, so that
-  // the inner loop never waits for the GPU.
+  // optimizer step; on CUDA the flag stays on the device and is read every kDeviceNanCheckEvery
+  // steps, so that the inner loop never waits for the GPU.
   Tensor first_bad = torch::full({}, -1, torch::TensorOptions().dtype(torch::kLong).device(device));
-  const int64_t bad_check_every = device.is_cpu() ? 1 : 100;
+  constexpr int64_t kDeviceNanCheckEvery = 100;
   int64_t loss_count = 0;
   double last_train = NAN, last_val = NAN, lr = cfg.lr;
   auto seconds = [&] {
@@ -324,7 +327,7 @@ TrainResult train(const TrainConfig& cfg) {
       if (!std::isfinite(loss.item<double>())) throw nonfinite_error(step);
     } else {
       first_bad = torch::where(first_bad.lt(0) & torch::isfinite(loss).logical_not(), step, first_bad);
-      if ((step + 1) % bad_check_every == 0 && first_bad.item<int64_t>() >= 0) throw nonfinite_error(first_bad.item<int64_t>());
+      if ((step + 1) % kDeviceNanCheckEvery == 0 && first_bad.item<int64_t>() >= 0) throw nonfinite_error(first_bad.item<int64_t>());
     }
     optimizer->zero_grad();
     loss.backward();
