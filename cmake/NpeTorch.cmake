@@ -9,7 +9,15 @@
 include(CheckLanguage)
 check_language(CUDA)
 if(CMAKE_CUDA_COMPILER AND NOT NPE_FORCE_NO_CUDA)
+  # Torch's CMake appends -gencode flags for every architecture in TORCH_CUDA_ARCH_LIST (all of
+  # them by default) to CMAKE_CUDA_FLAGS; npe's kernels name their own (NPE_CUDA_ARCHITECTURES),
+  # so the flags are restored afterwards.
+  if(NOT DEFINED ENV{TORCH_CUDA_ARCH_LIST})
+    set(ENV{TORCH_CUDA_ARCH_LIST} "9.0a")
+  endif()
+  set(_npe_cuda_flags "${CMAKE_CUDA_FLAGS}")
   find_package(Torch REQUIRED)
+  set(CMAKE_CUDA_FLAGS "${_npe_cuda_flags}")
   set(NPE_HAVE_CUDA ON)
   return()
 endif()

@@ -19,7 +19,7 @@ pkgs=(build-essential cmake ninja-build pkg-config git
       python3 python3-venv python3-pip
       libbox2d-dev libcxxopts-dev libfmt-dev nlohmann-json3-dev
       libavcodec-dev libavformat-dev libswscale-dev libavutil-dev
-      libgtest-dev libgmock-dev
+      libgtest-dev libgmock-dev librapidcheck-dev
       libplplot-dev plplot-driver-cairo libcairo2-dev fonts-dejavu-core)
 missing=()
 for p in "${pkgs[@]}"; do

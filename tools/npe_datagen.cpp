@@ -1,14 +1,15 @@
-// npe-datagen: ball-world trajectory datasets with Box2D. See README.md.
+// npe-datagen: ball-world trajectory datasets with Box2D or npe's GPU engine. See README.md.
 #include <thread>
 
 #include "cli.h"
 #include "npe/datagen/generate.h"
+#include "npe/gpu/generate.h"
 
 int main(int argc, char** argv) {
   return npe::tools::run_tool("npe-datagen", [&] {
     npe::datagen::DatagenConfig c;
     npe::datagen::WorldDef& w = c.world;
-    cxxopts::Options o("npe-datagen", "Generate 2-D ball-world trajectories with Box2D.\n"
+    cxxopts::Options o("npe-datagen", "Generate 2-D ball-world trajectories with Box2D or npe's GPU engine.\n"
                        "Writes PREFIX_{train,val,test}.npy ([scenes, T, N, 5] float32) and PREFIX.json.");
     o.add_options()
       ("num_scenes", "scenes to simulate (split 70/15/15 by scene)", cxxopts::value<int64_t>()->default_value("12000"))
@@ -23,7 +24,15 @@ int main(int argc, char** argv) {
       ("height", "box height, px", cxxopts::value<double>()->default_value("600"))
       ("max_speed", "initial speeds ~ U[0, max_speed], px/s", cxxopts::value<double>()->default_value("60"))
       ("dt", "seconds between frames", cxxopts::value<double>()->default_value("0.1"))
-      ("substeps", "Box2D steps per frame", cxxopts::value<int>()->default_value("10"))
+      ("engine", "box2d, or gpu (npe's engine: CUDA, or its CPU reference without a GPU)",
+       cxxopts::value<std::string>()->default_value("box2d"))
+      ("substeps", "physics steps per frame (0: Box2D 10; gpu: chosen from the contact stiffness)",
+       cxxopts::value<int>()->default_value("0"))
+      ("contact_omega", "gpu engine: contact spring omega, 1/s (0: chosen so that penetration stays "
+       "under 1% of the radius)", cxxopts::value<double>()->default_value("0"))
+      ("obstacles", "gpu engine: static obstacles, 'capsule:x0,y0,x1,y1,r;box:cx,cy,hw,hh,deg'",
+       cxxopts::value<std::string>()->default_value(""))
+      ("cpu", "gpu engine: run the CPU reference even when a GPU is present (same bytes)")
       ("no_progress", "no progress bar")
       ("h,help", "this help");
     auto r = npe::tools::parse(o, argc, argv);
@@ -41,8 +50,27 @@ int main(int argc, char** argv) {
     w.max_speed = r["max_speed"].as<double>();
     w.frame_dt = r["dt"].as<double>();
     w.substeps = r["substeps"].as<int>();
+    w.contact_omega = r["contact_omega"].as<double>();
+    w.obstacles = npe::datagen::parse_obstacles(r["obstacles"].as<std::string>());
     c.progress = r.count("no_progress") == 0;
-    const auto s = npe::datagen::generate_dataset(c);
+    const std::string engine = r["engine"].as<std::string>();
+    if (engine != "box2d" && engine != "gpu")
+      throw npe::Error(fmt::format("--engine: expected box2d or gpu, found '{}'", engine));
+    if (w.substeps < 0) throw npe::Error(fmt::format("--substeps: expected >= 0, found {}", w.substeps));
+    if (w.contact_omega < 0)
+      throw npe::Error(fmt::format("--contact_omega: expected >= 0 (0 = choose), found {}", w.contact_omega));
+    npe::datagen::DatagenSummary s;
+    if (engine == "box2d") {
+      if (w.contact_omega > 0) throw npe::Error("--contact_omega: applies to --engine gpu only");
+      if (r.count("cpu")) throw npe::Error("--cpu: applies to --engine gpu only");
+      s = npe::datagen::generate_dataset(c);
+    } else {
+      std::string why;
+      const bool cuda = !r.count("cpu") && npe::gpu::cuda_available(&why);
+      if (!cuda && !r.count("cpu"))
+        fmt::print(stderr, "npe-datagen: {}: running the engine's CPU reference (same results)\n", why);
+      s = npe::gpu::generate_dataset_gpu(c, cuda);
+    }
     fmt::print("npe-datagen: {} scenes, {} windows in {:.2f} s ({:.0f} scenes/s); max kinetic-energy "
                "drift {:.2e}\n", s.scenes, s.windows, s.seconds, s.scenes / s.seconds, s.max_energy_drift);
     for (const auto& f : s.files) fmt::print("  wrote {}\n", f);

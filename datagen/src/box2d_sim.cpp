@@ -80,10 +80,11 @@ Box2dScene build(const WorldDef& d, const std::vector<BallInit>& init) {
 template <typename Record>
 void run(const WorldDef& d, const std::vector<BallInit>& init, Record record) {
   Box2dScene sc = build(d, init);
-  const float h = static_cast<float>(d.frame_dt / d.substeps);
+  const int substeps = d.substeps > 0 ? d.substeps : kBox2dDefaultSubsteps;
+  const float h = static_cast<float>(d.frame_dt / substeps);
   for (int t = 0; t < d.timesteps; ++t) {
     if (t > 0)
-      for (int k = 0; k < d.substeps; ++k)
+      for (int k = 0; k < substeps; ++k)
         sc.world->Step(h, d.velocity_iterations, d.position_iterations);
     for (size_t i = 0; i < sc.balls.size(); ++i)
       record(t, static_cast<int>(i), sc.balls[i]->GetPosition(), sc.balls[i]->GetLinearVelocity(),

@@ -1,5 +1,6 @@
 #include "npe/datagen/dataset.h"
 
+#include <array>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -53,7 +54,14 @@ json Manifest::to_json() const {
                 {"restitution", w.restitution}, {"friction", w.friction},
                 {"gravity", 0.0},           {"pixels_per_meter", w.pixels_per_meter},
                 {"velocity_iterations", w.velocity_iterations},
-                {"position_iterations", w.position_iterations}};
+                {"position_iterations", w.position_iterations},
+                {"contact_omega", w.contact_omega}};
+  json obs = json::array();
+  for (const Obstacle& o : w.obstacles)
+    obs.push_back({{"kind", o.kind == Obstacle::Kind::kCapsule ? "capsule" : "box"},
+                   {"a", {o.ax, o.ay}}, {"b", {o.bx, o.by}}, {"radius", o.radius},
+                   {"angle", o.angle}});
+  j["world"]["obstacles"] = obs;
   json sp = json::array();
   for (const SplitInfo& s : splits)
     sp.push_back({{"name", s.name}, {"file", s.file}, {"first_scene", s.first_scene},
@@ -106,6 +114,30 @@ Manifest Manifest::from_json(const json& j, const std::string& src) {
   d.restitution = field<double>(w, "restitution", src, "world.");
   d.friction = field<double>(w, "friction", src, "world.");
   d.pixels_per_meter = field<double>(w, "pixels_per_meter", src, "world.");
+  // Optional fields (absent in datasets written before the GPU engine existed).
+  if (w.is_object() && w.contains("contact_omega"))
+    d.contact_omega = field<double>(w, "contact_omega", src, "world.");
+  if (w.is_object() && w.contains("obstacles")) {
+    if (!w["obstacles"].is_array())
+      throw Error(fmt::format("{}: manifest field 'world.obstacles' is not an array", src));
+    for (const json& o : w["obstacles"]) {
+      Obstacle ob;
+      const auto kind = field<std::string>(o, "kind", src, "world.obstacles[].");
+      if (kind != "capsule" && kind != "box")
+        throw Error(fmt::format("{}: manifest field 'world.obstacles[].kind' expected \"capsule\" "
+                                "or \"box\", found \"{}\"", src, kind));
+      ob.kind = kind == "capsule" ? Obstacle::Kind::kCapsule : Obstacle::Kind::kBox;
+      const auto a = field<std::array<double, 2>>(o, "a", src, "world.obstacles[].");
+      const auto b = field<std::array<double, 2>>(o, "b", src, "world.obstacles[].");
+      ob.ax = a[0];
+      ob.ay = a[1];
+      ob.bx = b[0];
+      ob.by = b[1];
+      ob.radius = field<double>(o, "radius", src, "world.obstacles[].");
+      ob.angle = field<double>(o, "angle", src, "world.obstacles[].");
+      d.obstacles.push_back(ob);
+    }
+  }
   try {
     validate(d);
   } catch (const Error& e) {

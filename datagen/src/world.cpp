@@ -1,6 +1,7 @@
 #include "npe/datagen/world.h"
 
 #include <cmath>
+#include <sstream>
 
 #include <fmt/format.h>
 
@@ -48,7 +49,8 @@ void validate(const WorldDef& d) {
   if (d.timesteps > 100000) bad("--timesteps", "at most 100000 frames", d.timesteps);
   if (!(d.max_speed > 0) || !std::isfinite(d.max_speed)) bad("--max_speed", "a positive speed in px/s", d.max_speed);
   if (!(d.frame_dt > 0) || !std::isfinite(d.frame_dt)) bad("--dt", "a positive frame interval in s", d.frame_dt);
-  if (d.substeps < 1 || d.substeps > 10000) bad("--substeps", "1 to 10000 Box2D steps per frame", d.substeps);
+  if (d.substeps < 0 || d.substeps > 10000000)
+    bad("--substeps", "0 (the engine's default) to 10^7 steps per frame", d.substeps);
   if (!(d.mass > 0)) bad("--mass", "a positive mass", d.mass);
   for (double m : d.mass_choices)
     if (!(m > 0)) bad("--mass_choices", "positive masses", m);
@@ -64,7 +66,8 @@ void validate(const WorldDef& d) {
                             d.height));
 }
 
-std::vector<BallInit> sample_scene(const WorldDef& d, uint64_t seed, int64_t scene) {
+std::vector<BallInit> sample_scene(const WorldDef& d, uint64_t seed, int64_t scene,
+                                   const std::function<bool(double, double)>& is_free) {
   Rng rng(seed, static_cast<uint64_t>(scene));
   std::vector<BallInit> balls;
   balls.reserve(d.num_balls);
@@ -80,7 +83,7 @@ std::vector<BallInit> sample_scene(const WorldDef& d, uint64_t seed, int64_t sce
             scene, d.num_balls, r, d.width, d.height, d.max_placement_tries));
       b.x = rng.uniform(r, d.width - r);
       b.y = rng.uniform(r, d.height - r);
-      bool ok = true;
+      bool ok = !is_free || is_free(b.x, b.y);
       for (const BallInit& o : balls)
         if ((o.x - b.x) * (o.x - b.x) + (o.y - b.y) * (o.y - b.y) < min_d2) ok = false;
       if (ok) break;
@@ -95,6 +98,69 @@ std::vector<BallInit> sample_scene(const WorldDef& d, uint64_t seed, int64_t sce
     balls.push_back(b);
   }
   return balls;
+}
+
+std::vector<Obstacle> parse_obstacles(const std::string& text) {
+  std::vector<Obstacle> out;
+  std::stringstream items(text);
+  std::string item;
+  while (std::getline(items, item, ';')) {
+    if (item.find_first_not_of(" \t") == std::string::npos) continue;
+    const auto colon = item.find(':');
+    const std::string kind = colon == std::string::npos ? "" : item.substr(0, colon);
+    const bool capsule = kind == "capsule", box = kind == "box";
+    if (!capsule && !box)
+      throw Error(fmt::format("--obstacles: item '{}': expected 'capsule:x0,y0,x1,y1,r' or "
+                              "'box:cx,cy,half_width,half_height,angle_deg', found kind '{}'",
+                              item, kind));
+    std::vector<double> v;
+    std::stringstream nums(item.substr(colon + 1));
+    std::string tok;
+    while (std::getline(nums, tok, ',')) {
+      size_t used = 0;
+      double x = 0;
+      try {
+        x = std::stod(tok, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used == 0 || tok.find_first_not_of(" \t", used) != std::string::npos || !std::isfinite(x))
+        throw Error(fmt::format("--obstacles: item '{}': expected a finite number, found '{}'", item, tok));
+      v.push_back(x);
+    }
+    if (v.size() != 5)
+      throw Error(fmt::format("--obstacles: item '{}': expected 5 numbers, found {}", item, v.size()));
+    Obstacle o;
+    o.kind = capsule ? Obstacle::Kind::kCapsule : Obstacle::Kind::kBox;
+    o.ax = v[0];
+    o.ay = v[1];
+    o.bx = v[2];
+    o.by = v[3];
+    if (capsule) {
+      o.radius = v[4];
+      if (!(o.radius > 0))
+        throw Error(fmt::format("--obstacles: item '{}': expected a positive capsule radius, found {}", item, v[4]));
+    } else {
+      o.angle = v[4] * M_PI / 180.0;
+      if (!(o.bx > 0 && o.by > 0))
+        throw Error(fmt::format("--obstacles: item '{}': expected positive half extents, found {} x {}",
+                                item, o.bx, o.by));
+    }
+    out.push_back(o);
+  }
+  return out;
+}
+
+std::string format_obstacles(const std::vector<Obstacle>& obstacles) {
+  std::string s;
+  for (const Obstacle& o : obstacles) {
+    if (!s.empty()) s += ";";
+    if (o.kind == Obstacle::Kind::kCapsule)
+      s += fmt::format("capsule:{},{},{},{},{}", o.ax, o.ay, o.bx, o.by, o.radius);
+    else
+      s += fmt::format("box:{},{},{},{},{}", o.ax, o.ay, o.bx, o.by, o.angle * 180.0 / M_PI);
+  }
+  return s;
 }
 
 double kinetic_energy(const float* frame, int num_balls) {

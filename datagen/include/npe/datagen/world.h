@@ -7,12 +7,34 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <string>
 #include <vector>
 
 namespace npe::datagen {
 
+// Box2D steps per frame when WorldDef::substeps is 0.
+constexpr int kBox2dDefaultSubsteps = 10;
+
 // Features per ball per frame: x, y, vx, vy (normalised), mass.
 constexpr int kStateDim = 5;
+
+// A static obstacle (GPU engine; drawn by npe-render). px and radians.
+struct Obstacle {
+  enum class Kind { kCapsule, kBox };
+  Kind kind = Kind::kCapsule;
+  double ax = 0, ay = 0;  // capsule: first end of the segment; box: centre
+  double bx = 0, by = 0;  // capsule: second end; box: half extents (> 0)
+  double radius = 0;      // capsule radius (> 0); unused for boxes
+  double angle = 0;       // box rotation, counter-clockwise; unused for capsules
+};
+
+// Parses --obstacles: items separated by ';', each "capsule:x0,y0,x1,y1,r" or
+// "box:cx,cy,half_width,half_height,angle_deg" (px, degrees). Throws npe::Error naming
+// --obstacles, the item, what was expected and what was found.
+std::vector<Obstacle> parse_obstacles(const std::string& text);
+// The inverse of parse_obstacles (angles in degrees).
+std::string format_obstacles(const std::vector<Obstacle>& obstacles);
 
 // WorldDef: everything that is fixed for a dataset. Defaults reproduce the public PyTorch NPE
 // re-implementation's recipe (800x600 px box, 4 balls of radius 60 px, speeds up to 60 px/s,
@@ -27,7 +49,8 @@ struct WorldDef {
   std::vector<double> mass_choices = {1.0, 5.0, 25.0};
   double max_speed = 60.0;      // initial speed ~ U[0, max_speed], px/s; velocity normaliser
   double frame_dt = 0.1;        // time between recorded frames, s
-  int substeps = 10;            // Box2D steps per frame
+  int substeps = 0;             // physics steps per frame; 0 = the engine's default (Box2D: 10;
+                                // GPU engine: from the contact stiffness, see choose_contact)
   int timesteps = 60;           // recorded frames per scene
   double restitution = 1.0;
   double friction = 0.0;
@@ -35,6 +58,10 @@ struct WorldDef {
   int velocity_iterations = 20;
   int position_iterations = 10;
   int max_placement_tries = 100000;  // per scene, for non-overlapping initial positions
+  // GPU engine only (npe-datagen --engine gpu): static obstacles, and the contact spring
+  // omega (1/s; 0 = chosen from max_speed and radius, see npe/gpu/engine.h choose_contact).
+  std::vector<Obstacle> obstacles;
+  double contact_omega = 0.0;
 };
 
 // Throws npe::Error naming the offending flag (--radius, --num_balls, ...) when `def` describes
@@ -51,7 +78,9 @@ struct BallInit {
 // earlier ball; direction uniform in [0, 2 pi), speed uniform in [0, max_speed].
 // Throws npe::Error naming num_balls, radius and the box when no placement is found in
 // max_placement_tries draws.
-std::vector<BallInit> sample_scene(const WorldDef& def, uint64_t seed, int64_t scene);
+// `is_free(x, y)`, when given, must also accept a centre (used to keep balls off obstacles).
+std::vector<BallInit> sample_scene(const WorldDef& def, uint64_t seed, int64_t scene,
+                                   const std::function<bool(double, double)>& is_free = {});
 
 // Simulates one scene with Box2D and records `def.timesteps` frames (frame 0 = `init`).
 // out: [timesteps, num_balls, kStateDim] float32, normalised as described above.

@@ -1,0 +1,57 @@
+// Built instead of cuda_engine.cu when no CUDA compiler was found at configure time: the CPU
+// reference serves, and every CUDA entry point says why it cannot run.
+#include "npe/datagen/io.h"
+#include "npe/gpu/engine.h"
+
+namespace npe::gpu {
+namespace {
+constexpr const char* kWhy = "npe was built without CUDA (no nvcc found when CMake configured it)";
+[[noreturn]] void unavailable() { throw Error(kWhy); }
+}  // namespace
+
+bool cuda_available(std::string* why) {
+  if (why) *why = kWhy;
+  return false;
+}
+std::string cuda_device_name() { unavailable(); }
+double cuda_copy_bandwidth() { unavailable(); }
+
+template <class T>
+struct CudaWorld<T>::Impl {};
+template <class T>
+CudaWorld<T>::CudaWorld(const WorldSpec&) { unavailable(); }
+template <class T>
+CudaWorld<T>::~CudaWorld() = default;
+template <class T>
+const WorldSpec& CudaWorld<T>::spec() const { unavailable(); }
+template <class T>
+void CudaWorld<T>::set_state(const WorldState<T>&) { unavailable(); }
+template <class T>
+void CudaWorld<T>::set_masses(const std::vector<double>&) { unavailable(); }
+template <class T>
+WorldState<T> CudaWorld<T>::state() const { unavailable(); }
+template <class T>
+void CudaWorld<T>::advance(int, const Recorder<T>&, int) { unavailable(); }
+template <class T>
+void CudaWorld<T>::record(const Recorder<T>&, int) { unavailable(); }
+template <class T>
+std::vector<std::pair<int64_t, int64_t>> CudaWorld<T>::contact_pairs(BroadPhase) { unavailable(); }
+template <class T>
+std::vector<double> CudaWorld<T>::time_advance(const WorldState<T>&, int, const Recorder<T>&, int, int) {
+  unavailable();
+}
+template <class T>
+void CudaWorld<T>::synchronize() const { unavailable(); }
+template <class T>
+void* CudaWorld<T>::stream() const { unavailable(); }
+template class CudaWorld<float>;
+template class CudaWorld<double>;
+
+DeviceBuffer::DeviceBuffer(size_t) { unavailable(); }
+DeviceBuffer::~DeviceBuffer() = default;
+void DeviceBuffer::copy_to_host_async(void*, size_t, void*) const { unavailable(); }
+void DeviceBuffer::fill_nan() { unavailable(); }
+PinnedBuffer::PinnedBuffer(size_t) { unavailable(); }
+PinnedBuffer::~PinnedBuffer() = default;
+
+}  // namespace npe::gpu

@@ -1,0 +1,266 @@
+// gpu/src/physics.h (private): the engine's per-body and per-contact physics, written once as
+// __host__ __device__ functions and shared by the CPU reference (cpu_engine.cpp) and the CUDA
+// kernels (cuda_engine.cu).
+//
+// Model (see gpu/README.md for the derivations and error analysis):
+// - Semi-implicit (symplectic) Euler per substep h:  v' = v + h (F(x, v) / m + g),  x' = x + h v'.
+// - Penalty contact along the signed-distance-function (SDF) normal n of the other body: for a
+//   penetration delta = r - phi > 0 and normal velocity v_n = (v_i - v_j) . n,
+//       F_i = m_eff (omega^2 delta - 2 zeta omega v_n) n,   m_eff = m_i m_j / (m_i + m_j)
+//   (m_eff = m_i against walls and obstacles). Scaling the spring by m_eff gives every contact
+//   the same duration pi / omega and the same peak penetration v_n / omega whatever the masses.
+//   zeta follows from the restitution e of a linear spring-dashpot: e = exp(-zeta pi / sqrt(1 - zeta^2)).
+// - Determinism and exactness: every function is a fixed sequence of IEEE operations (the CUDA
+//   code is built with --fmad=false, the host code with -ffp-contract=off), so the CPU reference
+//   in float32 and the CUDA kernels give the same bits. Pair forces are exactly antisymmetric:
+//   pair_force(j, i) == -pair_force(i, j) bit for bit, hence momentum is conserved to rounding.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define NPE_HD __host__ __device__ __forceinline__
+#else
+#define NPE_HD inline
+#endif
+#if defined(__CUDA_ARCH__)
+#define NPE_UNROLL _Pragma("unroll")
+#else
+#define NPE_UNROLL
+#endif
+
+namespace npe::gpu::detail {
+
+NPE_HD float hd_sqrt(float a) { return sqrtf(a); }
+NPE_HD double hd_sqrt(double a) { return sqrt(a); }
+
+// Signed distance from a point to a shape (phi > 0 outside) and the unit outward normal n (the
+// SDF's gradient) at that point.
+template <class T>
+struct Sdf {
+  T phi, nx, ny;
+};
+
+// Circle of centre (cx, cy) and radius r. At the centre itself the normal is (1, 0).
+template <class T>
+NPE_HD Sdf<T> sdf_circle(T px, T py, T cx, T cy, T r) {
+  const T dx = px - cx, dy = py - cy;
+  const T d = hd_sqrt(dx * dx + dy * dy);
+  Sdf<T> s;
+  s.phi = d - r;
+  if (d > T(0)) {
+    s.nx = dx / d;
+    s.ny = dy / d;
+  } else {
+    s.nx = T(1);
+    s.ny = T(0);
+  }
+  return s;
+}
+
+// Half-plane {p : n . p >= offset} seen from inside: phi = n . p - offset, normal n (unit).
+template <class T>
+NPE_HD Sdf<T> sdf_halfplane(T px, T py, T nx, T ny, T offset) {
+  Sdf<T> s;
+  s.phi = nx * px + ny * py - offset;
+  s.nx = nx;
+  s.ny = ny;
+  return s;
+}
+
+// Capsule: the points within r of the segment a-b. A zero-length segment is a circle at a.
+template <class T>
+NPE_HD Sdf<T> sdf_capsule(T px, T py, T ax, T ay, T bx, T by, T r) {
+  const T abx = bx - ax, aby = by - ay;
+  const T len2 = abx * abx + aby * aby;
+  T t = T(0);
+  if (len2 > T(0)) {
+    t = ((px - ax) * abx + (py - ay) * aby) / len2;
+    t = t < T(0) ? T(0) : (t > T(1) ? T(1) : t);
+  }
+  return sdf_circle(px, py, ax + t * abx, ay + t * aby, r);
+}
+
+// Oriented box: centre (cx, cy), half extents (hx, hy), rotated by the angle whose cosine and
+// sine are (c, s) (counter-clockwise). Inside, the normal is that of the nearest face.
+template <class T>
+NPE_HD Sdf<T> sdf_box(T px, T py, T cx, T cy, T hx, T hy, T c, T s) {
+  // the point in the box's frame: R^T (p - centre)
+  const T dx = px - cx, dy = py - cy;
+  const T lx = c * dx + s * dy, ly = c * dy - s * dx;
+  const T ax = lx < T(0) ? -lx : lx, ay = ly < T(0) ? -ly : ly;
+  const T sx = lx < T(0) ? T(-1) : T(1), sy = ly < T(0) ? T(-1) : T(1);
+  const T qx = ax - hx, qy = ay - hy;
+  T nlx, nly, phi;
+  if (qx > T(0) || qy > T(0)) {
+    // outside: distance to the nearest point of the boundary
+    const T ox = qx > T(0) ? qx : T(0), oy = qy > T(0) ? qy : T(0);
+    phi = hd_sqrt(ox * ox + oy * oy);
+    nlx = sx * ox / phi;
+    nly = sy * oy / phi;
+  } else if (qx > qy) {
+    phi = qx;  // inside, nearest face is x = +-hx
+    nlx = sx;
+    nly = T(0);
+  } else {
+    phi = qy;
+    nlx = T(0);
+    nly = sy;
+  }
+  Sdf<T> out;
+  out.phi = phi;
+  out.nx = c * nlx - s * nly;  // back to the world frame: R n
+  out.ny = s * nlx + c * nly;
+  return out;
+}
+
+// Contact law constants: spring omega^2 (1/s^2) and damping 2 zeta omega (1/s), per unit of
+// effective mass.
+template <class T>
+struct ContactLaw {
+  T omega2;
+  T damping;
+};
+
+// Static obstacle in kernel form. kind 0: capsule (segment a-b, radius); kind 1: oriented box
+// (centre a, half extents b, orientation cos/sin).
+template <class T>
+struct ObstacleK {
+  int kind;
+  T ax, ay, bx, by, radius, cos_a, sin_a;
+};
+
+template <class T>
+NPE_HD Sdf<T> sdf_obstacle(const ObstacleK<T>& o, T px, T py) {
+  if (o.kind == 0) return sdf_capsule(px, py, o.ax, o.ay, o.bx, o.by, o.radius);
+  return sdf_box(px, py, o.ax, o.ay, o.bx, o.by, o.cos_a, o.sin_a);
+}
+
+// Everything a substep needs besides the bodies: the box [0, width] x [0, height] (px), the
+// substep h (s), gravity (px/s^2), the contact law and the obstacles.
+template <class T>
+struct StepParams {
+  T width, height, h, gx, gy;
+  ContactLaw<T> law;
+  int num_obstacles;
+  const ObstacleK<T>* obstacles;  // host or device memory, matching the caller
+};
+
+// Force on ball i from ball j (both radius/mass/state given). Returns false, touching nothing,
+// when the balls do not overlap. `i_lower` (i < j) orients the normal when the centres coincide,
+// so that the pair stays antisymmetric there too.
+template <class T>
+NPE_HD bool pair_force(T xi, T yi, T vxi, T vyi, T ri, T mi, T xj, T yj, T vxj, T vyj, T rj, T mj,
+                       bool i_lower, const ContactLaw<T>& law, T& fx, T& fy) {
+  const T dx = xi - xj, dy = yi - yj;
+  const T rr = ri + rj;
+  const T d2 = dx * dx + dy * dy;
+  if (!(d2 < rr * rr)) return false;
+  const T d = hd_sqrt(d2);
+  T nx, ny;
+  if (d > T(0)) {
+    nx = dx / d;
+    ny = dy / d;
+  } else {
+    nx = i_lower ? T(1) : T(-1);
+    ny = T(0);
+  }
+  const T delta = rr - d;
+  const T vn = (vxi - vxj) * nx + (vyi - vyj) * ny;
+  const T meff = mi * mj / (mi + mj);
+  const T mag = meff * (law.omega2 * delta - law.damping * vn);
+  fx = mag * nx;
+  fy = mag * ny;
+  return true;
+}
+
+// Penalty force of a static surface with SDF value/normal `s` on a ball (radius r, mass m,
+// velocity v), added to (fx, fy) when the ball penetrates it.
+template <class T>
+NPE_HD void add_static_contact(const Sdf<T>& s, T vx, T vy, T r, T m, const ContactLaw<T>& law,
+                               T& fx, T& fy) {
+  const T delta = r - s.phi;
+  if (!(delta > T(0))) return;
+  const T vn = vx * s.nx + vy * s.ny;
+  const T mag = m * (law.omega2 * delta - law.damping * vn);
+  fx += mag * s.nx;
+  fy += mag * s.ny;
+}
+
+// Forces of the four walls (left, right, bottom, top: half-planes facing into the box) and of
+// the obstacles, in that order, added to (fx, fy).
+template <class T>
+NPE_HD void add_boundary_forces(const StepParams<T>& p, T x, T y, T vx, T vy, T r, T m, T& fx,
+                                T& fy) {
+  add_static_contact(sdf_halfplane(x, y, T(1), T(0), T(0)), vx, vy, r, m, p.law, fx, fy);
+  add_static_contact(sdf_halfplane(x, y, T(-1), T(0), -p.width), vx, vy, r, m, p.law, fx, fy);
+  add_static_contact(sdf_halfplane(x, y, T(0), T(1), T(0)), vx, vy, r, m, p.law, fx, fy);
+  add_static_contact(sdf_halfplane(x, y, T(0), T(-1), -p.height), vx, vy, r, m, p.law, fx, fy);
+  for (int k = 0; k < p.num_obstacles; ++k)
+    add_static_contact(sdf_obstacle(p.obstacles[k], x, y), vx, vy, r, m, p.law, fx, fy);
+}
+
+// Semi-implicit Euler: velocity first, then position with the new velocity.
+template <class T>
+NPE_HD void integrate(const StepParams<T>& p, T fx, T fy, T inv_m, T& x, T& y, T& vx, T& vy) {
+  vx = vx + p.h * (fx * inv_m + p.gx);
+  vy = vy + p.h * (fy * inv_m + p.gy);
+  x = x + p.h * vx;
+  y = y + p.h * vy;
+}
+
+// A ball count known at compile time (the CUDA kernels' template parameter): converts to int in
+// host and device code, so that scene_substep's loops unroll and its arrays stay in registers.
+template <int N>
+struct FixedCount {
+  NPE_HD constexpr operator int() const { return N; }
+};
+
+// One substep of one scene of n balls held in local arrays (registers in the CUDA kernel, where
+// n is a compile-time constant). Ball-ball forces are computed once per pair i < j and applied
+// to both balls; each ball therefore sums its partners in ascending index order, which is the
+// order of the per-body all-pairs path too. Then walls and obstacles, then integration.
+template <class T, class Count>
+NPE_HD void scene_substep(Count n, T* x, T* y, T* vx, T* vy, const T* r, const T* m,
+                          const T* inv_m, T* fx, T* fy, const StepParams<T>& p) {
+  NPE_UNROLL
+  for (int i = 0; i < n; ++i) fx[i] = fy[i] = T(0);
+  NPE_UNROLL
+  for (int i = 0; i < n; ++i) {
+    NPE_UNROLL
+    for (int j = i + 1; j < n; ++j) {
+      T gx, gy;
+      if (pair_force(x[i], y[i], vx[i], vy[i], r[i], m[i], x[j], y[j], vx[j], vy[j], r[j], m[j],
+                     true, p.law, gx, gy)) {
+        fx[i] += gx;
+        fy[i] += gy;
+        fx[j] -= gx;
+        fy[j] -= gy;
+      }
+    }
+  }
+  NPE_UNROLL
+  for (int i = 0; i < n; ++i) add_boundary_forces(p, x[i], y[i], vx[i], vy[i], r[i], m[i], fx[i], fy[i]);
+  NPE_UNROLL
+  for (int i = 0; i < n; ++i) integrate(p, fx[i], fy[i], inv_m[i], x[i], y[i], vx[i], vy[i]);
+}
+
+// Uniform grid for the broad phase: square cells of side `cell` (>= the largest diameter, so
+// that touching balls lie in the same or adjacent cells), nx * ny cells per scene, scenes'
+// cells one after another. Centres outside the box are clamped to the border cells.
+template <class T>
+struct GridK {
+  T cell, inv_cell;
+  int nx, ny;
+};
+
+template <class T>
+NPE_HD void cell_coords(const GridK<T>& g, T x, T y, int& cx, int& cy) {
+  // compare before converting: NaN and values beyond int range never reach the conversion
+  const T fx = x * g.inv_cell, fy = y * g.inv_cell;
+  cx = !(fx >= T(0)) ? 0 : (fx >= T(g.nx) ? g.nx - 1 : static_cast<int>(fx));
+  cy = !(fy >= T(0)) ? 0 : (fy >= T(g.ny) ? g.ny - 1 : static_cast<int>(fy));
+}
+
+}  // namespace npe::gpu::detail

@@ -1,0 +1,183 @@
+// npe-bench: benchmarks. `npe-bench engine` times the ball-world engine (CPU reference and CUDA)
+// in body-steps per second (one ball advanced by one substep). See gpu/README.md.
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "cli.h"
+#include "npe/datagen/io.h"
+#include "npe/gpu/engine.h"
+#include "npe/gpu/scenes.h"
+
+namespace {
+
+using namespace npe::gpu;
+
+struct Row {
+  std::string name, backend, precision;
+  int64_t scenes = 0, balls = 0;
+  int64_t substeps = 0;      // substeps per timed run
+  double seconds = 0;        // median
+  double bytes_per_step = 0; // counted bytes per body-step (see gpu/README.md)
+  double rate() const { return scenes * balls * static_cast<double>(substeps) / seconds; }
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// A benchmark case: the scene, frames and substeps per frame, and whether every frame is recorded.
+struct Case {
+  std::string name;
+  Scene scene;
+  int frames;
+  bool record;
+  double bytes_per_step;
+};
+
+template <class T>
+Row run_cpu(const Case& c, int repeats, int threads) {
+  const WorldState<T> init = cast_state<T>(c.scene.state);
+  std::vector<T> out(c.record ? static_cast<size_t>(c.frames) * 4 * c.scene.spec.num_bodies() : 0);
+  const Recorder<T> rec = c.record ? engine_layout(out.data(), c.scene.spec) : Recorder<T>{};
+  std::vector<double> times;
+  for (int k = 0; k < repeats + 1; ++k) {
+    WorldState<T> st = init;
+    const auto t0 = std::chrono::steady_clock::now();
+    advance_cpu(c.scene.spec, st, c.frames, rec, 0, threads);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (k > 0) times.push_back(s);  // the first run warms caches and page tables
+  }
+  return {c.name, "cpu", sizeof(T) == 4 ? "float32" : "float64", c.scene.spec.num_scenes, c.scene.spec.num_balls,
+          static_cast<int64_t>(c.frames) * c.scene.spec.substeps, median(times), c.bytes_per_step};
+}
+
+template <class T>
+Row run_cuda(const Case& c, int repeats) {
+  CudaWorld<T> w(c.scene.spec);
+  const size_t n = c.record ? static_cast<size_t>(c.frames) * 4 * c.scene.spec.num_bodies() : 0;
+  std::unique_ptr<DeviceBuffer> out;
+  if (n) out = std::make_unique<DeviceBuffer>(n * sizeof(T));
+  const Recorder<T> rec = n ? engine_layout(static_cast<T*>(out->get()), c.scene.spec) : Recorder<T>{};
+  const auto times = w.time_advance(cast_state<T>(c.scene.state), c.frames, rec, 2, repeats);
+  return {c.name, "cuda", sizeof(T) == 4 ? "float32" : "float64", c.scene.spec.num_scenes, c.scene.spec.num_balls,
+          static_cast<int64_t>(c.frames) * c.scene.spec.substeps, median(times), c.bytes_per_step};
+}
+
+// (a) every substep recorded: frames of one substep each.
+Case recorded_case(int64_t scenes, int frames, uint64_t seed) {
+  npe::datagen::WorldDef w;
+  Case c{"a_4ball_recorded", dataset_scenes(w, scenes, seed), frames, true, 16.0};
+  c.scene.spec.frame_dt = c.scene.spec.substep();
+  c.scene.spec.substeps = 1;
+  return c;
+}
+// (b) final state only: one frame of `substeps` substeps, 32 bytes per body read and written
+// once per run.
+Case final_case(int64_t scenes, int substeps, uint64_t seed) {
+  npe::datagen::WorldDef w;
+  Case c{"b_4ball_final", dataset_scenes(w, scenes, seed), 1, false, 32.0 / substeps};
+  c.scene.spec.frame_dt = c.scene.spec.substep() * substeps;
+  c.scene.spec.substeps = substeps;
+  return c;
+}
+// (c) one world with the grid; one frame of `substeps` substeps. Counted bytes per body-step:
+// state read and written (32), radius, mass and 1/mass (12), the grid's cell, rank and slot
+// arrays written and read (24), per-cell starts (8 at about one cell per ball): 76.
+Case world_case(int64_t balls, int substeps, uint64_t seed) {
+  Case c{"c_world_" + std::to_string(balls), large_world(balls, 4, 0.3, 60, seed), 1, false, 76.0};
+  c.scene.spec.frame_dt = c.scene.spec.substep() * substeps;
+  c.scene.spec.substeps = substeps;
+  return c;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return npe::tools::run_tool("npe-bench", [&] {
+    cxxopts::Options o("npe-bench", "npe benchmarks.\n  npe-bench engine [flags]   the ball-world engine, body-steps/s");
+    o.add_options()
+      ("what", "benchmark: engine", cxxopts::value<std::string>()->default_value(""))
+      ("device", "cpu, cuda or all (all: cuda only where a device is present)", cxxopts::value<std::string>()->default_value("all"))
+      ("repeats", "timed repeats (median reported)", cxxopts::value<int>()->default_value("7"))
+      ("threads", "CPU threads (0 = all cores)", cxxopts::value<int>()->default_value("0"))
+      ("quick", "small sizes (a smoke test of the benchmark itself)")
+      ("out_csv", "CSV output", cxxopts::value<std::string>()->default_value("bench/engine.csv"))
+      ("out_json", "JSON output", cxxopts::value<std::string>()->default_value("bench/engine.json"))
+      ("h,help", "this help");
+    o.parse_positional({"what"});
+    auto r = npe::tools::parse(o, argc, argv);
+    if (r.count("help")) { fmt::print("{}\n", o.help()); return 0; }
+    const std::string what = r["what"].as<std::string>();
+    if (what != "engine")
+      throw npe::Error(fmt::format("npe-bench: expected a benchmark name (engine), found '{}'", what));
+    const std::string device = r["device"].as<std::string>();
+    if (device != "cpu" && device != "cuda" && device != "all")
+      throw npe::Error(fmt::format("--device: expected cpu, cuda or all, found '{}'", device));
+    const int repeats = r["repeats"].as<int>(), threads = r["threads"].as<int>();
+    if (repeats < 1) throw npe::Error(fmt::format("--repeats: expected >= 1, found {}", repeats));
+    const bool quick = r.count("quick") > 0;
+    std::string why;
+    const bool have_cuda = npe::gpu::cuda_available(&why);
+    if (device == "cuda" && !have_cuda) throw npe::Error("--device cuda: " + why);
+    const bool do_cuda = have_cuda && device != "cpu", do_cpu = device != "cuda";
+    if (!have_cuda && device == "all") fmt::print(stderr, "npe-bench: {}: CPU reference only\n", why);
+    for (const std::string& f : {r["out_csv"].as<std::string>(), r["out_json"].as<std::string>()}) npe::check_writable(f);
+
+    std::vector<Row> rows;
+    const uint64_t seed = 1;
+    auto progress = [](const Row& x) {
+      fmt::print(stderr, "  {:<18} {:<4} {:<7} {:>10.3g} body-steps/s\n", x.name, x.backend, x.precision, x.rate());
+    };
+    if (do_cpu) {
+      const int64_t s = quick ? 64 : 4096;
+      for (const Case& c : {recorded_case(s, 64, seed), final_case(s, 256, seed)}) {
+        rows.push_back(run_cpu<float>(c, repeats, threads)), progress(rows.back());
+        rows.push_back(run_cpu<double>(c, repeats, threads)), progress(rows.back());
+      }
+      for (int64_t n : quick ? std::vector<int64_t>{2000} : std::vector<int64_t>{10000, 100000, 1000000}) {
+        const Case c = world_case(n, n >= 1000000 ? 4 : 16, seed);
+        rows.push_back(run_cpu<float>(c, n >= 1000000 ? 2 : repeats, threads)), progress(rows.back());
+      }
+    }
+    if (do_cuda) {
+      const int64_t s = quick ? 4096 : (int64_t{1} << 20);
+      const Case a = recorded_case(s, 64, seed), b = final_case(s, 256, seed);
+      rows.push_back(run_cuda<float>(a, repeats)), progress(rows.back());
+      rows.push_back(run_cuda<float>(b, repeats)), progress(rows.back());
+      rows.push_back(run_cuda<double>(b, repeats)), progress(rows.back());
+      for (int64_t n : quick ? std::vector<int64_t>{2000} : std::vector<int64_t>{10000, 100000, 1000000}) {
+        const Case c = world_case(n, 64, seed);
+        rows.push_back(run_cuda<float>(c, repeats)), progress(rows.back());
+      }
+    }
+    const double bw = do_cuda ? npe::gpu::cuda_copy_bandwidth() : 0;
+    const std::string dev = do_cuda ? npe::gpu::cuda_device_name() : "";
+    const unsigned cores = std::thread::hardware_concurrency();
+
+    std::string csv = "case,backend,precision,scenes,balls,substeps,median_s,body_steps_per_s,bytes_per_body_step,bytes_per_s,device_copy_bytes_per_s\n";
+    nlohmann::json j = {{"benchmark", "engine"}, {"cuda_device", dev}, {"cpu_threads", threads > 0 ? threads : static_cast<int>(cores)},
+                        {"device_copy_bytes_per_s", bw}, {"rows", nlohmann::json::array()}};
+    fmt::print("\n{:<18} {:<5} {:<8} {:>9} {:>8} {:>9} {:>11} {:>14} {:>11}\n", "case", "dev", "prec", "scenes", "balls",
+               "substeps", "median ms", "body-steps/s", "GB/s");
+    for (const Row& x : rows) {
+      const double bps = x.rate() * x.bytes_per_step;
+      csv += fmt::format("{},{},{},{},{},{},{:.6g},{:.6g},{:.4g},{:.6g},{:.6g}\n", x.name, x.backend, x.precision, x.scenes,
+                         x.balls, x.substeps, x.seconds, x.rate(), x.bytes_per_step, bps, x.backend == "cuda" ? bw : 0.0);
+      j["rows"].push_back({{"case", x.name}, {"backend", x.backend}, {"precision", x.precision}, {"scenes", x.scenes},
+                           {"balls", x.balls}, {"substeps", x.substeps}, {"median_s", x.seconds},
+                           {"body_steps_per_s", x.rate()}, {"bytes_per_body_step", x.bytes_per_step}, {"bytes_per_s", bps}});
+      fmt::print("{:<18} {:<5} {:<8} {:>9} {:>8} {:>9} {:>11.3f} {:>14.4g} {:>11.1f}\n", x.name, x.backend, x.precision,
+                 x.scenes, x.balls, x.substeps, x.seconds * 1e3, x.rate(), bps * 1e-9);
+    }
+    if (do_cuda) fmt::print("device {}: measured copy bandwidth {:.0f} GB/s (read + write)\n", dev, bw * 1e-9);
+    npe::write_file_atomic(r["out_csv"].as<std::string>(), csv);
+    npe::write_file_atomic(r["out_json"].as<std::string>(), j.dump(2) + "\n");
+    fmt::print("wrote {} and {}\n", r["out_csv"].as<std::string>(), r["out_json"].as<std::string>());
+    return 0;
+  });
+}
