@@ -106,6 +106,8 @@ int main(int argc, char** argv) {
       ("repeats", "timed repeats (median reported)", cxxopts::value<int>()->default_value("7"))
       ("threads", "CPU threads (0 = all cores)", cxxopts::value<int>()->default_value("0"))
       ("quick", "small sizes (a smoke test of the benchmark itself)")
+      ("cases", "run only the cases whose names start with one of these (comma-separated: a, b, c, "
+       "c_world_1000000, ...)", cxxopts::value<std::vector<std::string>>()->default_value(""))
       ("out_csv", "CSV output", cxxopts::value<std::string>()->default_value("bench/engine.csv"))
       ("out_json", "JSON output", cxxopts::value<std::string>()->default_value("bench/engine.json"))
       ("h,help", "this help");
@@ -128,6 +130,15 @@ int main(int argc, char** argv) {
     if (!have_cuda && device == "all") fmt::print(stderr, "npe-bench: {}: CPU reference only\n", why);
     for (const std::string& f : {r["out_csv"].as<std::string>(), r["out_json"].as<std::string>()}) npe::check_writable(f);
 
+    std::vector<std::string> only;
+    for (const auto& x : r["cases"].as<std::vector<std::string>>())
+      if (!x.empty()) only.push_back(x);
+    auto wanted = [&](const std::string& name) {
+      if (only.empty()) return true;
+      for (const auto& p : only)
+        if (name.rfind(p, 0) == 0) return true;
+      return false;
+    };
     std::vector<Row> rows;
     const uint64_t seed = 1;
     auto progress = [](const Row& x) {
@@ -135,24 +146,33 @@ int main(int argc, char** argv) {
     };
     if (do_cpu) {
       const int64_t s = quick ? 64 : 4096;
-      for (const Case& c : {recorded_case(s, 64, seed), final_case(s, 256, seed)}) {
+      if (wanted("a_4ball_recorded")) {
+        const Case c = recorded_case(s, 64, seed);
+        rows.push_back(run_cpu<float>(c, repeats, threads)), progress(rows.back());
+        rows.push_back(run_cpu<double>(c, repeats, threads)), progress(rows.back());
+      }
+      if (wanted("b_4ball_final")) {
+        const Case c = final_case(s, 256, seed);
         rows.push_back(run_cpu<float>(c, repeats, threads)), progress(rows.back());
         rows.push_back(run_cpu<double>(c, repeats, threads)), progress(rows.back());
       }
       for (int64_t n : quick ? std::vector<int64_t>{2000} : std::vector<int64_t>{10000, 100000, 1000000}) {
+        if (!wanted("c_world_" + std::to_string(n))) continue;
         const Case c = world_case(n, n >= 1000000 ? 4 : 16, seed);
         rows.push_back(run_cpu<float>(c, n >= 1000000 ? 2 : repeats, threads)), progress(rows.back());
       }
     }
     if (do_cuda) {
       const int64_t s = quick ? 4096 : (int64_t{1} << 20);
-      const Case a = recorded_case(s, 64, seed), b = final_case(s, 256, seed);
-      rows.push_back(run_cuda<float>(a, repeats)), progress(rows.back());
-      rows.push_back(run_cuda<float>(b, repeats)), progress(rows.back());
-      rows.push_back(run_cuda<double>(b, repeats)), progress(rows.back());
+      if (wanted("a_4ball_recorded")) rows.push_back(run_cuda<float>(recorded_case(s, 64, seed), repeats)), progress(rows.back());
+      if (wanted("b_4ball_final")) {
+        const Case b = final_case(s, 256, seed);
+        rows.push_back(run_cuda<float>(b, repeats)), progress(rows.back());
+        rows.push_back(run_cuda<double>(b, repeats)), progress(rows.back());
+      }
       for (int64_t n : quick ? std::vector<int64_t>{2000} : std::vector<int64_t>{10000, 100000, 1000000}) {
-        const Case c = world_case(n, 64, seed);
-        rows.push_back(run_cuda<float>(c, repeats)), progress(rows.back());
+        if (!wanted("c_world_" + std::to_string(n))) continue;
+        rows.push_back(run_cuda<float>(world_case(n, 64, seed), repeats)), progress(rows.back());
       }
     }
     const double bw = do_cuda ? npe::gpu::cuda_copy_bandwidth() : 0;

@@ -1,5 +1,5 @@
-// npe-render: side-by-side rollout videos (ground truth | classic | modern) and the training-curve
-// plot. See README.md.
+// npe-render: side-by-side rollout videos (ground truth | classic | modern), videos of a dataset's
+// scenes alone (either engine, obstacles drawn), and the training-curve plot. See README.md.
 #include <filesystem>
 #include <sstream>
 
@@ -53,10 +53,12 @@ Curve read_metrics_csv(const std::string& path) {
 
 int main(int argc, char** argv) {
   return npe::tools::run_tool("npe-render", [&] {
-    cxxopts::Options o("npe-render", "Comparison videos of rollouts (ground truth | classic | modern) and "
+    cxxopts::Options o("npe-render", "Comparison videos of rollouts (ground truth | classic | modern), videos of "
+                       "a dataset's scenes (no checkpoint given: either engine, obstacles drawn) and "
                        "training-curve plots.");
     o.add_options()
-      ("num_scenes", "test scenes to render (0: videos off)", cxxopts::value<int64_t>()->default_value("2"))
+      ("num_scenes", "scenes to render (0: videos off)", cxxopts::value<int64_t>()->default_value("2"))
+      ("split", "split whose scenes are rendered: train, val or test", cxxopts::value<std::string>()->default_value("test"))
       ("rollout_steps", "predicted steps per rollout", cxxopts::value<int>()->default_value("50"))
       ("out_dir", "output folder", cxxopts::value<std::string>()->default_value("out/render"))
       ("metrics_csv", "npe-train metrics CSVs for the training-curve plot (comma-separated)", cxxopts::value<std::vector<std::string>>()->default_value(""))
@@ -95,9 +97,13 @@ int main(int argc, char** argv) {
     const std::string prefix = r["dataset_prefix"].as<std::string>();
     const auto device = npe::model::pick_device(r["device"].as<std::string>());
     const auto manifest = npe::datagen::read_manifest(prefix);
-    const auto test = npe::datagen::load_split(prefix, manifest, "test");
+    const std::string split = r["split"].as<std::string>();
+    if (split != "train" && split != "val" && split != "test")
+      throw npe::Error(fmt::format("--split: expected train, val or test, found '{}'", split));
+    const auto test = npe::datagen::load_split(prefix, manifest, split);
     if (num_scenes > test.scenes)
-      throw npe::Error(fmt::format("--num_scenes: expected at most {} (test scenes), found {}", test.scenes, num_scenes));
+      throw npe::Error(fmt::format("--num_scenes: expected at most {} ({} scenes), found {}", test.scenes, split,
+                                   num_scenes));
     if (steps < 1 || steps > test.timesteps - 2)
       throw npe::Error(fmt::format("--rollout_steps: expected 1 to {} (the dataset has {} frames), found {}",
                                    test.timesteps - 2, test.timesteps, steps));
@@ -110,12 +116,15 @@ int main(int argc, char** argv) {
     vo.box_height = manifest.world.height;
     vo.radius = manifest.world.radius;
     vo.pos_scale = manifest.pos_scale();
+    vo.obstacles = manifest.world.obstacles;
     vo.fps = std::max(1, static_cast<int>(std::lround(1.0 / manifest.world.frame_dt)));
     for (double m : manifest.world.mass_choices) vo.max_mass = std::max(vo.max_mass, m);
-    std::string stem = "rollout_gt";
+    std::string stem = rollouts.empty() ? split : "rollout_gt";
     for (auto& [name, _] : rollouts) stem += "_" + name;
+    const std::string engine = manifest.engine == "box2d" ? "Box2D" : manifest.engine == "npe-gpu" ? "npe engine" : manifest.engine;
     for (int64_t s = 0; s < num_scenes; ++s) {
-      std::vector<npe::rollout::VideoPanel> panels{{"ground truth (Box2D)", &test, s}};
+      std::vector<npe::rollout::VideoPanel> panels{
+          {rollouts.empty() ? fmt::format("{} scene {} ({})", split, s, engine) : fmt::format("ground truth ({})", engine), &test, s}};
       for (auto& [name, traj] : rollouts) panels.push_back({name + " NPE", &traj, s});
       const std::string path = (out_dir / fmt::format("{}_scene{}.mp4", stem, s)).string();
       auto [w, h] = npe::rollout::write_comparison_video(path, panels, steps + 2, vo);

@@ -367,6 +367,8 @@ std::vector<std::pair<int64_t, int64_t>> CudaWorld<T>::contact_pairs(BroadPhase 
   }
   if (bp == BroadPhase::kGrid) I.build_cells();
   Dev<int> count(n), partners(static_cast<size_t>(n) * kMaxPartners);
+  // unused partner slots are copied back too: give them a value (-1)
+  check(cudaMemsetAsync(partners.p, 0xff, partners.n * sizeof(int), I.stream), "cudaMemsetAsync");
   const CellsK cells{I.start.p, I.sorted.p};
   if (bp == BroadPhase::kGrid)
     contacts_kernel<T, true><<<blocks_for(n), kThreads, 0, I.stream>>>(I.bodies(), I.grid, cells, count.p, partners.p);
@@ -426,9 +428,14 @@ bool cuda_available(std::string* why) {
   int count = 0;
   const cudaError_t e = cudaGetDeviceCount(&count);
   if (e != cudaSuccess || count == 0) {
-    if (why)
-      *why = e != cudaSuccess ? std::string("no usable CUDA device (") + cudaGetErrorString(e) + ")"
-                              : std::string("no CUDA device present");
+    if (why) {
+      if (e == cudaSuccess || e == cudaErrorNoDevice)
+        *why = "no CUDA device present";
+      else if (e == cudaErrorInsufficientDriver)
+        *why = "no CUDA device present (no NVIDIA driver, or one older than this build's CUDA runtime)";
+      else
+        *why = std::string("no usable CUDA device (") + cudaGetErrorString(e) + ")";
+    }
     cudaGetLastError();  // clear the sticky-free error state
     return false;
   }

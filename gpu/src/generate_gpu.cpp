@@ -147,7 +147,8 @@ datagen::DatagenSummary generate_dataset_gpu(const datagen::DatagenConfig& confi
   // energy drift of the summary: kinetic energy of contact-free frames
   const WorldSpec espec = spec_from_world(c.world, 1);
   const datagen::FrameEnergy energy = [&](const float* f) {
-    std::vector<datagen::BallInit> balls(c.world.num_balls);
+    thread_local std::vector<datagen::BallInit> balls;  // called for every frame: no allocation
+    balls.resize(c.world.num_balls);
     for (int i = 0; i < c.world.num_balls; ++i) {
       const float* b = f + i * kStateDim;
       balls[i] = {b[0] * c.world.width, b[1] * c.world.width, b[2] * c.world.max_speed, b[3] * c.world.max_speed, b[4]};

@@ -116,7 +116,8 @@ double contact_free_energy(const WorldSpec& spec, const std::vector<datagen::Bal
 
 double mechanical_energy(const WorldSpec& spec, const std::vector<datagen::BallInit>& balls, double r) {
   const double w2 = spec.contact_omega * spec.contact_omega;
-  const auto obstacles = detail::kernel_obstacles<double>(spec);
+  const auto obstacles = spec.obstacles.empty() ? std::vector<detail::ObstacleK<double>>{}
+                                                : detail::kernel_obstacles<double>(spec);
   double e = 0;
   for (size_t i = 0; i < balls.size(); ++i) {
     const datagen::BallInit& a = balls[i];

@@ -201,6 +201,33 @@ std::pair<int, int> write_comparison_video(const std::string& path, const std::v
       cairo_set_line_width(cr, 2);
       cairo_rectangle(cr, ox, oy, box_w, box_h);
       cairo_stroke(cr);
+      // obstacles: world px -> panel px (y up)
+      cairo_save(cr);
+      cairo_rectangle(cr, ox, oy, box_w, box_h);
+      cairo_clip(cr);
+      for (const datagen::Obstacle& ob : o.obstacles) {
+        auto px = [&](double x) { return ox + x * o.scale; };
+        auto py = [&](double y) { return oy + box_h - y * o.scale; };
+        if (ob.kind == datagen::Obstacle::Kind::kCapsule) {
+          // a segment stroked with round caps of width 2 r is exactly the capsule
+          cairo_move_to(cr, px(ob.ax), py(ob.ay));
+          cairo_line_to(cr, px(ob.bx), py(ob.by));
+          cairo_set_line_cap(cr, CAIRO_LINE_CAP_ROUND);
+          cairo_set_line_width(cr, 2 * ob.radius * o.scale);
+          cairo_set_source_rgb(cr, 0.55, 0.55, 0.55);
+          cairo_stroke(cr);
+          cairo_set_line_cap(cr, CAIRO_LINE_CAP_BUTT);
+        } else {
+          cairo_save(cr);
+          cairo_translate(cr, px(ob.ax), py(ob.ay));
+          cairo_rotate(cr, -ob.angle);  // counter-clockwise in the world = clockwise on screen
+          cairo_rectangle(cr, -ob.bx * o.scale, -ob.by * o.scale, 2 * ob.bx * o.scale, 2 * ob.by * o.scale);
+          cairo_restore(cr);
+          cairo_set_source_rgb(cr, 0.55, 0.55, 0.55);
+          cairo_fill(cr);
+        }
+      }
+      cairo_restore(cr);
       const float* f = p.traj->frame(p.scene, t);
       for (int64_t b = 0; b < p.traj->num_balls; ++b) {
         const float* s = f + b * datagen::kStateDim;

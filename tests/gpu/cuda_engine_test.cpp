@@ -1,5 +1,6 @@
 // The CUDA backend (gpu/src/cuda_engine.cu) against the CPU reference. Skipped, with the
 // reason, where no CUDA device is present.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -83,24 +84,46 @@ TEST(CudaEngine, PerBodyKernelsEqualCpuReferenceBitForBit) {
   expect_same_bits(run_cuda<double>(grid, 1), run_cpu<double>(grid, 1), "grid, 5000 balls, double");
 }
 
-// float32 on the GPU against the float64 reference: documented tolerance (gpu/README.md).
+// float32 on the GPU against the float64 reference, field by field, with the tolerance that
+// gpu/README.md documents. Both runs integrate the same chaotic system (a collision of impact
+// parameter b turns a position offset dx into a direction error of about 2 dx / sqrt(4 r^2 - b^2),
+// unbounded for grazing collisions), so the bound grows with the horizon and is stated for all
+// scenes and for 99% of them:
+// - positions, every scene: within 2.5e-4 px per substep (float32 rounding of x += h v at
+//   |x| ~ 800 px is about 5e-5 px per substep, times the amplification of a collision or two);
+// - velocities, every scene: within omega times the position bound (inside a contact an offset
+//   dx shifts the contact in time, and the velocity, which turns at up to v omega, differs by
+//   up to omega dx); 99% of scenes: within 1e-3 px/s per substep.
 TEST(CudaEngine, Float32StaysCloseToTheFloat64Reference) {
   NPE_REQUIRE_CUDA();
   datagen::WorldDef w;  // the dataset world
   w.variable_mass = true;
   const Scene sc = dataset_scenes(w, 2000, test::fresh_seed());
-  const int frames = 5;  // 320 substeps
-  const WorldState<float> g = run_cuda<float>(sc, frames);
-  const WorldState<double> ref = run_cpu<double>(sc, frames);
-  double ex = 0, ev = 0;
-  for (int64_t b = 0; b < ref.size(); ++b) {
-    ex = std::max({ex, std::abs(g.x[b] - ref.x[b]), std::abs(g.y[b] - ref.y[b])});
-    ev = std::max({ev, std::abs(g.vx[b] - ref.vx[b]), std::abs(g.vy[b] - ref.vy[b])});
+  for (int frames : {1, 4}) {  // 64 and 256 substeps
+    const double substeps = static_cast<double>(frames) * sc.spec.substeps;
+    const double tol_x = 2.5e-4 * substeps, tol_v99 = 1e-3 * substeps;
+    const double tol_v = sc.spec.contact_omega * tol_x;
+    const WorldState<float> g = run_cuda<float>(sc, frames);
+    const WorldState<double> ref = run_cpu<double>(sc, frames);
+    std::vector<double> ex(sc.spec.num_scenes, 0.0), ev(sc.spec.num_scenes, 0.0);
+    for (int64_t s = 0; s < sc.spec.num_scenes; ++s)
+      for (int64_t i = 0; i < sc.spec.num_balls; ++i) {
+        const int64_t b = i * sc.spec.num_scenes + s;
+        ex[s] = std::max({ex[s], std::abs(g.x[b] - ref.x[b]), std::abs(g.y[b] - ref.y[b])});
+        ev[s] = std::max({ev[s], std::abs(g.vx[b] - ref.vx[b]), std::abs(g.vy[b] - ref.vy[b])});
+      }
+    std::sort(ex.begin(), ex.end());
+    std::sort(ev.begin(), ev.end());
+    const double ev99 = ev[static_cast<size_t>(0.99 * (ev.size() - 1))];
+    std::printf("[float32 vs float64, %d x %d substeps, %lld scenes] max |dx| %.3g px (bound %.3g); "
+                "max |dv| %.3g px/s (bound %.3g), 99%% of scenes %.3g px/s (bound %.3g)\n",
+                frames, sc.spec.substeps, static_cast<long long>(sc.spec.num_scenes), ex.back(), tol_x,
+                ev.back(), tol_v, ev99, tol_v99);
+    EXPECT_LT(ex.back(), tol_x) << frames << " frames";
+    EXPECT_LT(ev.back(), tol_v) << frames << " frames";
+    EXPECT_LT(ev99, tol_v99) << frames << " frames";
+    EXPECT_GT(ev.back(), 0.0) << "float32 and float64 runs cannot agree exactly";
   }
-  std::printf("[float32 vs float64, %d frames x %d substeps, %lld scenes] max |dx| %.3g px, max |dv| %.3g px/s\n",
-              frames, sc.spec.substeps, static_cast<long long>(sc.spec.num_scenes), ex, ev);
-  EXPECT_LT(ex, 0.02);  // px, against positions of order 800 px
-  EXPECT_LT(ev, 0.05);  // px/s, against speeds of order 60 px/s
 }
 
 TEST(CudaEngine, RunsRepeatBitForBit) {

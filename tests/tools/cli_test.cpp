@@ -69,6 +69,56 @@ TEST_F(Cli, EvalAndRenderRunOnTrainedCheckpoints) {
   EXPECT_TRUE(fs::exists(out + "/training_curves.png"));
 }
 
+// npe-datagen --engine gpu (the CPU reference where no GPU is present, said in one line), with
+// obstacles, then npe-render on the dataset alone: the engine's scenes can be looked at.
+TEST_F(Cli, GpuEngineDatasetWithObstaclesRenders) {
+  const std::string p = *dir_ / "gpu/obs";
+  auto r = run_command(tool("npe-datagen") + " --engine gpu --num_scenes 12 --timesteps 16 --variable_mass --no_progress"
+                       " --obstacles 'capsule:250,300,550,300,30;box:650,150,60,30,30' --out_prefix " + p);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // without a GPU one line says so (and says why); with one, nothing
+  const std::string line = "running the engine's CPU reference";
+  const size_t said = r.output.find(line);
+  if (said != std::string::npos) {
+    EXPECT_EQ(r.output.find("CPU reference", said + line.size()), std::string::npos) << "said more than once:\n" << r.output;
+  }
+  const auto m = read_file(p + ".json");
+  EXPECT_NE(m.find("\"engine\": \"npe-gpu\""), std::string::npos) << m;
+  EXPECT_NE(m.find("\"capsule\""), std::string::npos) << m;
+  const std::string out = *dir_ / "gpu/render";
+  r = run_command(tool("npe-render") + " --dataset_prefix " + p + " --split train --num_scenes 2 --rollout_steps 14 --out_dir " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(out + "/train_scene1.mp4")) << r.output;
+  expect_error(tool("npe-render") + " --dataset_prefix " + p + " --split nope --out_dir " + out, {"--split", "nope"});
+}
+
+TEST_F(Cli, BadObstaclesAndEngineFlags) {
+  const std::string p = *dir_ / "bad/obs";
+  expect_error(tool("npe-datagen") + " --engine gpu --obstacles 'circle:1,2,3' --out_prefix " + p, {"--obstacles", "circle"});
+  expect_error(tool("npe-datagen") + " --engine gpu --obstacles 'box:1,2,0,4,5' --out_prefix " + p, {"--obstacles", "half extents"});
+  expect_error(tool("npe-datagen") + " --obstacles 'capsule:1,2,3,4,5' --out_prefix " + p, {"--obstacles", "--engine gpu"});
+  expect_error(tool("npe-datagen") + " --engine warp --out_prefix " + p, {"--engine", "warp"});
+  expect_error(tool("npe-datagen") + " --engine gpu --substeps 2 --out_prefix " + p, {"--substeps"});
+  EXPECT_FALSE(fs::exists(p + ".json"));
+}
+
+// The engine's benchmark and the Box2D comparison run from the command line (small sizes).
+TEST_F(Cli, BenchAndCompareEnginesWriteTheirReports) {
+  const std::string out = *dir_ / "bench";
+  auto r = run_command(tool("npe-bench") + " engine --quick --device cpu --repeats 1 --cases a,c --out_csv " + out +
+                       "/e.csv --out_json " + out + "/e.json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string csv = read_file(out + "/e.csv");
+  EXPECT_NE(csv.find("a_4ball_recorded,cpu,float32"), std::string::npos) << csv;
+  EXPECT_NE(csv.find("c_world_2000,cpu,float32"), std::string::npos) << csv;
+  EXPECT_EQ(csv.find("b_4ball_final"), std::string::npos) << csv;
+  expect_error(tool("npe-bench") + " engine --repeats 0", {"--repeats"});
+  expect_error(tool("npe-bench") + " train", {"train"});
+  r = run_command(tool("npe-compare-engines") + " --num_scenes 40 --out_json " + out + "/c.json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(read_file(out + "/c.json").find("speed_ks_statistic"), std::string::npos);
+}
+
 TEST_F(Cli, UnknownFlag) {
   expect_error(tool("npe-datagen") + " --num_scenes 10 --bogus_flag 3", {"bogus_flag"});
   expect_error(tool("npe-train") + " --nope", {"nope"});

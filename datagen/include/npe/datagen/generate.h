@@ -38,7 +38,8 @@ using SceneSource = std::function<void(int64_t first, int64_t count, float* out)
 // into P_{train,val,test}.npy (each written atomically; 70/15/15 by scene) and writes P.json
 // last with `engine` recorded. Memory use is one chunk, whatever num_scenes.
 // `energy` (default: kinetic energy) measures one frame ([N, 5] normalised) for the summary's
-// energy drift; frames where it returns NaN are left out.
+// energy drift; frames where it returns NaN are left out. It is called from `config.threads`
+// threads at once.
 using FrameEnergy = std::function<double(const float* frame)>;
 DatagenSummary write_dataset(const DatagenConfig& config, const std::string& engine,
                              int64_t chunk_scenes, const SceneSource& source,

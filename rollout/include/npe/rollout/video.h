@@ -40,10 +40,11 @@ struct VideoOptions {
   double scale = 0.5;                                      // px of video per px of world
   int fps = 10;                                            // 10 = real time for dt 0.1 s
   double max_mass = 25;                                    // darkest shade
+  std::vector<datagen::Obstacle> obstacles;                // static obstacles, px (drawn grey)
 };
 
 // Writes `frames` frames (all panels must have at least that many) side by side: panel titles,
-// balls shaded by mass, a step counter. Returns the frame size {width, height}.
+// obstacles, balls shaded by mass, a step counter. Returns the frame size {width, height}.
 std::pair<int, int> write_comparison_video(const std::string& path, const std::vector<VideoPanel>& panels,
                                            int frames, const VideoOptions& options);
 

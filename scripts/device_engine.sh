@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Developer script for the lent GPU machine: builds the engine's targets (no media libraries),
+# runs the engine's tests (CUDA included), compute-sanitizer over the CUDA tests, npe-bench
+# engine, and npe-datagen --engine gpu on 10^6 scenes; logs under $OUT, a summary last.
+# Usage there:  source .debs/gpu-env.sh && scripts/device_engine.sh [stages]
+#   stages (default all): build tests sanitize sass ncu bench datagen
+set -uo pipefail
+out="${OUT:-/tmp/npe-device}"
+mkdir -p "$out"
+stages="${*:-build tests sanitize sass ncu bench datagen}"
+has() { [[ " $stages " == *" $1 "* ]]; }
+b=build-gpu/bin
+summary=()
+note() { summary+=("$*"); echo "== $*"; }
+
+note "gpu: $(nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader)"
+if has build; then
+  t0=$SECONDS
+  cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DNPE_WITH_MEDIA=OFF \
+    -DNPE_PYTHON="$(command -v python3)" > "$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 1; }
+  cmake --build build-gpu --parallel "$(nproc)" --target gpu_tests npe-bench npe-datagen npe-compare-engines \
+    >> "$out/build.log" 2>&1 || { grep -E 'error' -A5 "$out/build.log" | head -60; exit 1; }
+  note "build: $((SECONDS - t0)) s"
+fi
+if has tests; then
+  "$b/gpu_tests" > "$out/gpu_tests.log" 2>&1
+  note "gpu_tests: exit $? ($(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$out/gpu_tests.log" | tr '\n' ' '))"
+  grep -E '^\[  FAILED|float32 vs float64' "$out/gpu_tests.log" | head -20
+fi
+if has sanitize; then
+  cuda_tests='CudaEngine.*:GenerateGpu.Cuda*'
+  for tool in memcheck racecheck initcheck synccheck; do
+    echo "######## $tool" >> "$out/sanitize.log"
+    timeout 240 compute-sanitizer --tool "$tool" --print-limit 10 --error-exitcode 3 "$b/gpu_tests" \
+      --gtest_filter="$cuda_tests" >> "$out/sanitize.log" 2>&1
+    rc=$?
+    note "compute-sanitizer $tool: exit $rc ($(sed -n "/######## $tool/,\$p" "$out/sanitize.log" | grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|PASSED|FAILED  \]' | tr '\n' ' '))"
+  done
+fi
+if has sass; then
+  # the fused 4-ball float32 kernel: instruction mix (gpu/README.md counts the inner loop)
+  obj=build-gpu/gpu/CMakeFiles/npe_gpu.dir/src/cuda_engine.cu.o
+  cuobjdump -sass "$obj" | awk '/Function : .*fused_kernelILi4EfE/{p=1; print; next} /Function : /{p=0} p' > "$out/sass.txt"
+  note "sass: fused_kernel<4, float>: $(grep -cE '^ +/\*[0-9a-f]+\*/' "$out/sass.txt") instructions"
+fi
+if has ncu; then
+  # hardware counters of one timed launch per case: instructions, pipes, flops, DRAM
+  m=gpu__time_duration.sum,smsp__inst_executed.sum,smsp__issue_active.avg.pct_of_peak_sustained_active
+  m=$m,sm__pipe_fma_cycles_active.avg.pct_of_peak_sustained_active,sm__pipe_alu_cycles_active.avg.pct_of_peak_sustained_active
+  m=$m,sm__inst_executed_pipe_xu.avg.pct_of_peak_sustained_active,sm__warps_active.avg.pct_of_peak_sustained_active
+  m=$m,dram__throughput.avg.pct_of_peak_sustained_elapsed,dram__bytes_read.sum,dram__bytes_write.sum
+  m=$m,smsp__sass_thread_inst_executed_op_fadd_pred_on.sum,smsp__sass_thread_inst_executed_op_fmul_pred_on.sum
+  m=$m,smsp__sass_thread_inst_executed_op_ffma_pred_on.sum,smsp__sass_thread_inst_executed.sum
+  for c in a_4ball_recorded:fused_kernel b_4ball_final:fused_kernel c_world_1000000:body_kernel; do
+    echo "######## ${c%%:*}" >> "$out/ncu.log"
+    timeout 120 ncu --clock-control none --kernel-name "regex:${c##*:}" --launch-skip 2 --launch-count 1 \
+      --metrics "$m" "$b/npe-bench" engine --device cuda --repeats 1 --cases "${c%%:*}" \
+      --out_csv /tmp/ncu.csv --out_json /tmp/ncu.json >> "$out/ncu.log" 2>&1
+    note "ncu ${c%%:*}: exit $?"
+  done
+  grep -E '^ +(gpu__time|smsp__|sm__|dram__)|########' "$out/ncu.log"
+fi
+if has bench; then
+  mkdir -p bench
+  timeout 420 "$b/npe-bench" engine --device all --out_csv "$out/engine.csv" --out_json "$out/engine.json" \
+    > "$out/bench.log" 2>&1
+  note "npe-bench engine: exit $?"
+  sed -n '/^case/,$p' "$out/bench.log"
+fi
+if has datagen; then
+  d=/tmp/npe-data/gpu1m
+  rm -rf /tmp/npe-data
+  t0=$(date +%s%N)
+  "$b/npe-datagen" --engine gpu --num_scenes 1000000 --no_progress --out_prefix "$d/gpu1m" > "$out/datagen.log" 2>&1
+  rc=$?
+  t1=$(date +%s%N)
+  note "npe-datagen --engine gpu --num_scenes 1000000: exit $rc, $(( (t1 - t0) / 1000000 )) ms wall; $(head -1 "$out/datagen.log")"
+  ls -la "$d" >> "$out/datagen.log"
+  rm -rf /tmp/npe-data
+fi
+echo
+echo "==== summary"
+printf '%s\n' "${summary[@]}"
