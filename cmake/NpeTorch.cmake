@@ -22,7 +22,7 @@ if(CMAKE_CUDA_COMPILER AND NOT NPE_FORCE_NO_CUDA)
   return()
 endif()
 set(NPE_HAVE_CUDA OFF)
-message(STATUS "npe: no CUDA compiler found: building without CUDA code (libtorch used without the toolkit)")
+message(STATUS "npe: no CUDA compiler found: building without CUDA code (the GPU engine runs its CPU reference; libtorch used without the toolkit)")
 find_path(NPE_TORCH_ROOT NAMES include/torch/torch.h include/torch/csrc/api/include/torch/torch.h
           PATHS ${CMAKE_PREFIX_PATH} PATH_SUFFIXES ../.. .. NO_DEFAULT_PATH REQUIRED)
 get_filename_component(NPE_TORCH_ROOT "${NPE_TORCH_ROOT}" ABSOLUTE)
