@@ -28,7 +28,7 @@ if has tests; then
   grep -E '^\[  FAILED|float32 vs float64' "$out/gpu_tests.log" | head -20
 fi
 if has sanitize; then
-  cuda_tests='CudaEngine.*:GenerateGpu.Cuda*'
+  cuda_tests='CudaEngine.*:GenerateGpu.Cuda*:DiffSimCuda.*'
   for tool in memcheck racecheck initcheck synccheck; do
     echo "######## $tool" >> "$out/sanitize.log"
     timeout 240 compute-sanitizer --tool "$tool" --print-limit 10 --error-exitcode 3 "$b/gpu_tests" \

@@ -17,34 +17,6 @@ namespace {
 
 using namespace detail;
 
-// Runs fn(begin, end) over [0, n) in contiguous blocks on `threads` threads; rethrows the first
-// exception.
-template <class Fn>
-void parallel_for(int64_t n, int threads, const Fn& fn) {
-  int t = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  t = static_cast<int>(std::min<int64_t>(t, std::max<int64_t>(1, n)));
-  if (t == 1) {
-    fn(int64_t{0}, n);
-    return;
-  }
-  std::exception_ptr failure;
-  std::mutex mu;
-  std::vector<std::thread> pool;
-  for (int k = 0; k < t; ++k) {
-    const int64_t b = n * k / t, e = n * (k + 1) / t;
-    pool.emplace_back([&, b, e] {
-      try {
-        fn(b, e);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(mu);
-        if (!failure) failure = std::current_exception();
-      }
-    });
-  }
-  for (auto& th : pool) th.join();
-  if (failure) std::rethrow_exception(failure);
-}
-
 template <class T>
 std::vector<T> cast_vector(const std::vector<double>& v) {
   return std::vector<T>(v.begin(), v.end());

@@ -483,6 +483,14 @@ void DeviceBuffer::copy_to_host_async(void* host, size_t bytes, void* stream) co
   check(cudaMemcpyAsync(host, ptr_, bytes, cudaMemcpyDeviceToHost, static_cast<cudaStream_t>(stream)),
         "cudaMemcpyAsync (device to host)");
 }
+void DeviceBuffer::copy_from_host(const void* host, size_t bytes, void* stream) {
+  const auto st = static_cast<cudaStream_t>(stream);
+  check(cudaMemcpyAsync(ptr_, host, bytes, cudaMemcpyHostToDevice, st), "cudaMemcpyAsync (host to device)");
+  check(cudaStreamSynchronize(st), "cudaStreamSynchronize");
+}
+void synchronize_stream(void* stream) {
+  check(cudaStreamSynchronize(static_cast<cudaStream_t>(stream)), "cudaStreamSynchronize");
+}
 void DeviceBuffer::fill_nan() { check(cudaMemset(ptr_, 0xff, bytes_), "cudaMemset"); }
 
 PinnedBuffer::PinnedBuffer(size_t bytes) {

@@ -1,6 +1,7 @@
 // Built instead of cuda_engine.cu when no CUDA compiler was found at configure time: the CPU
 // reference serves, and every CUDA entry point says why it cannot run.
 #include "npe/datagen/io.h"
+#include "npe/gpu/diffsim.h"
 #include "npe/gpu/engine.h"
 
 namespace npe::gpu {
@@ -51,7 +52,25 @@ DeviceBuffer::DeviceBuffer(size_t) { unavailable(); }
 DeviceBuffer::~DeviceBuffer() = default;
 void DeviceBuffer::copy_to_host_async(void*, size_t, void*) const { unavailable(); }
 void DeviceBuffer::fill_nan() { unavailable(); }
+void DeviceBuffer::copy_from_host(const void*, size_t, void*) { unavailable(); }
+void synchronize_stream(void*) { unavailable(); }
 PinnedBuffer::PinnedBuffer(size_t) { unavailable(); }
 PinnedBuffer::~PinnedBuffer() = default;
+
+template <class T>
+void diff_forward_cuda(const WorldSpec&, const DiffRollout&, const DiffInputs<T>&, T*, T*, void*) {
+  unavailable();
+}
+template <class T>
+void diff_backward_cuda(const WorldSpec&, const DiffRollout&, const DiffInputs<T>&, const T*, const T*,
+                        const DiffGrads<T>&, T*, void*) {
+  unavailable();
+}
+template void diff_forward_cuda(const WorldSpec&, const DiffRollout&, const DiffInputs<float>&, float*, float*, void*);
+template void diff_forward_cuda(const WorldSpec&, const DiffRollout&, const DiffInputs<double>&, double*, double*, void*);
+template void diff_backward_cuda(const WorldSpec&, const DiffRollout&, const DiffInputs<float>&, const float*,
+                                 const float*, const DiffGrads<float>&, float*, void*);
+template void diff_backward_cuda(const WorldSpec&, const DiffRollout&, const DiffInputs<double>&, const double*,
+                                 const double*, const DiffGrads<double>&, double*, void*);
 
 }  // namespace npe::gpu

@@ -35,11 +35,13 @@ namespace npe::gpu::detail {
 NPE_HD float hd_sqrt(float a) { return sqrtf(a); }
 NPE_HD double hd_sqrt(double a) { return sqrt(a); }
 
-// Signed distance from a point to a shape (phi > 0 outside) and the unit outward normal n (the
-// SDF's gradient) at that point.
+// Signed distance from a point to a shape (phi > 0 outside), the unit outward normal n (the
+// SDF's gradient) at that point, and the curvature kappa of the level set through it, so that
+// the SDF's Hessian is dn/dp = kappa (I - n n^T) (1 / distance around a point, 0 along flat
+// faces and inside boxes). The forward step uses phi and n; the adjoint (adjoint.h) kappa too.
 template <class T>
 struct Sdf {
-  T phi, nx, ny;
+  T phi, nx, ny, kappa;
 };
 
 // Circle of centre (cx, cy) and radius r. At the centre itself the normal is (1, 0).
@@ -52,9 +54,11 @@ NPE_HD Sdf<T> sdf_circle(T px, T py, T cx, T cy, T r) {
   if (d > T(0)) {
     s.nx = dx / d;
     s.ny = dy / d;
+    s.kappa = T(1) / d;
   } else {
     s.nx = T(1);
     s.ny = T(0);
+    s.kappa = T(0);
   }
   return s;
 }
@@ -66,6 +70,7 @@ NPE_HD Sdf<T> sdf_halfplane(T px, T py, T nx, T ny, T offset) {
   s.phi = nx * px + ny * py - offset;
   s.nx = nx;
   s.ny = ny;
+  s.kappa = T(0);
   return s;
 }
 
@@ -75,11 +80,15 @@ NPE_HD Sdf<T> sdf_capsule(T px, T py, T ax, T ay, T bx, T by, T r) {
   const T abx = bx - ax, aby = by - ay;
   const T len2 = abx * abx + aby * aby;
   T t = T(0);
+  bool side = false;  // the closest point is inside the segment: a flat side of the capsule
   if (len2 > T(0)) {
     t = ((px - ax) * abx + (py - ay) * aby) / len2;
+    side = t > T(0) && t < T(1);
     t = t < T(0) ? T(0) : (t > T(1) ? T(1) : t);
   }
-  return sdf_circle(px, py, ax + t * abx, ay + t * aby, r);
+  Sdf<T> s = sdf_circle(px, py, ax + t * abx, ay + t * aby, r);
+  if (side) s.kappa = T(0);
+  return s;
 }
 
 // Oriented box: centre (cx, cy), half extents (hx, hy), rotated by the angle whose cosine and
@@ -92,13 +101,14 @@ NPE_HD Sdf<T> sdf_box(T px, T py, T cx, T cy, T hx, T hy, T c, T s) {
   const T ax = lx < T(0) ? -lx : lx, ay = ly < T(0) ? -ly : ly;
   const T sx = lx < T(0) ? T(-1) : T(1), sy = ly < T(0) ? T(-1) : T(1);
   const T qx = ax - hx, qy = ay - hy;
-  T nlx, nly, phi;
+  T nlx, nly, phi, kappa = T(0);
   if (qx > T(0) || qy > T(0)) {
     // outside: distance to the nearest point of the boundary
     const T ox = qx > T(0) ? qx : T(0), oy = qy > T(0) ? qy : T(0);
     phi = hd_sqrt(ox * ox + oy * oy);
     nlx = sx * ox / phi;
     nly = sy * oy / phi;
+    if (qx > T(0) && qy > T(0)) kappa = T(1) / phi;  // around a corner
   } else if (qx > qy) {
     phi = qx;  // inside, nearest face is x = +-hx
     nlx = sx;
@@ -112,6 +122,7 @@ NPE_HD Sdf<T> sdf_box(T px, T py, T cx, T cy, T hx, T hy, T c, T s) {
   out.phi = phi;
   out.nx = c * nlx - s * nly;  // back to the world frame: R n
   out.ny = s * nlx + c * nly;
+  out.kappa = kappa;
   return out;
 }
 

@@ -179,6 +179,9 @@ class CudaWorld {
   std::unique_ptr<Impl> impl_;
 };
 
+// Waits for all work queued on `stream` (a cudaStream_t; null = the default stream).
+void synchronize_stream(void* stream);
+
 // Device buffers and pinned host buffers (RAII), for callers that record on the GPU.
 class DeviceBuffer {
  public:
@@ -190,6 +193,8 @@ class DeviceBuffer {
   size_t bytes() const { return bytes_; }
   // Asynchronous copy to pinned host memory on `stream` (a cudaStream_t).
   void copy_to_host_async(void* host, size_t bytes, void* stream) const;
+  // Copy from host memory on `stream`; returns once copied.
+  void copy_from_host(const void* host, size_t bytes, void* stream);
   void fill_nan();  // poisons the buffer (tests: every element must be written)
 
  private:

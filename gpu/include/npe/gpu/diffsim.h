@@ -1,0 +1,93 @@
+// npe/gpu/diffsim.h: the differentiable simulator: the engine's forward step with per-scene
+// parameters and control forces, and its hand-written adjoint (reverse mode), on the CPU and on
+// CUDA. gpu/src/adjoint.h gives the derivation; npe/gpu/diffsim_torch.h wraps both directions
+// as a torch::autograd::Function.
+//
+// Arrays use the engine layout: body b = ball * S + scene (S = spec.num_scenes, N =
+// spec.num_balls); "[4][N][S]" means x, y, vx, vy one after another. Units: px, s, mass units.
+//
+// Long horizons: the forward pass stores the state every `checkpoint_every` substeps (K); the
+// backward pass recomputes each segment of K substeps from its checkpoint into a scratch buffer
+// and runs the adjoint back through it. Memory: (substeps / K + 1 + K) * 16 B per ball in
+// float32 (checkpoints plus one segment), against 16 B per ball per substep without it.
+#pragma once
+
+#include <cstdint>
+
+#include "npe/gpu/engine.h"
+
+namespace npe::gpu {
+
+// Largest scene the differentiable simulator takes: all pairs of a scene in one thread.
+constexpr int kDiffMaxBallsCpu = kAllPairsMaxBalls;  // 32
+constexpr int kDiffMaxBallsCuda = kFusedMaxBalls;     // 8
+
+// Inputs of a rollout. Pointers are host memory for the CPU functions and device memory for the
+// CUDA ones.
+template <class T>
+struct DiffInputs {
+  const T* init = nullptr;         // [4][N][S] initial x, y (px), vx, vy (px/s)
+  const T* mass = nullptr;         // [N][S] > 0
+  const T* radius = nullptr;       // [N][S] > 0, px
+  const T* damping = nullptr;      // [S] dashpot constant c = 2 zeta omega (1/s) of each scene:
+                                   // dashpot(restitution, omega), 0 for restitution 1
+  const T* controls = nullptr;     // [frames][2][N][S] force on each ball during each frame
+                                   // (mass px / s^2), or null for none
+};
+
+// Adjoints (gradients of the loss), same shapes as DiffInputs; each is overwritten. `controls`
+// is used only when the inputs have controls.
+template <class T>
+struct DiffGrads {
+  T* init = nullptr;
+  T* mass = nullptr;
+  T* radius = nullptr;
+  T* damping = nullptr;  // times dashpot_derivative(e, omega): the restitution's gradient
+  T* controls = nullptr;
+};
+
+// Rollout shape. checkpoint_every (K) = 0 stores one state per frame (K = spec.substeps).
+struct DiffRollout {
+  int frames = 1;
+  int checkpoint_every = 0;
+  int64_t substeps_total(const WorldSpec& spec) const { return static_cast<int64_t>(frames) * spec.substeps; }
+  int resolved_k(const WorldSpec& spec) const { return checkpoint_every > 0 ? checkpoint_every : spec.substeps; }
+  // Number of stored states: ceil(substeps_total / K).
+  int64_t num_checkpoints(const WorldSpec& spec) const;
+};
+
+// Throws npe::Error when the spec or rollout cannot be simulated (naming the field: ball count
+// above `max_balls`, omega h > 1, frames < 1, K < 1). The spec's radius, mass and restitution
+// are not used (the inputs carry them, restitution as the dashpot constant); its box, omega, dt,
+// substeps, gravity and obstacles are.
+void validate_diff(const WorldSpec& spec, const DiffRollout& rollout, int max_balls);
+
+// The damping constant c = 2 zeta(e) omega of restitution e and its derivative dc/de
+// (zeta = -ln e / sqrt(pi^2 + ln^2 e), dzeta/de = -pi^2 / (e (pi^2 + ln^2 e)^(3/2))).
+double dashpot(double restitution, double omega);
+double dashpot_derivative(double restitution, double omega);
+
+// Forward: writes the trajectory traj [frames + 1][4][N][S] (frame 0 = init) and the
+// checkpoints ckpt [num_checkpoints][4][N][S]. With restitution equal for all scenes and no
+// controls, the same bits as advance_cpu / CudaWorld.
+template <class T>
+void diff_forward_cpu(const WorldSpec& spec, const DiffRollout& rollout, const DiffInputs<T>& in, T* traj,
+                      T* ckpt, int threads = 0);
+// Backward: given traj_bar [frames + 1][4][N][S] (the loss's gradient with respect to the
+// trajectory), writes the gradients with respect to every input. Scenes never mix.
+template <class T>
+void diff_backward_cpu(const WorldSpec& spec, const DiffRollout& rollout, const DiffInputs<T>& in,
+                       const T* ckpt, const T* traj_bar, const DiffGrads<T>& grads, int threads = 0);
+
+// CUDA versions (device pointers; one thread per scene; queued on `stream`, a cudaStream_t, 0
+// for the default stream). The backward pass needs a device scratch buffer of
+// K * 4 * N * S elements. Throws npe::Error when built without CUDA.
+template <class T>
+void diff_forward_cuda(const WorldSpec& spec, const DiffRollout& rollout, const DiffInputs<T>& in, T* traj,
+                       T* ckpt, void* stream);
+template <class T>
+void diff_backward_cuda(const WorldSpec& spec, const DiffRollout& rollout, const DiffInputs<T>& in,
+                        const T* ckpt, const T* traj_bar, const DiffGrads<T>& grads, T* scratch,
+                        void* stream);
+
+}  // namespace npe::gpu

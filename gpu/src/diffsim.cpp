@@ -1,0 +1,143 @@
+// The differentiable simulator on the CPU: the per-scene forward and adjoint sweeps of adjoint.h
+// looped over scenes on host threads (each scene by one thread: the same bits for any count).
+#include "npe/gpu/diffsim.h"
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "adjoint.h"
+#include "engine_internal.h"
+#include "npe/datagen/io.h"
+
+namespace npe::gpu {
+
+int64_t DiffRollout::num_checkpoints(const WorldSpec& spec) const {
+  const int64_t k = resolved_k(spec);
+  return (substeps_total(spec) + k - 1) / k;
+}
+
+void validate_diff(const WorldSpec& s, const DiffRollout& r, int max_balls) {
+  if (s.num_scenes < 1) throw Error(fmt::format("num_scenes: expected at least 1, found {}", s.num_scenes));
+  if (s.num_balls < 1 || s.num_balls > max_balls)
+    throw Error(fmt::format("num_balls: the differentiable simulator takes 1 to {} balls per scene on this "
+                            "backend, found {}", max_balls, s.num_balls));
+  if (!(s.width > 0) || !(s.height > 0)) throw Error("box: expected a positive width and height");
+  if (!(s.contact_omega > 0 && std::isfinite(s.contact_omega)))
+    throw Error(fmt::format("contact_omega: expected a positive stiffness in 1/s, found {}", s.contact_omega));
+  if (s.substeps < 1) throw Error(fmt::format("substeps: expected at least 1, found {}", s.substeps));
+  if (s.contact_omega * s.substep() > 1.0)
+    throw Error(fmt::format("substeps: omega * h = {:.3g}, expected <= 1 (more substeps)", s.contact_omega * s.substep()));
+  if (s.obstacles.size() > static_cast<size_t>(kMaxObstacles))
+    throw Error(fmt::format("obstacles: expected at most {}, found {}", kMaxObstacles, s.obstacles.size()));
+  if (r.frames < 1) throw Error(fmt::format("frames: expected at least 1, found {}", r.frames));
+  if (r.checkpoint_every < 0)
+    throw Error(fmt::format("checkpoint_every: expected >= 0 substeps (0 = one frame), found {}", r.checkpoint_every));
+  if (r.substeps_total(s) > (int64_t{1} << 40)) throw Error("frames * substeps: expected at most 2^40 substeps");
+}
+
+double dashpot(double e, double omega) { return 2.0 * damping_ratio(e) * omega; }
+
+double dashpot_derivative(double e, double omega) {
+  if (!(e > 0 && e <= 1)) throw Error(fmt::format("restitution: expected a value in (0, 1], found {}", e));
+  const double l = std::log(e), q = M_PI * M_PI + l * l;
+  return 2.0 * omega * (-M_PI * M_PI / (e * q * std::sqrt(q)));
+}
+
+namespace {
+
+using namespace detail;
+
+template <class T>
+DiffArrays<T> arrays(const WorldSpec& spec, const DiffRollout& r, const DiffInputs<T>& in) {
+  DiffArrays<T> a{};
+  a.init = in.init;
+  a.mass = in.mass;
+  a.radius = in.radius;
+  a.damping = in.damping;
+  a.controls = in.controls;
+  a.S = spec.num_scenes;
+  a.frames = r.frames;
+  a.substeps = spec.substeps;
+  a.k = r.resolved_k(spec);
+  return a;
+}
+
+template <class T>
+void check_inputs(const DiffInputs<T>& in) {
+  if (!in.init || !in.mass || !in.radius || !in.damping)
+    throw Error("differentiable simulator: init, mass, radius and damping are required");
+}
+
+// Local arrays of one scene (CPU: vectors sized by the runtime ball count).
+template <class T>
+struct Locals {
+  std::vector<T> v;
+  SceneLocal<T> l;
+  SceneAdjoint<T> j;
+  explicit Locals(int n) : v(static_cast<size_t>(21) * n) {
+    T* p = v.data();
+    auto take = [&] {
+      T* q = p;
+      p += n;
+      return q;
+    };
+    l = {take(), take(), take(), take(), take(), take(), take(), take(), take(), take(), take()};
+    j = {take(), take(), take(), take(), take(), take(), take(), take(), take(), take()};
+  }
+};
+
+}  // namespace
+
+template <class T>
+void diff_forward_cpu(const WorldSpec& spec, const DiffRollout& r, const DiffInputs<T>& in, T* traj, T* ckpt,
+                      int threads) {
+  validate_diff(spec, r, kDiffMaxBallsCpu);
+  check_inputs(in);
+  DiffArrays<T> a = arrays(spec, r, in);
+  a.traj = traj;
+  a.ckpt = ckpt;
+  const auto obstacles = kernel_obstacles<T>(spec);
+  const StepParams<T> p = step_params<T>(spec, obstacles.data());
+  const int n = static_cast<int>(spec.num_balls);
+  parallel_for(spec.num_scenes, threads, [&](int64_t s0, int64_t s1) {
+    Locals<T> loc(n);
+    for (int64_t s = s0; s < s1; ++s) diff_scene_forward(n, a, p, s, loc.l);
+  });
+}
+
+template <class T>
+void diff_backward_cpu(const WorldSpec& spec, const DiffRollout& r, const DiffInputs<T>& in, const T* ckpt,
+                       const T* traj_bar, const DiffGrads<T>& g, int threads) {
+  validate_diff(spec, r, kDiffMaxBallsCpu);
+  check_inputs(in);
+  if (!g.init || !g.mass || !g.radius || !g.damping || (in.controls && !g.controls))
+    throw Error("diff_backward_cpu: every gradient output is required (controls when there are controls)");
+  DiffArrays<T> a = arrays(spec, r, in);
+  a.ckpt = const_cast<T*>(ckpt);
+  a.traj_bar = traj_bar;
+  a.g_init = g.init;
+  a.g_mass = g.mass;
+  a.g_radius = g.radius;
+  a.g_damping = g.damping;
+  a.g_controls = g.controls;
+  // one segment of states per scene, in the same layout as on the GPU
+  std::vector<T> scratch(static_cast<size_t>(a.k) * 4 * spec.num_bodies());
+  a.scratch = scratch.data();
+  const auto obstacles = kernel_obstacles<T>(spec);
+  const StepParams<T> p = step_params<T>(spec, obstacles.data());
+  const int n = static_cast<int>(spec.num_balls);
+  parallel_for(spec.num_scenes, threads, [&](int64_t s0, int64_t s1) {
+    Locals<T> loc(n);
+    for (int64_t s = s0; s < s1; ++s) diff_scene_backward(n, a, p, s, loc.l, loc.j);
+  });
+}
+
+template void diff_forward_cpu(const WorldSpec&, const DiffRollout&, const DiffInputs<float>&, float*, float*, int);
+template void diff_forward_cpu(const WorldSpec&, const DiffRollout&, const DiffInputs<double>&, double*, double*, int);
+template void diff_backward_cpu(const WorldSpec&, const DiffRollout&, const DiffInputs<float>&, const float*,
+                                const float*, const DiffGrads<float>&, int);
+template void diff_backward_cpu(const WorldSpec&, const DiffRollout&, const DiffInputs<double>&, const double*,
+                                const double*, const DiffGrads<double>&, int);
+
+}  // namespace npe::gpu

@@ -1,0 +1,328 @@
+// The differentiable simulator's CPU path (gpu/src/diffsim.cpp, adjoint.h): forward equal to the
+// engine, gradients against central finite differences and analytic Jacobians, checkpointing,
+// scenes that never mix.
+#include <cmath>
+#include <cstring>
+#include <functional>
+
+#include <gtest/gtest.h>
+
+#include "npe/datagen/io.h"
+#include "npe/gpu/diffsim.h"
+#include "npe/gpu/scenes.h"
+#include "test_util.h"
+
+namespace npe::gpu {
+namespace {
+
+// A rollout problem in the engine layout, in T.
+template <class T>
+struct Problem {
+  WorldSpec spec;
+  DiffRollout rollout;
+  std::vector<T> init, mass, radius, damping, controls;  // controls empty = none
+  DiffInputs<T> inputs() const {
+    return {init.data(), mass.data(), radius.data(), damping.data(), controls.empty() ? nullptr : controls.data()};
+  }
+  size_t traj_size() const { return static_cast<size_t>(rollout.frames + 1) * 4 * spec.num_bodies(); }
+  size_t ckpt_size() const { return static_cast<size_t>(rollout.num_checkpoints(spec)) * 4 * spec.num_bodies(); }
+  std::vector<T> forward() const {
+    std::vector<T> traj(traj_size()), ckpt(ckpt_size());
+    diff_forward_cpu(spec, rollout, inputs(), traj.data(), ckpt.data(), 2);
+    return traj;
+  }
+  struct Grads {
+    std::vector<T> init, mass, radius, damping, controls;
+  };
+  Grads backward(const std::vector<T>& traj_bar) const {
+    std::vector<T> traj(traj_size()), ckpt(ckpt_size());
+    diff_forward_cpu(spec, rollout, inputs(), traj.data(), ckpt.data(), 2);
+    Grads g{std::vector<T>(init.size()), std::vector<T>(mass.size()), std::vector<T>(radius.size()),
+            std::vector<T>(damping.size()), std::vector<T>(controls.size())};
+    diff_backward_cpu(spec, rollout, inputs(), ckpt.data(), traj_bar.data(),
+                      DiffGrads<T>{g.init.data(), g.mass.data(), g.radius.data(), g.damping.data(),
+                                   controls.empty() ? nullptr : g.controls.data()}, 2);
+    return g;
+  }
+};
+
+template <class T>
+Problem<T> from_scene(const Scene& sc, int frames, double restitution, bool controls, uint64_t seed) {
+  Problem<T> p;
+  p.spec = sc.spec;
+  p.rollout.frames = frames;
+  const int64_t n = sc.spec.num_bodies();
+  for (const auto* v : {&sc.state.x, &sc.state.y, &sc.state.vx, &sc.state.vy}) p.init.insert(p.init.end(), v->begin(), v->end());
+  p.mass.assign(sc.spec.mass.begin(), sc.spec.mass.end());
+  p.radius.assign(sc.spec.radius.begin(), sc.spec.radius.end());
+  datagen::Rng rng(seed, 77);
+  for (int64_t s = 0; s < sc.spec.num_scenes; ++s)
+    p.damping.push_back(static_cast<T>(dashpot(restitution < 0 ? rng.uniform(0.5, 1.0) : restitution, sc.spec.contact_omega)));
+  if (controls)
+    for (int64_t k = 0; k < static_cast<int64_t>(frames) * 2 * n; ++k) p.controls.push_back(static_cast<T>(rng.uniform(-300, 300)));
+  return p;
+}
+
+// Random 4-ball scenes with frequent collisions (speeds up to 200 px/s), variable masses.
+Scene busy_scenes(int64_t scenes, uint64_t seed, const std::string& obstacles = "") {
+  datagen::WorldDef w;
+  w.obstacles = datagen::parse_obstacles(obstacles);  // balls start clear of them
+  w.variable_mass = true;
+  w.max_speed = 200;
+  w.radius = 70;
+  return dataset_scenes(w, scenes, seed);
+}
+
+TEST(DiffSim, ForwardEqualsTheEngineBitForBit) {
+  const Scene sc = busy_scenes(50, test::fresh_seed());
+  for (int k : {0, 5}) {
+    Problem<double> p = from_scene<double>(sc, 6, 1.0, false, 1);
+    p.rollout.checkpoint_every = k;
+    const std::vector<double> traj = p.forward();
+    WorldState<double> st = sc.state;
+    std::vector<double> rec(p.traj_size());
+    record_cpu(sc.spec, st, engine_layout(rec.data(), sc.spec), 0);
+    advance_cpu(sc.spec, st, 6, engine_layout(rec.data(), sc.spec), 1, 1);
+    EXPECT_EQ(0, std::memcmp(traj.data(), rec.data(), rec.size() * sizeof(double))) << "K " << k;
+  }
+}
+
+// Central differences of L = sum(w * traj) with respect to every input, in float64.
+template <class T>
+struct FdCheck {
+  double max_rel = 0;   // per input group: |ad - fd| / max |fd| over the group
+  int checked = 0, skipped = 0;
+};
+
+double loss(const Problem<double>& p, const std::vector<double>& w) {
+  const auto traj = p.forward();
+  double l = 0;
+  for (size_t k = 0; k < traj.size(); ++k) l += w[k] * traj[k];
+  return l;
+}
+
+// Relative error of the gradient of one input group against central differences, entries
+// whose differences at h and h/2 disagree (a contact begins or ends within the step: the force
+// is continuous but its derivative is not) left out.
+double fd_group(Problem<double>& p, std::vector<double>& x, const std::vector<double>& grad, double h,
+                const std::vector<double>& w, int& skipped) {
+  double num = 0, den = 0;
+  for (size_t k = 0; k < x.size(); ++k) {
+    const double x0 = x[k];
+    auto diff = [&](double e) {
+      x[k] = x0 + e;
+      const double lp = loss(p, w);
+      x[k] = x0 - e;
+      const double lm = loss(p, w);
+      x[k] = x0;
+      return (lp - lm) / (2 * e);
+    };
+    const double d1 = diff(h), d2 = diff(h / 2);
+    if (std::abs(d1 - d2) > 1e-6 * (1 + std::abs(d2))) {
+      ++skipped;
+      continue;
+    }
+    num = std::max(num, std::abs(grad[k] - d2));
+    den = std::max(den, std::abs(d2));
+  }
+  return den > 0 ? num / den : num;
+}
+
+TEST(DiffSim, GradientsMatchCentralDifferencesInFloat64) {
+  const uint64_t seed = test::fresh_seed();
+  const Scene sc = busy_scenes(6, seed, "capsule:300,250,500,320,25;box:620,420,60,30,35");
+  Problem<double> p = from_scene<double>(sc, 3, -1, true, seed);
+  std::vector<double> w(p.traj_size());
+  datagen::Rng rng(seed, 5);
+  for (double& v : w) v = rng.uniform(-1, 1);
+  const auto g = p.backward(w);
+  int skipped = 0;
+  // steps large enough that the simulation's own rounding (about 1e-12 px per trajectory
+  // entry) stays far below the differences, small enough for the truncation error
+  const double e_init = fd_group(p, p.init, g.init, 1e-3, w, skipped);
+  const double e_mass = fd_group(p, p.mass, g.mass, 1e-4, w, skipped);
+  const double e_radius = fd_group(p, p.radius, g.radius, 1e-3, w, skipped);
+  const double e_damping = fd_group(p, p.damping, g.damping, 1e-3, w, skipped);
+  const double e_controls = fd_group(p, p.controls, g.controls, 1e-2, w, skipped);
+  const size_t total = p.init.size() + p.mass.size() + p.radius.size() + p.damping.size() + p.controls.size();
+  std::printf("float64 gradient vs central differences, relative error: init %.2e, mass %.2e, radius %.2e, "
+              "damping %.2e, controls %.2e (%d of %zu entries near a contact onset left out)\n",
+              e_init, e_mass, e_radius, e_damping, e_controls, skipped, total);
+  EXPECT_LT(e_init, 1e-6);
+  EXPECT_LT(e_mass, 1e-6);
+  EXPECT_LT(e_radius, 1e-6);
+  EXPECT_LT(e_damping, 1e-6);
+  EXPECT_LT(e_controls, 1e-6);
+  EXPECT_LT(skipped, static_cast<int>(total / 10));
+  // the scenes did collide: some radius gradient is non-zero
+  double rmax = 0;
+  for (double v : g.radius) rmax = std::max(rmax, std::abs(v));
+  EXPECT_GT(rmax, 0.0);
+}
+
+TEST(DiffSim, Float32GradientsFollowFloat64) {
+  const uint64_t seed = test::fresh_seed();
+  const Scene sc = busy_scenes(64, seed);
+  const Problem<double> pd = from_scene<double>(sc, 2, -1, true, seed);
+  const Problem<float> pf = from_scene<float>(sc, 2, -1, true, seed);
+  std::vector<double> wd(pd.traj_size());
+  datagen::Rng rng(seed, 9);
+  for (double& v : wd) v = rng.uniform(-1, 1);
+  const std::vector<float> wf(wd.begin(), wd.end());
+  const auto gd = pd.backward(wd);
+  const auto gf = pf.backward(wf);
+  auto compare = [](const std::vector<double>& a, const std::vector<float>& b, const char* what) {
+    double num = 0, den = 0;
+    int sign_errors = 0;
+    for (size_t k = 0; k < a.size(); ++k) {
+      num = std::max(num, std::abs(a[k] - b[k]));
+      den = std::max(den, std::abs(a[k]));
+    }
+    for (size_t k = 0; k < a.size(); ++k)
+      if (std::abs(a[k]) > 1e-3 * den && (a[k] > 0) != (b[k] > 0)) ++sign_errors;
+    std::printf("float32 vs float64 gradient, %s: relative error %.2e, sign mismatches %d\n", what, num / den, sign_errors);
+    EXPECT_LT(num / den, 1e-2) << what;
+    EXPECT_EQ(sign_errors, 0) << what;
+  };
+  compare(gd.init, gf.init, "init");
+  compare(gd.mass, gf.mass, "mass");
+  compare(gd.radius, gf.radius, "radius");
+  compare(gd.controls, gf.controls, "controls");
+}
+
+TEST(DiffSim, CheckpointIntervalDoesNotChangeTheGradient) {
+  const uint64_t seed = test::fresh_seed();
+  const Scene sc = busy_scenes(8, seed);
+  Problem<double> p = from_scene<double>(sc, 3, -1, true, seed);
+  std::vector<double> w(p.traj_size());
+  datagen::Rng rng(seed, 3);
+  for (double& v : w) v = rng.uniform(-1, 1);
+  p.rollout.checkpoint_every = 0;
+  const auto a = p.backward(w);
+  for (int k : {1, 7, 100, 1000}) {
+    p.rollout.checkpoint_every = k;
+    const auto b = p.backward(w);
+    EXPECT_EQ(a.init, b.init) << "K " << k;
+    EXPECT_EQ(a.mass, b.mass) << "K " << k;
+    EXPECT_EQ(a.controls, b.controls) << "K " << k;
+  }
+}
+
+TEST(DiffSim, GradientsOfSeveralScenesNeverMix) {
+  const uint64_t seed = test::fresh_seed();
+  const Scene sc = busy_scenes(12, seed);
+  Problem<double> p = from_scene<double>(sc, 2, -1, true, seed);
+  std::vector<double> w(p.traj_size(), 0.0);
+  const int64_t S = sc.spec.num_scenes, N = sc.spec.num_balls;
+  for (size_t k = 0; k < w.size(); ++k)
+    if (k % S == 5) w[k] = 1.0;  // only scene 5's trajectory enters the loss
+  const auto g = p.backward(w);
+  for (int64_t b = 0; b < N * S; ++b)
+    for (int f = 0; f < 4; ++f) {
+      if (b % S == 5) continue;
+      ASSERT_EQ(g.init[f * N * S + b], 0.0);
+      ASSERT_EQ(g.mass[b], 0.0);
+    }
+  EXPECT_NE(g.init[5], 0.0);
+}
+
+// Contact onset: a penalty contact begins between two substeps, at a phase tau in [0, h) of
+// the substep. The discrete rollout is piecewise smooth in the inputs, with a piece for each
+// onset substep, and its exact gradient (the one computed here; the central differences above
+// agree to 1e-8) carries a term from the phase: an outgoing velocity that wobbles by A(omega h)
+// over one period h of tau has a slope of order A / h in the initial position. For the linear
+// spring's onset A is first order in omega h, so this term does not vanish as substeps grow
+// (gpu/README.md, "Gradients through contact"). Averaged over the phase (x0 moved across one
+// substep's travel v h), the wobble's slope averages to zero and the gradient is the analytic
+// Jacobian of the elastic collision; these tests check that.
+template <class Fn>
+std::vector<double> phase_average(int phases, const Fn& gradient_at) {
+  std::vector<double> sum;
+  for (int k = 0; k < phases; ++k) {
+    const std::vector<double> g = gradient_at((k + 0.5) / phases);
+    if (sum.empty()) sum.assign(g.size(), 0.0);
+    for (size_t i = 0; i < g.size(); ++i) sum[i] += g[i] / phases;
+  }
+  return sum;
+}
+
+// One ball into the left wall (elastic, linear spring): the contact lasts pi / omega, so after it
+// x_T = 2 r - x0 - v0 (T - pi / omega) (v0 < 0): dx_T/dx0 = -1, dx_T/dv0 = -T + pi / omega,
+// dv_T/dv0 = -1, dv_T/dx0 = 0.
+TEST(DiffSim, WallBounceHasTheAnalyticJacobianOverTheOnsetPhase) {
+  const double r = 60, v0 = -45, omega = 200, T = 2.0;
+  const int substeps = 256;
+  const double h = 0.1 / substeps;
+  const auto g = phase_average(1024, [&](double phase) {
+    const double x0 = r + 30 + phase * std::abs(v0) * h;
+    Scene sc = explicit_scene({{x0, 300, v0, 0, 2.0}}, r, 800, 600, omega, substeps);
+    Problem<double> p = from_scene<double>(sc, 20, 1.0, false, 0);  // 2 s: the bounce is over
+    std::vector<double> w(p.traj_size(), 0.0);
+    const size_t last = static_cast<size_t>(p.rollout.frames) * 4;  // [frame][field][1][1]
+    w[last + 0] = 1.0;  // x_T
+    const auto gx = p.backward(w);
+    std::fill(w.begin(), w.end(), 0.0);
+    w[last + 2] = 1.0;  // vx_T
+    const auto gv = p.backward(w);
+    return std::vector<double>{gx.init[0], gx.init[2], gv.init[0], gv.init[2], gx.mass[0]};
+  });
+  std::printf("wall bounce, phase-averaged: dx/dx0 %.5f (-1), dx/dv0 %.5f (%.5f), dv/dx0 %.5f (0), dv/dv0 %.5f (-1)\n",
+              g[0], g[1], -T + M_PI / omega, g[2], g[3]);
+  EXPECT_NEAR(g[0], -1.0, 1e-2);
+  EXPECT_NEAR(g[1], -T + M_PI / omega, 2e-2);
+  EXPECT_NEAR(g[2], 0.0, 2e-2);
+  EXPECT_NEAR(g[3], -1.0, 2e-2);
+  EXPECT_NEAR(g[4], 0.0, 1e-9);  // the bounce does not depend on the mass
+}
+
+// Head-on elastic collision: v1 = ((m1 - m2) u1 + 2 m2 u2) / M, v2 = ((m2 - m1) u2 + 2 m1 u1) / M.
+TEST(DiffSim, HeadOnCollisionHasTheElasticJacobianOverTheOnsetPhase) {
+  for (auto [m1, m2] : {std::pair<double, double>{1, 1}, {5, 1}, {1, 25}}) {
+    const double u1 = 30, u2 = -50, M = m1 + m2;
+    const int substeps = 256;
+    const double h = 0.1 / substeps;
+    const auto g = phase_average(1024, [&](double phase) {
+      Scene sc = explicit_scene({{330 - phase * (u1 - u2) * h, 1000, u1, 0, m1}, {470, 1000, u2, 0, m2}}, 60, 2000,
+                                2000, 200, substeps);
+      Problem<double> p = from_scene<double>(sc, 8, 1.0, false, 0);
+      const size_t last = static_cast<size_t>(p.rollout.frames) * 4 * 2;  // [frame][field][2][1]
+      std::vector<double> w(p.traj_size(), 0.0);
+      w[last + 2 * 2 + 0] = 1.0;  // v1_T
+      const auto g1 = p.backward(w);
+      std::fill(w.begin(), w.end(), 0.0);
+      w[last + 2 * 2 + 1] = 1.0;  // v2_T
+      const auto g2 = p.backward(w);
+      return std::vector<double>{g1.init[4], g1.init[5], g1.mass[0], g1.mass[1],
+                                 g2.init[4], g2.init[5], g2.mass[0], g2.mass[1]};
+    });
+    // d v1 / d(u1, u2, m1, m2), then d v2 / d(u1, u2, m1, m2)
+    const double expect[8] = {(m1 - m2) / M, 2 * m2 / M, 2 * m2 * (u1 - u2) / (M * M), -2 * m1 * (u1 - u2) / (M * M),
+                              2 * m1 / M, (m2 - m1) / M, 2 * m2 * (u1 - u2) / (M * M), -2 * m1 * (u1 - u2) / (M * M)};
+    for (int k = 0; k < 8; ++k) {
+      std::printf("head-on m %g,%g entry %d: %.5f (%.5f)\n", m1, m2, k, g[k], expect[k]);
+      EXPECT_NEAR(g[k], expect[k], 2e-2 * (1 + std::abs(expect[k]))) << "m " << m1 << "," << m2 << " entry " << k;
+    }
+  }
+}
+
+TEST(DiffSim, DashpotDerivativeMatchesDifferences) {
+  for (double e : {0.3, 0.7, 0.95, 1.0}) {
+    const double h = 1e-6, a = dashpot(e - h, 200), b = e + h <= 1 ? dashpot(e + h, 200) : dashpot(e, 200);
+    const double fd = e + h <= 1 ? (b - a) / (2 * h) : (b - a) / h;
+    EXPECT_NEAR(dashpot_derivative(e, 200), fd, 1e-4 * std::abs(fd)) << e;
+  }
+  EXPECT_THROW(dashpot_derivative(0.0, 200), Error);
+}
+
+TEST(DiffSim, RejectsWhatItCannotSimulate) {
+  Scene sc = busy_scenes(2, 1);
+  DiffRollout r;
+  r.frames = 0;
+  EXPECT_THROW(validate_diff(sc.spec, r, kDiffMaxBallsCpu), Error);
+  r.frames = 1;
+  sc.spec.num_balls = 40;
+  EXPECT_THROW(validate_diff(sc.spec, r, kDiffMaxBallsCpu), Error);
+}
+
+}  // namespace
+}  // namespace npe::gpu
