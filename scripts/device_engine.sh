@@ -18,7 +18,7 @@ if has build; then
   t0=$SECONDS
   cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DNPE_WITH_MEDIA=OFF \
     -DNPE_PYTHON="$(command -v python3)" > "$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 1; }
-  cmake --build build-gpu --parallel "$(nproc)" --target gpu_tests npe-bench npe-datagen npe-compare-engines \
+  cmake --build build-gpu --parallel "$(nproc)" --target gpu_tests diffsim_torch_tests npe-bench npe-datagen npe-compare-engines \
     >> "$out/build.log" 2>&1 || { grep -E 'error' -A5 "$out/build.log" | head -60; exit 1; }
   note "build: $((SECONDS - t0)) s"
 fi
@@ -26,6 +26,8 @@ if has tests; then
   "$b/gpu_tests" > "$out/gpu_tests.log" 2>&1
   note "gpu_tests: exit $? ($(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$out/gpu_tests.log" | tr '\n' ' '))"
   grep -E '^\[  FAILED|float32 vs float64' "$out/gpu_tests.log" | head -20
+  "$b/diffsim_torch_tests" >> "$out/gpu_tests.log" 2>&1
+  note "diffsim_torch_tests: exit $? ($(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$out/gpu_tests.log" | tail -3 | tr '\n' ' '))"
 fi
 if has sanitize; then
   cuda_tests='CudaEngine.*:GenerateGpu.Cuda*:DiffSimCuda.*'
