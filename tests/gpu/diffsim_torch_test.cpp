@@ -56,19 +56,31 @@ TEST(DiffSimTorch, ShapesAndGradientsMatchCentralDifferences) {
     const torch::Tensor flat = x.view(-1);
     const torch::Tensor grad = x.grad().view(-1);
     double worst = 0, scale = 0;
+    int skipped = 0;
     for (int64_t k = 0; k < std::min<int64_t>(flat.numel(), 12); ++k) {
       const double x0 = flat[k].item<double>();
-      flat[k] = x0 + h;
-      const double lp = loss_of(in).item<double>();
-      flat[k] = x0 - h;
-      const double lm = loss_of(in).item<double>();
-      flat[k] = x0;
-      const double fd = (lp - lm) / (2 * h);
-      worst = std::max(worst, std::abs(fd - grad[k].item<double>()));
-      scale = std::max(scale, std::abs(fd));
+      auto diff = [&](double e) {
+        flat[k] = x0 + e;
+        const double lp = loss_of(in).item<double>();
+        flat[k] = x0 - e;
+        const double lm = loss_of(in).item<double>();
+        flat[k] = x0;
+        return (lp - lm) / (2 * e);
+      };
+      const double fd = diff(h), fd2 = diff(h / 2);
+      // a contact begins or ends within the step (a grazing contact shallower than h): the
+      // differences at h and h/2 disagree there, and the entry is left out
+      if (std::abs(fd - fd2) > 1e-6 * (1 + std::abs(fd2))) {
+        ++skipped;
+        continue;
+      }
+      worst = std::max(worst, std::abs(fd2 - grad[k].item<double>()));
+      scale = std::max(scale, std::abs(fd2));
     }
-    std::printf("torch simulate, %s: gradient vs central differences, relative error %.2e\n", name, worst / scale);
-    EXPECT_LT(worst, 1e-5 * scale) << name;
+    std::printf("torch simulate, %s: gradient vs central differences, relative error %.2e (%d of 12 left out)\n",
+                name, scale > 0 ? worst / scale : 0.0, skipped);
+    EXPECT_LE(skipped, 3) << name;
+    EXPECT_LE(worst, 1e-5 * scale) << name;  // both 0 where no contact touched the entries
   };
   check(in.init, 1e-3, "initial_state");
   check(in.mass, 1e-4, "mass");
