@@ -3,11 +3,11 @@
 # runs the engine's tests (CUDA included), compute-sanitizer over the CUDA tests, npe-bench
 # engine, and npe-datagen --engine gpu on 10^6 scenes; logs under $OUT, a summary last.
 # Usage there:  source .debs/gpu-env.sh && scripts/device_engine.sh [stages]
-#   stages (default all): build tests sanitize sass ncu bench datagen
+#   stages (default all): build tests sanitize sass ncu bench diffbench datagen
 set -uo pipefail
 out="${OUT:-/tmp/npe-device}"
 mkdir -p "$out"
-stages="${*:-build tests sanitize sass ncu bench datagen}"
+stages="${*:-build tests sanitize sass ncu bench diffbench datagen}"
 has() { [[ " $stages " == *" $1 "* ]]; }
 b=build-gpu/bin
 summary=()
@@ -68,6 +68,12 @@ if has bench; then
     > "$out/bench.log" 2>&1
   note "npe-bench engine: exit $?"
   sed -n '/^case/,$p' "$out/bench.log"
+fi
+if has diffbench; then
+  timeout 300 "$b/npe-bench" diffsim --device all --out_csv "$out/diffsim.csv" --out_json "$out/diffsim.json" \
+    > "$out/diffbench.log" 2>&1
+  note "npe-bench diffsim: exit $?"
+  sed -n '/^dev /,$p' "$out/diffbench.log"
 fi
 if has datagen; then
   d=/tmp/npe-data/gpu1m

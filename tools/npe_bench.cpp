@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "npe/datagen/io.h"
+#include "npe/gpu/diffsim.h"
 #include "npe/gpu/engine.h"
 #include "npe/gpu/scenes.h"
 
@@ -95,28 +96,142 @@ Case world_case(int64_t balls, int substeps, uint64_t seed) {
   return c;
 }
 
+// ---- npe-bench diffsim: forward against forward + backward of the differentiable simulator ----
+
+struct DiffRow {
+  std::string backend, precision;
+  int64_t scenes = 0, balls = 0, substeps = 0, k = 0;
+  double forward_s = 0, backward_s = 0;  // medians; backward_s = forward + backward
+  double memory_bytes = 0;               // checkpoints + recomputation scratch
+  double rate(double s) const { return scenes * balls * static_cast<double>(substeps) / s; }
+};
+
+template <class T>
+DiffRow run_diff(bool cuda, int64_t scenes, int frames, int k, int repeats, int threads, uint64_t seed) {
+  npe::datagen::WorldDef w;
+  w.variable_mass = true;
+  const Scene sc = dataset_scenes(w, scenes, seed);
+  const WorldSpec& spec = sc.spec;
+  DiffRollout r;
+  r.frames = frames;
+  r.checkpoint_every = k;
+  const int64_t n = spec.num_bodies();
+  std::vector<T> init, mass(spec.mass.begin(), spec.mass.end()), radius(spec.radius.begin(), spec.radius.end());
+  for (const auto* v : {&sc.state.x, &sc.state.y, &sc.state.vx, &sc.state.vy}) init.insert(init.end(), v->begin(), v->end());
+  std::vector<T> damping(scenes, T(0));
+  const size_t traj_n = static_cast<size_t>(frames + 1) * 4 * n, ckpt_n = static_cast<size_t>(r.num_checkpoints(spec)) * 4 * n;
+  const size_t scratch_n = static_cast<size_t>(r.resolved_k(spec)) * 4 * n;
+  std::vector<T> w_bar(traj_n, T(1));
+  DiffRow row{cuda ? "cuda" : "cpu", sizeof(T) == 4 ? "float32" : "float64", scenes, spec.num_balls,
+              r.substeps_total(spec), r.resolved_k(spec)};
+  row.memory_bytes = static_cast<double>(ckpt_n + scratch_n) * sizeof(T);
+  std::vector<double> tf, tb;
+  auto clock = [] { return std::chrono::steady_clock::now(); };
+  auto secs = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+  if (!cuda) {
+    std::vector<T> traj(traj_n), ckpt(ckpt_n), gi(init.size()), gm(n), gr(n), gd(scenes);
+    const DiffInputs<T> in{init.data(), mass.data(), radius.data(), damping.data(), nullptr};
+    for (int rep = 0; rep < repeats + 1; ++rep) {
+      const auto t0 = clock();
+      diff_forward_cpu(spec, r, in, traj.data(), ckpt.data(), threads);
+      const auto t1 = clock();
+      diff_backward_cpu(spec, r, in, ckpt.data(), w_bar.data(), DiffGrads<T>{gi.data(), gm.data(), gr.data(), gd.data(), nullptr}, threads);
+      const auto t2 = clock();
+      if (rep > 0) tf.push_back(secs(t0, t1)), tb.push_back(secs(t0, t2));
+    }
+  } else {
+    auto up = [](const std::vector<T>& h) {
+      auto d = std::make_unique<DeviceBuffer>(h.size() * sizeof(T));
+      d->copy_from_host(h.data(), h.size() * sizeof(T), nullptr);
+      return d;
+    };
+    auto di = up(init), dm = up(mass), dr = up(radius), dd = up(damping), dw = up(w_bar);
+    DeviceBuffer traj(traj_n * sizeof(T)), ckpt(ckpt_n * sizeof(T)), scratch(scratch_n * sizeof(T));
+    DeviceBuffer gi(init.size() * sizeof(T)), gm(n * sizeof(T)), gr(n * sizeof(T)), gd(scenes * sizeof(T));
+    auto p = [](const std::unique_ptr<DeviceBuffer>& b) { return static_cast<const T*>(b->get()); };
+    const DiffInputs<T> in{p(di), p(dm), p(dr), p(dd), nullptr};
+    const DiffGrads<T> g{static_cast<T*>(gi.get()), static_cast<T*>(gm.get()), static_cast<T*>(gr.get()), static_cast<T*>(gd.get()), nullptr};
+    for (int rep = 0; rep < repeats + 2; ++rep) {  // two warm-up runs
+      synchronize_stream(nullptr);
+      const auto t0 = clock();
+      diff_forward_cuda(spec, r, in, static_cast<T*>(traj.get()), static_cast<T*>(ckpt.get()), nullptr);
+      synchronize_stream(nullptr);
+      const auto t1 = clock();
+      diff_backward_cuda(spec, r, in, static_cast<const T*>(ckpt.get()), p(dw), g, static_cast<T*>(scratch.get()), nullptr);
+      synchronize_stream(nullptr);
+      const auto t2 = clock();
+      if (rep > 1) tf.push_back(secs(t0, t1)), tb.push_back(secs(t0, t2));
+    }
+  }
+  row.forward_s = median(tf);
+  row.backward_s = median(tb);
+  return row;
+}
+
+int bench_diffsim(bool do_cpu, bool do_cuda, bool quick, int repeats, int threads, const std::string& csv_path,
+                  const std::string& json_path) {
+  std::vector<DiffRow> rows;
+  const uint64_t seed = 1;
+  if (do_cpu) {
+    const int64_t s = quick ? 64 : 1024;
+    rows.push_back(run_diff<float>(false, s, 2, 0, repeats, threads, seed));
+    rows.push_back(run_diff<double>(false, s, 2, 0, repeats, threads, seed));
+  }
+  if (do_cuda) {
+    const int64_t s = quick ? 4096 : (int64_t{1} << 17);
+    const int frames = quick ? 2 : 16;
+    rows.push_back(run_diff<float>(true, s, frames, 0, repeats, threads, seed));              // one state per frame
+    rows.push_back(run_diff<float>(true, s, frames, frames * 64, repeats, threads, seed));    // no checkpointing
+    rows.push_back(run_diff<double>(true, s, frames, 0, repeats, threads, seed));
+  }
+  std::string csv = "backend,precision,scenes,balls,substeps,checkpoint_every,forward_s,forward_backward_s,"
+                    "forward_body_steps_per_s,forward_backward_body_steps_per_s,ratio,memory_bytes,bytes_per_scene_step\n";
+  nlohmann::json j = {{"benchmark", "diffsim"}, {"cuda_device", do_cuda ? npe::gpu::cuda_device_name() : ""}, {"rows", nlohmann::json::array()}};
+  fmt::print("\n{:<5} {:<8} {:>8} {:>6} {:>8} {:>6} {:>11} {:>13} {:>14} {:>14} {:>6} {:>10} {:>9}\n", "dev", "prec", "scenes",
+             "balls", "substeps", "K", "fwd ms", "fwd+bwd ms", "fwd steps/s", "f+b steps/s", "ratio", "memory MB", "B/scene-step");
+  for (const DiffRow& x : rows) {
+    const double ratio = x.rate(x.backward_s) / x.rate(x.forward_s);
+    const double per = x.memory_bytes / (static_cast<double>(x.scenes) * x.substeps);
+    csv += fmt::format("{},{},{},{},{},{},{:.6g},{:.6g},{:.6g},{:.6g},{:.4f},{:.6g},{:.4g}\n", x.backend, x.precision, x.scenes,
+                       x.balls, x.substeps, x.k, x.forward_s, x.backward_s, x.rate(x.forward_s), x.rate(x.backward_s), ratio,
+                       x.memory_bytes, per);
+    j["rows"].push_back({{"backend", x.backend}, {"precision", x.precision}, {"scenes", x.scenes}, {"balls", x.balls},
+                         {"substeps", x.substeps}, {"checkpoint_every", x.k}, {"forward_s", x.forward_s},
+                         {"forward_backward_s", x.backward_s}, {"ratio", ratio}, {"memory_bytes", x.memory_bytes},
+                         {"bytes_per_scene_step", per}});
+    fmt::print("{:<5} {:<8} {:>8} {:>6} {:>8} {:>6} {:>11.3f} {:>13.3f} {:>14.4g} {:>14.4g} {:>6.3f} {:>10.1f} {:>9.3g}\n", x.backend,
+               x.precision, x.scenes, x.balls, x.substeps, x.k, x.forward_s * 1e3, x.backward_s * 1e3, x.rate(x.forward_s),
+               x.rate(x.backward_s), ratio, x.memory_bytes / 1e6, per);
+  }
+  npe::write_file_atomic(csv_path, csv);
+  npe::write_file_atomic(json_path, j.dump(2) + "\n");
+  fmt::print("wrote {} and {}\n", csv_path, json_path);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   return npe::tools::run_tool("npe-bench", [&] {
-    cxxopts::Options o("npe-bench", "npe benchmarks.\n  npe-bench engine [flags]   the ball-world engine, body-steps/s");
+    cxxopts::Options o("npe-bench", "npe benchmarks.\n  npe-bench engine [flags]    the ball-world engine, body-steps/s\n"
+                       "  npe-bench diffsim [flags]   the differentiable simulator, forward and forward + backward");
     o.add_options()
-      ("what", "benchmark: engine", cxxopts::value<std::string>()->default_value(""))
+      ("what", "benchmark: engine or diffsim", cxxopts::value<std::string>()->default_value(""))
       ("device", "cpu, cuda or all (all: cuda only where a device is present)", cxxopts::value<std::string>()->default_value("all"))
       ("repeats", "timed repeats (median reported)", cxxopts::value<int>()->default_value("7"))
       ("threads", "CPU threads (0 = all cores)", cxxopts::value<int>()->default_value("0"))
       ("quick", "small sizes (a smoke test of the benchmark itself)")
       ("cases", "run only the cases whose names start with one of these (comma-separated: a, b, c, "
        "c_world_1000000, ...)", cxxopts::value<std::vector<std::string>>()->default_value(""))
-      ("out_csv", "CSV output", cxxopts::value<std::string>()->default_value("bench/engine.csv"))
-      ("out_json", "JSON output", cxxopts::value<std::string>()->default_value("bench/engine.json"))
+      ("out_csv", "CSV output (default bench/<what>.csv)", cxxopts::value<std::string>()->default_value(""))
+      ("out_json", "JSON output (default bench/<what>.json)", cxxopts::value<std::string>()->default_value(""))
       ("h,help", "this help");
     o.parse_positional({"what"});
     auto r = npe::tools::parse(o, argc, argv);
     if (r.count("help")) { fmt::print("{}\n", o.help()); return 0; }
     const std::string what = r["what"].as<std::string>();
-    if (what != "engine")
-      throw npe::Error(fmt::format("npe-bench: expected a benchmark name (engine), found '{}'", what));
+    if (what != "engine" && what != "diffsim")
+      throw npe::Error(fmt::format("npe-bench: expected a benchmark name (engine or diffsim), found '{}'", what));
     const std::string device = r["device"].as<std::string>();
     if (device != "cpu" && device != "cuda" && device != "all")
       throw npe::Error(fmt::format("--device: expected cpu, cuda or all, found '{}'", device));
@@ -128,7 +243,11 @@ int main(int argc, char** argv) {
     if (device == "cuda" && !have_cuda) throw npe::Error("--device cuda: " + why);
     const bool do_cuda = have_cuda && device != "cpu", do_cpu = device != "cuda";
     if (!have_cuda && device == "all") fmt::print(stderr, "npe-bench: {}: CPU reference only\n", why);
-    for (const std::string& f : {r["out_csv"].as<std::string>(), r["out_json"].as<std::string>()}) npe::check_writable(f);
+    std::string out_csv = r["out_csv"].as<std::string>(), out_json = r["out_json"].as<std::string>();
+    if (out_csv.empty()) out_csv = "bench/" + what + ".csv";
+    if (out_json.empty()) out_json = "bench/" + what + ".json";
+    for (const std::string& f : {out_csv, out_json}) npe::check_writable(f);
+    if (what == "diffsim") return bench_diffsim(do_cpu, do_cuda, quick, repeats, threads, out_csv, out_json);
 
     std::vector<std::string> only;
     for (const auto& x : r["cases"].as<std::vector<std::string>>())
@@ -195,9 +314,9 @@ int main(int argc, char** argv) {
                  x.scenes, x.balls, x.substeps, x.seconds * 1e3, x.rate(), bps * 1e-9);
     }
     if (do_cuda) fmt::print("device {}: measured copy bandwidth {:.0f} GB/s (read + write)\n", dev, bw * 1e-9);
-    npe::write_file_atomic(r["out_csv"].as<std::string>(), csv);
-    npe::write_file_atomic(r["out_json"].as<std::string>(), j.dump(2) + "\n");
-    fmt::print("wrote {} and {}\n", r["out_csv"].as<std::string>(), r["out_json"].as<std::string>());
+    npe::write_file_atomic(out_csv, csv);
+    npe::write_file_atomic(out_json, j.dump(2) + "\n");
+    fmt::print("wrote {} and {}\n", out_csv, out_json);
     return 0;
   });
 }
