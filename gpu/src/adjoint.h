@@ -19,36 +19,26 @@
 
 namespace npe::gpu::detail {
 
-// One substep with control forces (ux, uy: force per ball, may be null = none): the same
-// operations as scene_substep, plus the controls added to the contact forces. With no controls
-// it gives scene_substep's bits.
+// Contact forces plus control forces (ux, uy: force per ball, may be null = none), added after
+// each ball's contact forces.
 template <class T, class Count>
-NPE_HD void diff_substep(Count n, T* x, T* y, T* vx, T* vy, const T* r, const T* m, const T* inv_m,
-                         const T* ux, const T* uy, T* fx, T* fy, const StepParams<T>& p) {
-  NPE_UNROLL
-  for (int i = 0; i < n; ++i) fx[i] = fy[i] = T(0);
-  NPE_UNROLL
-  for (int i = 0; i < n; ++i) {
+NPE_HD void diff_forces(Count n, const T* x, const T* y, const T* vx, const T* vy, const T* r, const T* m,
+                        const T* ux, const T* uy, T* fx, T* fy, const StepParams<T>& p) {
+  contact_forces(n, x, y, vx, vy, r, m, fx, fy, p);
+  if (ux) {
     NPE_UNROLL
-    for (int j = i + 1; j < n; ++j) {
-      T gx, gy;
-      if (pair_force(x[i], y[i], vx[i], vy[i], r[i], m[i], x[j], y[j], vx[j], vy[j], r[j], m[j], true,
-                     p.law, gx, gy)) {
-        fx[i] += gx;
-        fy[i] += gy;
-        fx[j] -= gx;
-        fy[j] -= gy;
-      }
-    }
-  }
-  NPE_UNROLL
-  for (int i = 0; i < n; ++i) {
-    add_boundary_forces(p, x[i], y[i], vx[i], vy[i], r[i], m[i], fx[i], fy[i]);
-    if (ux) {
+    for (int i = 0; i < n; ++i) {
       fx[i] += ux[i];
       fy[i] += uy[i];
     }
   }
+}
+
+// One substep with control forces: with no controls, scene_substep's bits.
+template <class T, class Count>
+NPE_HD void diff_substep(Count n, T* x, T* y, T* vx, T* vy, const T* r, const T* m, const T* inv_m,
+                         const T* ux, const T* uy, T* fx, T* fy, const StepParams<T>& p) {
+  diff_forces(n, x, y, vx, vy, r, m, ux, uy, fx, fy, p);
   NPE_UNROLL
   for (int i = 0; i < n; ++i) integrate(p, fx[i], fy[i], inv_m[i], x[i], y[i], vx[i], vy[i]);
 }
@@ -149,30 +139,10 @@ NPE_HD void diff_substep_adjoint(Count n, const T* x, const T* y, const T* vx, c
                                  const StepParams<T>& p, T* ax, T* ay, T* avx, T* avy, T* ubx, T* uby,
                                  ParamBars<T>& pb, T* fx, T* fy, T* gx, T* gy) {
   // forces at the state before the substep (as the forward step computed them)
-  NPE_UNROLL
-  for (int i = 0; i < n; ++i) fx[i] = fy[i] = T(0);
-  NPE_UNROLL
-  for (int i = 0; i < n; ++i) {
-    NPE_UNROLL
-    for (int j = i + 1; j < n; ++j) {
-      T qx, qy;
-      if (pair_force(x[i], y[i], vx[i], vy[i], r[i], m[i], x[j], y[j], vx[j], vy[j], r[j], m[j], true,
-                     p.law, qx, qy)) {
-        fx[i] += qx;
-        fy[i] += qy;
-        fx[j] -= qx;
-        fy[j] -= qy;
-      }
-    }
-  }
+  diff_forces(n, x, y, vx, vy, r, m, ux, uy, fx, fy, p);
   // integration: x' = x + h v', v' = v + h (F / m + g)
   NPE_UNROLL
   for (int i = 0; i < n; ++i) {
-    add_boundary_forces(p, x[i], y[i], vx[i], vy[i], r[i], m[i], fx[i], fy[i]);
-    if (ux) {
-      fx[i] += ux[i];
-      fy[i] += uy[i];
-    }
     const T vbx = avx[i] + p.h * ax[i], vby = avy[i] + p.h * ay[i];
     avx[i] = vbx;
     avy[i] = vby;

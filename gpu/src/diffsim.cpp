@@ -6,7 +6,7 @@
 
 #include <fmt/format.h>
 
-#include "adjoint.h"
+#include "diffsim_internal.h"
 #include "engine_internal.h"
 #include "npe/datagen/io.h"
 
@@ -48,26 +48,7 @@ namespace {
 
 using namespace detail;
 
-template <class T>
-DiffArrays<T> arrays(const WorldSpec& spec, const DiffRollout& r, const DiffInputs<T>& in) {
-  DiffArrays<T> a{};
-  a.init = in.init;
-  a.mass = in.mass;
-  a.radius = in.radius;
-  a.damping = in.damping;
-  a.controls = in.controls;
-  a.S = spec.num_scenes;
-  a.frames = r.frames;
-  a.substeps = spec.substeps;
-  a.k = r.resolved_k(spec);
-  return a;
-}
 
-template <class T>
-void check_inputs(const DiffInputs<T>& in) {
-  if (!in.init || !in.mass || !in.radius || !in.damping)
-    throw Error("differentiable simulator: init, mass, radius and damping are required");
-}
 
 // Local arrays of one scene (CPU: vectors sized by the runtime ball count).
 template <class T>
@@ -93,8 +74,7 @@ template <class T>
 void diff_forward_cpu(const WorldSpec& spec, const DiffRollout& r, const DiffInputs<T>& in, T* traj, T* ckpt,
                       int threads) {
   validate_diff(spec, r, kDiffMaxBallsCpu);
-  check_inputs(in);
-  DiffArrays<T> a = arrays(spec, r, in);
+  DiffArrays<T> a = diff_arrays(spec, r, in);
   a.traj = traj;
   a.ckpt = ckpt;
   const auto obstacles = kernel_obstacles<T>(spec);
@@ -110,10 +90,9 @@ template <class T>
 void diff_backward_cpu(const WorldSpec& spec, const DiffRollout& r, const DiffInputs<T>& in, const T* ckpt,
                        const T* traj_bar, const DiffGrads<T>& g, int threads) {
   validate_diff(spec, r, kDiffMaxBallsCpu);
-  check_inputs(in);
   if (!g.init || !g.mass || !g.radius || !g.damping || (in.controls && !g.controls))
     throw Error("diff_backward_cpu: every gradient output is required (controls when there are controls)");
-  DiffArrays<T> a = arrays(spec, r, in);
+  DiffArrays<T> a = diff_arrays(spec, r, in);
   a.ckpt = const_cast<T*>(ckpt);
   a.traj_bar = traj_bar;
   a.g_init = g.init;

@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "adjoint.h"
+#include "diffsim_internal.h"
 #include "engine_internal.h"
 #include "npe/datagen/io.h"
 #include "npe/gpu/diffsim.h"
@@ -79,22 +79,6 @@ void launch(const WorldSpec& spec, const DiffArrays<T>& a, cudaStream_t st) {
   check(cudaGetLastError(), kBackward ? "diff_backward_kernel" : "diff_forward_kernel");
 }
 
-template <class T>
-DiffArrays<T> arrays(const WorldSpec& spec, const DiffRollout& r, const DiffInputs<T>& in) {
-  if (!in.init || !in.mass || !in.radius || !in.damping)
-    throw Error("differentiable simulator: init, mass, radius and damping are required");
-  DiffArrays<T> a{};
-  a.init = in.init;
-  a.mass = in.mass;
-  a.radius = in.radius;
-  a.damping = in.damping;
-  a.controls = in.controls;
-  a.S = spec.num_scenes;
-  a.frames = r.frames;
-  a.substeps = spec.substeps;
-  a.k = r.resolved_k(spec);
-  return a;
-}
 
 }  // namespace
 
@@ -102,7 +86,7 @@ template <class T>
 void diff_forward_cuda(const WorldSpec& spec, const DiffRollout& r, const DiffInputs<T>& in, T* traj, T* ckpt,
                        void* stream) {
   validate_diff(spec, r, kDiffMaxBallsCuda);
-  DiffArrays<T> a = arrays(spec, r, in);
+  DiffArrays<T> a = diff_arrays(spec, r, in);
   a.traj = traj;
   a.ckpt = ckpt;
   launch<T, false>(spec, a, static_cast<cudaStream_t>(stream));
@@ -114,7 +98,7 @@ void diff_backward_cuda(const WorldSpec& spec, const DiffRollout& r, const DiffI
   validate_diff(spec, r, kDiffMaxBallsCuda);
   if (!g.init || !g.mass || !g.radius || !g.damping || (in.controls && !g.controls) || !scratch)
     throw Error("diff_backward_cuda: every gradient output and the scratch buffer are required");
-  DiffArrays<T> a = arrays(spec, r, in);
+  DiffArrays<T> a = diff_arrays(spec, r, in);
   a.ckpt = const_cast<T*>(ckpt);
   a.traj_bar = traj_bar;
   a.g_init = g.init;

@@ -228,13 +228,14 @@ struct FixedCount {
   NPE_HD constexpr operator int() const { return N; }
 };
 
-// One substep of one scene of n balls held in local arrays (registers in the CUDA kernel, where
-// n is a compile-time constant). Ball-ball forces are computed once per pair i < j and applied
-// to both balls; each ball therefore sums its partners in ascending index order, which is the
-// order of the per-body all-pairs path too. Then walls and obstacles, then integration.
+// Contact forces on the n balls of one scene held in local arrays (registers in the CUDA
+// kernels, where n is a compile-time constant), written to (fx, fy). Ball-ball forces are
+// computed once per pair i < j and applied to both balls; each ball therefore sums its partners
+// in ascending index order, which is the order of the per-body all-pairs path too. Then walls
+// and obstacles.
 template <class T, class Count>
-NPE_HD void scene_substep(Count n, T* x, T* y, T* vx, T* vy, const T* r, const T* m,
-                          const T* inv_m, T* fx, T* fy, const StepParams<T>& p) {
+NPE_HD void contact_forces(Count n, const T* x, const T* y, const T* vx, const T* vy, const T* r, const T* m,
+                           T* fx, T* fy, const StepParams<T>& p) {
   NPE_UNROLL
   for (int i = 0; i < n; ++i) fx[i] = fy[i] = T(0);
   NPE_UNROLL
@@ -253,6 +254,14 @@ NPE_HD void scene_substep(Count n, T* x, T* y, T* vx, T* vy, const T* r, const T
   }
   NPE_UNROLL
   for (int i = 0; i < n; ++i) add_boundary_forces(p, x[i], y[i], vx[i], vy[i], r[i], m[i], fx[i], fy[i]);
+}
+
+// One substep of one scene of n balls held in local arrays: contact forces, then semi-implicit
+// Euler.
+template <class T, class Count>
+NPE_HD void scene_substep(Count n, T* x, T* y, T* vx, T* vy, const T* r, const T* m,
+                          const T* inv_m, T* fx, T* fy, const StepParams<T>& p) {
+  contact_forces(n, x, y, vx, vy, r, m, fx, fy, p);
   NPE_UNROLL
   for (int i = 0; i < n; ++i) integrate(p, fx[i], fy[i], inv_m[i], x[i], y[i], vx[i], vy[i]);
 }

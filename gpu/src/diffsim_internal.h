@@ -1,0 +1,30 @@
+// gpu/src/diffsim_internal.h (private): the rollout's arrays as the per-scene sweeps of
+// adjoint.h see them, shared by the CPU (diffsim.cpp) and CUDA (diffsim_cuda.cu) entry points.
+#pragma once
+
+#include "adjoint.h"
+#include "npe/datagen/io.h"
+#include "npe/gpu/diffsim.h"
+
+namespace npe::gpu::detail {
+
+// Inputs and rollout shape; outputs, gradients and scratch are filled in by the caller.
+// Throws npe::Error when a required input is missing.
+template <class T>
+DiffArrays<T> diff_arrays(const WorldSpec& spec, const DiffRollout& r, const DiffInputs<T>& in) {
+  if (!in.init || !in.mass || !in.radius || !in.damping)
+    throw Error("differentiable simulator: init, mass, radius and damping are required");
+  DiffArrays<T> a{};
+  a.init = in.init;
+  a.mass = in.mass;
+  a.radius = in.radius;
+  a.damping = in.damping;
+  a.controls = in.controls;
+  a.S = spec.num_scenes;
+  a.frames = r.frames;
+  a.substeps = spec.substeps;
+  a.k = r.resolved_k(spec);
+  return a;
+}
+
+}  // namespace npe::gpu::detail
