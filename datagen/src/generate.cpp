@@ -78,7 +78,7 @@ DatagenSummary write_dataset(const DatagenConfig& c, const std::string& engine,
   const WorldDef& w = c.world;
   const size_t per_scene = static_cast<size_t>(w.timesteps) * w.num_balls * kStateDim;
   const int64_t chunk = std::max<int64_t>(1, std::min(chunk_scenes, c.num_scenes));
-  const int threads = c.threads > 0 ? c.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = resolve_threads(c.threads);
   std::vector<float> buf(per_scene * static_cast<size_t>(chunk));
   DatagenSummary summary;
   Progress progress("npe-datagen", c.num_scenes);
@@ -134,7 +134,7 @@ DatagenSummary generate_dataset(const DatagenConfig& config) {
   validate(c.world);
   const WorldDef& w = c.world;
   const size_t per_scene = static_cast<size_t>(w.timesteps) * w.num_balls * kStateDim;
-  const int threads = c.threads > 0 ? c.threads : std::max(1u, std::thread::hardware_concurrency());
+  const int threads = resolve_threads(c.threads);
   // Box2D scenes are independent: a chunk is shared out scene by scene among the threads.
   auto source = [&](int64_t first, int64_t count, float* out) {
     std::atomic<int64_t> next{0};

@@ -1,9 +1,11 @@
 #include "npe/datagen/io.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <fmt/format.h>
 #include <unistd.h>
@@ -63,6 +65,10 @@ void write_file_atomic(const fs::path& path, const std::string& bytes) {
     if (!bytes.empty() && std::fwrite(bytes.data(), 1, bytes.size(), f) != bytes.size())
       throw Error(fmt::format("error writing '{}': {}", path.string(), errno_text()));
   });
+}
+
+int resolve_threads(int threads) {
+  return threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
 void check_writable(const fs::path& path) {

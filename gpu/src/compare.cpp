@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <thread>
 
+#include "engine_internal.h"
 #include "npe/gpu/engine.h"
 #include "npe/gpu/generate.h"
 #include "npe/gpu/scenes.h"
@@ -102,13 +102,9 @@ EngineComparison compare_with_box2d(const datagen::WorldDef& world, int64_t scen
 
   // Box2D, scene by scene on worker threads
   std::vector<Trajectory> box(scenes);
-  const int nt = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  std::vector<std::thread> pool;
-  for (int k = 0; k < nt; ++k)
-    pool.emplace_back([&, k] {
-      for (int64_t s = k; s < scenes; s += nt) box[s] = datagen::simulate_box2d_px(bw, datagen::sample_scene(world, seed, s));
-    });
-  for (auto& t : pool) t.join();
+  detail::parallel_for(scenes, threads, [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s) box[s] = datagen::simulate_box2d_px(bw, datagen::sample_scene(world, seed, s));
+  });
 
   EngineComparison c;
   c.scenes = scenes;

@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "npe/datagen/io.h"
 #include "npe/gpu/engine.h"
 #include "physics.h"
 
@@ -44,7 +45,7 @@ NPE_HD void record_body(const Recorder<T>& rec, int frame, int64_t ball, int64_t
 // exception.
 template <class Fn>
 void parallel_for(int64_t n, int threads, const Fn& fn) {
-  int t = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int t = resolve_threads(threads);
   t = static_cast<int>(std::min<int64_t>(t, std::max<int64_t>(1, n)));
   if (t == 1) {
     fn(int64_t{0}, n);

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <thread>
 
 #include <fmt/format.h>
 
@@ -41,14 +40,7 @@ void sample_chunk(const datagen::DatagenConfig& c, int64_t first, int64_t count,
       }
     }
   };
-  const int t = static_cast<int>(std::min<int64_t>(std::max(1, threads), capacity));
-  std::vector<std::thread> pool;
-  for (int k = 0; k < t; ++k) pool.emplace_back(work, capacity * k / t, capacity * (k + 1) / t);
-  for (auto& th : pool) th.join();
-}
-
-int resolved_threads(int threads) {
-  return threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  detail::parallel_for(capacity, threads, work);  // rethrows a sampling error on this thread
 }
 
 // CUDA: two slots (world, device frames, pinned frames); while the caller writes chunk k, the
@@ -96,7 +88,7 @@ class CudaSource {
   void launch(Slot& s, int64_t first, int64_t count) {
     WorldState<float> st;
     std::vector<double> mass;
-    sample_chunk(c_, first, count, chunk_, st, mass, resolved_threads(c_.threads));
+    sample_chunk(c_, first, count, chunk_, st, mass, resolve_threads(c_.threads));
     s.world->set_state(st);
     s.world->set_masses(mass);
     const WorldDef& w = c_.world;
@@ -163,7 +155,7 @@ datagen::DatagenSummary generate_dataset_gpu(const datagen::DatagenConfig& confi
     }, energy);
   }
   // CPU reference, float32: the same operations as the CUDA kernels, hence the same bytes.
-  const int threads = resolved_threads(c.threads);
+  const int threads = resolve_threads(c.threads);
   return datagen::write_dataset(c, "npe-gpu", chunk_scenes, [&](int64_t first, int64_t count, float* out) {
     WorldSpec spec = spec_from_world(c.world, count);
     WorldState<float> st;

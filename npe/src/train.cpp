@@ -183,7 +183,7 @@ TrainResult train(const TrainConfig& cfg) {
   if (cfg.eval_every < 0) throw Error(fmt::format("--eval_every: expected >= 0, found {}", cfg.eval_every));
   if (cfg.val_windows < 1) throw Error(fmt::format("--val_windows: expected >= 1, found {}", cfg.val_windows));
   const torch::Device device = pick_device(cfg.device);
-  torch::set_num_threads(cfg.threads > 0 ? cfg.threads : std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(resolve_threads(cfg.threads));
 
   const std::string last_path = (fs::path(cfg.checkpoint_dir) / (cfg.name + ".pt")).string();
   const std::string best_path = (fs::path(cfg.checkpoint_dir) / (cfg.name + ".best.pt")).string();

@@ -33,6 +33,9 @@ void write_file_atomic(const std::filesystem::path& path, const std::string& byt
 // Throws npe::Error naming `path` and the system's reason otherwise.
 void check_writable(const std::filesystem::path& path);
 
+// A --threads value resolved: `threads` when positive, otherwise the hardware threads (at least 1).
+int resolve_threads(int threads);
+
 // Reads a whole file; throws npe::Error naming `path` if it is missing or unreadable.
 std::string read_file(const std::filesystem::path& path);
 
