@@ -218,6 +218,18 @@ struct CudaWorld<T>::Impl {
   BodiesK<T> bodies() const {
     return BodiesK<T>{x[cur].p, y[cur].p, vx[cur].p, vy[cur].p, r.p, m.p, inv_m.p, spec.num_scenes, spec.num_balls};
   }
+  // The grid's parameters and buffers (once).
+  void alloc_grid() {
+    if (sorted.p) return;
+    const size_t n = static_cast<size_t>(spec.num_bodies());
+    grid = grid_params<T>(spec);
+    num_cells = grid_cells(spec);
+    cell_of.alloc(n), rank.alloc(n), sorted.alloc(n);
+    count.alloc(num_cells + 1), start.alloc(num_cells + 1);
+    check(cub::DeviceScan::ExclusiveSum(nullptr, scan_bytes, count.p, start.p, static_cast<int>(num_cells + 1), stream),
+          "cub::DeviceScan::ExclusiveSum (size)");
+    scan_tmp.alloc(std::max<size_t>(scan_bytes, 1));
+  }
   void build_cells() {
     const int64_t n = spec.num_bodies();
     check(cudaMemsetAsync(count.p, 0, (num_cells + 1) * sizeof(int), stream), "cudaMemsetAsync");
@@ -251,16 +263,7 @@ CudaWorld<T>::CudaWorld(const WorldSpec& spec) : impl_(std::make_unique<Impl>())
   set_masses(spec.mass);
   const auto obs = kernel_obstacles<T>(spec);
   upload(I.obstacles, obs, I.stream);
-  if (spec.resolved_broad_phase() == BroadPhase::kGrid) {
-    I.grid = grid_params<T>(spec);
-    I.num_cells = grid_cells(spec);
-    I.cell_of.alloc(n), I.rank.alloc(n), I.sorted.alloc(n);
-    I.count.alloc(I.num_cells + 1), I.start.alloc(I.num_cells + 1);
-    check(cub::DeviceScan::ExclusiveSum(nullptr, I.scan_bytes, I.count.p, I.start.p,
-                                        static_cast<int>(I.num_cells + 1), I.stream),
-          "cub::DeviceScan::ExclusiveSum (size)");
-    I.scan_tmp.alloc(std::max<size_t>(I.scan_bytes, 1));
-  }
+  if (spec.resolved_broad_phase() == BroadPhase::kGrid) I.alloc_grid();
 }
 
 template <class T>
@@ -355,17 +358,10 @@ std::vector<std::pair<int64_t, int64_t>> CudaWorld<T>::contact_pairs(BroadPhase 
   Impl& I = *impl_;
   if (bp == BroadPhase::kAuto) bp = I.spec.resolved_broad_phase();
   const int64_t n = I.spec.num_bodies();
-  // the grid needs its buffers even when this world steps with all pairs
-  if (bp == BroadPhase::kGrid && I.spec.resolved_broad_phase() != BroadPhase::kGrid) {
-    I.grid = grid_params<T>(I.spec);
-    I.num_cells = grid_cells(I.spec);
-    I.cell_of.alloc(n), I.rank.alloc(n), I.sorted.alloc(n);
-    I.count.alloc(I.num_cells + 1), I.start.alloc(I.num_cells + 1);
-    check(cub::DeviceScan::ExclusiveSum(nullptr, I.scan_bytes, I.count.p, I.start.p,
-                                        static_cast<int>(I.num_cells + 1), I.stream), "scan size");
-    I.scan_tmp.alloc(std::max<size_t>(I.scan_bytes, 1));
+  if (bp == BroadPhase::kGrid) {
+    I.alloc_grid();  // also when this world steps with all pairs
+    I.build_cells();
   }
-  if (bp == BroadPhase::kGrid) I.build_cells();
   Dev<int> count(n), partners(static_cast<size_t>(n) * kMaxPartners);
   // unused partner slots are copied back too: give them a value (-1)
   check(cudaMemsetAsync(partners.p, 0xff, partners.n * sizeof(int), I.stream), "cudaMemsetAsync");

@@ -90,16 +90,7 @@ template <class T>
 void diff_backward_cpu(const WorldSpec& spec, const DiffRollout& r, const DiffInputs<T>& in, const T* ckpt,
                        const T* traj_bar, const DiffGrads<T>& g, int threads) {
   validate_diff(spec, r, kDiffMaxBallsCpu);
-  if (!g.init || !g.mass || !g.radius || !g.damping || (in.controls && !g.controls))
-    throw Error("diff_backward_cpu: every gradient output is required (controls when there are controls)");
-  DiffArrays<T> a = diff_arrays(spec, r, in);
-  a.ckpt = const_cast<T*>(ckpt);
-  a.traj_bar = traj_bar;
-  a.g_init = g.init;
-  a.g_mass = g.mass;
-  a.g_radius = g.radius;
-  a.g_damping = g.damping;
-  a.g_controls = g.controls;
+  DiffArrays<T> a = diff_backward_arrays(spec, r, in, ckpt, traj_bar, g, "diff_backward_cpu");
   // one segment of states per scene, in the same layout as on the GPU
   std::vector<T> scratch(static_cast<size_t>(a.k) * 4 * spec.num_bodies());
   a.scratch = scratch.data();

@@ -96,16 +96,8 @@ template <class T>
 void diff_backward_cuda(const WorldSpec& spec, const DiffRollout& r, const DiffInputs<T>& in, const T* ckpt,
                         const T* traj_bar, const DiffGrads<T>& g, T* scratch, void* stream) {
   validate_diff(spec, r, kDiffMaxBallsCuda);
-  if (!g.init || !g.mass || !g.radius || !g.damping || (in.controls && !g.controls) || !scratch)
-    throw Error("diff_backward_cuda: every gradient output and the scratch buffer are required");
-  DiffArrays<T> a = diff_arrays(spec, r, in);
-  a.ckpt = const_cast<T*>(ckpt);
-  a.traj_bar = traj_bar;
-  a.g_init = g.init;
-  a.g_mass = g.mass;
-  a.g_radius = g.radius;
-  a.g_damping = g.damping;
-  a.g_controls = g.controls;
+  if (!scratch) throw Error("diff_backward_cuda: the scratch buffer is required");
+  DiffArrays<T> a = diff_backward_arrays(spec, r, in, ckpt, traj_bar, g, "diff_backward_cuda");
   a.scratch = scratch;
   launch<T, true>(spec, a, static_cast<cudaStream_t>(stream));
 }

@@ -2,6 +2,8 @@
 // adjoint.h see them, shared by the CPU (diffsim.cpp) and CUDA (diffsim_cuda.cu) entry points.
 #pragma once
 
+#include <string>
+
 #include "adjoint.h"
 #include "npe/datagen/io.h"
 #include "npe/gpu/diffsim.h"
@@ -24,6 +26,24 @@ DiffArrays<T> diff_arrays(const WorldSpec& spec, const DiffRollout& r, const Dif
   a.frames = r.frames;
   a.substeps = spec.substeps;
   a.k = r.resolved_k(spec);
+  return a;
+}
+
+// As diff_arrays, plus the backward pass's inputs and gradient outputs. Throws npe::Error naming
+// `who` when a gradient output is missing (controls' only when there are controls).
+template <class T>
+DiffArrays<T> diff_backward_arrays(const WorldSpec& spec, const DiffRollout& r, const DiffInputs<T>& in,
+                                   const T* ckpt, const T* traj_bar, const DiffGrads<T>& g, const char* who) {
+  if (!g.init || !g.mass || !g.radius || !g.damping || (in.controls && !g.controls))
+    throw Error(std::string(who) + ": every gradient output is required (controls when there are controls)");
+  DiffArrays<T> a = diff_arrays(spec, r, in);
+  a.ckpt = const_cast<T*>(ckpt);  // read only in the backward sweep
+  a.traj_bar = traj_bar;
+  a.g_init = g.init;
+  a.g_mass = g.mass;
+  a.g_radius = g.radius;
+  a.g_damping = g.damping;
+  a.g_controls = g.controls;
   return a;
 }
 

@@ -14,18 +14,15 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 
-std::string shape(const torch::Tensor& t) {
+std::string shape(c10::IntArrayRef sizes) {
   std::string s = "[";
-  for (int64_t d = 0; d < t.dim(); ++d) s += (d ? ", " : "") + std::to_string(t.size(d));
+  for (size_t d = 0; d < sizes.size(); ++d) s += (d ? ", " : "") + std::to_string(sizes[d]);
   return s + "]";
 }
 
-void expect_shape(const torch::Tensor& t, std::vector<int64_t> want, const char* name) {
+void expect_shape(const torch::Tensor& t, c10::IntArrayRef want, const char* name) {
   if (!t.defined()) throw Error(std::string(name) + ": expected a tensor, found none");
-  if (t.sizes().vec() != want) {
-    torch::Tensor w = torch::empty(want, torch::kMeta);
-    throw Error(std::string(name) + ": expected shape " + shape(w) + ", found " + shape(t));
-  }
+  if (t.sizes() != want) throw Error(std::string(name) + ": expected shape " + shape(want) + ", found " + shape(t.sizes()));
 }
 
 // [S, N, F] -> engine layout [F][N][S] (contiguous)
@@ -83,27 +80,26 @@ struct Simulate : public torch::autograd::Function<Simulate> {
   // inputs in the engine layout: init [4][N][S], mass/radius [N][S], damping [S], controls
   // [frames][2][N][S] or an empty tensor
   static tensor_list forward(AutogradContext* ctx, torch::Tensor init, torch::Tensor mass, torch::Tensor radius,
-                             torch::Tensor damping, torch::Tensor controls, const WorldSpec& spec_ref,
+                             torch::Tensor damping, torch::Tensor controls, const WorldSpec& spec,
                              int64_t frames, int64_t k) {
-    const WorldSpec* spec = &spec_ref;
     DiffRollout r;
     r.frames = static_cast<int>(frames);
     r.checkpoint_every = static_cast<int>(k);
-    const int64_t n = spec->num_bodies();
+    const int64_t n = spec.num_bodies();
     auto opts = init.options();
-    torch::Tensor traj = torch::empty({frames + 1, 4, spec->num_balls, spec->num_scenes}, opts);
-    torch::Tensor ckpt = torch::empty({r.num_checkpoints(*spec), 4, n}, opts);
+    torch::Tensor traj = torch::empty({frames + 1, 4, spec.num_balls, spec.num_scenes}, opts);
+    torch::Tensor ckpt = torch::empty({r.num_checkpoints(spec), 4, n}, opts);
     const bool has_controls = controls.numel() > 0;
     AT_DISPATCH_FLOATING_TYPES(init.scalar_type(), "npe::gpu::simulate", [&] {
       const DiffInputs<scalar_t> in{init.data_ptr<scalar_t>(), mass.data_ptr<scalar_t>(), radius.data_ptr<scalar_t>(),
                                     damping.data_ptr<scalar_t>(), has_controls ? controls.data_ptr<scalar_t>() : nullptr};
       if (init.is_cuda())
-        diff_forward_cuda(*spec, r, in, traj.data_ptr<scalar_t>(), ckpt.data_ptr<scalar_t>(), nullptr);
+        diff_forward_cuda(spec, r, in, traj.data_ptr<scalar_t>(), ckpt.data_ptr<scalar_t>(), nullptr);
       else
-        diff_forward_cpu(*spec, r, in, traj.data_ptr<scalar_t>(), ckpt.data_ptr<scalar_t>(), 0);
+        diff_forward_cpu(spec, r, in, traj.data_ptr<scalar_t>(), ckpt.data_ptr<scalar_t>(), 0);
     });
     ctx->save_for_backward({init, mass, radius, damping, controls, ckpt});
-    save_spec(ctx, *spec);
+    save_spec(ctx, spec);
     ctx->saved_data["frames"] = frames;
     ctx->saved_data["k"] = k;
     return {traj};
@@ -113,14 +109,13 @@ struct Simulate : public torch::autograd::Function<Simulate> {
     const auto saved = ctx->get_saved_variables();
     const torch::Tensor &init = saved[0], &mass = saved[1], &radius = saved[2], &damping = saved[3],
                         &controls = saved[4], &ckpt = saved[5];
-    const WorldSpec spec_value = load_spec(ctx);
-    const WorldSpec* spec = &spec_value;
+    const WorldSpec spec = load_spec(ctx);
     DiffRollout r;
     r.frames = static_cast<int>(ctx->saved_data["frames"].toInt());
     r.checkpoint_every = static_cast<int>(ctx->saved_data["k"].toInt());
     const torch::Tensor traj_bar = grad_out[0].defined()
                                        ? grad_out[0].contiguous()
-                                       : torch::zeros({r.frames + 1, 4, spec->num_balls, spec->num_scenes}, init.options());
+                                       : torch::zeros({r.frames + 1, 4, spec.num_balls, spec.num_scenes}, init.options());
     torch::Tensor g_init = torch::empty_like(init), g_mass = torch::empty_like(mass), g_radius = torch::empty_like(radius),
                   g_damping = torch::empty_like(damping), g_controls = torch::empty_like(controls);
     const bool has_controls = controls.numel() > 0;
@@ -130,11 +125,11 @@ struct Simulate : public torch::autograd::Function<Simulate> {
       const DiffGrads<scalar_t> g{g_init.data_ptr<scalar_t>(), g_mass.data_ptr<scalar_t>(), g_radius.data_ptr<scalar_t>(),
                                   g_damping.data_ptr<scalar_t>(), has_controls ? g_controls.data_ptr<scalar_t>() : nullptr};
       if (init.is_cuda()) {
-        torch::Tensor scratch = torch::empty({static_cast<int64_t>(r.resolved_k(*spec)) * 4 * spec->num_bodies()}, init.options());
-        diff_backward_cuda(*spec, r, in, ckpt.data_ptr<scalar_t>(), traj_bar.data_ptr<scalar_t>(), g,
+        torch::Tensor scratch = torch::empty({static_cast<int64_t>(r.resolved_k(spec)) * 4 * spec.num_bodies()}, init.options());
+        diff_backward_cuda(spec, r, in, ckpt.data_ptr<scalar_t>(), traj_bar.data_ptr<scalar_t>(), g,
                            scratch.data_ptr<scalar_t>(), nullptr);
       } else {
-        diff_backward_cpu(*spec, r, in, ckpt.data_ptr<scalar_t>(), traj_bar.data_ptr<scalar_t>(), g, 0);
+        diff_backward_cpu(spec, r, in, ckpt.data_ptr<scalar_t>(), traj_bar.data_ptr<scalar_t>(), g, 0);
       }
     });
     return {g_init, g_mass, g_radius, g_damping, has_controls ? g_controls : torch::Tensor(), torch::Tensor(),
@@ -148,7 +143,7 @@ torch::Tensor simulate(const WorldSpec& spec_in, const torch::Tensor& initial_st
                        const torch::Tensor& controls, int frames, int checkpoint_every) {
   if (!initial_state.defined() || initial_state.dim() != 3)
     throw Error("initial_state: expected a tensor [scenes, balls, 4], found " +
-                (initial_state.defined() ? shape(initial_state) : std::string("none")));
+                (initial_state.defined() ? shape(initial_state.sizes()) : std::string("none")));
   const int64_t S = initial_state.size(0), N = initial_state.size(1);
   expect_shape(initial_state, {S, N, 4}, "initial_state");
   expect_shape(params.mass, {S, N}, "params.mass");

@@ -131,13 +131,13 @@ datagen::DatagenSummary generate_dataset_gpu(const datagen::DatagenConfig& confi
   datagen::DatagenConfig c = config;
   c.world = resolve_engine_world(config.world);
   datagen::validate(c.world);
-  validate(spec_from_world(c.world, 1));
+  const WorldSpec espec = spec_from_world(c.world, 1);  // one scene: validation and the energy check
+  validate(espec);
   const size_t per_scene = static_cast<size_t>(c.world.timesteps) * c.world.num_balls * kStateDim;
   if (chunk_scenes <= 0)  // about 256 MiB of frames per chunk
     chunk_scenes = std::max<int64_t>(1, (int64_t{256} << 20) / static_cast<int64_t>(per_scene * sizeof(float)));
   chunk_scenes = std::min(chunk_scenes, c.num_scenes);
   // energy drift of the summary: kinetic energy of contact-free frames
-  const WorldSpec espec = spec_from_world(c.world, 1);
   const datagen::FrameEnergy energy = [&](const float* f) {
     thread_local std::vector<datagen::BallInit> balls;  // called for every frame: no allocation
     balls.resize(c.world.num_balls);

@@ -87,13 +87,7 @@ TEST(DiffSim, ForwardEqualsTheEngineBitForBit) {
   }
 }
 
-// Central differences of L = sum(w * traj) with respect to every input, in float64.
-template <class T>
-struct FdCheck {
-  double max_rel = 0;   // per input group: |ad - fd| / max |fd| over the group
-  int checked = 0, skipped = 0;
-};
-
+// L = sum(w * traj), in float64 (the loss of the central differences below).
 double loss(const Problem<double>& p, const std::vector<double>& w) {
   const auto traj = p.forward();
   double l = 0;
