@@ -33,10 +33,12 @@ torch::Tensor seq_to_engine(const torch::Tensor& t) { return t.permute({1, 3, 2,
 torch::Tensor seq_from_engine(const torch::Tensor& t) { return t.permute({3, 0, 2, 1}); }
 
 // c = 2 zeta(e) omega with zeta(e) = -ln e / sqrt(pi^2 + ln^2 e) (engine.h damping_ratio), in
-// torch ops so that autograd carries the gradient from c back to the restitution e.
+// torch ops so that autograd carries the gradient from c back to the restitution e. Computed in
+// float64 on the CPU whatever e's device (S values): CUDA's log rounds differently, and CPU and
+// CUDA rollouts must start from the same c to give the same bits.
 torch::Tensor dashpot_tensor(const torch::Tensor& e, double omega) {
-  const auto l = torch::log(e.to(torch::kFloat64));
-  return (-l / torch::sqrt(M_PI * M_PI + l * l) * (2.0 * omega)).to(e.scalar_type());
+  const auto l = torch::log(e.to(torch::kCPU, torch::kFloat64));
+  return (-l / torch::sqrt(M_PI * M_PI + l * l) * (2.0 * omega)).to(e.device(), e.scalar_type());
 }
 
 // What backward needs of the spec, as values autograd can keep: box, omega, gravity, dt (a double
