@@ -30,6 +30,9 @@ int main(int argc, char** argv) {
        cxxopts::value<int>()->default_value("0"))
       ("contact_omega", "gpu engine: contact spring omega, 1/s (0: chosen so that penetration stays "
        "under 1% of the radius)", cxxopts::value<double>()->default_value("0"))
+      ("contact_ramp", "gpu engine: px of penetration over which the contact force switches on "
+       "smoothly, making it C1 (-1: a quarter of the peak penetration at 2 * max_speed; 0: linear law)",
+       cxxopts::value<double>()->default_value("-1"))
       ("obstacles", "gpu engine: static obstacles, 'capsule:x0,y0,x1,y1,r;box:cx,cy,hw,hh,deg'",
        cxxopts::value<std::string>()->default_value(""))
       ("cpu", "gpu engine: run the CPU reference even when a GPU is present (same bytes)")
@@ -51,6 +54,7 @@ int main(int argc, char** argv) {
     w.frame_dt = r["dt"].as<double>();
     w.substeps = r["substeps"].as<int>();
     w.contact_omega = r["contact_omega"].as<double>();
+    w.contact_ramp = r["contact_ramp"].as<double>();
     w.obstacles = npe::datagen::parse_obstacles(r["obstacles"].as<std::string>());
     c.progress = r.count("no_progress") == 0;
     const std::string engine = r["engine"].as<std::string>();
@@ -59,9 +63,12 @@ int main(int argc, char** argv) {
     if (w.substeps < 0) throw npe::Error(fmt::format("--substeps: expected >= 0, found {}", w.substeps));
     if (w.contact_omega < 0)
       throw npe::Error(fmt::format("--contact_omega: expected >= 0 (0 = choose), found {}", w.contact_omega));
+    if (!(w.contact_ramp >= 0 || w.contact_ramp == -1))
+      throw npe::Error(fmt::format("--contact_ramp: expected >= 0 px, or -1 to choose, found {}", w.contact_ramp));
     npe::datagen::DatagenSummary s;
     if (engine == "box2d") {
       if (w.contact_omega > 0) throw npe::Error("--contact_omega: applies to --engine gpu only");
+      if (w.contact_ramp >= 0) throw npe::Error("--contact_ramp: applies to --engine gpu only");
       if (r.count("cpu")) throw npe::Error("--cpu: applies to --engine gpu only");
       s = npe::datagen::generate_dataset(c);
     } else {

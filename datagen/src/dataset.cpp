@@ -55,7 +55,8 @@ json Manifest::to_json() const {
                 {"gravity", 0.0},           {"pixels_per_meter", w.pixels_per_meter},
                 {"velocity_iterations", w.velocity_iterations},
                 {"position_iterations", w.position_iterations},
-                {"contact_omega", w.contact_omega}};
+                {"contact_omega", w.contact_omega},
+                {"contact_ramp", w.contact_ramp}};
   json obs = json::array();
   for (const Obstacle& o : w.obstacles)
     obs.push_back({{"kind", o.kind == Obstacle::Kind::kCapsule ? "capsule" : "box"},
@@ -117,6 +118,8 @@ Manifest Manifest::from_json(const json& j, const std::string& src) {
   // Optional fields (absent in datasets written before the GPU engine existed).
   if (w.is_object() && w.contains("contact_omega"))
     d.contact_omega = field<double>(w, "contact_omega", src, "world.");
+  if (w.is_object() && w.contains("contact_ramp"))
+    d.contact_ramp = field<double>(w, "contact_ramp", src, "world.");
   if (w.is_object() && w.contains("obstacles")) {
     if (!w["obstacles"].is_array())
       throw Error(fmt::format("{}: manifest field 'world.obstacles' is not an array", src));

@@ -8,10 +8,12 @@
 // Reverse, from (x', v')bar:  vbar_tot = v'bar + h x'bar;  xbar = x'bar;  vbar = vbar_tot;
 //   Fbar_i = h vbar_tot / m_i;  ubar_i += Fbar_i;  mbar_i -= h vbar_tot . (F_i - ... ) / m_i^2 (via 1/m);
 //   then each force term pushes Fbar back into x, v, r, m and the dashpot constant c = 2 zeta omega.
-// Pair force F_i = mag n, F_j = -F_i, mag = m_eff (omega^2 delta - c v_n), delta = r_i + r_j - d,
+// Pair force F_i = mag n, F_j = -F_i, mag = m_eff q(delta, v_n) (physics.h contact_magnitude, with
+//   q = omega^2 delta - c v_n past the onset ramp), delta = r_i + r_j - d,
 //   d = |x_i - x_j|, n = (x_i - x_j) / d, v_n = (v_i - v_j) . n; its adjoint takes G = Fbar_i - Fbar_j:
-//   magbar = G . n, nbar = mag G + vnbar dv, dxbar = (nbar - (nbar . n) n) / d - deltabar n.
-// Static contact F = m (omega^2 delta - c v_n) n with delta = r - phi(x), n = grad phi(x):
+//   magbar = G . n, vnbar = m_eff q_vn magbar, deltabar = m_eff q_delta magbar,
+//   nbar = mag G + vnbar dv, dxbar = (nbar - (nbar . n) n) / d - deltabar n.
+// Static contact F = m q(delta, v_n) n with delta = r - phi(x), n = grad phi(x):
 //   xbar += -deltabar n + kappa (nbar - (nbar . n) n)   (the SDF's Hessian is kappa (I - n n^T)).
 #pragma once
 
@@ -70,14 +72,14 @@ NPE_HD void pair_force_adjoint(T xi, T yi, T vxi, T vyi, T ri, T mi, T xj, T yj,
   const T vn = dvx * nx + dvy * ny;
   const T msum = mi + mj;
   const T meff = mi * mj / msum;
-  const T spring = law.omega2 * delta - law.damping * vn;
-  const T mag = meff * spring;
+  const ContactMagnitude<T> q = contact_magnitude<T, true>(law, delta, vn);
+  const T mag = meff * q.q;
   const T magbar = gx * nx + gy * ny;
   T nbx = mag * gx, nby = mag * gy;
-  const T vnbar = -meff * law.damping * magbar;
-  const T deltabar = meff * law.omega2 * magbar;
-  const T meffbar = spring * magbar;
-  cbar += -meff * vn * magbar;
+  const T vnbar = meff * q.q_vn * magbar;
+  const T deltabar = meff * q.q_delta * magbar;
+  const T meffbar = q.q * magbar;
+  cbar += meff * q.q_c * magbar;
   dvbar_x = vnbar * nx;
   dvbar_y = vnbar * ny;
   nbx += vnbar * dvx;
@@ -99,14 +101,14 @@ NPE_HD void static_contact_adjoint(const Sdf<T>& s, T vx, T vy, T r, T m, const 
   const T delta = r - s.phi;
   if (!(delta > T(0))) return;
   const T vn = vx * s.nx + vy * s.ny;
-  const T spring = law.omega2 * delta - law.damping * vn;
-  const T mag = m * spring;
+  const ContactMagnitude<T> q = contact_magnitude<T, true>(law, delta, vn);
+  const T mag = m * q.q;
   const T magbar = fbx * s.nx + fby * s.ny;
   T nbx = mag * fbx, nby = mag * fby;
-  const T vnbar = -m * law.damping * magbar;
-  const T deltabar = m * law.omega2 * magbar;
-  mbar += spring * magbar;
-  cbar += -m * vn * magbar;
+  const T vnbar = m * q.q_vn * magbar;
+  const T deltabar = m * q.q_delta * magbar;
+  mbar += q.q * magbar;
+  cbar += m * q.q_c * magbar;
   vbx += vnbar * s.nx;
   vby += vnbar * s.ny;
   nbx += vnbar * vx;

@@ -149,7 +149,7 @@ std::vector<std::pair<int64_t, int64_t>> contact_pairs_cpu(const WorldSpec& spec
   auto test = [&](int64_t i, int64_t j) {
     double fx, fy;
     if (i < j && pair_force(b.x[i], b.y[i], b.vx[i], b.vy[i], b.r[i], b.m[i], b.x[j], b.y[j], b.vx[j],
-                            b.vy[j], b.r[j], b.m[j], true, ContactLaw<double>{1, 0}, fx, fy))
+                            b.vy[j], b.r[j], b.m[j], true, ContactLaw<double>{1, 0, 0, 0}, fx, fy))
       out.emplace_back(i, j);
   };
   if (bp == BroadPhase::kAuto) bp = spec.resolved_broad_phase();

@@ -173,7 +173,7 @@ __global__ void contacts_kernel(BodiesK<T> b, GridK<T> g, CellsK cells, int* cou
   auto test = [&](int64_t j) {
     T fx, fy;
     if (j > i && pair_force(b.x[i], b.y[i], b.vx[i], b.vy[i], b.r[i], b.m[i], b.x[j], b.y[j], b.vx[j],
-                            b.vy[j], b.r[j], b.m[j], true, ContactLaw<T>{T(1), T(0)}, fx, fy)) {
+                            b.vy[j], b.r[j], b.m[j], true, ContactLaw<T>{T(1), T(0), T(0), T(0)}, fx, fy)) {
       if (c < kMaxPartners) partners[i * kMaxPartners + c] = static_cast<int>(j);
       ++c;
     }

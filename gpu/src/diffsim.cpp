@@ -25,6 +25,8 @@ void validate_diff(const WorldSpec& s, const DiffRollout& r, int max_balls) {
   if (!(s.width > 0) || !(s.height > 0)) throw Error("box: expected a positive width and height");
   if (!(s.contact_omega > 0 && std::isfinite(s.contact_omega)))
     throw Error(fmt::format("contact_omega: expected a positive stiffness in 1/s, found {}", s.contact_omega));
+  if (!(s.contact_ramp >= 0 && std::isfinite(s.contact_ramp)))
+    throw Error(fmt::format("contact_ramp: expected a ramp >= 0 px, found {}", s.contact_ramp));
   if (s.substeps < 1) throw Error(fmt::format("substeps: expected at least 1, found {}", s.substeps));
   if (s.contact_omega * s.substep() > 1.0)
     throw Error(fmt::format("substeps: omega * h = {:.3g}, expected <= 1 (more substeps)", s.contact_omega * s.substep()));

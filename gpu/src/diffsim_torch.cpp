@@ -41,10 +41,10 @@ torch::Tensor dashpot_tensor(const torch::Tensor& e, double omega) {
   return (-l / torch::sqrt(M_PI * M_PI + l * l) * (2.0 * omega)).to(e.device(), e.scalar_type());
 }
 
-// What backward needs of the spec, as values autograd can keep: box, omega, gravity, dt (a double
+// What backward needs of the spec, as values autograd can keep: box, omega, gravity, dt, ramp (a double
 // tensor), substeps, sizes, and the obstacles as a [K, 7] double tensor.
 void save_spec(AutogradContext* ctx, const WorldSpec& s) {
-  ctx->saved_data["specd"] = torch::tensor({s.width, s.height, s.contact_omega, s.gravity_x, s.gravity_y, s.frame_dt},
+  ctx->saved_data["specd"] = torch::tensor({s.width, s.height, s.contact_omega, s.gravity_x, s.gravity_y, s.frame_dt, s.contact_ramp},
                                            torch::kFloat64);
   ctx->saved_data["substeps"] = static_cast<int64_t>(s.substeps);
   ctx->saved_data["S"] = s.num_scenes;
@@ -61,7 +61,7 @@ WorldSpec load_spec(AutogradContext* ctx) {
   WorldSpec s;
   const auto d = ctx->saved_data["specd"].toTensor();
   const double* v = d.data_ptr<double>();
-  s.width = v[0], s.height = v[1], s.contact_omega = v[2], s.gravity_x = v[3], s.gravity_y = v[4], s.frame_dt = v[5];
+  s.width = v[0], s.height = v[1], s.contact_omega = v[2], s.gravity_x = v[3], s.gravity_y = v[4], s.frame_dt = v[5], s.contact_ramp = v[6];
   s.substeps = static_cast<int>(ctx->saved_data["substeps"].toInt());
   s.num_scenes = ctx->saved_data["S"].toInt();
   s.num_balls = ctx->saved_data["N"].toInt();

@@ -29,6 +29,7 @@ ContactChoice choose_contact(double v, double r, double frame_dt, double penetra
                             v, r, frame_dt, penetration, steps_per_contact));
   ContactChoice c;
   c.omega = v / (penetration * r);
+  c.ramp = 0.25 * penetration * r;
   const double s = std::ceil(frame_dt * c.omega * steps_per_contact / M_PI - 1e-9);
   if (!(s <= 1e7))
     throw Error(fmt::format("contact: {:.3g} substeps per frame would be needed for speed {} px/s "
@@ -51,6 +52,8 @@ WorldSpec spec_from_world(const datagen::WorldDef& w, int64_t num_scenes) {
   const ContactChoice c = choose_contact(2 * w.max_speed, w.radius, w.frame_dt);
   s.contact_omega = w.contact_omega > 0 ? w.contact_omega : c.omega;
   s.substeps = w.substeps > 0 ? w.substeps : c.substeps;
+  // a quarter of the peak penetration at the largest approach speed, for the omega in use
+  s.contact_ramp = w.contact_ramp >= 0 ? w.contact_ramp : 0.25 * (2 * w.max_speed) / s.contact_omega;
   return s;
 }
 
@@ -77,6 +80,7 @@ void validate(const WorldSpec& s) {
   if (!(s.restitution > 0 && s.restitution <= 1)) bad("--restitution", "a value in (0, 1]", s.restitution);
   if (!(s.contact_omega > 0 && std::isfinite(s.contact_omega))) bad("--contact_omega", "a positive stiffness in 1/s", s.contact_omega);
   if (!(s.frame_dt > 0 && std::isfinite(s.frame_dt))) bad("--dt", "a positive frame interval in s", s.frame_dt);
+  if (!(s.contact_ramp >= 0 && std::isfinite(s.contact_ramp))) bad("--contact_ramp", "a ramp >= 0 px (0 = linear contact law)", s.contact_ramp);
   if (s.substeps < 1 || s.substeps > 10000000) bad("--substeps", "1 to 10^7 substeps per frame", s.substeps);
   if (!std::isfinite(s.gravity_x) || !std::isfinite(s.gravity_y)) bad("gravity", "finite values", "non-finite");
   // Symplectic Euler on the contact spring is stable for omega h < 2; demand a resolved contact.
@@ -164,6 +168,8 @@ StepParams<T> step_params(const WorldSpec& s, const ObstacleK<T>* obstacles) {
   p.gy = static_cast<T>(s.gravity_y);
   p.law.omega2 = static_cast<T>(s.contact_omega * s.contact_omega);
   p.law.damping = static_cast<T>(2.0 * damping_ratio(s.restitution) * s.contact_omega);
+  p.law.ramp = static_cast<T>(s.contact_ramp);
+  p.law.inv_ramp = s.contact_ramp > 0 ? static_cast<T>(1.0 / s.contact_ramp) : T(0);
   p.num_obstacles = static_cast<int>(s.obstacles.size());
   p.obstacles = obstacles;
   return p;

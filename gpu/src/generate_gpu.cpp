@@ -115,6 +115,7 @@ WorldDef resolve_engine_world(const WorldDef& world) {
   WorldDef w = world;
   w.substeps = spec.substeps;
   w.contact_omega = spec.contact_omega;
+  w.contact_ramp = spec.contact_ramp;
   return w;
 }
 

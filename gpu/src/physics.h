@@ -6,10 +6,17 @@
 // - Semi-implicit (symplectic) Euler per substep h:  v' = v + h (F(x, v) / m + g),  x' = x + h v'.
 // - Penalty contact along the signed-distance-function (SDF) normal n of the other body: for a
 //   penetration delta = r - phi > 0 and normal velocity v_n = (v_i - v_j) . n,
-//       F_i = m_eff (omega^2 delta - 2 zeta omega v_n) n,   m_eff = m_i m_j / (m_i + m_j)
-//   (m_eff = m_i against walls and obstacles). Scaling the spring by m_eff gives every contact
-//   the same duration pi / omega and the same peak penetration v_n / omega whatever the masses.
-//   zeta follows from the restitution e of a linear spring-dashpot: e = exp(-zeta pi / sqrt(1 - zeta^2)).
+//       F_i = m_eff (omega^2 g(delta) - c s(delta) v_n) n,   m_eff = m_i m_j / (m_i + m_j)
+//   (m_eff = m_i against walls and obstacles), c = 2 zeta omega. Scaling the spring by m_eff
+//   gives every contact the same duration pi / omega and the same peak penetration v_n / omega
+//   whatever the masses. zeta follows from the restitution e of a linear spring-dashpot:
+//   e = exp(-zeta pi / sqrt(1 - zeta^2)).
+//   Onset ramp (contact_magnitude): over the first rho px of penetration the spring and the
+//   dashpot are switched on by the smoothstep s(t) = 3 t^2 - 2 t^3, t = delta / rho, with the
+//   spring g = integral of s (g = rho (t^3 - t^4 / 2), then delta - rho / 2): the force is C1 in
+//   the state, so the rollout is differentiable everywhere and its gradient converges as the
+//   substeps grow (gpu/README.md, "Gradients through contact"). rho = 0 is the linear law
+//   (g = delta, s = 1), whose force has a kink at onset (a jump where c > 0).
 // - Determinism and exactness: every function is a fixed sequence of IEEE operations (the CUDA
 //   code is built with --fmad=false, the host code with -ffp-contract=off), so the CPU reference
 //   in float32 and the CUDA kernels give the same bits. Pair forces are exactly antisymmetric:
@@ -126,13 +133,49 @@ NPE_HD Sdf<T> sdf_box(T px, T py, T cx, T cy, T hx, T hy, T c, T s) {
   return out;
 }
 
-// Contact law constants: spring omega^2 (1/s^2) and damping 2 zeta omega (1/s), per unit of
-// effective mass.
+// Contact law constants: spring omega^2 (1/s^2) and damping c = 2 zeta omega (1/s), per unit of
+// effective mass; onset ramp rho (px, 0 = linear law) and 1 / rho (0 when rho = 0).
 template <class T>
 struct ContactLaw {
   T omega2;
   T damping;
+  T ramp;
+  T inv_ramp;
 };
+
+// Normal force per unit of effective mass for a penetration delta > 0 (px) and normal velocity
+// v_n (px/s): q = omega^2 g(delta) - c s(delta) v_n (see the header comment), with its partial
+// derivatives when asked for (the adjoint's): q_delta = omega^2 s - c s' v_n, q_vn = -c s,
+// q_c = -s v_n.
+template <class T>
+struct ContactMagnitude {
+  T q, q_delta, q_vn, q_c;
+};
+
+template <class T, bool kDerivatives = false>
+NPE_HD ContactMagnitude<T> contact_magnitude(const ContactLaw<T>& law, T delta, T vn) {
+  T g, s, ds = T(0);
+  if (delta < law.ramp) {
+    const T t = delta * law.inv_ramp;
+    const T t2 = t * t;
+    s = t2 * (T(3) - T(2) * t);
+    g = law.ramp * (t2 * t) * (T(1) - T(0.5) * t);
+    if (kDerivatives) ds = T(6) * t * (T(1) - t) * law.inv_ramp;
+  } else {
+    s = T(1);
+    g = delta - T(0.5) * law.ramp;
+  }
+  ContactMagnitude<T> out;
+  out.q = law.omega2 * g - law.damping * (s * vn);
+  if (kDerivatives) {
+    out.q_delta = law.omega2 * s - law.damping * (ds * vn);
+    out.q_vn = -law.damping * s;
+    out.q_c = -(s * vn);
+  } else {
+    out.q_delta = out.q_vn = out.q_c = T(0);
+  }
+  return out;
+}
 
 // Static obstacle in kernel form. kind 0: capsule (segment a-b, radius); kind 1: oriented box
 // (centre a, half extents b, orientation cos/sin).
@@ -180,7 +223,7 @@ NPE_HD bool pair_force(T xi, T yi, T vxi, T vyi, T ri, T mi, T xj, T yj, T vxj, 
   const T delta = rr - d;
   const T vn = (vxi - vxj) * nx + (vyi - vyj) * ny;
   const T meff = mi * mj / (mi + mj);
-  const T mag = meff * (law.omega2 * delta - law.damping * vn);
+  const T mag = meff * contact_magnitude(law, delta, vn).q;
   fx = mag * nx;
   fy = mag * ny;
   return true;
@@ -194,7 +237,7 @@ NPE_HD void add_static_contact(const Sdf<T>& s, T vx, T vy, T r, T m, const Cont
   const T delta = r - s.phi;
   if (!(delta > T(0))) return;
   const T vn = vx * s.nx + vy * s.ny;
-  const T mag = m * (law.omega2 * delta - law.damping * vn);
+  const T mag = m * contact_magnitude(law, delta, vn).q;
   fx += mag * s.nx;
   fy += mag * s.ny;
 }

@@ -44,6 +44,7 @@ Scene large_world(int64_t n, double radius, double phi, double max_speed, uint64
   const ContactChoice c = choose_contact(2 * max_speed, radius, s.frame_dt);
   s.contact_omega = c.omega;
   s.substeps = c.substeps;
+  s.contact_ramp = c.ramp;
   s.broad_phase = BroadPhase::kGrid;
   sc.state = WorldState<double>(n);
   const double jitter = std::max(0.0, 0.5 * (a - 2 * radius) * 0.9);

@@ -67,15 +67,17 @@ TEST(DiffSimTorch, ShapesAndGradientsMatchCentralDifferences) {
         flat[k] = x0;
         return (lp - lm) / (2 * e);
       };
-      const double fd = diff(h), fd2 = diff(h / 2);
-      // a contact begins or ends within the step (a grazing contact shallower than h): the
-      // differences at h and h/2 disagree there, and the entry is left out
-      if (std::abs(fd - fd2) > 1e-6 * (1 + std::abs(fd2))) {
+      // Richardson extrapolation of central differences at h, h/2, h/4; where the two
+      // extrapolations disagree, the force's second derivative jumps within the steps (the
+      // ends of a contact's onset ramp) and the entry is left out
+      const double d1 = diff(h), d2 = diff(h / 2), d4 = diff(h / 4);
+      const double r1 = (4 * d2 - d1) / 3, r2 = (4 * d4 - d2) / 3;
+      if (std::abs(r1 - r2) > 1e-7 * (1 + std::abs(r2))) {
         ++skipped;
         continue;
       }
-      worst = std::max(worst, std::abs(fd2 - grad[k].item<double>()));
-      scale = std::max(scale, std::abs(fd2));
+      worst = std::max(worst, std::abs(r2 - grad[k].item<double>()));
+      scale = std::max(scale, std::abs(r2));
     }
     std::printf("torch simulate, %s: gradient vs central differences, relative error %.2e (%d of 12 left out)\n",
                 name, scale > 0 ? worst / scale : 0.0, skipped);
@@ -83,10 +85,10 @@ TEST(DiffSimTorch, ShapesAndGradientsMatchCentralDifferences) {
     EXPECT_LE(worst, 1e-5 * scale) << name;  // both 0 where no contact touched the entries
   };
   check(in.init, 1e-3, "initial_state");
-  check(in.mass, 1e-4, "mass");
+  check(in.mass, 1e-3, "mass");
   check(in.radius, 1e-3, "radius");
   check(in.restitution, 1e-6, "restitution");
-  check(in.controls, 1e-2, "controls");
+  check(in.controls, 1e-1, "controls");
 }
 
 TEST(DiffSimTorch, BadArgumentsAreNamed) {

@@ -37,6 +37,7 @@ TEST(Engine, SpecFromWorldDescribesTheDatasetWorld) {
   EXPECT_EQ(s.num_bodies(), 12);
   EXPECT_EQ(s.substeps, 64);
   EXPECT_DOUBLE_EQ(s.contact_omega, 200.0);
+  EXPECT_DOUBLE_EQ(s.contact_ramp, 0.15);
   EXPECT_EQ(s.radius[5], 60.0);
   EXPECT_EQ(s.resolved_broad_phase(), BroadPhase::kAllPairs);
   validate(s);

@@ -33,6 +33,7 @@ TEST(GenerateGpu, WritesTheDatasetFormatWithTheEngineRecorded) {
   EXPECT_EQ(m.engine, "npe-gpu");
   EXPECT_EQ(m.world.substeps, 64);
   EXPECT_DOUBLE_EQ(m.world.contact_omega, 200.0);
+  EXPECT_DOUBLE_EQ(m.world.contact_ramp, 0.15);
   ASSERT_EQ(m.world.obstacles.size(), 1u);
   EXPECT_EQ(m.world.obstacles[0].radius, 20.0);
   const auto tr = datagen::load_split(c.out_prefix, m, "train");

@@ -87,8 +87,9 @@ void check_antisymmetry() {
   const T d = (ri + rj) * (T(1) - depth * T(0.5));
   const T xj = xi + d * T(std::cos(ang)), yj = yi + d * T(std::sin(ang));
   const T vxj = T(*coord()), vyj = T(*coord());
-  const ContactLaw<T> law{T(40000), T(*positive(0, 100))};
-  T f1x, f1y, f2x, f2y;
+  const T ramp = T(*positive(0, 2));
+  const ContactLaw<T> law{T(40000), T(*positive(0, 100)), ramp, ramp > T(0) ? T(1) / ramp : T(0)};
+  T f1x = 0, f1y = 0, f2x = 0, f2y = 0;
   const bool a = pair_force(xi, yi, vxi, vyi, ri, mi, xj, yj, vxj, vyj, rj, mj, true, law, f1x, f1y);
   const bool b = pair_force(xj, yj, vxj, vyj, rj, mj, xi, yi, vxi, vyi, ri, mi, false, law, f2x, f2y);
   RC_ASSERT(a == b);
@@ -101,13 +102,52 @@ RC_GTEST_PROP(PairForce, ExactlyAntisymmetricDouble, ()) { check_antisymmetry<do
 RC_GTEST_PROP(PairForce, ExactlyAntisymmetricFloat, ()) { check_antisymmetry<float>(); }
 
 TEST(PairForce, RepelsAlongTheLineOfCentresWithSpringMagnitude) {
-  // two balls of radius 10 overlapping by 0.5 px along +x, at rest: F = m_eff omega^2 delta
+  // two balls of radius 10 overlapping by 0.5 px along +x, at rest: F = m_eff omega^2 delta with
+  // the linear law, m_eff omega^2 (delta - rho / 2) past a ramp rho = 0.2 px
   double fx = 0, fy = 0;
-  const ContactLaw<double> law{400.0, 0.0};
+  const ContactLaw<double> law{400.0, 0.0, 0.0, 0.0};
   ASSERT_TRUE(pair_force(0.0, 0.0, 0.0, 0.0, 10.0, 2.0, 19.5, 0.0, 0.0, 0.0, 10.0, 6.0, true, law, fx, fy));
   EXPECT_DOUBLE_EQ(fx, -(2.0 * 6.0 / 8.0) * 400.0 * 0.5);
   EXPECT_EQ(fy, 0.0);
   EXPECT_FALSE(pair_force(0.0, 0.0, 0.0, 0.0, 10.0, 2.0, 20.0, 0.0, 0.0, 0.0, 10.0, 6.0, true, law, fx, fy));
+  const ContactLaw<double> ramped{400.0, 0.0, 0.2, 5.0};
+  ASSERT_TRUE(pair_force(0.0, 0.0, 0.0, 0.0, 10.0, 2.0, 19.5, 0.0, 0.0, 0.0, 10.0, 6.0, true, ramped, fx, fy));
+  EXPECT_NEAR(fx, -(2.0 * 6.0 / 8.0) * 400.0 * 0.4, 1e-12);
+}
+
+// The contact magnitude q(delta, v_n) is C1: zero value and zero derivatives at onset, value and
+// derivatives continuous where the ramp ends, and the derivatives the adjoint uses equal central
+// differences everywhere else; past the ramp, q = omega^2 (delta - rho / 2) - c v_n.
+RC_GTEST_PROP(ContactMagnitude, IsC1WithExactDerivatives, ()) {
+  const double rho = *positive(0.01, 2), w2 = *positive(1, 1e5), c = *positive(0, 200);
+  const double vn = *positive(-500, 500);
+  const ContactLaw<double> law{w2, c, rho, 1 / rho};
+  auto q = [&](double d, double v, double cc) {
+    ContactLaw<double> l = law;
+    l.damping = cc;
+    return contact_magnitude<double, true>(l, d, v);
+  };
+  const double scale = w2 * rho + c * std::abs(vn) + 1;
+  // onset: q, q_delta and q_vn tend to 0
+  const auto at0 = q(1e-9 * rho, vn, c);
+  RC_ASSERT(std::abs(at0.q) < 1e-8 * scale);
+  RC_ASSERT(std::abs(at0.q_delta) * rho < 1e-7 * scale);
+  RC_ASSERT(std::abs(at0.q_vn) < 1e-8 * (c + 1));
+  // the end of the ramp: value and derivative continuous
+  const auto lo = q(rho * (1 - 1e-9), vn, c), hi = q(rho * (1 + 1e-9), vn, c);
+  RC_ASSERT(std::abs(lo.q - hi.q) < 1e-7 * scale);
+  RC_ASSERT(std::abs(lo.q_delta - hi.q_delta) * rho < 1e-6 * scale);
+  // derivatives against central differences inside and past the ramp
+  const double d = *positive(0.05, 3) * rho;
+  if (std::abs(d - rho) > 1e-3 * rho) {
+    const double e = 1e-6 * rho;
+    const auto a = q(d, vn, c);
+    RC_ASSERT(std::abs(a.q_delta - (q(d + e, vn, c).q - q(d - e, vn, c).q) / (2 * e)) * rho < 1e-6 * scale);
+    RC_ASSERT(std::abs(a.q_vn - (q(d, vn + 1e-3, c).q - q(d, vn - 1e-3, c).q) / 2e-3) < 1e-6 * (c + 1));
+    RC_ASSERT(std::abs(a.q_c - (q(d, vn, c + 1e-3).q - q(d, vn, c - 1e-3).q) / 2e-3) < 1e-6 * (std::abs(vn) + 1));
+  }
+  const double past = rho * *positive(1.01, 10);
+  RC_ASSERT(std::abs(q(past, vn, c).q - (w2 * (past - rho / 2) - c * vn)) < 1e-12 * scale * 10);
 }
 
 TEST(Grid, CellCoordsClampNaNAndFarPoints) {

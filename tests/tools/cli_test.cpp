@@ -99,6 +99,8 @@ TEST_F(Cli, BadObstaclesAndEngineFlags) {
   expect_error(tool("npe-datagen") + " --obstacles 'capsule:1,2,3,4,5' --out_prefix " + p, {"--obstacles", "--engine gpu"});
   expect_error(tool("npe-datagen") + " --engine warp --out_prefix " + p, {"--engine", "warp"});
   expect_error(tool("npe-datagen") + " --engine gpu --substeps 2 --out_prefix " + p, {"--substeps"});
+  expect_error(tool("npe-datagen") + " --engine gpu --contact_ramp -0.5 --out_prefix " + p, {"--contact_ramp", "-0.5"});
+  expect_error(tool("npe-datagen") + " --contact_ramp 0.1 --out_prefix " + p, {"--contact_ramp", "--engine gpu"});
   EXPECT_FALSE(fs::exists(p + ".json"));
 }
 

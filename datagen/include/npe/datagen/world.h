@@ -62,6 +62,9 @@ struct WorldDef {
   // omega (1/s; 0 = chosen from max_speed and radius, see npe/gpu/engine.h choose_contact).
   std::vector<Obstacle> obstacles;
   double contact_omega = 0.0;
+  // Onset ramp of the contact force, px (negative = chosen: a quarter of the peak penetration at
+  // 2 * max_speed; 0 = linear law).
+  double contact_ramp = -1.0;
 };
 
 // Throws npe::Error naming the offending flag (--radius, --num_balls, ...) when `def` describes

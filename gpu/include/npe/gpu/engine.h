@@ -44,6 +44,8 @@ struct WorldSpec {
   std::vector<double> mass;    // [num_balls * num_scenes] mass units, > 0
   double restitution = 1.0;    // normal restitution of every contact, (0, 1]; 1 = no dashpot
   double contact_omega = 200.0;  // contact spring per unit effective mass: k = m_eff omega^2, 1/s
+  double contact_ramp = 0.15;  // px of penetration over which the contact switches on smoothly
+                               // (C1 force, see gpu/src/physics.h); 0 = linear law, kink at onset
   double gravity_x = 0.0, gravity_y = 0.0;  // px/s^2
   double frame_dt = 0.1;       // s between recorded frames
   int substeps = 64;           // physics substeps per frame: h = frame_dt / substeps
@@ -69,11 +71,14 @@ double damping_ratio(double restitution);
 // Contact stiffness and substeps from the largest approach speed (px/s) and the smallest radius:
 // omega = v / (penetration * r) keeps the peak penetration v / omega under `penetration` * r,
 // and substeps = ceil(frame_dt omega steps_per_contact / pi) resolves each contact (duration
-// pi / omega) with at least `steps_per_contact` substeps. For npe-datagen's default world
-// (approach speed 2 * 60 px/s, r = 60 px, 1%, 10 steps): omega = 200 /s, 64 substeps per 0.1 s.
+// pi / omega) with at least `steps_per_contact` substeps; the onset ramp is a quarter of the
+// peak penetration at that speed, ramp = penetration * r / 4. For npe-datagen's default world
+// (approach speed 2 * 60 px/s, r = 60 px, 1%, 10 steps): omega = 200 /s, 64 substeps per 0.1 s,
+// ramp 0.15 px.
 struct ContactChoice {
   double omega;
   int substeps;
+  double ramp;
 };
 ContactChoice choose_contact(double max_approach_speed, double min_radius, double frame_dt,
                              double penetration = 0.01, int steps_per_contact = 10);
