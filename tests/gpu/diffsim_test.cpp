@@ -190,6 +190,18 @@ SceneErrors scene_errors(int64_t S, const A& a, const B& b, double sign_floor) {
   return e;
 }
 
+// float32 against float64 gradients of 2-frame rollouts of the same scenes (random dashpots and
+// controls), for the loss sum(w * trajectory) with random weights.
+SceneErrors float32_vs_float64(const Scene& sc, uint64_t seed, double sign_floor) {
+  const Problem<double> pd = from_scene<double>(sc, 2, -1, true, seed);
+  const Problem<float> pf = from_scene<float>(sc, 2, -1, true, seed);
+  std::vector<double> wd(pd.traj_size());
+  datagen::Rng rng(seed, 9);
+  for (double& v : wd) v = rng.uniform(-1, 1);
+  const std::vector<float> wf(wd.begin(), wd.end());
+  return scene_errors(sc.spec.num_scenes, pd.backward(wd), pf.backward(wf), sign_floor);
+}
+
 // float32 gradients against float64 with the linear contact law (ramp 0): its rollout is
 // piecewise smooth, and on the same piece float32 follows float64 to 1e-2 (relative to the
 // scene's largest entry), every sign matching. A scene where a contact is shallower than float32
@@ -200,13 +212,7 @@ TEST(DiffSim, Float32GradientsFollowFloat64WithTheLinearLaw) {
   Scene sc = busy_scenes(64, seed);
   sc.spec.contact_ramp = 0;
   const int64_t S = sc.spec.num_scenes;
-  const Problem<double> pd = from_scene<double>(sc, 2, -1, true, seed);
-  const Problem<float> pf = from_scene<float>(sc, 2, -1, true, seed);
-  std::vector<double> wd(pd.traj_size());
-  datagen::Rng rng(seed, 9);
-  for (double& v : wd) v = rng.uniform(-1, 1);
-  const std::vector<float> wf(wd.begin(), wd.end());
-  const SceneErrors e = scene_errors(S, pd.backward(wd), pf.backward(wf), 1e-3);
+  const SceneErrors e = float32_vs_float64(sc, seed, 1e-3);
   int off_piece = 0;
   double worst_on = 0;
   for (int64_t s = 0; s < S; ++s) {
@@ -233,13 +239,7 @@ TEST(DiffSim, Float32GradientsFollowFloat64WithTheRamp) {
   const uint64_t seed = test::fresh_seed();
   const Scene sc = busy_scenes(64, seed);
   const int64_t S = sc.spec.num_scenes;
-  const Problem<double> pd = from_scene<double>(sc, 2, -1, true, seed);
-  const Problem<float> pf = from_scene<float>(sc, 2, -1, true, seed);
-  std::vector<double> wd(pd.traj_size());
-  datagen::Rng rng(seed, 9);
-  for (double& v : wd) v = rng.uniform(-1, 1);
-  const std::vector<float> wf(wd.begin(), wd.end());
-  const SceneErrors e = scene_errors(S, pd.backward(wd), pf.backward(wf), 1e-2);
+  const SceneErrors e = float32_vs_float64(sc, seed, 1e-2);
   std::vector<double> norm = e.norm;
   std::sort(norm.begin(), norm.end());
   int flips = 0;
