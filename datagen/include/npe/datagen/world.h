@@ -15,6 +15,9 @@ namespace npe::datagen {
 
 // Box2D steps per frame when WorldDef::substeps is 0.
 constexpr int kBox2dDefaultSubsteps = 10;
+// Relative kinetic-energy drift above which a scene of an elastic, frictionless world is
+// re-simulated with 4x (then 16x) the substeps (see simulate_box2d).
+constexpr double kBox2dEnergyTolerance = 1e-4;
 
 // Features per ball per frame: x, y, vx, vy (normalised), mass.
 constexpr int kStateDim = 5;
@@ -86,6 +89,9 @@ std::vector<BallInit> sample_scene(const WorldDef& def, uint64_t seed, int64_t s
                                    const std::function<bool(double, double)>& is_free = {});
 
 // Simulates one scene with Box2D and records `def.timesteps` frames (frame 0 = `init`).
+// In an elastic, frictionless world a scene whose kinetic energy drifts by more than
+// kBox2dEnergyTolerance (a light ball trapped between a heavy ball and a wall, which Box2D's
+// one-restitution-per-step solver gets wrong) is re-simulated with 4x, then 16x the substeps.
 // out: [timesteps, num_balls, kStateDim] float32, normalised as described above.
 void simulate_box2d(const WorldDef& def, const std::vector<BallInit>& init, float* out);
 
