@@ -10,6 +10,8 @@
 #ifdef NPE_HAVE_MEDIA
 #include "npe/rollout/plot.h"
 #endif
+#include "npe/gpu/rollout.h"
+#include "npe/gpu/sysid.h"
 #include "npe/rollout/rollout.h"
 
 namespace fs = std::filesystem;
@@ -21,6 +23,10 @@ int main(int argc, char** argv) {
     o.add_options()
       ("num_scenes", "test scenes to roll out", cxxopts::value<int64_t>()->default_value("200"))
       ("rollout_steps", "predicted steps per rollout", cxxopts::value<int>()->default_value("50"))
+      ("simulator", "also score the engine (the differentiable simulator's forward pass) rolled out from "
+       "the same ground-truth frames", cxxopts::value<bool>()->default_value("true"))
+      ("sim_masses", "npe-sysid JSON whose identified masses the simulator uses (default: the dataset's masses)",
+       cxxopts::value<std::string>()->default_value(""))
       ("out_png", "metrics plot", cxxopts::value<std::string>()->default_value("out/eval/rollout_metrics.png"))
       ("out_json", "metrics as JSON", cxxopts::value<std::string>()->default_value("out/eval/rollout_metrics.json"))
       ("out_csv", "per-step metrics as CSV", cxxopts::value<std::string>()->default_value("out/eval/rollout_metrics.csv"))
@@ -30,8 +36,9 @@ int main(int argc, char** argv) {
     if (r.count("help")) { fmt::print("{}\n", o.help()); return 0; }
     const std::string prefix = r["dataset_prefix"].as<std::string>();
     const auto device = npe::model::pick_device(r["device"].as<std::string>());
-    if (r["classic_ckpt"].as<std::string>().empty() && r["modern_ckpt"].as<std::string>().empty())
-      throw npe::Error("give --classic_ckpt, --modern_ckpt or both");
+    const bool simulator = r["simulator"].as<bool>();
+    if (r["classic_ckpt"].as<std::string>().empty() && r["modern_ckpt"].as<std::string>().empty() && !simulator)
+      throw npe::Error("give --classic_ckpt, --modern_ckpt or both (or --simulator)");
     const int64_t num_scenes = r["num_scenes"].as<int64_t>();
     const int steps = r["rollout_steps"].as<int>();
     if (num_scenes < 1) throw npe::Error(fmt::format("--num_scenes: expected >= 1, found {}", num_scenes));
@@ -46,15 +53,28 @@ int main(int argc, char** argv) {
     nlohmann::json out = {{"dataset_prefix", prefix}, {"num_scenes", std::min(num_scenes, test.scenes)},
                           {"rollout_steps", steps}, {"models", nlohmann::json::object()}};
     std::vector<std::pair<std::string, npe::rollout::StepMetrics>> metrics;
-    auto run = [&](const std::string& name, const npe::rollout::Predictor& p, npe::model::NPEImpl* net) {
-      const auto pred = npe::rollout::rollout(test, num_scenes, steps, manifest.step_scale(), p);
+    auto score = [&](const std::string& name, const npe::datagen::Trajectories& pred, double val_mse) {
       auto m = npe::rollout::rollout_metrics(test, pred, manifest.pos_scale());
-      const double val_mse = npe::model::window_mse(net, val_t, val_ids);
       out["models"][name] = {{"val_mse", val_mse}, {"cosine", m.cosine}, {"rel_mag_error", m.rel_mag_error},
                              {"pos_error_px", m.pos_error_px}};
       metrics.emplace_back(name, std::move(m));
     };
+    auto run = [&](const std::string& name, const npe::rollout::Predictor& p, npe::model::NPEImpl* net) {
+      score(name, npe::rollout::rollout(test, num_scenes, steps, manifest.step_scale(), p),
+            npe::model::window_mse(net, val_t, val_ids));
+    };
     for (const auto& m : models) run(m.name, npe::model::make_predictor(m.checkpoint.net, device), m.checkpoint.net.get());
+    if (simulator) {
+      const bool cuda = device.is_cuda() && npe::gpu::cuda_available();
+      const int64_t n = std::min(num_scenes, test.scenes);
+      const std::string mpath = r["sim_masses"].as<std::string>();
+      std::vector<std::vector<double>> masses;
+      if (!mpath.empty()) masses = npe::gpu::read_identified_masses(mpath, "--sim_masses", n, manifest.world.num_balls);
+      score("simulator", npe::gpu::simulator_rollout(manifest, test, n, steps, cuda, mpath.empty() ? nullptr : &masses),
+            npe::gpu::simulator_window_mse(manifest, val, cuda));
+      out["simulator"] = {{"engine", "npe-gpu penalty contacts (replay_spec)"}, {"cuda", cuda},
+                          {"masses", mpath.empty() ? "dataset" : mpath}};
+    }
     run("constant_velocity", npe::rollout::constant_velocity(), nullptr);
 
     // outputs

@@ -1,10 +1,12 @@
-// npe-render: side-by-side rollout videos (ground truth | classic | modern), videos of a dataset's
+// npe-render: side-by-side rollout videos (ground truth | classic | modern | simulator), videos of a dataset's
 // scenes alone (either engine, obstacles drawn), and the training-curve plot. See README.md.
 #include <filesystem>
 #include <sstream>
 
 #include "cli.h"
 #include "model_flags.h"
+#include "npe/gpu/rollout.h"
+#include "npe/gpu/sysid.h"
 #include "npe/rollout/plot.h"
 #include "npe/rollout/rollout.h"
 #include "npe/rollout/video.h"
@@ -53,7 +55,7 @@ Curve read_metrics_csv(const std::string& path) {
 
 int main(int argc, char** argv) {
   return npe::tools::run_tool("npe-render", [&] {
-    cxxopts::Options o("npe-render", "Comparison videos of rollouts (ground truth | classic | modern), videos of "
+    cxxopts::Options o("npe-render", "Comparison videos of rollouts (ground truth | classic | modern | simulator), videos of "
                        "a dataset's scenes (no checkpoint given: either engine, obstacles drawn) and "
                        "training-curve plots.");
     o.add_options()
@@ -61,6 +63,10 @@ int main(int argc, char** argv) {
       ("split", "split whose scenes are rendered: train, val or test", cxxopts::value<std::string>()->default_value("test"))
       ("rollout_steps", "predicted steps per rollout", cxxopts::value<int>()->default_value("50"))
       ("out_dir", "output folder", cxxopts::value<std::string>()->default_value("out/render"))
+      ("simulator", "add a panel of the engine (the differentiable simulator's forward pass) rolled out from the "
+       "same ground-truth frames (with checkpoints only)", cxxopts::value<bool>()->default_value("true"))
+      ("sim_masses", "npe-sysid JSON whose identified masses the simulator panel uses (default: the dataset's)",
+       cxxopts::value<std::string>()->default_value(""))
       ("metrics_csv", "npe-train metrics CSVs for the training-curve plot (comma-separated)", cxxopts::value<std::vector<std::string>>()->default_value(""))
       ("curves_png", "training-curve plot (default <out_dir>/training_curves.png)", cxxopts::value<std::string>()->default_value(""))
       ("h,help", "this help");
@@ -111,6 +117,15 @@ int main(int argc, char** argv) {
     for (const auto& m : npe::tools::load_models(r, device, manifest, prefix))
       rollouts.emplace_back(m.name, npe::rollout::rollout(test, num_scenes, steps, manifest.step_scale(),
                                                           npe::model::make_predictor(m.checkpoint.net, device)));
+    std::vector<std::pair<std::string, npe::datagen::Trajectories>> sim;
+    if (!rollouts.empty() && r["simulator"].as<bool>()) {
+      const std::string mpath = r["sim_masses"].as<std::string>();
+      std::vector<std::vector<double>> masses;
+      if (!mpath.empty()) masses = npe::gpu::read_identified_masses(mpath, "--sim_masses", num_scenes, manifest.world.num_balls);
+      sim.emplace_back("simulator", npe::gpu::simulator_rollout(manifest, test, num_scenes, steps,
+                                                                device.is_cuda() && npe::gpu::cuda_available(),
+                                                                mpath.empty() ? nullptr : &masses));
+    }
     npe::rollout::VideoOptions vo;
     vo.box_width = manifest.world.width;
     vo.box_height = manifest.world.height;
@@ -121,11 +136,13 @@ int main(int argc, char** argv) {
     for (double m : manifest.world.mass_choices) vo.max_mass = std::max(vo.max_mass, m);
     std::string stem = rollouts.empty() ? split : "rollout_gt";
     for (auto& [name, _] : rollouts) stem += "_" + name;
+    if (!sim.empty()) stem += "_sim";
     const std::string engine = manifest.engine == "box2d" ? "Box2D" : manifest.engine == "npe-gpu" ? "npe engine" : manifest.engine;
     for (int64_t s = 0; s < num_scenes; ++s) {
       std::vector<npe::rollout::VideoPanel> panels{
           {rollouts.empty() ? fmt::format("{} scene {} ({})", split, s, engine) : fmt::format("ground truth ({})", engine), &test, s}};
       for (auto& [name, traj] : rollouts) panels.push_back({name + " NPE", &traj, s});
+      for (auto& [name, traj] : sim) panels.push_back({"simulator (npe engine)", &traj, s});
       const std::string path = (out_dir / fmt::format("{}_scene{}.mp4", stem, s)).string();
       auto [w, h] = npe::rollout::write_comparison_video(path, panels, steps + 2, vo);
       fmt::print("npe-render: wrote {} ({}x{}, {} frames)\n", path, w, h, steps + 2);

@@ -1,5 +1,6 @@
 #include "npe/rollout/rollout.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -96,6 +97,35 @@ StepMetrics rollout_metrics(const Trajectories& truth, const Trajectories& pred,
     m.velocity_count[k - 1] = nv;
   }
   return m;
+}
+
+std::vector<uint8_t> touches_another_ball(const datagen::Trajectories& truth, int64_t scene, double radius,
+                                          double step_scale, double slack) {
+  const int64_t N = truth.num_balls;
+  std::vector<uint8_t> hit(N, 0);
+  const double reach = 2 * radius + slack;
+  for (int64_t t = 0; t + 1 < truth.timesteps; ++t) {
+    const float* f = truth.frame(scene, t);
+    for (int64_t i = 0; i < N; ++i)
+      for (int64_t j = i + 1; j < N; ++j) {
+        const float* a = f + i * datagen::kStateDim;
+        const float* b = f + j * datagen::kStateDim;
+        const double px = b[0] - a[0], py = b[1] - a[1];
+        const double dx = (b[2] - a[2]) * step_scale, dy = (b[3] - a[3]) * step_scale;
+        // closest approach of p + s d over s in [0, 1]
+        const double dd = dx * dx + dy * dy;
+        const double s = dd > 0 ? std::clamp(-(px * dx + py * dy) / dd, 0.0, 1.0) : 0.0;
+        const double cx = px + s * dx, cy = py + s * dy;
+        if (cx * cx + cy * cy > reach * reach) continue;
+        // and both velocities change over the frame (a near miss, or a contact due after the
+        // last frame, changes neither)
+        const float* a1 = truth.frame(scene, t + 1) + i * datagen::kStateDim;
+        const float* b1 = truth.frame(scene, t + 1) + j * datagen::kStateDim;
+        auto changed = [](const float* u, const float* w) { return std::hypot(w[2] - u[2], w[3] - u[3]) > 1e-4; };
+        if (changed(a, a1) && changed(b, b1)) hit[i] = hit[j] = 1;
+      }
+  }
+  return hit;
 }
 
 }  // namespace npe::rollout

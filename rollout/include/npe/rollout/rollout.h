@@ -46,4 +46,15 @@ struct StepMetrics {
 StepMetrics rollout_metrics(const datagen::Trajectories& truth, const datagen::Trajectories& pred,
                             double pos_scale, double min_speed = 1e-6);
 
+// Which balls of scene `scene` touch another ball during the recorded frames: between frames t
+// and t+1, balls i and j move ballistically with the velocities of frame t, and they touch when
+// their centre distance falls to 2 `radius` + `slack` (normalised position units, as the
+// dataset's; Box2D keeps contacts up to 0.5 px apart) within the frame's displacement
+// `step_scale` * v (time-of-impact test), and both balls' velocities change over that frame (by
+// more than 1e-4 of the velocity scale). Returns [num_balls] flags. Wall contacts do not count:
+// a wall's reaction does not depend on the ball's mass, so only ball-ball contacts carry
+// information on masses (npe-sysid's "balls that collide").
+std::vector<uint8_t> touches_another_ball(const datagen::Trajectories& truth, int64_t scene, double radius,
+                                          double step_scale, double slack);
+
 }  // namespace npe::rollout
