@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
     if (r.count("help")) { fmt::print("{}\n", o.help()); return 0; }
     const fs::path out_dir = r["out_dir"].as<std::string>();
     const int64_t num_scenes = r["num_scenes"].as<int64_t>();
-    const int steps = r["rollout_steps"].as<int>();
+    int steps = r["rollout_steps"].as<int>();
     if (num_scenes < 0) throw npe::Error(fmt::format("--num_scenes: expected >= 0, found {}", num_scenes));
 
     // training curves
@@ -110,6 +110,7 @@ int main(int argc, char** argv) {
     if (num_scenes > test.scenes)
       throw npe::Error(fmt::format("--num_scenes: expected at most {} ({} scenes), found {}", test.scenes, split,
                                    num_scenes));
+    if (!r.count("rollout_steps")) steps = std::min<int>(steps, static_cast<int>(test.timesteps) - 2);  // short datasets
     if (steps < 1 || steps > test.timesteps - 2)
       throw npe::Error(fmt::format("--rollout_steps: expected 1 to {} (the dataset has {} frames), found {}",
                                    test.timesteps - 2, test.timesteps, steps));
