@@ -22,8 +22,8 @@ int main(int argc, char** argv) {
       ("split", "split whose scenes are used: train, val or test", cxxopts::value<std::string>()->default_value("test"))
       ("num_scenes", "scenes of the split (0: all)", cxxopts::value<int64_t>()->default_value("200"))
       ("window", "frames per fitted window, each started from the observed state", cxxopts::value<int>()->default_value("10"))
-      ("iterations", "Adam steps", cxxopts::value<int>()->default_value("100"))
-      ("lr", "Adam learning rate on ln(mass)", cxxopts::value<double>()->default_value("0.1"))
+      ("iterations", "gradient evaluations", cxxopts::value<int>()->default_value("100"))
+      ("lr", "first step in ln(mass) (with --fit_restitution: Adam's learning rate)", cxxopts::value<double>()->default_value("0.5"))
       ("fit_restitution", "also fit a restitution per problem", cxxopts::value<bool>()->default_value("false"))
       ("dtype", "simulator precision: float64 or float32", cxxopts::value<std::string>()->default_value("float64"))
       ("checkpoint_every", "simulator checkpointing, substeps (0: one state per frame)", cxxopts::value<int>()->default_value("0"))
@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
                                  "the {} balls that touch another ball.\n\n",
                                  scenes, split, prefix, obs.num_balls, fmt::join(manifest.world.mass_choices, ", "), sum.balls);
     md += "| method | accuracy | median rel. mass error | p90 rel. mass error |\n|---|---|---|---|\n";
-    md += fmt::format("| simulator, gradient descent ({} Adam steps, {} s) | {:.1f}% | {:.2e} | {:.2e} |\n", so.iterations,
+    md += fmt::format("| simulator, gradient-based fit ({} gradient evaluations, {} s) | {:.1f}% | {:.2e} | {:.2e} |\n", so.iterations,
                       fmt::format("{:.1f}", res.seconds), 100 * sum.accuracy, sum.median_rel_error, sum.p90_rel_error);
     if (!models.empty()) {
       const torch::Tensor traj = torch::from_blob(const_cast<float*>(obs.data.data()),
@@ -104,7 +104,7 @@ int main(int argc, char** argv) {
     npe::write_file_atomic(r["out_json"].as<std::string>(), out.dump(1) + "\n");
     npe::write_file_atomic(r["out_md"].as<std::string>(), md);
     fmt::print("\n{}\n", md);
-    fmt::print("loss per problem (px^2): {:.4g} -> {:.4g}\n", res.loss.front(), res.loss.back());
+    fmt::print("loss per problem (px^2): {:.4g} at the start, {:.4g} at the chosen estimates\n", res.loss.front(), res.loss_final);
     fmt::print("wrote {}, {}\n", r["out_json"].as<std::string>(), r["out_md"].as<std::string>());
     return 0;
   });

@@ -46,7 +46,7 @@ nlohmann::json SysIdResult::to_json() const {
   const Summary s = summary();
   return {{"format", "npe-sysid"}, {"scenes", scenes}, {"num_balls", num_balls}, {"mass_choices", mass_choices},
           {"truth", truth}, {"estimate", estimate}, {"restitution", restitution}, {"collides", collides},
-          {"loss", loss}, {"seconds", seconds},
+          {"loss", loss}, {"loss_final", loss_final}, {"seconds", seconds},
           {"summary", {{"balls_that_collide", s.balls}, {"accuracy", s.accuracy},
                        {"median_rel_error", s.median_rel_error}, {"p90_rel_error", s.p90_rel_error}}}};
 }
@@ -73,8 +73,14 @@ SysIdResult identify_masses(const datagen::Manifest& m, const datagen::Trajector
   for (int64_t t = 0; t + o.window <= T - 1; t += o.window) starts.push_back(t);
   if (starts.back() + o.window < T - 1) starts.push_back(T - 1 - o.window);
   const int64_t W = static_cast<int64_t>(starts.size());
-  const int64_t P = scenes * N;  // problems (scene, focus)
-  const int64_t B = P * W;       // simulated scenes: problem p, window w -> p * W + w
+  // starts of every estimate: the initial mass, then each mass choice (the fit is not convex
+  // where a different mass changes which balls meet; the start of least final loss wins)
+  std::vector<double> start_mass{m0};
+  if (o.restarts)
+    for (double c : m.world.mass_choices) start_mass.push_back(c);
+  const int64_t K = static_cast<int64_t>(start_mass.size());
+  const int64_t P = scenes * N * K;  // problems (scene, focus, start)
+  const int64_t B = P * W;           // simulated scenes: problem p, window w -> p * W + w
 
   WorldSpec spec = replay_spec(m, B);
   validate_diff(spec, {o.window, o.checkpoint_every}, o.device.is_cuda() ? kDiffMaxBallsCuda : kDiffMaxBallsCpu);
@@ -87,11 +93,12 @@ SysIdResult identify_masses(const datagen::Manifest& m, const datagen::Trajector
   for (int64_t s : starts) win.push_back(all.narrow(1, s, o.window + 1));
   torch::Tensor windows = torch::stack(win, 1);  // [scenes, W, window + 1, N, 5]
   torch::Tensor target = (windows.narrow(-1, 0, 4) * scale)
-                             .unsqueeze(1).expand({scenes, N, W, o.window + 1, N, 4})
+                             .view({scenes, 1, 1, W, o.window + 1, N, 4})
+                             .expand({scenes, N, K, W, o.window + 1, N, 4})
                              .reshape({B, o.window + 1, N, 4});
   torch::Tensor known = windows.select(2, 0).select(-1, 4)  // [scenes, W, N]
-                            .unsqueeze(1).expand({scenes, N, W, N}).reshape({B, N});
-  const torch::Tensor focus = torch::eye(N, f64).view({1, N, 1, N}).expand({scenes, N, W, N}).reshape({B, N});
+                            .view({scenes, 1, 1, W, N}).expand({scenes, N, K, W, N}).reshape({B, N});
+  const torch::Tensor focus = torch::eye(N, f64).view({1, N, 1, 1, N}).expand({scenes, N, K, W, N}).reshape({B, N});
 
   const auto opt = torch::TensorOptions().dtype(o.dtype).device(o.device);
   target = target.to(opt);
@@ -99,7 +106,7 @@ SysIdResult identify_masses(const datagen::Manifest& m, const datagen::Trajector
   const torch::Tensor onehot = focus.to(opt);
   const torch::Tensor init = target.select(1, 0).contiguous();
   const torch::Tensor radius = torch::full({B, N}, m.world.radius, opt);
-  torch::Tensor theta = torch::full({P}, std::log(m0), opt).requires_grad_(true);
+  torch::Tensor theta = torch::tensor(start_mass, f64).log().repeat({scenes * N}).to(opt).requires_grad_(true);
   torch::Tensor u = torch::full({P}, std::log(0.9 / 0.1), opt).requires_grad_(true);  // e = sigmoid(u)
   std::vector<torch::Tensor> params{theta};
   if (o.fit_restitution) params.push_back(u);
@@ -118,18 +125,65 @@ SysIdResult identify_masses(const datagen::Manifest& m, const datagen::Trajector
     // per problem: squared position error summed over windows, frames and balls
     return (traj.narrow(-1, 0, 2) - target.narrow(-1, 0, 2)).pow(2).sum({1, 2, 3}).view({P, W}).sum(1);
   };
-  for (int it = 0; it <= o.iterations; ++it) {
-    adam.zero_grad();
-    const torch::Tensor per = loss_of();
-    res.loss.push_back(per.mean().item<double>());
-    if (it == o.iterations) break;
-    per.sum().backward();
-    const double lr = o.lr * (0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * it / std::max(1, o.iterations))));
-    for (auto& g : adam.param_groups()) g.options().set_lr(lr);
-    adam.step();
+  if (o.fit_restitution) {
+    for (int it = 0; it <= o.iterations; ++it) {
+      adam.zero_grad();
+      const torch::Tensor per = loss_of();
+      res.loss.push_back(per.mean().item<double>());
+      if (it == o.iterations) break;
+      per.sum().backward();
+      const double lr = o.lr * (0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * it / std::max(1, o.iterations))));
+      for (auto& g : adam.param_groups()) g.options().set_lr(lr);
+      adam.step();
+    }
+  } else {
+    // One scalar theta per problem, each problem independent: a safeguarded secant (quasi-Newton)
+    // iteration on every problem at once. A trial step is kept only where it lowers that
+    // problem's loss; the next step is -g / c with the secant curvature c of the last two
+    // gradients (capped at 1 in ln m), or, after a rejected step, the minimiser of the parabola
+    // through L(theta), L'(theta) and L(theta + s), kept within [s/10, s/2].
+    auto eval = [&](const torch::Tensor& th) {
+      theta = th.detach().clone().requires_grad_(true);
+      const torch::Tensor per = loss_of();
+      per.sum().backward();
+      return std::make_pair(per.detach(), theta.grad().detach().clone());
+    };
+    torch::Tensor th = theta.detach().clone();
+    auto [L, g] = eval(th);
+    torch::Tensor step = -o.lr * torch::sign(g);
+    res.loss.push_back(L.mean().item<double>());
+    for (int it = 0; it < o.iterations; ++it) {
+      const torch::Tensor trial = th + step;
+      auto [Lt, gt] = eval(trial);
+      const torch::Tensor better = Lt < L;
+      const torch::Tensor moving = step != 0;
+      const torch::Tensor safe = torch::where(moving, step, torch::ones_like(step));
+      const torch::Tensor c = (gt - g) / safe;
+      const torch::Tensor next = torch::where(c > 0, -gt / torch::where(c > 0, c, torch::ones_like(c)),
+                                              -torch::sign(gt) * 2 * step.abs()).clamp(-1.0, 1.0);
+      const torch::Tensor denom = Lt - L - g * step;
+      const torch::Tensor interp = torch::where(denom > 0, -g * step * step / (2 * torch::where(denom > 0, denom, torch::ones_like(denom))),
+                                                step / 2);
+      const torch::Tensor shrunk = torch::sign(step) * torch::clamp(interp.abs(), (step / 10).abs(), (step / 2).abs());
+      th = torch::where(better, trial, th);
+      L = torch::where(better, Lt, L);
+      g = torch::where(better, gt, g);
+      step = torch::where(moving, torch::where(better, next, shrunk), step);
+      res.loss.push_back(L.mean().item<double>());
+    }
+    theta = th;
   }
-  const torch::Tensor mhat = theta.detach().exp().to(torch::kCPU, torch::kFloat64).view({scenes, N});
-  const torch::Tensor ehat = torch::sigmoid(u.detach()).to(torch::kCPU, torch::kFloat64).view({scenes, N});
+  // the start of least final loss per (scene, focus); ties (a ball that touches nothing leaves
+  // every start where it was) go to the first start
+  torch::Tensor final_loss;
+  {
+    torch::NoGradGuard ng;
+    final_loss = loss_of().to(torch::kCPU, torch::kFloat64).view({scenes, N, K});
+  }
+  const torch::Tensor best = final_loss.argmin(-1, /*keepdim=*/true);  // first minimum
+  const torch::Tensor mhat = theta.detach().exp().to(torch::kCPU, torch::kFloat64).view({scenes, N, K}).gather(-1, best).squeeze(-1);
+  const torch::Tensor ehat = torch::sigmoid(u.detach()).to(torch::kCPU, torch::kFloat64).view({scenes, N, K}).gather(-1, best).squeeze(-1);
+  res.loss_final = final_loss.gather(-1, best).mean().item<double>();
   const double rn = m.world.radius / m.pos_scale();
   for (int64_t s = 0; s < scenes; ++s) {
     std::vector<double> t(N), e(N), r(N);

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "npe/datagen/io.h"
+#include "npe/datagen/world.h"
 #include "test_util.h"
 
 namespace npe::rollout {
@@ -106,6 +107,29 @@ TEST(Rollout, RefusesRolloutsLongerThanTheData) {
   auto truth = free_flight(2, 5, 2, 0.01, 1);
   EXPECT_THROW(rollout(truth, 2, 4, 0.01, constant_velocity()), Error);
   EXPECT_THROW(rollout(truth, 3, 2, 0.01, constant_velocity()), Error);
+}
+
+// Box2D scenes: balls 0 and 1 meet head-on (surfaces 280 px apart closing at 80 px/s: contact at
+// 3.5 s); ball 2 passes ball 3 (at rest) with 6 px to spare.
+TEST(TouchesAnotherBall, FlagsBallsThatCollideAndNotNearMisses) {
+  datagen::Rng rng(test::fresh_seed(), 0);
+  const double dx = rng.uniform(-40, 40);
+  datagen::WorldDef w;
+  const std::vector<datagen::BallInit> init{{200 + dx, 150, 40, 0, 1}, {600 + dx, 150, -40, 0, 5},
+                                            {150, 330, 50, 0, 1}, {350 + dx, 456, 0, 0, 25}};
+  const double rn = w.radius / w.width, ss = w.frame_dt * w.max_speed / w.width, slack = 0.6 / w.width;
+  for (int frames : {60, 35}) {  // 35 frames end 0.1 s before the contact, 8 px apart
+    w.timesteps = frames;
+    Trajectories t;
+    t.scenes = 1;
+    t.timesteps = frames;
+    t.num_balls = 4;
+    t.data.resize(frames * 4 * kStateDim);
+    datagen::simulate_box2d(w, init, t.data.data());
+    const auto hit = touches_another_ball(t, 0, rn, ss, slack);
+    const std::vector<uint8_t> want = frames == 60 ? std::vector<uint8_t>{1, 1, 0, 0} : std::vector<uint8_t>{0, 0, 0, 0};
+    EXPECT_EQ(hit, want) << frames << " frames";
+  }
 }
 
 }  // namespace

@@ -20,6 +20,9 @@ WorldSpec replay_spec(const datagen::Manifest& manifest, int64_t num_scenes);
 // Rolls the engine out from ground-truth frame 1 of the first `scenes` scenes of `truth` for
 // `steps` frames; frames 0 and 1 are copied from the truth, as in rollout::rollout, so the result
 // ([scenes, steps + 2, N, 5], normalised) compares frame by frame with NPE rollouts.
+// Frames of a rigid-body dataset (Box2D) may hold touching balls overlapping by up to Box2D's
+// slop (0.5 px, up to 0.9 px seen); such balls are first moved apart (and out of walls) along
+// the contact normal, or the penalty spring would kick them apart at about omega * overlap.
 // Masses: the truth's mass feature (frame 1) unless `masses` is given ([scenes][N], in the
 // dataset's mass units; e.g. those npe-sysid identified). Float32, on CUDA when `use_cuda`
 // (the same bits as the CPU reference), otherwise on all CPU cores. Throws npe::Error when

@@ -9,9 +9,10 @@
 // focus) pair is one independent problem; its loss is the squared position error, px^2, of the
 // simulator against the observation over windows of `window` frames, each started from the
 // observed state at its first frame, so that a mismatch between the observed world (e.g. Box2D)
-// and the engine cannot accumulate over the whole trajectory. Parameters: theta = ln m per problem
-// (and, with fit_restitution, e = sigmoid(u) per problem, starting at 0.9), fitted with Adam,
-// the learning rate cosine-decayed to a tenth.
+// and the engine cannot accumulate over the whole trajectory. Parameter: theta = ln m per problem, fitted by
+// a safeguarded secant iteration run on all problems at once (each step kept only where it lowers
+// that problem's loss). With fit_restitution, also e = sigmoid(u) per problem (starting at 0.9),
+// both fitted with Adam.
 #pragma once
 
 #include <cstdint>
@@ -27,9 +28,11 @@ namespace npe::gpu {
 
 struct SysIdOptions {
   int window = 10;            // frames per window (>= 1)
-  int iterations = 100;       // Adam steps
-  double lr = 0.1;            // Adam learning rate on ln m (cosine-decayed to lr / 10)
+  int iterations = 100;       // gradient evaluations
+  double lr = 0.5;            // first step in ln m (the secant iteration takes it from there);
+                              // with fit_restitution, Adam's learning rate (cosine-decayed to lr / 10)
   double initial_mass = 0;    // start of every estimate; 0 = geometric mean of the mass choices
+  bool restarts = true;       // also start from each mass choice; keep the start of least loss
   bool fit_restitution = false;  // also fit one restitution per (scene, focus) problem
   int checkpoint_every = 0;   // diffsim checkpointing (0: one stored state per frame)
   torch::Device device = torch::kCPU;
@@ -44,6 +47,8 @@ struct SysIdResult {
   std::vector<std::vector<double>> restitution;  // [S][N] (fit_restitution), else empty
   std::vector<std::vector<uint8_t>> collides;    // [S][N] the ball touches another ball
   std::vector<double> loss;                   // [iterations + 1] mean loss per problem, px^2
+                                              // (of the best estimates so far), over all starts
+  double loss_final = 0;                      // mean final loss of the chosen starts, px^2
   double seconds = 0;
 
   // The mass choice nearest to `m` in log space.
