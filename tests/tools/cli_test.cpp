@@ -60,12 +60,14 @@ TEST_F(Cli, EvalAndRenderRunOnTrainedCheckpoints) {
                        " --out_png " + out + "/m.png --out_json " + out + "/m.json --out_csv " + out + "/m.csv");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("constant_velocity"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("simulator"), std::string::npos) << r.output;  // the engine's row
   for (const char* f : {"m.png", "m.json", "m.csv"}) EXPECT_TRUE(fs::exists(out + "/" + f)) << f;
+  EXPECT_NE(read_file(out + "/m.csv").find("\nsimulator,10,"), std::string::npos);
   r = run_command(tool("npe-render") + " --device cpu --classic_ckpt " + (*dir_ / "ck/classic.pt") + " --modern_ckpt " +
                   (*dir_ / "ck/modern.pt") + " --dataset_prefix " + prefix_ + " --num_scenes 1 --rollout_steps 8 --out_dir " +
                   out + " --metrics_csv " + (*dir_ / "ck/classic.csv") + "," + (*dir_ / "ck/modern.csv"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_TRUE(fs::exists(out + "/rollout_gt_classic_modern_scene0.mp4"));
+  EXPECT_TRUE(fs::exists(out + "/rollout_gt_classic_modern_sim_scene0.mp4"));
   EXPECT_TRUE(fs::exists(out + "/training_curves.png"));
 }
 
@@ -119,6 +121,41 @@ TEST_F(Cli, BenchAndCompareEnginesWriteTheirReports) {
   r = run_command(tool("npe-compare-engines") + " --num_scenes 40 --out_json " + out + "/c.json");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(read_file(out + "/c.json").find("speed_ks_statistic"), std::string::npos);
+}
+
+// npe-sysid on a variable-mass dataset, its masses used by npe-eval's simulator row; refused on
+// a uniform-mass dataset.
+TEST_F(Cli, SysidIdentifiesMassesThatEvalUses) {
+  const std::string p = *dir_ / "vm/vm", out = *dir_ / "vm/out";
+  auto r = run_command(tool("npe-datagen") + " --variable_mass --num_scenes 30 --timesteps 16 --no_progress --out_prefix " + p);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run_command(tool("npe-sysid") + " --device cpu --dataset_prefix " + p + " --num_scenes 3 --iterations 6 --window 5" +
+                  " --out_json " + out + "/s.json --out_md " + out + "/s.md");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("| simulator, gradient-based fit"), std::string::npos) << r.output;
+  EXPECT_NE(read_file(out + "/s.md").find("| chance | 33.3% |"), std::string::npos);
+  r = run_command(tool("npe-eval") + " --device cpu --dataset_prefix " + p + " --num_scenes 3 --rollout_steps 8 --sim_masses " +
+                  out + "/s.json --out_png " + out + "/m.png --out_json " + out + "/m.json --out_csv " + out + "/m.csv");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(read_file(out + "/m.json").find(out + "/s.json"), std::string::npos);
+  expect_error(tool("npe-eval") + " --device cpu --dataset_prefix " + p + " --num_scenes 4 --sim_masses " + out + "/s.json",
+               {"--sim_masses", "at least 4 scenes, found 3"});
+  expect_error(tool("npe-sysid") + " --dataset_prefix " + prefix_, {"--dataset_prefix", "--variable_mass"});
+  expect_error(tool("npe-sysid") + " --dataset_prefix " + p + " --window 40", {"--window", "found 40"});
+}
+
+// npe-optimize on the shipped example converges and writes rollouts npe-render draws.
+TEST_F(Cli, OptimizeShippedExampleAndRenderIt) {
+  const std::string out = *dir_ / "opt";
+  auto r = run_command(tool("npe-optimize") + " --problem " + NPE_SOURCE_DIR + "/data/examples/launch.json --out_prefix " + out + "/launch");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("(converged)"), std::string::npos) << r.output;
+  r = run_command(tool("npe-render") + " --dataset_prefix " + out + "/launch --num_scenes 2 --out_dir " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(out + "/test_scene1.mp4"));
+  std::ofstream(out + "/bad.json") << R"({"balls": [[100, 300, 0, 0, 1], [300, 300, 0, 0, 1]], "shooter": 0, "target_ball": 1, "frames": 5})";
+  expect_error(tool("npe-optimize") + " --problem " + out + "/bad.json --out_prefix " + out + "/b", {out + "/bad.json", "'target' is missing"});
+  EXPECT_FALSE(fs::exists(out + "/b.json"));
 }
 
 TEST_F(Cli, UnknownFlag) {
