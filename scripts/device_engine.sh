@@ -3,11 +3,11 @@
 # runs the engine's tests (CUDA included), compute-sanitizer over the CUDA tests, npe-bench
 # engine, and npe-datagen --engine gpu on 10^6 scenes; logs under $OUT, a summary last.
 # Usage there:  source .debs/gpu-env.sh && scripts/device_engine.sh [stages]
-#   stages (default all): build tests sanitize sass ncu bench diffbench datagen
+#   stages (default all): build tests sanitize sass ncu bench diffbench datagen sysid
 set -uo pipefail
 out="${OUT:-/tmp/npe-device}"
 mkdir -p "$out"
-stages="${*:-build tests sanitize sass ncu bench diffbench datagen}"
+stages="${*:-build tests sanitize sass ncu bench diffbench datagen sysid}"
 has() { [[ " $stages " == *" $1 "* ]]; }
 b=build-gpu/bin
 summary=()
@@ -19,6 +19,7 @@ if has build; then
   cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DNPE_WITH_MEDIA=OFF \
     -DNPE_PYTHON="$(command -v python3)" > "$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 1; }
   cmake --build build-gpu --parallel "$(nproc)" --target gpu_tests diffsim_torch_tests npe-bench npe-datagen npe-compare-engines \
+    npe-train npe-eval npe-sysid npe-optimize \
     >> "$out/build.log" 2>&1 || { grep -E 'error' -A5 "$out/build.log" | head -60; exit 1; }
   note "build: $((SECONDS - t0)) s"
 fi
@@ -85,6 +86,42 @@ if has datagen; then
   note "npe-datagen --engine gpu --num_scenes 1000000: exit $rc, $(( (t1 - t0) / 1000000 )) ms wall; $(head -1 "$out/datagen.log")"
   ls -la "$d" >> "$out/datagen.log"
   rm -rf /tmp/npe-data
+fi
+if has sysid; then
+  # mass inference on a variable-mass Box2D dataset: simulator (npe-sysid) against NPEs trained
+  # here on the same dataset; the simulator row of npe-eval
+  d=/tmp/npe-vm/vm ck=/tmp/npe-vm/ck
+  rm -rf /tmp/npe-vm
+  t0=$SECONDS
+  "$b/npe-datagen" --variable_mass --num_scenes 12000 --no_progress --out_prefix "$d" > "$out/vm_datagen.log" 2>&1
+  note "npe-datagen --variable_mass 12000 scenes (Box2D): exit $?, $((SECONDS - t0)) s"
+  t0=$SECONDS
+  "$b/npe-train" --device cuda --total_samples "${SYSID_CLASSIC_SAMPLES:-3000000}" --no_progress --name classic \
+    --checkpoint_dir "$ck" --dataset_prefix "$d" > "$out/vm_classic.log" 2>&1
+  note "npe-train classic: exit $?, $((SECONDS - t0)) s; $(grep -iE 'best' "$out/vm_classic.log" | tail -1)"
+  t0=$SECONDS
+  "$b/npe-train" --device cuda --modern --total_samples "${SYSID_MODERN_SAMPLES:-30000000}" --no_progress --name modern \
+    --checkpoint_dir "$ck" --dataset_prefix "$d" > "$out/vm_modern.log" 2>&1
+  note "npe-train modern: exit $?, $((SECONDS - t0)) s; $(grep -iE 'best' "$out/vm_modern.log" | tail -1)"
+  cp "$ck"/*.csv "$out/" 2>/dev/null
+  for dt in float64 float32; do
+    "$b/npe-sysid" --device cuda --dtype $dt --dataset_prefix "$d" --num_scenes 0 --classic_ckpt "$ck/classic.best.pt" \
+      --modern_ckpt "$ck/modern.best.pt" --out_json "$out/sysid_$dt.json" --out_md "$out/mass_inference_$dt.md" \
+      > "$out/sysid_$dt.log" 2>&1
+    note "npe-sysid --device cuda --dtype $dt (all test scenes): exit $?"
+    cat "$out/sysid_$dt.log"
+  done
+  "$b/npe-eval" --device cuda --classic_ckpt "$ck/classic.best.pt" --modern_ckpt "$ck/modern.best.pt" --dataset_prefix "$d" \
+    --out_json "$out/vm_eval.json" --out_csv "$out/vm_eval.csv" --out_png /tmp/vm.png > "$out/vm_eval.log" 2>&1
+  note "npe-eval (variable mass, simulator row): exit $?"
+  cat "$out/vm_eval.log"
+  "$b/npe-eval" --device cuda --classic_ckpt "$ck/classic.best.pt" --modern_ckpt "$ck/modern.best.pt" --dataset_prefix "$d" \
+    --sim_masses "$out/sysid_float64.json" --num_scenes 200 --out_json "$out/vm_eval_idm.json" --out_csv "$out/vm_eval_idm.csv" \
+    --out_png /tmp/vm.png > "$out/vm_eval_idm.log" 2>&1
+  note "npe-eval --sim_masses (identified masses): exit $?; $(grep -E '^simulator' "$out/vm_eval_idm.log")"
+  "$b/npe-optimize" --device cuda --out_prefix /tmp/npe-vm/launch > "$out/optimize.log" 2>&1
+  note "npe-optimize --device cuda: exit $?; $(grep optimised "$out/optimize.log")"
+  rm -rf /tmp/npe-vm
 fi
 echo
 echo "==== summary"
