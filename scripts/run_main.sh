@@ -25,12 +25,12 @@ step "3/5 npe-train --modern: ${modern_samples} samples, batch 256"
 "$bin/npe-train" --modern --name modern --dataset_prefix "$prefix" --batch_size 256 \
   --total_samples "$modern_samples" --eval_every 500
 
-step "4/5 npe-eval: 200 test scenes, 50-step rollouts"
+step "4/5 npe-eval: 200 test scenes, 50-step rollouts (NPEs, the simulator, constant velocity)"
 "$bin/npe-eval" --classic_ckpt checkpoints/classic.best.pt --modern_ckpt checkpoints/modern.best.pt \
   --dataset_prefix "$prefix" --num_scenes 200 --rollout_steps 50 \
   --out_png out/eval/rollout_metrics.png --out_json out/eval/rollout_metrics.json --out_csv out/eval/rollout_metrics.csv
 
-step "5/5 npe-render: 2 comparison videos and the training curves"
+step "5/5 npe-render: 2 comparison videos (truth, classic, modern, simulator) and the training curves"
 "$bin/npe-render" --classic_ckpt checkpoints/classic.best.pt --modern_ckpt checkpoints/modern.best.pt \
   --dataset_prefix "$prefix" --num_scenes 2 --rollout_steps 50 --out_dir out/render \
   --metrics_csv checkpoints/classic.csv,checkpoints/modern.csv
@@ -44,5 +44,5 @@ cat <<TXT
   metrics        out/eval/rollout_metrics.{json,csv}
   metrics plot   out/eval/rollout_metrics.png
   curves plot    out/render/training_curves.png
-  videos         out/render/rollout_gt_classic_modern_scene0.mp4, ..._scene1.mp4
+  videos         out/render/rollout_gt_classic_modern_sim_scene0.mp4, ..._scene1.mp4
 TXT

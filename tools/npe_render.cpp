@@ -122,7 +122,7 @@ int main(int argc, char** argv) {
     if (!rollouts.empty() && r["simulator"].as<bool>()) {
       const std::string mpath = r["sim_masses"].as<std::string>();
       std::vector<std::vector<double>> masses;
-      if (!mpath.empty()) masses = npe::gpu::read_identified_masses(mpath, "--sim_masses", num_scenes, manifest.world.num_balls);
+      if (!mpath.empty()) masses = npe::gpu::read_identified_masses(mpath, "--sim_masses", num_scenes, manifest.world.num_balls, split);
       sim.emplace_back("simulator", npe::gpu::simulator_rollout(manifest, test, num_scenes, steps,
                                                                 device.is_cuda() && npe::gpu::cuda_available(),
                                                                 mpath.empty() ? nullptr : &masses));

@@ -32,8 +32,19 @@ __global__ void __launch_bounds__(kThreads) diff_forward_kernel(DiffArrays<T> a,
   diff_scene_forward(FixedCount<N>{}, a, p, s, l);
 }
 
+// Minimum resident blocks per SM asked of the compiler for the backward kernel, which caps its
+// registers at 65536 / (128 threads x blocks). Uncapped, the 4-ball float32 kernel takes 157 to
+// 168 registers, 3 blocks fit (occupancy 18.75%) and Nsight Compute finds it latency bound (SM
+// 17%, DRAM 10% of peak, 14 cycles per issued instruction). On an H200, 2^17 four-ball scenes,
+// K = 64 (scripts/device_tune_backward.sh): forward + backward 19.6 G body-steps/s uncapped,
+// 24.4 G at 4 blocks (128 registers, 64 B spilled), 21.8 G at 6, 26.7 G at 8 (float32); float64
+// 12.0, 13.0, 8.1, 8.0 G. 4 improves both precisions. -DNPE_DIFF_BACKWARD_MIN_BLOCKS=... to tune.
+#ifndef NPE_DIFF_BACKWARD_MIN_BLOCKS
+#define NPE_DIFF_BACKWARD_MIN_BLOCKS 4
+#endif
+
 template <int N, class T>
-__global__ void __launch_bounds__(kThreads) diff_backward_kernel(DiffArrays<T> a, StepParams<T> p) {
+__global__ void __launch_bounds__(kThreads, NPE_DIFF_BACKWARD_MIN_BLOCKS) diff_backward_kernel(DiffArrays<T> a, StepParams<T> p) {
   const int64_t s = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (s >= a.S) return;
   T x[N], y[N], vx[N], vy[N], r[N], m[N], im[N], ux[N], uy[N], fx[N], fy[N];

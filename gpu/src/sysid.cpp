@@ -202,7 +202,7 @@ SysIdResult identify_masses(const datagen::Manifest& m, const datagen::Trajector
 }
 
 std::vector<std::vector<double>> read_identified_masses(const std::string& path, const std::string& flag,
-                                                        int64_t scenes, int64_t num_balls) {
+                                                        int64_t scenes, int64_t num_balls, const std::string& split) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(read_file(path));
@@ -212,6 +212,9 @@ std::vector<std::vector<double>> read_identified_masses(const std::string& path,
   if (!j.is_object() || j.value("format", "") != "npe-sysid" || !j.contains("estimate") || !j["estimate"].is_array())
     throw Error(fmt::format("{} '{}': expected npe-sysid output (format \"npe-sysid\" with an \"estimate\" array)",
                             flag, path));
+  if (j.contains("split") && j["split"] != split)
+    throw Error(fmt::format("{} '{}': masses identified on the {} split, expected the {} split", flag, path,
+                            j["split"].dump(), split));
   const auto& est = j["estimate"];
   if (static_cast<int64_t>(est.size()) < scenes)
     throw Error(fmt::format("{} '{}': expected masses for at least {} scenes, found {}", flag, path, scenes, est.size()));

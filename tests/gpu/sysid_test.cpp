@@ -79,6 +79,8 @@ TEST(SysId, ReadIdentifiedMassesNamesTheProblem) {
   EXPECT_NE(msg(R"({"format": "npe-sysid", "estimate": [[1, 2], [1, -3]]})").find("positive"), std::string::npos);
   EXPECT_NE(msg(R"({"format": "npe-sysid", "estimate": [[1, 2], "a"]})").find("array of numbers"), std::string::npos);
   EXPECT_EQ(msg(R"({"format": "npe-sysid", "estimate": [[1, 2], [3, 4], [5, 6]]})"), "no error");
+  EXPECT_NE(msg(R"({"format": "npe-sysid", "split": "val", "estimate": [[1, 2], [3, 4]]})").find("identified on the \"val\" split"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -70,10 +70,12 @@ struct SysIdResult {
 SysIdResult identify_masses(const datagen::Manifest& manifest, const datagen::Trajectories& observed, int64_t scenes,
                             const SysIdOptions& options);
 
-// Reads the identified masses [scenes][N] from an npe-sysid JSON file, checking that it covers at
-// least `scenes` scenes of `num_balls` balls with positive masses. Throws npe::Error naming
-// `flag`, the file, what was expected and what was found.
+// Reads the identified masses [scenes][N] from an npe-sysid JSON file, checking that they were
+// identified on split `split` (when the file names its split) and cover at least `scenes`
+// scenes of `num_balls` balls with positive masses. Throws npe::Error naming `flag`, the file,
+// what was expected and what was found.
 std::vector<std::vector<double>> read_identified_masses(const std::string& path, const std::string& flag,
-                                                        int64_t scenes, int64_t num_balls);
+                                                        int64_t scenes, int64_t num_balls,
+                                                        const std::string& split = "test");
 
 }  // namespace npe::gpu
