@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
       ("num_scenes", "test scenes to roll out", cxxopts::value<int64_t>()->default_value("200"))
       ("rollout_steps", "predicted steps per rollout", cxxopts::value<int>()->default_value("50"))
       ("simulator", "also score the engine (the differentiable simulator's forward pass) rolled out from "
-       "the same ground-truth frames", cxxopts::value<bool>()->default_value("true"))
+       "the same ground-truth frames (--simulator=false: no simulator row)", cxxopts::value<bool>()->default_value("true"))
       ("sim_masses", "npe-sysid JSON whose identified masses the simulator uses (default: the dataset's masses)",
        cxxopts::value<std::string>()->default_value(""))
       ("out_png", "metrics plot", cxxopts::value<std::string>()->default_value("out/eval/rollout_metrics.png"))
@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
     if (r.count("help")) { fmt::print("{}\n", o.help()); return 0; }
     const std::string prefix = r["dataset_prefix"].as<std::string>();
     const auto device = npe::model::pick_device(r["device"].as<std::string>());
-    const bool simulator = r["simulator"].as<bool>();
+    bool simulator = r["simulator"].as<bool>();
     if (r["classic_ckpt"].as<std::string>().empty() && r["modern_ckpt"].as<std::string>().empty() && !simulator)
       throw npe::Error("give --classic_ckpt, --modern_ckpt or both (or --simulator)");
     const int64_t num_scenes = r["num_scenes"].as<int64_t>();
@@ -44,8 +44,23 @@ int main(int argc, char** argv) {
     if (num_scenes < 1) throw npe::Error(fmt::format("--num_scenes: expected >= 1, found {}", num_scenes));
 
     const auto manifest = npe::datagen::read_manifest(prefix);
+    if (simulator) {
+      if (const std::string why = npe::gpu::replay_unsupported(manifest); !why.empty()) {
+        if (r.count("simulator")) throw npe::Error(fmt::format("--simulator: the engine cannot replay {}: {}", prefix, why));
+        fmt::print(stderr, "npe-eval: no simulator row: {}\n", why);
+        simulator = false;
+        if (r["classic_ckpt"].as<std::string>().empty() && r["modern_ckpt"].as<std::string>().empty())
+          throw npe::Error("give --classic_ckpt, --modern_ckpt or both");
+      }
+    }
     const auto models = npe::tools::load_models(r, device, manifest, prefix);
     const auto test = npe::datagen::load_split(prefix, manifest, "test");
+    // the simulator's masses are checked before any rollout runs
+    const std::string mpath = r["sim_masses"].as<std::string>();
+    std::vector<std::vector<double>> masses;
+    if (simulator && !mpath.empty())
+      masses = npe::gpu::read_identified_masses(mpath, "--sim_masses", std::min(num_scenes, test.scenes),
+                                                manifest.world.num_balls);
     const auto val = npe::datagen::load_split(prefix, manifest, "val");
     const auto val_t = npe::model::to_tensor(val, device);
     const auto val_ids = torch::arange(val.windows(), torch::TensorOptions().dtype(torch::kLong).device(device));
@@ -67,9 +82,6 @@ int main(int argc, char** argv) {
     if (simulator) {
       const bool cuda = device.is_cuda() && npe::gpu::cuda_available();
       const int64_t n = std::min(num_scenes, test.scenes);
-      const std::string mpath = r["sim_masses"].as<std::string>();
-      std::vector<std::vector<double>> masses;
-      if (!mpath.empty()) masses = npe::gpu::read_identified_masses(mpath, "--sim_masses", n, manifest.world.num_balls);
       score("simulator", npe::gpu::simulator_rollout(manifest, test, n, steps, cuda, mpath.empty() ? nullptr : &masses),
             npe::gpu::simulator_window_mse(manifest, val, cuda));
       out["simulator"] = {{"engine", "npe-gpu penalty contacts (replay_spec)"}, {"cuda", cuda},

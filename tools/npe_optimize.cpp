@@ -20,7 +20,8 @@ int main(int argc, char** argv) {
        "quadratic-interpolation line search)",
        cxxopts::value<std::string>()->default_value("gauss-newton"))
       ("iterations", "at most this many gradient evaluations", cxxopts::value<int>()->default_value("100"))
-      ("tolerance", "stop when the ball ends this close to the target, px", cxxopts::value<double>()->default_value("0.1"))
+      ("tolerance", "stop when the ball ends this close to the target, px (exit status 3 if never)",
+       cxxopts::value<double>()->default_value("0.1"))
       ("device", "auto | cpu | cuda", cxxopts::value<std::string>()->default_value("cpu"))
       ("out_prefix", "rollouts as an npe dataset: <prefix>.json, <prefix>_test.npy (scene 0 first guess, scene 1 optimised)",
        cxxopts::value<std::string>()->default_value("out/optimize/launch"))
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
     lo.method = method == "gradient-descent" ? npe::gpu::LaunchMethod::kGradientDescent : npe::gpu::LaunchMethod::kGaussNewton;
     lo.iterations = r["iterations"].as<int>();
     lo.tolerance_px = r["tolerance"].as<double>();
+    if (!(lo.tolerance_px > 0)) throw npe::Error(fmt::format("--tolerance: expected > 0 px, found {}", lo.tolerance_px));
     lo.device = npe::model::pick_device(r["device"].as<std::string>());
     if (lo.device.is_cuda() && !npe::gpu::cuda_available()) lo.device = torch::kCPU;
     const auto res = npe::gpu::optimize_launch(p, lo);

@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
       ("rollout_steps", "predicted steps per rollout", cxxopts::value<int>()->default_value("50"))
       ("out_dir", "output folder", cxxopts::value<std::string>()->default_value("out/render"))
       ("simulator", "add a panel of the engine (the differentiable simulator's forward pass) rolled out from the "
-       "same ground-truth frames (with checkpoints only)", cxxopts::value<bool>()->default_value("true"))
+       "same ground-truth frames (with checkpoints only; --simulator=false: none)", cxxopts::value<bool>()->default_value("true"))
       ("sim_masses", "npe-sysid JSON whose identified masses the simulator panel uses (default: the dataset's)",
        cxxopts::value<std::string>()->default_value(""))
       ("metrics_csv", "npe-train metrics CSVs for the training-curve plot (comma-separated)", cxxopts::value<std::vector<std::string>>()->default_value(""))
@@ -119,7 +119,15 @@ int main(int argc, char** argv) {
       rollouts.emplace_back(m.name, npe::rollout::rollout(test, num_scenes, steps, manifest.step_scale(),
                                                           npe::model::make_predictor(m.checkpoint.net, device)));
     std::vector<std::pair<std::string, npe::datagen::Trajectories>> sim;
-    if (!rollouts.empty() && r["simulator"].as<bool>()) {
+    bool simulator = !rollouts.empty() && r["simulator"].as<bool>();
+    if (simulator) {
+      if (const std::string why = npe::gpu::replay_unsupported(manifest); !why.empty()) {
+        if (r.count("simulator")) throw npe::Error(fmt::format("--simulator: the engine cannot replay {}: {}", prefix, why));
+        fmt::print(stderr, "npe-render: no simulator panel: {}\n", why);
+        simulator = false;
+      }
+    }
+    if (simulator) {
       const std::string mpath = r["sim_masses"].as<std::string>();
       std::vector<std::vector<double>> masses;
       if (!mpath.empty()) masses = npe::gpu::read_identified_masses(mpath, "--sim_masses", num_scenes, manifest.world.num_balls, split);

@@ -92,7 +92,7 @@ int main(int argc, char** argv) {
             inferred[s][b] = manifest.world.mass_choices[pick[s][b].item<int64_t>()];
             if (!res.collides[s][b]) continue;
             ++n;
-            right += inferred[s][b] == res.truth[s][b];
+            right += inferred[s][b] == res.classify(res.truth[s][b]);
           }
         const double acc = n ? static_cast<double>(right) / n : 0.0;
         out["npe"][m.name] = {{"accuracy", acc}, {"balls_that_collide", n}, {"inferred", inferred}};

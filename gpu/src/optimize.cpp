@@ -50,7 +50,11 @@ LaunchProblem LaunchProblem::from_json_file(const std::string& path) {
   if (target.size() != 2) throw Error(fmt::format("{}: field 'target': expected [x, y] in px, found {}", path, j["target"].dump()));
   p.target_x = target[0];
   p.target_y = target[1];
-  p.frames = field<int>(j, "frames", path);
+  if (!j.contains("frames") || !j["frames"].is_number_integer() || j["frames"].get<int64_t>() < 2 ||
+      j["frames"].get<int64_t>() > 100000)
+    throw Error(fmt::format("{}: field 'frames': expected an integer from 2 to 100000, found {}", path,
+                            j.contains("frames") ? j["frames"].dump() : "nothing"));
+  p.frames = j["frames"].get<int>();
   if (!j.contains("balls") || !j["balls"].is_array())
     throw Error(fmt::format("{}: field 'balls': expected an array of [x, y, vx, vy, mass]", path));
   for (const auto& b : j["balls"]) {
@@ -61,8 +65,18 @@ LaunchProblem LaunchProblem::from_json_file(const std::string& path) {
     }
     if (v.size() != 5)
       throw Error(fmt::format("{}: field 'balls': expected [x, y, vx, vy, mass] per ball, found {}", path, b.dump()));
+    if (!(v[4] > 0) || !std::isfinite(v[4]))
+      throw Error(fmt::format("{}: field 'balls': expected a positive mass, found {}", path, b.dump()));
     p.balls.push_back({v[0], v[1], v[2], v[3], v[4]});
   }
+  for (const auto& b : p.balls)
+    if (!(b.x >= w.radius && b.x <= w.width - w.radius && b.y >= w.radius && b.y <= w.height - w.radius) ||
+        !std::isfinite(b.vx) || !std::isfinite(b.vy))
+      throw Error(fmt::format("{}: field 'balls': ball at ({}, {}) expected inside the {} x {} px box, at least the "
+                              "radius {} px from every wall, with a finite velocity", path, b.x, b.y, w.width,
+                              w.height, w.radius));
+  if (!std::isfinite(p.target_x) || !std::isfinite(p.target_y))
+    throw Error(fmt::format("{}: field 'target': expected finite [x, y] in px", path));
   w.num_balls = static_cast<int>(p.balls.size());
   w.timesteps = p.frames + 1;
   w.variable_mass = true;
@@ -70,20 +84,24 @@ LaunchProblem LaunchProblem::from_json_file(const std::string& path) {
   for (const auto& b : p.balls) w.mass_choices.push_back(b.mass);
   try {
     datagen::validate(w);
-  } catch (const Error& e) {
-    throw Error(fmt::format("{}: {}", path, e.what()));
+  } catch (const Error& e) {  // names the npe-datagen flag of the same world field
+    throw Error(fmt::format("{}: world fields (width, height, radius, frame_dt, max_speed, restitution): {}", path,
+                            e.what()));
   }
   return p;
 }
 
 WorldSpec launch_spec(const LaunchProblem& p) {
-  WorldSpec spec = spec_from_world(resolve_engine_world(p.world), 1);
+  datagen::WorldDef w = p.world;
+  w.num_balls = static_cast<int>(p.balls.size());
+  WorldSpec spec = spec_from_world(resolve_engine_world(w), 1);
   // Gradients through a contact are smooth in the initial velocity only when the onset ramp is
   // resolved: at the largest approach speed (2 max_speed) a substep must advance at most a
   // quarter of the ramp. With fewer substeps the exact gradient of the discrete rollout carries
   // the aliasing of contact onset against the substep grid (at one substep per ramp it changed
-  // sign within 0.1 px/s of initial velocity on the shipped example; with four it is within 0.2%
-  // of the 16x-substep value).
+  // sign within 0.1 px/s of initial velocity in a version of the shipped example with omega
+  // 600 /s, rho 0.1 px and an approach at about 205 px/s: 191 substeps per frame, v h ~ rho;
+  // with four (764, v h ~ rho / 4) it was within 0.2% of the value at 16x the substeps).
   const double v = 2 * p.world.max_speed;
   spec.substeps = std::max(spec.substeps, static_cast<int>(std::ceil(spec.frame_dt * v * 4 / spec.contact_ramp)));
   for (size_t i = 0; i < p.balls.size(); ++i) spec.mass[i] = p.balls[i].mass;

@@ -22,6 +22,17 @@ WorldSpec replay_spec(const datagen::Manifest& m, int64_t num_scenes) {
   return spec_from_world(w, num_scenes);
 }
 
+std::string replay_unsupported(const datagen::Manifest& m) {
+  if (m.world.friction != 0)
+    return fmt::format("the dataset's friction is {}, and the engine's contacts are frictionless", m.world.friction);
+  try {
+    validate(replay_spec(m, 1));
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
 namespace {
 // Box2D leaves touching balls overlapping by up to its linear slop (0.5 px here, 0.9 px seen) and
 // balls up to that far inside a wall. Started from such a state, the penalty spring would release

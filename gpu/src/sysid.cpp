@@ -31,7 +31,7 @@ SysIdResult::Summary SysIdResult::summary() const {
     for (int64_t b = 0; b < num_balls; ++b) {
       if (!collides[i][b]) continue;
       ++s.balls;
-      right += classify(estimate[i][b]) == truth[i][b];
+      right += classify(estimate[i][b]) == classify(truth[i][b]);  // truth is the float32 feature
       rel.push_back(std::abs(estimate[i][b] - truth[i][b]) / truth[i][b]);
     }
   if (rel.empty()) return s;
@@ -209,7 +209,8 @@ std::vector<std::vector<double>> read_identified_masses(const std::string& path,
   } catch (const nlohmann::json::parse_error& e) {
     throw Error(fmt::format("{} '{}': not valid JSON (byte {}): expected npe-sysid output", flag, path, e.byte));
   }
-  if (!j.is_object() || j.value("format", "") != "npe-sysid" || !j.contains("estimate") || !j["estimate"].is_array())
+  if (!j.is_object() || !j.contains("format") || j["format"] != "npe-sysid" || !j.contains("estimate") ||
+      !j["estimate"].is_array())
     throw Error(fmt::format("{} '{}': expected npe-sysid output (format \"npe-sysid\" with an \"estimate\" array)",
                             flag, path));
   if (j.contains("split") && j["split"] != split)

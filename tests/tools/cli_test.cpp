@@ -144,6 +144,25 @@ TEST_F(Cli, SysidIdentifiesMassesThatEvalUses) {
   expect_error(tool("npe-sysid") + " --dataset_prefix " + p + " --window 40", {"--window", "found 40"});
 }
 
+// A dataset the engine cannot replay (friction) gets no simulator row, said in one line; asking
+// for one explicitly is an error naming the flag.
+TEST_F(Cli, EvalSkipsTheSimulatorOnWorldsTheEngineCannotReplay) {
+  const std::string p = copy_dataset("friction");
+  std::string m = read_file(p + ".json");
+  const auto at = m.find("\"friction\": 0.0");
+  ASSERT_NE(at, std::string::npos) << m;
+  m.replace(at, 15, "\"friction\": 0.3");
+  write_file_atomic(p + ".json", m);
+  const std::string out = *dir_ / "friction/out";
+  auto r = run_command(tool("npe-eval") + " --device cpu --classic_ckpt " + (*dir_ / "ck/classic.pt") + " --dataset_prefix " + p +
+                       " --num_scenes 2 --rollout_steps 5 --out_png " + out + "/m.png --out_json " + out + "/m.json --out_csv " +
+                       out + "/m.csv");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("no simulator row: the dataset's friction is 0.3"), std::string::npos) << r.output;
+  EXPECT_EQ(read_file(out + "/m.csv").find("simulator"), std::string::npos);
+  expect_error(tool("npe-eval") + " --dataset_prefix " + p + " --simulator", {"--simulator", "friction"});
+}
+
 // npe-optimize on the shipped example converges and writes rollouts npe-render draws.
 TEST_F(Cli, OptimizeShippedExampleAndRenderIt) {
   const std::string out = *dir_ / "opt";

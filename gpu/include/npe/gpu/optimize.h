@@ -54,7 +54,8 @@ struct LaunchResult {
 
 // The loss is the squared distance (px^2) of the target ball from the target at the last frame;
 // the first guess sends the shooter at the target ball's centre at the world's max_speed.
-// distance_px has one entry per gradient evaluation (the first is the guess's). Throws
+// distance_px has iterations + 1 entries: the distance before each step and after the last.
+// The problem's world.num_balls is ignored (the balls give the count). Throws
 // npe::Error on a bad problem (ball indices, frames < 1, overlapping balls, ...).
 LaunchResult optimize_launch(const LaunchProblem& problem, const LaunchOptions& options);
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "npe/datagen/dataset.h"
@@ -16,6 +17,10 @@ namespace npe::gpu {
 // made by the engine, otherwise (Box2D, whose substeps mean something else) chosen by
 // choose_contact. Masses are filled with the world's mass.
 WorldSpec replay_spec(const datagen::Manifest& manifest, int64_t num_scenes);
+
+// Why the engine cannot replay the dataset (empty when it can): friction (the engine has none),
+// a restitution outside (0, 1], or a world its spec validation refuses.
+std::string replay_unsupported(const datagen::Manifest& manifest);
 
 // Rolls the engine out from ground-truth frame 1 of the first `scenes` scenes of `truth` for
 // `steps` frames; frames 0 and 1 are copied from the truth, as in rollout::rollout, so the result

@@ -28,7 +28,7 @@ namespace npe::gpu {
 
 struct SysIdOptions {
   int window = 10;            // frames per window (>= 1)
-  int iterations = 100;       // gradient evaluations
+  int iterations = 100;       // steps, one gradient evaluation each (plus one at the start)
   double lr = 0.5;            // first step in ln m (the secant iteration takes it from there);
                               // with fit_restitution, Adam's learning rate (cosine-decayed to lr / 10)
   double initial_mass = 0;    // start of every estimate; 0 = geometric mean of the mass choices

@@ -15,8 +15,9 @@ namespace npe::model {
 // traj: [S, T, N, 5] observed trajectories (normalised dataset states, on the model's device).
 // For every scene s, focus ball f and hypothesis h, the mass feature of ball f is set to
 // hypotheses[h] in every frame, the model predicts the velocities of frame t+1 from frames
-// (t-1, t) for t = 1..T-2 (one step, observed inputs), and the mean squared error of all balls'
-// predicted velocities against the observation is returned: [S, N, H] float64 on the CPU.
+// (t-1, t) for t = 1..T-2 (one step, observed inputs); the squared error of the predicted
+// velocities against the observation, summed over balls and both components and averaged over
+// the windows, is returned: [S, N, H] float64 on the CPU.
 // The inferred mass of ball f is the hypothesis of least error. Runs without gradients, `batch`
 // windows per forward pass.
 torch::Tensor mass_hypothesis_errors(NPEImpl& net, const torch::Tensor& traj, const std::vector<double>& hypotheses,
