@@ -1,6 +1,7 @@
 #include "test_util.h"
 
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
@@ -55,6 +56,14 @@ CommandResult run_command(const std::string& command) {
   const int status = pclose(p);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return r;
+}
+
+std::optional<double> richardson_derivative(const std::function<double(double)>& f, double h) {
+  auto diff = [&](double e) { return (f(e) - f(-e)) / (2 * e); };
+  const double d1 = diff(h), d2 = diff(h / 2), d4 = diff(h / 4);
+  const double r1 = (4 * d2 - d1) / 3, r2 = (4 * d4 - d2) / 3;
+  if (std::abs(r1 - r2) > 1e-7 * (1 + std::abs(r2))) return std::nullopt;
+  return r2;
 }
 
 std::string tool(const std::string& name) { return std::string(NPE_TEST_BIN_DIR) + "/" + name; }

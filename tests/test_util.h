@@ -3,6 +3,8 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <optional>
 #include <string>
 
 namespace npe::test {
@@ -28,5 +30,12 @@ CommandResult run_command(const std::string& command);
 
 // Path of a built npe tool, e.g. tool("npe-datagen").
 std::string tool(const std::string& name);
+
+// The derivative at 0 of f(e) (f evaluated at an offset e of one input) by central differences
+// at steps h, h/2 and h/4, Richardson-extrapolated (error O(h^4)). Returns nothing when the two
+// extrapolations disagree by more than 1e-7 (1 + |value|): the function is not smooth within the
+// steps (in the simulator: the force's second derivative jumps at the ends of a contact's onset
+// ramp), and the entry is to be left out.
+std::optional<double> richardson_derivative(const std::function<double(double)>& f, double h);
 
 }  // namespace npe::test

@@ -105,24 +105,20 @@ double fd_group(Problem<double>& p, std::vector<double>& x, const std::vector<do
   double num = 0, den = 0;
   for (size_t k = 0; k < x.size(); ++k) {
     const double x0 = x[k];
-    auto diff = [&](double e) {
-      x[k] = x0 + e;
-      const double lp = loss(p, w);
-      x[k] = x0 - e;
-      const double lm = loss(p, w);
-      x[k] = x0;
-      return (lp - lm) / (2 * e);
-    };
-    // Richardson extrapolation of central differences at h, h/2, h/4 (error O(h^4)); two
-    // estimates that disagree mean a kink within the steps (end of a contact, ramp ends)
-    const double d1 = diff(h), d2 = diff(h / 2), d4 = diff(h / 4);
-    const double r1 = (4 * d2 - d1) / 3, r2 = (4 * d4 - d2) / 3;
-    if (std::abs(r1 - r2) > 1e-7 * (1 + std::abs(r2))) {
+    const auto d = test::richardson_derivative(
+        [&](double e) {
+          x[k] = x0 + e;
+          const double l = loss(p, w);
+          x[k] = x0;
+          return l;
+        },
+        h);
+    if (!d) {
       ++skipped;
       continue;
     }
-    num = std::max(num, std::abs(grad[k] - r2));
-    den = std::max(den, std::abs(r2));
+    num = std::max(num, std::abs(grad[k] - *d));
+    den = std::max(den, std::abs(*d));
   }
   return den > 0 ? num / den : num;
 }

@@ -60,25 +60,20 @@ TEST(DiffSimTorch, ShapesAndGradientsMatchCentralDifferences) {
     const int64_t n = std::min<int64_t>(flat.numel(), 12);
     for (int64_t k = 0; k < n; ++k) {
       const double x0 = flat[k].item<double>();
-      auto diff = [&](double e) {
-        flat[k] = x0 + e;
-        const double lp = loss_of(in).item<double>();
-        flat[k] = x0 - e;
-        const double lm = loss_of(in).item<double>();
-        flat[k] = x0;
-        return (lp - lm) / (2 * e);
-      };
-      // Richardson extrapolation of central differences at h, h/2, h/4; where the two
-      // extrapolations disagree, the force's second derivative jumps within the steps (the
-      // ends of a contact's onset ramp) and the entry is left out
-      const double d1 = diff(h), d2 = diff(h / 2), d4 = diff(h / 4);
-      const double r1 = (4 * d2 - d1) / 3, r2 = (4 * d4 - d2) / 3;
-      if (std::abs(r1 - r2) > 1e-7 * (1 + std::abs(r2))) {
+      const auto d = test::richardson_derivative(
+          [&](double e) {
+            flat[k] = x0 + e;
+            const double l = loss_of(in).item<double>();
+            flat[k] = x0;
+            return l;
+          },
+          h);
+      if (!d) {
         ++skipped;
         continue;
       }
-      worst = std::max(worst, std::abs(r2 - grad[k].item<double>()));
-      scale = std::max(scale, std::abs(r2));
+      worst = std::max(worst, std::abs(*d - grad[k].item<double>()));
+      scale = std::max(scale, std::abs(*d));
     }
     std::printf("torch simulate, %s: gradient vs central differences, relative error %.2e (%d of %ld left out)\n",
                 name, scale > 0 ? worst / scale : 0.0, skipped, static_cast<long>(n));
