@@ -69,13 +69,17 @@ TEST_P(Overfit, LossFallsTenfoldOnAFixedBatch) {
   torch::optim::Adam opt(net->parameters(), 2e-3);
   auto loss_of = [&] { return torch::mse_loss(net->forward(w.prev, w.cur), w.next.narrow(-1, 2, 2)); };
   const double l0 = loss_of().item<double>();
-  for (int i = 0; i < 600; ++i) {
+  // up to 2,000 steps, stopping once tenfold: 600 sufficed except for about 1 batch in 100
+  // (NPE_TEST_SEED=17391315474116133545: classic at 0.26 of the start after 600)
+  double l1 = l0;
+  for (int i = 0; i < 2000 && !(l1 < l0 / 10); ++i) {
     auto loss = loss_of();
     opt.zero_grad();
     loss.backward();
     opt.step();
+    if (i % 100 == 99) l1 = loss_of().item<double>();
   }
-  const double l1 = loss_of().item<double>();
+  l1 = loss_of().item<double>();
   EXPECT_LT(l1, l0 / 10) << "initial " << l0 << " final " << l1;
 }
 INSTANTIATE_TEST_SUITE_P(Kinds, Overfit, ::testing::Values(Kind::Classic, Kind::Modern),
