@@ -24,6 +24,8 @@ int main(int argc, char** argv) {
       ("height", "box height, px", cxxopts::value<double>()->default_value("600"))
       ("max_speed", "initial speeds ~ U[0, max_speed], px/s", cxxopts::value<double>()->default_value("60"))
       ("dt", "seconds between frames", cxxopts::value<double>()->default_value("0.1"))
+      ("restitution", "normal restitution of every contact (1 = elastic; the gpu engine takes (0, 1])",
+       cxxopts::value<double>()->default_value("1"))
       ("engine", "box2d, or gpu (npe's engine: CUDA, or its CPU reference without a GPU)",
        cxxopts::value<std::string>()->default_value("box2d"))
       ("substeps", "physics steps per frame (0: Box2D 10; gpu: chosen from the contact stiffness)",
@@ -52,6 +54,7 @@ int main(int argc, char** argv) {
     w.height = r["height"].as<double>();
     w.max_speed = r["max_speed"].as<double>();
     w.frame_dt = r["dt"].as<double>();
+    w.restitution = r["restitution"].as<double>();
     w.substeps = r["substeps"].as<int>();
     w.contact_omega = r["contact_omega"].as<double>();
     w.contact_ramp = r["contact_ramp"].as<double>();

@@ -183,6 +183,12 @@ TEST_F(Cli, UnknownFlag) {
   expect_error(tool("npe-eval") + " stray", {"stray"});
 }
 
+TEST_F(Cli, RestitutionOutOfRange) {
+  expect_error(tool("npe-datagen") + " --restitution 1.5 --out_prefix " + (*dir_ / "e/e"), {"--restitution", "1.5"});
+  expect_error(tool("npe-datagen") + " --engine gpu --restitution 0 --num_scenes 3 --out_prefix " + (*dir_ / "e/e"),
+               {"restitution"});
+}
+
 TEST_F(Cli, ZeroScenes) { expect_error(tool("npe-datagen") + " --num_scenes 0 --out_prefix " + (*dir_ / "z/z"), {"--num_scenes"}); }
 
 TEST_F(Cli, NegativeRadius) {
