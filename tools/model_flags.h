@@ -7,6 +7,8 @@
 
 #include "cli.h"
 #include "npe/datagen/dataset.h"
+#include "npe/gpu/rollout.h"
+#include "npe/gpu/sysid.h"
 #include "npe/model/checkpoint.h"
 #include "npe/model/train.h"
 
@@ -38,6 +40,38 @@ inline std::vector<LoadedModel> load_models(const cxxopts::ParseResult& r, const
     model::check_dataset_matches(models.back().checkpoint, manifest, path, prefix);
   }
   return models;
+}
+
+// --simulator and --sim_masses, shared by npe-eval (the simulator's "row") and npe-render (its
+// "panel").
+inline void add_simulator_flags(cxxopts::Options& options, const std::string& what) {
+  options.add_options()
+    ("simulator", "add a " + what + " of the engine (the differentiable simulator's forward pass) rolled out from "
+     "the same ground-truth frames (--simulator=false: none)", cxxopts::value<bool>()->default_value("true"))
+    ("sim_masses", "npe-sysid JSON whose identified masses the simulator " + what + " uses (default: the dataset's)",
+     cxxopts::value<std::string>()->default_value(""));
+}
+
+// Whether the simulator runs: `wanted` (--simulator and what the tool needs) unless the engine
+// cannot replay the dataset, which is an error naming --simulator when the flag was given and a
+// one-line note ("<tool>: no simulator <what>: <why>") otherwise.
+inline bool simulator_enabled(const cxxopts::ParseResult& r, bool wanted, const datagen::Manifest& manifest,
+                              const std::string& prefix, const std::string& tool, const std::string& what) {
+  if (!wanted) return false;
+  const std::string why = gpu::replay_unsupported(manifest);
+  if (why.empty()) return true;
+  if (r.count("simulator")) throw Error(fmt::format("--simulator: the engine cannot replay {}: {}", prefix, why));
+  fmt::print(stderr, "{}: no simulator {}: {}\n", tool, what, why);
+  return false;
+}
+
+// The masses --sim_masses names for the first `scenes` scenes of `split`, checked (empty when the
+// flag is not given: the dataset's masses serve).
+inline std::vector<std::vector<double>> sim_masses(const cxxopts::ParseResult& r, int64_t scenes, int64_t num_balls,
+                                                   const std::string& split) {
+  const std::string path = r["sim_masses"].as<std::string>();
+  if (path.empty()) return {};
+  return gpu::read_identified_masses(path, "--sim_masses", scenes, num_balls, split);
 }
 
 }  // namespace npe::tools

@@ -11,7 +11,6 @@
 #include "npe/rollout/plot.h"
 #endif
 #include "npe/gpu/rollout.h"
-#include "npe/gpu/sysid.h"
 #include "npe/rollout/rollout.h"
 
 namespace fs = std::filesystem;
@@ -23,15 +22,12 @@ int main(int argc, char** argv) {
     o.add_options()
       ("num_scenes", "test scenes to roll out", cxxopts::value<int64_t>()->default_value("200"))
       ("rollout_steps", "predicted steps per rollout", cxxopts::value<int>()->default_value("50"))
-      ("simulator", "also score the engine (the differentiable simulator's forward pass) rolled out from "
-       "the same ground-truth frames (--simulator=false: no simulator row)", cxxopts::value<bool>()->default_value("true"))
-      ("sim_masses", "npe-sysid JSON whose identified masses the simulator uses (default: the dataset's masses)",
-       cxxopts::value<std::string>()->default_value(""))
       ("out_png", "metrics plot", cxxopts::value<std::string>()->default_value("out/eval/rollout_metrics.png"))
       ("out_json", "metrics as JSON", cxxopts::value<std::string>()->default_value("out/eval/rollout_metrics.json"))
       ("out_csv", "per-step metrics as CSV", cxxopts::value<std::string>()->default_value("out/eval/rollout_metrics.csv"))
       ("h,help", "this help");
     npe::tools::add_model_flags(o);
+    npe::tools::add_simulator_flags(o, "row");
     auto r = npe::tools::parse(o, argc, argv);
     if (r.count("help")) { fmt::print("{}\n", o.help()); return 0; }
     const std::string prefix = r["dataset_prefix"].as<std::string>();
@@ -44,23 +40,14 @@ int main(int argc, char** argv) {
     if (num_scenes < 1) throw npe::Error(fmt::format("--num_scenes: expected >= 1, found {}", num_scenes));
 
     const auto manifest = npe::datagen::read_manifest(prefix);
-    if (simulator) {
-      if (const std::string why = npe::gpu::replay_unsupported(manifest); !why.empty()) {
-        if (r.count("simulator")) throw npe::Error(fmt::format("--simulator: the engine cannot replay {}: {}", prefix, why));
-        fmt::print(stderr, "npe-eval: no simulator row: {}\n", why);
-        simulator = false;
-        if (r["classic_ckpt"].as<std::string>().empty() && r["modern_ckpt"].as<std::string>().empty())
-          throw npe::Error("give --classic_ckpt, --modern_ckpt or both");
-      }
-    }
+    simulator = npe::tools::simulator_enabled(r, simulator, manifest, prefix, "npe-eval", "row");
+    if (r["classic_ckpt"].as<std::string>().empty() && r["modern_ckpt"].as<std::string>().empty() && !simulator)
+      throw npe::Error("give --classic_ckpt, --modern_ckpt or both");
     const auto models = npe::tools::load_models(r, device, manifest, prefix);
     const auto test = npe::datagen::load_split(prefix, manifest, "test");
     // the simulator's masses are checked before any rollout runs
-    const std::string mpath = r["sim_masses"].as<std::string>();
-    std::vector<std::vector<double>> masses;
-    if (simulator && !mpath.empty())
-      masses = npe::gpu::read_identified_masses(mpath, "--sim_masses", std::min(num_scenes, test.scenes),
-                                                manifest.world.num_balls);
+    const auto masses = simulator ? npe::tools::sim_masses(r, std::min(num_scenes, test.scenes), manifest.world.num_balls, "test")
+                                  : std::vector<std::vector<double>>{};
     const auto val = npe::datagen::load_split(prefix, manifest, "val");
     const auto val_t = npe::model::to_tensor(val, device);
     const auto val_ids = torch::arange(val.windows(), torch::TensorOptions().dtype(torch::kLong).device(device));
@@ -82,10 +69,10 @@ int main(int argc, char** argv) {
     if (simulator) {
       const bool cuda = device.is_cuda() && npe::gpu::cuda_available();
       const int64_t n = std::min(num_scenes, test.scenes);
-      score("simulator", npe::gpu::simulator_rollout(manifest, test, n, steps, cuda, mpath.empty() ? nullptr : &masses),
+      score("simulator", npe::gpu::simulator_rollout(manifest, test, n, steps, cuda, masses.empty() ? nullptr : &masses),
             npe::gpu::simulator_window_mse(manifest, val, cuda));
       out["simulator"] = {{"engine", "npe-gpu penalty contacts (replay_spec)"}, {"cuda", cuda},
-                          {"masses", mpath.empty() ? "dataset" : mpath}};
+                          {"masses", masses.empty() ? "dataset" : r["sim_masses"].as<std::string>()}};
     }
     run("constant_velocity", npe::rollout::constant_velocity(), nullptr);
 

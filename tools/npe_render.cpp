@@ -6,7 +6,6 @@
 #include "cli.h"
 #include "model_flags.h"
 #include "npe/gpu/rollout.h"
-#include "npe/gpu/sysid.h"
 #include "npe/rollout/plot.h"
 #include "npe/rollout/rollout.h"
 #include "npe/rollout/video.h"
@@ -63,14 +62,11 @@ int main(int argc, char** argv) {
       ("split", "split whose scenes are rendered: train, val or test", cxxopts::value<std::string>()->default_value("test"))
       ("rollout_steps", "predicted steps per rollout", cxxopts::value<int>()->default_value("50"))
       ("out_dir", "output folder", cxxopts::value<std::string>()->default_value("out/render"))
-      ("simulator", "add a panel of the engine (the differentiable simulator's forward pass) rolled out from the "
-       "same ground-truth frames (with checkpoints only; --simulator=false: none)", cxxopts::value<bool>()->default_value("true"))
-      ("sim_masses", "npe-sysid JSON whose identified masses the simulator panel uses (default: the dataset's)",
-       cxxopts::value<std::string>()->default_value(""))
       ("metrics_csv", "npe-train metrics CSVs for the training-curve plot (comma-separated)", cxxopts::value<std::vector<std::string>>()->default_value(""))
       ("curves_png", "training-curve plot (default <out_dir>/training_curves.png)", cxxopts::value<std::string>()->default_value(""))
       ("h,help", "this help");
     npe::tools::add_model_flags(o);
+    npe::tools::add_simulator_flags(o, "panel");  // with checkpoints only
     auto r = npe::tools::parse(o, argc, argv);
     if (r.count("help")) { fmt::print("{}\n", o.help()); return 0; }
     const fs::path out_dir = r["out_dir"].as<std::string>();
@@ -119,21 +115,12 @@ int main(int argc, char** argv) {
       rollouts.emplace_back(m.name, npe::rollout::rollout(test, num_scenes, steps, manifest.step_scale(),
                                                           npe::model::make_predictor(m.checkpoint.net, device)));
     std::vector<std::pair<std::string, npe::datagen::Trajectories>> sim;
-    bool simulator = !rollouts.empty() && r["simulator"].as<bool>();
-    if (simulator) {
-      if (const std::string why = npe::gpu::replay_unsupported(manifest); !why.empty()) {
-        if (r.count("simulator")) throw npe::Error(fmt::format("--simulator: the engine cannot replay {}: {}", prefix, why));
-        fmt::print(stderr, "npe-render: no simulator panel: {}\n", why);
-        simulator = false;
-      }
-    }
-    if (simulator) {
-      const std::string mpath = r["sim_masses"].as<std::string>();
-      std::vector<std::vector<double>> masses;
-      if (!mpath.empty()) masses = npe::gpu::read_identified_masses(mpath, "--sim_masses", num_scenes, manifest.world.num_balls, split);
+    if (npe::tools::simulator_enabled(r, !rollouts.empty() && r["simulator"].as<bool>(), manifest, prefix, "npe-render",
+                                      "panel")) {
+      const auto masses = npe::tools::sim_masses(r, num_scenes, manifest.world.num_balls, split);
       sim.emplace_back("simulator", npe::gpu::simulator_rollout(manifest, test, num_scenes, steps,
                                                                 device.is_cuda() && npe::gpu::cuda_available(),
-                                                                mpath.empty() ? nullptr : &masses));
+                                                                masses.empty() ? nullptr : &masses));
     }
     npe::rollout::VideoOptions vo;
     vo.box_width = manifest.world.width;

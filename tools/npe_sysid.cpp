@@ -79,9 +79,7 @@ int main(int argc, char** argv) {
     md += fmt::format("| simulator, gradient-based fit ({} gradient evaluations, {} s) | {:.1f}% | {:.2e} | {:.2e} |\n", so.iterations,
                       fmt::format("{:.1f}", res.seconds), 100 * sum.accuracy, sum.median_rel_error, sum.p90_rel_error);
     if (!models.empty()) {
-      const torch::Tensor traj = torch::from_blob(const_cast<float*>(obs.data.data()),
-                                                  {obs.scenes, obs.timesteps, obs.num_balls, 5}, torch::kFloat32)
-                                     .narrow(0, 0, scenes).to(so.device);
+      const torch::Tensor traj = npe::model::to_tensor(obs, so.device).narrow(0, 0, scenes);
       for (const auto& m : models) {
         const torch::Tensor err = npe::model::mass_hypothesis_errors(*m.checkpoint.net, traj, manifest.world.mass_choices);
         const torch::Tensor pick = err.argmin(-1);

@@ -108,9 +108,6 @@ SysIdResult identify_masses(const datagen::Manifest& m, const datagen::Trajector
   const torch::Tensor radius = torch::full({B, N}, m.world.radius, opt);
   torch::Tensor theta = torch::tensor(start_mass, f64).log().repeat({scenes * N}).to(opt).requires_grad_(true);
   torch::Tensor u = torch::full({P}, std::log(0.9 / 0.1), opt).requires_grad_(true);  // e = sigmoid(u)
-  std::vector<torch::Tensor> params{theta};
-  if (o.fit_restitution) params.push_back(u);
-  torch::optim::Adam adam(params, torch::optim::AdamOptions(o.lr));
   const torch::Tensor e_world = torch::full({B}, m.world.restitution, opt);
 
   SysIdResult res;
@@ -125,11 +122,14 @@ SysIdResult identify_masses(const datagen::Manifest& m, const datagen::Trajector
     // per problem: squared position error summed over windows, frames and balls
     return (traj.narrow(-1, 0, 2) - target.narrow(-1, 0, 2)).pow(2).sum({1, 2, 3}).view({P, W}).sum(1);
   };
+  torch::Tensor final_per;  // per-problem loss at the final estimates
   if (o.fit_restitution) {
+    torch::optim::Adam adam({theta, u}, torch::optim::AdamOptions(o.lr));
     for (int it = 0; it <= o.iterations; ++it) {
       adam.zero_grad();
       const torch::Tensor per = loss_of();
       res.loss.push_back(per.mean().item<double>());
+      final_per = per.detach();
       if (it == o.iterations) break;
       per.sum().backward();
       const double lr = o.lr * (0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * it / std::max(1, o.iterations))));
@@ -172,14 +172,11 @@ SysIdResult identify_masses(const datagen::Manifest& m, const datagen::Trajector
       res.loss.push_back(L.mean().item<double>());
     }
     theta = th;
+    final_per = L;
   }
   // the start of least final loss per (scene, focus); ties (a ball that touches nothing leaves
   // every start where it was) go to the first start
-  torch::Tensor final_loss;
-  {
-    torch::NoGradGuard ng;
-    final_loss = loss_of().to(torch::kCPU, torch::kFloat64).view({scenes, N, K});
-  }
+  const torch::Tensor final_loss = final_per.to(torch::kCPU, torch::kFloat64).view({scenes, N, K});
   const torch::Tensor best = final_loss.argmin(-1, /*keepdim=*/true);  // first minimum
   const torch::Tensor mhat = theta.detach().exp().to(torch::kCPU, torch::kFloat64).view({scenes, N, K}).gather(-1, best).squeeze(-1);
   const torch::Tensor ehat = torch::sigmoid(u.detach()).to(torch::kCPU, torch::kFloat64).view({scenes, N, K}).gather(-1, best).squeeze(-1);
