@@ -6,8 +6,12 @@
 //   F_i = sum_j pair(i, j) + sum_walls/obstacles static(i) + u_i
 //   v_i' = v_i + h (F_i / m_i + g),   x_i' = x_i + h v_i'
 // Reverse, from (x', v')bar:  vbar_tot = v'bar + h x'bar;  xbar = x'bar;  vbar = vbar_tot;
-//   Fbar_i = h vbar_tot / m_i;  ubar_i += Fbar_i;  mbar_i -= h vbar_tot . (F_i - ... ) / m_i^2 (via 1/m);
-//   then each force term pushes Fbar back into x, v, r, m and the dashpot constant c = 2 zeta omega.
+//   Fbar_i = h vbar_tot / m_i;  ubar_i += Fbar_i;  mbar_i -= Fbar_i . F_i / m_i (summed term by term
+//   as the force adjoints below meet each F term); then each force term pushes Fbar back into x, v,
+//   r, m and the dashpot constant c = 2 zeta omega.
+// The reverse sweep is written per ball: ball i computes its own forces and its own side of each
+// pair's adjoint (pairs are evaluated twice, once by each ball), so that on CUDA one lane per ball
+// runs it with nothing but its own adjoints in registers and no atomics.
 // Pair force F_i = mag n, F_j = -F_i, mag = m_eff q(delta, v_n) (physics.h contact_magnitude, with
 //   q = omega^2 delta - c v_n past the onset ramp), delta = r_i + r_j - d,
 //   d = |x_i - x_j|, n = (x_i - x_j) / d, v_n = (v_i - v_j) . n; its adjoint takes G = Fbar_i - Fbar_j:
@@ -45,24 +49,17 @@ NPE_HD void diff_substep(Count n, T* x, T* y, T* vx, T* vy, const T* r, const T*
   for (int i = 0; i < n; ++i) integrate(p, fx[i], fy[i], inv_m[i], x[i], y[i], vx[i], vy[i]);
 }
 
-// Adjoints a scene accumulates besides the state's: radius, mass (per ball) and the dashpot
-// constant c (per scene).
+// Adjoint of the pair force on ball i from ball j, ball i's side only (the header comment's
+// formulas): g = Fbar_i - Fbar_j with (gix, giy) = Fbar_i. Adds to ball i's position and velocity
+// adjoints, radius and mass adjoints, the dashpot adjoint `cbar`, and `fdot` += Fbar_i . F_ij
+// (for the mass adjoint of the integration, d(F/m)/dm = -F/m^2).
 template <class T>
-struct ParamBars {
-  T* r;  // [n]
-  T* m;  // [n]
-  T c;
-};
-
-// Adjoint of the pair force between balls i and j (see the header comment); g = Fbar_i - Fbar_j.
-template <class T>
-NPE_HD void pair_force_adjoint(T xi, T yi, T vxi, T vyi, T ri, T mi, T xj, T yj, T vxj, T vyj, T rj,
-                               T mj, const ContactLaw<T>& law, T gx, T gy, T& dxbar_x, T& dxbar_y,
-                               T& dvbar_x, T& dvbar_y, T& rbar, T& mibar, T& mjbar, T& cbar) {
+NPE_HD void pair_adjoint_ball(T xi, T yi, T vxi, T vyi, T ri, T mi, T xj, T yj, T vxj, T vyj, T rj, T mj,
+                              const ContactLaw<T>& law, T gix, T giy, T gjx, T gjy, T& ax, T& ay, T& avx,
+                              T& avy, T& rbar, T& mbar, T& cbar, T& fdot) {
   const T dx = xi - xj, dy = yi - yj;
   const T rr = ri + rj;
   const T d2 = dx * dx + dy * dy;
-  dxbar_x = dxbar_y = dvbar_x = dvbar_y = rbar = mibar = mjbar = T(0);
   if (!(d2 < rr * rr)) return;
   const T d = hd_sqrt(d2);
   if (!(d > T(0))) return;  // coincident centres: the normal is a constant, no gradient
@@ -74,36 +71,38 @@ NPE_HD void pair_force_adjoint(T xi, T yi, T vxi, T vyi, T ri, T mi, T xj, T yj,
   const T meff = mi * mj / msum;
   const ContactMagnitude<T> q = contact_magnitude<T, true>(law, delta, vn);
   const T mag = meff * q.q;
+  const T gx = gix - gjx, gy = giy - gjy;
   const T magbar = gx * nx + gy * ny;
+  fdot += mag * (gix * nx + giy * ny);
   T nbx = mag * gx, nby = mag * gy;
   const T vnbar = meff * q.q_vn * magbar;
   const T deltabar = meff * q.q_delta * magbar;
   const T meffbar = q.q * magbar;
   cbar += meff * q.q_c * magbar;
-  dvbar_x = vnbar * nx;
-  dvbar_y = vnbar * ny;
+  avx += vnbar * nx;
+  avy += vnbar * ny;
   nbx += vnbar * dvx;
   nby += vnbar * dvy;
-  rbar = deltabar;
-  const T dbar = -deltabar;
+  rbar += deltabar;
   const T ndot = nbx * nx + nby * ny;
-  dxbar_x = (nbx - ndot * nx) / d + dbar * nx;
-  dxbar_y = (nby - ndot * ny) / d + dbar * ny;
-  mibar = meffbar * (mj * mj) / (msum * msum);
-  mjbar = meffbar * (mi * mi) / (msum * msum);
+  ax += (nbx - ndot * nx) / d - deltabar * nx;
+  ay += (nby - ndot * ny) / d - deltabar * ny;
+  mbar += meffbar * (mj * mj) / (msum * msum);
 }
 
-// Adjoint of one static contact (SDF s at the ball's centre) given the force adjoint (fbx, fby).
+// Adjoint of one static contact (SDF s at the ball's centre) given the force adjoint (fbx, fby);
+// `fdot` += Fbar . F as in pair_adjoint_ball.
 template <class T>
 NPE_HD void static_contact_adjoint(const Sdf<T>& s, T vx, T vy, T r, T m, const ContactLaw<T>& law,
                                    T fbx, T fby, T& xbx, T& xby, T& vbx, T& vby, T& rbar, T& mbar,
-                                   T& cbar) {
+                                   T& cbar, T& fdot) {
   const T delta = r - s.phi;
   if (!(delta > T(0))) return;
   const T vn = vx * s.nx + vy * s.ny;
   const ContactMagnitude<T> q = contact_magnitude<T, true>(law, delta, vn);
   const T mag = m * q.q;
   const T magbar = fbx * s.nx + fby * s.ny;
+  fdot += mag * magbar;
   T nbx = mag * fbx, nby = mag * fby;
   const T vnbar = m * q.q_vn * magbar;
   const T deltabar = m * q.q_delta * magbar;
@@ -122,68 +121,90 @@ NPE_HD void static_contact_adjoint(const Sdf<T>& s, T vx, T vy, T r, T m, const 
 // Adjoint of add_boundary_forces: the four walls and the obstacles.
 template <class T>
 NPE_HD void boundary_adjoint(const StepParams<T>& p, T x, T y, T vx, T vy, T r, T m, T fbx, T fby,
-                             T& xbx, T& xby, T& vbx, T& vby, T& rbar, T& mbar, T& cbar) {
-  static_contact_adjoint(sdf_halfplane(x, y, T(1), T(0), T(0)), vx, vy, r, m, p.law, fbx, fby, xbx, xby, vbx, vby, rbar, mbar, cbar);
-  static_contact_adjoint(sdf_halfplane(x, y, T(-1), T(0), -p.width), vx, vy, r, m, p.law, fbx, fby, xbx, xby, vbx, vby, rbar, mbar, cbar);
-  static_contact_adjoint(sdf_halfplane(x, y, T(0), T(1), T(0)), vx, vy, r, m, p.law, fbx, fby, xbx, xby, vbx, vby, rbar, mbar, cbar);
-  static_contact_adjoint(sdf_halfplane(x, y, T(0), T(-1), -p.height), vx, vy, r, m, p.law, fbx, fby, xbx, xby, vbx, vby, rbar, mbar, cbar);
+                             T& xbx, T& xby, T& vbx, T& vby, T& rbar, T& mbar, T& cbar, T& fdot) {
+  static_contact_adjoint(sdf_halfplane(x, y, T(1), T(0), T(0)), vx, vy, r, m, p.law, fbx, fby, xbx, xby, vbx, vby, rbar, mbar, cbar, fdot);
+  static_contact_adjoint(sdf_halfplane(x, y, T(-1), T(0), -p.width), vx, vy, r, m, p.law, fbx, fby, xbx, xby, vbx, vby, rbar, mbar, cbar, fdot);
+  static_contact_adjoint(sdf_halfplane(x, y, T(0), T(1), T(0)), vx, vy, r, m, p.law, fbx, fby, xbx, xby, vbx, vby, rbar, mbar, cbar, fdot);
+  static_contact_adjoint(sdf_halfplane(x, y, T(0), T(-1), -p.height), vx, vy, r, m, p.law, fbx, fby, xbx, xby, vbx, vby, rbar, mbar, cbar, fdot);
   for (int k = 0; k < p.num_obstacles; ++k)
-    static_contact_adjoint(sdf_obstacle(p.obstacles[k], x, y), vx, vy, r, m, p.law, fbx, fby, xbx, xby, vbx, vby, rbar, mbar, cbar);
+    static_contact_adjoint(sdf_obstacle(p.obstacles[k], x, y), vx, vy, r, m, p.law, fbx, fby, xbx, xby, vbx, vby, rbar, mbar, cbar, fdot);
 }
 
-// Reverse of diff_substep: (x, y, vx, vy) is the state *before* the substep (recomputed from a
-// checkpoint), (ax, ay, avx, avy) the adjoint of the state after it on entry and of the state
-// before it on return. Control adjoints are added to (ubx, uby) when given; parameter adjoints to
-// `pb`. fx, fy, gx, gy are scratch of n entries.
+// The state of a scene's balls as every ball of it reads them in the backward sweep: element j
+// of a field at [j * stride] (the CPU: local arrays, stride 1; CUDA: the warp's shared memory,
+// interleaved with the warp's other scenes). (gx, gy) is each ball's force adjoint Fbar.
+template <class T>
+struct SceneView {
+  T *x, *y, *vx, *vy, *gx, *gy, *r, *m;  // r and m: the same for both buffers
+  int stride;
+};
+
+// Force on ball i (state x, y, vx, vy, radius r, mass m) of a scene whose other balls' states
+// are in `v`, bitwise as contact_forces computes it: partners in ascending index order, then walls
+// and obstacles. contact_forces evaluates each pair with the lower index first and subtracts it
+// from the higher-index ball; pair_force is antisymmetric to the bit (a swap negates dx, dy and
+// the normal exactly, leaves d, v_n and m_eff unchanged, and i_lower orients coincident centres),
+// and a - (-b) == a + b in IEEE arithmetic, so evaluating every pair with ball i first and adding
+// gives the same bits.
 template <class T, class Count>
-NPE_HD void diff_substep_adjoint(Count n, const T* x, const T* y, const T* vx, const T* vy, const T* r,
-                                 const T* m, const T* inv_m, const T* ux, const T* uy,
-                                 const StepParams<T>& p, T* ax, T* ay, T* avx, T* avy, T* ubx, T* uby,
-                                 ParamBars<T>& pb, T* fx, T* fy, T* gx, T* gy) {
-  // forces at the state before the substep (as the forward step computed them)
-  diff_forces(n, x, y, vx, vy, r, m, ux, uy, fx, fy, p);
-  // integration: x' = x + h v', v' = v + h (F / m + g)
+NPE_HD void ball_contact_force(Count n, int i, T x, T y, T vx, T vy, T r, T m, const SceneView<T>& v,
+                               const StepParams<T>& p, T& fx, T& fy) {
+  fx = fy = T(0);
   NPE_UNROLL
-  for (int i = 0; i < n; ++i) {
-    const T vbx = avx[i] + p.h * ax[i], vby = avy[i] + p.h * ay[i];
-    avx[i] = vbx;
-    avy[i] = vby;
-    gx[i] = p.h * vbx * inv_m[i];  // Fbar
-    gy[i] = p.h * vby * inv_m[i];
-    // d(F / m)/dm = -F / m^2
-    pb.m[i] += -(gx[i] * fx[i] + gy[i] * fy[i]) * inv_m[i];
-    if (ubx) {
-      ubx[i] += gx[i];
-      uby[i] += gy[i];
+  for (int j = 0; j < n; ++j) {
+    if (j == i) continue;
+    const int o = j * v.stride;
+    T gx, gy;
+    if (pair_force(x, y, vx, vy, r, m, v.x[o], v.y[o], v.vx[o], v.vy[o], v.r[o], v.m[o], i < j, p.law, gx, gy)) {
+      fx += gx;
+      fy += gy;
     }
   }
-  // walls and obstacles
-  NPE_UNROLL
-  for (int i = 0; i < n; ++i)
-    boundary_adjoint(p, x[i], y[i], vx[i], vy[i], r[i], m[i], gx[i], gy[i], ax[i], ay[i], avx[i], avy[i],
-                     pb.r[i], pb.m[i], pb.c);
-  // pairs
-  NPE_UNROLL
-  for (int i = 0; i < n; ++i) {
-    NPE_UNROLL
-    for (int j = i + 1; j < n; ++j) {
-      T dxx, dxy, dvx, dvy, rb, mib, mjb;
-      pair_force_adjoint(x[i], y[i], vx[i], vy[i], r[i], m[i], x[j], y[j], vx[j], vy[j], r[j], m[j], p.law,
-                         gx[i] - gx[j], gy[i] - gy[j], dxx, dxy, dvx, dvy, rb, mib, mjb, pb.c);
-      ax[i] += dxx;
-      ay[i] += dxy;
-      ax[j] -= dxx;
-      ay[j] -= dxy;
-      avx[i] += dvx;
-      avy[i] += dvy;
-      avx[j] -= dvx;
-      avy[j] -= dvy;
-      pb.r[i] += rb;
-      pb.r[j] += rb;
-      pb.m[i] += mib;
-      pb.m[j] += mjb;
-    }
+  add_boundary_forces(p, x, y, vx, vy, r, m, fx, fy);
+}
+
+// One ball's private part of the backward sweep: its state at the current substep, its control
+// force, and the adjoints it accumulates (state, radius, mass, control; `c` is its share of the
+// scene's dashpot adjoint: its walls and obstacles and its pairs with higher-index partners).
+template <class T>
+struct BallAdjoint {
+  T x, y, vx, vy, r, m, im, ux, uy;
+  T ax, ay, avx, avy, rb, mb, ubx, uby, c, gx, gy;
+};
+
+// Reverse of ball i's integration, x' = x + h v', v' = v + h (F / m + g): on entry b's state
+// adjoint is that after the substep; on return vbar holds vbar' + h xbar' and (gx, gy) = Fbar.
+template <class T>
+NPE_HD void ball_integration_adjoint(T h, BallAdjoint<T>& b) {
+  b.avx += h * b.ax;
+  b.avy += h * b.ay;
+  b.gx = h * b.avx * b.im;
+  b.gy = h * b.avy * b.im;
+}
+
+// Reverse of ball i's forces given every ball's Fbar in `v` (after ball_integration_adjoint of
+// all of them): b's adjoints become those of the state before the substep.
+template <class T, class Count>
+NPE_HD void ball_contact_adjoint(Count n, int i, const SceneView<T>& v, const StepParams<T>& p, bool controls,
+                                 BallAdjoint<T>& b) {
+  T fdot = T(0);
+  if (controls) {
+    b.ubx += b.gx;
+    b.uby += b.gy;
+    fdot = b.gx * b.ux + b.gy * b.uy;
   }
+  boundary_adjoint(p, b.x, b.y, b.vx, b.vy, b.r, b.m, b.gx, b.gy, b.ax, b.ay, b.avx, b.avy, b.rb, b.mb, b.c, fdot);
+  const int st = v.stride;
+  NPE_UNROLL
+  for (int j = 0; j < n; ++j) {
+    if (j == i) continue;
+    const int o = j * st;
+    T cpair = T(0);
+    pair_adjoint_ball(b.x, b.y, b.vx, b.vy, b.r, b.m, v.x[o], v.y[o], v.vx[o], v.vy[o], v.r[o], v.m[o], p.law, b.gx,
+                      b.gy, v.gx[o], v.gy[o], b.ax, b.ay, b.avx, b.avy, b.rb, b.mb, cpair, fdot);
+    if (i < j) b.c += cpair;  // each pair's dashpot term once, by its lower-index ball
+  }
+  b.mb -= fdot * b.im;
 }
 
 // Arrays of one rollout as a kernel sees them (engine layout, body b = ball * S + scene).
@@ -267,72 +288,143 @@ NPE_HD void diff_scene_forward(Count n, const DiffArrays<T>& a, const StepParams
   }
 }
 
-// Adjoint accumulators of one scene: n entries each.
-template <class T>
-struct SceneAdjoint {
-  T *ax, *ay, *avx, *avy, *rb, *mb, *ubx, *uby, *gx, *gy;
-};
-
-// Adds a.traj_bar's frame `frame` of scene s to the state adjoint.
-template <class T, class Count>
-NPE_HD void add_traj_bar(Count n, const DiffArrays<T>& a, int64_t s, int64_t frame, const SceneAdjoint<T>& j) {
-  NPE_UNROLL
-  for (int i = 0; i < n; ++i) {
-    const T* o = a.traj_bar + (frame * 4 * n + i) * a.S + s;
-    j.ax[i] += o[0];
-    j.ay[i] += o[n * a.S];
-    j.avx[i] += o[2 * n * a.S];
-    j.avy[i] += o[3 * n * a.S];
-  }
-}
-
-// Backward rollout of scene s: checkpointed reverse sweep; writes scene s's gradients.
-template <class T, class Count>
-NPE_HD void diff_scene_backward(Count n, const DiffArrays<T>& a, const StepParams<T>& p0, int64_t s,
-                                const SceneLocal<T>& l, const SceneAdjoint<T>& j) {
-  const StepParams<T> p = load_scene(n, a, p0, s, l);
-  NPE_UNROLL
-  for (int i = 0; i < n; ++i) j.ax[i] = j.ay[i] = j.avx[i] = j.avy[i] = j.rb[i] = j.mb[i] = j.ubx[i] = j.uby[i] = T(0);
-  ParamBars<T> pb{j.rb, j.mb, T(0)};
-  add_traj_bar(n, a, s, a.frames, j);
+// Backward rollout of scene s, checkpointed reverse sweep, run by a team that owns the scene's
+// balls: the CPU's team is one thread owning every ball; the CUDA kernel's is one lane per ball.
+// A team provides
+//   each(f)   calls f(BallAdjoint<T>& b, int i) for each ball i it owns, in ascending order;
+//   view(k)   the SceneView of exchange buffer k (0 or 1: a substep writes one while the previous
+//             substep's may still be read by slower lanes);
+//   sync()    after it, every ball's writes to a view are visible to every ball of the scene.
+// Writes scene s's gradients; the dashpot's is the sum of the balls' shares in ball order, so the
+// bits do not depend on the team.
+template <class T, class Count, class Team>
+NPE_HD void diff_scene_backward(Count n, const DiffArrays<T>& a, const StepParams<T>& p0, int64_t s, Team& team) {
+  StepParams<T> p = p0;
+  p.law.damping = a.damping[s];
+  const bool controls = a.controls != nullptr;
+  // state arrays [slot][4][n][S]: component c of ball i in slot k at (k * 4 n + c n + i) S + s
+  const int64_t comp = static_cast<int64_t>(n) * a.S, per_slot = 4 * comp;
+  auto at = [&](auto* base, int64_t k, int i) { return base + k * per_slot + i * a.S + s; };
+  auto load4 = [&](const T* q, T& x, T& y, T& vx, T& vy) {
+    x = q[0];
+    y = q[comp];
+    vx = q[2 * comp];
+    vy = q[3 * comp];
+  };
+  auto store4 = [&](T* q, T x, T y, T vx, T vy) {
+    q[0] = x;
+    q[comp] = y;
+    q[2 * comp] = vx;
+    q[3 * comp] = vy;
+  };
+  auto add_traj_bar = [&](BallAdjoint<T>& b, int i, int64_t frame) {
+    T x, y, vx, vy;
+    load4(at(a.traj_bar, frame, i), x, y, vx, vy);
+    b.ax += x;
+    b.ay += y;
+    b.avx += vx;
+    b.avy += vy;
+  };
+  // controls [frame][2][n][S]
+  auto control = [&](auto* base, int frame, int c, int i) { return base + ((static_cast<int64_t>(frame) * 2 + c) * n + i) * a.S + s; };
+  team.each([&](BallAdjoint<T>& b, int i) {
+    b.r = a.radius[i * a.S + s];
+    b.m = a.mass[i * a.S + s];
+    b.im = T(1) / b.m;
+    b.ux = b.uy = b.gx = b.gy = T(0);
+    b.ax = b.ay = b.avx = b.avy = b.rb = b.mb = b.ubx = b.uby = b.c = T(0);
+    add_traj_bar(b, i, a.frames);
+    const SceneView<T> v = team.view(0);
+    v.r[i * v.stride] = b.r;
+    v.m[i * v.stride] = b.m;
+  });
+  team.sync();
+  int buf = 0;
   const int64_t total = static_cast<int64_t>(a.frames) * a.substeps;
   const int64_t segments = (total + a.k - 1) / a.k;
   for (int64_t seg = segments - 1; seg >= 0; --seg) {
     const int64_t g0 = seg * a.k, g1 = g0 + a.k < total ? g0 + a.k : total;
-    // recompute the segment's states from its checkpoint
-    load_state(n, a.ckpt, seg, a.S, s, l.x, l.y, l.vx, l.vy);
-    for (int64_t g = g0; g < g1; ++g) {
-      store_state(n, a.scratch, g - g0, a.S, s, l.x, l.y, l.vx, l.vy);
-      if (a.controls && (g == g0 || g % a.substeps == 0)) load_controls(n, a, s, static_cast<int>(g / a.substeps), l);
-      diff_substep(n, l.x, l.y, l.vx, l.vy, l.r, l.m, l.im, a.controls ? l.ux : nullptr, l.uy, l.fx, l.fy, p);
+    const int len = static_cast<int>(g1 - g0);
+    // recompute the segment's states from its checkpoint, bitwise as the forward sweep did
+    team.each([&](BallAdjoint<T>& b, int i) { load4(at(a.ckpt, seg, i), b.x, b.y, b.vx, b.vy); });
+    int frame = static_cast<int>(g0 / a.substeps), sub = static_cast<int>(g0 % a.substeps);
+    for (int k = 0; k < len; ++k) {
+      const SceneView<T> v = team.view(buf);
+      team.each([&](BallAdjoint<T>& b, int i) {
+        store4(at(a.scratch, k, i), b.x, b.y, b.vx, b.vy);
+        if (controls && (k == 0 || sub == 0)) {
+          b.ux = *control(a.controls, frame, 0, i);
+          b.uy = *control(a.controls, frame, 1, i);
+        }
+        const int o = i * v.stride;
+        v.x[o] = b.x;
+        v.y[o] = b.y;
+        v.vx[o] = b.vx;
+        v.vy[o] = b.vy;
+      });
+      team.sync();
+      team.each([&](BallAdjoint<T>& b, int i) {
+        T fx, fy;
+        ball_contact_force(n, i, b.x, b.y, b.vx, b.vy, b.r, b.m, v, p, fx, fy);
+        if (controls) {
+          fx += b.ux;
+          fy += b.uy;
+        }
+        integrate(p, fx, fy, b.im, b.x, b.y, b.vx, b.vy);
+      });
+      buf ^= 1;
+      if (++sub == a.substeps) sub = 0, ++frame;
     }
     // and run the adjoint back through them
-    for (int64_t g = g1 - 1; g >= g0; --g) {
-      load_state(n, a.scratch, g - g0, a.S, s, l.x, l.y, l.vx, l.vy);
-      const int frame = static_cast<int>(g / a.substeps);
-      if (a.controls) load_controls(n, a, s, frame, l);
-      diff_substep_adjoint(n, l.x, l.y, l.vx, l.vy, l.r, l.m, l.im, a.controls ? l.ux : nullptr, l.uy, p, j.ax,
-                           j.ay, j.avx, j.avy, a.controls ? j.ubx : nullptr, j.uby, pb, l.fx, l.fy, j.gx, j.gy);
-      if (g % a.substeps == 0) {
-        add_traj_bar(n, a, s, frame, j);
-        if (a.controls) {
-          NPE_UNROLL
-          for (int i = 0; i < n; ++i) {
-            a.g_controls[((static_cast<int64_t>(frame) * 2 + 0) * n + i) * a.S + s] = j.ubx[i];
-            a.g_controls[((static_cast<int64_t>(frame) * 2 + 1) * n + i) * a.S + s] = j.uby[i];
-            j.ubx[i] = j.uby[i] = T(0);
+    frame = static_cast<int>((g1 - 1) / a.substeps);
+    sub = static_cast<int>((g1 - 1) % a.substeps);
+    for (int k = len - 1; k >= 0; --k) {
+      const SceneView<T> v = team.view(buf);
+      team.each([&](BallAdjoint<T>& b, int i) {
+        load4(at(a.scratch, k, i), b.x, b.y, b.vx, b.vy);
+        if (controls) {
+          b.ux = *control(a.controls, frame, 0, i);
+          b.uy = *control(a.controls, frame, 1, i);
+        }
+        ball_integration_adjoint(p.h, b);
+        const int o = i * v.stride;
+        v.x[o] = b.x;
+        v.y[o] = b.y;
+        v.vx[o] = b.vx;
+        v.vy[o] = b.vy;
+        v.gx[o] = b.gx;
+        v.gy[o] = b.gy;
+      });
+      team.sync();
+      team.each([&](BallAdjoint<T>& b, int i) {
+        ball_contact_adjoint(n, i, v, p, controls, b);
+        if (sub == 0) {
+          add_traj_bar(b, i, frame);
+          if (controls) {
+            *control(a.g_controls, frame, 0, i) = b.ubx;
+            *control(a.g_controls, frame, 1, i) = b.uby;
+            b.ubx = b.uby = T(0);
           }
         }
-      }
+      });
+      buf ^= 1;
+      if (sub-- == 0) sub = a.substeps - 1, --frame;
     }
   }
-  store_state(n, a.g_init, 0, a.S, s, j.ax, j.ay, j.avx, j.avy);
-  NPE_UNROLL
-  for (int i = 0; i < n; ++i) {
-    a.g_radius[i * a.S + s] = j.rb[i];
-    a.g_mass[i * a.S + s] = j.mb[i];
-  }
-  a.g_damping[s] = pb.c;
+  const SceneView<T> v = team.view(buf);
+  team.each([&](BallAdjoint<T>& b, int i) {
+    store4(at(a.g_init, 0, i), b.ax, b.ay, b.avx, b.avy);
+    a.g_radius[i * a.S + s] = b.rb;
+    a.g_mass[i * a.S + s] = b.mb;
+    v.gx[i * v.stride] = b.c;
+  });
+  team.sync();
+  team.each([&](BallAdjoint<T>&, int i) {
+    if (i != 0) return;
+    T c = T(0);
+    for (int j = 0; j < n; ++j) c += v.gx[j * v.stride];
+    a.g_damping[s] = c;
+  });
 }
 
 }  // namespace npe::gpu::detail

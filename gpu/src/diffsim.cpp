@@ -52,13 +52,12 @@ using namespace detail;
 
 
 
-// Local arrays of one scene (CPU: vectors sized by the runtime ball count).
+// Local arrays of one scene for the forward sweep (CPU: vectors sized by the runtime ball count).
 template <class T>
 struct Locals {
   std::vector<T> v;
   SceneLocal<T> l;
-  SceneAdjoint<T> j;
-  explicit Locals(int n) : v(static_cast<size_t>(21) * n) {
+  explicit Locals(int n) : v(static_cast<size_t>(11) * n) {
     T* p = v.data();
     auto take = [&] {
       T* q = p;
@@ -66,8 +65,26 @@ struct Locals {
       return q;
     };
     l = {take(), take(), take(), take(), take(), take(), take(), take(), take(), take(), take()};
-    j = {take(), take(), take(), take(), take(), take(), take(), take(), take(), take()};
   }
+};
+
+// The backward sweep's team on the CPU: one thread owns every ball of the scene (adjoint.h).
+template <class T>
+struct CpuTeam {
+  std::vector<BallAdjoint<T>> balls;
+  std::vector<T> shared;  // two buffers of 6 fields, then r and m; n entries each
+  int n;
+  explicit CpuTeam(int n_) : balls(static_cast<size_t>(n_)), shared(static_cast<size_t>(14) * n_), n(n_) {}
+  template <class F>
+  void each(F f) {
+    for (int i = 0; i < n; ++i) f(balls[static_cast<size_t>(i)], i);
+  }
+  SceneView<T> view(int k) {
+    T* b = shared.data() + static_cast<size_t>(k) * 6 * n;
+    T* c = shared.data() + static_cast<size_t>(12) * n;
+    return {b, b + n, b + 2 * n, b + 3 * n, b + 4 * n, b + 5 * n, c, c + n, 1};
+  }
+  void sync() {}
 };
 
 }  // namespace
@@ -100,8 +117,8 @@ void diff_backward_cpu(const WorldSpec& spec, const DiffRollout& r, const DiffIn
   const StepParams<T> p = step_params<T>(spec, obstacles.data());
   const int n = static_cast<int>(spec.num_balls);
   parallel_for(spec.num_scenes, threads, [&](int64_t s0, int64_t s1) {
-    Locals<T> loc(n);
-    for (int64_t s = s0; s < s1; ++s) diff_scene_backward(n, a, p, s, loc.l, loc.j);
+    CpuTeam<T> team(n);
+    for (int64_t s = s0; s < s1; ++s) diff_scene_backward(n, a, p, s, team);
   });
 }
 

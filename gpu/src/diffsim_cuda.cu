@@ -1,7 +1,8 @@
-// The differentiable simulator on CUDA: one thread per scene runs the per-scene forward and
-// adjoint sweeps of adjoint.h, the scene's state and adjoint in registers (or local memory), the
-// checkpoints and the backward pass's recomputed segment in global memory, coalesced across
-// scenes. No atomics: each thread writes only its own scene's gradients.
+// The differentiable simulator on CUDA: the forward sweep of adjoint.h runs one thread per scene
+// (the scene's state in registers); the backward sweep one lane per ball (LaneTeam), its ball's
+// state and adjoints in registers, the scene's shared through shared memory. Checkpoints and the
+// backward pass's recomputed segment live in global memory, coalesced across scenes. No atomics:
+// each lane writes only its own ball's gradients, ball 0 its scene's dashpot gradient.
 #include <cuda_runtime.h>
 
 #include <string>
@@ -32,26 +33,53 @@ __global__ void __launch_bounds__(kThreads) diff_forward_kernel(DiffArrays<T> a,
   diff_scene_forward(FixedCount<N>{}, a, p, s, l);
 }
 
-// Minimum resident blocks per SM asked of the compiler for the backward kernel, which caps its
-// registers at 65536 / (128 threads x blocks). Uncapped, the 4-ball float32 kernel takes 157 to
-// 168 registers, 3 blocks fit (occupancy 18.75%) and Nsight Compute finds it latency bound (SM
-// 17%, DRAM 10% of peak, 14 cycles per issued instruction). On an H200, 2^17 four-ball scenes,
-// K = 64 (scripts/device_tune_backward.sh): forward + backward 19.6 G body-steps/s uncapped,
-// 24.4 G at 4 blocks (128 registers, 64 B spilled), 21.8 G at 6, 26.7 G at 8 (float32); float64
-// 12.0, 13.0, 8.1, 8.0 G. 4 improves both precisions. -DNPE_DIFF_BACKWARD_MIN_BLOCKS=... to tune.
+// The backward sweep's team on CUDA (adjoint.h): one lane per ball, 32 / N scenes per warp (the
+// remaining 32 mod N lanes idle). The scene's state and force adjoints are exchanged through the
+// warp's shared memory, laid out [field][ball][scene] so that the lanes of one load hit distinct
+// banks; __syncwarp orders a substep's writes before its reads.
+template <int N, class T>
+struct LaneTeam {
+  static constexpr int kScenesPerWarp = 32 / N;
+  static constexpr int kField = N * kScenesPerWarp;  // entries of one field
+  static constexpr int kWarpShared = 14 * kField;    // two buffers of 6 fields, then r and m
+  BallAdjoint<T> b;
+  T* sh;  // the warp's area, offset by the lane's scene
+  int i;
+  unsigned mask;
+  template <class F>
+  __device__ __forceinline__ void each(F f) {
+    f(b, i);
+  }
+  __device__ __forceinline__ SceneView<T> view(int k) const {
+    T* f = sh + k * 6 * kField;
+    T* c = sh + 12 * kField;
+    return {f, f + kField, f + 2 * kField, f + 3 * kField, f + 4 * kField, f + 5 * kField, c, c + kField, kScenesPerWarp};
+  }
+  __device__ __forceinline__ void sync() const { __syncwarp(mask); }
+};
+
+// Minimum resident blocks per SM asked of the compiler for the backward kernel (caps its
+// registers at 65536 / (128 threads x blocks)); -DNPE_DIFF_BACKWARD_MIN_BLOCKS=... to tune
+// (scripts/device_tune_backward.sh).
 #ifndef NPE_DIFF_BACKWARD_MIN_BLOCKS
-#define NPE_DIFF_BACKWARD_MIN_BLOCKS 4
+#define NPE_DIFF_BACKWARD_MIN_BLOCKS 1
 #endif
 
 template <int N, class T>
 __global__ void __launch_bounds__(kThreads, NPE_DIFF_BACKWARD_MIN_BLOCKS) diff_backward_kernel(DiffArrays<T> a, StepParams<T> p) {
-  const int64_t s = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (s >= a.S) return;
-  T x[N], y[N], vx[N], vy[N], r[N], m[N], im[N], ux[N], uy[N], fx[N], fy[N];
-  T ax[N], ay[N], avx[N], avy[N], rb[N], mb[N], ubx[N], uby[N], gx[N], gy[N];
-  const SceneLocal<T> l{x, y, vx, vy, r, m, im, ux, uy, fx, fy};
-  const SceneAdjoint<T> j{ax, ay, avx, avy, rb, mb, ubx, uby, gx, gy};
-  diff_scene_backward(FixedCount<N>{}, a, p, s, l, j);
+  using Team = LaneTeam<N, T>;
+  __shared__ T shared[kThreads / 32][Team::kWarpShared];
+  const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
+  const int local = lane / N;
+  const int64_t s = (static_cast<int64_t>(blockIdx.x) * (kThreads / 32) + warp) * Team::kScenesPerWarp + local;
+  const bool active = local < Team::kScenesPerWarp && s < a.S;
+  const unsigned mask = __ballot_sync(0xffffffffu, active);
+  if (!active) return;
+  Team team;
+  team.sh = shared[warp] + local;
+  team.i = lane - local * N;
+  team.mask = mask;
+  diff_scene_backward(FixedCount<N>{}, a, p, s, team);
 }
 
 // Obstacles in device memory for the duration of one call.
@@ -77,10 +105,14 @@ void launch(const WorldSpec& spec, const DiffArrays<T>& a, cudaStream_t st) {
   const DeviceObstacles<T> obs(spec, st);
   const StepParams<T> p = step_params<T>(spec, obs.p);
   const int blocks = static_cast<int>((a.S + kThreads - 1) / kThreads);
+  auto backward_blocks = [&](int n) {
+    const int64_t per_block = (kThreads / 32) * (32 / n);
+    return static_cast<int>((a.S + per_block - 1) / per_block);
+  };
   switch (spec.num_balls) {
 #define NPE_CASE(K)                                                                  \
   case K:                                                                            \
-    if (kBackward) diff_backward_kernel<K, T><<<blocks, kThreads, 0, st>>>(a, p);    \
+    if (kBackward) diff_backward_kernel<K, T><<<backward_blocks(K), kThreads, 0, st>>>(a, p);\
     else diff_forward_kernel<K, T><<<blocks, kThreads, 0, st>>>(a, p);               \
     break;
     NPE_CASE(1) NPE_CASE(2) NPE_CASE(3) NPE_CASE(4) NPE_CASE(5) NPE_CASE(6) NPE_CASE(7) NPE_CASE(8)
