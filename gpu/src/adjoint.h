@@ -348,7 +348,9 @@ NPE_HD void diff_scene_backward(Count n, const DiffArrays<T>& a, const StepParam
     // recompute the segment's states from its checkpoint, bitwise as the forward sweep did
     team.each([&](BallAdjoint<T>& b, int i) { load4(at(a.ckpt, seg, i), b.x, b.y, b.vx, b.vy); });
     int frame = static_cast<int>(g0 / a.substeps), sub = static_cast<int>(g0 % a.substeps);
-    for (int k = 0; k < len; ++k) {
+    // (the segment's last state stays in the balls' registers: the adjoint starts from it, and
+    // the state after it, the next checkpoint, is never needed)
+    for (int k = 0; k + 1 < len; ++k) {
       const SceneView<T> v = team.view(buf);
       team.each([&](BallAdjoint<T>& b, int i) {
         store4(at(a.scratch, k, i), b.x, b.y, b.vx, b.vy);
@@ -381,7 +383,7 @@ NPE_HD void diff_scene_backward(Count n, const DiffArrays<T>& a, const StepParam
     for (int k = len - 1; k >= 0; --k) {
       const SceneView<T> v = team.view(buf);
       team.each([&](BallAdjoint<T>& b, int i) {
-        load4(at(a.scratch, k, i), b.x, b.y, b.vx, b.vy);
+        if (k + 1 < len) load4(at(a.scratch, k, i), b.x, b.y, b.vx, b.vy);
         if (controls) {
           b.ux = *control(a.controls, frame, 0, i);
           b.uy = *control(a.controls, frame, 1, i);
