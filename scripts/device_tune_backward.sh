@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Developer script for the lent GPU machine: the differentiable simulator's backward kernel built
 # in variants (VARIANTS: name=flag,flag,... entries; default: __launch_bounds__ minimum blocks 1
-# and 8, and the one-thread-per-scene team), npe-bench diffsim for each, and with NCU=1 Nsight
+# and 8), npe-bench diffsim for each, and with NCU=1 Nsight
 # Compute's sections for the first variant. Logs under $OUT.
 # Usage there:  source .debs/gpu-env.sh && scripts/device_tune_backward.sh
 set -uo pipefail
 out="${OUT:-/tmp/npe-device}"
 mkdir -p "$out"
-VARIANTS="${VARIANTS:-lb1=-DNPE_DIFF_BACKWARD_MIN_BLOCKS=1 lb8=-DNPE_DIFF_BACKWARD_MIN_BLOCKS=8 scene=-DNPE_DIFF_BACKWARD_SCENE_THREAD=1}"
+VARIANTS="${VARIANTS:-lb1=-DNPE_DIFF_BACKWARD_MIN_BLOCKS=1 lb8=-DNPE_DIFF_BACKWARD_MIN_BLOCKS=8}"
 cfg=(-G Ninja -DCMAKE_BUILD_TYPE=Release -DNPE_WITH_MEDIA=OFF -DNPE_BUILD_TESTS=OFF -DNPE_PYTHON="$(command -v python3)")
 names=()
 for v in $VARIANTS; do

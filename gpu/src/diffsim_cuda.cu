@@ -65,37 +65,9 @@ struct LaneTeam {
 #define NPE_DIFF_BACKWARD_MIN_BLOCKS 1
 #endif
 
-// The other team, for comparison (-DNPE_DIFF_BACKWARD_SCENE_THREAD=1): one thread owns every
-// ball of its scene, all in registers (the loops over balls unroll, so every index is a
-// constant); one exchange buffer, since nothing else reads it.
-template <int N, class T>
-struct RegisterTeam {
-  BallAdjoint<T> balls[N];
-  T sh[8 * N];
-  template <class F>
-  __device__ __forceinline__ void each(F f) {
-#pragma unroll
-    for (int i = 0; i < N; ++i) f(balls[i], i);
-  }
-  __device__ __forceinline__ SceneView<T> view(int) {
-    return {sh, sh + N, sh + 2 * N, sh + 3 * N, sh + 4 * N, sh + 5 * N, sh + 6 * N, sh + 7 * N, 1};
-  }
-  __device__ __forceinline__ void sync() const {}
-};
-
-#ifndef NPE_DIFF_BACKWARD_SCENE_THREAD
-#define NPE_DIFF_BACKWARD_SCENE_THREAD 0
-#endif
-constexpr bool kSceneThread = NPE_DIFF_BACKWARD_SCENE_THREAD != 0;
-
 template <int N, class T>
 __global__ void __launch_bounds__(kThreads, NPE_DIFF_BACKWARD_MIN_BLOCKS) diff_backward_kernel(DiffArrays<T> a, StepParams<T> p) {
-  if constexpr (kSceneThread) {
-    const int64_t s = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (s >= a.S) return;
-    RegisterTeam<N, T> team;
-    diff_scene_backward(FixedCount<N>{}, a, p, s, team);
-  } else {
+  {
     using Team = LaneTeam<N, T>;
     __shared__ T shared[kThreads / 32][Team::kWarpShared];
     const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
@@ -136,7 +108,7 @@ void launch(const WorldSpec& spec, const DiffArrays<T>& a, cudaStream_t st) {
   const StepParams<T> p = step_params<T>(spec, obs.p);
   const int blocks = static_cast<int>((a.S + kThreads - 1) / kThreads);
   auto backward_blocks = [&](int n) {
-    const int64_t per_block = kSceneThread ? kThreads : (kThreads / 32) * (32 / n);
+    const int64_t per_block = (kThreads / 32) * (32 / n);
     return static_cast<int>((a.S + per_block - 1) / per_block);
   };
   switch (spec.num_balls) {
