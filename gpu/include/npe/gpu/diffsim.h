@@ -79,7 +79,7 @@ template <class T>
 void diff_backward_cpu(const WorldSpec& spec, const DiffRollout& rollout, const DiffInputs<T>& in,
                        const T* ckpt, const T* traj_bar, const DiffGrads<T>& grads, int threads = 0);
 
-// CUDA versions (device pointers; one thread per scene; queued on `stream`, a cudaStream_t, 0
+// CUDA versions (device pointers; the forward one thread per scene, the backward one lane per ball; queued on `stream`, a cudaStream_t, 0
 // for the default stream). The backward pass needs a device scratch buffer of
 // K * 4 * N * S elements. Throws npe::Error when built without CUDA.
 template <class T>
