@@ -3,11 +3,11 @@
 # runs the engine's tests (CUDA included), compute-sanitizer over the CUDA tests, npe-bench
 # engine, and npe-datagen --engine gpu on 10^6 scenes; logs under $OUT, a summary last.
 # Usage there:  source .debs/gpu-env.sh && scripts/device_engine.sh [stages]
-#   stages (default all): build tests sanitize sass ncu bench diffbench datagen sysid
+#   stages (default all): build tests sanitize sass ncu bench diffbench trainbench datagen sysid
 set -uo pipefail
 out="${OUT:-/tmp/npe-device}"
 mkdir -p "$out"
-stages="${*:-build tests sanitize sass ncu bench diffbench datagen sysid}"
+stages="${*:-build tests sanitize sass ncu bench diffbench trainbench datagen sysid}"
 has() { [[ " $stages " == *" $1 "* ]]; }
 b=build-gpu/bin
 summary=()
@@ -75,6 +75,17 @@ if has diffbench; then
     > "$out/diffbench.log" 2>&1
   note "npe-bench diffsim: exit $?"
   sed -n '/^dev /,$p' "$out/diffbench.log"
+fi
+if has trainbench; then
+  # npe-train's inner loop in npe, and the same models in PyTorch (eager, torch.compile, bf16)
+  timeout 200 "$b/npe-bench" train --device cuda --out_csv "$out/train.csv" --out_json "$out/train.json" \
+    > "$out/trainbench.log" 2>&1
+  note "npe-bench train: exit $?"
+  sed -n '/^dev /,$p' "$out/trainbench.log"
+  timeout 300 python3 bench/train_pytorch.py --device cuda --out_json "$out/train_pytorch.json" \
+    > "$out/train_pytorch.log" 2>&1
+  note "bench/train_pytorch.py: exit $?"
+  grep -vE '^\s*$' "$out/train_pytorch.log" | tail -12
 fi
 if has datagen; then
   d=/tmp/npe-data/gpu1m

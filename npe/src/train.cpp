@@ -93,8 +93,6 @@ torch::Device pick_device(const std::string& d) {
   throw Error(fmt::format("--device: expected auto, cpu or cuda, found '{}'", d));
 }
 
-namespace {
-
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& c, NPEImpl& net) {
   auto params = net.parameters();
   if (c.optimizer == "rmsprop")
@@ -108,6 +106,46 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& c, NP
         params, torch::optim::AdamWOptions(c.lr).weight_decay(c.weight_decay));
   throw Error(fmt::format("--optimizer: expected rmsprop, adam or adamw, found '{}'", c.optimizer));
 }
+
+double scheduled_lr(const TrainConfig& c, Kind kind, int64_t step, int64_t total_steps) {
+  if (kind == Kind::Classic && c.optimizer == "rmsprop") return classic_lr(step, c.lr);
+  if (kind == Kind::Modern) return modern_lr(step, total_steps, c.lr);
+  return c.lr;
+}
+
+WindowOrder::WindowOrder(int64_t windows, int64_t batch, uint64_t seed, torch::Device device)
+    : windows_(windows), batch_(batch), steps_per_epoch_(std::max<int64_t>(1, windows / batch)), seed_(seed),
+      device_(device), perm_(static_cast<size_t>(windows)) {}
+
+Tensor WindowOrder::batch(int64_t s) {
+  const int64_t epoch = s / steps_per_epoch_;
+  if (epoch != epoch_) {
+    for (int64_t i = 0; i < windows_; ++i) perm_[i] = i;
+    datagen::Rng rng(seed_ ^ 0x6e70652d74726169ULL, static_cast<uint64_t>(epoch));
+    for (int64_t i = windows_ - 1; i > 0; --i) std::swap(perm_[i], perm_[rng.below(i + 1)]);
+    epoch_ = epoch;
+  }
+  const int64_t off = (s % steps_per_epoch_) * batch_;
+  std::vector<int64_t> ids(batch_);
+  for (int64_t i = 0; i < batch_; ++i) ids[i] = perm_[(off + i) % windows_];
+  return torch::tensor(ids, torch::kLong).to(device_);
+}
+
+Tensor window_loss(NPEImpl& net, const Tensor& traj, const Tensor& ids) {
+  auto w = gather_windows(traj, ids);
+  return torch::mse_loss(net.forward(w.prev, w.cur), w.next.narrow(-1, 2, 2));
+}
+
+void optimizer_step(torch::optim::Optimizer& optimizer, NPEImpl& net, const Tensor& loss, double lr,
+                    double max_grad_norm) {
+  for (auto& g : optimizer.param_groups()) g.options().set_lr(lr);
+  optimizer.zero_grad();
+  loss.backward();
+  if (max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(net.parameters(), max_grad_norm);
+  optimizer.step();
+}
+
+namespace {
 
 const char* kCsvHeader = "step,samples_seen,train_loss,val_loss,lr,seconds";
 
@@ -259,24 +297,7 @@ TrainResult train(const TrainConfig& cfg) {
   res.best_checkpoint = best_path;
   res.metrics_csv = csv_path;
 
-  // Data order: epoch e visits the training windows in a permutation drawn from (seed, e), so a
-  // resumed run sees exactly the batches the uninterrupted run would have seen.
-  const int64_t steps_per_epoch = std::max<int64_t>(1, train_windows / cfg.batch_size);
-  int64_t perm_epoch = -1;
-  std::vector<int64_t> perm(train_windows);
-  auto batch_ids = [&](int64_t s) {
-    const int64_t epoch = s / steps_per_epoch;
-    if (epoch != perm_epoch) {
-      for (int64_t i = 0; i < train_windows; ++i) perm[i] = i;
-      datagen::Rng rng(cfg.seed ^ 0x6e70652d74726169ULL, static_cast<uint64_t>(epoch));
-      for (int64_t i = train_windows - 1; i > 0; --i) std::swap(perm[i], perm[rng.below(i + 1)]);
-      perm_epoch = epoch;
-    }
-    const int64_t off = (s % steps_per_epoch) * cfg.batch_size;
-    std::vector<int64_t> ids(cfg.batch_size);
-    for (int64_t i = 0; i < cfg.batch_size; ++i) ids[i] = perm[(off + i) % train_windows];
-    return torch::tensor(ids, torch::kLong).to(device);
-  };
+  WindowOrder order(train_windows, cfg.batch_size, cfg.seed, device);
 
   Progress progress(fmt::format("npe-train {}", cfg.name), total_steps);
   const auto t0 = std::chrono::steady_clock::now();
@@ -317,22 +338,16 @@ TrainResult train(const TrainConfig& cfg) {
       res.stopped_early = true;
       break;
     }
-    lr = mc.kind == Kind::Classic && cfg.optimizer == "rmsprop" ? classic_lr(step, cfg.lr)
-         : mc.kind == Kind::Modern ? modern_lr(step, total_steps, cfg.lr) : cfg.lr;
-    for (auto& g : optimizer->param_groups()) g.options().set_lr(lr);
+    lr = scheduled_lr(cfg, mc.kind, step, total_steps);
     if (mc.dropout > 0) torch::manual_seed(cfg.seed * 1000003ULL + static_cast<uint64_t>(step));
-    auto w = gather_windows(train_t, batch_ids(step));
-    auto loss = torch::mse_loss(net->forward(w.prev, w.cur), w.next.narrow(-1, 2, 2));
+    auto loss = window_loss(*net, train_t, order.batch(step));
     if (device.is_cpu()) {
       if (!std::isfinite(loss.item<double>())) throw nonfinite_error(step);
     } else {
       first_bad = torch::where(first_bad.lt(0) & torch::isfinite(loss).logical_not(), step, first_bad);
       if ((step + 1) % kDeviceNanCheckEvery == 0 && first_bad.item<int64_t>() >= 0) throw nonfinite_error(first_bad.item<int64_t>());
     }
-    optimizer->zero_grad();
-    loss.backward();
-    if (cfg.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(net->parameters(), cfg.max_grad_norm);
-    optimizer->step();
+    optimizer_step(*optimizer, *net, loss, lr, cfg.max_grad_norm);
     loss_sum += loss.detach();
     ++loss_count;
     ++step;

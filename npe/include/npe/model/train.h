@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,38 @@ struct TrainResult {
   double seconds = 0, samples_per_s = 0;
   std::string last_checkpoint, best_checkpoint, metrics_csv;
 };
+
+// The building blocks of npe-train's inner loop, shared with npe-bench train so that the
+// benchmark times the loop the tool runs.
+
+// The optimizer a config names (rmsprop | adam | adamw) over `net`'s parameters; throws
+// npe::Error naming --optimizer otherwise.
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& config, NPEImpl& net);
+
+// The learning rate of step `step` of `total_steps`: the paper's decay for the classic model with
+// RMSprop, warm-up + cosine for the modern one, constant otherwise.
+double scheduled_lr(const TrainConfig& config, Kind kind, int64_t step, int64_t total_steps);
+
+// The run's data order: epoch e visits the training windows in a permutation drawn from
+// (seed, e), so that a resumed run sees exactly the batches an uninterrupted one would have.
+class WindowOrder {
+ public:
+  WindowOrder(int64_t windows, int64_t batch, uint64_t seed, torch::Device device);
+  torch::Tensor batch(int64_t step);  // [batch] window ids (int64) on the device
+ private:
+  int64_t windows_, batch_, steps_per_epoch_, epoch_ = -1;
+  uint64_t seed_;
+  torch::Device device_;
+  std::vector<int64_t> perm_;
+};
+
+// The training loss of `net` on windows `ids` of `traj` [S, T, N, 5] (a scalar on the device).
+torch::Tensor window_loss(NPEImpl& net, const torch::Tensor& traj, const torch::Tensor& ids);
+
+// Back-propagates `loss` and takes one step of `optimizer` at learning rate `lr`, clipping the
+// gradient norm to `max_grad_norm` first when it is > 0.
+void optimizer_step(torch::optim::Optimizer& optimizer, NPEImpl& net, const torch::Tensor& loss, double lr,
+                    double max_grad_norm);
 
 // Trains (or with resume, continues) a model; see README for the flags. Throws npe::Error on bad
 // configuration or data, on --resume with flags that differ from the checkpoint's, and when the
