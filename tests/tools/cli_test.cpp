@@ -106,7 +106,8 @@ TEST_F(Cli, BadObstaclesAndEngineFlags) {
   EXPECT_FALSE(fs::exists(p + ".json"));
 }
 
-// The engine's benchmark and the Box2D comparison run from the command line (small sizes).
+// The engine's and the training loop's benchmarks and the Box2D comparison run from the command
+// line (small sizes).
 TEST_F(Cli, BenchAndCompareEnginesWriteTheirReports) {
   const std::string out = *dir_ / "bench";
   auto r = run_command(tool("npe-bench") + " engine --quick --device cpu --repeats 1 --cases a,c --out_csv " + out +
@@ -117,7 +118,13 @@ TEST_F(Cli, BenchAndCompareEnginesWriteTheirReports) {
   EXPECT_NE(csv.find("c_world_2000,cpu,float32"), std::string::npos) << csv;
   EXPECT_EQ(csv.find("b_4ball_final"), std::string::npos) << csv;
   expect_error(tool("npe-bench") + " engine --repeats 0", {"--repeats"});
-  expect_error(tool("npe-bench") + " train", {"train"});
+  expect_error(tool("npe-bench") + " fluid", {"fluid", "engine, diffsim or train"});
+  r = run_command(tool("npe-bench") + " train --quick --device cpu --threads 1 --out_csv " + out + "/t.csv --out_json " +
+                  out + "/t.json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string tcsv = read_file(out + "/t.csv");
+  EXPECT_NE(tcsv.find("cpu,classic,50,"), std::string::npos) << tcsv;
+  EXPECT_NE(tcsv.find("cpu,modern,2048,"), std::string::npos) << tcsv;
   r = run_command(tool("npe-compare-engines") + " --num_scenes 40 --out_json " + out + "/c.json");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(read_file(out + "/c.json").find("speed_ks_statistic"), std::string::npos);
