@@ -55,15 +55,17 @@ NPE_HD void diff_substep(Count n, T* x, T* y, T* vx, T* vy, const T* r, const T*
 // (for the mass adjoint of the integration, d(F/m)/dm = -F/m^2).
 template <class T>
 NPE_HD void pair_adjoint_ball(T xi, T yi, T vxi, T vyi, T ri, T mi, T xj, T yj, T vxj, T vyj, T rj, T mj,
-                              const ContactLaw<T>& law, T gix, T giy, T gjx, T gjy, T& ax, T& ay, T& avx,
-                              T& avy, T& rbar, T& mbar, T& cbar, T& fdot) {
+                              bool i_lower, const ContactLaw<T>& law, T gix, T giy, T gjx, T gjy, T& ax, T& ay,
+                              T& avx, T& avy, T& rbar, T& mbar, T& cbar, T& fdot) {
   const T dx = xi - xj, dy = yi - yj;
   const T rr = ri + rj;
   const T d2 = dx * dx + dy * dy;
   if (!(d2 < rr * rr)) return;
   const T d = hd_sqrt(d2);
-  if (!(d > T(0))) return;  // coincident centres: the normal is a constant, no gradient
-  const T nx = dx / d, ny = dy / d;
+  // coincident centres: pair_force's fixed normal (+-x by index order); the force has no
+  // derivative in the positions there, but one in velocities, radii, masses and the dashpot
+  const bool apart = d > T(0);
+  const T nx = apart ? dx / d : (i_lower ? T(1) : T(-1)), ny = apart ? dy / d : T(0);
   const T delta = rr - d;
   const T dvx = vxi - vxj, dvy = vyi - vyj;
   const T vn = dvx * nx + dvy * ny;
@@ -84,9 +86,11 @@ NPE_HD void pair_adjoint_ball(T xi, T yi, T vxi, T vyi, T ri, T mi, T xj, T yj, 
   nbx += vnbar * dvx;
   nby += vnbar * dvy;
   rbar += deltabar;
-  const T ndot = nbx * nx + nby * ny;
-  ax += (nbx - ndot * nx) / d - deltabar * nx;
-  ay += (nby - ndot * ny) / d - deltabar * ny;
+  if (apart) {
+    const T ndot = nbx * nx + nby * ny;
+    ax += (nbx - ndot * nx) / d - deltabar * nx;
+    ay += (nby - ndot * ny) / d - deltabar * ny;
+  }
   mbar += meffbar * (mj * mj) / (msum * msum);
 }
 
@@ -200,7 +204,7 @@ NPE_HD void ball_contact_adjoint(Count n, int i, const SceneView<T>& v, const St
     if (j == i) continue;
     const int o = j * st;
     T cpair = T(0);
-    pair_adjoint_ball(b.x, b.y, b.vx, b.vy, b.r, b.m, v.x[o], v.y[o], v.vx[o], v.vy[o], v.r[o], v.m[o], p.law, b.gx,
+    pair_adjoint_ball(b.x, b.y, b.vx, b.vy, b.r, b.m, v.x[o], v.y[o], v.vx[o], v.vy[o], v.r[o], v.m[o], i < j, p.law, b.gx,
                       b.gy, v.gx[o], v.gy[o], b.ax, b.ay, b.avx, b.avy, b.rb, b.mb, cpair, fdot);
     if (i < j) b.c += cpair;  // each pair's dashpot term once, by its lower-index ball
   }

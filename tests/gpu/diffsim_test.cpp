@@ -199,6 +199,53 @@ TEST(DiffSim, GradientsMatchCentralDifferencesInFloat64) {
   EXPECT_GT(rmax, 0.0);
 }
 
+// Two balls at the same centre: pair_force's fixed normal (+-x by index order) gives a force with
+// no derivative in the positions but one in velocities, radii, masses and the dashpot, which
+// pair_adjoint_ball must return (checked against central differences of pair_force), along with
+// Fbar_i . F_i for the integration's mass term.
+TEST(DiffSim, PairAdjointAtCoincidentCentresMatchesDifferences) {
+  datagen::Rng rng(test::fresh_seed(), 7);
+  for (int trial = 0; trial < 50; ++trial) {
+    const double x = rng.uniform(0, 500), y = rng.uniform(0, 500);
+    double vx[2] = {rng.uniform(-300, 300), rng.uniform(-300, 300)}, vy[2] = {rng.uniform(-300, 300), rng.uniform(-300, 300)};
+    double r[2] = {rng.uniform(5, 30), rng.uniform(5, 30)}, m[2] = {rng.uniform(1, 25), rng.uniform(1, 25)};
+    detail::ContactLaw<double> law{rng.uniform(1e4, 1e6), rng.uniform(1, 300), 0.15, 1 / 0.15};
+    const double gi[2] = {rng.uniform(-1, 1), rng.uniform(-1, 1)}, gj[2] = {rng.uniform(-1, 1), rng.uniform(-1, 1)};
+    const bool i_lower = rng.below(2) == 0;
+    // L = (g_i - g_j) . F_i, F_i the force on ball 0 (i) from ball 1 (j)
+    auto L = [&] {
+      double fx = 0, fy = 0;
+      if (!detail::pair_force(x, y, vx[0], vy[0], r[0], m[0], x, y, vx[1], vy[1], r[1], m[1], i_lower, law, fx, fy)) return 0.0;
+      return (gi[0] - gj[0]) * fx + (gi[1] - gj[1]) * fy;
+    };
+    double ax = 0, ay = 0, avx = 0, avy = 0, rbar = 0, mbar = 0, cbar = 0, fdot = 0;
+    detail::pair_adjoint_ball(x, y, vx[0], vy[0], r[0], m[0], x, y, vx[1], vy[1], r[1], m[1], i_lower, law, gi[0], gi[1],
+                              gj[0], gj[1], ax, ay, avx, avy, rbar, mbar, cbar, fdot);
+    // (past the onset ramp the force is linear in v, r and c and smooth in m: central
+    // differences with steps of about 1e-5 of each scale suffice)
+    auto fd = [&](double& v, double h) {
+      const double v0 = v;
+      v = v0 + h;
+      const double lp = L();
+      v = v0 - h;
+      const double lm = L();
+      v = v0;
+      return (lp - lm) / (2 * h);
+    };
+    auto near = [](double a, double b) { return std::abs(a - b) <= 1e-6 * std::max(1.0, std::abs(b)); };
+    EXPECT_TRUE(near(avx, fd(vx[0], 1e-3))) << "trial " << trial << " vx: " << avx << " vs " << fd(vx[0], 1e-3);
+    EXPECT_TRUE(near(avy, fd(vy[0], 1e-3))) << "trial " << trial;
+    EXPECT_TRUE(near(rbar, fd(r[0], 1e-4))) << "trial " << trial << " r: " << rbar << " vs " << fd(r[0], 1e-4);
+    EXPECT_TRUE(near(mbar, fd(m[0], 1e-4))) << "trial " << trial << " m: " << mbar << " vs " << fd(m[0], 1e-4);
+    EXPECT_TRUE(near(cbar, fd(law.damping, 1e-3))) << "trial " << trial;
+    EXPECT_EQ(ax, 0.0);
+    EXPECT_EQ(ay, 0.0);
+    double fx = 0, fy = 0;
+    detail::pair_force(x, y, vx[0], vy[0], r[0], m[0], x, y, vx[1], vy[1], r[1], m[1], i_lower, law, fx, fy);
+    EXPECT_TRUE(near(fdot, gi[0] * fx + gi[1] * fy)) << "trial " << trial << " fdot " << fdot;
+  }
+}
+
 // Per-scene comparison of float32 gradients with float64 ones over every input group (each
 // laid out with the scene as its fastest index): the largest entry difference over the scene's
 // largest entry, the normwise error, and sign flips among entries above `sign_floor` of the
