@@ -35,10 +35,7 @@ TrainRow run(model::Kind kind, const torch::Device& device, bool quick) {
   traj.narrow(-1, 2, 2).mul_(0.02).sub_(0.01);
   traj.narrow(-1, 4, 1).fill_(1.0);
   auto net = model::make_model(cfg.model);
-  {
-    auto dv = traj.narrow(1, 1, T - 1).narrow(-1, 2, 2) - traj.narrow(1, 0, T - 1).narrow(-1, 2, 2);
-    net->fit_normalisation(traj, dv);
-  }
+  net->fit_normalisation(traj);
   net->to(device);
   net->train();
   traj = traj.to(device);

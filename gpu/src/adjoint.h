@@ -25,28 +25,20 @@
 
 namespace npe::gpu::detail {
 
-// Contact forces plus control forces (ux, uy: force per ball, may be null = none), added after
-// each ball's contact forces.
-template <class T, class Count>
-NPE_HD void diff_forces(Count n, const T* x, const T* y, const T* vx, const T* vy, const T* r, const T* m,
-                        const T* ux, const T* uy, T* fx, T* fy, const StepParams<T>& p) {
-  contact_forces(n, x, y, vx, vy, r, m, fx, fy, p);
-  if (ux) {
-    NPE_UNROLL
-    for (int i = 0; i < n; ++i) {
-      fx[i] += ux[i];
-      fy[i] += uy[i];
-    }
-  }
-}
-
-// One substep with control forces: with no controls, scene_substep's bits.
+// One substep with control forces (ux, uy: force per ball, may be null = none, added after each
+// ball's contact forces): with no controls, scene_substep's bits.
 template <class T, class Count>
 NPE_HD void diff_substep(Count n, T* x, T* y, T* vx, T* vy, const T* r, const T* m, const T* inv_m,
                          const T* ux, const T* uy, T* fx, T* fy, const StepParams<T>& p) {
-  diff_forces(n, x, y, vx, vy, r, m, ux, uy, fx, fy, p);
+  contact_forces(n, x, y, vx, vy, r, m, fx, fy, p);
   NPE_UNROLL
-  for (int i = 0; i < n; ++i) integrate(p, fx[i], fy[i], inv_m[i], x[i], y[i], vx[i], vy[i]);
+  for (int i = 0; i < n; ++i) {
+    if (ux) {
+      fx[i] += ux[i];
+      fy[i] += uy[i];
+    }
+    integrate(p, fx[i], fy[i], inv_m[i], x[i], y[i], vx[i], vy[i]);
+  }
 }
 
 // Adjoint of the pair force on ball i from ball j, ball i's side only (the header comment's
@@ -331,6 +323,18 @@ NPE_HD void diff_scene_backward(Count n, const DiffArrays<T>& a, const StepParam
   };
   // controls [frame][2][n][S]
   auto control = [&](auto* base, int frame, int c, int i) { return base + ((static_cast<int64_t>(frame) * 2 + c) * n + i) * a.S + s; };
+  auto load_u = [&](BallAdjoint<T>& b, int i, int frame) {
+    b.ux = *control(a.controls, frame, 0, i);
+    b.uy = *control(a.controls, frame, 1, i);
+  };
+  // ball i's state into the view, which its partners read after the next sync
+  auto publish = [&](const BallAdjoint<T>& b, int i, const SceneView<T>& v) {
+    const int o = i * v.stride;
+    v.x[o] = b.x;
+    v.y[o] = b.y;
+    v.vx[o] = b.vx;
+    v.vy[o] = b.vy;
+  };
   team.each([&](BallAdjoint<T>& b, int i) {
     b.r = a.radius[i * a.S + s];
     b.m = a.mass[i * a.S + s];
@@ -358,15 +362,8 @@ NPE_HD void diff_scene_backward(Count n, const DiffArrays<T>& a, const StepParam
       const SceneView<T> v = team.view(buf);
       team.each([&](BallAdjoint<T>& b, int i) {
         store4(at(a.scratch, k, i), b.x, b.y, b.vx, b.vy);
-        if (controls && (k == 0 || sub == 0)) {
-          b.ux = *control(a.controls, frame, 0, i);
-          b.uy = *control(a.controls, frame, 1, i);
-        }
-        const int o = i * v.stride;
-        v.x[o] = b.x;
-        v.y[o] = b.y;
-        v.vx[o] = b.vx;
-        v.vy[o] = b.vy;
+        if (controls && (k == 0 || sub == 0)) load_u(b, i, frame);
+        publish(b, i, v);
       });
       team.sync();
       team.each([&](BallAdjoint<T>& b, int i) {
@@ -388,18 +385,11 @@ NPE_HD void diff_scene_backward(Count n, const DiffArrays<T>& a, const StepParam
       const SceneView<T> v = team.view(buf);
       team.each([&](BallAdjoint<T>& b, int i) {
         if (k + 1 < len) load4(at(a.scratch, k, i), b.x, b.y, b.vx, b.vy);
-        if (controls) {
-          b.ux = *control(a.controls, frame, 0, i);
-          b.uy = *control(a.controls, frame, 1, i);
-        }
+        if (controls) load_u(b, i, frame);
         ball_integration_adjoint(p.h, b);
-        const int o = i * v.stride;
-        v.x[o] = b.x;
-        v.y[o] = b.y;
-        v.vx[o] = b.vx;
-        v.vy[o] = b.vy;
-        v.gx[o] = b.gx;
-        v.gy[o] = b.gy;
+        publish(b, i, v);
+        v.gx[i * v.stride] = b.gx;
+        v.gy[i * v.stride] = b.gy;
       });
       team.sync();
       team.each([&](BallAdjoint<T>& b, int i) {

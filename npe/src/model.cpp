@@ -61,6 +61,12 @@ void NPEImpl::fit_normalisation(const Tensor& states, const Tensor& dv) {
   dv_std_.copy_(dstd.to(torch::kFloat32));
 }
 
+void NPEImpl::fit_normalisation(const Tensor& traj) {
+  const int64_t T = traj.size(1);
+  auto v = traj.narrow(-1, 2, 2);
+  fit_normalisation(traj, v.narrow(1, 1, T - 1) - v.narrow(1, 0, T - 1));
+}
+
 NPEImpl::Pairs NPEImpl::make_pairs(const Tensor& prev, const Tensor& cur) const {
   TORCH_CHECK(prev.dim() == 3 && prev.size(2) == 5 && cur.sizes() == prev.sizes(),
               "NPE expects prev and cur of shape [B, N, 5], got ", prev.sizes(), " and ", cur.sizes());

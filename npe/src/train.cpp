@@ -251,11 +251,7 @@ TrainResult train(const TrainConfig& cfg) {
     throw Error(fmt::format("--neighborhood: expected a positive number of radii, found {}", cfg.neighborhood_radii));
   mc.neighborhood = cfg.neighborhood_radii * manifest.world.radius / manifest.world.width;
   auto net = make_model(mc);
-  {
-    const auto& all = train_host;
-    auto dv = all.narrow(1, 1, all.size(1) - 1).narrow(-1, 2, 2) - all.narrow(1, 0, all.size(1) - 1).narrow(-1, 2, 2);
-    net->fit_normalisation(all, dv);
-  }
+  net->fit_normalisation(train_host);
   net->to(device);
   auto optimizer = make_optimizer(cfg, *net);
 

@@ -49,6 +49,9 @@ class NPEImpl : public torch::nn::Module {
 
   // Fits the input standardisation to training states [*, 5] and velocity changes [*, 2].
   void fit_normalisation(const torch::Tensor& states, const torch::Tensor& dv);
+  // The same, fitted to trajectories [S, T, N, 5]: their states and frame-to-frame velocity
+  // changes.
+  void fit_normalisation(const torch::Tensor& trajectories);
 
   // Focus features [B, N, 10], context features [B, N, N-1, 10] (standardised) and the
   // neighbourhood mask [B, N, N-1] (1 = within `neighborhood`, 0 = masked out).
