@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <numeric>
 
 #include <fmt/format.h>
 
@@ -123,10 +124,11 @@ datagen::Trajectories simulator_rollout(const datagen::Manifest& m, const datage
   return out;
 }
 
-double simulator_window_mse(const datagen::Manifest& m, const datagen::Trajectories& truth, bool use_cuda) {
+std::vector<double> simulator_window_errors(const datagen::Manifest& m, const datagen::Trajectories& truth,
+                                            bool use_cuda) {
   // every window becomes a one-frame rollout: a Trajectories of 3 frames (t-1, t, t+1) per window
   const int64_t W = truth.windows(), N = truth.num_balls;
-  if (W < 1) throw Error("simulator window MSE: the split has no windows");
+  if (W < 1) throw Error("simulator window errors: the split has no windows");
   datagen::Trajectories win;
   win.scenes = W;
   win.timesteps = 3;
@@ -137,14 +139,22 @@ double simulator_window_mse(const datagen::Manifest& m, const datagen::Trajector
     for (int64_t t = 1; t + 1 < truth.timesteps; ++t, ++w)
       std::memcpy(win.frame(w, 0), truth.frame(s, t - 1), 3 * per_frame * sizeof(float));
   const datagen::Trajectories pred = simulator_rollout(m, win, W, 1, use_cuda);
-  double sum = 0;
-  for (int64_t w = 0; w < W; ++w)
+  std::vector<double> errors(static_cast<size_t>(W));
+  for (int64_t w = 0; w < W; ++w) {
+    double sum = 0;
     for (int64_t i = 0; i < N; ++i)
       for (int f = 2; f < 4; ++f) {
         const double d = pred.frame(w, 2)[i * kStateDim + f] - win.frame(w, 2)[i * kStateDim + f];
         sum += d * d;
       }
-  return sum / static_cast<double>(W * N * 2);
+    errors[static_cast<size_t>(w)] = sum / static_cast<double>(N * 2);
+  }
+  return errors;
+}
+
+double simulator_window_mse(const datagen::Manifest& m, const datagen::Trajectories& truth, bool use_cuda) {
+  const std::vector<double> e = simulator_window_errors(m, truth, use_cuda);
+  return std::accumulate(e.begin(), e.end(), 0.0) / static_cast<double>(e.size());
 }
 
 }  // namespace npe::gpu

@@ -1,6 +1,7 @@
 // Engine rollouts from ground-truth frames (gpu/src/rollout.cpp): the simulator row of npe-eval.
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -77,15 +78,23 @@ TEST(SimulatorRollout, UsesTheGivenMassesAndRefusesWrongOnes) {
   EXPECT_THROW(simulator_rollout(d.manifest, d.test, S, 13, false), Error);  // needs 15 frames
 }
 
-// A Box2D dataset replays through the penalty engine (replay_spec chooses its contact): the
-// one-step error is far below the constant-velocity baseline's. It is dominated by the few
-// windows where a collision falls near a frame boundary: Box2D resolves it at its 10 ms step,
-// the engine over the 16 ms of its contact (pi / omega), so one of them may show the whole
-// impulse a frame before the other (0.2% to 10% of the baseline's over 20 runs).
+// A Box2D dataset replays through the penalty engine (replay_spec chooses its contact). Window by
+// window, against the constant-velocity baseline on the windows with a contact (300 scenes, about
+// 185 such windows):
+//  - the simulator's one-step error is below a tenth of the baseline's in at least 85% of them
+//    (96% +- 1.4% over 400 runs, lowest 91.6%). The rest are mostly collisions near a frame
+//    boundary: Box2D resolves one at its 10 ms step, the engine over the 16 ms of its contact
+//    (pi / omega), so one of them may show the impulse a frame before the other;
+//  - it is worse than the baseline in at most 5% (0.16% on average, at most 2.2%). These are
+//    rattles: a light ball in a gap of a few px between a heavy ball and a wall meets several
+//    contacts per frame, and which way it leaves the frame is decided by their timing (stiffer
+//    contacts, omega 1000 and 4000 /s, do not remove them). One such window carries the whole
+//    ball's velocity squared, so it alone can put the MSE at 40% of the baseline's on 100 scenes,
+//    which is why the MSE is held only below the baseline's (at most 28% over 400 runs).
 TEST(SimulatorRollout, Box2dDatasetReplaysCloselyWithTheEnginesOwnContact) {
   test::TempDir dir;
   datagen::DatagenConfig c;
-  c.num_scenes = 100;
+  c.num_scenes = 300;
   c.world.timesteps = 20;
   c.world.variable_mass = true;
   c.seed = test::fresh_seed();
@@ -95,15 +104,31 @@ TEST(SimulatorRollout, Box2dDatasetReplaysCloselyWithTheEnginesOwnContact) {
   const auto m = datagen::read_manifest(c.out_prefix);
   const auto t = datagen::load_split(c.out_prefix, m, "train");
   EXPECT_EQ(replay_spec(m, 1).substeps, 64);  // not Box2D's 10
-  double cv = 0;  // constant velocity's one-step MSE
-  for (int64_t s = 0; s < t.scenes; ++s)
-    for (int64_t k = 1; k + 1 < t.timesteps; ++k)
+  const std::vector<double> sim = simulator_window_errors(m, t, false);
+  ASSERT_EQ(static_cast<int64_t>(sim.size()), t.windows());
+  double sim_mse = 0, cv_mse = 0;
+  int64_t changed = 0, close = 0, worse = 0;
+  for (int64_t s = 0, w = 0; s < t.scenes; ++s)
+    for (int64_t k = 1; k + 1 < t.timesteps; ++k, ++w) {
+      double cv = 0;  // constant velocity's one-step error on this window
       for (int64_t i = 0; i < t.num_balls; ++i)
         for (int f = 2; f < 4; ++f) cv += std::pow(t.frame(s, k + 1)[i * 5 + f] - t.frame(s, k)[i * 5 + f], 2);
-  cv /= static_cast<double>(t.windows() * t.num_balls * 2);
-  const double sim = simulator_window_mse(m, t, false);
-  std::printf("one-step MSE on Box2D data: simulator %.3e, constant velocity %.3e\n", sim, cv);
-  EXPECT_LT(sim, 0.25 * cv);
+      cv /= static_cast<double>(t.num_balls * 2);
+      sim_mse += sim[w], cv_mse += cv;
+      if (cv == 0) continue;  // no contact: Box2D's frictionless, gravity-free balls keep their velocity bits
+      ++changed;
+      close += sim[w] < 0.1 * cv;
+      worse += sim[w] > cv;
+    }
+  sim_mse /= static_cast<double>(sim.size()), cv_mse /= static_cast<double>(sim.size());
+  std::printf("one-step error on Box2D data: MSE %.3e (constant velocity %.3e); of %ld windows with a contact, "
+              "%ld within a tenth of the baseline's error, %ld worse than it\n",
+              sim_mse, cv_mse, static_cast<long>(changed), static_cast<long>(close), static_cast<long>(worse));
+  ASSERT_GT(changed, 100);
+  EXPECT_GE(close, 0.85 * static_cast<double>(changed));
+  EXPECT_LE(worse, 0.05 * static_cast<double>(changed));
+  EXPECT_LT(sim_mse, cv_mse);
+  EXPECT_NEAR(sim_mse, simulator_window_mse(m, t, false), 1e-12 * sim_mse);
 }
 
 }  // namespace

@@ -42,4 +42,14 @@ datagen::Trajectories simulator_rollout(const datagen::Manifest& manifest, const
 // MSE (npe/model/train.h window_mse). Masses from the truth. Float32, CUDA when `use_cuda`.
 double simulator_window_mse(const datagen::Manifest& manifest, const datagen::Trajectories& truth, bool use_cuda);
 
+// The same one-step error window by window: [truth.windows()], window w = (scene s, frame t)
+// at w = s * (T - 2) + (t - 1), each the mean over balls and both components of the squared
+// normalised velocity error. simulator_window_mse is their mean. The one-step MSE is heavy-
+// tailed: a light ball rattling in a gap of a few px between a heavy ball and a wall meets
+// several contacts per frame, and the direction it leaves the frame in is decided by their
+// timing, which the truth's integrator and this one resolve differently; per-window errors
+// let such windows be counted rather than averaged.
+std::vector<double> simulator_window_errors(const datagen::Manifest& manifest, const datagen::Trajectories& truth,
+                                            bool use_cuda);
+
 }  // namespace npe::gpu
