@@ -3,11 +3,11 @@
 # runs the engine's tests (CUDA included), compute-sanitizer over the CUDA tests, npe-bench
 # engine, and npe-datagen --engine gpu on 10^6 scenes; logs under $OUT, a summary last.
 # Usage there:  source .debs/gpu-env.sh && scripts/device_engine.sh [stages]
-#   stages (default all): build tests sanitize sass ncu bench diffbench trainbench datagen sysid
+#   stages (default all): build tests modeltests sanitize sass ncu bench diffbench trainbench datagen sysid
 set -uo pipefail
 out="${OUT:-/tmp/npe-device}"
 mkdir -p "$out"
-stages="${*:-build tests sanitize sass ncu bench diffbench trainbench datagen sysid}"
+stages="${*:-build tests modeltests sanitize sass ncu bench diffbench trainbench datagen sysid}"
 has() { [[ " $stages " == *" $1 "* ]]; }
 b=build-gpu/bin
 summary=()
@@ -18,7 +18,7 @@ if has build; then
   t0=$SECONDS
   cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DNPE_WITH_MEDIA=OFF \
     -DNPE_PYTHON="$(command -v python3)" > "$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 1; }
-  cmake --build build-gpu --parallel "$(nproc)" --target gpu_tests diffsim_torch_tests npe-bench npe-datagen npe-compare-engines \
+  cmake --build build-gpu --parallel "$(nproc)" --target gpu_tests diffsim_torch_tests model_tests npe-bench npe-datagen npe-compare-engines \
     npe-train npe-eval npe-sysid npe-optimize \
     >> "$out/build.log" 2>&1 || { grep -E 'error' -A5 "$out/build.log" | head -60; exit 1; }
   note "build: $((SECONDS - t0)) s"
@@ -29,6 +29,12 @@ if has tests; then
   grep -E '^\[  FAILED|float32 vs float64' "$out/gpu_tests.log" | head -20
   "$b/diffsim_torch_tests" >> "$out/gpu_tests.log" 2>&1
   note "diffsim_torch_tests: exit $? ($(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$out/gpu_tests.log" | tail -3 | tr '\n' ' '))"
+fi
+if has modeltests; then
+  # the models and training on CUDA (TrainStep's graph and bf16, the CUDA training run)
+  "$b/model_tests" > "$out/model_tests.log" 2>&1
+  note "model_tests: exit $? ($(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$out/model_tests.log" | tr '\n' ' '))"
+  grep -E '^\[  FAILED|Failure|Expected|actual|Which is' "$out/model_tests.log" | head -30
 fi
 if has sanitize; then
   cuda_tests='CudaEngine.*:GenerateGpu.Cuda*:DiffSimCuda.*'

@@ -6,7 +6,7 @@
 
 namespace npe::tools {
 
-// Times npe-train's inner loop (window gather, forward, loss, backward, clipping, optimizer step)
+// Times npe-train's step (TrainStep: window gather, forward, loss, backward, clipping, optimizer)
 // for the classic model at batch 50 and the modern one at batch 2048, on the CPU and/or CUDA;
 // prints a table and writes `csv_path` and `json_path`. Returns the process exit code.
 int bench_train(bool do_cpu, bool do_cuda, bool quick, int threads, const std::string& csv_path,

@@ -28,6 +28,10 @@ int main(int argc, char** argv) {
       ("expansion", "modern: hidden width = msg_dim x expansion", cxxopts::value<int>()->default_value("2"))
       ("neighborhood", "neighbourhood mask distance, ball radii", cxxopts::value<double>()->default_value("3.5"))
       ("device", "auto | cpu | cuda", cxxopts::value<std::string>()->default_value("auto"))
+      ("precision", "auto | fp32 | bf16 (auto: bf16 autocast for --modern on CUDA, float32 otherwise)",
+       cxxopts::value<std::string>()->default_value("auto"))
+      ("cuda_graph", "on CUDA, capture the training step as a CUDA graph and replay it (--cuda_graph=false: "
+       "eager steps)", cxxopts::value<bool>()->default_value("true"))
       ("threads", "CPU threads (0 = all cores)", cxxopts::value<int>()->default_value("0"))
       ("seed", "random seed (initialisation and data order)", cxxopts::value<uint64_t>()->default_value("0"))
       ("resume", "continue from <checkpoint_dir>/<name>.pt if it exists (same flags required)")
@@ -63,6 +67,8 @@ int main(int argc, char** argv) {
       throw npe::Error(fmt::format("--dropout: expected a value in [0, 1), found {}", c.model.dropout));
     c.neighborhood_radii = r["neighborhood"].as<double>();
     c.device = r["device"].as<std::string>();
+    c.precision = r["precision"].as<std::string>();
+    c.cuda_graph = r["cuda_graph"].as<bool>();
     c.threads = r["threads"].as<int>();
     c.seed = r["seed"].as<uint64_t>();
     c.resume = r.count("resume") > 0;
@@ -72,9 +78,10 @@ int main(int argc, char** argv) {
     const auto res = npe::model::train(c);
     if (res.stopped_early)
       fmt::print("npe-train {}: stopped after --stop_after_steps at step {}; continue with --resume\n", c.name, res.steps);
-    fmt::print("npe-train {}: {} steps, {:.1f} s, {:.0f} samples/s; val MSE final {:.4e}, best {:.4e} "
+    fmt::print("npe-train {}: {} steps, {:.1f} s, {:.0f} samples/s ({}{}); val MSE final {:.4e}, best {:.4e} "
                "(constant-velocity baseline {:.4e})\n  checkpoints {} and {}\n  metrics {}\n",
-               c.name, res.steps, res.seconds, res.samples_per_s, res.final_val, res.best_val,
+               c.name, res.steps, res.seconds, res.samples_per_s, res.bf16 ? "bf16" : "fp32",
+               res.cuda_graph ? ", CUDA graph" : "", res.final_val, res.best_val,
                res.baseline_val, res.last_checkpoint, res.best_checkpoint, res.metrics_csv);
     return 0;
   });

@@ -10,6 +10,7 @@
 
 #include "npe/datagen/io.h"
 #include "npe/model/checkpoint.h"
+#include "npe/model/train_step.h"
 
 namespace npe::model {
 namespace fs = std::filesystem;
@@ -117,14 +118,18 @@ WindowOrder::WindowOrder(int64_t windows, int64_t batch, uint64_t seed, torch::D
     : windows_(windows), batch_(batch), steps_per_epoch_(std::max<int64_t>(1, windows / batch)), seed_(seed),
       device_(device), perm_(static_cast<size_t>(windows)) {}
 
-Tensor WindowOrder::batch(int64_t s) {
-  const int64_t epoch = s / steps_per_epoch_;
+const std::vector<int64_t>& WindowOrder::permutation(int64_t epoch) {
   if (epoch != epoch_) {
     for (int64_t i = 0; i < windows_; ++i) perm_[i] = i;
     datagen::Rng rng(seed_ ^ 0x6e70652d74726169ULL, static_cast<uint64_t>(epoch));
     for (int64_t i = windows_ - 1; i > 0; --i) std::swap(perm_[i], perm_[rng.below(i + 1)]);
     epoch_ = epoch;
   }
+  return perm_;
+}
+
+Tensor WindowOrder::batch(int64_t s) {
+  permutation(s / steps_per_epoch_);
   const int64_t off = (s % steps_per_epoch_) * batch_;
   std::vector<int64_t> ids(batch_);
   for (int64_t i = 0; i < batch_; ++i) ids[i] = perm_[(off + i) % windows_];
@@ -221,6 +226,15 @@ TrainResult train(const TrainConfig& cfg) {
   if (cfg.eval_every < 0) throw Error(fmt::format("--eval_every: expected >= 0, found {}", cfg.eval_every));
   if (cfg.val_windows < 1) throw Error(fmt::format("--val_windows: expected >= 1, found {}", cfg.val_windows));
   const torch::Device device = pick_device(cfg.device);
+  if (cfg.precision != "auto" && cfg.precision != "fp32" && cfg.precision != "bf16")
+    throw Error(fmt::format("--precision: expected auto, fp32 or bf16, found '{}'", cfg.precision));
+  if (cfg.precision == "bf16" && !device.is_cuda())
+    throw Error("--precision bf16: bf16 autocast is for CUDA training (the CPU path stays float32)");
+  StepOptions step_options;
+  step_options.bf16 = cfg.precision == "bf16" || (cfg.precision == "auto" && device.is_cuda() && cfg.model.kind == Kind::Modern);
+  step_options.cuda_graph = cfg.cuda_graph && device.is_cuda() && cuda_graphs_available();
+  if (cfg.cuda_graph && device.is_cuda() && !cuda_graphs_available())
+    fmt::print(stderr, "npe-train: this build has no CUDA graphs (built without a CUDA compiler); steps run eagerly\n");
   torch::set_num_threads(resolve_threads(cfg.threads));
 
   const std::string last_path = (fs::path(cfg.checkpoint_dir) / (cfg.name + ".pt")).string();
@@ -281,7 +295,8 @@ TrainResult train(const TrainConfig& cfg) {
       {"train", {{"dataset_prefix", cfg.dataset_prefix}, {"batch_size", cfg.batch_size},
                  {"total_samples", cfg.total_samples}, {"optimizer", cfg.optimizer}, {"lr", cfg.lr},
                  {"weight_decay", cfg.weight_decay}, {"max_grad_norm", cfg.max_grad_norm},
-                 {"seed", cfg.seed}, {"name", cfg.name}}},
+                 {"seed", cfg.seed}, {"name", cfg.name}, {"precision", step_options.bf16 ? "bf16" : "fp32"},
+                 {"cuda_graph", step_options.cuda_graph}}},
       {"dataset", {{"pos_scale", manifest.pos_scale()}, {"vel_scale", manifest.vel_scale()},
                    {"step_scale", manifest.step_scale()}, {"radius", manifest.world.radius},
                    {"width", manifest.world.width}, {"height", manifest.world.height},
@@ -293,18 +308,13 @@ TrainResult train(const TrainConfig& cfg) {
   res.best_checkpoint = best_path;
   res.metrics_csv = csv_path;
 
-  WindowOrder order(train_windows, cfg.batch_size, cfg.seed, device);
-
   Progress progress(fmt::format("npe-train {}", cfg.name), total_steps);
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t start_step = step;
-  Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device));
-  // First step whose loss was NaN/Inf (-1: none). On CPU every loss is checked before the
-  // optimizer step; on CUDA the flag stays on the device and is read every kDeviceNanCheckEvery
-  // steps, so that the inner loop never waits for the GPU.
-  Tensor first_bad = torch::full({}, -1, torch::TensorOptions().dtype(torch::kLong).device(device));
-  constexpr int64_t kDeviceNanCheckEvery = 100;
-  int64_t loss_count = 0;
+  TrainStep trainer(cfg, *net, *optimizer, train_t, total_steps, step, step_options);
+  // NaN/Inf losses are flagged on the device by the step; the flag is read every step on CPU
+  // and every kDeviceNanCheckEvery steps on CUDA, so that the inner loop never waits for the GPU.
+  const int64_t nan_check_every = device.is_cpu() ? 1 : 100;
   double last_train = NAN, last_val = NAN, lr = cfg.lr;
   auto seconds = [&] {
     return elapsed_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -318,14 +328,17 @@ TrainResult train(const TrainConfig& cfg) {
     if (std::isfinite(last_val)) meta["val_loss"] = last_val;
     meta["baseline_val_loss"] = res.baseline_val;
     if (std::isfinite(best_val)) meta["best_val"] = best_val;
+    trainer.sync_optimizer();
     save_checkpoint(last_path, *net, meta, optimizer.get());
     return meta;
   };
-  auto nonfinite_error = [&](int64_t bad_step) {
-    return Error(fmt::format("training loss became NaN or infinite at step {} (batch of samples {}..{} of the "
-                             "run's data order); stopped; last good checkpoint: '{}'",
-                             bad_step, bad_step * cfg.batch_size, (bad_step + 1) * cfg.batch_size - 1,
-                             fs::exists(last_path) ? last_path : "none written yet"));
+  auto check_finite = [&] {
+    const int64_t bad = trainer.first_nonfinite_step();
+    if (bad < 0) return;
+    throw Error(fmt::format("training loss became NaN or infinite at step {} (batch of samples {}..{} of the "
+                            "run's data order); stopped; last good checkpoint: '{}'",
+                            bad, bad * cfg.batch_size, (bad + 1) * cfg.batch_size - 1,
+                            fs::exists(last_path) ? last_path : "none written yet"));
   };
 
   while (step < total_steps) {
@@ -334,25 +347,14 @@ TrainResult train(const TrainConfig& cfg) {
       res.stopped_early = true;
       break;
     }
-    lr = scheduled_lr(cfg, mc.kind, step, total_steps);
-    if (mc.dropout > 0) torch::manual_seed(cfg.seed * 1000003ULL + static_cast<uint64_t>(step));
-    auto loss = window_loss(*net, train_t, order.batch(step));
-    if (device.is_cpu()) {
-      if (!std::isfinite(loss.item<double>())) throw nonfinite_error(step);
-    } else {
-      first_bad = torch::where(first_bad.lt(0) & torch::isfinite(loss).logical_not(), step, first_bad);
-      if ((step + 1) % kDeviceNanCheckEvery == 0 && first_bad.item<int64_t>() >= 0) throw nonfinite_error(first_bad.item<int64_t>());
-    }
-    optimizer_step(*optimizer, *net, loss, lr, cfg.max_grad_norm);
-    loss_sum += loss.detach();
-    ++loss_count;
+    trainer.run();
     ++step;
+    if (step % nan_check_every == 0) check_finite();
 
     if (step % eval_every == 0 || step == total_steps) {
-      if (!device.is_cpu() && first_bad.item<int64_t>() >= 0) throw nonfinite_error(first_bad.item<int64_t>());
-      last_train = loss_sum.item<double>() / loss_count;
-      loss_sum.zero_();
-      loss_count = 0;
+      check_finite();
+      last_train = trainer.take_mean_loss();
+      lr = trainer.lr();
       last_val = window_mse(net.get(), val_t, val_ids);
       const double secs = seconds();
       csv_rows.push_back(fmt::format("{},{},{:.9g},{:.9g},{:.9g},{:.3f}", step, step * cfg.batch_size,
@@ -383,6 +385,8 @@ TrainResult train(const TrainConfig& cfg) {
   res.final_val = last_val;
   res.seconds = seconds();
   res.samples_per_s = (step - start_step) * cfg.batch_size / std::max(1e-9, res.seconds - elapsed_before);
+  res.bf16 = step_options.bf16;
+  res.cuda_graph = trainer.captured();
   return res;
 }
 

@@ -123,8 +123,8 @@ TEST_F(Cli, BenchAndCompareEnginesWriteTheirReports) {
                   out + "/t.json");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const std::string tcsv = read_file(out + "/t.csv");
-  EXPECT_NE(tcsv.find("cpu,classic,50,"), std::string::npos) << tcsv;
-  EXPECT_NE(tcsv.find("cpu,modern,2048,"), std::string::npos) << tcsv;
+  EXPECT_NE(tcsv.find("cpu,classic,eager,50,"), std::string::npos) << tcsv;
+  EXPECT_NE(tcsv.find("cpu,modern,eager,2048,"), std::string::npos) << tcsv;
   r = run_command(tool("npe-compare-engines") + " --num_scenes 40 --out_json " + out + "/c.json");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(read_file(out + "/c.json").find("speed_ks_statistic"), std::string::npos);

@@ -56,6 +56,8 @@ struct TrainConfig {
   double weight_decay = 0.0;
   double max_grad_norm = 0.0;        // 0: no clipping
   std::string device = "auto";       // auto | cpu | cuda
+  std::string precision = "auto";    // auto (bf16 for the modern model on CUDA) | fp32 | bf16
+  bool cuda_graph = true;            // CUDA: capture the step as a CUDA graph (train_step.h)
   uint64_t seed = 0;
   bool resume = false;
   int64_t stop_after_steps = 0;      // >0: stop (checkpointed) after this many steps of this run
@@ -74,6 +76,7 @@ struct TrainResult {
   double best_val = 0, final_val = 0;
   double baseline_val = 0;           // constant-velocity MSE on the same validation windows
   double seconds = 0, samples_per_s = 0;
+  bool bf16 = false, cuda_graph = false;  // what the run used
   std::string last_checkpoint, best_checkpoint, metrics_csv;
 };
 
@@ -94,6 +97,11 @@ class WindowOrder {
  public:
   WindowOrder(int64_t windows, int64_t batch, uint64_t seed, torch::Device device);
   torch::Tensor batch(int64_t step);  // [batch] window ids (int64) on the device
+  // Step s takes permutation(s / steps_per_epoch())[(o + i) % windows], i < batch, with
+  // o = (s % steps_per_epoch()) * batch. The reference stays valid until the next call.
+  int64_t steps_per_epoch() const { return steps_per_epoch_; }
+  const std::vector<int64_t>& permutation(int64_t epoch);
+
  private:
   int64_t windows_, batch_, steps_per_epoch_, epoch_ = -1;
   uint64_t seed_;
@@ -105,7 +113,8 @@ class WindowOrder {
 torch::Tensor window_loss(NPEImpl& net, const torch::Tensor& traj, const torch::Tensor& ids);
 
 // Back-propagates `loss` and takes one step of `optimizer` at learning rate `lr`, clipping the
-// gradient norm to `max_grad_norm` first when it is > 0.
+// gradient norm to `max_grad_norm` first when it is > 0: libtorch's own optimizers, eagerly. npe-train
+// runs TrainStep (train_step.h), whose device-side update the tests hold to this one.
 void optimizer_step(torch::optim::Optimizer& optimizer, NPEImpl& net, const torch::Tensor& loss, double lr,
                     double max_grad_norm);
 

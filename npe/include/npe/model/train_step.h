@@ -1,0 +1,77 @@
+// npe/model/train_step.h: one npe-train step with all of its state on the training device, so
+// that on CUDA the whole step is captured once as a CUDA graph and replayed.
+//
+// A step is: the batch's window ids from the run's data order (WindowOrder's permutation of the
+// epoch, uploaded once per epoch), the window gather, forward (bf16 autocast optionally), the
+// MSE loss, backward, gradient-norm clipping, the optimizer update and the learning-rate
+// schedule. libtorch's C++ optimizers and clip_grad_norm_ compute scalars on the host (bias
+// corrections from a host step count, the clip coefficient through .item()), which a captured
+// graph would freeze at their capture-time values; here the step count, the learning rate and
+// the clip coefficient are device tensors computed inside the step:
+//   AdamW / Adam: torch's fused multi-tensor kernels (_fused_adamw_ / _fused_adam_) with a
+//                 tensor learning rate and a device step count (Loshchilov & Hutter 2019;
+//                 Kingma & Ba 2015), the update libtorch's AdamW/Adam make;
+//   RMSprop:      square_avg = alpha square_avg + (1 - alpha) g^2, p -= lr g / (sqrt(square_avg)
+//                 + eps) (Tieleman & Hinton 2012, as torch.optim.RMSprop without momentum);
+//   clipping:     g *= min(1, max_norm / (||g||_2 + 1e-6)) over all gradients together.
+// The optimizer's state is the libtorch optimizer's own per-parameter state (exp_avg,
+// exp_avg_sq / square_avg), updated in place, so checkpoints keep their format and a run
+// resumes on either device; sync_optimizer() writes the step count back before a save.
+//
+// On CPU the same tensor ops run eagerly (one code path; the CPU path uses all cores through
+// torch's intra-op threads). On CUDA, after `warmup_steps` eager steps (real steps of the run)
+// the step is captured and replayed; nothing in the loop waits for the GPU: losses and the
+// NaN/Inf flag accumulate on the device and are read when asked for.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include <torch/torch.h>
+
+#include "npe/model/train.h"
+
+namespace npe::model {
+
+struct StepOptions {
+  bool cuda_graph = true;  // capture and replay the step on CUDA (ignored on CPU)
+  bool bf16 = false;       // bf16 autocast of forward and backward (CUDA only; parameters,
+                           // gradients and optimizer state stay float32)
+  int warmup_steps = 3;    // eager steps on a side stream before the capture
+};
+
+// True when this build can capture CUDA graphs (npe built with a CUDA compiler).
+bool cuda_graphs_available();
+
+class TrainStep {
+ public:
+  // `net` is on traj's device and in training mode; `optimizer` is make_optimizer(config, net)
+  // (its state may come from a checkpoint: the step count is read from it); `traj` is the
+  // training split [S, T, N, 5] on the device; the run is `total_steps` long and this object
+  // continues it from `start_step`. Throws npe::Error for an optimizer it cannot run on the
+  // device, for bf16 on CPU, and when graphs are asked for but unavailable on CUDA.
+  TrainStep(const TrainConfig& config, NPEImpl& net, torch::optim::Optimizer& optimizer, torch::Tensor traj,
+            int64_t total_steps, int64_t start_step, StepOptions options = {});
+  ~TrainStep();
+  TrainStep(const TrainStep&) = delete;
+  TrainStep& operator=(const TrainStep&) = delete;
+
+  void run();                        // one step
+  int64_t step() const;              // the next step's index (steps taken so far, from 0)
+  bool captured() const;             // replaying a CUDA graph
+  double take_mean_loss();           // mean training loss since the last call (waits for the device)
+  int64_t first_nonfinite_step();    // first step whose loss was NaN/Inf, or -1 (waits for the device)
+  double lr();                       // the learning rate the last step used (waits for the device)
+  void sync_optimizer();             // writes the step count into the optimizer's state (before a save)
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The learning rate of scheduled_lr computed from a device step count (float64 scalar tensor):
+// the schedule inside a captured step. Equal to scheduled_lr to rounding (tested).
+torch::Tensor scheduled_lr_tensor(const TrainConfig& config, Kind kind, const torch::Tensor& step,
+                                  int64_t total_steps);
+
+}  // namespace npe::model

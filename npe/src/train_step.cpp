@@ -1,0 +1,282 @@
+#include "npe/model/train_step.h"
+
+#include <cmath>
+#include <vector>
+
+#include <ATen/autocast_mode.h>
+#include <fmt/format.h>
+
+#include "cuda_graph.h"
+#include "npe/datagen/io.h"
+
+namespace npe::model {
+using torch::Tensor;
+
+bool cuda_graphs_available() { return StepGraph::available(); }
+
+Tensor scheduled_lr_tensor(const TrainConfig& c, Kind kind, const Tensor& step, int64_t total) {
+  const Tensor s = step.to(torch::kFloat64);
+  if (kind == Kind::Classic && c.optimizer == "rmsprop") {  // classic_lr
+    const Tensor decays = ((s - 50000) / 2500).floor().clamp_min(0);
+    return torch::where(s <= 50000, torch::full_like(s, c.lr), c.lr * torch::pow(0.99, decays));
+  }
+  if (kind == Kind::Modern) {  // modern_lr
+    const int64_t warm = std::max<int64_t>(1, total / 10);
+    const Tensor warming = c.lr * (0.1 + 0.9 * s / static_cast<double>(warm));
+    const Tensor p = ((s - warm) / static_cast<double>(std::max<int64_t>(1, total - warm))).clamp_max(1.0);
+    const Tensor cosine = c.lr * 0.5 * (1.0 + torch::cos(M_PI * p));
+    return torch::where(s < warm, warming, cosine);
+  }
+  return torch::full_like(s, c.lr);
+}
+
+namespace {
+enum class Update { AdamW, Adam, RMSprop };
+}  // namespace
+
+struct TrainStep::Impl {
+  TrainConfig cfg;
+  Kind kind;
+  NPEImpl& net;
+  torch::optim::Optimizer& opt;
+  Tensor traj;
+  int64_t total_steps, step;
+  StepOptions options;
+  torch::Device device;
+
+  Update update = Update::AdamW;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, alpha = 0.99, weight_decay = 0;
+  std::vector<Tensor> params, grads, moment1, moment2;  // moment1: exp_avg / square_avg
+
+  // device state of the step
+  Tensor step_t;        // int64 scalar: the step being taken
+  Tensor opt_steps_t;   // float32 scalar: optimizer steps taken (the fused kernels' state_steps)
+  Tensor lr_t;          // float32 scalar: the last step's learning rate
+  Tensor perm_t;        // int64 [windows]: the current epoch's permutation
+  Tensor arange_t;      // int64 [batch]
+  Tensor loss_sum_t;    // float32 scalar
+  Tensor first_bad_t;   // int64 scalar, -1: none
+  int64_t loss_count = 0;
+
+  WindowOrder order;
+  int64_t loaded_epoch = -1;
+
+  std::unique_ptr<StepGraph> graph;
+  int warmed = 0;
+  bool captured = false;
+
+  Impl(const TrainConfig& c, NPEImpl& n, torch::optim::Optimizer& o, Tensor t, int64_t total, int64_t start,
+       StepOptions so)
+      : cfg(c), kind(n.config().kind), net(n), opt(o), traj(std::move(t)), total_steps(total), step(start),
+        options(so), device(traj.device()),
+        order(traj.size(0) * (traj.size(1) - 2), c.batch_size, c.seed, traj.device()) {}
+
+  void bind_optimizer();
+  void body();
+  void refresh_epoch();
+};
+
+void TrainStep::Impl::bind_optimizer() {
+  auto& group = opt.param_groups().at(0);
+  if (opt.param_groups().size() != 1) throw Error("train step: expected an optimizer with one parameter group");
+  int64_t state_step = -1;
+  auto check_step = [&](int64_t s) {
+    if (state_step >= 0 && s != state_step)
+      throw Error(fmt::format("train step: the optimizer's parameters have taken different numbers of steps ({} "
+                              "and {})", state_step, s));
+    state_step = s;
+  };
+  for (auto& p : group.params()) {
+    params.push_back(p);
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+    grads.push_back(p.grad());
+    void* key = p.unsafeGetTensorImpl();
+    auto& state = opt.state();
+    if (auto* o = dynamic_cast<torch::optim::AdamWOptions*>(&group.options())) {
+      update = Update::AdamW;
+      beta1 = std::get<0>(o->betas()), beta2 = std::get<1>(o->betas()), eps = o->eps(), weight_decay = o->weight_decay();
+      if (o->amsgrad()) throw Error("train step: AdamW with amsgrad is not supported");
+      if (!state.count(key)) {
+        auto s = std::make_unique<torch::optim::AdamWParamState>();
+        s->exp_avg(torch::zeros_like(p)).exp_avg_sq(torch::zeros_like(p));
+        state[key] = std::move(s);
+      }
+      auto& s = static_cast<torch::optim::AdamWParamState&>(*state[key]);
+      moment1.push_back(s.exp_avg()), moment2.push_back(s.exp_avg_sq());
+      check_step(s.step());
+    } else if (auto* a = dynamic_cast<torch::optim::AdamOptions*>(&group.options())) {
+      update = Update::Adam;
+      beta1 = std::get<0>(a->betas()), beta2 = std::get<1>(a->betas()), eps = a->eps(), weight_decay = a->weight_decay();
+      if (a->amsgrad()) throw Error("train step: Adam with amsgrad is not supported");
+      if (!state.count(key)) {
+        auto s = std::make_unique<torch::optim::AdamParamState>();
+        s->exp_avg(torch::zeros_like(p)).exp_avg_sq(torch::zeros_like(p));
+        state[key] = std::move(s);
+      }
+      auto& s = static_cast<torch::optim::AdamParamState&>(*state[key]);
+      moment1.push_back(s.exp_avg()), moment2.push_back(s.exp_avg_sq());
+      check_step(s.step());
+    } else if (auto* r = dynamic_cast<torch::optim::RMSpropOptions*>(&group.options())) {
+      update = Update::RMSprop;
+      alpha = r->alpha(), eps = r->eps(), weight_decay = r->weight_decay();
+      if (r->momentum() != 0 || r->centered())
+        throw Error("train step: RMSprop with momentum or centering is not supported");
+      if (!state.count(key)) {
+        auto s = std::make_unique<torch::optim::RMSpropParamState>();
+        s->square_avg(torch::zeros_like(p));
+        state[key] = std::move(s);
+      }
+      auto& s = static_cast<torch::optim::RMSpropParamState&>(*state[key]);
+      moment1.push_back(s.square_avg());
+      check_step(s.step());
+    } else {
+      throw Error("train step: expected an AdamW, Adam or RMSprop optimizer (make_optimizer)");
+    }
+  }
+  const auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device);
+  opt_steps_t = torch::full({}, static_cast<double>(std::max<int64_t>(0, state_step)), f32);
+}
+
+void TrainStep::Impl::refresh_epoch() {
+  const int64_t epoch = step / order.steps_per_epoch();
+  if (epoch == loaded_epoch) return;
+  const std::vector<int64_t>& perm = order.permutation(epoch);
+  // A synchronous copy, ordered on the current stream after the steps that read the old one.
+  perm_t.copy_(torch::from_blob(const_cast<int64_t*>(perm.data()), {static_cast<int64_t>(perm.size())}, torch::kLong));
+  loaded_epoch = epoch;
+}
+
+// Everything here is a device op on static tensors, so that it can be captured.
+void TrainStep::Impl::body() {
+  torch::NoGradGuard outer;  // only the forward below records autograd history
+  at::_foreach_zero_(grads);
+  const int64_t windows = perm_t.size(0), B = arange_t.size(0);
+  const Tensor offset = step_t.remainder(order.steps_per_epoch()) * B;
+  const Tensor ids = perm_t.index_select(0, (arange_t + offset).remainder(windows));
+  Tensor loss;
+  {
+    torch::AutoGradMode grad(true);
+    if (options.bf16) {
+      at::autocast::set_autocast_enabled(at::kCUDA, true);
+      at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+      at::autocast::set_autocast_cache_enabled(false);  // casts inside a capture must not be cached
+      at::autocast::increment_nesting();
+    }
+    loss = window_loss(net, traj, ids);
+    if (options.bf16) {
+      at::autocast::decrement_nesting();
+      at::autocast::set_autocast_enabled(at::kCUDA, false);
+      at::autocast::set_autocast_cache_enabled(true);
+    }
+    loss.backward();
+  }
+  first_bad_t.copy_(torch::where(first_bad_t.lt(0) & torch::isfinite(loss).logical_not(), step_t, first_bad_t));
+  loss_sum_t.add_(loss.detach().to(torch::kFloat32));
+  if (cfg.max_grad_norm > 0) {  // torch.nn.utils.clip_grad_norm_ without its .item()
+    const Tensor total = torch::stack(at::_foreach_norm(grads, 2)).norm();
+    at::_foreach_mul_(grads, (cfg.max_grad_norm / (total + 1e-6)).clamp_max(1.0));
+  }
+  lr_t.copy_(scheduled_lr_tensor(cfg, kind, step_t, total_steps));
+  opt_steps_t.add_(1);
+  const std::vector<Tensor> steps(params.size(), opt_steps_t);
+  switch (update) {
+    case Update::AdamW:
+      at::_fused_adamw_(params, grads, moment1, moment2, {}, steps, lr_t, beta1, beta2, weight_decay, eps, false, false);
+      break;
+    case Update::Adam:
+      at::_fused_adam_(params, grads, moment1, moment2, {}, steps, lr_t, beta1, beta2, weight_decay, eps, false, false);
+      break;
+    case Update::RMSprop: {
+      std::vector<Tensor> g = grads;
+      if (weight_decay != 0) g = at::_foreach_add(grads, params, weight_decay);
+      at::_foreach_mul_(moment1, alpha);
+      at::_foreach_addcmul_(moment1, g, g, 1 - alpha);
+      std::vector<Tensor> denom = at::_foreach_sqrt(moment1);
+      at::_foreach_add_(denom, eps);
+      std::vector<Tensor> delta = at::_foreach_div(g, denom);
+      at::_foreach_mul_(delta, lr_t);
+      at::_foreach_sub_(params, delta);
+      break;
+    }
+  }
+  step_t.add_(1);
+}
+
+TrainStep::TrainStep(const TrainConfig& config, NPEImpl& net, torch::optim::Optimizer& optimizer, Tensor traj,
+                     int64_t total_steps, int64_t start_step, StepOptions options)
+    : impl_(std::make_unique<Impl>(config, net, optimizer, std::move(traj), total_steps, start_step, options)) {
+  Impl& m = *impl_;
+  if (options.bf16 && !m.device.is_cuda())
+    throw Error("--bf16: bf16 autocast is for CUDA training (the CPU path stays float32)");
+  if (m.traj.dim() != 4 || m.traj.size(1) < 3)
+    throw Error(fmt::format("train step: expected trajectories [S, T >= 3, N, 5], found {}", c10::str(m.traj.sizes())));
+  m.bind_optimizer();
+  const auto i64 = torch::TensorOptions().dtype(torch::kLong).device(m.device);
+  m.step_t = torch::full({}, start_step, i64);
+  m.first_bad_t = torch::full({}, -1, i64);
+  m.arange_t = torch::arange(config.batch_size, i64);
+  m.perm_t = torch::empty({m.traj.size(0) * (m.traj.size(1) - 2)}, i64);
+  m.loss_sum_t = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(m.device));
+  m.lr_t = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(m.device));
+  if (m.device.is_cuda() && options.cuda_graph) {
+    if (!StepGraph::available())
+      throw Error("train step: CUDA graphs are not available in this build (npe was built without a CUDA compiler)");
+    m.graph = std::make_unique<StepGraph>();
+  }
+}
+
+TrainStep::~TrainStep() = default;
+
+void TrainStep::run() {
+  Impl& m = *impl_;
+  m.refresh_epoch();
+  // Dropout masks: on CPU and in eager CUDA steps drawn from (seed, step), so that a resumed run
+  // draws the ones an uninterrupted run would; a replayed graph draws from the generator's
+  // Philox offset, advanced by each replay.
+  if (m.net.config().dropout > 0 && !m.captured)
+    torch::manual_seed(m.cfg.seed * 1000003ULL + static_cast<uint64_t>(m.step));
+  if (!m.graph) {
+    m.body();
+  } else if (m.captured) {
+    m.graph->replay();
+  } else if (m.warmed < m.options.warmup_steps) {
+    m.graph->warm([&] { m.body(); });
+    ++m.warmed;
+  } else {
+    m.graph->capture([&] { m.body(); });
+    m.captured = true;
+    m.graph->replay();
+  }
+  ++m.step;
+  ++m.loss_count;
+}
+
+int64_t TrainStep::step() const { return impl_->step; }
+bool TrainStep::captured() const { return impl_->captured; }
+
+double TrainStep::take_mean_loss() {
+  Impl& m = *impl_;
+  const double mean = m.loss_count ? m.loss_sum_t.item<double>() / static_cast<double>(m.loss_count) : NAN;
+  m.loss_sum_t.zero_();
+  m.loss_count = 0;
+  return mean;
+}
+
+int64_t TrainStep::first_nonfinite_step() { return impl_->first_bad_t.item<int64_t>(); }
+
+double TrainStep::lr() { return impl_->lr_t.item<double>(); }
+
+void TrainStep::sync_optimizer() {
+  Impl& m = *impl_;
+  const auto steps = static_cast<int64_t>(std::llround(m.opt_steps_t.item<double>()));
+  for (auto& p : m.params) {
+    auto& s = *m.opt.state().at(p.unsafeGetTensorImpl());
+    switch (m.update) {
+      case Update::AdamW: static_cast<torch::optim::AdamWParamState&>(s).step(steps); break;
+      case Update::Adam: static_cast<torch::optim::AdamParamState&>(s).step(steps); break;
+      case Update::RMSprop: static_cast<torch::optim::RMSpropParamState&>(s).step(steps); break;
+    }
+  }
+}
+
+}  // namespace npe::model
