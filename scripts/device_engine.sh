@@ -88,10 +88,12 @@ if has trainbench; then
     > "$out/trainbench.log" 2>&1
   note "npe-bench train: exit $?"
   sed -n '/^dev /,$p' "$out/trainbench.log"
-  timeout 300 python3 bench/train_pytorch.py --device cuda --out_json "$out/train_pytorch.json" \
-    > "$out/train_pytorch.log" 2>&1
-  note "bench/train_pytorch.py: exit $?"
-  grep -vE '^\s*$' "$out/train_pytorch.log" | tail -12
+  if [ -z "${NO_PYTORCH:-}" ]; then  # NO_PYTORCH=1: npe's rows only
+    timeout 300 python3 bench/train_pytorch.py --device cuda --out_json "$out/train_pytorch.json" \
+      > "$out/train_pytorch.log" 2>&1
+    note "bench/train_pytorch.py: exit $?"
+    grep -vE '^\s*$' "$out/train_pytorch.log" | tail -12
+  fi
 fi
 if has datagen; then
   d=/tmp/npe-data/gpu1m
