@@ -75,11 +75,12 @@ NPEImpl::Pairs NPEImpl::make_pairs(const Tensor& prev, const Tensor& cur) const 
   Pairs p;
   p.focus = torch::cat({standardise(prev), standardise(cur)}, -1);  // [B, N, 10]
 
-  // Context index table: row i lists every ball j != i, in order. [N, N-1]
-  auto ar = torch::arange(N, torch::TensorOptions().dtype(torch::kLong).device(cur.device()));
-  auto all = ar.unsqueeze(0).expand({N, N});
-  auto keep = all != ar.unsqueeze(1);
-  auto ctx_idx = all.masked_select(keep).reshape({N, std::max<int64_t>(N - 1, 0)});
+  // Context index table: row i lists every ball j != i, in order: entry k is k + (k >= i). [N, N-1]
+  // (Computed without masked_select, whose data-dependent shape waits for the device and cannot
+  // be captured in a CUDA graph.)
+  const auto idx = torch::TensorOptions().dtype(torch::kLong).device(cur.device());
+  auto k = torch::arange(std::max<int64_t>(N - 1, 0), idx).unsqueeze(0);
+  auto ctx_idx = k + (k >= torch::arange(N, idx).unsqueeze(1)).to(torch::kLong);
   auto gather = [&](const Tensor& s) {  // [B, N, 5] -> [B, N, N-1, 5]
     return s.index_select(1, ctx_idx.reshape(-1)).reshape({B, N, N - 1, 5});
   };
