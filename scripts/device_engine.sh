@@ -4,6 +4,7 @@
 # engine, and npe-datagen --engine gpu on 10^6 scenes; logs under $OUT, a summary last.
 # Usage there:  source .debs/gpu-env.sh && scripts/device_engine.sh [stages]
 #   stages (default all): build tests modeltests sanitize sass ncu bench diffbench trainbench datagen sysid
+#   (and, only when named: recipes -- RECIPES="modern classic", RECIPE_STOP=steps, RECIPE_CK=dir)
 set -uo pipefail
 out="${OUT:-/tmp/npe-device}"
 mkdir -p "$out"
@@ -94,6 +95,27 @@ if has trainbench; then
     note "bench/train_pytorch.py: exit $?"
     grep -vE '^\s*$' "$out/train_pytorch.log" | tail -12
   fi
+fi
+if has recipes; then
+  # The issue's full recipes on the default world's dataset (12000 Box2D scenes, as
+  # scripts/run_main.sh makes it): classic 60 M samples at batch 50, modern 200 M at batch 2048.
+  # RECIPE_CK (default recipe-ck, carried back in) holds the checkpoints: with RECIPE_STOP a
+  # recipe stops after that many steps and the next call's --resume continues it.
+  d=/tmp/npe-recipe/balls_n4_t60_uniform
+  t0=$SECONDS
+  "$b/npe-datagen" --num_scenes 12000 --out_prefix "$d" --no_progress > "$out/recipe_datagen.log" 2>&1
+  note "recipe dataset (npe-datagen --num_scenes 12000): exit $?, $((SECONDS - t0)) s"
+  ck="${RECIPE_CK:-recipe-ck}"
+  mkdir -p "$ck"
+  for m in ${RECIPES:-modern classic}; do
+    flags=(--name "$m" --dataset_prefix "$d" --checkpoint_dir "$ck" --no_progress --resume)
+    [ "$m" = modern ] && flags+=(--modern)
+    [ -n "${RECIPE_STOP:-}" ] && flags+=(--stop_after_steps "$RECIPE_STOP")
+    t0=$SECONDS
+    "$b/npe-train" "${flags[@]}" > "$out/recipe_$m.log" 2>&1
+    note "npe-train $m recipe: exit $?, $((SECONDS - t0)) s wall: $(grep -E 'steps,|stopped' "$out/recipe_$m.log" | head -2 | tr '\n' ' ')"
+    mkdir -p "$out/recipe-ck" && cp "$ck/$m".* "$out/recipe-ck/"
+  done
 fi
 if has datagen; then
   d=/tmp/npe-data/gpu1m
