@@ -13,6 +13,8 @@ int main(int argc, char** argv) {
       ("batch_size", "windows per batch [50 | 2048]", cxxopts::value<int64_t>())
       ("total_samples", "training windows to draw in all [60000000 | 200000000]", cxxopts::value<int64_t>())
       ("eval_every", "steps between validations (0: 20 over the run)", cxxopts::value<int64_t>()->default_value("0"))
+      ("checkpoint_every", "steps between checkpoints of <name>.pt, written atomically (0: at each validation); "
+       "--resume continues from the last", cxxopts::value<int64_t>()->default_value("0"))
       ("val_windows", "validation windows used (evenly spread over the val split)", cxxopts::value<int64_t>()->default_value("20000"))
       ("name", "run name [classic | modern]", cxxopts::value<std::string>())
       ("checkpoint_dir", "where <name>.pt and <name>.best.pt go", cxxopts::value<std::string>()->default_value("checkpoints"))
@@ -49,6 +51,7 @@ int main(int argc, char** argv) {
     if (r.count("total_samples")) c.total_samples = r["total_samples"].as<int64_t>();
     c.eval_every = r["eval_every"].as<int64_t>();
     c.val_windows = r["val_windows"].as<int64_t>();
+    c.checkpoint_every = r["checkpoint_every"].as<int64_t>();
     if (r.count("name")) c.name = r["name"].as<std::string>();
     c.checkpoint_dir = r["checkpoint_dir"].as<std::string>();
     c.metrics_csv = r["metrics_csv"].as<std::string>();

@@ -224,6 +224,8 @@ TrainResult train(const TrainConfig& cfg) {
   if (cfg.weight_decay < 0) throw Error(fmt::format("--weight_decay: expected >= 0, found {}", cfg.weight_decay));
   if (cfg.max_grad_norm < 0) throw Error(fmt::format("--max_grad_norm: expected >= 0, found {}", cfg.max_grad_norm));
   if (cfg.eval_every < 0) throw Error(fmt::format("--eval_every: expected >= 0, found {}", cfg.eval_every));
+  if (cfg.checkpoint_every < 0)
+    throw Error(fmt::format("--checkpoint_every: expected >= 0 steps (0: at each validation), found {}", cfg.checkpoint_every));
   if (cfg.val_windows < 1) throw Error(fmt::format("--val_windows: expected >= 1, found {}", cfg.val_windows));
   const torch::Device device = pick_device(cfg.device);
   if (cfg.precision != "auto" && cfg.precision != "fp32" && cfg.precision != "bf16")
@@ -274,6 +276,7 @@ TrainResult train(const TrainConfig& cfg) {
   int64_t step = 0;
   double best_val = INFINITY, elapsed_before = 0;
   std::vector<std::string> csv_rows;
+  nlohmann::json resumed_meta = nlohmann::json::object();
   if (cfg.resume && fs::exists(last_path)) {
     Checkpoint ck = load_checkpoint(last_path, mc.kind, "--resume", device);
     check_resume_matches(ck, cfg, mc, last_path);
@@ -284,6 +287,7 @@ TrainResult train(const TrainConfig& cfg) {
     step = ck.step;
     best_val = meta_number(ck.meta, "best_val", INFINITY);
     elapsed_before = meta_number(ck.meta, "seconds", 0.0);
+    resumed_meta = ck.meta;
     csv_rows = read_csv_rows(csv_path, step);
     fmt::print(stderr, "npe-train: resuming '{}' at step {} of {}\n", last_path, step, total_steps);
   } else if (cfg.resume) {
@@ -312,6 +316,8 @@ TrainResult train(const TrainConfig& cfg) {
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t start_step = step;
   TrainStep trainer(cfg, *net, *optimizer, train_t, total_steps, step, step_options);
+  if (resumed_meta.contains("loss_count"))
+    trainer.restore_loss_accumulator(meta_number(resumed_meta, "loss_sum", 0.0), resumed_meta["loss_count"].get<int64_t>());
   // NaN/Inf losses are flagged on the device by the step; the flag is read every step on CPU
   // and every kDeviceNanCheckEvery steps on CUDA, so that the inner loop never waits for the GPU.
   const int64_t nan_check_every = device.is_cpu() ? 1 : 100;
@@ -328,6 +334,9 @@ TrainResult train(const TrainConfig& cfg) {
     if (std::isfinite(last_val)) meta["val_loss"] = last_val;
     meta["baseline_val_loss"] = res.baseline_val;
     if (std::isfinite(best_val)) meta["best_val"] = best_val;
+    const auto [loss_sum, loss_count] = trainer.loss_accumulator();  // the evaluation interval so far
+    meta["loss_sum"] = loss_sum;
+    meta["loss_count"] = loss_count;
     trainer.sync_optimizer();
     save_checkpoint(last_path, *net, meta, optimizer.get());
     return meta;
@@ -369,6 +378,9 @@ TrainResult train(const TrainConfig& cfg) {
       } else {
         save_last(secs);
       }
+    } else if (cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0) {
+      check_finite();
+      save_last(seconds());
     }
     if (cfg.progress) {
       const double rate = (step - start_step) * cfg.batch_size / std::max(1e-9, seconds() - elapsed_before);

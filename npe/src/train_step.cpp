@@ -262,6 +262,15 @@ double TrainStep::take_mean_loss() {
   return mean;
 }
 
+std::pair<double, int64_t> TrainStep::loss_accumulator() {
+  return {impl_->loss_sum_t.item<double>(), impl_->loss_count};
+}
+
+void TrainStep::restore_loss_accumulator(double sum, int64_t count) {
+  impl_->loss_sum_t.fill_(sum);  // a float32 sum read as double: restored exactly
+  impl_->loss_count = count;
+}
+
 int64_t TrainStep::first_nonfinite_step() { return impl_->first_bad_t.item<int64_t>(); }
 
 double TrainStep::lr() { return impl_->lr_t.item<double>(); }

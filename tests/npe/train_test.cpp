@@ -115,8 +115,9 @@ TEST(Train, WritesCheckpointsAndMetrics) {
   EXPECT_EQ(ck.meta["dataset"]["pos_scale"].get<double>(), 800.0);
 }
 
-// A run stopped at step 20 (--stop_after_steps, checkpointed) and resumed ends with exactly the
-// weights of an uninterrupted run: same data order, optimizer state and schedule.
+// A run stopped at step 23 (--stop_after_steps, checkpointed) and resumed ends with exactly the
+// weights and metrics of an uninterrupted run: same data order, optimizer state, schedule and
+// running loss.
 class Resume : public ::testing::TestWithParam<Kind> {};
 TEST_P(Resume, EndsWithTheSameModelAsAnUninterruptedRun) {
   test::TempDir dir;
@@ -130,14 +131,17 @@ TEST_P(Resume, EndsWithTheSameModelAsAnUninterruptedRun) {
   EXPECT_EQ(rf.start_step, 0);
   TrainConfig part = full;
   part.name = "part";
-  part.stop_after_steps = 20;
+  // stopped between two evaluations (every 10 steps), after checkpoints every 7 steps: the
+  // checkpoint carries the interval's running loss
+  part.stop_after_steps = 23;
+  part.checkpoint_every = 7;
   const TrainResult r1 = train(part);
   EXPECT_TRUE(r1.stopped_early);
-  EXPECT_EQ(r1.steps, 20);
+  EXPECT_EQ(r1.steps, 23);
   part.stop_after_steps = 0;
   part.resume = true;
   const TrainResult r2 = train(part);
-  EXPECT_EQ(r2.start_step, 20);  // really resumed, not restarted
+  EXPECT_EQ(r2.start_step, 23);  // really resumed, not restarted
   EXPECT_EQ(r2.steps, 40);
   auto a = load_checkpoint(dir / "ck/full.pt", GetParam(), "", torch::kCPU);
   auto b = load_checkpoint(dir / "ck/part.pt", GetParam(), "", torch::kCPU);

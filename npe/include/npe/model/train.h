@@ -50,6 +50,7 @@ struct TrainConfig {
   int64_t batch_size = 50;
   int64_t total_samples = 0;
   int64_t eval_every = 0;            // steps between validations (0: 20 over the run)
+  int64_t checkpoint_every = 0;      // steps between checkpoints of <name>.pt (0: at each validation)
   int64_t val_windows = 20000;       // validation windows (evenly spread subset of the val split)
   std::string optimizer;             // rmsprop | adam | adamw
   double lr = 3e-4;

@@ -26,6 +26,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <utility>
 
 #include <torch/torch.h>
 
@@ -60,6 +61,10 @@ class TrainStep {
   int64_t step() const;              // the next step's index (steps taken so far, from 0)
   bool captured() const;             // replaying a CUDA graph
   double take_mean_loss();           // mean training loss since the last call (waits for the device)
+  // The running sum behind take_mean_loss, for a checkpoint written between two evaluations
+  // (waits for the device), and its restoration in a resumed run.
+  std::pair<double, int64_t> loss_accumulator();
+  void restore_loss_accumulator(double sum, int64_t count);
   int64_t first_nonfinite_step();    // first step whose loss was NaN/Inf, or -1 (waits for the device)
   double lr();                       // the learning rate the last step used (waits for the device)
   void sync_optimizer();             // writes the step count into the optimizer's state (before a save)
