@@ -8,7 +8,9 @@ int main(int argc, char** argv) {
     cxxopts::Options o("npe-train", "Train a Neural Physics Engine (Chang et al. 2017) on an npe dataset.\n"
                        "Defaults in [classic | --modern] form follow the paper and the modern recipe.");
     o.add_options()
-      ("modern", "train the modern model (pre-LayerNorm residual MLPs, AdamW, warm-up + cosine)")
+      ("modern", "train the modern model (pre-LayerNorm residual MLPs, AdamW, warm-up + cosine); = --model modern")
+      ("model", "classic | modern | np | lstm (np, lstm: the paper's baselines, trained with the classic recipe)",
+       cxxopts::value<std::string>()->default_value("classic"))
       ("dataset_prefix", "dataset prefix (PREFIX.json, PREFIX_train.npy, ...)", cxxopts::value<std::string>()->default_value("data/balls_n4_t60_uniform/balls_n4_t60_uniform"))
       ("batch_size", "windows per batch [50 | 2048]", cxxopts::value<int64_t>())
       ("total_samples", "training windows to draw in all [60000000 | 200000000]", cxxopts::value<int64_t>())
@@ -16,7 +18,7 @@ int main(int argc, char** argv) {
       ("checkpoint_every", "steps between checkpoints of <name>.pt, written atomically (0: at each validation); "
        "--resume continues from the last", cxxopts::value<int64_t>()->default_value("0"))
       ("val_windows", "validation windows used (evenly spread over the val split)", cxxopts::value<int64_t>()->default_value("20000"))
-      ("name", "run name [classic | modern]", cxxopts::value<std::string>())
+      ("name", "run name [the model's name: classic | modern | np | lstm]", cxxopts::value<std::string>())
       ("checkpoint_dir", "where <name>.pt and <name>.best.pt go", cxxopts::value<std::string>()->default_value("checkpoints"))
       ("metrics_csv", "metrics CSV (default <checkpoint_dir>/<name>.csv)", cxxopts::value<std::string>()->default_value(""))
       ("optimizer", "rmsprop | adam | adamw [rmsprop | adamw]", cxxopts::value<std::string>())
@@ -43,9 +45,19 @@ int main(int argc, char** argv) {
       ("h,help", "this help");
     auto r = npe::tools::parse(o, argc, argv);
     if (r.count("help")) { fmt::print("{}\n", o.help()); return 0; }
-    const Kind kind = r.count("modern") ? Kind::Modern : Kind::Classic;
+    Kind kind = Kind::Classic;
+    try {
+      kind = npe::model::kind_from_name(r["model"].as<std::string>());
+    } catch (const npe::Error&) {
+      throw npe::Error(fmt::format("--model: expected classic, modern, np or lstm, found '{}'", r["model"].as<std::string>()));
+    }
+    if (r.count("modern")) {
+      if (r.count("model") && kind != Kind::Modern)
+        throw npe::Error(fmt::format("--modern and --model {}: choose one model", r["model"].as<std::string>()));
+      kind = Kind::Modern;
+    }
     npe::model::TrainConfig c = npe::model::default_train_config(kind);
-    c.total_samples = kind == Kind::Classic ? 60000000 : 200000000;
+    c.total_samples = kind == Kind::Modern ? 200000000 : 60000000;
     c.dataset_prefix = r["dataset_prefix"].as<std::string>();
     if (r.count("batch_size")) c.batch_size = r["batch_size"].as<int64_t>();
     if (r.count("total_samples")) c.total_samples = r["total_samples"].as<int64_t>();

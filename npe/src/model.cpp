@@ -8,12 +8,20 @@ namespace npe::model {
 namespace nn = torch::nn;
 using torch::Tensor;
 
-std::string kind_name(Kind k) { return k == Kind::Classic ? "classic" : "modern"; }
+std::string kind_name(Kind k) {
+  switch (k) {
+    case Kind::Classic: return "classic";
+    case Kind::Modern: return "modern";
+    case Kind::NP: return "np";
+    case Kind::LSTM: return "lstm";
+  }
+  return "?";
+}
 
 Kind kind_from_name(const std::string& s) {
-  if (s == "classic") return Kind::Classic;
-  if (s == "modern") return Kind::Modern;
-  throw Error(fmt::format("model kind: expected \"classic\" or \"modern\", found \"{}\"", s));
+  for (const Kind k : {Kind::Classic, Kind::Modern, Kind::NP, Kind::LSTM})
+    if (s == kind_name(k)) return k;
+  throw Error(fmt::format("model kind: expected \"classic\", \"modern\", \"np\" or \"lstm\", found \"{}\"", s));
 }
 
 nlohmann::json ModelConfig::to_json() const {
@@ -67,20 +75,29 @@ void NPEImpl::fit_normalisation(const Tensor& traj) {
   fit_normalisation(traj, v.narrow(1, 1, T - 1) - v.narrow(1, 0, T - 1));
 }
 
+namespace {
+// Standardised [s(t-1), s(t)] of every ball, absolute positions: [B, N, 10].
+Tensor own_features(const Tensor& prev, const Tensor& cur, const Tensor& mean, const Tensor& std) {
+  return torch::cat({(prev - mean) / std, (cur - mean) / std}, -1);
+}
+// Context index table: row i lists every ball j != i in index order, entry k being k + (k >= i)
+// ([N, N-1]). Computed without masked_select, whose data-dependent shape waits for the device
+// and cannot be captured in a CUDA graph.
+Tensor context_index(int64_t N, const torch::Device& device) {
+  const auto idx = torch::TensorOptions().dtype(torch::kLong).device(device);
+  auto k = torch::arange(std::max<int64_t>(N - 1, 0), idx).unsqueeze(0);
+  return k + (k >= torch::arange(N, idx).unsqueeze(1)).to(torch::kLong);
+}
+}  // namespace
+
 NPEImpl::Pairs NPEImpl::make_pairs(const Tensor& prev, const Tensor& cur) const {
   TORCH_CHECK(prev.dim() == 3 && prev.size(2) == 5 && cur.sizes() == prev.sizes(),
               "NPE expects prev and cur of shape [B, N, 5], got ", prev.sizes(), " and ", cur.sizes());
   const int64_t B = cur.size(0), N = cur.size(1);
-  auto standardise = [&](const Tensor& s) { return (s - state_mean_) / state_std_; };
   Pairs p;
-  p.focus = torch::cat({standardise(prev), standardise(cur)}, -1);  // [B, N, 10]
+  p.focus = own_features(prev, cur, state_mean_, state_std_);  // [B, N, 10]
 
-  // Context index table: row i lists every ball j != i, in order: entry k is k + (k >= i). [N, N-1]
-  // (Computed without masked_select, whose data-dependent shape waits for the device and cannot
-  // be captured in a CUDA graph.)
-  const auto idx = torch::TensorOptions().dtype(torch::kLong).device(cur.device());
-  auto k = torch::arange(std::max<int64_t>(N - 1, 0), idx).unsqueeze(0);
-  auto ctx_idx = k + (k >= torch::arange(N, idx).unsqueeze(1)).to(torch::kLong);
+  auto ctx_idx = context_index(N, cur.device());
   auto gather = [&](const Tensor& s) {  // [B, N, 5] -> [B, N, N-1, 5]
     return s.index_select(1, ctx_idx.reshape(-1)).reshape({B, N, N - 1, 5});
   };
@@ -164,9 +181,51 @@ Tensor ModernNPEImpl::forward(const Tensor& prev, const Tensor& cur) {
   return v * state_std_.narrow(0, 2, 2) + state_mean_.narrow(0, 2, 2);
 }
 
+NoPairwiseImpl::NoPairwiseImpl(const ModelConfig& c) : NPEImpl(c) {
+  context_in_ = register_module("context_in", nn::Linear(10, 25));
+  encoder_ = register_module("encoder", relu_mlp(25, 50, 5));
+  decoder_ = register_module("decoder", relu_mlp(50 + 10, 50, 4));
+  decoder_->push_back(nn::Linear(50, 2));
+}
+
+Tensor NoPairwiseImpl::forward(const Tensor& prev, const Tensor& cur) {
+  Pairs p = make_pairs(prev, cur);  // the focus features and the neighbourhood mask
+  const int64_t B = cur.size(0), N = cur.size(1);
+  auto own = own_features(prev, cur, state_mean_, state_std_);                             // [B, N, 10]
+  auto ctx = own.index_select(1, context_index(N, cur.device()).reshape(-1)).reshape({B, N, N - 1, 10});
+  auto e = encoder_->forward(torch::relu(context_in_(ctx)));                               // [B, N, N-1, 50]
+  auto sum = (e * p.mask.unsqueeze(-1)).sum(2);
+  auto dv = decoder_->forward(torch::cat({sum, p.focus}, -1)) * dv_std_;
+  return cur.narrow(-1, 2, 2) + dv;
+}
+
+LstmImpl::LstmImpl(const ModelConfig& c) : NPEImpl(c) {
+  lstm_ = register_module("lstm", nn::LSTM(nn::LSTMOptions(10, 100).num_layers(3).batch_first(true)));
+  head_ = register_module("head", nn::Linear(100, 2));
+}
+
+Tensor LstmImpl::forward(const Tensor& prev, const Tensor& cur) {
+  TORCH_CHECK(prev.dim() == 3 && prev.size(2) == 5 && cur.sizes() == prev.sizes(),
+              "NPE expects prev and cur of shape [B, N, 5], got ", prev.sizes(), " and ", cur.sizes());
+  const int64_t B = cur.size(0), N = cur.size(1);
+  const auto idx = torch::TensorOptions().dtype(torch::kLong).device(cur.device());
+  // sequence of focus f: the context balls in index order, then f  ([N, N])
+  auto order = torch::cat({context_index(N, cur.device()), torch::arange(N, idx).unsqueeze(1)}, 1);
+  auto own = own_features(prev, cur, state_mean_, state_std_);
+  auto seq = own.index_select(1, order.reshape(-1)).reshape({B * N, N, 10});
+  auto out = std::get<0>(lstm_->forward(seq));                          // [B*N, N, 100]
+  auto dv = head_(out.select(1, N - 1)).reshape({B, N, 2}) * dv_std_;
+  return cur.narrow(-1, 2, 2) + dv;
+}
+
 std::shared_ptr<NPEImpl> make_model(const ModelConfig& c) {
-  if (c.kind == Kind::Classic) return std::make_shared<ClassicNPEImpl>(c);
-  return std::make_shared<ModernNPEImpl>(c);
+  switch (c.kind) {
+    case Kind::Classic: return std::make_shared<ClassicNPEImpl>(c);
+    case Kind::Modern: return std::make_shared<ModernNPEImpl>(c);
+    case Kind::NP: return std::make_shared<NoPairwiseImpl>(c);
+    case Kind::LSTM: return std::make_shared<LstmImpl>(c);
+  }
+  throw Error("make_model: unknown model kind");
 }
 
 int64_t parameter_count(const NPEImpl& m) {

@@ -61,13 +61,13 @@ double modern_lr(int64_t step, int64_t total, double base) {
 TrainConfig default_train_config(Kind kind) {
   TrainConfig c;
   c.model.kind = kind;
-  if (kind == Kind::Classic) {
+  if (kind != Kind::Modern) {  // the classic model and the paper's baselines: the paper's recipe
     c.batch_size = 50;
     c.optimizer = "rmsprop";
     c.lr = 3e-4;
     c.weight_decay = 0.0;
     c.max_grad_norm = 0.0;
-    c.name = "classic";
+    c.name = kind_name(kind);
   } else {
     c.batch_size = 2048;
     c.optimizer = "adamw";
@@ -109,7 +109,7 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& c, NP
 }
 
 double scheduled_lr(const TrainConfig& c, Kind kind, int64_t step, int64_t total_steps) {
-  if (kind == Kind::Classic && c.optimizer == "rmsprop") return classic_lr(step, c.lr);
+  if (kind != Kind::Modern && c.optimizer == "rmsprop") return classic_lr(step, c.lr);
   if (kind == Kind::Modern) return modern_lr(step, total_steps, c.lr);
   return c.lr;
 }

@@ -16,7 +16,7 @@ bool cuda_graphs_available() { return StepGraph::available(); }
 
 Tensor scheduled_lr_tensor(const TrainConfig& c, Kind kind, const Tensor& step, int64_t total) {
   const Tensor s = step.to(torch::kFloat64);
-  if (kind == Kind::Classic && c.optimizer == "rmsprop") {  // classic_lr
+  if (kind != Kind::Modern && c.optimizer == "rmsprop") {  // classic_lr
     const Tensor decays = ((s - 50000) / 2500).floor().clamp_min(0);
     return torch::where(s <= 50000, torch::full_like(s, c.lr), c.lr * torch::pow(0.99, decays));
   }

@@ -49,7 +49,7 @@ TEST_P(CheckpointTest, WrongKindIsAClearError) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Kinds, CheckpointTest, ::testing::Values(Kind::Classic, Kind::Modern),
+INSTANTIATE_TEST_SUITE_P(Kinds, CheckpointTest, ::testing::Values(Kind::Classic, Kind::Modern, Kind::NP, Kind::LSTM),
                          [](const auto& info) { return kind_name(info.param); });
 
 TEST(Checkpoint, CorruptOrMissingFileIsAClearError) {

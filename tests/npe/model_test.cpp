@@ -85,8 +85,44 @@ TEST_P(ModelTest, LoneBallSeesNoContext) {
   EXPECT_EQ(m->forward(prev, cur).sizes(), (std::vector<int64_t>{2, 1, 2}));
 }
 
-INSTANTIATE_TEST_SUITE_P(Kinds, ModelTest, ::testing::Values(Kind::Classic, Kind::Modern),
+// (The LSTM baseline has its own tests below: it has no mask and reads the context in order.)
+INSTANTIATE_TEST_SUITE_P(Kinds, ModelTest, ::testing::Values(Kind::Classic, Kind::Modern, Kind::NP),
                          [](const auto& info) { return kind_name(info.param); });
+
+// NP: the classic model without the pairwise layer: a 25-unit context layer (no focus branch),
+// the 5 x 50 encoder on 25 inputs, the classic decoder.
+TEST(Model, NoPairwiseArchitecture) {
+  ModelConfig c;
+  c.kind = Kind::NP;
+  auto m = make_model(c);
+  const int64_t expected = (10 * 25 + 25) + (25 * 50 + 50) + 4 * (50 * 50 + 50) + (60 * 50 + 50) +
+                           3 * (50 * 50 + 50) + (50 * 2 + 2);
+  EXPECT_EQ(parameter_count(*m), expected);
+}
+
+TEST(Model, LstmBaselineShapesAndOrder) {
+  torch::manual_seed(test::fresh_seed());
+  auto m = random_model(Kind::LSTM);
+  torch::NoGradGuard ng;
+  for (int64_t n : {1, 2, 4, 6}) {
+    auto out = m->forward(random_states(3, n), random_states(3, n));
+    EXPECT_EQ(out.sizes(), (std::vector<int64_t>{3, n, 2}));
+    EXPECT_TRUE(torch::isfinite(out).all().item<bool>());
+  }
+  // 3 layers of 100: 4 gates x 100 x (10 + 100 + 2 biases) for the first layer, (100 + 100 + 2) after
+  EXPECT_EQ(parameter_count(*m), 400 * (10 + 100 + 2) + 2 * 400 * (100 + 100 + 2) + (100 * 2 + 2));
+  // no neighbourhood: a far ball changes the focus ball's prediction
+  auto prev = random_states(1, 2), cur = prev.clone();
+  cur[0][0][0] = 0.1, cur[0][1][0] = 0.9;
+  auto far = cur.clone();
+  far[0][1][1] = cur[0][1][1].item<float>() + 0.2f;
+  EXPECT_FALSE(torch::allclose(m->forward(prev, cur)[0][0], m->forward(prev, far)[0][0]));
+  // the context is read in index order: swapping two context balls changes the focus prediction
+  auto s3p = random_states(1, 3), s3c = random_states(1, 3);
+  auto swap = torch::tensor({0, 2, 1}, torch::kLong);
+  EXPECT_FALSE(torch::allclose(m->forward(s3p, s3c)[0][0],
+                               m->forward(s3p.index_select(1, swap), s3c.index_select(1, swap))[0][0]));
+}
 
 TEST(Model, ClassicArchitectureMatchesThePaper) {
   ModelConfig c;
@@ -105,7 +141,8 @@ TEST(Model, ConfigJsonRoundTrip) {
   EXPECT_EQ(back.kind, Kind::Modern);
   EXPECT_EQ(back.msg_dim, 40);
   EXPECT_DOUBLE_EQ(back.dropout, 0.1);
-  EXPECT_THROW(kind_from_name("lstm"), std::exception);
+  for (const Kind k : {Kind::Classic, Kind::Modern, Kind::NP, Kind::LSTM}) EXPECT_EQ(kind_from_name(kind_name(k)), k);
+  EXPECT_THROW(kind_from_name("gru"), std::exception);
 }
 
 }  // namespace

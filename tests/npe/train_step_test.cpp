@@ -180,7 +180,7 @@ TEST(TrainStep, RefusesWhatItCannotRun) {
 TEST(TrainStepCuda, ReplayedGraphEqualsEagerSteps) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device on this machine";
   if (!cuda_graphs_available()) GTEST_SKIP() << "npe was built without a CUDA compiler (no CUDA graphs)";
-  for (const Kind kind : {Kind::Classic, Kind::Modern}) {
+  for (const Kind kind : {Kind::Classic, Kind::Modern, Kind::NP, Kind::LSTM}) {
     const uint64_t seed = test::fresh_seed();
     torch::manual_seed(seed);
     const auto traj = random_trajectories(40, 12, 4).to(torch::kCUDA);

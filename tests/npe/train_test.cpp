@@ -82,7 +82,7 @@ TEST_P(Overfit, LossFallsTenfoldOnAFixedBatch) {
   l1 = loss_of().item<double>();
   EXPECT_LT(l1, l0 / 10) << "initial " << l0 << " final " << l1;
 }
-INSTANTIATE_TEST_SUITE_P(Kinds, Overfit, ::testing::Values(Kind::Classic, Kind::Modern),
+INSTANTIATE_TEST_SUITE_P(Kinds, Overfit, ::testing::Values(Kind::Classic, Kind::Modern, Kind::NP, Kind::LSTM),
                          [](const auto& info) { return kind_name(info.param); });
 
 TrainConfig small_run(const test::TempDir& dir, const std::string& prefix, Kind kind) {
@@ -159,7 +159,7 @@ TEST_P(Resume, EndsWithTheSameModelAsAnUninterruptedRun) {
   };
   EXPECT_EQ(losses(csv_part), losses(csv_full));
 }
-INSTANTIATE_TEST_SUITE_P(Kinds, Resume, ::testing::Values(Kind::Classic, Kind::Modern),
+INSTANTIATE_TEST_SUITE_P(Kinds, Resume, ::testing::Values(Kind::Classic, Kind::Modern, Kind::NP, Kind::LSTM),
                          [](const auto& info) { return kind_name(info.param); });
 
 TEST(Train, ResumeRefusesOtherHyperParameters) {

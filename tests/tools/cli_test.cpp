@@ -196,6 +196,17 @@ TEST_F(Cli, RestitutionOutOfRange) {
                {"restitution"});
 }
 
+TEST_F(Cli, UnknownOrConflictingModel) {
+  expect_error(tool("npe-train") + " --device cpu --model gru", {"--model", "gru"});
+  expect_error(tool("npe-train") + " --device cpu --model lstm --modern", {"--modern", "--model lstm"});
+  expect_error(tool("npe-train") + " --device cpu --precision fp8 --total_samples 100 --no_progress --checkpoint_dir " +
+                   (*dir_ / "ck4") + " --dataset_prefix " + copy_dataset("prec"),
+               {"--precision", "fp8"});
+  expect_error(tool("npe-train") + " --device cpu --checkpoint_every -1 --total_samples 100 --no_progress "
+                   "--checkpoint_dir " + (*dir_ / "ck5") + " --dataset_prefix " + copy_dataset("ckev"),
+               {"--checkpoint_every", "-1"});
+}
+
 TEST_F(Cli, ZeroScenes) { expect_error(tool("npe-datagen") + " --num_scenes 0 --out_prefix " + (*dir_ / "z/z"), {"--num_scenes"}); }
 
 TEST_F(Cli, NegativeRadius) {

@@ -22,8 +22,9 @@
 
 namespace npe::model {
 
-enum class Kind { Classic, Modern };
-std::string kind_name(Kind k);             // "classic" / "modern"
+// classic and modern: the NPE; np and lstm: the paper's baselines (section 3.2, figure 2).
+enum class Kind { Classic, Modern, NP, LSTM };
+std::string kind_name(Kind k);             // "classic" / "modern" / "np" / "lstm"
 Kind kind_from_name(const std::string& s); // throws npe::Error
 
 struct ModelConfig {
@@ -92,6 +93,36 @@ class ModernNPEImpl : public NPEImpl {
   torch::nn::Linear enc_in_{nullptr}, dec_in_{nullptr}, head_{nullptr};
   torch::nn::ModuleList enc_blocks_, dec_blocks_;
   torch::nn::LayerNorm final_norm_{nullptr};
+};
+
+// NP baseline (paper, section 3.2: "no pairwise"): the classic NPE with the pairwise layer taken
+// out. Each context ball is encoded alone, from its own standardised states [s_c(t-1), s_c(t)]
+// (absolute positions: nothing of the focus ball enters the encoder), through a 25-unit ReLU
+// layer and 5 layers of 50 ReLU units; the encodings of the balls within the neighbourhood are
+// summed and decoded with the focus ball's states as in the classic model (4 x 50 ReLU, linear
+// to dv). It tells what the pairwise factorisation adds.
+class NoPairwiseImpl : public NPEImpl {
+ public:
+  explicit NoPairwiseImpl(const ModelConfig& config);
+  torch::Tensor forward(const torch::Tensor& prev, const torch::Tensor& cur) override;
+
+ private:
+  torch::nn::Linear context_in_{nullptr};
+  torch::nn::Sequential encoder_, decoder_;
+};
+
+// LSTM baseline (paper, section 3.2): for each focus ball, the balls' standardised states
+// [s(t-1), s(t)] (10 features, absolute positions) are read as a sequence, the context balls in
+// index order and the focus ball last, by a 3-layer LSTM of 100 units; its last output goes
+// through a linear layer to dv. No neighbourhood mask; not invariant to the context order.
+class LstmImpl : public NPEImpl {
+ public:
+  explicit LstmImpl(const ModelConfig& config);
+  torch::Tensor forward(const torch::Tensor& prev, const torch::Tensor& cur) override;
+
+ private:
+  torch::nn::LSTM lstm_{nullptr};
+  torch::nn::Linear head_{nullptr};
 };
 
 std::shared_ptr<NPEImpl> make_model(const ModelConfig& config);

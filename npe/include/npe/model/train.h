@@ -88,8 +88,9 @@ struct TrainResult {
 // npe::Error naming --optimizer otherwise.
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& config, NPEImpl& net);
 
-// The learning rate of step `step` of `total_steps`: the paper's decay for the classic model with
-// RMSprop, warm-up + cosine for the modern one, constant otherwise.
+// The learning rate of step `step` of `total_steps`: the paper's decay with RMSprop for the
+// classic model and the baselines (np, lstm), warm-up + cosine for the modern one, constant
+// otherwise.
 double scheduled_lr(const TrainConfig& config, Kind kind, int64_t step, int64_t total_steps);
 
 // The run's data order: epoch e visits the training windows in a permutation drawn from
