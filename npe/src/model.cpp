@@ -88,28 +88,37 @@ Tensor context_index(int64_t N, const torch::Device& device) {
   auto k = torch::arange(std::max<int64_t>(N - 1, 0), idx).unsqueeze(0);
   return k + (k >= torch::arange(N, idx).unsqueeze(1)).to(torch::kLong);
 }
+void check_inputs(const Tensor& prev, const Tensor& cur) {
+  TORCH_CHECK(prev.dim() == 3 && prev.size(2) == 5 && cur.sizes() == prev.sizes(),
+              "NPE expects prev and cur of shape [B, N, 5], got ", prev.sizes(), " and ", cur.sizes());
+}
+// [B, N, F] -> [B, N, N-1, F]: row i holds the balls other than i (context_index).
+Tensor gather_context(const Tensor& s, const Tensor& ctx_idx) {
+  const int64_t B = s.size(0), N = s.size(1);
+  return s.index_select(1, ctx_idx.reshape(-1)).reshape({B, N, N - 1, s.size(2)});
+}
+// 1 where the context ball's centre at t is within `r` of the focus ball's, else 0: [B, N, N-1].
+Tensor neighbourhood_mask(const Tensor& cur, const Tensor& ctx_idx, double r) {
+  auto d = gather_context(cur, ctx_idx).narrow(-1, 0, 2) - cur.narrow(-1, 0, 2).unsqueeze(2);
+  return (d.pow(2).sum(-1) <= r * r).to(cur.dtype());
+}
 }  // namespace
 
 NPEImpl::Pairs NPEImpl::make_pairs(const Tensor& prev, const Tensor& cur) const {
-  TORCH_CHECK(prev.dim() == 3 && prev.size(2) == 5 && cur.sizes() == prev.sizes(),
-              "NPE expects prev and cur of shape [B, N, 5], got ", prev.sizes(), " and ", cur.sizes());
-  const int64_t B = cur.size(0), N = cur.size(1);
+  check_inputs(prev, cur);
+  const int64_t N = cur.size(1);
   Pairs p;
   p.focus = own_features(prev, cur, state_mean_, state_std_);  // [B, N, 10]
 
   auto ctx_idx = context_index(N, cur.device());
-  auto gather = [&](const Tensor& s) {  // [B, N, 5] -> [B, N, N-1, 5]
-    return s.index_select(1, ctx_idx.reshape(-1)).reshape({B, N, N - 1, 5});
-  };
   auto relative = [&](const Tensor& s) {  // context state with position relative to the focus
-    auto c = gather(s);
+    auto c = gather_context(s, ctx_idx);
     auto rel_pos = (c.narrow(-1, 0, 2) - s.narrow(-1, 0, 2).unsqueeze(2)) / state_std_.narrow(0, 0, 2);
     auto rest = (c.narrow(-1, 2, 3) - state_mean_.narrow(0, 2, 3)) / state_std_.narrow(0, 2, 3);
     return torch::cat({rel_pos, rest}, -1);
   };
   p.context = torch::cat({relative(prev), relative(cur)}, -1);  // [B, N, N-1, 10]
-  auto d = gather(cur).narrow(-1, 0, 2) - cur.narrow(-1, 0, 2).unsqueeze(2);
-  p.mask = (d.pow(2).sum(-1) <= config_.neighborhood * config_.neighborhood).to(cur.dtype());
+  p.mask = neighbourhood_mask(cur, ctx_idx, config_.neighborhood);
   return p;
 }
 
@@ -189,13 +198,12 @@ NoPairwiseImpl::NoPairwiseImpl(const ModelConfig& c) : NPEImpl(c) {
 }
 
 Tensor NoPairwiseImpl::forward(const Tensor& prev, const Tensor& cur) {
-  Pairs p = make_pairs(prev, cur);  // the focus features and the neighbourhood mask
-  const int64_t B = cur.size(0), N = cur.size(1);
-  auto own = own_features(prev, cur, state_mean_, state_std_);                             // [B, N, 10]
-  auto ctx = own.index_select(1, context_index(N, cur.device()).reshape(-1)).reshape({B, N, N - 1, 10});
-  auto e = encoder_->forward(torch::relu(context_in_(ctx)));                               // [B, N, N-1, 50]
-  auto sum = (e * p.mask.unsqueeze(-1)).sum(2);
-  auto dv = decoder_->forward(torch::cat({sum, p.focus}, -1)) * dv_std_;
+  check_inputs(prev, cur);
+  const auto ctx_idx = context_index(cur.size(1), cur.device());
+  auto own = own_features(prev, cur, state_mean_, state_std_);                    // [B, N, 10]
+  auto e = encoder_->forward(torch::relu(context_in_(gather_context(own, ctx_idx))));  // [B, N, N-1, 50]
+  auto sum = (e * neighbourhood_mask(cur, ctx_idx, config_.neighborhood).unsqueeze(-1)).sum(2);
+  auto dv = decoder_->forward(torch::cat({sum, own}, -1)) * dv_std_;
   return cur.narrow(-1, 2, 2) + dv;
 }
 
@@ -205,8 +213,7 @@ LstmImpl::LstmImpl(const ModelConfig& c) : NPEImpl(c) {
 }
 
 Tensor LstmImpl::forward(const Tensor& prev, const Tensor& cur) {
-  TORCH_CHECK(prev.dim() == 3 && prev.size(2) == 5 && cur.sizes() == prev.sizes(),
-              "NPE expects prev and cur of shape [B, N, 5], got ", prev.sizes(), " and ", cur.sizes());
+  check_inputs(prev, cur);
   const int64_t B = cur.size(0), N = cur.size(1);
   const auto idx = torch::TensorOptions().dtype(torch::kLong).device(cur.device());
   // sequence of focus f: the context balls in index order, then f  ([N, N])

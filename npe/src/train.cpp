@@ -255,7 +255,7 @@ TrainResult train(const TrainConfig& cfg) {
   // they are the same tensor).
   const Tensor train_host = to_tensor(train_traj, torch::kCPU);
   const Tensor train_t = train_host.to(device), val_t = to_tensor(val_traj, device);
-  const int64_t train_windows = train_traj.windows(), val_total = val_traj.windows();
+  const int64_t val_total = val_traj.windows();
   const int64_t nval = std::min(cfg.val_windows, val_total);
   const Tensor val_ids =
       (torch::arange(nval, torch::kFloat64) * (static_cast<double>(val_total) / nval)).floor().to(torch::kLong).to(device);
@@ -319,7 +319,7 @@ TrainResult train(const TrainConfig& cfg) {
   if (resumed_meta.contains("loss_count"))
     trainer.restore_loss_accumulator(meta_number(resumed_meta, "loss_sum", 0.0), resumed_meta["loss_count"].get<int64_t>());
   // NaN/Inf losses are flagged on the device by the step; the flag is read every step on CPU
-  // and every kDeviceNanCheckEvery steps on CUDA, so that the inner loop never waits for the GPU.
+  // and every 100 steps on CUDA, so that the inner loop never waits for the GPU.
   const int64_t nan_check_every = device.is_cpu() ? 1 : 100;
   double last_train = NAN, last_val = NAN, lr = cfg.lr;
   auto seconds = [&] {

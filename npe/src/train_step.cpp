@@ -1,6 +1,7 @@
 #include "npe/model/train_step.h"
 
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include <ATen/autocast_mode.h>
@@ -76,62 +77,72 @@ struct TrainStep::Impl {
   void refresh_epoch();
 };
 
+namespace {
+// The parameter's state in `opt` (a libtorch State type), created as libtorch's optimizers create
+// it on their first step when the optimizer has not stepped yet.
+template <typename State>
+State& param_state(torch::optim::Optimizer& opt, const Tensor& p) {
+  auto& slot = opt.state()[p.unsafeGetTensorImpl()];
+  if (!slot) {
+    auto s = std::make_unique<State>();
+    if constexpr (std::is_same_v<State, torch::optim::RMSpropParamState>) {
+      s->square_avg(torch::zeros_like(p));
+    } else {
+      s->exp_avg(torch::zeros_like(p)).exp_avg_sq(torch::zeros_like(p));
+    }
+    slot = std::move(s);
+  }
+  return static_cast<State&>(*slot);
+}
+}  // namespace
+
 void TrainStep::Impl::bind_optimizer() {
-  auto& group = opt.param_groups().at(0);
   if (opt.param_groups().size() != 1) throw Error("train step: expected an optimizer with one parameter group");
+  auto& group = opt.param_groups().front();
+  auto& options = group.options();
+  if (auto* o = dynamic_cast<torch::optim::AdamWOptions*>(&options)) {
+    update = Update::AdamW;
+    beta1 = std::get<0>(o->betas()), beta2 = std::get<1>(o->betas()), eps = o->eps(), weight_decay = o->weight_decay();
+    if (o->amsgrad()) throw Error("train step: AdamW with amsgrad is not supported");
+  } else if (auto* a = dynamic_cast<torch::optim::AdamOptions*>(&options)) {
+    update = Update::Adam;
+    beta1 = std::get<0>(a->betas()), beta2 = std::get<1>(a->betas()), eps = a->eps(), weight_decay = a->weight_decay();
+    if (a->amsgrad()) throw Error("train step: Adam with amsgrad is not supported");
+  } else if (auto* r = dynamic_cast<torch::optim::RMSpropOptions*>(&options)) {
+    update = Update::RMSprop;
+    alpha = r->alpha(), eps = r->eps(), weight_decay = r->weight_decay();
+    if (r->momentum() != 0 || r->centered())
+      throw Error("train step: RMSprop with momentum or centering is not supported");
+  } else {
+    throw Error("train step: expected an AdamW, Adam or RMSprop optimizer (make_optimizer)");
+  }
   int64_t state_step = -1;
-  auto check_step = [&](int64_t s) {
-    if (state_step >= 0 && s != state_step)
-      throw Error(fmt::format("train step: the optimizer's parameters have taken different numbers of steps ({} "
-                              "and {})", state_step, s));
-    state_step = s;
-  };
   for (auto& p : group.params()) {
     params.push_back(p);
     if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
     grads.push_back(p.grad());
-    void* key = p.unsafeGetTensorImpl();
-    auto& state = opt.state();
-    if (auto* o = dynamic_cast<torch::optim::AdamWOptions*>(&group.options())) {
-      update = Update::AdamW;
-      beta1 = std::get<0>(o->betas()), beta2 = std::get<1>(o->betas()), eps = o->eps(), weight_decay = o->weight_decay();
-      if (o->amsgrad()) throw Error("train step: AdamW with amsgrad is not supported");
-      if (!state.count(key)) {
-        auto s = std::make_unique<torch::optim::AdamWParamState>();
-        s->exp_avg(torch::zeros_like(p)).exp_avg_sq(torch::zeros_like(p));
-        state[key] = std::move(s);
+    int64_t s = 0;
+    switch (update) {
+      case Update::AdamW: {
+        auto& st = param_state<torch::optim::AdamWParamState>(opt, p);
+        moment1.push_back(st.exp_avg()), moment2.push_back(st.exp_avg_sq()), s = st.step();
+        break;
       }
-      auto& s = static_cast<torch::optim::AdamWParamState&>(*state[key]);
-      moment1.push_back(s.exp_avg()), moment2.push_back(s.exp_avg_sq());
-      check_step(s.step());
-    } else if (auto* a = dynamic_cast<torch::optim::AdamOptions*>(&group.options())) {
-      update = Update::Adam;
-      beta1 = std::get<0>(a->betas()), beta2 = std::get<1>(a->betas()), eps = a->eps(), weight_decay = a->weight_decay();
-      if (a->amsgrad()) throw Error("train step: Adam with amsgrad is not supported");
-      if (!state.count(key)) {
-        auto s = std::make_unique<torch::optim::AdamParamState>();
-        s->exp_avg(torch::zeros_like(p)).exp_avg_sq(torch::zeros_like(p));
-        state[key] = std::move(s);
+      case Update::Adam: {
+        auto& st = param_state<torch::optim::AdamParamState>(opt, p);
+        moment1.push_back(st.exp_avg()), moment2.push_back(st.exp_avg_sq()), s = st.step();
+        break;
       }
-      auto& s = static_cast<torch::optim::AdamParamState&>(*state[key]);
-      moment1.push_back(s.exp_avg()), moment2.push_back(s.exp_avg_sq());
-      check_step(s.step());
-    } else if (auto* r = dynamic_cast<torch::optim::RMSpropOptions*>(&group.options())) {
-      update = Update::RMSprop;
-      alpha = r->alpha(), eps = r->eps(), weight_decay = r->weight_decay();
-      if (r->momentum() != 0 || r->centered())
-        throw Error("train step: RMSprop with momentum or centering is not supported");
-      if (!state.count(key)) {
-        auto s = std::make_unique<torch::optim::RMSpropParamState>();
-        s->square_avg(torch::zeros_like(p));
-        state[key] = std::move(s);
+      case Update::RMSprop: {
+        auto& st = param_state<torch::optim::RMSpropParamState>(opt, p);
+        moment1.push_back(st.square_avg()), s = st.step();
+        break;
       }
-      auto& s = static_cast<torch::optim::RMSpropParamState&>(*state[key]);
-      moment1.push_back(s.square_avg());
-      check_step(s.step());
-    } else {
-      throw Error("train step: expected an AdamW, Adam or RMSprop optimizer (make_optimizer)");
     }
+    if (state_step >= 0 && s != state_step)
+      throw Error(fmt::format("train step: the optimizer's parameters have taken different numbers of steps ({} "
+                              "and {})", state_step, s));
+    state_step = s;
   }
   const auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device);
   opt_steps_t = torch::full({}, static_cast<double>(std::max<int64_t>(0, state_step)), f32);
@@ -279,11 +290,10 @@ void TrainStep::sync_optimizer() {
   Impl& m = *impl_;
   const auto steps = static_cast<int64_t>(std::llround(m.opt_steps_t.item<double>()));
   for (auto& p : m.params) {
-    auto& s = *m.opt.state().at(p.unsafeGetTensorImpl());
     switch (m.update) {
-      case Update::AdamW: static_cast<torch::optim::AdamWParamState&>(s).step(steps); break;
-      case Update::Adam: static_cast<torch::optim::AdamParamState&>(s).step(steps); break;
-      case Update::RMSprop: static_cast<torch::optim::RMSpropParamState&>(s).step(steps); break;
+      case Update::AdamW: param_state<torch::optim::AdamWParamState>(m.opt, p).step(steps); break;
+      case Update::Adam: param_state<torch::optim::AdamParamState>(m.opt, p).step(steps); break;
+      case Update::RMSprop: param_state<torch::optim::RMSpropParamState>(m.opt, p).step(steps); break;
     }
   }
 }
