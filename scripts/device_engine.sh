@@ -4,7 +4,8 @@
 # engine, and npe-datagen --engine gpu on 10^6 scenes; logs under $OUT, a summary last.
 # Usage there:  source .debs/gpu-env.sh && scripts/device_engine.sh [stages]
 #   stages (default all): build tests modeltests sanitize sass ncu bench diffbench trainbench datagen sysid
-#   (and, only when named: recipes -- RECIPES="modern classic", RECIPE_STOP=steps, RECIPE_CK=dir)
+#   (and, only when named: recipes -- RECIPES="modern classic", RECIPE_STOP=steps, RECIPE_CK=dir;
+#    experiments -- scripts/experiments.sh into EXP_DIR (default exp), EXP_TIME seconds at most, env passed on)
 set -uo pipefail
 out="${OUT:-/tmp/npe-device}"
 mkdir -p "$out"
@@ -20,7 +21,7 @@ if has build; then
   cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DNPE_WITH_MEDIA=OFF \
     -DNPE_PYTHON="$(command -v python3)" > "$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 1; }
   cmake --build build-gpu --parallel "$(nproc)" --target gpu_tests diffsim_torch_tests model_tests npe-bench npe-datagen npe-compare-engines \
-    npe-train npe-eval npe-sysid npe-optimize \
+    npe-train npe-eval npe-sysid npe-optimize npe-results \
     >> "$out/build.log" 2>&1 || { grep -E 'error' -A5 "$out/build.log" | head -60; exit 1; }
   note "build: $((SECONDS - t0)) s"
 fi
@@ -95,6 +96,20 @@ if has trainbench; then
     note "bench/train_pytorch.py: exit $?"
     grep -vE '^\s*$' "$out/train_pytorch.log" | tail -12
   fi
+fi
+if has experiments; then
+  # the paper's experiments (scripts/experiments.sh), resumable: a run cut by the time limit
+  # continues from its checkpoint in the next call
+  exp="${EXP_DIR:-exp}"
+  t0=$SECONDS
+  BIN=$b DEVICE=cuda timeout "${EXP_TIME:-540}" scripts/experiments.sh "$exp" > "$out/experiments.log" 2>&1
+  note "experiments: exit $? in $((SECONDS - t0)) s ($(ls "$exp"/runs/*/*.done 2>/dev/null | wc -l) runs done)"
+  grep -E '^== training|best val|samples/s' "$out/experiments.log" | tail -40
+  mkdir -p "$out/exp"
+  cp "$exp"/results.* "$out/exp/" 2>/dev/null
+  for d in "$exp"/runs/*/; do w=$(basename "$d"); mkdir -p "$out/exp/$w"; cp "$d"*.csv "$d"*.done "$out/exp/$w/" 2>/dev/null; done
+  cp "$exp"/runs/*.log "$out/exp/" 2>/dev/null
+  [[ -f "$exp/results.md" ]] && cat "$exp/results.md"
 fi
 if has recipes; then
   # The issue's full recipes on the default world's dataset (12000 Box2D scenes, as

@@ -18,21 +18,33 @@ inline void add_model_flags(cxxopts::Options& options) {
   options.add_options()
     ("classic_ckpt", "classic model checkpoint", cxxopts::value<std::string>()->default_value(""))
     ("modern_ckpt", "modern model checkpoint", cxxopts::value<std::string>()->default_value(""))
+    ("np_ckpt", "NP baseline checkpoint (npe-train --model np)", cxxopts::value<std::string>()->default_value(""))
+    ("lstm_ckpt", "LSTM baseline checkpoint (npe-train --model lstm)", cxxopts::value<std::string>()->default_value(""))
     ("dataset_prefix", "dataset prefix", cxxopts::value<std::string>()->default_value("data/balls_n4_t60_uniform/balls_n4_t60_uniform"))
     ("device", "auto | cpu | cuda", cxxopts::value<std::string>()->default_value("auto"));
 }
 
 struct LoadedModel {
-  std::string name;  // "classic" or "modern"
+  std::string name;  // "classic", "modern", "np" or "lstm"
   model::Checkpoint checkpoint;
 };
 
-// Loads the checkpoints named by --classic_ckpt and --modern_ckpt (either, both or none), each
-// checked for its model kind and against the dataset's world (npe::Error naming the flag/file).
+constexpr model::Kind kAllKinds[] = {model::Kind::Classic, model::Kind::Modern, model::Kind::NP, model::Kind::LSTM};
+
+// Whether any of --classic_ckpt, --modern_ckpt, --np_ckpt and --lstm_ckpt is given.
+inline bool any_model(const cxxopts::ParseResult& r) {
+  for (model::Kind kind : kAllKinds)
+    if (!r[model::kind_name(kind) + "_ckpt"].as<std::string>().empty()) return true;
+  return false;
+}
+
+// Loads the checkpoints named by --classic_ckpt, --modern_ckpt, --np_ckpt and --lstm_ckpt (any of
+// them, or none), each checked for its model kind and against the dataset's world (npe::Error
+// naming the flag/file).
 inline std::vector<LoadedModel> load_models(const cxxopts::ParseResult& r, const torch::Device& device,
                                             const datagen::Manifest& manifest, const std::string& prefix) {
   std::vector<LoadedModel> models;
-  for (model::Kind kind : {model::Kind::Classic, model::Kind::Modern}) {
+  for (model::Kind kind : kAllKinds) {
     const std::string name = model::kind_name(kind), flag = name + "_ckpt";
     const std::string path = r[flag].as<std::string>();
     if (path.empty()) continue;

@@ -13,11 +13,16 @@ int main(int argc, char** argv) {
                        "Writes PREFIX_{train,val,test}.npy ([scenes, T, N, 5] float32) and PREFIX.json.");
     o.add_options()
       ("num_scenes", "scenes to simulate (split 70/15/15 by scene)", cxxopts::value<int64_t>()->default_value("12000"))
-      ("num_balls", "balls per scene", cxxopts::value<int>()->default_value("4"))
+      ("num_balls", "balls per scene, or a list such as 3,4,5: each scene draws its count from it (slots of "
+       "absent balls are all-zero)", cxxopts::value<std::string>()->default_value("4"))
+      ("preset", "npe2017: Chang et al. 2017's data regime (integer velocities per axis in [-20, 20] px/frame, "
+       "masses {1, 5, 25}, centres >= 2.5 r apart, scenes redrawn when a speed exceeds 60 px/frame or a ball "
+       "leaves the box; velocities normalised by 60 px/frame)", cxxopts::value<std::string>()->default_value(""))
       ("timesteps", "recorded frames per scene", cxxopts::value<int>()->default_value("60"))
       ("seed", "random seed; scene i depends only on (seed, i)", cxxopts::value<uint64_t>()->default_value("0"))
       ("variable_mass", "draw each ball's mass from {1, 5, 25}")
-      ("out_prefix", "output path prefix", cxxopts::value<std::string>()->default_value(c.out_prefix))
+      ("out_prefix", "output path prefix (default: data/NAME/NAME, NAME = balls_n<counts>_t<T>_<uniform|variable>"
+       "[_<preset>])", cxxopts::value<std::string>()->default_value(""))
       ("threads", "worker threads (0 = all cores)", cxxopts::value<int>()->default_value("0"))
       ("radius", "ball radius, px", cxxopts::value<double>()->default_value("60"))
       ("width", "box width, px", cxxopts::value<double>()->default_value("800"))
@@ -43,11 +48,10 @@ int main(int argc, char** argv) {
     auto r = npe::tools::parse(o, argc, argv);
     if (r.count("help")) { fmt::print("{}\n", o.help()); return 0; }
     c.num_scenes = r["num_scenes"].as<int64_t>();
-    w.num_balls = r["num_balls"].as<int>();
+    npe::datagen::parse_ball_counts(w, r["num_balls"].as<std::string>());
     w.timesteps = r["timesteps"].as<int>();
     c.seed = r["seed"].as<uint64_t>();
     w.variable_mass = r.count("variable_mass") > 0;
-    c.out_prefix = r["out_prefix"].as<std::string>();
     c.threads = r["threads"].as<int>();
     w.radius = r["radius"].as<double>();
     w.width = r["width"].as<double>();
@@ -60,6 +64,19 @@ int main(int argc, char** argv) {
     w.contact_ramp = r["contact_ramp"].as<double>();
     w.obstacles = npe::datagen::parse_obstacles(r["obstacles"].as<std::string>());
     c.progress = r.count("no_progress") == 0;
+    if (const std::string preset = r["preset"].as<std::string>(); !preset.empty()) {
+      for (const char* flag : {"max_speed", "variable_mass"})
+        if (r.count(flag)) throw npe::Error(fmt::format("--{}: --preset {} sets it; leave it out", flag, preset));
+      npe::datagen::apply_preset(w, preset);
+    }
+    c.out_prefix = r["out_prefix"].as<std::string>();
+    if (c.out_prefix.empty()) {
+      std::string counts;
+      for (char ch : npe::datagen::format_ball_counts(w)) if (ch != ',') counts += ch;
+      const std::string name = fmt::format("balls_n{}_t{}_{}{}", counts, w.timesteps, w.variable_mass ? "variable" : "uniform",
+                                           w.preset.empty() ? "" : "_" + w.preset);
+      c.out_prefix = "data/" + name + "/" + name;
+    }
     const std::string engine = r["engine"].as<std::string>();
     if (engine != "box2d" && engine != "gpu")
       throw npe::Error(fmt::format("--engine: expected box2d or gpu, found '{}'", engine));
@@ -83,6 +100,9 @@ int main(int argc, char** argv) {
     }
     fmt::print("npe-datagen: {} scenes, {} windows in {:.2f} s ({:.0f} scenes/s); max kinetic-energy "
                "drift {:.2e}\n", s.scenes, s.windows, s.seconds, s.scenes / s.seconds, s.max_energy_drift);
+    if (w.reject_speed > 0)
+      fmt::print("  {} draws rejected and redrawn ({:.1f}% of draws)\n", s.redrawn,
+                 100.0 * s.redrawn / std::max<double>(1, s.redrawn + s.scenes));
     for (const auto& f : s.files) fmt::print("  wrote {}\n", f);
     return 0;
   });

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
+#include "evaluate.h"
 #include "model_flags.h"
 #ifdef NPE_HAVE_MEDIA
 #include "npe/rollout/plot.h"
@@ -33,16 +34,16 @@ int main(int argc, char** argv) {
     const std::string prefix = r["dataset_prefix"].as<std::string>();
     const auto device = npe::model::pick_device(r["device"].as<std::string>());
     bool simulator = r["simulator"].as<bool>();
-    if (r["classic_ckpt"].as<std::string>().empty() && r["modern_ckpt"].as<std::string>().empty() && !simulator)
-      throw npe::Error("give --classic_ckpt, --modern_ckpt or both (or --simulator)");
+    if (!npe::tools::any_model(r) && !simulator)
+      throw npe::Error("give at least one of --classic_ckpt, --modern_ckpt, --np_ckpt, --lstm_ckpt (or --simulator)");
     const int64_t num_scenes = r["num_scenes"].as<int64_t>();
     const int steps = r["rollout_steps"].as<int>();
     if (num_scenes < 1) throw npe::Error(fmt::format("--num_scenes: expected >= 1, found {}", num_scenes));
 
     const auto manifest = npe::datagen::read_manifest(prefix);
     simulator = npe::tools::simulator_enabled(r, simulator, manifest, prefix, "npe-eval", "row");
-    if (r["classic_ckpt"].as<std::string>().empty() && r["modern_ckpt"].as<std::string>().empty() && !simulator)
-      throw npe::Error("give --classic_ckpt, --modern_ckpt or both");
+    if (!npe::tools::any_model(r) && !simulator)
+      throw npe::Error("give at least one of --classic_ckpt, --modern_ckpt, --np_ckpt, --lstm_ckpt");
     const auto models = npe::tools::load_models(r, device, manifest, prefix);
     const auto test = npe::datagen::load_split(prefix, manifest, "test");
     // the simulator's masses are checked before any rollout runs
@@ -50,31 +51,33 @@ int main(int argc, char** argv) {
                                   : std::vector<std::vector<double>>{};
     const auto val = npe::datagen::load_split(prefix, manifest, "val");
     const auto val_t = npe::model::to_tensor(val, device);
-    const auto val_ids = torch::arange(val.windows(), torch::TensorOptions().dtype(torch::kLong).device(device));
 
     nlohmann::json out = {{"dataset_prefix", prefix}, {"num_scenes", std::min(num_scenes, test.scenes)},
                           {"rollout_steps", steps}, {"models", nlohmann::json::object()}};
     std::vector<std::pair<std::string, npe::rollout::StepMetrics>> metrics;
-    auto score = [&](const std::string& name, const npe::datagen::Trajectories& pred, double val_mse) {
-      auto m = npe::rollout::rollout_metrics(test, pred, manifest.pos_scale());
-      out["models"][name] = {{"val_mse", val_mse}, {"cosine", m.cosine}, {"rel_mag_error", m.rel_mag_error},
-                             {"pos_error_px", m.pos_error_px}};
-      metrics.emplace_back(name, std::move(m));
+    auto record = [&](npe::tools::Score s) {
+      out["models"][s.name] = {{"val_mse", s.val_mse}, {"cosine", s.metrics.cosine}, {"rel_mag_error", s.metrics.rel_mag_error},
+                               {"pos_error_px", s.metrics.pos_error_px}};
+      metrics.emplace_back(s.name, std::move(s.metrics));
     };
-    auto run = [&](const std::string& name, const npe::rollout::Predictor& p, npe::model::NPEImpl* net) {
-      score(name, npe::rollout::rollout(test, num_scenes, steps, manifest.step_scale(), p),
-            npe::model::window_mse(net, val_t, val_ids));
-    };
-    for (const auto& m : models) run(m.name, npe::model::make_predictor(m.checkpoint.net, device), m.checkpoint.net.get());
+    for (const auto& m : models)
+      record(npe::tools::score_model(m.name, npe::model::make_predictor(m.checkpoint.net, device), m.checkpoint.net.get(),
+                                     manifest, test, val_t, num_scenes, steps));
     if (simulator) {
       const bool cuda = device.is_cuda() && npe::gpu::cuda_available();
       const int64_t n = std::min(num_scenes, test.scenes);
-      score("simulator", npe::gpu::simulator_rollout(manifest, test, n, steps, cuda, masses.empty() ? nullptr : &masses),
-            npe::gpu::simulator_window_mse(manifest, val, cuda));
+      npe::tools::Score sim;
+      sim.name = "simulator";
+      sim.val_mse = npe::gpu::simulator_window_mse(manifest, val, cuda);
+      sim.metrics = npe::rollout::rollout_metrics(
+          test, npe::gpu::simulator_rollout(manifest, test, n, steps, cuda, masses.empty() ? nullptr : &masses),
+          manifest.pos_scale());
+      record(std::move(sim));
       out["simulator"] = {{"engine", "npe-gpu penalty contacts (replay_spec)"}, {"cuda", cuda},
                           {"masses", masses.empty() ? "dataset" : r["sim_masses"].as<std::string>()}};
     }
-    run("constant_velocity", npe::rollout::constant_velocity(), nullptr);
+    record(npe::tools::score_model("constant_velocity", npe::rollout::constant_velocity(), nullptr, manifest, test, val_t,
+                                   num_scenes, steps));
 
     // outputs
     npe::write_file_atomic(r["out_json"].as<std::string>(), out.dump(2) + "\n");

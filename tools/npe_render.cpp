@@ -137,7 +137,8 @@ int main(int argc, char** argv) {
     for (int64_t s = 0; s < num_scenes; ++s) {
       std::vector<npe::rollout::VideoPanel> panels{
           {rollouts.empty() ? fmt::format("{} scene {} ({})", split, s, engine) : fmt::format("ground truth ({})", engine), &test, s}};
-      for (auto& [name, traj] : rollouts) panels.push_back({name + " NPE", &traj, s});
+      for (auto& [name, traj] : rollouts)
+        panels.push_back({name == "classic" || name == "modern" ? name + " NPE" : name + " baseline", &traj, s});
       for (auto& [name, traj] : sim) panels.push_back({"simulator (npe engine)", &traj, s});
       const std::string path = (out_dir / fmt::format("{}_scene{}.mp4", stem, s)).string();
       auto [w, h] = npe::rollout::write_comparison_video(path, panels, steps + 2, vo);

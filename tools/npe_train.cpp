@@ -26,6 +26,8 @@ int main(int argc, char** argv) {
       ("weight_decay", "weight decay [0 | 0.01]", cxxopts::value<double>())
       ("dropout", "dropout in residual blocks (modern)", cxxopts::value<double>()->default_value("0"))
       ("max_grad_norm", "gradient clipping, 0 = off [0 | 1.0]", cxxopts::value<double>())
+      ("input_noise", "noise injection: Gaussian noise of this many feature standard deviations added to the "
+       "input positions and velocities during training (0 = off)", cxxopts::value<double>()->default_value("0"))
       ("msg_dim", "modern: message width", cxxopts::value<int>()->default_value("96"))
       ("enc_blocks", "modern: encoder residual blocks", cxxopts::value<int>()->default_value("3"))
       ("dec_blocks", "modern: decoder residual blocks", cxxopts::value<int>()->default_value("3"))
@@ -71,6 +73,7 @@ int main(int argc, char** argv) {
     if (r.count("lr")) c.lr = r["lr"].as<double>();
     if (r.count("weight_decay")) c.weight_decay = r["weight_decay"].as<double>();
     if (r.count("max_grad_norm")) c.max_grad_norm = r["max_grad_norm"].as<double>();
+    c.input_noise = r["input_noise"].as<double>();
     c.model.dropout = r["dropout"].as<double>();
     c.model.msg_dim = r["msg_dim"].as<int>();
     c.model.enc_blocks = r["enc_blocks"].as<int>();

@@ -15,6 +15,9 @@
 #include <utility>
 
 #include <box2d/box2d.h>
+#include <fmt/format.h>
+
+#include "npe/datagen/io.h"
 
 #include "npe/datagen/world.h"
 
@@ -131,14 +134,16 @@ Frames run(const WorldDef& d, const std::vector<BallInit>& init) {
 
 }  // namespace
 
-void simulate_box2d(const WorldDef& d, const std::vector<BallInit>& init, float* out) {
+namespace {
+// Records `frames` of `init`'s balls into [timesteps, num_balls, kStateDim] (absent slots zero).
+void record(const WorldDef& d, const std::vector<BallInit>& init, const Frames& frames, float* out) {
   const double px = d.pixels_per_meter;
-  const int n = static_cast<int>(init.size());
-  const Frames frames = run(d, init);
+  const size_t n = init.size(), slots = static_cast<size_t>(d.num_balls);
+  std::fill(out, out + static_cast<size_t>(d.timesteps) * slots * kStateDim, 0.0f);
   for (int t = 0; t < d.timesteps; ++t)
-    for (int i = 0; i < n; ++i) {
+    for (size_t i = 0; i < n; ++i) {
       const auto [p, v] = frames[t][i];
-      float* s = out + (static_cast<size_t>(t) * n + i) * kStateDim;
+      float* s = out + (static_cast<size_t>(t) * slots + i) * kStateDim;
       s[0] = static_cast<float>(p.x * px / d.width);
       s[1] = static_cast<float>(p.y * px / d.width);
       s[2] = static_cast<float>(v.x * px / d.max_speed);
@@ -147,17 +152,41 @@ void simulate_box2d(const WorldDef& d, const std::vector<BallInit>& init, float*
     }
 }
 
-std::vector<std::vector<BallInit>> simulate_box2d_px(const WorldDef& d,
-                                                      const std::vector<BallInit>& init) {
+std::vector<std::vector<BallInit>> to_px(const WorldDef& d, const std::vector<BallInit>& init, const Frames& frames) {
   const double px = d.pixels_per_meter;
   std::vector<std::vector<BallInit>> out(d.timesteps, std::vector<BallInit>(init.size()));
-  const Frames frames = run(d, init);
   for (int t = 0; t < d.timesteps; ++t)
     for (size_t i = 0; i < init.size(); ++i) {
       const auto [p, v] = frames[t][i];
       out[t][i] = {p.x * px, p.y * px, v.x * px, v.y * px, init[i].mass};
     }
   return out;
+}
+}  // namespace
+
+void simulate_box2d(const WorldDef& d, const std::vector<BallInit>& init, float* out) {
+  record(d, init, run(d, init), out);
+}
+
+int simulate_scene_box2d(const WorldDef& d, uint64_t seed, int64_t scene, float* out) {
+  constexpr int kMaxAttempts = 1000;
+  Rng rng(seed, static_cast<uint64_t>(scene));
+  for (int attempt = 1; attempt <= kMaxAttempts; ++attempt) {
+    const std::vector<BallInit> init = sample_scene(d, rng, scene);
+    const Frames frames = run(d, init);
+    if (!rejected(d, to_px(d, init, frames))) {
+      record(d, init, frames, out);
+      return attempt;
+    }
+  }
+  throw Error(fmt::format("scene {}: {} draws in a row were rejected (a speed above {} px/s or a ball "
+                          "outside the box); this world rarely keeps a scene: check --preset and the world's flags",
+                          scene, kMaxAttempts, d.reject_speed));
+}
+
+std::vector<std::vector<BallInit>> simulate_box2d_px(const WorldDef& d,
+                                                      const std::vector<BallInit>& init) {
+  return to_px(d, init, run(d, init));
 }
 
 }  // namespace npe::datagen

@@ -1,5 +1,6 @@
 #include "npe/datagen/dataset.h"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 
@@ -63,6 +64,16 @@ json Manifest::to_json() const {
                    {"a", {o.ax, o.ay}}, {"b", {o.bx, o.by}}, {"radius", o.radius},
                    {"angle", o.angle}});
   j["world"]["obstacles"] = obs;
+  // Written only when they differ from the defaults, so that older readers still accept
+  // uniform-count datasets.
+  if (!w.ball_counts.empty()) j["world"]["ball_counts"] = w.ball_counts;
+  if (w.velocity_law == WorldDef::VelocityLaw::kIntegerPerAxis) {
+    j["world"]["velocity_law"] = "integer_per_axis";
+    j["world"]["max_axis_speed_px_per_frame"] = w.max_axis_speed;
+  }
+  if (w.min_separation != 2.0) j["world"]["min_separation"] = w.min_separation;
+  if (w.reject_speed > 0) j["world"]["reject_speed"] = w.reject_speed;
+  if (!w.preset.empty()) j["world"]["preset"] = w.preset;
   json sp = json::array();
   for (const SplitInfo& s : splits)
     sp.push_back({{"name", s.name}, {"file", s.file}, {"first_scene", s.first_scene},
@@ -141,6 +152,20 @@ Manifest Manifest::from_json(const json& j, const std::string& src) {
       d.obstacles.push_back(ob);
     }
   }
+  if (w.is_object() && w.contains("ball_counts")) d.ball_counts = field<std::vector<int>>(w, "ball_counts", src, "world.");
+  if (w.is_object() && w.contains("velocity_law")) {
+    const auto law = field<std::string>(w, "velocity_law", src, "world.");
+    if (law != "integer_per_axis" && law != "polar")
+      throw Error(fmt::format("{}: manifest field 'world.velocity_law' expected \"polar\" or \"integer_per_axis\", "
+                              "found \"{}\"", src, law));
+    if (law == "integer_per_axis") {
+      d.velocity_law = WorldDef::VelocityLaw::kIntegerPerAxis;
+      d.max_axis_speed = field<int>(w, "max_axis_speed_px_per_frame", src, "world.");
+    }
+  }
+  if (w.is_object() && w.contains("min_separation")) d.min_separation = field<double>(w, "min_separation", src, "world.");
+  if (w.is_object() && w.contains("reject_speed")) d.reject_speed = field<double>(w, "reject_speed", src, "world.");
+  if (w.is_object() && w.contains("preset")) d.preset = field<std::string>(w, "preset", src, "world.");
   try {
     validate(d);
   } catch (const Error& e) {
@@ -186,12 +211,32 @@ Trajectories load_split(const std::string& prefix, const Manifest& m, const std:
     throw Error(fmt::format("{}: array shape expected ({}) [scenes, T, N, 5] as the manifest "
                             "says, found ({})",
                             path.string(), fmt::join(expected, ", "), fmt::join(a.shape, ", ")));
-  for (size_t i = 0; i < a.data.size(); ++i) {
+  const int64_t T = m.world.timesteps, N = m.world.num_balls;
+  const bool mixed = !m.world.ball_counts.empty();
+  for (size_t i = 0; i < a.data.size(); ++i)
     if (!std::isfinite(a.data[i]))
-      throw Error(fmt::format("{}: value {} (scene {}) is not finite", path.string(), i,
-                              i / (m.world.timesteps * m.world.num_balls * kStateDim)));
-    if (i % kStateDim == 4 && !(a.data[i] > 0))
-      throw Error(fmt::format("{}: mass at element {} expected > 0, found {}", path.string(), i, a.data[i]));
+      throw Error(fmt::format("{}: value {} (scene {}) is not finite", path.string(), i, i / (T * N * kStateDim)));
+  // Masses: positive for the balls of a scene; with mixed ball counts, a scene's n balls fill slots
+  // [0, n) and the other slots are all-zero in every frame.
+  for (int64_t s = 0; s < info.scenes; ++s) {
+    const float* scene = a.data.data() + s * T * N * kStateDim;
+    int64_t n = 0;
+    while (n < N && scene[n * kStateDim + 4] > 0) ++n;
+    if (!mixed && n < N)
+      throw Error(fmt::format("{}: mass at element {} expected > 0, found {}", path.string(),
+                              s * T * N * kStateDim + n * kStateDim + 4, scene[n * kStateDim + 4]));
+    if (mixed && std::find(m.world.ball_counts.begin(), m.world.ball_counts.end(), n) == m.world.ball_counts.end())
+      throw Error(fmt::format("{}: scene {} has {} balls (slots with a positive mass at frame 0); the manifest's "
+                              "world.ball_counts expects one of {}", path.string(), s, n, fmt::join(m.world.ball_counts, ", ")));
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t b = 0; b < N; ++b) {
+        const float* st = scene + (t * N + b) * kStateDim;
+        const bool ok = b < n ? st[4] > 0 : (st[0] == 0 && st[1] == 0 && st[2] == 0 && st[3] == 0 && st[4] == 0);
+        if (!ok)
+          throw Error(fmt::format("{}: scene {} frame {} slot {}: expected {}, found mass {}", path.string(), s, t, b,
+                                  b < n ? "a ball (mass > 0) as at frame 0" : "an absent ball (all-zero state) as at frame 0",
+                                  st[4]));
+      }
   }
   Trajectories t;
   t.scenes = info.scenes;

@@ -135,6 +135,7 @@ DatagenSummary generate_dataset(const DatagenConfig& config) {
   const WorldDef& w = c.world;
   const size_t per_scene = static_cast<size_t>(w.timesteps) * w.num_balls * kStateDim;
   const int threads = resolve_threads(c.threads);
+  std::atomic<int64_t> redrawn{0};
   // Box2D scenes are independent: a chunk is shared out scene by scene among the threads.
   auto source = [&](int64_t first, int64_t count, float* out) {
     std::atomic<int64_t> next{0};
@@ -143,7 +144,7 @@ DatagenSummary generate_dataset(const DatagenConfig& config) {
     auto worker = [&] {
       try {
         for (int64_t i; (i = next.fetch_add(1)) < count;)
-          simulate_box2d(w, sample_scene(w, c.seed, first + i), out + per_scene * i);
+          redrawn += simulate_scene_box2d(w, c.seed, first + i, out + per_scene * i) - 1;
       } catch (...) {
         std::lock_guard<std::mutex> lock(failure_mutex);
         if (!failure) failure = std::current_exception();
@@ -155,7 +156,9 @@ DatagenSummary generate_dataset(const DatagenConfig& config) {
     for (std::thread& t : pool) t.join();
     if (failure) std::rethrow_exception(failure);
   };
-  return write_dataset(c, "box2d", std::max<int64_t>(256, 64 * threads), source);
+  DatagenSummary summary = write_dataset(c, "box2d", std::max<int64_t>(256, 64 * threads), source);
+  summary.redrawn = redrawn.load();
+  return summary;
 }
 
 }  // namespace npe::datagen

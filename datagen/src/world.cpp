@@ -1,5 +1,6 @@
 #include "npe/datagen/world.h"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -45,6 +46,14 @@ void validate(const WorldDef& d) {
     throw Error(fmt::format("--radius: a ball of radius {} px does not fit in the {} x {} px box",
                             d.radius, d.width, d.height));
   if (d.num_balls < 1 || d.num_balls > 1000) bad("--num_balls", "1 to 1000 balls", d.num_balls);
+  for (int n : d.ball_counts)
+    if (n < 1 || n > d.num_balls)
+      bad("--num_balls", fmt::format("ball counts from 1 to the slots per scene ({})", d.num_balls), n);
+  if (!(d.min_separation >= 2 && d.min_separation < 1e6))
+    bad("--min_separation", "initial centre distances of at least 2 radii (touching)", d.min_separation);
+  if (d.velocity_law == WorldDef::VelocityLaw::kIntegerPerAxis && (d.max_axis_speed < 0 || d.max_axis_speed > 1000000))
+    bad("--preset", "a per-axis speed bound of 0 to 10^6 px per frame", d.max_axis_speed);
+  if (!(d.reject_speed >= 0) || !std::isfinite(d.reject_speed)) bad("--preset", "a rejection speed >= 0 px/s", d.reject_speed);
   if (d.timesteps < 3) bad("--timesteps", "at least 3 frames (one training window)", d.timesteps);
   if (d.timesteps > 100000) bad("--timesteps", "at most 100000 frames", d.timesteps);
   if (!(d.max_speed > 0) || !std::isfinite(d.max_speed)) bad("--max_speed", "a positive speed in px/s", d.max_speed);
@@ -57,7 +66,7 @@ void validate(const WorldDef& d) {
   if (d.variable_mass && d.mass_choices.empty()) bad("--mass_choices", "at least one mass", "none");
   if (!(d.restitution >= 0 && d.restitution <= 1)) bad("--restitution", "a value in [0, 1]", d.restitution);
   // Balls occupy at most ~60% of the box: beyond that random placement rarely succeeds.
-  const double area = d.num_balls * M_PI * d.radius * d.radius;
+  const double area = d.num_balls * M_PI * d.radius * d.radius * (d.min_separation * d.min_separation / 4);
   const double free_area = (d.width - 2 * d.radius) * (d.height - 2 * d.radius) + 1e-9;
   if (area > 0.6 * d.width * d.height || (d.num_balls > 1 && free_area <= 0))
     throw Error(fmt::format("--num_balls {} balls of radius {} px cover {:.0f}% of the {} x {} px "
@@ -69,18 +78,26 @@ void validate(const WorldDef& d) {
 std::vector<BallInit> sample_scene(const WorldDef& d, uint64_t seed, int64_t scene,
                                    const std::function<bool(double, double)>& is_free) {
   Rng rng(seed, static_cast<uint64_t>(scene));
+  return sample_scene(d, rng, scene, is_free);
+}
+
+std::vector<BallInit> sample_scene(const WorldDef& d, Rng& rng, int64_t scene,
+                                   const std::function<bool(double, double)>& is_free) {
+  const int n = d.ball_counts.empty()
+                    ? d.num_balls
+                    : d.ball_counts[static_cast<size_t>(rng.below(static_cast<int64_t>(d.ball_counts.size())))];
   std::vector<BallInit> balls;
-  balls.reserve(d.num_balls);
-  const double r = d.radius, min_d2 = 4 * r * r;
+  balls.reserve(n);
+  const double r = d.radius, min_d2 = d.min_separation * d.min_separation * r * r;
   int tries = 0;
-  for (int i = 0; i < d.num_balls; ++i) {
+  for (int i = 0; i < n; ++i) {
     BallInit b{};
     for (;;) {
       if (++tries > d.max_placement_tries)
         throw Error(fmt::format(
-            "scene {}: could not place {} balls of radius {} px without overlap in the {} x {} "
+            "scene {}: could not place {} balls of radius {} px at least {} radii apart in the {} x {} "
             "px box after {} draws; use fewer balls (--num_balls) or a smaller --radius",
-            scene, d.num_balls, r, d.width, d.height, d.max_placement_tries));
+            scene, n, r, d.min_separation, d.width, d.height, d.max_placement_tries));
       b.x = rng.uniform(r, d.width - r);
       b.y = rng.uniform(r, d.height - r);
       bool ok = !is_free || is_free(b.x, b.y);
@@ -88,16 +105,78 @@ std::vector<BallInit> sample_scene(const WorldDef& d, uint64_t seed, int64_t sce
         if ((o.x - b.x) * (o.x - b.x) + (o.y - b.y) * (o.y - b.y) < min_d2) ok = false;
       if (ok) break;
     }
-    const double angle = rng.uniform(0.0, 2 * M_PI);
-    const double speed = rng.uniform(0.0, d.max_speed);
-    b.vx = speed * std::cos(angle);
-    b.vy = speed * std::sin(angle);
+    if (d.velocity_law == WorldDef::VelocityLaw::kIntegerPerAxis) {
+      const int64_t k = d.max_axis_speed;
+      b.vx = static_cast<double>(rng.below(2 * k + 1) - k) / d.frame_dt;  // px per frame -> px/s
+      b.vy = static_cast<double>(rng.below(2 * k + 1) - k) / d.frame_dt;
+    } else {
+      const double angle = rng.uniform(0.0, 2 * M_PI);
+      const double speed = rng.uniform(0.0, d.max_speed);
+      b.vx = speed * std::cos(angle);
+      b.vy = speed * std::sin(angle);
+    }
     b.mass = d.variable_mass
                  ? d.mass_choices[static_cast<size_t>(rng.below(static_cast<int64_t>(d.mass_choices.size())))]
                  : d.mass;
     balls.push_back(b);
   }
   return balls;
+}
+
+bool rejected(const WorldDef& d, const std::vector<std::vector<BallInit>>& frames) {
+  if (!(d.reject_speed > 0)) return false;
+  const double v2 = d.reject_speed * d.reject_speed;
+  for (const auto& frame : frames)
+    for (const BallInit& b : frame)
+      if (b.vx * b.vx + b.vy * b.vy > v2 || !(b.x >= 0 && b.x <= d.width && b.y >= 0 && b.y <= d.height))
+        return true;
+  return false;
+}
+
+void apply_preset(WorldDef& d, const std::string& name) {
+  if (name != "npe2017")
+    throw Error(fmt::format("--preset: expected npe2017 (Chang et al. 2017's data regime), found '{}'", name));
+  // Chang et al. 2017, section 3 and the authors' data generator: velocities per axis drawn as
+  // integers of px per frame in [-20, 20], masses from {1, 5, 25}, balls placed at least 2.5 radii
+  // apart; trajectories with a speed over 60 px per frame, or a ball outside the box, are redrawn.
+  d.preset = name;
+  d.velocity_law = WorldDef::VelocityLaw::kIntegerPerAxis;
+  d.max_axis_speed = 20;
+  d.variable_mass = true;
+  d.mass_choices = {1.0, 5.0, 25.0};
+  d.min_separation = 2.5;
+  d.reject_speed = 60.0 / d.frame_dt;
+  d.max_speed = 60.0 / d.frame_dt;  // the normaliser: accepted speeds are at most 1
+}
+
+void parse_ball_counts(WorldDef& d, const std::string& text) {
+  std::vector<int> counts;
+  std::stringstream items(text);
+  std::string tok;
+  while (std::getline(items, tok, ',')) {
+    size_t used = 0;
+    long v = 0;
+    try {
+      v = std::stol(tok, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || tok.find_first_not_of(" \t", used) != std::string::npos || v < 1 || v > 1000)
+      throw Error(fmt::format("--num_balls: expected a ball count (1 to 1000) or a list such as 3,4,5, "
+                              "found '{}' in '{}'", tok, text));
+    counts.push_back(static_cast<int>(v));
+  }
+  if (counts.empty()) throw Error(fmt::format("--num_balls: expected a ball count or a list such as 3,4,5, found '{}'", text));
+  d.num_balls = *std::max_element(counts.begin(), counts.end());
+  d.ball_counts.clear();
+  if (counts.size() > 1) d.ball_counts = counts;
+}
+
+std::string format_ball_counts(const WorldDef& d) {
+  if (d.ball_counts.empty()) return std::to_string(d.num_balls);
+  std::string s;
+  for (int n : d.ball_counts) s += (s.empty() ? "" : ",") + std::to_string(n);
+  return s;
 }
 
 std::vector<Obstacle> parse_obstacles(const std::string& text) {

@@ -39,6 +39,9 @@ ContactChoice choose_contact(double v, double r, double frame_dt, double penetra
 }
 
 WorldSpec spec_from_world(const datagen::WorldDef& w, int64_t num_scenes) {
+  if (!w.ball_counts.empty())
+    throw Error(fmt::format("--num_balls {}: the engine simulates scenes of one ball count; datasets mixing "
+                            "counts are made with --engine box2d", datagen::format_ball_counts(w)));
   WorldSpec s;
   s.num_scenes = num_scenes;
   s.num_balls = w.num_balls;

@@ -129,6 +129,9 @@ bool clear_of_obstacles(const WorldDef& w, double x, double y) {
 
 datagen::DatagenSummary generate_dataset_gpu(const datagen::DatagenConfig& config, bool use_cuda,
                                              int64_t chunk_scenes) {
+  if (config.world.reject_speed > 0)
+    throw Error(fmt::format("--preset {}: its rejection of scenes (speeds over {} px/s, balls leaving the box) "
+                            "runs with --engine box2d only", config.world.preset, config.world.reject_speed));
   datagen::DatagenConfig c = config;
   c.world = resolve_engine_world(config.world);
   datagen::validate(c.world);

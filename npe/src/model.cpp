@@ -55,9 +55,17 @@ NPEImpl::NPEImpl(const ModelConfig& config) : config_(config) {
   dv_std_ = register_buffer("dv_std", torch::ones({2}));
 }
 
+Tensor present_balls(const Tensor& states) { return (states.select(-1, 4) > 0).to(states.dtype()); }
+
+Tensor masked_velocity_mse(const Tensor& pred, const Tensor& target, const Tensor& present) {
+  auto err = (pred - target).pow(2).sum(-1) * present;  // [B, N]
+  return err.sum() / (2 * present.sum()).clamp_min(1);
+}
+
 void NPEImpl::fit_normalisation(const Tensor& states, const Tensor& dv) {
   torch::NoGradGuard no_grad;
   auto s = states.reshape({-1, 5}).to(torch::kFloat64);
+  s = s.index({s.select(1, 4) > 0});  // absent slots (mixed ball counts) are no states
   auto mean = s.mean(0);
   auto std = s.std(0);
   // A constant feature (uniform mass) keeps scale 1 so that it standardises to exactly 0.
@@ -72,7 +80,8 @@ void NPEImpl::fit_normalisation(const Tensor& states, const Tensor& dv) {
 void NPEImpl::fit_normalisation(const Tensor& traj) {
   const int64_t T = traj.size(1);
   auto v = traj.narrow(-1, 2, 2);
-  fit_normalisation(traj, v.narrow(1, 1, T - 1) - v.narrow(1, 0, T - 1));
+  auto dv = (v.narrow(1, 1, T - 1) - v.narrow(1, 0, T - 1)).reshape({-1, 2});
+  fit_normalisation(traj, dv.index({traj.narrow(1, 1, T - 1).select(-1, 4).reshape(-1) > 0}));
 }
 
 namespace {
@@ -97,10 +106,12 @@ Tensor gather_context(const Tensor& s, const Tensor& ctx_idx) {
   const int64_t B = s.size(0), N = s.size(1);
   return s.index_select(1, ctx_idx.reshape(-1)).reshape({B, N, N - 1, s.size(2)});
 }
-// 1 where the context ball's centre at t is within `r` of the focus ball's, else 0: [B, N, N-1].
+// 1 where the context ball is present and its centre at t is within `r` of the focus ball's, else
+// 0: [B, N, N-1].
 Tensor neighbourhood_mask(const Tensor& cur, const Tensor& ctx_idx, double r) {
-  auto d = gather_context(cur, ctx_idx).narrow(-1, 0, 2) - cur.narrow(-1, 0, 2).unsqueeze(2);
-  return (d.pow(2).sum(-1) <= r * r).to(cur.dtype());
+  auto c = gather_context(cur, ctx_idx);
+  auto d = c.narrow(-1, 0, 2) - cur.narrow(-1, 0, 2).unsqueeze(2);
+  return (d.pow(2).sum(-1) <= r * r).to(cur.dtype()) * present_balls(c);
 }
 }  // namespace
 
@@ -216,9 +227,10 @@ Tensor LstmImpl::forward(const Tensor& prev, const Tensor& cur) {
   check_inputs(prev, cur);
   const int64_t B = cur.size(0), N = cur.size(1);
   const auto idx = torch::TensorOptions().dtype(torch::kLong).device(cur.device());
-  // sequence of focus f: the context balls in index order, then f  ([N, N])
-  auto order = torch::cat({context_index(N, cur.device()), torch::arange(N, idx).unsqueeze(1)}, 1);
-  auto own = own_features(prev, cur, state_mean_, state_std_);
+  // sequence of focus f: the context balls in decreasing index order, then f ([N, N]); absent
+  // slots (mixed ball counts: the last ones) thus come first, fed as zero vectors
+  auto order = torch::cat({context_index(N, cur.device()).flip(1), torch::arange(N, idx).unsqueeze(1)}, 1);
+  auto own = own_features(prev, cur, state_mean_, state_std_) * present_balls(cur).unsqueeze(-1);
   auto seq = own.index_select(1, order.reshape(-1)).reshape({B * N, N, 10});
   auto out = std::get<0>(lstm_->forward(seq));                          // [B*N, N, 100]
   auto dv = head_(out.select(1, N - 1)).reshape({B, N, 2}) * dv_std_;

@@ -38,9 +38,9 @@ double window_mse(NPEImpl* net, const Tensor& traj, const Tensor& ids, int64_t b
   for (int64_t i = 0; i < ids.size(0); i += batch) {
     auto w = gather_windows(traj, ids.narrow(0, i, std::min(batch, ids.size(0) - i)));
     auto pred = net ? net->forward(w.prev, w.cur) : w.cur.narrow(-1, 2, 2);
-    auto err = (pred - w.next.narrow(-1, 2, 2)).pow(2);
+    auto err = (pred - w.next.narrow(-1, 2, 2)).pow(2).sum(-1) * present_balls(w.cur);  // absent balls: 0
     sum += err.sum().to(torch::kFloat64).item<double>();
-    count += err.numel();
+    count += 2 * present_balls(w.cur).sum().item<int64_t>();
   }
   if (net && was_training) net->train();
   return count ? sum / count : 0.0;
@@ -136,9 +136,15 @@ Tensor WindowOrder::batch(int64_t s) {
   return torch::tensor(ids, torch::kLong).to(device_);
 }
 
-Tensor window_loss(NPEImpl& net, const Tensor& traj, const Tensor& ids) {
+Tensor window_loss(NPEImpl& net, const Tensor& traj, const Tensor& ids, double input_noise) {
   auto w = gather_windows(traj, ids);
-  return torch::mse_loss(net.forward(w.prev, w.cur), w.next.narrow(-1, 2, 2));
+  const Tensor present = present_balls(w.cur);
+  if (input_noise > 0) {  // x, y, vx, vy of present balls; masses and targets untouched
+    const Tensor scale = torch::cat({net.state_std().narrow(0, 0, 4) * input_noise, torch::zeros({1}, traj.options())});
+    w.prev = w.prev + torch::randn_like(w.prev) * scale * present.unsqueeze(-1);
+    w.cur = w.cur + torch::randn_like(w.cur) * scale * present.unsqueeze(-1);
+  }
+  return masked_velocity_mse(net.forward(w.prev, w.cur), w.next.narrow(-1, 2, 2), present);
 }
 
 void optimizer_step(torch::optim::Optimizer& optimizer, NPEImpl& net, const Tensor& loss, double lr,
@@ -203,6 +209,7 @@ void check_resume_matches(const Checkpoint& ck, const TrainConfig& cfg, const Mo
   same("lr", "lr", cfg.lr);
   same("weight_decay", "weight_decay", cfg.weight_decay);
   same("max_grad_norm", "max_grad_norm", cfg.max_grad_norm);
+  same("input_noise", "input_noise", cfg.input_noise);
   const nlohmann::json was = ck.config.to_json(), now = mc.to_json();
   for (const char* key : {"msg_dim", "enc_blocks", "dec_blocks", "expansion", "dropout", "neighborhood"})
     if (std::abs(was[key].get<double>() - now[key].get<double>()) > 1e-9 * std::max(1.0, std::abs(now[key].get<double>())))
@@ -223,6 +230,9 @@ TrainResult train(const TrainConfig& cfg) {
   if (!(cfg.lr > 0)) throw Error(fmt::format("--lr: expected > 0, found {}", cfg.lr));
   if (cfg.weight_decay < 0) throw Error(fmt::format("--weight_decay: expected >= 0, found {}", cfg.weight_decay));
   if (cfg.max_grad_norm < 0) throw Error(fmt::format("--max_grad_norm: expected >= 0, found {}", cfg.max_grad_norm));
+  if (!(cfg.input_noise >= 0 && cfg.input_noise < 100))
+    throw Error(fmt::format("--input_noise: expected a noise scale in [0, 100) feature standard deviations, found {}",
+                            cfg.input_noise));
   if (cfg.eval_every < 0) throw Error(fmt::format("--eval_every: expected >= 0, found {}", cfg.eval_every));
   if (cfg.checkpoint_every < 0)
     throw Error(fmt::format("--checkpoint_every: expected >= 0 steps (0: at each validation), found {}", cfg.checkpoint_every));
@@ -299,12 +309,14 @@ TrainResult train(const TrainConfig& cfg) {
       {"train", {{"dataset_prefix", cfg.dataset_prefix}, {"batch_size", cfg.batch_size},
                  {"total_samples", cfg.total_samples}, {"optimizer", cfg.optimizer}, {"lr", cfg.lr},
                  {"weight_decay", cfg.weight_decay}, {"max_grad_norm", cfg.max_grad_norm},
-                 {"seed", cfg.seed}, {"name", cfg.name}, {"precision", step_options.bf16 ? "bf16" : "fp32"},
+                 {"input_noise", cfg.input_noise}, {"seed", cfg.seed}, {"name", cfg.name}, {"precision", step_options.bf16 ? "bf16" : "fp32"},
                  {"cuda_graph", step_options.cuda_graph}}},
       {"dataset", {{"pos_scale", manifest.pos_scale()}, {"vel_scale", manifest.vel_scale()},
                    {"step_scale", manifest.step_scale()}, {"radius", manifest.world.radius},
                    {"width", manifest.world.width}, {"height", manifest.world.height},
-                   {"num_balls", manifest.world.num_balls}, {"frame_dt", manifest.world.frame_dt}}}};
+                   {"num_balls", manifest.world.num_balls}, {"ball_counts", manifest.world.ball_counts},
+                   {"frame_dt", manifest.world.frame_dt},
+                   {"variable_mass", manifest.world.variable_mass}, {"preset", manifest.world.preset}}}};
 
   TrainResult res;
   res.baseline_val = window_mse(nullptr, val_t, val_ids);

@@ -173,7 +173,7 @@ void TrainStep::Impl::body() {
       at::autocast::set_autocast_cache_enabled(false);  // casts inside a capture must not be cached
       at::autocast::increment_nesting();
     }
-    loss = window_loss(net, traj, ids);
+    loss = window_loss(net, traj, ids, cfg.input_noise);
     if (options.bf16) {
       at::autocast::decrement_nesting();
       at::autocast::set_autocast_enabled(at::kCUDA, false);
@@ -241,10 +241,10 @@ TrainStep::~TrainStep() = default;
 void TrainStep::run() {
   Impl& m = *impl_;
   m.refresh_epoch();
-  // Dropout masks: on CPU and in eager CUDA steps drawn from (seed, step), so that a resumed run
-  // draws the ones an uninterrupted run would; a replayed graph draws from the generator's
-  // Philox offset, advanced by each replay.
-  if (m.net.config().dropout > 0 && !m.captured)
+  // Dropout masks and input noise: on CPU and in eager CUDA steps drawn from (seed, step), so that
+  // a resumed run draws the ones an uninterrupted run would; a replayed graph draws from the
+  // generator's Philox offset, advanced by each replay.
+  if ((m.net.config().dropout > 0 || m.cfg.input_noise > 0) && !m.captured)
     torch::manual_seed(m.cfg.seed * 1000003ULL + static_cast<uint64_t>(m.step));
   if (!m.graph) {
     m.body();

@@ -51,6 +51,10 @@ Trajectories rollout(const Trajectories& truth, int64_t scenes, int steps, doubl
       const float* c = out.frame(s, k);
       float* nx = out.frame(s, k + 1);
       for (int64_t b = 0; b < N; ++b) {
+        if (!(c[b * kStateDim + 4] > 0)) {  // an absent slot stays all-zero
+          std::fill(nx + b * kStateDim, nx + (b + 1) * kStateDim, 0.0f);
+          continue;
+        }
         const float vx = v[(s * N + b) * 2], vy = v[(s * N + b) * 2 + 1];
         nx[b * kStateDim + 0] = static_cast<float>(c[b * kStateDim + 0] + vx * step_scale);
         nx[b * kStateDim + 1] = static_cast<float>(c[b * kStateDim + 1] + vy * step_scale);
@@ -75,11 +79,13 @@ StepMetrics rollout_metrics(const Trajectories& truth, const Trajectories& pred,
   m.velocity_count.assign(steps, 0);
   for (int k = 1; k <= steps; ++k) {
     double cos_sum = 0, rel_sum = 0, pos_sum = 0;
-    int64_t nv = 0;
+    int64_t nv = 0, np = 0;
     for (int64_t s = 0; s < pred.scenes; ++s) {
       const float* g = truth.frame(s, k + 1);
       const float* p = pred.frame(s, k + 1);
       for (int64_t b = 0; b < pred.num_balls; ++b) {
+        if (!(g[b * kStateDim + 4] > 0)) continue;  // absent slot
+        ++np;
         const double gx = g[b * kStateDim + 2], gy = g[b * kStateDim + 3];
         const double px = p[b * kStateDim + 2], py = p[b * kStateDim + 3];
         const double dx = g[b * kStateDim] - p[b * kStateDim], dy = g[b * kStateDim + 1] - p[b * kStateDim + 1];
@@ -93,7 +99,7 @@ StepMetrics rollout_metrics(const Trajectories& truth, const Trajectories& pred,
     }
     m.cosine[k - 1] = nv ? cos_sum / nv : NAN;
     m.rel_mag_error[k - 1] = nv ? rel_sum / nv : NAN;
-    m.pos_error_px[k - 1] = pos_sum / static_cast<double>(pred.scenes * pred.num_balls);
+    m.pos_error_px[k - 1] = np ? pos_sum / static_cast<double>(np) : NAN;
     m.velocity_count[k - 1] = nv;
   }
   return m;
@@ -101,8 +107,8 @@ StepMetrics rollout_metrics(const Trajectories& truth, const Trajectories& pred,
 
 std::vector<uint8_t> touches_another_ball(const datagen::Trajectories& truth, int64_t scene, double radius,
                                           double step_scale, double slack) {
-  const int64_t N = truth.num_balls;
-  std::vector<uint8_t> hit(N, 0);
+  const int64_t N = truth.balls_in(scene);  // absent slots (mixed counts) touch nothing
+  std::vector<uint8_t> hit(truth.num_balls, 0);
   const double reach = 2 * radius + slack;
   for (int64_t t = 0; t + 1 < truth.timesteps; ++t) {
     const float* f = truth.frame(scene, t);

@@ -231,6 +231,7 @@ std::pair<int, int> write_comparison_video(const std::string& path, const std::v
       const float* f = p.traj->frame(p.scene, t);
       for (int64_t b = 0; b < p.traj->num_balls; ++b) {
         const float* s = f + b * datagen::kStateDim;
+        if (!(s[4] > 0)) continue;  // an absent slot (mixed ball counts)
         const double x = ox + s[0] * o.pos_scale * o.scale;
         const double y = oy + box_h - s[1] * o.pos_scale * o.scale;
         const double shade = 0.85 - 0.7 * std::log(std::max(1.0, double(s[4]))) / std::log(std::max(1.0001, o.max_mass));

@@ -118,5 +118,58 @@ TEST(Box2dSim, BallsStayInTheBox) {
   }
 }
 
+
+TEST(Box2dSim, MixedCountsLeaveAbsentSlotsZero) {
+  const uint64_t seed = test::fresh_seed();
+  WorldDef d;
+  parse_ball_counts(d, "2,3");
+  d.timesteps = 20;
+  std::vector<float> out(static_cast<size_t>(d.timesteps) * d.num_balls * kStateDim, 7.0f);
+  for (int s = 0; s < 10; ++s) {
+    const auto init = sample_scene(d, seed, s);
+    simulate_box2d(d, init, out.data());
+    for (int t = 0; t < d.timesteps; ++t)
+      for (int b = 0; b < d.num_balls; ++b) {
+        const float* st = out.data() + (t * d.num_balls + b) * kStateDim;
+        if (b < static_cast<int>(init.size()))
+          EXPECT_EQ(st[4], static_cast<float>(init[b].mass));
+        else
+          for (int k = 0; k < kStateDim; ++k) EXPECT_EQ(st[k], 0.0f) << s << " " << t << " " << b;
+      }
+  }
+}
+
+TEST(Box2dSim, Npe2017ScenesKeepTheRejectionRule) {
+  const uint64_t seed = test::fresh_seed();
+  WorldDef d;
+  apply_preset(d, "npe2017");
+  d.timesteps = 40;
+  std::vector<float> a(static_cast<size_t>(d.timesteps) * d.num_balls * kStateDim), b(a.size());
+  int redrawn = 0;
+  for (int s = 0; s < 40; ++s) {
+    const int attempts = simulate_scene_box2d(d, seed, s, a.data());
+    redrawn += attempts > 1;
+    EXPECT_EQ(simulate_scene_box2d(d, seed, s, b.data()), attempts);
+    EXPECT_EQ(a, b);  // same (seed, scene), same bytes
+    for (size_t i = 0; i < a.size(); i += kStateDim) {
+      EXPECT_LE(std::hypot(a[i + 2], a[i + 3]), 1.0f + 1e-6f);  // speed <= 60 px/frame, normalised by it
+      EXPECT_GE(a[i], 0.0f);
+      EXPECT_LE(a[i] * d.width, d.width + 1e-3);
+      EXPECT_LE(a[i + 1] * d.width, d.height + 1e-3);
+    }
+  }
+  // heavy balls hitting light ones at up to 28 px per frame exceed 60 px per frame often
+  EXPECT_GT(redrawn, 0);
+  // without the rule the same draws include scenes it rejects
+  WorldDef loose = d;
+  loose.reject_speed = 0;
+  bool fast = false;
+  for (int s = 0; s < 40 && !fast; ++s) {
+    simulate_scene_box2d(loose, seed, s, a.data());
+    for (size_t i = 0; i < a.size(); i += kStateDim) fast |= std::hypot(a[i + 2], a[i + 3]) > 1.0f;
+  }
+  EXPECT_TRUE(fast);
+}
+
 }  // namespace
 }  // namespace npe::datagen

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -131,6 +132,58 @@ TEST(Dataset, ManifestErrorsNameTheField) {
   write_file_atomic(dir / "bad2.json", "{not json");
   EXPECT_THROW(read_manifest(dir / "bad2"), Error);
   EXPECT_THROW(read_manifest(dir / "missing"), Error);
+}
+
+
+TEST(Dataset, MixedCountsRoundTripAndAbsentSlotsAreChecked) {
+  test::TempDir dir;
+  auto c = small_config(dir, test::fresh_seed());
+  parse_ball_counts(c.world, "2,3,4");
+  generate_dataset(c);
+  const Manifest m = read_manifest(c.out_prefix);
+  EXPECT_EQ(m.world.ball_counts, (std::vector<int>{2, 3, 4}));
+  EXPECT_EQ(m.world.num_balls, 4);
+  Trajectories t = load_split(c.out_prefix, m, "train");
+  int seen[5] = {0, 0, 0, 0, 0};
+  for (int64_t s = 0; s < t.scenes; ++s) ++seen[t.balls_in(s)];
+  EXPECT_EQ(seen[2] + seen[3] + seen[4], t.scenes);
+  EXPECT_GT(seen[2] * seen[3] * seen[4], 0) << seen[2] << " " << seen[3] << " " << seen[4];
+  // an absent slot with a state, or a ball vanishing mid-scene, is refused with the scene and slot
+  int64_t s = 0;
+  while (t.balls_in(s) == 4) ++s;
+  const int64_t n = t.balls_in(s);
+  for (const auto& [frame, slot, value] : {std::tuple<int64_t, int64_t, float>{5, n, 0.25f}, {7, n - 1, 0.0f}}) {
+    Trajectories bad = t;
+    float* st = bad.frame(s, frame) + slot * kStateDim;
+    st[value == 0 ? 4 : 0] = value;
+    write_npy_f32(split_path(c.out_prefix, "train"), {t.scenes, 12, 4, 5}, bad.data.data());
+    try {
+      load_split(c.out_prefix, m, "train");
+      ADD_FAILURE();
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(fmt::format("scene {} frame {} slot {}", s, frame, slot)), std::string::npos)
+          << e.what();
+    }
+  }
+  // without world.ball_counts an absent slot is an error
+  Manifest uniform = m;
+  uniform.world.ball_counts.clear();
+  write_npy_f32(split_path(c.out_prefix, "train"), {t.scenes, 12, 4, 5}, t.data.data());
+  EXPECT_THROW(load_split(c.out_prefix, uniform, "train"), Error);
+}
+
+TEST(Dataset, PresetIsRecordedInTheManifest) {
+  test::TempDir dir;
+  auto c = small_config(dir, test::fresh_seed());
+  apply_preset(c.world, "npe2017");
+  generate_dataset(c);
+  const WorldDef w = read_manifest(c.out_prefix).world;
+  EXPECT_EQ(w.preset, "npe2017");
+  EXPECT_EQ(w.velocity_law, WorldDef::VelocityLaw::kIntegerPerAxis);
+  EXPECT_EQ(w.max_axis_speed, 20);
+  EXPECT_DOUBLE_EQ(w.min_separation, 2.5);
+  EXPECT_DOUBLE_EQ(w.reject_speed, 600.0);
+  EXPECT_DOUBLE_EQ(w.max_speed, 600.0);
 }
 
 }  // namespace

@@ -88,5 +88,70 @@ TEST(World, RngUniformIsUniform) {
   EXPECT_NEAR(sum / n, 0.5, 0.01);
 }
 
+
+TEST(World, MixedBallCountsDrawEachCountFromTheList) {
+  const uint64_t seed = test::fresh_seed();
+  WorldDef d;
+  parse_ball_counts(d, "3,4,5");
+  EXPECT_EQ(d.num_balls, 5);
+  EXPECT_EQ(format_ball_counts(d), "3,4,5");
+  int seen[6] = {0, 0, 0, 0, 0, 0};
+  for (int s = 0; s < 600; ++s) {
+    const auto balls = sample_scene(d, seed, s);
+    ASSERT_GE(balls.size(), 3u);
+    ASSERT_LE(balls.size(), 5u);
+    ++seen[balls.size()];
+    EXPECT_EQ(sample_scene(d, seed, s).size(), balls.size());  // a function of (seed, scene)
+  }
+  for (int n = 3; n <= 5; ++n) EXPECT_GT(seen[n], 150) << n;  // 600 draws over 3 counts
+  parse_ball_counts(d, "6");
+  EXPECT_EQ(d.num_balls, 6);
+  EXPECT_TRUE(d.ball_counts.empty());
+  for (const char* bad : {"", "3,,5", "3,x", "0", "2,1001", "4.5"}) {
+    try {
+      parse_ball_counts(d, bad);
+      ADD_FAILURE() << bad;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("--num_balls"), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(World, Npe2017PresetDrawsIntegerVelocitiesAndSpacedCentres) {
+  const uint64_t seed = test::fresh_seed();
+  WorldDef d;
+  apply_preset(d, "npe2017");
+  EXPECT_TRUE(d.variable_mass);
+  EXPECT_DOUBLE_EQ(d.max_speed, 600.0);  // 60 px per frame at 0.1 s per frame
+  int extremes = 0;
+  for (int s = 0; s < 300; ++s)
+    for (const auto& balls = sample_scene(d, seed, s); const BallInit& b : balls) {
+      for (double v : {b.vx, b.vy}) {
+        const double per_frame = v * d.frame_dt;
+        EXPECT_NEAR(per_frame, std::round(per_frame), 1e-9);
+        EXPECT_LE(std::abs(per_frame), 20.0 + 1e-9);
+        extremes += std::abs(std::round(per_frame)) == 20;
+      }
+      for (const BallInit& o : balls)
+        if (&o != &b) EXPECT_GE(std::hypot(b.x - o.x, b.y - o.y), 2.5 * d.radius);
+    }
+  EXPECT_GT(extremes, 20);  // +-20 drawn (2400 draws, 2 of 41 values each)
+  EXPECT_THROW(apply_preset(d, "npe2016"), Error);
+}
+
+TEST(World, RejectionRuleCatchesFastBallsAndEscapes) {
+  WorldDef d;
+  apply_preset(d, "npe2017");
+  std::vector<std::vector<BallInit>> frames = {{{100, 100, 590, 0, 1}, {300, 300, 0, -100, 5}}};
+  EXPECT_FALSE(rejected(d, frames));
+  frames[0][0].vx = 601;
+  EXPECT_TRUE(rejected(d, frames));
+  frames[0][0].vx = 0;
+  frames[0][1].y = d.height + 0.5;
+  EXPECT_TRUE(rejected(d, frames));
+  WorldDef plain;  // no rule: nothing rejected
+  EXPECT_FALSE(rejected(plain, frames));
+}
+
 }  // namespace
 }  // namespace npe::datagen

@@ -56,10 +56,16 @@ TEST_P(ModelTest, NeighbourhoodMaskIgnoresFarBalls) {
   auto prev2 = prev.clone();
   prev2[0][1][3] = 0.7;
   EXPECT_TRUE(torch::equal(a, m->forward(prev2, cur2)[0][0]));
-  // ... while a ball inside the neighbourhood changes the prediction
+  // ... while a ball inside the neighbourhood changes the prediction (at some of a few places: a
+  // randomly initialised ReLU encoder can map one pair to all-zero units, 1 seed in about 200)
   auto cur3 = cur.clone();
+  bool changed = false;
+  for (double f : {0.9, 0.7, 0.5, 0.3}) {
+    cur3[0][1][0] = 0.3 + f * r;
+    changed |= !torch::allclose(a, m->forward(prev, cur3)[0][0]);
+  }
+  EXPECT_TRUE(changed);
   cur3[0][1][0] = 0.3 + 0.9 * r;
-  EXPECT_FALSE(torch::allclose(a, m->forward(prev, cur3)[0][0]));
   auto p = m->make_pairs(prev, cur3);
   EXPECT_EQ(p.mask.sizes(), (std::vector<int64_t>{1, 2, 1}));
   EXPECT_EQ(p.mask[0][0][0].item<float>(), 1.0f);
@@ -83,6 +89,26 @@ TEST_P(ModelTest, LoneBallSeesNoContext) {
   auto p = m->make_pairs(prev, cur);
   EXPECT_EQ(p.context.size(2), 0);
   EXPECT_EQ(m->forward(prev, cur).sizes(), (std::vector<int64_t>{2, 1, 2}));
+}
+
+
+// Mixed ball counts: a scene of n balls padded with absent (all-zero) slots predicts its balls as
+// the unpadded scene does, whatever the padding; absent slots are never context.
+TEST_P(ModelTest, AbsentSlotsChangeNothing) {
+  auto m = random_model(GetParam());
+  torch::NoGradGuard ng;
+  auto prev = random_states(4, 3), cur = random_states(4, 3);
+  cur.narrow(-1, 0, 2).mul_(0.3);  // close together: every pair within the neighbourhood
+  prev.narrow(-1, 0, 2).mul_(0.3);
+  const auto base = m->forward(prev, cur);
+  for (int64_t pad : {1, 3}) {
+    auto z = torch::zeros({4, pad, 5});
+    const auto out = m->forward(torch::cat({prev, z}, 1), torch::cat({cur, z}, 1));
+    EXPECT_TRUE(torch::allclose(out.narrow(1, 0, 3), base, 1e-5, 1e-6)) << pad;
+    const auto mask = m->make_pairs(torch::cat({prev, z}, 1), torch::cat({cur, z}, 1)).mask;
+    // focus 0's context is slots 1..2+pad: the present ones count, the absent ones do not
+    EXPECT_EQ(mask[0][0].sum().item<float>(), 2.0f) << pad;
+  }
 }
 
 // (The LSTM baseline has its own tests below: it has no mask and reads the context in order.)
@@ -122,6 +148,46 @@ TEST(Model, LstmBaselineShapesAndOrder) {
   auto swap = torch::tensor({0, 2, 1}, torch::kLong);
   EXPECT_FALSE(torch::allclose(m->forward(s3p, s3c)[0][0],
                                m->forward(s3p.index_select(1, swap), s3c.index_select(1, swap))[0][0]));
+}
+
+// The LSTM reads absent slots first, as zero vectors: padding is a prefix of the sequence, so a
+// padded scene's prediction differs from the unpadded one only through that prefix, and the
+// present balls' features are what it sees last.
+TEST(Model, LstmFeedsAbsentSlotsAsALeadingZeroPrefix) {
+  torch::manual_seed(test::fresh_seed());
+  auto m = random_model(Kind::LSTM);
+  torch::NoGradGuard ng;
+  auto prev = random_states(2, 3), cur = random_states(2, 3);
+  auto z = torch::zeros({2, 2, 5});
+  auto a = m->forward(torch::cat({prev, z}, 1), torch::cat({cur, z}, 1)).narrow(1, 0, 3);
+  // whatever an absent slot holds besides its zero mass, the prediction is the same
+  auto junk = torch::rand({2, 2, 5});
+  junk.select(-1, 4).zero_();
+  auto b = m->forward(torch::cat({prev, junk}, 1), torch::cat({cur, junk}, 1)).narrow(1, 0, 3);
+  EXPECT_TRUE(torch::equal(a, b));
+  EXPECT_TRUE(torch::isfinite(a).all().item<bool>());
+}
+
+TEST(Model, NormalisationIgnoresAbsentSlots) {
+  torch::manual_seed(test::fresh_seed());
+  auto traj = torch::rand({6, 8, 3, 5});
+  traj.select(-1, 4).fill_(5.0);
+  ModelConfig c;
+  auto a = make_model(c), b = make_model(c);
+  a->fit_normalisation(traj);
+  b->fit_normalisation(torch::cat({traj, torch::zeros({6, 8, 2, 5})}, 2));
+  for (const char* name : {"state_mean", "state_std", "dv_std"})
+    EXPECT_TRUE(torch::allclose(a->named_buffers()[name], b->named_buffers()[name], 1e-5, 1e-7)) << name;
+}
+
+TEST(Model, MaskedVelocityMseIsTheMseOfPresentBalls) {
+  torch::manual_seed(test::fresh_seed());
+  auto pred = torch::randn({5, 4, 2}), target = torch::randn({5, 4, 2});
+  EXPECT_TRUE(torch::allclose(masked_velocity_mse(pred, target, torch::ones({5, 4})), torch::mse_loss(pred, target)));
+  auto present = torch::ones({5, 4});
+  present.narrow(1, 3, 1).zero_();
+  EXPECT_TRUE(torch::allclose(masked_velocity_mse(pred, target, present),
+                              torch::mse_loss(pred.narrow(1, 0, 3), target.narrow(1, 0, 3))));
 }
 
 TEST(Model, ClassicArchitectureMatchesThePaper) {

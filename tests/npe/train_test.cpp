@@ -1,5 +1,6 @@
 #include "npe/model/train.h"
 
+#include <cmath>
 #include <filesystem>
 #include <sstream>
 
@@ -161,6 +162,62 @@ TEST_P(Resume, EndsWithTheSameModelAsAnUninterruptedRun) {
 }
 INSTANTIATE_TEST_SUITE_P(Kinds, Resume, ::testing::Values(Kind::Classic, Kind::Modern, Kind::NP, Kind::LSTM),
                          [](const auto& info) { return kind_name(info.param); });
+
+// Mixed ball counts and noise injection together: the run is reproducible on CPU (an interrupted
+// and resumed run ends with the same weights), and the noise is really applied (the weights differ
+// from the same run without it).
+TEST(Train, NoisyRunOnMixedCountsResumesExactly) {
+  test::TempDir dir;
+  const uint64_t seed = test::fresh_seed();
+  datagen::DatagenConfig d;
+  d.num_scenes = 40;
+  d.seed = seed;
+  d.world.timesteps = 20;
+  datagen::parse_ball_counts(d.world, "2,3,4");
+  d.progress = false;
+  d.out_prefix = dir / "data/mixed";
+  datagen::generate_dataset(d);
+  TrainConfig full = small_run(dir, d.out_prefix, Kind::Classic);
+  full.seed = seed;
+  full.name = "noisy";
+  full.input_noise = 0.1;
+  full.total_samples = 16 * 30;
+  const TrainResult rf = train(full);
+  EXPECT_TRUE(std::isfinite(rf.final_val));
+  EXPECT_LT(rf.final_val, rf.baseline_val * 10);
+  TrainConfig part = full;
+  part.name = "noisy_part";
+  part.stop_after_steps = 13;
+  train(part);
+  part.stop_after_steps = 0;
+  part.resume = true;
+  EXPECT_EQ(train(part).start_step, 13);
+  TrainConfig quiet = full;
+  quiet.name = "quiet";
+  quiet.input_noise = 0;
+  train(quiet);
+  auto a = load_checkpoint(dir / "ck/noisy.pt", Kind::Classic, "", torch::kCPU);
+  auto b = load_checkpoint(dir / "ck/noisy_part.pt", Kind::Classic, "", torch::kCPU);
+  auto q = load_checkpoint(dir / "ck/quiet.pt", Kind::Classic, "", torch::kCPU);
+  auto pa = a.net->parameters(), pb = b.net->parameters(), pq = q.net->parameters();
+  bool differs = false;
+  for (size_t i = 0; i < pa.size(); ++i) {
+    EXPECT_TRUE(torch::equal(pa[i], pb[i])) << "parameter " << i;
+    differs |= !torch::equal(pa[i], pq[i]);
+  }
+  EXPECT_TRUE(differs);
+  EXPECT_EQ(a.meta["train"]["input_noise"].get<double>(), 0.1);
+  EXPECT_EQ(a.meta["dataset"]["ball_counts"], nlohmann::json({2, 3, 4}));
+  // resuming with another noise scale is refused
+  part.input_noise = 0.2;
+  part.total_samples = 16 * 40;
+  try {
+    train(part);
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--input_noise"), std::string::npos) << e.what();
+  }
+}
 
 TEST(Train, ResumeRefusesOtherHyperParameters) {
   test::TempDir dir;

@@ -111,6 +111,39 @@ TEST(Rollout, RefusesRolloutsLongerThanTheData) {
 
 // Box2D scenes: balls 0 and 1 meet head-on (surfaces 280 px apart closing at 80 px/s: contact at
 // 3.5 s); ball 2 passes ball 3 (at rest) with 6 px to spare.
+// Mixed ball counts: absent slots (all-zero) stay all-zero whatever the predictor says for them,
+// and no metric counts them.
+TEST(Rollout, AbsentSlotsStayEmptyAndAreNotScored) {
+  const double ss = 0.0075;
+  const Trajectories three = free_flight(6, 12, 3, ss, test::fresh_seed());
+  Trajectories truth = three;  // 4 slots; the last is absent in every other scene
+  truth.num_balls = 4;
+  truth.data.assign(6 * 12 * 4 * kStateDim, 0.0f);
+  const Trajectories four = free_flight(6, 12, 4, ss, test::fresh_seed());
+  for (int64_t s = 0; s < 6; ++s)
+    for (int64_t t = 0; t < 12; ++t) {
+      const float* src = s % 2 ? four.frame(s, t) : three.frame(s, t);
+      std::copy(src, src + (s % 2 ? 4 : 3) * kStateDim, truth.frame(s, t));
+    }
+  Predictor junk_for_absent = [](const float* prev, const float* cur, int64_t scenes, int64_t n, float* v) {
+    constant_velocity()(prev, cur, scenes, n, v);
+    for (int64_t i = 0; i < scenes * n; ++i)
+      if (cur[i * kStateDim + 4] == 0) v[2 * i] = v[2 * i + 1] = 0.5f;
+  };
+  auto pred = rollout(truth, 6, 10, ss, junk_for_absent);
+  for (int64_t t = 0; t < 12; ++t)
+    for (int64_t s = 0; s < 6; s += 2)
+      for (int k = 0; k < kStateDim; ++k) EXPECT_EQ(pred.frame(s, t)[3 * kStateDim + k], 0.0f) << s << " " << t;
+  auto m = rollout_metrics(truth, pred, 800);
+  for (int k = 0; k < 10; ++k) {
+    EXPECT_NEAR(m.cosine[k], 1.0, 1e-6);
+    EXPECT_LT(m.pos_error_px[k], 1e-3);
+    EXPECT_EQ(m.velocity_count[k], 3 * 3 + 3 * 4);  // present balls only
+  }
+  EXPECT_EQ(truth.balls_in(0), 3);
+  EXPECT_EQ(truth.balls_in(1), 4);
+}
+
 TEST(TouchesAnotherBall, FlagsBallsThatCollideAndNotNearMisses) {
   datagen::Rng rng(test::fresh_seed(), 0);
   const double dx = rng.uniform(-40, 40);

@@ -184,6 +184,55 @@ TEST_F(Cli, OptimizeShippedExampleAndRenderIt) {
   EXPECT_FALSE(fs::exists(out + "/b.json"));
 }
 
+// The paper's experiments in miniature: a dataset mixing 2 and 3 balls, the classic NPE and the NP
+// baseline trained on it (the NP with noise injection), npe-eval on a 5-ball dataset with both,
+// and npe-results' table (n/a where the modern model is missing).
+TEST_F(Cli, ResultsTableFromMixedCountCheckpoints) {
+  const std::string mix = *dir_ / "mix/mix", five = *dir_ / "five/five", ck = *dir_ / "ck_mix", out = *dir_ / "res";
+  auto r = run_command(tool("npe-datagen") + " --num_scenes 40 --timesteps 16 --num_balls 2,3 --no_progress --out_prefix " + mix);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run_command(tool("npe-datagen") + " --num_scenes 20 --timesteps 16 --num_balls 5 --no_progress --out_prefix " + five);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* kind : {"classic", "np"}) {
+    r = run_command(tool("npe-train") + " --model " + kind + " --device cpu --batch_size 16 --total_samples 160 " +
+                    "--no_progress --name " + kind + " --checkpoint_dir " + ck + " --dataset_prefix " + mix +
+                    (std::string(kind) == "np" ? " --input_noise 0.05" : ""));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  r = run_command(tool("npe-eval") + " --device cpu --np_ckpt " + ck + "/np.best.pt --classic_ckpt " + ck +
+                  "/classic.best.pt --dataset_prefix " + five + " --num_scenes 3 --rollout_steps 10 --out_png " + out +
+                  "/e.png --out_json " + out + "/e.json --out_csv " + out + "/e.csv");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(read_file(out + "/e.csv").find("\nnp,10,"), std::string::npos);
+  r = run_command(tool("npe-results") + " --device cpu --world '5 balls:" + ck + ":" + five + "' --world '2-3 balls:" + ck +
+                  ":" + mix + "' --num_scenes 3 --rollout_steps 10 --steps 2,10 --out_md " + out + "/t.md --out_csv " + out +
+                  "/t.csv --out_json " + out + "/t.json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string md = read_file(out + "/t.md");
+  for (const char* row : {"| 5 balls | classic |", "| 5 balls | np |", "| 5 balls | constant velocity |",
+                          "| 2-3 balls | classic |", "| world | model | val MSE | cos@2 | cos@10 |"})
+    EXPECT_NE(md.find(row), std::string::npos) << row << " in\n" << md;
+  EXPECT_NE(md.find("| 5 balls | n/a |"), std::string::npos) << md;  // no modern model: no modern-vs-classic claim
+  EXPECT_NE(read_file(out + "/t.csv").find("2-3 balls,np,10,"), std::string::npos);
+  EXPECT_TRUE(fs::exists(out + "/t.json"));
+}
+
+TEST_F(Cli, BadExperimentFlags) {
+  const std::string e = *dir_ / "bad/bad";
+  expect_error(tool("npe-datagen") + " --num_balls 3,x --out_prefix " + e, {"--num_balls", "'x'"});
+  expect_error(tool("npe-datagen") + " --preset npe2016 --out_prefix " + e, {"--preset", "npe2016"});
+  expect_error(tool("npe-datagen") + " --preset npe2017 --max_speed 5 --out_prefix " + e, {"--max_speed", "--preset"});
+  expect_error(tool("npe-datagen") + " --engine gpu --num_balls 3,4 --num_scenes 3 --out_prefix " + e, {"--num_balls 3,4"});
+  expect_error(tool("npe-datagen") + " --engine gpu --preset npe2017 --num_scenes 3 --out_prefix " + e, {"--preset npe2017"});
+  expect_error(tool("npe-train") + " --device cpu --input_noise -1 --total_samples 100 --no_progress --checkpoint_dir " +
+                   (*dir_ / "ck6") + " --dataset_prefix " + copy_dataset("noise"),
+               {"--input_noise", "-1"});
+  expect_error(tool("npe-results") + " --device cpu --world nocolons", {"--world", "nocolons"});
+  expect_error(tool("npe-results") + " --device cpu --world 'x:" + (*dir_ / "empty") + ":" + prefix_ + "'",
+               {"--world", "no checkpoint"});
+  expect_error(tool("npe-results") + " --device cpu", {"--world"});
+}
+
 TEST_F(Cli, UnknownFlag) {
   expect_error(tool("npe-datagen") + " --num_scenes 10 --bogus_flag 3", {"bogus_flag"});
   expect_error(tool("npe-train") + " --nope", {"nope"});

@@ -6,7 +6,9 @@
 //                                        seed, engine, npe version, per-split counts
 // Splits are 70/15/15 by scene, never by window. A training window is (t-1, t, t+1) of one
 // scene, cut from the trajectories when needed: a split of S scenes has S * (T - 2) windows.
-// Python: arr = numpy.load("P_train.npy")  # shape (S, T, N, 5)
+// Mixed ball counts (world.ball_counts in the manifest): N is the largest count; a scene of n balls
+// fills slots [0, n), and slots [n, N) hold all-zero states (mass 0) in every frame.
+// Python: arr = numpy.load("P_train.npy")  # shape (S, T, N, 5); present = arr[..., 4] > 0
 #pragma once
 
 #include <cstdint>
@@ -32,6 +34,13 @@ struct Trajectories {
     return data.data() + ((scene * timesteps + t) * num_balls) * kStateDim;
   }
   int64_t windows() const { return scenes * (timesteps - 2); }
+  // Balls of `scene`: its slots with a positive mass (the first ones; the rest are absent).
+  int64_t balls_in(int64_t scene) const {
+    const float* f = frame(scene, 0);
+    int64_t n = 0;
+    while (n < num_balls && f[n * kStateDim + 4] > 0) ++n;
+    return n;
+  }
 };
 
 struct SplitInfo {

@@ -26,6 +26,7 @@ struct DatagenSummary {
   // max over scenes of max_t |E_t - E_0| / E_0 (scenes with E_0 > 0) of the kinetic energy; for
   // the GPU engine over the frames where no contact is active
   double max_energy_drift = 0;
+  int64_t redrawn = 0;      // draws rejected by the world's rejection rule (--preset npe2017)
   std::vector<std::string> files;
 };
 

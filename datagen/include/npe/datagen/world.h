@@ -46,11 +46,26 @@ struct WorldDef {
   double width = 800.0;    // box width, px (walls at x = 0 and x = width)
   double height = 600.0;   // box height, px (walls at y = 0 and y = height)
   double radius = 60.0;    // ball radius, px
-  int num_balls = 4;
+  int num_balls = 4;       // balls per scene; with ball_counts, the slots per scene (their maximum)
+  // Mixed ball counts (npe-datagen --num_balls 3,4,5): each scene draws its count n uniformly
+  // from this list; its balls fill slots [0, n) and slots [n, num_balls) are absent, recorded as
+  // all-zero states (mass 0) in every frame. Empty: every scene has num_balls balls.
+  std::vector<int> ball_counts;
   double mass = 1.0;                                   // every ball's mass (uniform mass)
   bool variable_mass = false;                          // draw masses from mass_choices instead
   std::vector<double> mass_choices = {1.0, 5.0, 25.0};
   double max_speed = 60.0;      // initial speed ~ U[0, max_speed], px/s; velocity normaliser
+  // How initial velocities are drawn: kPolar, direction U[0, 2 pi) and speed U[0, max_speed];
+  // kIntegerPerAxis, vx and vy each an integer of px per frame, uniform in
+  // [-max_axis_speed, max_axis_speed] (Chang et al. 2017's data, --preset npe2017).
+  enum class VelocityLaw { kPolar, kIntegerPerAxis };
+  VelocityLaw velocity_law = VelocityLaw::kPolar;
+  int max_axis_speed = 20;      // px per frame, kIntegerPerAxis only
+  double min_separation = 2.0;  // initial centre distances at least this many radii (2: touching)
+  // Rejection (--preset npe2017): > 0, a scene in which some ball's speed exceeds reject_speed
+  // (px/s) or some ball's centre leaves the box is drawn again (Box2D engine only). 0: none.
+  double reject_speed = 0.0;
+  std::string preset;           // the --preset that set these fields ("" = none), recorded
   double frame_dt = 0.1;        // time between recorded frames, s
   int substeps = 0;             // physics steps per frame; 0 = the engine's default (Box2D: 10;
                                 // GPU engine: from the contact stiffness, see choose_contact)
@@ -79,16 +94,47 @@ struct BallInit {
   double x, y, vx, vy, mass;
 };
 
+// Applies a named preset to `def` ("npe2017": Chang et al. 2017's data regime: velocities per
+// axis integers in [-20, 20] px per frame, masses from {1, 5, 25}, initial centres at least 2.5
+// radii apart, scenes redrawn when a speed exceeds 60 px per frame or a ball leaves the box;
+// max_speed, the velocity normaliser, becomes 60 px per frame). Throws npe::Error naming --preset
+// for an unknown name.
+void apply_preset(WorldDef& def, const std::string& name);
+
+// Parses --num_balls: "4" (every scene) or a comma-separated list "3,4,5" (mixed counts; sets
+// ball_counts and num_balls = the largest). Throws npe::Error naming --num_balls.
+void parse_ball_counts(WorldDef& def, const std::string& text);
+// "4" or "3,4,5": the inverse of parse_ball_counts.
+std::string format_ball_counts(const WorldDef& def);
+
 // Draws scene `scene` of the dataset with seed `seed`; depends only on (seed, scene).
-// Positions uniform in [r, W-r] x [r, H-r], each redrawn while it lies closer than 2r to an
-// earlier ball; direction uniform in [0, 2 pi), speed uniform in [0, max_speed].
+// With ball_counts, first the scene's ball count (uniform over the list). Positions uniform in
+// [r, W-r] x [r, H-r], each redrawn while it lies closer than min_separation radii to an earlier
+// ball; velocities as velocity_law says; masses from mass_choices when variable_mass.
 // Throws npe::Error naming num_balls, radius and the box when no placement is found in
 // max_placement_tries draws.
 // `is_free(x, y)`, when given, must also accept a centre (used to keep balls off obstacles).
+// Returns the scene's balls (fewer than num_balls with ball_counts).
 std::vector<BallInit> sample_scene(const WorldDef& def, uint64_t seed, int64_t scene,
                                    const std::function<bool(double, double)>& is_free = {});
+class Rng;
+// The same, drawing from `rng` (the rejection loop draws a scene's later attempts from the stream
+// its first attempt left).
+std::vector<BallInit> sample_scene(const WorldDef& def, Rng& rng, int64_t scene,
+                                   const std::function<bool(double, double)>& is_free = {});
 
-// Simulates one scene with Box2D and records `def.timesteps` frames (frame 0 = `init`).
+// Whether a simulated scene breaks the world's rejection rule (reject_speed > 0): some speed above
+// reject_speed, or some centre outside [0, W] x [0, H]. `frames` as simulate_box2d_px returns.
+bool rejected(const WorldDef& def, const std::vector<std::vector<BallInit>>& frames);
+
+// Box2D simulation and recording of scene `scene` (what npe-datagen's Box2D engine writes):
+// draws it, simulates it and, while the world's rejection rule rejects it, draws it again from the
+// same stream (at most 1000 attempts; then npe::Error naming --preset). out: [timesteps,
+// num_balls, kStateDim] float32, absent slots zero. Returns the attempts made (1: none rejected).
+int simulate_scene_box2d(const WorldDef& def, uint64_t seed, int64_t scene, float* out);
+
+// Simulates one scene with Box2D and records `def.timesteps` frames (frame 0 = `init`) of
+// def.num_balls slots; slots past init.size() (mixed ball counts) are zero.
 // In an elastic, frictionless world a scene whose kinetic energy drifts by more than
 // kBox2dEnergyTolerance (a light ball trapped between a heavy ball and a wall, which Box2D's
 // one-restitution-per-step solver gets wrong) is re-simulated with 4x, then 16x the substeps.
@@ -100,7 +146,7 @@ std::vector<std::vector<BallInit>> simulate_box2d_px(const WorldDef& def,
                                                       const std::vector<BallInit>& init);
 
 // Total kinetic energy 0.5 sum m |v|^2 of one recorded frame ([num_balls, kStateDim] normalised
-// states), in units of mass * (normalised velocity)^2.
+// states), in units of mass * (normalised velocity)^2 (absent slots have mass 0).
 double kinetic_energy(const float* frame, int num_balls);
 
 // A small counter-based random generator (SplitMix64, Steele et al. 2014): scene i's stream is

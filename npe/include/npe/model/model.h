@@ -11,6 +11,9 @@
 // position units; 3.5 radii by default) are masked out before the sum over context balls (the
 // paper's neighbourhood mask, section 2). Inputs are standardised by buffers fitted on the
 // training split, so a checkpoint carries the normalisation its model expects.
+// Mixed ball counts: a ball slot whose mass is 0 is absent (npe/datagen/dataset.h). Absent balls
+// are never context (the mask below), their predictions are meaningless and left out of losses
+// and metrics, and the models do not depend on how many absent slots pad a scene.
 #pragma once
 
 #include <functional>
@@ -47,15 +50,18 @@ class NPEImpl : public torch::nn::Module {
   explicit NPEImpl(const ModelConfig& config);
   virtual torch::Tensor forward(const torch::Tensor& prev, const torch::Tensor& cur) = 0;
   const ModelConfig& config() const { return config_; }
+  // The standardisation fitted by fit_normalisation: [5] per state feature.
+  const torch::Tensor& state_std() const { return state_std_; }
 
-  // Fits the input standardisation to training states [*, 5] and velocity changes [*, 2].
+  // Fits the input standardisation to training states [*, 5] (rows with mass 0, absent balls,
+  // left out) and velocity changes [*, 2] (of present balls only).
   void fit_normalisation(const torch::Tensor& states, const torch::Tensor& dv);
-  // The same, fitted to trajectories [S, T, N, 5]: their states and frame-to-frame velocity
-  // changes.
+  // The same, fitted to trajectories [S, T, N, 5]: their present balls' states and frame-to-frame
+  // velocity changes.
   void fit_normalisation(const torch::Tensor& trajectories);
 
   // Focus features [B, N, 10], context features [B, N, N-1, 10] (standardised) and the
-  // neighbourhood mask [B, N, N-1] (1 = within `neighborhood`, 0 = masked out).
+  // neighbourhood mask [B, N, N-1] (1 = present and within `neighborhood`, 0 = masked out).
   struct Pairs {
     torch::Tensor focus, context, mask;
   };
@@ -113,8 +119,9 @@ class NoPairwiseImpl : public NPEImpl {
 
 // LSTM baseline (paper, section 3.2): for each focus ball, the balls' standardised states
 // [s(t-1), s(t)] (10 features, absolute positions) are read as a sequence, the context balls in
-// index order and the focus ball last, by a 3-layer LSTM of 100 units; its last output goes
-// through a linear layer to dv. No neighbourhood mask; not invariant to the context order.
+// decreasing index order and the focus ball last, by a 3-layer LSTM of 100 units; its last output
+// goes through a linear layer to dv. No neighbourhood mask; not invariant to the context order.
+// Absent balls (mixed counts: the last slots) are fed first, as zero vectors.
 class LstmImpl : public NPEImpl {
  public:
   explicit LstmImpl(const ModelConfig& config);
@@ -126,6 +133,13 @@ class LstmImpl : public NPEImpl {
 };
 
 std::shared_ptr<NPEImpl> make_model(const ModelConfig& config);
+
+// Which balls of states [..., N, 5] are present: 1 where the mass is > 0, 0 for the absent slots
+// of mixed-count datasets ([..., N], the states' dtype).
+torch::Tensor present_balls(const torch::Tensor& states);
+// Mean squared error over the present balls and both velocity components: pred and target
+// [B, N, 2], present [B, N] (0/1). Equals torch::mse_loss when every ball is present.
+torch::Tensor masked_velocity_mse(const torch::Tensor& pred, const torch::Tensor& target, const torch::Tensor& present);
 
 int64_t parameter_count(const NPEImpl& model);
 

@@ -26,7 +26,8 @@ struct Windows {
 };
 Windows gather_windows(const torch::Tensor& traj, const torch::Tensor& window_ids);
 
-// Mean squared velocity error of `net` over the given windows (batched, no grad).
+// Mean squared velocity error of `net` over the given windows and their present balls (batched,
+// no grad).
 // With `net` == nullptr: the constant-velocity baseline (v_{t+1} = v_t).
 double window_mse(NPEImpl* net, const torch::Tensor& traj, const torch::Tensor& window_ids,
                   int64_t batch = 4096);
@@ -56,6 +57,7 @@ struct TrainConfig {
   double lr = 3e-4;
   double weight_decay = 0.0;
   double max_grad_norm = 0.0;        // 0: no clipping
+  double input_noise = 0.0;          // noise injection on the input states (window_loss); 0: none
   std::string device = "auto";       // auto | cpu | cuda
   std::string precision = "auto";    // auto (bf16 for the modern model on CUDA) | fp32 | bf16
   bool cuda_graph = true;            // CUDA: capture the step as a CUDA graph (train_step.h)
@@ -111,8 +113,14 @@ class WindowOrder {
   std::vector<int64_t> perm_;
 };
 
-// The training loss of `net` on windows `ids` of `traj` [S, T, N, 5] (a scalar on the device).
-torch::Tensor window_loss(NPEImpl& net, const torch::Tensor& traj, const torch::Tensor& ids);
+// The training loss of `net` on windows `ids` of `traj` [S, T, N, 5] (a scalar on the device): the
+// velocity MSE over present balls. With input_noise > 0 (noise injection, as graph network
+// simulators train: Sanchez-Gonzalez et al. 2020, section 4.2), independent Gaussian noise of
+// input_noise times each feature's standard deviation (the model's standardisation) is added to
+// x, y, vx and vy of both input frames, from torch's default generator; the target stays the true
+// next velocity, so the model learns to correct its own drift.
+torch::Tensor window_loss(NPEImpl& net, const torch::Tensor& traj, const torch::Tensor& ids,
+                          double input_noise = 0.0);
 
 // Back-propagates `loss` and takes one step of `optimizer` at learning rate `lr`, clipping the
 // gradient norm to `max_grad_norm` first when it is > 0: libtorch's own optimizers, eagerly. npe-train

@@ -9,7 +9,8 @@
 //   relative magnitude error  | |v| - |v_hat| | / |v|
 //   position error  |x - x_hat| in px
 // Balls whose ground-truth speed is below `min_speed` are masked out of the velocity metrics,
-// as in the paper (cosine and relative error are undefined at zero speed).
+// as in the paper (cosine and relative error are undefined at zero speed). Absent slots (mass 0,
+// mixed ball counts) stay all-zero in rollouts and are left out of every metric.
 #pragma once
 
 #include <cstdint>
