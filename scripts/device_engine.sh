@@ -105,10 +105,10 @@ if has experiments; then
   BIN=$b DEVICE=cuda timeout "${EXP_TIME:-540}" scripts/experiments.sh "$exp" > "$out/experiments.log" 2>&1
   note "experiments: exit $? in $((SECONDS - t0)) s ($(ls "$exp"/runs/*/*.done 2>/dev/null | wc -l) runs done)"
   grep -E '^== training|best val|samples/s' "$out/experiments.log" | tail -40
-  mkdir -p "$out/exp"
-  cp "$exp"/results.* "$out/exp/" 2>/dev/null
-  for d in "$exp"/runs/*/; do w=$(basename "$d"); mkdir -p "$out/exp/$w"; cp "$d"*.csv "$d"*.done "$out/exp/$w/" 2>/dev/null; done
-  cp "$exp"/runs/*.log "$out/exp/" 2>/dev/null
+  # one archive: results, metrics CSVs, logs and the best checkpoints (the datasets are remade from
+  # their seeds; carry the runs back as EXP_DIR to finish on a fresh machine)
+  (cd "$exp" && find runs results.* -name '*.best.pt' -o -name '*.csv' -o -name '*.done' -o -name '*.log' \
+     -o -name 'results.*' | tar -czf "$out/experiments.tgz" -T -) 2>/dev/null
   [[ -f "$exp/results.md" ]] && cat "$exp/results.md"
 fi
 if has recipes; then

@@ -11,7 +11,8 @@
 #                modern: 200 M at batch 2048), default 0.1
 #   SCENES       scenes per training dataset (default 12000); EVAL_SCENES per 6/7/8-ball dataset (3000)
 #   KINDS        models to train (default "classic modern np lstm"); WORLDS training worlds
-#                (default "n4 n4v n345 p4 p345")
+#                (default "n4 n4v n345 p4 p345 n4noise")
+#   NOISE        npe-train --input_noise of the n4noise runs (default 0.05)
 #   DEVICE       auto | cpu | cuda (default auto); BIN the tools' folder (default build/bin)
 #   NUM_SCENES   test scenes rolled out per world in the table (default 200)
 #
@@ -19,6 +20,7 @@
 # npe-datagen --preset npe2017):
 #   n4: 4 balls, mass 1      n4v: 4 balls, masses {1, 5, 25}      n345: 3, 4 or 5 balls, mass 1
 #   p4: npe2017, 4 balls     p345: npe2017, 3, 4 or 5 balls
+#   n4noise: n4's data, trained with noise injection (classic and modern only)
 # Evaluation: n4, n4v and p4 on their own test splits; n345 and p345 on 6, 7 and 8 balls.
 set -euo pipefail
 out="${1:-out/experiments}"
@@ -27,7 +29,8 @@ scale="${SCALE:-0.1}"
 scenes="${SCENES:-12000}"
 eval_scenes="${EVAL_SCENES:-3000}"
 kinds="${KINDS:-classic modern np lstm}"
-worlds="${WORLDS:-n4 n4v n345 p4 p345}"
+worlds="${WORLDS:-n4 n4v n345 p4 p345 n4noise}"
+noise="${NOISE:-0.05}"
 device="${DEVICE:-auto}"
 num_scenes="${NUM_SCENES:-200}"
 for tool in npe-datagen npe-train npe-results; do
@@ -57,13 +60,16 @@ samples() {  # kind -> total samples at this SCALE
   awk -v f="$full" -v s="$scale" 'BEGIN { printf "%d\n", f * s }'
 }
 for w in $worlds; do
+  data=$w extra=()
+  if [[ $w == n4noise ]]; then data=n4 extra=(--input_noise "$noise"); fi
   for k in $kinds; do
     dir="$out/runs/$w"
     [[ -f "$dir/$k.done" ]] && continue
+    [[ $w == n4noise && $k != classic && $k != modern ]] && continue
     echo "== training $k on $w ($(samples "$k") samples)"
     t0=$SECONDS
-    "$bin/npe-train" --model "$k" --dataset_prefix "$out/data/$w/$w" --checkpoint_dir "$dir" --name "$k" \
-      --total_samples "$(samples "$k")" --device "$device" --checkpoint_every 5000 --resume --no_progress \
+    "$bin/npe-train" --model "$k" --dataset_prefix "$out/data/$data/$data" --checkpoint_dir "$dir" --name "$k" \
+      --total_samples "$(samples "$k")" --device "$device" --checkpoint_every 5000 --resume --no_progress "${extra[@]}" \
       > "$dir.$k.log" 2>&1 || { tail -20 "$dir.$k.log"; exit 1; }
     tail -3 "$dir.$k.log"
     echo "$((SECONDS - t0)) s" > "$dir/$k.done"
@@ -77,5 +83,6 @@ add "4 balls masses 1/5/25" n4v n4v
 for n in 6 7 8; do add "$n balls (trained on 3-5)" n345 "n$n"; done
 add "npe2017 4 balls" p4 p4
 for n in 6 7 8; do add "npe2017 $n balls (trained on 3-5)" p345 "p$n"; done
+add "4 balls input noise $noise" n4noise n4
 "$bin/npe-results" "${args[@]}" --device "$device" --num_scenes "$num_scenes" \
   --out_md "$out/results.md" --out_csv "$out/results.csv" --out_json "$out/results.json"

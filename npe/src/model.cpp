@@ -27,7 +27,7 @@ Kind kind_from_name(const std::string& s) {
 nlohmann::json ModelConfig::to_json() const {
   return {{"kind", kind_name(kind)}, {"neighborhood", neighborhood}, {"msg_dim", msg_dim},
           {"enc_blocks", enc_blocks}, {"dec_blocks", dec_blocks}, {"expansion", expansion},
-          {"dropout", dropout}};
+          {"dropout", dropout}, {"residual_velocity", residual_velocity}};
 }
 
 ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& source) {
@@ -40,6 +40,8 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& s
     c.dec_blocks = j.at("dec_blocks").get<int>();
     c.expansion = j.at("expansion").get<int>();
     c.dropout = j.at("dropout").get<double>();
+    // absent in checkpoints written before the option: their modern heads predict v(t+1)
+    c.residual_velocity = j.contains("residual_velocity") ? j.at("residual_velocity").get<bool>() : false;
   } catch (const nlohmann::json::exception& e) {
     throw Error(fmt::format("{}: model config is incomplete or mistyped ({})", source, e.what()));
   }
@@ -197,8 +199,9 @@ Tensor ModernNPEImpl::forward(const Tensor& prev, const Tensor& cur) {
   for (auto& b : *enc_blocks_) x = b->as<ResidualBlock>()->forward(x);
   auto y = torch::gelu(dec_in_(torch::cat({(x * p.mask.unsqueeze(-1)).sum(2), p.focus}, -1)));
   for (auto& b : *dec_blocks_) y = b->as<ResidualBlock>()->forward(y);
-  auto v = head_(final_norm_(y));  // standardised v(t+1)
-  return v * state_std_.narrow(0, 2, 2) + state_mean_.narrow(0, 2, 2);
+  auto out = head_(final_norm_(y));
+  if (config_.residual_velocity) return cur.narrow(-1, 2, 2) + out * dv_std_;     // dv, in units of its scale
+  return out * state_std_.narrow(0, 2, 2) + state_mean_.narrow(0, 2, 2);        // standardised v(t+1)
 }
 
 NoPairwiseImpl::NoPairwiseImpl(const ModelConfig& c) : NPEImpl(c) {
