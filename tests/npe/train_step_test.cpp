@@ -76,6 +76,14 @@ TEST_P(StepVsLibtorch, SameWeightsAfterSteps) {
   b->fit_normalisation(traj);
   auto opt_a = make_optimizer(cfg, *a);
   auto opt_b = make_optimizer(cfg, *b);
+  if (std::string(k.optimizer) == "rmsprop") {
+    // RMSprop's first steps move a parameter by lr g / (0.1 |g| + eps): with eps = 1e-8, a gradient
+    // at rounding level (1e-7, where it should cancel to 0) moves it by up to lr / 2, so the two
+    // paths' 1-ulp differences in the update order were amplified 10^5 times (seen: 0.015 apart
+    // in about 1 run of 40). eps = 1e-3 (read by both from the options) bounds the amplification.
+    for (auto* opt : {opt_a.get(), opt_b.get()})
+      static_cast<torch::optim::RMSpropOptions&>(opt->param_groups()[0].options()).eps(1e-3);
+  }
 
   TrainStep step(cfg, *a, *opt_a, traj, total, 0);
   double loss_a = 0;
@@ -99,13 +107,14 @@ TEST_P(StepVsLibtorch, SameWeightsAfterSteps) {
   double worst = 0;
   for (size_t i = 0; i < pa.size(); ++i) worst = std::max(worst, (pa[i] - pb[i]).abs().max().item<double>());
   EXPECT_LT(worst, 2e-6) << k.name;
-  // and the steps did move the weights (by ~lr per step): the comparison is not of two copies
+  // and the steps did move the weights (by far more than the tolerance): the comparison is not of
+  // two copies
   torch::manual_seed(seed + 1);
   auto init = make_model(cfg.model);
   double travelled = 0;
   for (size_t i = 0; i < pa.size(); ++i)
     travelled = std::max(travelled, (pa[i] - init->parameters()[i]).abs().max().item<double>());
-  EXPECT_GT(travelled, 1e-3) << k.name;
+  EXPECT_GT(travelled, 25 * 2e-6) << k.name;
 
   // the step count reaches the optimizer's state, so that a checkpoint resumes the bias corrections
   step.sync_optimizer();
@@ -248,7 +257,10 @@ TEST(TrainStepCuda, Bf16LearnsLikeFloat32) {
   }
   std::printf("mean loss, steps 0-19 / 20-399: float32 %.3e / %.3e, bf16 %.3e / %.3e\n", first[0], last[0], first[1],
               last[1]);
-  EXPECT_LT(last[1], 0.5 * first[1]);
+  // The modern head predicts dv, so the first steps already start near the constant-velocity
+  // loss; 400 steps bring it down by about 10% in both precisions (seen: 7.8e-3 -> 7.0e-3).
+  EXPECT_LT(last[0], 0.95 * first[0]);
+  EXPECT_LT(last[1], 0.95 * first[1]);
   EXPECT_NEAR(last[1], last[0], 0.2 * last[0]);
 }
 
