@@ -13,6 +13,7 @@
 #   KINDS        models to train (default "classic modern np lstm"); WORLDS training worlds
 #                (default "n4 n4v n345 p4 p345 n4noise")
 #   NOISE        npe-train --input_noise of the n4noise runs (default 0.05)
+#   TRAIN_FLAGS  extra npe-train flags for every run (e.g. --residual_velocity)
 #   DEVICE       auto | cpu | cuda (default auto); BIN the tools' folder (default build/bin)
 #   NUM_SCENES   test scenes rolled out per world in the table (default 200)
 #
@@ -69,7 +70,7 @@ for w in $worlds; do
     echo "== training $k on $w ($(samples "$k") samples)"
     t0=$SECONDS
     "$bin/npe-train" --model "$k" --dataset_prefix "$out/data/$data/$data" --checkpoint_dir "$dir" --name "$k" \
-      --total_samples "$(samples "$k")" --device "$device" --checkpoint_every 5000 --resume --no_progress "${extra[@]}" \
+      --total_samples "$(samples "$k")" --device "$device" --checkpoint_every 5000 --resume --no_progress "${extra[@]}" ${TRAIN_FLAGS:-} \
       > "$dir.$k.log" 2>&1 || { tail -20 "$dir.$k.log"; exit 1; }
     tail -3 "$dir.$k.log"
     echo "$((SECONDS - t0)) s" > "$dir/$k.done"

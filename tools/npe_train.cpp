@@ -29,6 +29,8 @@ int main(int argc, char** argv) {
       ("input_noise", "noise injection: Gaussian noise of this many feature standard deviations added to the "
        "input positions and velocities during training (0 = off)", cxxopts::value<double>()->default_value("0"))
       ("msg_dim", "modern: message width", cxxopts::value<int>()->default_value("96"))
+      ("residual_velocity", "modern: the head predicts the velocity change dv and returns v(t) + dv (default: "
+       "it predicts v(t+1) directly)")
       ("enc_blocks", "modern: encoder residual blocks", cxxopts::value<int>()->default_value("3"))
       ("dec_blocks", "modern: decoder residual blocks", cxxopts::value<int>()->default_value("3"))
       ("expansion", "modern: hidden width = msg_dim x expansion", cxxopts::value<int>()->default_value("2"))
@@ -76,6 +78,7 @@ int main(int argc, char** argv) {
     c.input_noise = r["input_noise"].as<double>();
     c.model.dropout = r["dropout"].as<double>();
     c.model.msg_dim = r["msg_dim"].as<int>();
+    c.model.residual_velocity = r.count("residual_velocity") > 0;
     c.model.enc_blocks = r["enc_blocks"].as<int>();
     c.model.dec_blocks = r["dec_blocks"].as<int>();
     c.model.expansion = r["expansion"].as<int>();

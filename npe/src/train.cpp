@@ -215,6 +215,9 @@ void check_resume_matches(const Checkpoint& ck, const TrainConfig& cfg, const Mo
     if (std::abs(was[key].get<double>() - now[key].get<double>()) > 1e-9 * std::max(1.0, std::abs(now[key].get<double>())))
       throw Error(fmt::format("--resume '{}': the model was built with {} {}, this command asks for {}", path,
                               key, was[key].dump(), now[key].dump()));
+  if (was["residual_velocity"] != now["residual_velocity"])
+    throw Error(fmt::format("--resume '{}': the model was built with residual_velocity {}, this command asks for {} "
+                            "(--residual_velocity)", path, was["residual_velocity"].dump(), now["residual_velocity"].dump()));
   if (t.contains("total_samples") && t["total_samples"] != nlohmann::json(cfg.total_samples))
     fmt::print(stderr, "npe-train: --resume: --total_samples changed from {} to {}\n", t["total_samples"].dump(),
                cfg.total_samples);

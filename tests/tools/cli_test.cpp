@@ -2,6 +2,7 @@
 // give one clear error naming the file or flag, with a non-zero exit status.
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include <gtest/gtest.h>
 
@@ -306,6 +307,32 @@ TEST_F(Cli, CheckpointFromAnotherWorld) {
 TEST_F(Cli, ResumeWithOtherFlagsIsRefused) {
   expect_error(tool("npe-train") + " --device cpu --batch_size 32 --total_samples 640 --no_progress --resume --name classic" +
                " --checkpoint_dir " + (*dir_ / "ck") + " --dataset_prefix " + prefix_, {"--batch_size", "16", "32"});
+}
+
+// A training run killed with SIGKILL (no chance to clean up) and then resumed ends with the
+// uninterrupted run's metrics: every validation loss, bit for bit (CPU, one thread), from the
+// last atomic checkpoint (--checkpoint_every) on.
+TEST_F(Cli, TrainingKilledWithSigkillResumesToTheSameRun) {
+  const std::string prefix = copy_dataset("sigkill");
+  const std::string flags = " --device cpu --threads 1 --batch_size 16 --total_samples 48000 --eval_every 300"
+                            " --checkpoint_every 40 --no_progress --name run --dataset_prefix " + prefix;
+  auto r = run_command(tool("npe-train") + flags + " --checkpoint_dir " + (*dir_ / "sk_full"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // the second run is killed once its first checkpoint exists, at whatever step it has reached
+  const std::string ck = *dir_ / "sk_kill";
+  r = run_command("bash -c '" + tool("npe-train") + flags + " --checkpoint_dir " + ck + " & p=$!; "
+                  "while [ ! -f " + ck + "/run.pt ]; do sleep 0.01; done; sleep 0.2; kill -9 $p; wait $p; echo status $?'");
+  ASSERT_NE(r.output.find("status 137"), std::string::npos) << "the run was not killed:\n" << r.output;
+  r = run_command(tool("npe-train") + flags + " --checkpoint_dir " + ck + " --resume");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("resuming"), std::string::npos) << r.output;
+  auto losses = [](const std::string& csv) {  // columns step..lr, without the wall-clock seconds
+    std::string out;
+    std::istringstream in(csv);
+    for (std::string line; std::getline(in, line);) out += line.substr(0, line.rfind(',')) + "\n";
+    return out;
+  };
+  EXPECT_EQ(losses(read_file(ck + "/run.csv")), losses(read_file(*dir_ / "sk_full/run.csv")));
 }
 
 TEST_F(Cli, AbsurdRolloutLength) {
