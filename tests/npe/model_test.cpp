@@ -224,6 +224,7 @@ TEST(Model, ConfigJsonRoundTrip) {
   c.kind = Kind::Modern;
   c.msg_dim = 40;
   c.dropout = 0.1;
+  c.residual_velocity = true;  // not the default
   auto back = ModelConfig::from_json(c.to_json(), "x");
   EXPECT_EQ(back.kind, Kind::Modern);
   EXPECT_EQ(back.msg_dim, 40);
