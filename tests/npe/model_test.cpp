@@ -56,16 +56,17 @@ TEST_P(ModelTest, NeighbourhoodMaskIgnoresFarBalls) {
   auto prev2 = prev.clone();
   prev2[0][1][3] = 0.7;
   EXPECT_TRUE(torch::equal(a, m->forward(prev2, cur2)[0][0]));
-  // ... while a ball inside the neighbourhood changes the prediction (at some of a few places: a
-  // randomly initialised ReLU encoder can map one pair to all-zero units, 1 seed in about 200)
+  // ... while a ball inside the neighbourhood changes the prediction. A randomly initialised ReLU
+  // encoder can be dead for every pair of this focus ball (about 1 model in 100 for the classic
+  // one), so up to 5 fresh models are tried: a mask that drops in-neighbourhood balls fails all.
   auto cur3 = cur.clone();
+  cur3[0][1][0] = 0.3 + 0.9 * r;
   bool changed = false;
-  for (double f : {0.9, 0.7, 0.5, 0.3}) {
-    cur3[0][1][0] = 0.3 + f * r;
-    changed |= !torch::allclose(a, m->forward(prev, cur3)[0][0]);
+  for (int attempt = 0; attempt < 5 && !changed; ++attempt) {
+    auto fresh = attempt == 0 ? m : random_model(GetParam());
+    changed = !torch::allclose(fresh->forward(prev, cur)[0][0], fresh->forward(prev, cur3)[0][0]);
   }
   EXPECT_TRUE(changed);
-  cur3[0][1][0] = 0.3 + 0.9 * r;
   auto p = m->make_pairs(prev, cur3);
   EXPECT_EQ(p.mask.sizes(), (std::vector<int64_t>{1, 2, 1}));
   EXPECT_EQ(p.mask[0][0][0].item<float>(), 1.0f);
@@ -138,16 +139,18 @@ TEST(Model, LstmBaselineShapesAndOrder) {
   // 3 layers of 100: 4 gates x 100 x (10 + 100 + 2 biases) for the first layer, (100 + 100 + 2) after
   EXPECT_EQ(parameter_count(*m), 400 * (10 + 100 + 2) + 2 * 400 * (100 + 100 + 2) + (100 * 2 + 2));
   // no neighbourhood: a far ball changes the focus ball's prediction
-  auto prev = random_states(1, 2), cur = prev.clone();
-  cur[0][0][0] = 0.1, cur[0][1][0] = 0.9;
+  auto prev = random_states(8, 2), cur = prev.clone();
+  cur.select(1, 0).select(-1, 0).fill_(0.1), cur.select(1, 1).select(-1, 0).fill_(0.9);
   auto far = cur.clone();
-  far[0][1][1] = cur[0][1][1].item<float>() + 0.2f;
-  EXPECT_FALSE(torch::allclose(m->forward(prev, cur)[0][0], m->forward(prev, far)[0][0]));
+  far.select(1, 1).select(-1, 1).add_(0.2);
+  EXPECT_FALSE(torch::allclose(m->forward(prev, cur).select(1, 0), m->forward(prev, far).select(1, 0)));
   // the context is read in index order: swapping two context balls changes the focus prediction
-  auto s3p = random_states(1, 3), s3c = random_states(1, 3);
+  // (over 8 scenes: a randomly initialised 3-layer LSTM forgets its first inputs, so in one scene
+  // the difference can fall under allclose's tolerance)
+  auto s3p = random_states(8, 3), s3c = random_states(8, 3);
   auto swap = torch::tensor({0, 2, 1}, torch::kLong);
-  EXPECT_FALSE(torch::allclose(m->forward(s3p, s3c)[0][0],
-                               m->forward(s3p.index_select(1, swap), s3c.index_select(1, swap))[0][0]));
+  EXPECT_FALSE(torch::allclose(m->forward(s3p, s3c).select(1, 0),
+                               m->forward(s3p.index_select(1, swap), s3c.index_select(1, swap)).select(1, 0)));
 }
 
 // The LSTM reads absent slots first, as zero vectors: padding is a prefix of the sequence, so a

@@ -183,8 +183,9 @@ TEST(Train, NoisyRunOnMixedCountsResumesExactly) {
   full.input_noise = 0.1;
   full.total_samples = 16 * 30;
   const TrainResult rf = train(full);
+  // (no bound against the constant-velocity baseline: 6 short validation scenes may hold no
+  // collision, and then the baseline's error is 0)
   EXPECT_TRUE(std::isfinite(rf.final_val));
-  EXPECT_LT(rf.final_val, rf.baseline_val * 10);
   TrainConfig part = full;
   part.name = "noisy_part";
   part.stop_after_steps = 13;
