@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "npe/datagen/dataset.h"
@@ -17,6 +18,12 @@ struct Score {
   std::string name;
   double val_mse = 0;              // one-step velocity MSE over the val split (normalised units)
   rollout::StepMetrics metrics;    // rollouts of the first scenes of the test split
+
+  // {val_mse, cosine, rel_mag_error, pos_error_px}: a model's entry in npe-eval's and npe-results' JSON
+  nlohmann::json to_json() const {
+    return {{"val_mse", val_mse}, {"cosine", metrics.cosine}, {"rel_mag_error", metrics.rel_mag_error},
+            {"pos_error_px", metrics.pos_error_px}};
+  }
 };
 
 // Rolls `predict` out on the first `num_scenes` test scenes for `steps` steps and scores it;

@@ -56,8 +56,7 @@ int main(int argc, char** argv) {
                           {"rollout_steps", steps}, {"models", nlohmann::json::object()}};
     std::vector<std::pair<std::string, npe::rollout::StepMetrics>> metrics;
     auto record = [&](npe::tools::Score s) {
-      out["models"][s.name] = {{"val_mse", s.val_mse}, {"cosine", s.metrics.cosine}, {"rel_mag_error", s.metrics.rel_mag_error},
-                               {"pos_error_px", s.metrics.pos_error_px}};
+      out["models"][s.name] = s.to_json();
       metrics.emplace_back(s.name, std::move(s.metrics));
     };
     for (const auto& m : models)

@@ -134,8 +134,7 @@ int main(int argc, char** argv) {
         for (int k = 0; k < steps; ++k)
           csv += fmt::format("{},{},{},{:.6g},{:.6g},{:.6g}\n", w.label, s.name, k + 1, m.cosine[k], m.rel_mag_error[k],
                              m.pos_error_px[k]);
-        jw["models"][s.name] = {{"val_mse", s.val_mse}, {"cosine", m.cosine}, {"rel_mag_error", m.rel_mag_error},
-                                {"pos_error_px", m.pos_error_px}};
+        jw["models"][s.name] = s.to_json();
       }
       auto find = [&](const std::string& name) -> const npe::tools::Score* {
         for (const auto& s : scores)

@@ -174,7 +174,7 @@ int simulate_scene_box2d(const WorldDef& d, uint64_t seed, int64_t scene, float*
   for (int attempt = 1; attempt <= kMaxAttempts; ++attempt) {
     const std::vector<BallInit> init = sample_scene(d, rng, scene);
     const Frames frames = run(d, init);
-    if (!rejected(d, to_px(d, init, frames))) {
+    if (!(d.reject_speed > 0) || !rejected(d, to_px(d, init, frames))) {  // px frames only for the rule
       record(d, init, frames, out);
       return attempt;
     }

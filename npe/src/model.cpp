@@ -200,8 +200,8 @@ Tensor ModernNPEImpl::forward(const Tensor& prev, const Tensor& cur) {
   auto y = torch::gelu(dec_in_(torch::cat({(x * p.mask.unsqueeze(-1)).sum(2), p.focus}, -1)));
   for (auto& b : *dec_blocks_) y = b->as<ResidualBlock>()->forward(y);
   auto out = head_(final_norm_(y));
-  // dv in units of the velocity's standard deviation: O(1) for collisions (dv_std, the RMS change
-  // over all windows, is ~20x smaller, and AdamW took most of a CPU-budget run to grow the head that far)
+  // dv in units of the velocity's standard deviation: O(1) for collisions (in units of dv_std, the
+  // RMS change over all windows, about 20x larger)
   if (config_.residual_velocity) return cur.narrow(-1, 2, 2) + out * state_std_.narrow(0, 2, 2);
   return out * state_std_.narrow(0, 2, 2) + state_mean_.narrow(0, 2, 2);        // standardised v(t+1)
 }

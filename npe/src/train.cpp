@@ -38,9 +38,9 @@ double window_mse(NPEImpl* net, const Tensor& traj, const Tensor& ids, int64_t b
   for (int64_t i = 0; i < ids.size(0); i += batch) {
     auto w = gather_windows(traj, ids.narrow(0, i, std::min(batch, ids.size(0) - i)));
     auto pred = net ? net->forward(w.prev, w.cur) : w.cur.narrow(-1, 2, 2);
-    auto err = (pred - w.next.narrow(-1, 2, 2)).pow(2).sum(-1) * present_balls(w.cur);  // absent balls: 0
-    sum += err.sum().to(torch::kFloat64).item<double>();
-    count += 2 * present_balls(w.cur).sum().item<int64_t>();
+    const Tensor present = present_balls(w.cur);  // absent balls count for nothing
+    sum += ((pred - w.next.narrow(-1, 2, 2)).pow(2).sum(-1) * present).sum().to(torch::kFloat64).item<double>();
+    count += 2 * present.sum().item<int64_t>();
   }
   if (net && was_training) net->train();
   return count ? sum / count : 0.0;
