@@ -1,6 +1,7 @@
 // tools/cli.h: the shared shell of every npe command-line tool: flag parsing errors and npe::Error
 // become one line "npe-x: error: ..." on stderr and exit status 2; anything else unexpected is
-// reported the same way with exit status 1 (never an uncaught exception or a core dump).
+// reported the same way with exit status 1 (never an uncaught exception or a core dump). A tool
+// that stopped cleanly on SIGINT/SIGTERM (npe::Interrupted) exits with status 130.
 #pragma once
 
 #include <cstdio>
@@ -21,6 +22,9 @@ int run_tool(const char* name, Fn&& body) {
   } catch (const cxxopts::exceptions::exception& e) {
     fmt::print(stderr, "{}: error: {} (see {} --help)\n", name, e.what(), name);
     return 2;
+  } catch (const npe::Interrupted& e) {
+    fmt::print(stderr, "{}: {}\n", name, e.what());
+    return 130;  // as a shell reports a process ended by SIGINT
   } catch (const npe::Error& e) {
     fmt::print(stderr, "{}: error: {}\n", name, e.what());
     return 2;

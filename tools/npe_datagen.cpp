@@ -86,6 +86,7 @@ int main(int argc, char** argv) {
     if (!(w.contact_ramp >= 0 || w.contact_ramp == -1))
       throw npe::Error(fmt::format("--contact_ramp: expected >= 0 px, or -1 to choose, found {}", w.contact_ramp));
     npe::datagen::DatagenSummary s;
+    npe::install_interrupt_handlers();  // SIGINT/SIGTERM: stop between chunks, leave no partial file
     if (engine == "box2d") {
       if (w.contact_omega > 0) throw npe::Error("--contact_omega: applies to --engine gpu only");
       if (w.contact_ramp >= 0) throw npe::Error("--contact_ramp: applies to --engine gpu only");

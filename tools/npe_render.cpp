@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "model_flags.h"
+#include "npe/model/metrics_csv.h"
 #include "npe/gpu/rollout.h"
 #include "npe/rollout/plot.h"
 #include "npe/rollout/rollout.h"
@@ -13,39 +14,16 @@
 namespace fs = std::filesystem;
 
 namespace {
-// Reads an npe-train metrics CSV: columns step,samples_seen,train_loss,val_loss,lr,seconds.
+// The curves of an npe-train metrics CSV (npe/model/metrics_csv.h).
 struct Curve {
   std::vector<double> samples, train, val;
 };
 Curve read_metrics_csv(const std::string& path) {
-  std::istringstream in(npe::read_file(path));
-  std::string line;
-  std::getline(in, line);
-  if (line.rfind("step,samples_seen,train_loss,val_loss", 0) != 0)
-    throw npe::Error(fmt::format("--metrics_csv '{}': expected the npe-train header "
-                                 "'step,samples_seen,train_loss,val_loss,lr,seconds', found '{}'", path, line));
   Curve c;
-  int row = 1;
-  while (std::getline(in, line)) {
-    ++row;
-    if (line.empty()) continue;
-    std::vector<double> v;
-    std::stringstream ls(line);
-    std::string cell;
-    while (std::getline(ls, cell, ',')) {
-      try {
-        size_t used = 0;
-        v.push_back(std::stod(cell, &used));
-        if (used != cell.size()) throw std::invalid_argument(cell);
-      } catch (const std::exception&) {
-        throw npe::Error(fmt::format("--metrics_csv '{}': line {}: expected a number, found '{}'", path, row, cell));
-      }
-    }
-    if (v.size() != 6)
-      throw npe::Error(fmt::format("--metrics_csv '{}': line {}: expected 6 columns, found {}", path, row, v.size()));
-    c.samples.push_back(v[1]);
-    c.train.push_back(v[2]);
-    c.val.push_back(v[3]);
+  for (const auto& r : npe::model::parse_metrics_csv(npe::read_file(path), fmt::format("--metrics_csv '{}'", path))) {
+    c.samples.push_back(static_cast<double>(r.samples_seen));
+    c.train.push_back(r.train_loss);
+    c.val.push_back(r.val_loss);
   }
   if (c.samples.empty()) throw npe::Error(fmt::format("--metrics_csv '{}': no rows", path));
   return c;

@@ -84,6 +84,7 @@ int main(int argc, char** argv) {
     c.model.expansion = r["expansion"].as<int>();
     if (c.model.msg_dim < 1 || c.model.enc_blocks < 0 || c.model.dec_blocks < 0 || c.model.expansion < 1)
       throw npe::Error("--msg_dim/--expansion: expected >= 1 and --enc_blocks/--dec_blocks >= 0");
+    if (kind == Kind::Modern) c.model.check_size("--msg_dim/--enc_blocks/--dec_blocks/--expansion");
     if (!(c.model.dropout >= 0 && c.model.dropout < 1))
       throw npe::Error(fmt::format("--dropout: expected a value in [0, 1), found {}", c.model.dropout));
     c.neighborhood_radii = r["neighborhood"].as<double>();
@@ -96,7 +97,13 @@ int main(int argc, char** argv) {
     c.stop_after_steps = r["stop_after_steps"].as<int64_t>();
     if (c.stop_after_steps < 0) throw npe::Error(fmt::format("--stop_after_steps: expected >= 0, found {}", c.stop_after_steps));
     c.progress = r.count("no_progress") == 0;
+    npe::install_interrupt_handlers();  // SIGINT/SIGTERM: a last checkpoint, then exit 130
     const auto res = npe::model::train(c);
+    if (res.interrupted) {
+      fmt::print(stderr, "npe-train {}: interrupted at step {} of the run; checkpoint '{}' written; continue with "
+                 "--resume\n", c.name, res.steps, res.last_checkpoint);
+      return 130;
+    }
     if (res.stopped_early)
       fmt::print("npe-train {}: stopped after --stop_after_steps at step {}; continue with --resume\n", c.name, res.steps);
     fmt::print("npe-train {}: {} steps, {:.1f} s, {:.0f} samples/s ({}{}); val MSE final {:.4e}, best {:.4e} "

@@ -180,6 +180,14 @@ Manifest Manifest::from_json(const json& j, const std::string& src) {
     si.first_scene = field<int64_t>(s, "first_scene", src, "splits[].");
     si.scenes = field<int64_t>(s, "scenes", src, "splits[].");
     si.windows = field<int64_t>(s, "windows", src, "splits[].");
+    // A split file lies beside its manifest: a plain file name, never a path.
+    if (si.file.empty() || si.file.find('/') != std::string::npos || si.file == "." || si.file == "..")
+      throw Error(fmt::format("{}: split '{}': field 'file' expected a file name beside the manifest, found \"{}\"",
+                              src, si.name, si.file));
+    // Beyond 10^12 scenes (4 TB per frame-ball) a count is corrupt; checked before any product.
+    if (si.scenes > 1000000000000 || si.first_scene < 0 || si.first_scene > 1000000000000)
+      throw Error(fmt::format("{}: split '{}' has {} scenes from scene {}; expected 1 to 10^12 scenes from a "
+                              "non-negative index", src, si.name, si.scenes, si.first_scene));
     if (si.scenes < 1 || si.windows != si.scenes * (d.timesteps - 2))
       throw Error(fmt::format("{}: split '{}' has {} scenes and {} windows; expected at least one "
                               "scene and windows = scenes * (timesteps - 2) = {}",
@@ -189,33 +197,39 @@ Manifest Manifest::from_json(const json& j, const std::string& src) {
   return m;
 }
 
-Manifest read_manifest(const std::string& prefix) {
-  const fs::path path = manifest_path(prefix);
-  const std::string text = read_file(path);
+Manifest parse_manifest(const std::string& text, const std::string& source) {
   json j;
   try {
     j = json::parse(text);
   } catch (const json::parse_error& e) {
-    throw Error(fmt::format("{}: not valid JSON (byte {}): expected an npe dataset manifest",
-                            path.string(), e.byte));
+    throw Error(fmt::format("{}: not valid JSON (byte {}): expected an npe dataset manifest", source, e.byte));
   }
-  return Manifest::from_json(j, path.string());
+  return Manifest::from_json(j, source);
+}
+
+Manifest read_manifest(const std::string& prefix) {
+  const fs::path path = manifest_path(prefix);
+  return parse_manifest(read_file(path), path.string());
 }
 
 Trajectories load_split(const std::string& prefix, const Manifest& m, const std::string& split) {
+  const fs::path path = manifest_path(prefix).parent_path() / m.split(split).file;
+  return check_split(m, split, read_npy_f32(path), path.string());
+}
+
+Trajectories check_split(const Manifest& m, const std::string& split, NpyArray a, const std::string& source) {
   const SplitInfo& info = m.split(split);
-  const fs::path path = manifest_path(prefix).parent_path() / info.file;
-  NpyArray a = read_npy_f32(path);
+  const std::string& name = source;
   const std::vector<int64_t> expected = {info.scenes, m.world.timesteps, m.world.num_balls, kStateDim};
   if (a.shape != expected)
     throw Error(fmt::format("{}: array shape expected ({}) [scenes, T, N, 5] as the manifest "
                             "says, found ({})",
-                            path.string(), fmt::join(expected, ", "), fmt::join(a.shape, ", ")));
+                            name, fmt::join(expected, ", "), fmt::join(a.shape, ", ")));
   const int64_t T = m.world.timesteps, N = m.world.num_balls;
   const bool mixed = !m.world.ball_counts.empty();
   for (size_t i = 0; i < a.data.size(); ++i)
     if (!std::isfinite(a.data[i]))
-      throw Error(fmt::format("{}: value {} (scene {}) is not finite", path.string(), i, i / (T * N * kStateDim)));
+      throw Error(fmt::format("{}: value {} (scene {}) is not finite", name, i, i / (T * N * kStateDim)));
   // Masses: positive for the balls of a scene; with mixed ball counts, a scene's n balls fill slots
   // [0, n) and the other slots are all-zero in every frame.
   for (int64_t s = 0; s < info.scenes; ++s) {
@@ -223,17 +237,17 @@ Trajectories load_split(const std::string& prefix, const Manifest& m, const std:
     int64_t n = 0;
     while (n < N && scene[n * kStateDim + 4] > 0) ++n;
     if (!mixed && n < N)
-      throw Error(fmt::format("{}: mass at element {} expected > 0, found {}", path.string(),
+      throw Error(fmt::format("{}: mass at element {} expected > 0, found {}", name,
                               s * T * N * kStateDim + n * kStateDim + 4, scene[n * kStateDim + 4]));
     if (mixed && std::find(m.world.ball_counts.begin(), m.world.ball_counts.end(), n) == m.world.ball_counts.end())
       throw Error(fmt::format("{}: scene {} has {} balls (slots with a positive mass at frame 0); the manifest's "
-                              "world.ball_counts expects one of {}", path.string(), s, n, fmt::join(m.world.ball_counts, ", ")));
+                              "world.ball_counts expects one of {}", name, s, n, fmt::join(m.world.ball_counts, ", ")));
     for (int64_t t = 0; t < T; ++t)
       for (int64_t b = 0; b < N; ++b) {
         const float* st = scene + (t * N + b) * kStateDim;
         const bool ok = b < n ? st[4] > 0 : (st[0] == 0 && st[1] == 0 && st[2] == 0 && st[3] == 0 && st[4] == 0);
         if (!ok)
-          throw Error(fmt::format("{}: scene {} frame {} slot {}: expected {}, found mass {}", path.string(), s, t, b,
+          throw Error(fmt::format("{}: scene {} frame {} slot {}: expected {}, found mass {}", name, s, t, b,
                                   b < n ? "a ball (mass > 0) as at frame 0" : "an absent ball (all-zero state) as at frame 0",
                                   st[4]));
       }

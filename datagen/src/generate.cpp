@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -84,7 +85,9 @@ DatagenSummary write_dataset(const DatagenConfig& c, const std::string& engine,
   Progress progress("npe-datagen", c.num_scenes);
   const auto t0 = std::chrono::steady_clock::now();
 
-  // Splits by scene: [0, train) train, then val, then test; each file written atomically.
+  // Splits by scene: [0, train) train, then val, then test. The three arrays go to temporary files
+  // that are renamed into place together, then the manifest: a run stopped at any moment (an error,
+  // SIGINT, SIGKILL) leaves the files of an earlier dataset with this prefix as they were.
   const SplitSizes sizes = split_sizes(c.num_scenes);
   Manifest m;
   m.world = w;
@@ -93,27 +96,32 @@ DatagenSummary write_dataset(const DatagenConfig& c, const std::string& engine,
   m.npe_version = NPE_VERSION;
   m.num_scenes = c.num_scenes;
   int64_t first = 0;
+  std::vector<std::unique_ptr<AtomicFile>> outputs;
   for (auto [name, count] : {std::pair<const char*, int64_t>{"train", sizes.train},
                              {"val", sizes.val}, {"test", sizes.test}}) {
     const fs::path path = split_path(c.out_prefix, name);
-    write_file_atomic(path, [&](std::FILE* f) {
-      const std::string header = npy_header_f32({count, w.timesteps, w.num_balls, kStateDim});
-      if (std::fwrite(header.data(), 1, header.size(), f) != header.size())
-        throw Error(fmt::format("error writing '{}'", path.string()));
-      for (int64_t s = first; s < first + count; s += chunk) {
-        const int64_t n = std::min(chunk, first + count - s);
-        source(s, n, buf.data());
-        summary.max_energy_drift = std::max(summary.max_energy_drift, chunk_drift(buf.data(), n, w, energy, threads));
-        const size_t nbytes = per_scene * n * sizeof(float);
-        if (std::fwrite(buf.data(), 1, nbytes, f) != nbytes)
-          throw Error(fmt::format("error writing '{}' (disk full?)", path.string()));
-        if (c.progress) progress.update(s + n);
-      }
-    });
+    outputs.push_back(std::make_unique<AtomicFile>(path));
+    std::FILE* f = outputs.back()->get();
+    const std::string header = npy_header_f32({count, w.timesteps, w.num_balls, kStateDim});
+    if (std::fwrite(header.data(), 1, header.size(), f) != header.size())
+      throw Error(fmt::format("error writing '{}'", path.string()));
+    for (int64_t s = first; s < first + count; s += chunk) {
+      throw_if_interrupted(fmt::format("interrupted at scene {} of {}; no file was written or changed", s,
+                                       c.num_scenes));
+      const int64_t n = std::min(chunk, first + count - s);
+      source(s, n, buf.data());
+      summary.max_energy_drift = std::max(summary.max_energy_drift, chunk_drift(buf.data(), n, w, energy, threads));
+      const size_t nbytes = per_scene * n * sizeof(float);
+      if (std::fwrite(buf.data(), 1, nbytes, f) != nbytes)
+        throw Error(fmt::format("error writing '{}' (disk full?)", path.string()));
+      if (c.progress) progress.update(s + n);
+    }
     m.splits.push_back({name, path.filename().string(), first, count, count * (w.timesteps - 2)});
     summary.files.push_back(path.string());
     first += count;
   }
+  throw_if_interrupted(fmt::format("interrupted after the last scene; no file was written or changed"));
+  for (auto& out : outputs) out->commit();
   if (c.progress) progress.update(c.num_scenes);
   progress.finish();
   const fs::path mpath = manifest_path(c.out_prefix);

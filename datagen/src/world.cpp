@@ -45,7 +45,16 @@ void validate(const WorldDef& d) {
   if (d.width <= 2 * d.radius || d.height <= 2 * d.radius)
     throw Error(fmt::format("--radius: a ball of radius {} px does not fit in the {} x {} px box",
                             d.radius, d.width, d.height));
-  if (d.num_balls < 1 || d.num_balls > 1000) bad("--num_balls", "1 to 1000 balls", d.num_balls);
+  // Sizes beyond the limits are refused with what one scene alone would need (states of every
+  // frame, float32), before anything is allocated.
+  auto scene_gib = [&](double balls, double frames) { return balls * frames * kStateDim * 4 / double(1 << 30); };
+  if (d.num_balls < 1 || d.num_balls > 1000)
+    throw Error(fmt::format("--num_balls: expected 1 to 1000 balls, found {}{}", d.num_balls,
+                            d.num_balls > 1000 ? fmt::format(" (one scene of {} frames would take {:.3g} GiB, and each "
+                                                             "physics step {:.3g} ball pairs)",
+                                                             d.timesteps, scene_gib(d.num_balls, d.timesteps),
+                                                             0.5 * d.num_balls * (d.num_balls - 1.0))
+                                               : ""));
   for (int n : d.ball_counts)
     if (n < 1 || n > d.num_balls)
       bad("--num_balls", fmt::format("ball counts from 1 to the slots per scene ({})", d.num_balls), n);
@@ -55,7 +64,9 @@ void validate(const WorldDef& d) {
     bad("--preset", "a per-axis speed bound of 0 to 10^6 px per frame", d.max_axis_speed);
   if (!(d.reject_speed >= 0) || !std::isfinite(d.reject_speed)) bad("--preset", "a rejection speed >= 0 px/s", d.reject_speed);
   if (d.timesteps < 3) bad("--timesteps", "at least 3 frames (one training window)", d.timesteps);
-  if (d.timesteps > 100000) bad("--timesteps", "at most 100000 frames", d.timesteps);
+  if (d.timesteps > 100000)
+    throw Error(fmt::format("--timesteps: expected at most 100000 frames, found {} (one scene of {} balls would take "
+                            "{:.3g} GiB)", d.timesteps, d.num_balls, scene_gib(d.num_balls, d.timesteps)));
   if (!(d.max_speed > 0) || !std::isfinite(d.max_speed)) bad("--max_speed", "a positive speed in px/s", d.max_speed);
   if (!(d.frame_dt > 0) || !std::isfinite(d.frame_dt)) bad("--dt", "a positive frame interval in s", d.frame_dt);
   if (d.substeps < 0 || d.substeps > 10000000)
@@ -161,7 +172,8 @@ void parse_ball_counts(WorldDef& d, const std::string& text) {
     } catch (const std::exception&) {
       used = 0;
     }
-    if (used == 0 || tok.find_first_not_of(" \t", used) != std::string::npos || v < 1 || v > 1000)
+    // counts above 1000 pass here so that validate() refuses them with the memory they would need
+    if (used == 0 || tok.find_first_not_of(" \t", used) != std::string::npos || v < 1 || v > 2000000000)
       throw Error(fmt::format("--num_balls: expected a ball count (1 to 1000) or a list such as 3,4,5, "
                               "found '{}' in '{}'", tok, text));
     counts.push_back(static_cast<int>(v));

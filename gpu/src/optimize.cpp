@@ -28,10 +28,12 @@ T field(const nlohmann::json& j, const char* key, const std::string& src, const 
 }
 }  // namespace
 
-LaunchProblem LaunchProblem::from_json_file(const std::string& path) {
+LaunchProblem LaunchProblem::from_json_file(const std::string& path) { return from_json_text(read_file(path), path); }
+
+LaunchProblem LaunchProblem::from_json_text(const std::string& text, const std::string& path) {
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(read_file(path));
+    j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     throw Error(fmt::format("{}: not valid JSON (byte {}): expected an npe-optimize problem", path, e.byte));
   }
@@ -75,6 +77,10 @@ LaunchProblem LaunchProblem::from_json_file(const std::string& path) {
       throw Error(fmt::format("{}: field 'balls': ball at ({}, {}) expected inside the {} x {} px box, at least the "
                               "radius {} px from every wall, with a finite velocity", path, b.x, b.y, w.width,
                               w.height, w.radius));
+  const int n = static_cast<int>(p.balls.size());
+  if (p.shooter < 0 || p.shooter >= n || p.target_ball < 0 || p.target_ball >= n || p.shooter == p.target_ball)
+    throw Error(fmt::format("{}: fields 'shooter' ({}) and 'target_ball' ({}): expected two different balls of 0..{}",
+                            path, p.shooter, p.target_ball, n - 1));
   if (!std::isfinite(p.target_x) || !std::isfinite(p.target_y))
     throw Error(fmt::format("{}: field 'target': expected finite [x, y] in px", path));
   w.num_balls = static_cast<int>(p.balls.size());

@@ -200,9 +200,15 @@ SysIdResult identify_masses(const datagen::Manifest& m, const datagen::Trajector
 
 std::vector<std::vector<double>> read_identified_masses(const std::string& path, const std::string& flag,
                                                         int64_t scenes, int64_t num_balls, const std::string& split) {
+  return parse_identified_masses(read_file(path), path, flag, scenes, num_balls, split);
+}
+
+std::vector<std::vector<double>> parse_identified_masses(const std::string& text, const std::string& path,
+                                                         const std::string& flag, int64_t scenes, int64_t num_balls,
+                                                         const std::string& split) {
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(read_file(path));
+    j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     throw Error(fmt::format("{} '{}': not valid JSON (byte {}): expected npe-sysid output", flag, path, e.byte));
   }

@@ -1,6 +1,7 @@
 #include "npe/model/checkpoint.h"
 
 #include <filesystem>
+#include <functional>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -31,33 +32,69 @@ void save_checkpoint(const std::string& path, NPEImpl& net, nlohmann::json meta,
 }
 
 namespace {
-torch::serialize::InputArchive open_archive(const std::string& path, const torch::Device& device,
-                                            const std::string& flag) {
-  const std::string who = flag.empty() ? fmt::format("checkpoint '{}'", path)
-                                       : fmt::format("{} '{}'", flag, path);
-  if (!std::filesystem::exists(path)) throw Error(fmt::format("{}: no such file", who));
+std::string who_for(const std::string& path, const std::string& flag) {
+  return flag.empty() ? fmt::format("checkpoint '{}'", path) : fmt::format("{} '{}'", flag, path);
+}
+
+// `load` fills the archive from a file or from bytes. libtorch reports a bad archive with
+// c10::Error, and its zip and pickle readers with other std::exceptions: all are one npe::Error.
+torch::serialize::InputArchive open_archive(const std::function<void(torch::serialize::InputArchive&)>& load,
+                                            const std::string& who) {
   torch::serialize::InputArchive archive;
   try {
-    archive.load_from(path, device);
-  } catch (const c10::Error&) {
+    load(archive);
+  } catch (const std::exception&) {
     throw Error(fmt::format("{}: not a readable npe checkpoint (expected a torch archive written "
                             "by npe-train; the file is corrupt, truncated or of another kind)",
                             who));
   }
   return archive;
 }
-}  // namespace
 
-Checkpoint load_checkpoint(const std::string& path, std::optional<Kind> expected,
-                           const std::string& flag, const torch::Device& device) {
-  const std::string who = flag.empty() ? fmt::format("checkpoint '{}'", path)
-                                       : fmt::format("{} '{}'", flag, path);
-  auto archive = open_archive(path, device, flag);
+torch::serialize::InputArchive open_archive(const std::string& path, const torch::Device& device,
+                                            const std::string& flag) {
+  const std::string who = who_for(path, flag);
+  if (!std::filesystem::exists(path)) throw Error(fmt::format("{}: no such file", who));
+  return open_archive([&](torch::serialize::InputArchive& a) { a.load_from(path, device); }, who);
+}
+
+// Module::load copies each stored tensor into the model's with Tensor::set_, which takes another
+// dtype's bytes as they are (a float64 archive would load as garbage float32 weights) and any
+// shape. Every stored tensor is therefore read on its own first and checked: float32, the shape
+// the model expects, finite values.
+void check_stored_tensors(const torch::nn::Module& module, torch::serialize::InputArchive& archive,
+                          const std::string& prefix, const std::string& who) {
+  auto check = [&](const std::string& name, const torch::Tensor& want, bool is_buffer) {
+    torch::Tensor stored;
+    if (!archive.try_read(name, stored, is_buffer) || !stored.defined())
+      throw Error(fmt::format("{}: tensor '{}{}' is missing", who, prefix, name));
+    if (stored.scalar_type() != torch::kFloat32 || stored.sizes() != want.sizes() ||
+        !torch::isfinite(stored).all().item<bool>())
+      throw Error(fmt::format("{}: tensor '{}{}' expected float32 of shape [{}] with finite values, found {} [{}]{}", who,
+                              prefix, name, fmt::join(want.sizes().vec(), ", "), c10::toString(stored.scalar_type()),
+                              fmt::join(stored.sizes().vec(), ", "),
+                              stored.is_floating_point() && !torch::isfinite(stored).all().item<bool>()
+                                  ? " with non-finite values" : ""));
+  };
+  for (const auto& kv : module.named_parameters(/*recurse=*/false)) check(kv.key(), kv.value(), false);
+  for (const auto& kv : module.named_buffers(/*recurse=*/false)) check(kv.key(), kv.value(), true);
+  for (const auto& kv : module.named_children()) {
+    torch::serialize::InputArchive child;
+    if (!archive.try_read(kv.key(), child))
+      throw Error(fmt::format("{}: module '{}{}' is missing", who, prefix, kv.key()));
+    check_stored_tensors(*kv.value(), child, prefix + kv.key() + ".", who);
+  }
+}
+
+Checkpoint from_archive(torch::serialize::InputArchive& archive, const std::string& who,
+                        std::optional<Kind> expected, const torch::Device& device) {
   c10::IValue meta_value;
   try {
     if (!archive.try_read("npe_meta", meta_value) || !meta_value.isString())
       throw Error(fmt::format("{}: not an npe checkpoint (no npe_meta record)", who));
-  } catch (const c10::Error&) {
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception&) {
     throw Error(fmt::format("{}: not an npe checkpoint (unreadable npe_meta record)", who));
   }
   Checkpoint ck;
@@ -73,37 +110,40 @@ Checkpoint load_checkpoint(const std::string& path, std::optional<Kind> expected
     throw Error(fmt::format("{}: npe_meta record is not valid ({})", who, e.what()));
   }
   if (ck.step < 0) throw Error(fmt::format("{}: step expected >= 0, found {}", who, ck.step));
-  ck.config = ModelConfig::from_json(ck.meta["model"], path);
+  ck.config = ModelConfig::from_json(ck.meta["model"], who);
   if (expected && ck.config.kind != *expected)
     throw Error(fmt::format("{}: holds a {} model, expected a {} model", who,
                             kind_name(ck.config.kind), kind_name(*expected)));
   ck.net = make_model(ck.config);
-  // InputArchive::read copies tensors without comparing shapes: record what the model described
-  // by the config expects, and compare after loading.
-  std::vector<std::pair<std::string, std::vector<int64_t>>> expected_shapes;
-  for (const auto& kv : ck.net->named_parameters()) expected_shapes.emplace_back(kv.key(), kv.value().sizes().vec());
-  for (const auto& kv : ck.net->named_buffers()) expected_shapes.emplace_back(kv.key(), kv.value().sizes().vec());
   torch::serialize::InputArchive model_archive;
   try {
-    archive.read("model", model_archive);
+    if (!archive.try_read("model", model_archive))
+      throw Error(fmt::format("{}: not an npe checkpoint (no model record)", who));
+    check_stored_tensors(*ck.net, model_archive, "", who);
     ck.net->load(model_archive);
-  } catch (const c10::Error&) {
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception&) {
     throw Error(fmt::format("{}: weights do not match the {} model described in its config",
                             who, kind_name(ck.config.kind)));
-  }
-  auto params = ck.net->named_parameters();
-  auto buffers = ck.net->named_buffers();
-  for (const auto& [name, shape] : expected_shapes) {
-    const torch::Tensor* t = params.find(name);
-    if (!t) t = buffers.find(name);
-    if (!t || t->sizes().vec() != shape || !torch::isfinite(*t).all().item<bool>())
-      throw Error(fmt::format("{}: tensor '{}' expected shape [{}] with finite values, found {}", who, name,
-                              fmt::join(shape, ", "),
-                              t ? fmt::format("[{}]", fmt::join(t->sizes().vec(), ", ")) : "nothing"));
   }
   ck.net->to(device);
   ck.net->eval();
   return ck;
+}
+}  // namespace
+
+Checkpoint load_checkpoint(const std::string& path, std::optional<Kind> expected,
+                           const std::string& flag, const torch::Device& device) {
+  auto archive = open_archive(path, device, flag);
+  return from_archive(archive, who_for(path, flag), expected, device);
+}
+
+Checkpoint parse_checkpoint(const std::string& bytes, const std::string& name, std::optional<Kind> expected) {
+  const std::string who = fmt::format("checkpoint '{}'", name);
+  std::istringstream in(bytes);
+  auto archive = open_archive([&](torch::serialize::InputArchive& a) { a.load_from(in, torch::kCPU); }, who);
+  return from_archive(archive, who, expected, torch::kCPU);
 }
 
 void check_dataset_matches(const Checkpoint& ck, const datagen::Manifest& m, const std::string& ckpt_path,
@@ -132,7 +172,7 @@ void load_optimizer_state(const std::string& path, torch::optim::Optimizer& opti
   try {
     archive.read("optimizer", opt_archive);
     optimizer.load(opt_archive);
-  } catch (const c10::Error&) {
+  } catch (const std::exception&) {
     throw Error(fmt::format("--resume '{}': the optimizer state is missing or does not match "
                             "this run's optimizer", path));
   }

@@ -48,7 +48,24 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& s
   if (c.msg_dim < 1 || c.enc_blocks < 0 || c.dec_blocks < 0 || c.expansion < 1 ||
       !(c.dropout >= 0 && c.dropout < 1) || !(c.neighborhood > 0))
     throw Error(fmt::format("{}: model config out of range: {}", source, j.dump()));
+  c.check_size(source);
   return c;
+}
+
+void ModelConfig::check_size(const std::string& source) const {
+  constexpr int kMaxWidth = 8192, kMaxBlocks = 256, kMaxExpansion = 64;
+  constexpr double kMaxParameters = 1 << 30;
+  if (kind != Kind::Modern) return;  // the classic model and the baselines have the paper's fixed sizes
+  // Weights of the modern model: each residual block holds two width x (width x expansion)
+  // matrices; refused before any allocation when a size is beyond what any GPU holds.
+  const double params = 2.0 * (enc_blocks + dec_blocks) * static_cast<double>(msg_dim) * msg_dim * expansion;
+  if (msg_dim > kMaxWidth || enc_blocks > kMaxBlocks || dec_blocks > kMaxBlocks || expansion > kMaxExpansion ||
+      params > kMaxParameters)
+    throw Error(fmt::format("{}: modern model of msg_dim {}, {} + {} blocks, expansion {} would hold about {:.3g} "
+                            "parameters ({:.3g} GiB of float32 weights, 4x that to train with AdamW); expected "
+                            "msg_dim <= {}, blocks <= {}, expansion <= {} and at most {:.3g} parameters",
+                            source, msg_dim, enc_blocks, dec_blocks, expansion, params, params * 4 / (1 << 30),
+                            kMaxWidth, kMaxBlocks, kMaxExpansion, kMaxParameters));
 }
 
 NPEImpl::NPEImpl(const ModelConfig& config) : config_(config) {

@@ -10,6 +10,7 @@
 
 #include "npe/datagen/io.h"
 #include "npe/model/checkpoint.h"
+#include "npe/model/metrics_csv.h"
 #include "npe/model/train_step.h"
 
 namespace npe::model {
@@ -158,27 +159,14 @@ void optimizer_step(torch::optim::Optimizer& optimizer, NPEImpl& net, const Tens
 
 namespace {
 
-const char* kCsvHeader = "step,samples_seen,train_loss,val_loss,lr,seconds";
+const char* kCsvHeader = kMetricsCsvHeader;
 
-// Keeps the rows of an existing metrics CSV up to `max_step` (for --resume).
+// Keeps the rows of an existing metrics CSV up to `max_step` (for --resume), byte for byte.
 std::vector<std::string> read_csv_rows(const std::string& path, int64_t max_step) {
   std::vector<std::string> rows;
   if (!fs::exists(path)) return rows;
-  std::istringstream in(read_file(path));
-  std::string line;
-  std::getline(in, line);
-  if (line != kCsvHeader)
-    throw Error(fmt::format("--metrics_csv '{}': expected the header '{}', found '{}'", path, kCsvHeader, line));
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    int64_t step = -1;
-    try {
-      step = std::stoll(line.substr(0, line.find(',')));
-    } catch (const std::exception&) {
-      throw Error(fmt::format("--metrics_csv '{}': row '{}' does not start with a step number", path, line));
-    }
-    if (step <= max_step) rows.push_back(line);
-  }
+  for (const MetricsRow& r : parse_metrics_csv(read_file(path), fmt::format("--metrics_csv '{}'", path)))
+    if (r.step <= max_step) rows.push_back(r.line);
   return rows;
 }
 
@@ -228,6 +216,14 @@ void check_resume_matches(const Checkpoint& ck, const TrainConfig& cfg, const Mo
 TrainResult train(const TrainConfig& cfg) {
   if (cfg.name.empty()) throw Error("--name: expected a run name, found an empty string");
   if (cfg.batch_size < 1) throw Error(fmt::format("--batch_size: expected >= 1, found {}", cfg.batch_size));
+  // A batch's pair inputs alone are batch x N x (N - 1) x 20 floats; refused before any allocation.
+  constexpr int64_t kMaxBatch = int64_t{1} << 24;
+  if (cfg.batch_size > kMaxBatch)
+    throw Error(fmt::format("--batch_size {}: one batch's pair inputs alone would take {:.3g} GiB for 4 balls; "
+                            "expected at most {} windows", cfg.batch_size,
+                            static_cast<double>(cfg.batch_size) * 4 * 3 * 20 * 4 / (1 << 30), kMaxBatch));
+  if (cfg.total_samples > int64_t{1} << 50)
+    throw Error(fmt::format("--total_samples: expected at most 2^50 windows, found {}", cfg.total_samples));
   if (cfg.total_samples < cfg.batch_size)
     throw Error(fmt::format("--total_samples: expected at least one batch ({}), found {}", cfg.batch_size, cfg.total_samples));
   if (!(cfg.lr > 0)) throw Error(fmt::format("--lr: expected > 0, found {}", cfg.lr));
@@ -369,6 +365,12 @@ TrainResult train(const TrainConfig& cfg) {
     if (cfg.stop_after_steps > 0 && step - start_step >= cfg.stop_after_steps) {
       save_last(seconds());
       res.stopped_early = true;
+      break;
+    }
+    if (interrupt_requested()) {  // SIGINT/SIGTERM (the tool installs the handlers): stop checkpointed
+      check_finite();
+      save_last(seconds());
+      res.interrupted = true;
       break;
     }
     trainer.run();

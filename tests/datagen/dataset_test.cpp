@@ -134,6 +134,47 @@ TEST(Dataset, ManifestErrorsNameTheField) {
   EXPECT_THROW(read_manifest(dir / "missing"), Error);
 }
 
+// A manifest names split files beside itself only, and absurd counts are refused before any
+// arithmetic on them.
+TEST(Dataset, ManifestSplitFileAndCountsAreChecked) {
+  test::TempDir dir;
+  const auto c = small_config(dir, test::fresh_seed());
+  generate_dataset(c);
+  const nlohmann::json good = nlohmann::json::parse(read_file(manifest_path(c.out_prefix)));
+  EXPECT_NO_THROW(parse_manifest(good.dump(), "m.json"));
+  for (const char* file : {"../../etc/passwd", "/tmp/x.npy", "", ".."}) {
+    nlohmann::json j = good;
+    j["splits"][1]["file"] = file;
+    try {
+      parse_manifest(j.dump(), "m.json");
+      ADD_FAILURE() << file;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("file name beside the manifest"), std::string::npos) << e.what();
+    }
+  }
+  nlohmann::json j = good;
+  j["splits"][0]["scenes"] = int64_t{4611686018427387904};  // 2^62: scenes * T would overflow
+  try {
+    parse_manifest(j.dump(), "m.json");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("10^12"), std::string::npos) << e.what();
+  }
+}
+
+// check_split is load_split's validation on an array in memory (what the fuzzer drives).
+TEST(Dataset, CheckSplitValidatesArraysInMemory) {
+  test::TempDir dir;
+  const auto c = small_config(dir, test::fresh_seed());
+  generate_dataset(c);
+  const Manifest m = read_manifest(c.out_prefix);
+  NpyArray a = read_npy_f32(split_path(c.out_prefix, "val"));
+  const Trajectories t = check_split(m, "val", a, "val.npy");
+  EXPECT_EQ(t.data, a.data);
+  a.data[4] = 0;  // the first ball's mass at frame 0
+  EXPECT_THROW(check_split(m, "val", a, "val.npy"), Error);
+  EXPECT_THROW(check_split(m, "nope", a, "val.npy"), Error);
+}
 
 TEST(Dataset, MixedCountsRoundTripAndAbsentSlotsAreChecked) {
   test::TempDir dir;

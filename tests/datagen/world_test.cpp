@@ -107,7 +107,15 @@ TEST(World, MixedBallCountsDrawEachCountFromTheList) {
   parse_ball_counts(d, "6");
   EXPECT_EQ(d.num_balls, 6);
   EXPECT_TRUE(d.ball_counts.empty());
-  for (const char* bad : {"", "3,,5", "3,x", "0", "2,1001", "4.5"}) {
+  // A billion balls parses, then validate() refuses it with the memory one scene would take.
+  parse_ball_counts(d, "3,1000000000");
+  try {
+    validate(d);
+    ADD_FAILURE() << "a billion balls accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("GiB"), std::string::npos) << e.what();
+  }
+  for (const char* bad : {"", "3,,5", "3,x", "0", "2,3000000000", "4.5"}) {
     try {
       parse_ball_counts(d, bad);
       ADD_FAILURE() << bad;
@@ -124,17 +132,22 @@ TEST(World, Npe2017PresetDrawsIntegerVelocitiesAndSpacedCentres) {
   EXPECT_TRUE(d.variable_mass);
   EXPECT_DOUBLE_EQ(d.max_speed, 600.0);  // 60 px per frame at 0.1 s per frame
   int extremes = 0;
-  for (int s = 0; s < 300; ++s)
-    for (const auto& balls = sample_scene(d, seed, s); const BallInit& b : balls) {
+  for (int s = 0; s < 300; ++s) {
+    const auto balls = sample_scene(d, seed, s);
+    for (const BallInit& b : balls) {
       for (double v : {b.vx, b.vy}) {
         const double per_frame = v * d.frame_dt;
         EXPECT_NEAR(per_frame, std::round(per_frame), 1e-9);
         EXPECT_LE(std::abs(per_frame), 20.0 + 1e-9);
         extremes += std::abs(std::round(per_frame)) == 20;
       }
-      for (const BallInit& o : balls)
-        if (&o != &b) EXPECT_GE(std::hypot(b.x - o.x, b.y - o.y), 2.5 * d.radius);
+      for (const BallInit& o : balls) {
+        if (&o != &b) {
+          EXPECT_GE(std::hypot(b.x - o.x, b.y - o.y), 2.5 * d.radius);
+        }
+      }
     }
+  }
   EXPECT_GT(extremes, 20);  // +-20 drawn (2400 draws, 2 of 41 values each)
   EXPECT_THROW(apply_preset(d, "npe2016"), Error);
 }

@@ -65,5 +65,48 @@ TEST(Checkpoint, CorruptOrMissingFileIsAClearError) {
   EXPECT_THROW(load_checkpoint(dir / "cut.pt", std::nullopt, "", torch::kCPU), Error);
 }
 
+// parse_checkpoint reads the same bytes as load_checkpoint; weights of another dtype (the archive
+// format allows any) and absurd sizes in the model record are refused with the tensor or the size.
+TEST(Checkpoint, ParseFromBytesChecksDtypeAndSizes) {
+  torch::manual_seed(test::fresh_seed());
+  test::TempDir dir;
+  ModelConfig c;
+  c.kind = Kind::Modern;
+  c.msg_dim = 8;
+  auto m = make_model(c);
+  m->fit_normalisation(torch::rand({50, 5}) + 0.5, torch::randn({50, 2}));
+  save_checkpoint(dir / "m.pt", *m, {{"step", 3}}, nullptr);
+  Checkpoint back = parse_checkpoint(read_file(dir / "m.pt"), "m.pt", Kind::Modern);
+  EXPECT_EQ(back.step, 3);
+  const auto prev = torch::rand({2, 3, 5}) + 0.5, cur = torch::rand({2, 3, 5}) + 0.5;
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::equal(m->forward(prev, cur), back.net->forward(prev, cur)));
+  // float64 weights: the archive format allows them, and libtorch's Module::load would take their
+  // bytes as float32 garbage
+  m->to(torch::kFloat64);
+  save_checkpoint(dir / "f64.pt", *m, {}, nullptr);
+  try {
+    parse_checkpoint(read_file(dir / "f64.pt"), "f64.pt", std::nullopt);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("expected float32"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("found Double"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(parse_checkpoint(std::string(100, '\0'), "zeros.pt", std::nullopt), Error);
+  ModelConfig huge = c;
+  huge.msg_dim = 100000;
+  try {
+    ModelConfig::from_json(huge.to_json(), "huge.pt");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("GiB"), std::string::npos) << e.what();
+  }
+  huge.msg_dim = 4096;  // within every single bound, but 2 * 512 blocks * 4096^2 * 64 parameters
+  huge.enc_blocks = huge.dec_blocks = 256;
+  huge.expansion = 64;
+  EXPECT_THROW(huge.check_size("x"), Error);
+  EXPECT_NO_THROW(c.check_size("x"));
+}
+
 }  // namespace
 }  // namespace npe::model

@@ -1,9 +1,13 @@
 // The command-line tools as a user runs them: a tiny end-to-end pipeline, and bad input that must
 // give one clear error naming the file or flag, with a non-zero exit status.
+#include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "npe/datagen/io.h"
@@ -309,30 +313,105 @@ TEST_F(Cli, ResumeWithOtherFlagsIsRefused) {
                " --checkpoint_dir " + (*dir_ / "ck") + " --dataset_prefix " + prefix_, {"--batch_size", "16", "32"});
 }
 
-// A training run killed with SIGKILL (no chance to clean up) and then resumed ends with the
-// uninterrupted run's metrics: every validation loss, bit for bit (CPU, one thread), from the
-// last atomic checkpoint (--checkpoint_every) on.
-TEST_F(Cli, TrainingKilledWithSigkillResumesToTheSameRun) {
+// Files directly in `dir` (hidden temporary files of killed writers included).
+std::vector<std::string> entries(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Runs `command` in the background, sends `signal` after `seconds`, and returns the exit status
+// that bash reports for it (128 + the signal when it died of it).
+int signal_after(const std::string& command, const char* signal, double seconds) {
+  const auto r = run_command(fmt::format("bash -c '{} > /dev/null 2>&1 & p=$!; sleep {:.3f}; kill -{} $p; wait $p; "
+                                         "echo status $?'", command, seconds, signal));
+  const size_t at = r.output.rfind("status ");
+  return at == std::string::npos ? -1 : std::stoi(r.output.substr(at + 7));
+}
+
+// A training run killed with SIGKILL at a random moment (no chance to clean up), then resumed,
+// ends with the uninterrupted run's metrics: every validation loss, bit for bit (CPU, one thread),
+// from the last atomic checkpoint (--checkpoint_every) on, or from scratch when killed before it.
+// SIGINT instead stops the run cleanly: exit status 130, a checkpoint at the step reached, and
+// --resume again ends with the same run. No temporary file is left once the run has finished.
+TEST_F(Cli, TrainingKilledOrInterruptedResumesToTheSameRun) {
   const std::string prefix = copy_dataset("sigkill");
   const std::string flags = " --device cpu --threads 1 --batch_size 16 --total_samples 48000 --eval_every 300"
                             " --checkpoint_every 40 --no_progress --name run --dataset_prefix " + prefix;
   auto r = run_command(tool("npe-train") + flags + " --checkpoint_dir " + (*dir_ / "sk_full"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  // the second run is killed once its first checkpoint exists, at whatever step it has reached
-  const std::string ck = *dir_ / "sk_kill";
-  r = run_command("bash -c '" + tool("npe-train") + flags + " --checkpoint_dir " + ck + " & p=$!; "
-                  "while [ ! -f " + ck + "/run.pt ]; do sleep 0.01; done; sleep 0.2; kill -9 $p; wait $p; echo status $?'");
-  ASSERT_NE(r.output.find("status 137"), std::string::npos) << "the run was not killed:\n" << r.output;
-  r = run_command(tool("npe-train") + flags + " --checkpoint_dir " + ck + " --resume");
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("resuming"), std::string::npos) << r.output;
   auto losses = [](const std::string& csv) {  // columns step..lr, without the wall-clock seconds
     std::string out;
     std::istringstream in(csv);
     for (std::string line; std::getline(in, line);) out += line.substr(0, line.rfind(',')) + "\n";
     return out;
   };
-  EXPECT_EQ(losses(read_file(ck + "/run.csv")), losses(read_file(*dir_ / "sk_full/run.csv")));
+  const std::string want = losses(read_file(*dir_ / "sk_full/run.csv"));
+  std::mt19937_64 rng(test::fresh_seed());
+  for (int trial = 0; trial < 3; ++trial) {
+    const std::string ck = *dir_ / fmt::format("sk_kill{}", trial);
+    const double at = std::uniform_real_distribution<double>(0.05, 1.5)(rng);
+    const int status = signal_after(tool("npe-train") + flags + " --checkpoint_dir " + ck, "9", at);
+    ASSERT_TRUE(status == 137 || status == 0) << "killed after " << at << " s: status " << status;
+    r = run_command(tool("npe-train") + flags + " --checkpoint_dir " + ck + " --resume");
+    ASSERT_EQ(r.exit_code, 0) << "killed after " << at << " s:\n" << r.output;
+    EXPECT_EQ(losses(read_file(ck + "/run.csv")), want) << "killed after " << at << " s";
+    EXPECT_EQ(entries(ck), (std::vector<std::string>{"run.best.pt", "run.csv", "run.pt"})) << "killed after " << at << " s";
+  }
+  const std::string ck = *dir_ / "sk_int";
+  r = run_command("bash -c '" + tool("npe-train") + flags + " --checkpoint_dir " + ck + " & p=$!; "
+                  "while [ ! -f " + ck + "/run.csv ]; do sleep 0.01; done; kill -INT $p; wait $p; echo status $?'");
+  ASSERT_NE(r.output.find("status 130"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("interrupted at step"), std::string::npos) << r.output;
+  r = run_command(tool("npe-train") + flags + " --checkpoint_dir " + ck + " --resume");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("resuming"), std::string::npos) << r.output;
+  EXPECT_EQ(losses(read_file(ck + "/run.csv")), want);
+}
+
+// npe-datagen over an existing dataset of another seed, killed with SIGKILL at random moments:
+// every file present is whole, each either the old dataset's or the new one's, none lost; a
+// re-run finishes the job and leaves no temporary file. SIGINT stops it cleanly (status 130)
+// with the old files untouched and no temporary file.
+TEST_F(Cli, DatagenKilledOrInterruptedKeepsEveryFileWhole) {
+  const std::string base = *dir_ / "dg";
+  const std::string flags = " --num_scenes 1500 --timesteps 40 --threads 1 --no_progress";
+  auto gen = [&](const std::string& prefix, int seed) {
+    auto r = run_command(tool("npe-datagen") + flags + fmt::format(" --seed {} --out_prefix ", seed) + prefix);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+  };
+  gen(base + "/old/d", 1);
+  gen(base + "/new/d", 0);
+  const std::vector<std::string> names = {"d.json", "d_test.npy", "d_train.npy", "d_val.npy"};
+  ASSERT_EQ(entries(base + "/old"), names);
+  std::mt19937_64 rng(test::fresh_seed());
+  for (int trial = 0; trial < 4; ++trial) {
+    const std::string dir = base + fmt::format("/kill{}", trial);
+    fs::create_directories(dir);
+    for (const auto& n : names) fs::copy_file(base + "/old/" + n, dir + "/" + n);
+    const double at = std::uniform_real_distribution<double>(0.02, 1.2)(rng);
+    const int status = signal_after(tool("npe-datagen") + flags + " --seed 0 --out_prefix " + dir + "/d", "9", at);
+    ASSERT_TRUE(status == 137 || status == 0) << "killed after " << at << " s: status " << status;
+    for (const auto& n : names) {
+      const std::string now = read_file(dir + "/" + n);
+      EXPECT_TRUE(now == read_file(base + "/old/" + n) || now == read_file(base + "/new/" + n))
+          << n << " is neither the old nor the new file after a kill at " << at << " s";
+    }
+    gen(dir + "/d", 0);
+    EXPECT_EQ(entries(dir), names) << "killed after " << at << " s";
+    for (const auto& n : names) EXPECT_EQ(read_file(dir + "/" + n), read_file(base + "/new/" + n)) << n;
+  }
+  const std::string dir = base + "/int";
+  fs::create_directories(dir);
+  for (const auto& n : names) fs::copy_file(base + "/old/" + n, dir + "/" + n);
+  const auto r = run_command("bash -c '" + tool("npe-datagen") + " --num_scenes 1000000 --timesteps 40 --threads 1 "
+                             "--no_progress --out_prefix " + dir + "/d & p=$!; while ! ls -a " + dir +
+                             " | grep -q tmp; do sleep 0.01; done; sleep 0.2; kill -INT $p; wait $p; echo status $?'");
+  ASSERT_NE(r.output.find("status 130"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("interrupted at scene"), std::string::npos) << r.output;
+  EXPECT_EQ(entries(dir), names);
+  for (const auto& n : names) EXPECT_EQ(read_file(dir + "/" + n), read_file(base + "/old/" + n)) << n;
 }
 
 TEST_F(Cli, AbsurdRolloutLength) {
@@ -346,6 +425,76 @@ TEST_F(Cli, CorruptCheckpointAndMetricsCsv) {
   write_file_atomic(*dir_ / "bad.csv", "step,samples_seen,train_loss,val_loss,lr,seconds\n1,2,x,4,5,6\n");
   expect_error(tool("npe-render") + " --num_scenes 0 --metrics_csv " + (*dir_ / "bad.csv") + " --out_dir " + (*dir_ / "o"),
                {"bad.csv", "line 2"});
+}
+
+// Every row of tests/tools/bad_inputs.tsv: the damaged input gets one clear error (exit status 2,
+// "npe-x: error: ...") containing the row's fragments. With NPE_BAD_INPUTS_MD set, the answers
+// are written there as the Markdown table that README.md quotes (scripts/bad_inputs_table.sh).
+TEST_F(Cli, BadInputsTable) {
+  std::istringstream rows(read_file(std::string(NPE_SOURCE_DIR) + "/tests/tools/bad_inputs.tsv"));
+  auto split = [](const std::string& text, const std::string& sep) {
+    std::vector<std::string> out;
+    for (size_t at = 0;;) {
+      const size_t next = text.find(sep, at);
+      out.push_back(text.substr(at, next == std::string::npos ? std::string::npos : next - at));
+      if (next == std::string::npos) return out;
+      at = next + sep.size();
+    }
+  };
+  auto replace_all = [](std::string s, const std::string& from, const std::string& to) {
+    for (size_t at = 0; (at = s.find(from, at)) != std::string::npos; at += to.size()) s.replace(at, from.size(), to);
+    return s;
+  };
+  std::string md = "| bad input | made by | command | exit | npe's answer |\n|---|---|---|---|---|\n";
+  int n = 0;
+  for (std::string line; std::getline(rows, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    const auto cols = split(line, "\t");
+    ASSERT_EQ(cols.size(), 4u) << "bad_inputs.tsv: expected 4 tab-separated columns: " << line;
+    const std::string t = *dir_ / fmt::format("bad/{}", n++);
+    const std::string d = t + "/data/balls";
+    fs::create_directories(t + "/data");
+    for (const char* suffix : {".json", "_train.npy", "_val.npy", "_test.npy"}) fs::copy_file(prefix_ + suffix, d + suffix);
+    auto fill = [&](std::string s) {
+      s = replace_all(s, "{train}", "{bin}/npe-train --device cpu --no_progress --total_samples 320 --batch_size 16 "
+                                    "--checkpoint_dir {t}/ck --dataset_prefix {d}");
+      s = replace_all(s, "{eval}", "{bin}/npe-eval --device cpu --num_scenes 2 --rollout_steps 5 --out_png {t}/o.png "
+                                   "--out_json {t}/o.json --out_csv {t}/o.csv --dataset_prefix {d}");
+      s = replace_all(s, "{render}", "{bin}/npe-render --num_scenes 0 --out_dir {t}/o --metrics_csv {t}/m.csv");
+      s = replace_all(s, "{bin}", NPE_TEST_BIN_DIR);
+      s = replace_all(s, "{src}", NPE_SOURCE_DIR);
+      s = replace_all(s, "{ck}", *dir_ / "ck");
+      s = replace_all(s, "{d}", d);
+      return replace_all(s, "{t}", t);
+    };
+    write_file_atomic(t + "/setup.sh", "set -e\n" + fill(cols[1]) + "\n");
+    write_file_atomic(t + "/command.sh", fill(cols[2]) + "\n");
+    auto r = run_command("bash " + t + "/setup.sh");
+    ASSERT_EQ(r.exit_code, 0) << cols[0] << ": set-up failed: " << cols[1] << "\n" << r.output;
+    r = run_command("bash " + t + "/command.sh");
+    std::string answer;
+    for (const auto& l : split(r.output, "\n"))
+      if (l.find(": error: ") != std::string::npos || l.find("internal error") != std::string::npos) answer += l;
+    EXPECT_EQ(r.exit_code, 2) << cols[0] << "\n" << r.output;
+    EXPECT_NE(answer.find(": error: "), std::string::npos) << cols[0] << ": no error line in:\n" << r.output;
+    for (const auto& frag : split(cols[3], " | "))
+      EXPECT_NE(answer.find(fill(frag)), std::string::npos) << cols[0] << ": '" << fill(frag) << "' missing in: " << answer;
+    // the table shows placeholders, not this machine's paths
+    auto show = [&](std::string s) {
+      s = replace_all(s, d, "{d}");
+      s = replace_all(s, t, "{t}");
+      s = replace_all(s, *dir_ / "ck", "{ck}");
+      s = replace_all(s, std::string(NPE_TEST_BIN_DIR) + "/", "");
+      return replace_all(replace_all(s, "|", "\\|"), "`", "'");
+    };
+    auto code = [&](const std::string& s) {
+      return "`" + replace_all(replace_all(replace_all(show(s), "{bin}/", ""), "{train}", "npe-train ..."), "{eval}", "npe-eval ...") + "`";
+    };
+    md += fmt::format("| {} | {} | {} | {} | {} |\n", cols[0], cols[1] == "true" ? "" : code(cols[1]),
+                      replace_all(code(cols[2]), "{render}", "npe-render ..."), r.exit_code, show(answer));
+  }
+  EXPECT_GE(n, 30);
+  if (const char* out = std::getenv("NPE_BAD_INPUTS_MD")) write_file_atomic(out, md);
 }
 
 }  // namespace

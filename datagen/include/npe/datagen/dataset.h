@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "npe/datagen/npy.h"
 #include "npe/datagen/world.h"
 
 namespace npe::datagen {
@@ -83,10 +84,15 @@ std::filesystem::path split_path(const std::string& prefix, const std::string& s
 
 // Reads and validates P.json. Throws npe::Error naming the file and field.
 Manifest read_manifest(const std::string& prefix);
+// As read_manifest, from the manifest's text (`source` names it in errors).
+Manifest parse_manifest(const std::string& text, const std::string& source);
 
 // Loads one split, validated against the manifest: shape [scenes, T, N, 5] as the manifest says,
 // all values finite, masses positive. Throws npe::Error naming the file, expected and found.
 Trajectories load_split(const std::string& prefix, const Manifest& manifest,
                         const std::string& split);
+// The checks of load_split on an array already read (`source` names it in errors).
+Trajectories check_split(const Manifest& manifest, const std::string& split, NpyArray array,
+                         const std::string& source);
 
 }  // namespace npe::datagen

@@ -18,7 +18,49 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Writes a file atomically: `write` fills a temporary file beside `path` (same directory, so the
+// Interrupted: a tool was asked to stop by SIGINT or SIGTERM (install_interrupt_handlers) and
+// stopped cleanly; tools exit with status 130.
+class Interrupted : public Error {
+ public:
+  using Error::Error;
+};
+
+// Makes SIGINT and SIGTERM set a flag that long loops poll (interrupt_requested) so that they
+// stop cleanly: npe-datagen leaves no partial file, npe-train writes a last checkpoint. A second
+// signal ends the process at once (the default action). Only tools that poll install it.
+void install_interrupt_handlers();
+bool interrupt_requested();
+// Throws Interrupted with `what` when a stop was requested.
+void throw_if_interrupted(const std::string& what);
+
+// AtomicFile: a file written in place of `path` only when committed. The data goes to a
+// temporary file beside `path` (".<name>.tmp.<pid>", same directory, so the rename cannot cross
+// file systems); commit() flushes, fsyncs and renames it over `path`. Destroyed uncommitted (an
+// error, an exception), the temporary file is removed and `path` is left as it was. A process
+// killed outright (SIGKILL) can leave a temporary file: the next commit to the same path removes
+// those of processes no longer running. Creates missing parent directories; throws npe::Error
+// naming `path` when it cannot be written.
+class AtomicFile {
+ public:
+  explicit AtomicFile(std::filesystem::path path);
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+  ~AtomicFile();
+  std::FILE* get() const { return file_; }
+  const std::filesystem::path& path() const { return path_; }
+  void commit();
+
+ private:
+  std::filesystem::path path_, tmp_;
+  std::FILE* file_ = nullptr;
+};
+
+// The temporary name AtomicFile uses for `path` in this process.
+std::filesystem::path temp_path_for(const std::filesystem::path& path);
+// Removes temporary files of `path` left by processes no longer running (a SIGKILL mid-write).
+void remove_stale_temps(const std::filesystem::path& path);
+
+// Writes a file atomically (an AtomicFile committed when `write` returns): `write` fills a temporary file beside `path` (same directory, so the
 // rename cannot cross file systems), which is flushed and renamed over `path` only when `write`
 // returns normally. On any error the temporary file is removed and `path` is left as it was.
 // Creates missing parent directories. Throws npe::Error naming `path` when it cannot be written.

@@ -24,6 +24,8 @@ struct LaunchProblem {
   // Reads a problem from JSON (see data/examples/launch.json). Throws npe::Error naming the file
   // and the field, what was expected and what was found.
   static LaunchProblem from_json_file(const std::string& path);
+  // The same, from the file's text (`path` names it in errors).
+  static LaunchProblem from_json_text(const std::string& text, const std::string& path);
 };
 
 enum class LaunchMethod {

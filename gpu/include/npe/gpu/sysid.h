@@ -77,5 +77,9 @@ SysIdResult identify_masses(const datagen::Manifest& manifest, const datagen::Tr
 std::vector<std::vector<double>> read_identified_masses(const std::string& path, const std::string& flag,
                                                         int64_t scenes, int64_t num_balls,
                                                         const std::string& split = "test");
+// The same, from the file's text (`path` names it in errors).
+std::vector<std::vector<double>> parse_identified_masses(const std::string& text, const std::string& path,
+                                                         const std::string& flag, int64_t scenes, int64_t num_balls,
+                                                         const std::string& split = "test");
 
 }  // namespace npe::gpu

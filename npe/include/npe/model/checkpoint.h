@@ -37,6 +37,10 @@ void save_checkpoint(const std::string& path, NPEImpl& net, nlohmann::json meta,
 Checkpoint load_checkpoint(const std::string& path, std::optional<Kind> expected,
                            const std::string& flag, const torch::Device& device);
 
+// As load_checkpoint, from a checkpoint's bytes already in memory, onto the CPU (`name` is used in
+// errors).
+Checkpoint parse_checkpoint(const std::string& bytes, const std::string& name, std::optional<Kind> expected);
+
 // Throws npe::Error if the checkpoint's training world (box, radius, velocity scale, frame
 // interval) differs from the dataset's: the model's inputs and outputs would be in other units.
 // The ball count may differ (generalisation to other counts is a use of the model).

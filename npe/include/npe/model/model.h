@@ -47,7 +47,12 @@ struct ModelConfig {
   bool residual_velocity = false;
 
   nlohmann::json to_json() const;
+  // Throws npe::Error naming `source` when a field is missing, mistyped or out of range.
   static ModelConfig from_json(const nlohmann::json& j, const std::string& source);
+  // Throws npe::Error naming `source`, with the parameter count and memory the sizes would take,
+  // when a modern model's sizes are absurd (msg_dim > 8192, blocks > 256, expansion > 64, or more
+  // than 2^30 parameters).
+  void check_size(const std::string& source) const;
 };
 
 // The common interface; see the file comment for shapes.

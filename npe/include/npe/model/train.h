@@ -76,6 +76,7 @@ struct TrainResult {
   int64_t steps = 0;                 // step reached
   int64_t start_step = 0;            // step this run started from (> 0 when resumed)
   bool stopped_early = false;        // by stop_after_steps
+  bool interrupted = false;          // by SIGINT/SIGTERM (install_interrupt_handlers), checkpointed
   double best_val = 0, final_val = 0;
   double baseline_val = 0;           // constant-velocity MSE on the same validation windows
   double seconds = 0, samples_per_s = 0;
