@@ -47,6 +47,19 @@ if has sanitize; then
     rc=$?
     note "compute-sanitizer $tool: exit $rc ($(sed -n "/######## $tool/,\$p" "$out/sanitize.log" | grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|PASSED|FAILED  \]' | tr '\n' ' '))"
   done
+  # the CUDA tests over libtorch: the differentiable simulator's autograd Function on CUDA, the
+  # models on CUDA, and the training step (CUDA graph capture and replay, bf16)
+  for bin_filter in "diffsim_torch_tests:DiffSimTorch.CudaEqualsCpu" \
+                    "model_tests:ModelCuda.*:TrainStepCuda.*:TrainCuda.*"; do
+    bin="${bin_filter%%:*}"; filter="${bin_filter#*:}"
+    for tool in memcheck racecheck initcheck; do
+      echo "######## $bin $tool" >> "$out/sanitize.log"
+      timeout 300 compute-sanitizer --tool "$tool" --print-limit 10 --error-exitcode 3 "$b/$bin" \
+        --gtest_filter="$filter" >> "$out/sanitize.log" 2>&1
+      rc=$?
+      note "compute-sanitizer $tool $bin: exit $rc ($(sed -n "/######## $bin $tool/,\$p" "$out/sanitize.log" | grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|PASSED|FAILED  \]' | tr '\n' ' '))"
+    done
+  done
 fi
 if has sass; then
   # the fused 4-ball float32 kernel: instruction mix (gpu/README.md counts the inner loop)

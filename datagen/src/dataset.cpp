@@ -8,6 +8,7 @@
 #include <fmt/ranges.h>
 
 #include "npe/datagen/io.h"
+#include "npe/datagen/json.h"
 #include "npe/datagen/npy.h"
 
 namespace npe::datagen {
@@ -88,12 +89,9 @@ template <typename T>
 T field(const json& j, const char* key, const std::string& source, const std::string& where) {
   if (!j.is_object() || !j.contains(key))
     throw Error(fmt::format("{}: manifest field '{}{}' is missing", source, where, key));
-  try {
-    return j.at(key).get<T>();
-  } catch (const json::exception&) {
-    throw Error(fmt::format("{}: manifest field '{}{}' has the wrong type (found {})", source,
-                            where, key, j.at(key).dump()));
-  }
+  if (auto v = json_as<T>(j.at(key))) return *v;
+  throw Error(fmt::format("{}: manifest field '{}{}' has the wrong type or range (found {})", source, where, key,
+                          j.at(key).dump().substr(0, 80)));
 }
 }  // namespace
 
@@ -198,13 +196,7 @@ Manifest Manifest::from_json(const json& j, const std::string& src) {
 }
 
 Manifest parse_manifest(const std::string& text, const std::string& source) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw Error(fmt::format("{}: not valid JSON (byte {}): expected an npe dataset manifest", source, e.byte));
-  }
-  return Manifest::from_json(j, source);
+  return Manifest::from_json(parse_json(text, source, "an npe dataset manifest"), source);
 }
 
 Manifest read_manifest(const std::string& prefix) {

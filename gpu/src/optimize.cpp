@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "npe/datagen/io.h"
+#include "npe/datagen/json.h"
 #include "npe/gpu/diffsim.h"
 #include "npe/gpu/diffsim_torch.h"
 #include "npe/gpu/generate.h"
@@ -20,23 +22,15 @@ T field(const nlohmann::json& j, const char* key, const std::string& src, const 
     if (fallback) return *fallback;
     throw Error(fmt::format("{}: field '{}' is missing", src, key));
   }
-  try {
-    return j.at(key).get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw Error(fmt::format("{}: field '{}' has the wrong type (found {})", src, key, j.at(key).dump()));
-  }
+  if (auto v = json_as<T>(j.at(key))) return *v;
+  throw Error(fmt::format("{}: field '{}' has the wrong type or range (found {})", src, key, j.at(key).dump().substr(0, 80)));
 }
 }  // namespace
 
 LaunchProblem LaunchProblem::from_json_file(const std::string& path) { return from_json_text(read_file(path), path); }
 
 LaunchProblem LaunchProblem::from_json_text(const std::string& text, const std::string& path) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw Error(fmt::format("{}: not valid JSON (byte {}): expected an npe-optimize problem", path, e.byte));
-  }
+  const nlohmann::json j = parse_json(text, path, "an npe-optimize problem");
   if (!j.is_object()) throw Error(fmt::format("{}: expected a JSON object", path));
   LaunchProblem p;
   datagen::WorldDef& w = p.world;
@@ -52,19 +46,15 @@ LaunchProblem LaunchProblem::from_json_text(const std::string& text, const std::
   if (target.size() != 2) throw Error(fmt::format("{}: field 'target': expected [x, y] in px, found {}", path, j["target"].dump()));
   p.target_x = target[0];
   p.target_y = target[1];
-  if (!j.contains("frames") || !j["frames"].is_number_integer() || j["frames"].get<int64_t>() < 2 ||
-      j["frames"].get<int64_t>() > 100000)
+  const std::optional<int> frames = j.contains("frames") ? json_as<int>(j["frames"]) : std::nullopt;
+  if (!frames || *frames < 2 || *frames > 100000)
     throw Error(fmt::format("{}: field 'frames': expected an integer from 2 to 100000, found {}", path,
-                            j.contains("frames") ? j["frames"].dump() : "nothing"));
-  p.frames = j["frames"].get<int>();
+                            j.contains("frames") ? j["frames"].dump().substr(0, 80) : "nothing"));
+  p.frames = *frames;
   if (!j.contains("balls") || !j["balls"].is_array())
     throw Error(fmt::format("{}: field 'balls': expected an array of [x, y, vx, vy, mass]", path));
   for (const auto& b : j["balls"]) {
-    std::vector<double> v;
-    try {
-      v = b.get<std::vector<double>>();
-    } catch (const nlohmann::json::exception&) {
-    }
+    const std::vector<double> v = json_as<std::vector<double>>(b).value_or(std::vector<double>{});
     if (v.size() != 5)
       throw Error(fmt::format("{}: field 'balls': expected [x, y, vx, vy, mass] per ball, found {}", path, b.dump()));
     if (!(v[4] > 0) || !std::isfinite(v[4]))

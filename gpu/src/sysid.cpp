@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "npe/datagen/io.h"
+#include "npe/datagen/json.h"
 #include "npe/gpu/diffsim.h"
 #include "npe/gpu/diffsim_torch.h"
 #include "npe/gpu/rollout.h"
@@ -206,12 +207,7 @@ std::vector<std::vector<double>> read_identified_masses(const std::string& path,
 std::vector<std::vector<double>> parse_identified_masses(const std::string& text, const std::string& path,
                                                          const std::string& flag, int64_t scenes, int64_t num_balls,
                                                          const std::string& split) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw Error(fmt::format("{} '{}': not valid JSON (byte {}): expected npe-sysid output", flag, path, e.byte));
-  }
+  const nlohmann::json j = parse_json(text, fmt::format("{} '{}'", flag, path), "npe-sysid output");
   if (!j.is_object() || !j.contains("format") || j["format"] != "npe-sysid" || !j.contains("estimate") ||
       !j["estimate"].is_array())
     throw Error(fmt::format("{} '{}': expected npe-sysid output (format \"npe-sysid\" with an \"estimate\" array)",
@@ -224,12 +220,11 @@ std::vector<std::vector<double>> parse_identified_masses(const std::string& text
     throw Error(fmt::format("{} '{}': expected masses for at least {} scenes, found {}", flag, path, scenes, est.size()));
   std::vector<std::vector<double>> out;
   for (int64_t s = 0; s < scenes; ++s) {
-    std::vector<double> row;
-    try {
-      row = est[s].get<std::vector<double>>();
-    } catch (const nlohmann::json::exception&) {
-      throw Error(fmt::format("{} '{}': estimate[{}]: expected an array of numbers, found {}", flag, path, s, est[s].dump()));
-    }
+    const auto parsed = json_as<std::vector<double>>(est[s]);
+    if (!parsed)
+      throw Error(fmt::format("{} '{}': estimate[{}]: expected an array of numbers, found {}", flag, path, s,
+                              est[s].dump().substr(0, 80)));
+    std::vector<double> row = *parsed;
     if (static_cast<int64_t>(row.size()) != num_balls)
       throw Error(fmt::format("{} '{}': estimate[{}]: expected {} masses, found {}", flag, path, s, num_balls, row.size()));
     for (double v : row)

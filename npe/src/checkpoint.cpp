@@ -8,6 +8,7 @@
 #include <fmt/ranges.h>
 
 #include "npe/datagen/io.h"
+#include "npe/datagen/json.h"
 
 namespace npe::model {
 
@@ -98,18 +99,24 @@ Checkpoint from_archive(torch::serialize::InputArchive& archive, const std::stri
     throw Error(fmt::format("{}: not an npe checkpoint (unreadable npe_meta record)", who));
   }
   Checkpoint ck;
-  try {
-    ck.meta = nlohmann::json::parse(meta_value.toStringRef());
-    if (!ck.meta.is_object()) throw Error(fmt::format("{}: npe_meta is not a JSON object", who));
-    if (ck.meta.value("format", "") != "npe-checkpoint" || ck.meta.value("format_version", 0) != 1)
-      throw Error(fmt::format("{}: expected format npe-checkpoint version 1, found {} {}", who,
-                              ck.meta.value("format", std::string("?")), ck.meta.value("format_version", 0)));
-    if (!ck.meta.contains("model")) throw Error(fmt::format("{}: checkpoint has no model config", who));
-    ck.step = ck.meta.value("step", int64_t{0});
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(fmt::format("{}: npe_meta record is not valid ({})", who, e.what()));
+  ck.meta = parse_json(meta_value.toStringRef(), who + " npe_meta", "a JSON object");
+  if (!ck.meta.is_object()) throw Error(fmt::format("{}: npe_meta is not a JSON object", who));
+  const auto format = ck.meta.contains("format") ? json_as<std::string>(ck.meta["format"]) : std::nullopt;
+  const auto version = ck.meta.contains("format_version") ? json_as<int>(ck.meta["format_version"]) : std::nullopt;
+  if (format != "npe-checkpoint" || version != 1)
+    throw Error(fmt::format("{}: expected format npe-checkpoint version 1, found {} {}", who,
+                            ck.meta.value("format", nlohmann::json("?")).dump().substr(0, 40),
+                            ck.meta.value("format_version", nlohmann::json("?")).dump().substr(0, 40)));
+  if (!ck.meta.contains("model")) throw Error(fmt::format("{}: checkpoint has no model config", who));
+  if (ck.meta.contains("step")) {
+    const auto step = json_as<int64_t>(ck.meta["step"]);
+    if (!step || *step < 0)
+      throw Error(fmt::format("{}: step expected an integer >= 0, found {}", who, ck.meta["step"].dump().substr(0, 40)));
+    ck.step = *step;
   }
-  if (ck.step < 0) throw Error(fmt::format("{}: step expected >= 0, found {}", who, ck.step));
+  for (const char* key : {"loss_count"})
+    if (ck.meta.contains(key) && !(json_as<int64_t>(ck.meta[key]) >= int64_t{0}))
+      throw Error(fmt::format("{}: {} expected an integer >= 0, found {}", who, key, ck.meta[key].dump().substr(0, 40)));
   ck.config = ModelConfig::from_json(ck.meta["model"], who);
   if (expected && ck.config.kind != *expected)
     throw Error(fmt::format("{}: holds a {} model, expected a {} model", who,

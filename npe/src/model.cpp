@@ -1,8 +1,12 @@
 #include "npe/model/model.h"
 
+#include <cmath>
+#include <type_traits>
+
 #include <fmt/format.h>
 
 #include "npe/datagen/io.h"
+#include "npe/datagen/json.h"
 
 namespace npe::model {
 namespace nn = torch::nn;
@@ -32,21 +36,28 @@ nlohmann::json ModelConfig::to_json() const {
 
 ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& source) {
   ModelConfig c;
-  try {
-    c.kind = kind_from_name(j.at("kind").get<std::string>());
-    c.neighborhood = j.at("neighborhood").get<double>();
-    c.msg_dim = j.at("msg_dim").get<int>();
-    c.enc_blocks = j.at("enc_blocks").get<int>();
-    c.dec_blocks = j.at("dec_blocks").get<int>();
-    c.expansion = j.at("expansion").get<int>();
-    c.dropout = j.at("dropout").get<double>();
-    // absent in checkpoints written before the option: their modern heads predict v(t+1)
-    c.residual_velocity = j.contains("residual_velocity") ? j.at("residual_velocity").get<bool>() : false;
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(fmt::format("{}: model config is incomplete or mistyped ({})", source, e.what()));
-  }
+  if (!j.is_object()) throw Error(fmt::format("{}: model config expected a JSON object, found {}", source, j.dump().substr(0, 80)));
+  auto get = [&](const char* key, auto* out) {
+    using T = std::remove_pointer_t<decltype(out)>;
+    const auto v = j.contains(key) ? json_as<T>(j.at(key)) : std::nullopt;
+    if (!v)
+      throw Error(fmt::format("{}: model config field '{}' is missing or of the wrong type or range (found {})", source,
+                              key, j.contains(key) ? j.at(key).dump().substr(0, 80) : "nothing"));
+    *out = *v;
+  };
+  std::string kind;
+  get("kind", &kind);
+  c.kind = kind_from_name(kind);
+  get("neighborhood", &c.neighborhood);
+  get("msg_dim", &c.msg_dim);
+  get("enc_blocks", &c.enc_blocks);
+  get("dec_blocks", &c.dec_blocks);
+  get("expansion", &c.expansion);
+  get("dropout", &c.dropout);
+  // absent in checkpoints written before the option: their modern heads predict v(t+1)
+  if (j.contains("residual_velocity")) get("residual_velocity", &c.residual_velocity);
   if (c.msg_dim < 1 || c.enc_blocks < 0 || c.dec_blocks < 0 || c.expansion < 1 ||
-      !(c.dropout >= 0 && c.dropout < 1) || !(c.neighborhood > 0))
+      !(c.dropout >= 0 && c.dropout < 1) || !(c.neighborhood > 0) || !std::isfinite(c.neighborhood))
     throw Error(fmt::format("{}: model config out of range: {}", source, j.dump()));
   c.check_size(source);
   return c;

@@ -81,7 +81,7 @@ VideoWriter::VideoWriter(const std::string& path, int width, int height, int fps
     throw Error(fmt::format("video '{}': frame size {}x{} must be positive and even (yuv420p)", path, width, height));
   check_writable(path);
   av_log_set_level(AV_LOG_ERROR);  // no per-file encoder statistics on stderr
-  v.tmp = (fs::path(path).parent_path() / fmt::format(".{}.tmp.{}", fs::path(path).filename().string(), ::getpid())).string();
+  v.tmp = temp_path_for(path).string();
   try {
     v.check(avformat_alloc_output_context2(&v.fmt, nullptr, "mp4", v.tmp.c_str()), "creating the MP4 container");
     const AVCodec* codec = avcodec_find_encoder_by_name("libx264");
@@ -144,6 +144,7 @@ void VideoWriter::close() {
     fs::remove(v.tmp, ec);
     throw Error(fmt::format("cannot move video into place as '{}': {}", v.path, ec.message()));
   }
+  remove_stale_temps(v.path);
 }
 
 VideoWriter::~VideoWriter() {
