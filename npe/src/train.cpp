@@ -337,6 +337,7 @@ TrainResult train(const TrainConfig& cfg) {
     return elapsed_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   };
 
+  int64_t saved_step = -1;  // the step of the last checkpoint this run wrote
   auto save_last = [&](double secs) {
     nlohmann::json meta = meta_base;
     meta["step"] = step;
@@ -350,15 +351,20 @@ TrainResult train(const TrainConfig& cfg) {
     meta["loss_count"] = loss_count;
     trainer.sync_optimizer();
     save_checkpoint(last_path, *net, meta, optimizer.get());
+    saved_step = step;
     return meta;
   };
+  // Steps count from 1 as in the metrics CSV and checkpoints: the trainer's 0-based step index k
+  // is step k + 1, whose batch holds samples k * B .. (k + 1) * B - 1 of the run's data order.
   auto check_finite = [&] {
     const int64_t bad = trainer.first_nonfinite_step();
     if (bad < 0) return;
     throw Error(fmt::format("training loss became NaN or infinite at step {} (batch of samples {}..{} of the "
-                            "run's data order); stopped; last good checkpoint: '{}'",
-                            bad, bad * cfg.batch_size, (bad + 1) * cfg.batch_size - 1,
-                            fs::exists(last_path) ? last_path : "none written yet"));
+                            "run's data order); stopped; last good checkpoint: {}",
+                            bad + 1, bad * cfg.batch_size, (bad + 1) * cfg.batch_size - 1,
+                            saved_step >= 0 ? fmt::format("'{}' (step {})", last_path, saved_step)
+                            : fs::exists(last_path) ? fmt::format("'{}' (from before this run)", last_path)
+                                                    : std::string("none written yet")));
   };
 
   while (step < total_steps) {
