@@ -209,9 +209,8 @@ Trajectories load_split(const std::string& prefix, const Manifest& m, const std:
   return check_split(m, split, read_npy_f32(path), path.string());
 }
 
-Trajectories check_split(const Manifest& m, const std::string& split, NpyArray a, const std::string& source) {
+Trajectories check_split(const Manifest& m, const std::string& split, NpyArray a, const std::string& name) {
   const SplitInfo& info = m.split(split);
-  const std::string& name = source;
   const std::vector<int64_t> expected = {info.scenes, m.world.timesteps, m.world.num_balls, kStateDim};
   if (a.shape != expected)
     throw Error(fmt::format("{}: array shape expected ({}) [scenes, T, N, 5] as the manifest "

@@ -120,7 +120,7 @@ DatagenSummary write_dataset(const DatagenConfig& c, const std::string& engine,
     summary.files.push_back(path.string());
     first += count;
   }
-  throw_if_interrupted(fmt::format("interrupted after the last scene; no file was written or changed"));
+  throw_if_interrupted("interrupted after the last scene; no file was written or changed");
   for (auto& out : outputs) out->commit();
   if (c.progress) progress.update(c.num_scenes);
   progress.finish();

@@ -69,13 +69,11 @@ void check_stored_tensors(const torch::nn::Module& module, torch::serialize::Inp
     torch::Tensor stored;
     if (!archive.try_read(name, stored, is_buffer) || !stored.defined())
       throw Error(fmt::format("{}: tensor '{}{}' is missing", who, prefix, name));
-    if (stored.scalar_type() != torch::kFloat32 || stored.sizes() != want.sizes() ||
-        !torch::isfinite(stored).all().item<bool>())
+    const bool finite = torch::isfinite(stored).all().item<bool>();
+    if (stored.scalar_type() != torch::kFloat32 || stored.sizes() != want.sizes() || !finite)
       throw Error(fmt::format("{}: tensor '{}{}' expected float32 of shape [{}] with finite values, found {} [{}]{}", who,
                               prefix, name, fmt::join(want.sizes().vec(), ", "), c10::toString(stored.scalar_type()),
-                              fmt::join(stored.sizes().vec(), ", "),
-                              stored.is_floating_point() && !torch::isfinite(stored).all().item<bool>()
-                                  ? " with non-finite values" : ""));
+                              fmt::join(stored.sizes().vec(), ", "), finite ? "" : " with non-finite values"));
   };
   for (const auto& kv : module.named_parameters(/*recurse=*/false)) check(kv.key(), kv.value(), false);
   for (const auto& kv : module.named_buffers(/*recurse=*/false)) check(kv.key(), kv.value(), true);
@@ -114,9 +112,9 @@ Checkpoint from_archive(torch::serialize::InputArchive& archive, const std::stri
       throw Error(fmt::format("{}: step expected an integer >= 0, found {}", who, ck.meta["step"].dump().substr(0, 40)));
     ck.step = *step;
   }
-  for (const char* key : {"loss_count"})
-    if (ck.meta.contains(key) && !(json_as<int64_t>(ck.meta[key]) >= int64_t{0}))
-      throw Error(fmt::format("{}: {} expected an integer >= 0, found {}", who, key, ck.meta[key].dump().substr(0, 40)));
+  if (ck.meta.contains("loss_count") && !(json_as<int64_t>(ck.meta["loss_count"]) >= int64_t{0}))
+    throw Error(fmt::format("{}: loss_count expected an integer >= 0, found {}", who,
+                            ck.meta["loss_count"].dump().substr(0, 40)));
   ck.config = ModelConfig::from_json(ck.meta["model"], who);
   if (expected && ck.config.kind != *expected)
     throw Error(fmt::format("{}: holds a {} model, expected a {} model", who,
