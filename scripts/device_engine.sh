@@ -4,6 +4,8 @@
 # engine, and npe-datagen --engine gpu on 10^6 scenes; logs under $OUT, a summary last.
 # Usage there:  source .debs/gpu-env.sh && scripts/device_engine.sh [stages]
 #   stages (default all): build tests modeltests sanitize sass ncu bench diffbench trainbench datagen sysid
+#   (dist: data-parallel npe-train on every GPU of the machine -- the DistEnv/ProcessGroup/DistributedCuda
+#    tests, a torchrun launch of npe-train, npe-bench train-dp; on nvidia-h200-x2 or larger)
 #   (and, only when named: recipes -- RECIPES="modern classic", RECIPE_STOP=steps, RECIPE_CK=dir;
 #    experiments -- scripts/experiments.sh into EXP_DIR (default exp), EXP_TIME seconds at most, env passed on)
 set -uo pipefail
@@ -191,6 +193,25 @@ if has sysid; then
   "$b/npe-optimize" --device cuda --out_prefix /tmp/npe-vm/launch > "$out/optimize.log" 2>&1
   note "npe-optimize --device cuda: exit $?; $(grep optimised "$out/optimize.log")"
   rm -rf /tmp/npe-vm
+fi
+if has dist; then
+  gpus=$(nvidia-smi -L | wc -l)
+  run=(torchrun); command -v torchrun > /dev/null || run=(python3 -m torch.distributed.run)
+  "$b/model_tests" --gtest_filter='DistEnv.*:ProcessGroup.*:DistributedCuda.*' > "$out/dist_tests.log" 2>&1
+  note "model_tests (distributed, $gpus GPUs): exit $? ($(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$out/dist_tests.log" | tr '\n' ' '))"
+  grep -E '^\[  FAILED|Failure|Expected|actual|Which is|largest parameter' "$out/dist_tests.log" | head -30
+  d=/tmp/npe-dist/data/balls
+  "$b/npe-datagen" --num_scenes 2000 --out_prefix "$d" --no_progress > "$out/dist_datagen.log" 2>&1
+  # the README's launch line: torchrun starts one npe-train per GPU
+  "${run[@]}" --no-python --nproc_per_node="$gpus" "$b/npe-train" --modern --dataset_prefix "$d" --total_samples 4000000 \
+    --checkpoint_dir /tmp/npe-dist/ck --no_progress > "$out/dist_torchrun.log" 2>&1
+  note "torchrun --nproc_per_node=$gpus npe-train --modern (4 M samples): exit $?"
+  grep -E '^npe-train|data parallel|val MSE' "$out/dist_torchrun.log"
+  "${run[@]}" --no-python --nproc_per_node="$gpus" "$b/npe-bench" train-dp --out_csv "$out/train_dp.csv" \
+    --out_json "$out/train_dp.json" > "$out/train_dp.log" 2>&1
+  note "npe-bench train-dp on $gpus GPUs: exit $?"
+  tail -6 "$out/train_dp.log"
+  rm -rf /tmp/npe-dist
 fi
 echo
 echo "==== summary"

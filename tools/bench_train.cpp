@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include "npe/datagen/io.h"
+#include "npe/model/distributed.h"
 #include "npe/model/train.h"
 #include "npe/model/train_step.h"
 
@@ -17,9 +18,10 @@ namespace {
 
 struct TrainRow {
   std::string backend, model, variant;
-  int64_t batch = 0, steps = 0;
+  int64_t batch = 0, steps = 0;  // batch: per process
   double seconds = 0;
-  double rate() const { return static_cast<double>(steps * batch) / seconds; }
+  int64_t processes = 1;
+  double rate() const { return static_cast<double>(steps * batch * processes) / seconds; }
 };
 
 void synchronize(const torch::Device& d) {
@@ -29,7 +31,10 @@ void synchronize(const torch::Device& d) {
 // `variant`: "eager" (one step at a time, float32), "graph" (the step replayed as a CUDA graph,
 // float32) or "graph+bf16" (and bf16 autocast); npe-train's defaults are graph for the classic
 // model and graph+bf16 for the modern one on CUDA, eager on the CPU.
-TrainRow run(model::Kind kind, const torch::Device& device, const std::string& variant, bool quick) {
+// With `group` (several processes, one GPU each): the data-parallel step, every process timing
+// the same steps; samples/s over all of them.
+TrainRow run(model::Kind kind, const torch::Device& device, const std::string& variant, bool quick,
+             model::ProcessGroup* group = nullptr) {
   model::TrainConfig cfg = model::default_train_config(kind);
   // synthetic trajectories [S, T, N, 5] in the dataset's normalised units: positions in [0, 1],
   // velocities of a few hundredths, masses 1
@@ -47,6 +52,7 @@ TrainRow run(model::Kind kind, const torch::Device& device, const std::string& v
   model::StepOptions options;
   options.cuda_graph = variant != "eager";
   options.bf16 = variant == "graph+bf16";
+  options.group = group;
   model::TrainStep step(cfg, *net, *opt, traj, /*total_steps=*/1000000, 0, options);
   // warm-up (allocator, cuBLAS heuristics, the capture), then steps until `budget` seconds
   for (int i = 0; i < (quick ? 5 : 20); ++i) step.run();
@@ -63,7 +69,7 @@ TrainRow run(model::Kind kind, const torch::Device& device, const std::string& v
   const double seconds = secs();
   if (step.first_nonfinite_step() >= 0) throw Error("npe-bench train: the loss became NaN or infinite");
   return {device.is_cuda() ? "cuda" : "cpu", model::kind_name(kind), variant, cfg.batch_size, step.step() - first,
-          seconds};
+          seconds, group ? group->size() : 1};
 }
 
 }  // namespace
@@ -106,6 +112,62 @@ int bench_train(bool do_cpu, bool do_cuda, bool quick, int threads, const std::s
     fmt::print("{:<5} {:<8} {:<11} {:>6} {:>7} {:>9.2f} {:>13.4g} {:>16.4g}\n", x.backend, x.model, x.variant, x.batch,
                x.steps, x.seconds, x.rate(), minutes);
   }
+  write_file_atomic(csv_path, csv);
+  write_file_atomic(json_path, j.dump(2) + "\n");
+  fmt::print("wrote {} and {}\n", csv_path, json_path);
+  return 0;
+}
+
+int bench_train_data_parallel(bool quick, const std::string& csv_path, const std::string& json_path) {
+  const model::DistEnv env = model::dist_env_from_environment();
+  if (!torch::cuda::is_available()) throw Error("npe-bench train-dp: libtorch sees no CUDA device");
+  const torch::Device device(torch::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
+  model::ProcessGroup group(env, device);
+  const model::Kind kind = model::Kind::Modern;
+  // 1. one GPU: process 0 alone, the others waiting (the npe-train step without all-reduce)
+  TrainRow one;
+  group.agree("one-gpu", [&] {
+    if (group.is_root()) one = run(kind, device, "graph+bf16", quick);
+  });
+  // 2. every GPU, data parallel
+  const TrainRow dp = run(kind, device, "graph+bf16", quick, group.size() > 1 ? &group : nullptr);
+  // 3. the all-reduce alone: the gradient's size (one bucket), averaged, on the compute stream
+  const int64_t params = [&] {
+    model::TrainConfig cfg = model::default_train_config(kind);
+    int64_t n = 0;
+    for (const auto& p : model::make_model(cfg.model)->parameters()) n += p.numel();
+    return n;
+  }();
+  const torch::Tensor grad = torch::randn({params}, torch::TensorOptions().device(device));
+  const int reps = quick ? 20 : 500;
+  for (int i = 0; i < 20; ++i) group.all_reduce(grad, model::Reduce::Avg);
+  torch::cuda::synchronize(device.index());
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < reps; ++i) group.all_reduce(grad, model::Reduce::Avg);
+  torch::cuda::synchronize(device.index());
+  const double allreduce_us = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps * 1e6;
+  if (!group.is_root()) return 0;
+  const double step_one_us = one.seconds / one.steps * 1e6, step_dp_us = dp.seconds / dp.steps * 1e6;
+  const double speedup = dp.rate() / one.rate();
+  std::string csv = "model,variant,batch_per_gpu,gpus,steps,seconds,samples_per_s,step_us,speedup,"
+                    "allreduce_floats,allreduce_us\n";
+  nlohmann::json j = {{"benchmark", "train-dp"}, {"gradient_floats", params}, {"allreduce_us", allreduce_us},
+                      {"speedup", speedup}, {"rows", nlohmann::json::array()}};
+  fmt::print("\n{:<7} {:<11} {:>6} {:>5} {:>7} {:>9} {:>13} {:>9} {:>8}\n", "model", "variant", "batch", "gpus",
+             "steps", "seconds", "samples/s", "step us", "speedup");
+  for (const auto& [x, step_us] : {std::pair{one, step_one_us}, std::pair{dp, step_dp_us}}) {
+    const double sp = x.rate() / one.rate();
+    csv += fmt::format("{},{},{},{},{},{:.4f},{:.6g},{:.2f},{:.4f},{},{:.2f}\n", x.model, x.variant, x.batch, x.processes,
+                       x.steps, x.seconds, x.rate(), step_us, sp, params, x.processes > 1 ? allreduce_us : 0.0);
+    j["rows"].push_back({{"model", x.model}, {"variant", x.variant}, {"batch_per_gpu", x.batch}, {"gpus", x.processes},
+                         {"steps", x.steps}, {"seconds", x.seconds}, {"samples_per_s", x.rate()}, {"step_us", step_us},
+                         {"speedup", sp}});
+    fmt::print("{:<7} {:<11} {:>6} {:>5} {:>7} {:>9.2f} {:>13.4g} {:>9.1f} {:>8.3f}\n", x.model, x.variant, x.batch,
+               x.processes, x.steps, x.seconds, x.rate(), step_us, sp);
+  }
+  fmt::print("all-reduce of the gradient ({} float32, {:.2f} MiB, 1 bucket) over {} GPUs: {:.1f} us alone; "
+             "data-parallel step {:.1f} us vs {:.1f} us on one GPU\n", params, params * 4.0 / (1 << 20), group.size(),
+             allreduce_us, step_dp_us, step_one_us);
   write_file_atomic(csv_path, csv);
   write_file_atomic(json_path, j.dump(2) + "\n");
   fmt::print("wrote {} and {}\n", csv_path, json_path);

@@ -12,4 +12,11 @@ namespace npe::tools {
 int bench_train(bool do_cpu, bool do_cuda, bool quick, int threads, const std::string& csv_path,
                 const std::string& json_path);
 
+// npe-bench train-dp, started by a launcher (torchrun --no-python --nproc_per_node=K): the modern
+// model at batch 2048 per GPU (graph + bf16, npe-train's CUDA default) on one GPU (process 0
+// alone), then data parallel on all K; and the NCCL all-reduce of its gradient alone. Process 0
+// prints the table (samples/s, step time, speedup over one GPU, all-reduce time) and writes
+// `csv_path` and `json_path`. Returns the process exit code.
+int bench_train_data_parallel(bool quick, const std::string& csv_path, const std::string& json_path);
+
 }  // namespace npe::tools

@@ -224,9 +224,11 @@ int main(int argc, char** argv) {
   return npe::tools::run_tool("npe-bench", [&] {
     cxxopts::Options o("npe-bench", "npe benchmarks.\n  npe-bench engine [flags]    the ball-world engine, body-steps/s\n"
                        "  npe-bench diffsim [flags]   the differentiable simulator, forward and forward + backward\n"
-                       "  npe-bench train [flags]     npe-train's inner loop, samples/s (classic batch 50, modern 2048)");
+                       "  npe-bench train [flags]     npe-train's inner loop, samples/s (classic batch 50, modern 2048)\n"
+                       "  npe-bench train-dp [flags]  data-parallel npe-train step, under a launcher: torchrun "
+                       "--no-python --nproc_per_node=K npe-bench train-dp");
     o.add_options()
-      ("what", "benchmark: engine, diffsim or train", cxxopts::value<std::string>()->default_value(""))
+      ("what", "benchmark: engine, diffsim, train or train-dp", cxxopts::value<std::string>()->default_value(""))
       ("device", "cpu, cuda or all (all: cuda only where a device is present)", cxxopts::value<std::string>()->default_value("all"))
       ("repeats", "timed repeats (median reported)", cxxopts::value<int>()->default_value("7"))
       ("threads", "CPU threads (0 = all cores)", cxxopts::value<int>()->default_value("0"))
@@ -240,8 +242,9 @@ int main(int argc, char** argv) {
     auto r = npe::tools::parse(o, argc, argv);
     if (r.count("help")) { fmt::print("{}\n", o.help()); return 0; }
     const std::string what = r["what"].as<std::string>();
-    if (what != "engine" && what != "diffsim" && what != "train")
-      throw npe::Error(fmt::format("npe-bench: expected a benchmark name (engine, diffsim or train), found '{}'", what));
+    if (what != "engine" && what != "diffsim" && what != "train" && what != "train-dp")
+      throw npe::Error(fmt::format("npe-bench: expected a benchmark name (engine, diffsim, train or train-dp), found '{}'",
+                                   what));
     const std::string device = r["device"].as<std::string>();
     if (device != "cpu" && device != "cuda" && device != "all")
       throw npe::Error(fmt::format("--device: expected cpu, cuda or all, found '{}'", device));
@@ -257,6 +260,7 @@ int main(int argc, char** argv) {
     if (out_csv.empty()) out_csv = "bench/" + what + ".csv";
     if (out_json.empty()) out_json = "bench/" + what + ".json";
     for (const std::string& f : {out_csv, out_json}) npe::check_writable(f);
+    if (what == "train-dp") return npe::tools::bench_train_data_parallel(quick, out_csv, out_json);
     if (what == "train") return npe::tools::bench_train(do_cpu, do_cuda, quick, threads, out_csv, out_json);
     if (what == "diffsim") return bench_diffsim(do_cpu, do_cuda, quick, repeats, threads, out_csv, out_json);
 

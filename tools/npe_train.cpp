@@ -99,6 +99,7 @@ int main(int argc, char** argv) {
     c.progress = r.count("no_progress") == 0;
     npe::install_interrupt_handlers();  // SIGINT/SIGTERM: a last checkpoint, then exit 130
     const auto res = npe::model::train(c);
+    if (res.rank != 0) return res.interrupted ? 130 : 0;  // process 0 reports for a data-parallel run
     if (res.interrupted) {
       fmt::print(stderr, "npe-train {}: interrupted at step {} of the run; checkpoint '{}' written; continue with "
                  "--resume\n", c.name, res.steps, res.last_checkpoint);
@@ -111,6 +112,10 @@ int main(int argc, char** argv) {
                c.name, res.steps, res.seconds, res.samples_per_s, res.bf16 ? "bf16" : "fp32",
                res.cuda_graph ? ", CUDA graph" : "", res.final_val, res.best_val,
                res.baseline_val, res.last_checkpoint, res.best_checkpoint, res.metrics_csv);
+    if (res.world_size > 1)
+      fmt::print("  data parallel: {} processes, {} gradient all-reduce{} per step; replicas' largest parameter "
+                 "difference at the end {:.3g}\n", res.world_size, res.gradient_buckets,
+                 res.gradient_buckets == 1 ? "" : "s", res.replica_divergence);
     return 0;
   });
 }

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -10,6 +11,7 @@
 
 #include "npe/datagen/io.h"
 #include "npe/model/checkpoint.h"
+#include "npe/model/distributed.h"
 #include "npe/model/metrics_csv.h"
 #include "npe/model/train_step.h"
 
@@ -178,8 +180,14 @@ double meta_number(const nlohmann::json& meta, const char* key, double fallback)
 // order or the optimizer must be the same. A different --total_samples extends or shortens the
 // run (for --modern it also reshapes the cosine schedule), so it is allowed with a note.
 void check_resume_matches(const Checkpoint& ck, const TrainConfig& cfg, const ModelConfig& mc,
-                          const std::string& path) {
+                          const std::string& path, int64_t world) {
   const nlohmann::json& t = ck.meta.contains("train") ? ck.meta["train"] : nlohmann::json::object();
+  // The global batch is processes x --batch_size: a run resumes with as many processes as it had.
+  const int64_t was_world = t.contains("world_size") && t["world_size"].is_number_integer() ? t["world_size"].get<int64_t>() : 1;
+  if (was_world != world)
+    throw Error(fmt::format("--resume '{}': the run was trained by {} process{} (WORLD_SIZE), this launch has {}; "
+                            "resume with as many processes, or start a new run with another --name",
+                            path, was_world, was_world == 1 ? "" : "es", world));
   auto same = [&](const char* flag, const char* key, const nlohmann::json& now) {
     if (!t.contains(key)) return;
     const nlohmann::json& was = t[key];
@@ -224,8 +232,6 @@ TrainResult train(const TrainConfig& cfg) {
                             static_cast<double>(cfg.batch_size) * 4 * 3 * 20 * 4 / (1 << 30), kMaxBatch));
   if (cfg.total_samples > int64_t{1} << 50)
     throw Error(fmt::format("--total_samples: expected at most 2^50 windows, found {}", cfg.total_samples));
-  if (cfg.total_samples < cfg.batch_size)
-    throw Error(fmt::format("--total_samples: expected at least one batch ({}), found {}", cfg.batch_size, cfg.total_samples));
   if (!(cfg.lr > 0)) throw Error(fmt::format("--lr: expected > 0, found {}", cfg.lr));
   if (cfg.weight_decay < 0) throw Error(fmt::format("--weight_decay: expected >= 0, found {}", cfg.weight_decay));
   if (cfg.max_grad_norm < 0) throw Error(fmt::format("--max_grad_norm: expected >= 0, found {}", cfg.max_grad_norm));
@@ -236,7 +242,14 @@ TrainResult train(const TrainConfig& cfg) {
   if (cfg.checkpoint_every < 0)
     throw Error(fmt::format("--checkpoint_every: expected >= 0 steps (0: at each validation), found {}", cfg.checkpoint_every));
   if (cfg.val_windows < 1) throw Error(fmt::format("--val_windows: expected >= 1, found {}", cfg.val_windows));
-  const torch::Device device = pick_device(cfg.device);
+  torch::Device device = pick_device(cfg.device);
+  // Data parallel when a launcher started several processes (distributed.h): process r trains on
+  // GPU LOCAL_RANK; process 0 alone validates and writes the checkpoints, the CSV and the progress.
+  const DistEnv env = dist_env_from_environment();
+  if (env.distributed() && device.is_cuda()) device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
+  ProcessGroup group(env, device);
+  const bool root = group.is_root();
+  const int64_t world = group.size();
   if (cfg.precision != "auto" && cfg.precision != "fp32" && cfg.precision != "bf16")
     throw Error(fmt::format("--precision: expected auto, fp32 or bf16, found '{}'", cfg.precision));
   if (cfg.precision == "bf16" && !device.is_cuda())
@@ -244,72 +257,101 @@ TrainResult train(const TrainConfig& cfg) {
   StepOptions step_options;
   step_options.bf16 = cfg.precision == "bf16" || (cfg.precision == "auto" && device.is_cuda() && cfg.model.kind == Kind::Modern);
   step_options.cuda_graph = cfg.cuda_graph && device.is_cuda() && cuda_graphs_available();
-  if (cfg.cuda_graph && device.is_cuda() && !cuda_graphs_available())
+  step_options.group = world > 1 ? &group : nullptr;
+  if (cfg.cuda_graph && device.is_cuda() && !cuda_graphs_available() && root)
     fmt::print(stderr, "npe-train: this build has no CUDA graphs (built without a CUDA compiler); steps run eagerly\n");
   torch::set_num_threads(resolve_threads(cfg.threads));
+  const int64_t global_batch = cfg.batch_size * world;
+  if (cfg.total_samples < global_batch)
+    throw Error(fmt::format("--total_samples: expected at least one global batch ({} processes x --batch_size {} = "
+                            "{}), found {}", world, cfg.batch_size, global_batch, cfg.total_samples));
 
   const std::string last_path = (fs::path(cfg.checkpoint_dir) / (cfg.name + ".pt")).string();
   const std::string best_path = (fs::path(cfg.checkpoint_dir) / (cfg.name + ".best.pt")).string();
   const std::string csv_path = cfg.metrics_csv.empty()
                                    ? (fs::path(cfg.checkpoint_dir) / (cfg.name + ".csv")).string()
                                    : cfg.metrics_csv;
-  check_writable(last_path);
-  check_writable(csv_path);
-
-  // data
-  const auto manifest = datagen::read_manifest(cfg.dataset_prefix);
-  const auto train_traj = datagen::load_split(cfg.dataset_prefix, manifest, "train");
-  const auto val_traj = datagen::load_split(cfg.dataset_prefix, manifest, "val");
-  // One host copy of the training split serves the normalisation fit and the device copy (on CPU
-  // they are the same tensor).
-  const Tensor train_host = to_tensor(train_traj, torch::kCPU);
-  const Tensor train_t = train_host.to(device), val_t = to_tensor(val_traj, device);
-  const int64_t val_total = val_traj.windows();
-  const int64_t nval = std::min(cfg.val_windows, val_total);
-  const Tensor val_ids =
-      (torch::arange(nval, torch::kFloat64) * (static_cast<double>(val_total) / nval)).floor().to(torch::kLong).to(device);
-
-  // model
-  torch::manual_seed(cfg.seed);
-  ModelConfig mc = cfg.model;
-  if (!(cfg.neighborhood_radii > 0))
-    throw Error(fmt::format("--neighborhood: expected a positive number of radii, found {}", cfg.neighborhood_radii));
-  mc.neighborhood = cfg.neighborhood_radii * manifest.world.radius / manifest.world.width;
-  auto net = make_model(mc);
-  net->fit_normalisation(train_host);
-  net->to(device);
-  auto optimizer = make_optimizer(cfg, *net);
-
-  const int64_t total_steps = cfg.total_samples / cfg.batch_size;
+  const int64_t total_steps = cfg.total_samples / global_batch;
   const int64_t eval_every = cfg.eval_every > 0 ? cfg.eval_every : std::max<int64_t>(1, total_steps / 20);
+
+  // Set-up, on every process; an error on any of them stops all of them (ProcessGroup::agree).
+  datagen::Manifest manifest;
+  Tensor train_t, val_t, val_ids;
+  std::shared_ptr<NPEImpl> net;
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
   int64_t step = 0;
   double best_val = INFINITY, elapsed_before = 0;
   std::vector<std::string> csv_rows;
   nlohmann::json resumed_meta = nlohmann::json::object();
-  if (cfg.resume && fs::exists(last_path)) {
-    Checkpoint ck = load_checkpoint(last_path, mc.kind, "--resume", device);
-    check_resume_matches(ck, cfg, mc, last_path);
-    net = ck.net;
-    net->train();
+  group.agree("setup", [&] {
+    if (root) {
+      check_writable(last_path);
+      check_writable(csv_path);
+    }
+    // data
+    manifest = datagen::read_manifest(cfg.dataset_prefix);
+    const auto train_traj = datagen::load_split(cfg.dataset_prefix, manifest, "train");
+    const auto val_traj = datagen::load_split(cfg.dataset_prefix, manifest, "val");
+    // One host copy of the training split serves the normalisation fit and the device copy (on
+    // CPU they are the same tensor).
+    const Tensor train_host = to_tensor(train_traj, torch::kCPU);
+    train_t = train_host.to(device);
+    val_t = to_tensor(val_traj, device);
+    const int64_t val_total = val_traj.windows();
+    const int64_t nval = std::min(cfg.val_windows, val_total);
+    val_ids = (torch::arange(nval, torch::kFloat64) * (static_cast<double>(val_total) / nval))
+                  .floor().to(torch::kLong).to(device);
+
+    // model
+    torch::manual_seed(cfg.seed);
+    ModelConfig mc = cfg.model;
+    if (!(cfg.neighborhood_radii > 0))
+      throw Error(fmt::format("--neighborhood: expected a positive number of radii, found {}", cfg.neighborhood_radii));
+    mc.neighborhood = cfg.neighborhood_radii * manifest.world.radius / manifest.world.width;
+    net = make_model(mc);
+    net->fit_normalisation(train_host);
+    net->to(device);
     optimizer = make_optimizer(cfg, *net);
-    load_optimizer_state(last_path, *optimizer, device);
-    step = ck.step;
-    best_val = meta_number(ck.meta, "best_val", INFINITY);
-    elapsed_before = meta_number(ck.meta, "seconds", 0.0);
-    resumed_meta = ck.meta;
-    csv_rows = read_csv_rows(csv_path, step);
-    fmt::print(stderr, "npe-train: resuming '{}' at step {} of {}\n", last_path, step, total_steps);
-  } else if (cfg.resume) {
-    fmt::print(stderr, "npe-train: --resume: no checkpoint '{}' yet, starting from step 0\n", last_path);
+    // Process 0 reads the checkpoint; the others receive its state (TrainStep::broadcast_state).
+    if (cfg.resume && root && fs::exists(last_path)) {
+      Checkpoint ck = load_checkpoint(last_path, mc.kind, "--resume", device);
+      check_resume_matches(ck, cfg, mc, last_path, world);
+      net = ck.net;
+      net->train();
+      optimizer = make_optimizer(cfg, *net);
+      load_optimizer_state(last_path, *optimizer, device);
+      step = ck.step;
+      best_val = meta_number(ck.meta, "best_val", INFINITY);
+      elapsed_before = meta_number(ck.meta, "seconds", 0.0);
+      resumed_meta = ck.meta;
+      csv_rows = read_csv_rows(csv_path, step);
+      fmt::print(stderr, "npe-train: resuming '{}' at step {} of {}\n", last_path, step, total_steps);
+    } else if (cfg.resume && root) {
+      fmt::print(stderr, "npe-train: --resume: no checkpoint '{}' yet, starting from step 0\n", last_path);
+    }
+    net->train();
+  });
+  // What process 0 read from a checkpoint and every process needs: the step, the loss
+  // accumulator and the time already spent.
+  double acc_sum = meta_number(resumed_meta, "loss_sum", 0.0);
+  int64_t acc_count = resumed_meta.contains("loss_count") ? resumed_meta["loss_count"].get<int64_t>() : -1;
+  if (world > 1) {
+    const Tensor head = torch::tensor({static_cast<double>(step), acc_sum, static_cast<double>(acc_count), elapsed_before},
+                                      torch::TensorOptions().dtype(torch::kFloat64)).to(device);
+    group.broadcast(head, 0);
+    const Tensor h = head.cpu();
+    step = static_cast<int64_t>(h[0].item<double>());
+    acc_sum = h[1].item<double>();
+    acc_count = static_cast<int64_t>(h[2].item<double>());
+    elapsed_before = h[3].item<double>();
   }
-  net->train();
 
   nlohmann::json meta_base = {
       {"train", {{"dataset_prefix", cfg.dataset_prefix}, {"batch_size", cfg.batch_size},
                  {"total_samples", cfg.total_samples}, {"optimizer", cfg.optimizer}, {"lr", cfg.lr},
                  {"weight_decay", cfg.weight_decay}, {"max_grad_norm", cfg.max_grad_norm},
                  {"input_noise", cfg.input_noise}, {"seed", cfg.seed}, {"name", cfg.name}, {"precision", step_options.bf16 ? "bf16" : "fp32"},
-                 {"cuda_graph", step_options.cuda_graph}}},
+                 {"cuda_graph", step_options.cuda_graph}, {"world_size", world}}},
       {"dataset", {{"pos_scale", manifest.pos_scale()}, {"vel_scale", manifest.vel_scale()},
                    {"step_scale", manifest.step_scale()}, {"radius", manifest.world.radius},
                    {"width", manifest.world.width}, {"height", manifest.world.height},
@@ -318,35 +360,42 @@ TrainResult train(const TrainConfig& cfg) {
                    {"variable_mass", manifest.world.variable_mass}, {"preset", manifest.world.preset}}}};
 
   TrainResult res;
-  res.baseline_val = window_mse(nullptr, val_t, val_ids);
+  res.rank = group.rank();
+  res.world_size = world;
+  if (root) res.baseline_val = window_mse(nullptr, val_t, val_ids);
   res.last_checkpoint = last_path;
   res.best_checkpoint = best_path;
   res.metrics_csv = csv_path;
 
-  Progress progress(fmt::format("npe-train {}", cfg.name), total_steps);
+  std::optional<Progress> progress;  // process 0's
+  if (root) progress.emplace(fmt::format("npe-train {}", cfg.name), total_steps);
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t start_step = step;
   TrainStep trainer(cfg, *net, *optimizer, train_t, total_steps, step, step_options);
-  if (resumed_meta.contains("loss_count"))
-    trainer.restore_loss_accumulator(meta_number(resumed_meta, "loss_sum", 0.0), resumed_meta["loss_count"].get<int64_t>());
+  trainer.broadcast_state();
+  if (acc_count >= 0) trainer.restore_loss_accumulator(acc_sum, acc_count);
+  res.gradient_buckets = trainer.gradient_buckets();
   // NaN/Inf losses are flagged on the device by the step; the flag is read every step on CPU
-  // and every 100 steps on CUDA, so that the inner loop never waits for the GPU.
-  const int64_t nan_check_every = device.is_cpu() ? 1 : 100;
+  // and every 100 steps on CUDA, so that the inner loop never waits for the GPU. With several
+  // processes, stop requests (SIGINT/SIGTERM) are agreed on at the same steps.
+  const int64_t check_every = device.is_cpu() ? 1 : 100;
   double last_train = NAN, last_val = NAN, lr = cfg.lr;
   auto seconds = [&] {
     return elapsed_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   };
 
   int64_t saved_step = -1;  // the step of the last checkpoint this run wrote
+  // A collective (the loss accumulator); process 0 writes.
   auto save_last = [&](double secs) {
+    const auto [loss_sum, loss_count] = trainer.loss_accumulator();  // the evaluation interval so far
     nlohmann::json meta = meta_base;
+    if (!root) return meta;
     meta["step"] = step;
-    meta["samples_seen"] = step * cfg.batch_size;
+    meta["samples_seen"] = step * global_batch;
     meta["seconds"] = secs;
     if (std::isfinite(last_val)) meta["val_loss"] = last_val;
     meta["baseline_val_loss"] = res.baseline_val;
     if (std::isfinite(best_val)) meta["best_val"] = best_val;
-    const auto [loss_sum, loss_count] = trainer.loss_accumulator();  // the evaluation interval so far
     meta["loss_sum"] = loss_sum;
     meta["loss_count"] = loss_count;
     trainer.sync_optimizer();
@@ -355,13 +404,14 @@ TrainResult train(const TrainConfig& cfg) {
     return meta;
   };
   // Steps count from 1 as in the metrics CSV and checkpoints: the trainer's 0-based step index k
-  // is step k + 1, whose batch holds samples k * B .. (k + 1) * B - 1 of the run's data order.
+  // is step k + 1, whose global batch holds samples k * B .. (k + 1) * B - 1 of the run's data
+  // order (B = processes x --batch_size).
   auto check_finite = [&] {
     const int64_t bad = trainer.first_nonfinite_step();
     if (bad < 0) return;
     throw Error(fmt::format("training loss became NaN or infinite at step {} (batch of samples {}..{} of the "
                             "run's data order); stopped; last good checkpoint: {}",
-                            bad + 1, bad * cfg.batch_size, (bad + 1) * cfg.batch_size - 1,
+                            bad + 1, bad * global_batch, (bad + 1) * global_batch - 1,
                             saved_step >= 0 ? fmt::format("'{}' (step {})", last_path, saved_step)
                             : fs::exists(last_path) ? fmt::format("'{}' (from before this run)", last_path)
                                                     : std::string("none written yet")));
@@ -373,7 +423,8 @@ TrainResult train(const TrainConfig& cfg) {
       res.stopped_early = true;
       break;
     }
-    if (interrupt_requested()) {  // SIGINT/SIGTERM (the tool installs the handlers): stop checkpointed
+    // SIGINT/SIGTERM (the tool installs the handlers): stop checkpointed
+    if (world == 1 ? interrupt_requested() : (step % check_every == 0 && group.any(interrupt_requested()))) {
       check_finite();
       save_last(seconds());
       res.interrupted = true;
@@ -381,20 +432,22 @@ TrainResult train(const TrainConfig& cfg) {
     }
     trainer.run();
     ++step;
-    if (step % nan_check_every == 0) check_finite();
+    if (step % check_every == 0) check_finite();
 
     if (step % eval_every == 0 || step == total_steps) {
       check_finite();
       last_train = trainer.take_mean_loss();
       lr = trainer.lr();
-      last_val = window_mse(net.get(), val_t, val_ids);
       const double secs = seconds();
-      csv_rows.push_back(fmt::format("{},{},{:.9g},{:.9g},{:.9g},{:.3f}", step, step * cfg.batch_size,
-                                     last_train, last_val, lr, secs));
-      std::string csv = std::string(kCsvHeader) + "\n";
-      for (const auto& r : csv_rows) csv += r + "\n";
-      write_file_atomic(csv_path, csv);
-      if (last_val < best_val) {
+      if (root) {
+        last_val = window_mse(net.get(), val_t, val_ids);
+        csv_rows.push_back(fmt::format("{},{},{:.9g},{:.9g},{:.9g},{:.3f}", step, step * global_batch,
+                                       last_train, last_val, lr, secs));
+        std::string csv = std::string(kCsvHeader) + "\n";
+        for (const auto& r : csv_rows) csv += r + "\n";
+        write_file_atomic(csv_path, csv);
+      }
+      if (root && last_val < best_val) {
         best_val = last_val;
         nlohmann::json meta = save_last(secs);
         save_checkpoint(best_path, *net, meta, nullptr);
@@ -405,21 +458,22 @@ TrainResult train(const TrainConfig& cfg) {
       check_finite();
       save_last(seconds());
     }
-    if (cfg.progress) {
-      const double rate = (step - start_step) * cfg.batch_size / std::max(1e-9, seconds() - elapsed_before);
-      progress.update(step, std::isnan(last_val)
+    if (cfg.progress && root) {
+      const double rate = (step - start_step) * global_batch / std::max(1e-9, seconds() - elapsed_before);
+      progress->update(step, std::isnan(last_val)
                                 ? fmt::format("{:.0f} samples/s (first validation at step {})", rate, eval_every)
                                 : fmt::format("{:.0f} samples/s train {:.3e} val {:.3e} (baseline {:.3e})",
                                               rate, last_train, last_val, res.baseline_val));
     }
   }
-  progress.finish();
+  if (progress) progress->finish();
+  res.replica_divergence = trainer.replica_divergence();
   res.steps = step;
   res.start_step = start_step;
   res.best_val = best_val;
   res.final_val = last_val;
   res.seconds = seconds();
-  res.samples_per_s = (step - start_step) * cfg.batch_size / std::max(1e-9, res.seconds - elapsed_before);
+  res.samples_per_s = (step - start_step) * global_batch / std::max(1e-9, res.seconds - elapsed_before);
   res.bf16 = step_options.bf16;
   res.cuda_graph = trainer.captured();
   return res;

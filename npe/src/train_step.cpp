@@ -1,6 +1,7 @@
 #include "npe/model/train_step.h"
 
 #include <cmath>
+#include <limits>
 #include <type_traits>
 #include <vector>
 
@@ -48,6 +49,10 @@ struct TrainStep::Impl {
   Update update = Update::AdamW;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, alpha = 0.99, weight_decay = 0;
   std::vector<Tensor> params, grads, moment1, moment2;  // moment1: exp_avg / square_avg
+  Tensor grad_flat;                    // float32 [parameters]: every grad is a view of it
+  std::vector<Tensor> buckets;         // views of grad_flat, all-reduced in turn (data parallel)
+  ProcessGroup* processes = nullptr;  // data parallel (nullptr: one process)
+  int rank = 0, world = 1;
 
   // device state of the step
   Tensor step_t;        // int64 scalar: the step being taken
@@ -69,8 +74,9 @@ struct TrainStep::Impl {
   Impl(const TrainConfig& c, NPEImpl& n, torch::optim::Optimizer& o, Tensor t, int64_t total, int64_t start,
        StepOptions so)
       : cfg(c), kind(n.config().kind), net(n), opt(o), traj(std::move(t)), total_steps(total), step(start),
-        options(so), device(traj.device()),
-        order(traj.size(0) * (traj.size(1) - 2), c.batch_size, c.seed, traj.device()) {}
+        options(so), device(traj.device()), processes(so.group), rank(so.group ? so.group->rank() : 0),
+        world(so.group ? so.group->size() : 1),
+        order(traj.size(0) * (traj.size(1) - 2), c.batch_size * world, c.seed, traj.device()) {}
 
   void bind_optimizer();
   void body();
@@ -117,9 +123,32 @@ void TrainStep::Impl::bind_optimizer() {
     throw Error("train step: expected an AdamW, Adam or RMSprop optimizer (make_optimizer)");
   }
   int64_t state_step = -1;
+  // One flat gradient buffer; each parameter's grad is a view of it, which autograd accumulates
+  // into in place (the grads are never undefined again: the step zeroes them), and buckets of it
+  // at parameter boundaries are what the processes all-reduce.
+  int64_t total = 0;
+  for (auto& p : group.params()) {
+    if (p.scalar_type() != torch::kFloat32)
+      throw Error(fmt::format("train step: expected float32 parameters, found {}", c10::toString(p.scalar_type())));
+    total += p.numel();
+  }
+  grad_flat = torch::zeros({total}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
+  constexpr int64_t kBucketFloats = (int64_t{25} << 20) / 4;  // 25 MiB, DistributedDataParallel's default
+  int64_t offset = 0, bucket_start = 0;
+  for (auto& p : group.params()) {
+    const int64_t n = p.numel();
+    if (offset + n - bucket_start > kBucketFloats && offset > bucket_start) {
+      buckets.push_back(grad_flat.narrow(0, bucket_start, offset - bucket_start));
+      bucket_start = offset;
+    }
+    Tensor view = grad_flat.narrow(0, offset, n).view(p.sizes());
+    if (p.grad().defined()) view.copy_(p.grad());
+    p.mutable_grad() = view;
+    offset += n;
+  }
+  if (offset > bucket_start) buckets.push_back(grad_flat.narrow(0, bucket_start, offset - bucket_start));
   for (auto& p : group.params()) {
     params.push_back(p);
-    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
     grads.push_back(p.grad());
     int64_t s = 0;
     switch (update) {
@@ -162,7 +191,8 @@ void TrainStep::Impl::body() {
   torch::NoGradGuard outer;  // only the forward below records autograd history
   at::_foreach_zero_(grads);
   const int64_t windows = perm_t.size(0), B = arange_t.size(0);
-  const Tensor offset = step_t.remainder(order.steps_per_epoch()) * B;
+  // this process's slice of the step's global batch of world * B windows
+  const Tensor offset = step_t.remainder(order.steps_per_epoch()) * (B * world) + rank * B;
   const Tensor ids = perm_t.index_select(0, (arange_t + offset).remainder(windows));
   Tensor loss;
   {
@@ -181,6 +211,8 @@ void TrainStep::Impl::body() {
     }
     loss.backward();
   }
+  if (world > 1)  // the mean gradient over the processes, on the compute stream
+    for (const Tensor& b : buckets) processes->all_reduce(b, Reduce::Avg);
   first_bad_t.copy_(torch::where(first_bad_t.lt(0) & torch::isfinite(loss).logical_not(), step_t, first_bad_t));
   loss_sum_t.add_(loss.detach().to(torch::kFloat32));
   if (cfg.max_grad_norm > 0) {  // torch.nn.utils.clip_grad_norm_ without its .item()
@@ -245,7 +277,8 @@ void TrainStep::run() {
   // a resumed run draws the ones an uninterrupted run would; a replayed graph draws from the
   // generator's Philox offset, advanced by each replay.
   if ((m.net.config().dropout > 0 || m.cfg.input_noise > 0) && !m.captured)
-    torch::manual_seed(m.cfg.seed * 1000003ULL + static_cast<uint64_t>(m.step));
+    torch::manual_seed((m.cfg.seed * 1000003ULL + static_cast<uint64_t>(m.step)) * static_cast<uint64_t>(m.world) +
+                       static_cast<uint64_t>(m.rank));
   if (!m.graph) {
     m.body();
   } else if (m.captured) {
@@ -267,6 +300,7 @@ bool TrainStep::captured() const { return impl_->captured; }
 
 double TrainStep::take_mean_loss() {
   Impl& m = *impl_;
+  if (m.world > 1) m.processes->all_reduce(m.loss_sum_t, Reduce::Avg);
   const double mean = m.loss_count ? m.loss_sum_t.item<double>() / static_cast<double>(m.loss_count) : NAN;
   m.loss_sum_t.zero_();
   m.loss_count = 0;
@@ -274,7 +308,11 @@ double TrainStep::take_mean_loss() {
 }
 
 std::pair<double, int64_t> TrainStep::loss_accumulator() {
-  return {impl_->loss_sum_t.item<double>(), impl_->loss_count};
+  Impl& m = *impl_;
+  if (m.world == 1) return {m.loss_sum_t.item<double>(), m.loss_count};
+  const Tensor mean = m.loss_sum_t.clone();
+  m.processes->all_reduce(mean, Reduce::Avg);
+  return {mean.item<double>(), m.loss_count};
 }
 
 void TrainStep::restore_loss_accumulator(double sum, int64_t count) {
@@ -282,7 +320,39 @@ void TrainStep::restore_loss_accumulator(double sum, int64_t count) {
   impl_->loss_count = count;
 }
 
-int64_t TrainStep::first_nonfinite_step() { return impl_->first_bad_t.item<int64_t>(); }
+int64_t TrainStep::first_nonfinite_step() {
+  Impl& m = *impl_;
+  if (m.world == 1) return m.first_bad_t.item<int64_t>();
+  constexpr int64_t kNone = std::numeric_limits<int64_t>::max();
+  const Tensor first = torch::where(m.first_bad_t.lt(0), torch::full_like(m.first_bad_t, kNone), m.first_bad_t);
+  m.processes->all_reduce(first, Reduce::Min);
+  const int64_t v = first.item<int64_t>();
+  return v == kNone ? -1 : v;
+}
+
+void TrainStep::broadcast_state() {
+  Impl& m = *impl_;
+  if (m.world == 1) return;
+  torch::NoGradGuard no_grad;
+  for (const Tensor& p : m.params) m.processes->broadcast(p.detach(), 0);
+  for (const Tensor& b : m.net.buffers()) m.processes->broadcast(b, 0);
+  for (const Tensor& t : m.moment1) m.processes->broadcast(t, 0);
+  for (const Tensor& t : m.moment2) m.processes->broadcast(t, 0);
+  m.processes->broadcast(m.opt_steps_t, 0);
+}
+
+double TrainStep::replica_divergence() {
+  Impl& m = *impl_;
+  if (m.world == 1) return 0.0;
+  torch::NoGradGuard no_grad;
+  std::vector<Tensor> flat;
+  for (const Tensor& p : m.params) flat.push_back(p.detach().reshape({-1}));
+  const Tensor mine = torch::cat(flat), root = mine.clone();
+  m.processes->broadcast(root, 0);
+  return (mine - root).abs().max().item<double>();
+}
+
+int64_t TrainStep::gradient_buckets() const { return impl_->world > 1 ? static_cast<int64_t>(impl_->buckets.size()) : 0; }
 
 double TrainStep::lr() { return impl_->lr_t.item<double>(); }
 

@@ -81,6 +81,10 @@ struct TrainResult {
   double baseline_val = 0;           // constant-velocity MSE on the same validation windows
   double seconds = 0, samples_per_s = 0;
   bool bf16 = false, cuda_graph = false;  // what the run used
+  int rank = 0;                      // this process's rank; 0 writes the files and reports
+  int64_t world_size = 1;            // processes of the run (data parallel: distributed.h)
+  int64_t gradient_buckets = 0;      // all-reduces per step (0 with one process)
+  double replica_divergence = 0;     // max |parameter - process 0's| at the end (0 expected)
   std::string last_checkpoint, best_checkpoint, metrics_csv;
 };
 
@@ -132,6 +136,11 @@ void optimizer_step(torch::optim::Optimizer& optimizer, NPEImpl& net, const torc
 // Trains (or with resume, continues) a model; see README for the flags. Throws npe::Error on bad
 // configuration or data, on --resume with flags that differ from the checkpoint's, and when the
 // loss becomes NaN/Inf (naming the first bad step, its batch and the last good checkpoint).
+// Started by a launcher as several processes (RANK/WORLD_SIZE or Slurm; distributed.h), it trains
+// data parallel: config.batch_size windows per process, total_samples over all of them, so that
+// K processes with batch b follow the run of one process with batch K b (train_step.h); process 0
+// alone reads a --resume checkpoint, validates, and writes checkpoints, CSV and progress. An
+// error in set-up on any process stops every process.
 TrainResult train(const TrainConfig& config);
 
 }  // namespace npe::model

@@ -18,6 +18,19 @@
 // exp_avg_sq / square_avg), updated in place, so checkpoints keep their format and a run
 // resumes on either device; sync_optimizer() writes the step count back before a save.
 //
+// Data parallel (a ProcessGroup of K processes, distributed.h): config.batch_size is each
+// process's batch b; the run's data order is WindowOrder's with the global batch K b, of which
+// process r takes positions [r b, (r + 1) b) of each step's slice, so that the K processes
+// together see exactly the batches one process with batch K b would. The gradients live in one
+// flat float32 buffer (each parameter's .grad() a view of it) and, after the backward, are
+// averaged over the processes by NCCL all-reduces of buckets of at most 25 MiB, enqueued on the
+// compute stream (and captured in the graph with the rest of the step); clipping and the update
+// then run on identical gradients, so the replicas stay identical. Each process's loss is the
+// mean over its own windows' present balls, so the averaged gradient is the gradient of the
+// global batch's loss exactly when every window has the same number of balls (a world of one
+// ball count); otherwise each process's windows weigh the same, as in PyTorch's
+// DistributedDataParallel. Dropout masks and input noise are drawn per process.
+//
 // On CPU the same tensor ops run eagerly (one code path; the CPU path uses all cores through
 // torch's intra-op threads). On CUDA, after `warmup_steps` eager steps (real steps of the run)
 // the step is captured and replayed; nothing in the loop waits for the GPU: losses and the
@@ -30,6 +43,7 @@
 
 #include <torch/torch.h>
 
+#include "npe/model/distributed.h"
 #include "npe/model/train.h"
 
 namespace npe::model {
@@ -39,6 +53,7 @@ struct StepOptions {
   bool bf16 = false;       // bf16 autocast of forward and backward (CUDA only; parameters,
                            // gradients and optimizer state stay float32)
   int warmup_steps = 3;    // eager steps on a side stream before the capture
+  ProcessGroup* group = nullptr;  // data parallel over these processes (nullptr: one process)
 };
 
 // True when this build can capture CUDA graphs (npe built with a CUDA compiler).
@@ -60,14 +75,26 @@ class TrainStep {
   void run();                        // one step
   int64_t step() const;              // the next step's index (steps taken so far, from 0)
   bool captured() const;             // replaying a CUDA graph
-  double take_mean_loss();           // mean training loss since the last call (waits for the device)
+  // Mean training loss since the last call (waits for the device; data parallel: over every
+  // process, a collective).
+  double take_mean_loss();
   // The running sum behind take_mean_loss, for a checkpoint written between two evaluations
-  // (waits for the device), and its restoration in a resumed run.
+  // (waits for the device; data parallel: the mean over processes of their sums, a collective),
+  // and its restoration in a resumed run (the same on every process).
   std::pair<double, int64_t> loss_accumulator();
   void restore_loss_accumulator(double sum, int64_t count);
-  int64_t first_nonfinite_step();    // first step whose loss was NaN/Inf, or -1 (waits for the device)
+  // First step whose loss was NaN/Inf on any process, or -1 (waits for the device; a collective).
+  int64_t first_nonfinite_step();
   double lr();                       // the learning rate the last step used (waits for the device)
   void sync_optimizer();             // writes the step count into the optimizer's state (before a save)
+  // Data parallel: copies process 0's parameters, buffers and optimizer state (moments and step
+  // count) to every process (a collective; before the first step, so that a run resumed from a
+  // checkpoint only process 0 read starts everywhere from it).
+  void broadcast_state();
+  // Data parallel: the largest absolute difference between this process's parameters and process
+  // 0's (a collective; 0 when the replicas are identical, as they should stay).
+  double replica_divergence();
+  int64_t gradient_buckets() const;  // all-reduces per step (0 with one process)
 
  private:
   struct Impl;
