@@ -93,6 +93,31 @@ struct ProcessGroup::Impl {
 
 ProcessGroup::ProcessGroup() : impl_(std::make_unique<Impl>()) {}
 
+namespace {
+
+// The rendezvous: libtorch's TCPStore at MASTER_ADDR:MASTER_PORT (see distributed.h).
+c10::intrusive_ptr<c10d::Store> join_store(const DistEnv& env, std::chrono::milliseconds timeout) {
+  c10d::TCPStoreOptions o;
+  o.port = static_cast<uint16_t>(env.master_port);
+  o.isServer = !env.agent_store && env.rank == 0;
+  // Every process counts itself in (waitWorkers); the server's constructor then waits for all of
+  // them, as torch.distributed's env:// rendezvous does. torchrun's agent store counts nobody.
+  o.numWorkers = env.agent_store ? std::nullopt : std::optional<std::size_t>(env.world_size);
+  o.waitWorkers = !env.agent_store;
+  o.timeout = timeout;
+  try {
+    c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, o);
+    if (env.agent_store) store = c10::make_intrusive<c10d::PrefixStore>(env.store_prefix, store);
+    return store;
+  } catch (const std::exception& e) {
+    throw Error(fmt::format("rendezvous at MASTER_ADDR {} MASTER_PORT {} (rank {} of {}{}) failed: {}",
+                            env.master_addr, env.master_port, env.rank, env.world_size,
+                            env.agent_store ? ", torchrun's store" : "", plain_message(e)));
+  }
+}
+
+}  // namespace
+
 ProcessGroup::ProcessGroup(const DistEnv& env, torch::Device device, std::chrono::milliseconds timeout)
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
@@ -106,24 +131,20 @@ ProcessGroup::ProcessGroup(const DistEnv& env, torch::Device device, std::chrono
     throw Error(fmt::format("WORLD_SIZE {}: data-parallel training needs NCCL, and this npe was built without it "
                             "(no CUDA compiler, or no nvidia/nccl beside the torch wheel); run one process",
                             env.world_size));
-  c10d::TCPStoreOptions o;
-  o.port = static_cast<uint16_t>(env.master_port);
-  o.isServer = !env.agent_store && env.rank == 0;
-  o.numWorkers = env.agent_store ? std::nullopt : std::optional<std::size_t>(env.world_size);
-  o.waitWorkers = o.isServer;
-  o.timeout = timeout;
-  try {
-    c10::intrusive_ptr<c10d::Store> tcp = c10::make_intrusive<c10d::TCPStore>(env.master_addr, o);
-    m.store = tcp;
-    if (env.agent_store) m.store = c10::make_intrusive<c10d::PrefixStore>(env.store_prefix, tcp);
-  } catch (const std::exception& e) {
-    throw Error(fmt::format("rendezvous at MASTER_ADDR {} MASTER_PORT {} (rank {} of {}{}) failed: {}",
-                            env.master_addr, env.master_port, env.rank, env.world_size,
-                            env.agent_store ? ", torchrun's store" : "", plain_message(e)));
-  }
+  m.store = join_store(env, timeout);
   m.device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
   m.coll = make_nccl_collectives(*m.store, m.rank, m.size, env.local_rank);
 }
+
+ProcessGroup ProcessGroup::store_only(const DistEnv& env, std::chrono::milliseconds timeout) {
+  ProcessGroup g;
+  g.impl_->rank = env.rank;
+  g.impl_->size = env.world_size;
+  if (env.distributed()) g.impl_->store = join_store(env, timeout);
+  return g;
+}
+
+ProcessGroup::ProcessGroup(ProcessGroup&&) noexcept = default;
 
 ProcessGroup::~ProcessGroup() {
   if (impl_ && impl_->coll) impl_->coll->close(std::uncaught_exceptions() > 0);
@@ -133,15 +154,24 @@ int ProcessGroup::rank() const { return impl_->rank; }
 int ProcessGroup::size() const { return impl_->size; }
 bool ProcessGroup::nccl_available() { return model::nccl_available(); }
 
+namespace {
+void need_collectives(const ProcessGroup& g, const Collectives* coll) {
+  if (g.size() > 1 && !coll) throw Error("process group: joined for its store only (store_only): no collectives");
+}
+}  // namespace
+
 void ProcessGroup::all_reduce(const torch::Tensor& t, Reduce op) {
+  need_collectives(*this, impl_->coll.get());
   if (impl_->coll) impl_->coll->all_reduce(t, op);
 }
 
 void ProcessGroup::broadcast(const torch::Tensor& t, int root) {
+  need_collectives(*this, impl_->coll.get());
   if (impl_->coll) impl_->coll->broadcast(t, root);
 }
 
 bool ProcessGroup::any(bool local) {
+  need_collectives(*this, impl_->coll.get());
   if (!impl_->coll) return local;
   const torch::Tensor flag = torch::full({}, local ? 1 : 0, torch::TensorOptions().dtype(torch::kLong).device(impl_->device));
   impl_->coll->all_reduce(flag, Reduce::Max);

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <map>
 #include <random>
+#include <thread>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -130,6 +131,41 @@ TEST(ProcessGroup, SeveralProcessesNeedCudaDevices) {
   }
 }
 
+// The rendezvous and the set-up agreement, over a real TCPStore on this machine: two ranks (threads
+// here, processes in npe-train) join at a fresh port; an error on rank 1 reaches rank 0 named.
+TEST(ProcessGroup, RendezvousAgreesOverTheStore) {
+  const int port = 20000 + static_cast<int>(test::fresh_seed() % 40000);
+  std::string messages[2];
+  int ran[2] = {0, 0};
+  auto rank_main = [&](int r) {
+    DistEnv e;
+    e.rank = r;
+    e.world_size = 2;
+    e.local_rank = r;
+    e.master_port = port;
+    e.launcher = "env";
+    try {
+      ProcessGroup g = ProcessGroup::store_only(e, std::chrono::seconds(60));
+      EXPECT_EQ(g.rank(), r);
+      g.agree("fine", [&] { ++ran[r]; });
+      EXPECT_THROW(g.all_reduce(torch::ones({2}), Reduce::Sum), Error);  // no collectives in a store-only group
+      g.agree("set-up", [&] {
+        if (r == 1) throw Error("--dataset_prefix 'd': not found");
+      });
+      messages[r] = "no error";
+    } catch (const Error& err) {
+      messages[r] = err.what();
+    }
+  };
+  std::thread t0(rank_main, 0), t1(rank_main, 1);
+  t0.join();
+  t1.join();
+  EXPECT_EQ(ran[0], 1);
+  EXPECT_EQ(ran[1], 1);
+  EXPECT_EQ(messages[0], "rank 1: --dataset_prefix 'd': not found");
+  EXPECT_EQ(messages[1], "--dataset_prefix 'd': not found");
+}
+
 // CI's 2-process CPU run of the all-reduce: NCCL, npe's backend, has no CPU path, and libtorch's
 // Gloo backend (c10d::ProcessGroupGloo, compiled into libtorch_cpu) cannot be used from C++ with
 // the torch wheel, whose include directory has no gloo/ headers. The data-parallel path is tested
@@ -167,7 +203,7 @@ class DistributedCuda : public ::testing::Test {
     const int port = 20000 + static_cast<int>(test::fresh_seed() % 40000);
     std::string script;
     for (int r = 0; r < world; ++r)
-      script += fmt::format("(RANK={0} LOCAL_RANK={0} WORLD_SIZE={1} MASTER_ADDR=127.0.0.1 MASTER_PORT={2} {3} {4} "
+      script += fmt::format("(RANK={0} LOCAL_RANK={0} WORLD_SIZE={1} MASTER_ADDR=127.0.0.1 MASTER_PORT={2} timeout 300 {3} {4} "
                             "> {5}.{0}.log 2>&1; echo $? > {5}.{0}.rc) &\n",
                             r, world, port, test::tool("npe-train"), args, dir / tag);
     script += "wait\n";

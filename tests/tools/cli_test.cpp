@@ -2,6 +2,7 @@
 // give one clear error naming the file or flag, with a non-zero exit status.
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -10,6 +11,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "npe/datagen/dataset.h"
 #include "npe/datagen/io.h"
 #include "npe/datagen/npy.h"
 #include "test_util.h"
@@ -111,6 +113,42 @@ TEST_F(Cli, BadObstaclesAndEngineFlags) {
   EXPECT_FALSE(fs::exists(p + ".json"));
 }
 
+// npe-datagen --shard k/N for every k, then --merge_shards N: the merged dataset holds the scenes of
+// a single run (the suite's dataset, same flags) and npe-train reads it; a shard's manifest is not a
+// dataset's; bad --shard and --merge_shards flags are refused naming them.
+TEST_F(Cli, ShardedDatasetIsASingleRunThatTheToolsRead) {
+  const std::string p = *dir_ / "shards/balls";
+  for (int k = 0; k < 3; ++k) {
+    const auto r = run_command(tool("npe-datagen") + fmt::format(" --num_scenes 40 --timesteps 20 --no_progress --shard {}/3", k) +
+                               " --out_prefix " + p);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  auto r = run_command(tool("npe-datagen") + " --merge_shards 3 --out_prefix " + p);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("merged 3 shards of 40 scenes"), std::string::npos) << r.output;
+  const auto merged = datagen::read_manifest(p), single = datagen::read_manifest(prefix_);
+  for (const char* split : {"train", "val", "test"}) {
+    const auto a = datagen::load_split(prefix_, single, split), b = datagen::load_split(p, merged, split);
+    ASSERT_EQ(a.data.size(), b.data.size()) << split;
+    EXPECT_EQ(std::memcmp(a.data.data(), b.data.data(), a.data.size() * sizeof(float)), 0) << split;
+  }
+  r = run_command(tool("npe-train") + " --device cpu --batch_size 16 --total_samples 160 --eval_every 5 --no_progress"
+                  " --name sharded --checkpoint_dir " + (*dir_ / "shards/ck") + " --dataset_prefix " + p);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(*dir_ / "shards/ck/sharded.pt")) << r.output;
+  expect_error(tool("npe-train") + " --device cpu --no_progress --checkpoint_dir " + (*dir_ / "shards/ck2") +
+               " --dataset_prefix " + p + ".shard-00001-of-00003", {"shard-00001-of-00003.json", "shard 1 of 3", "--merge_shards 3"});
+  for (const char* bad : {"3/2", "-1/4", "a/b", "1/0"})
+    expect_error(tool("npe-datagen") + " --num_scenes 10 --no_progress --shard " + bad + " --out_prefix " + (*dir_ / "shards/bad"),
+                 {"--shard", bad});
+  expect_error(tool("npe-datagen") + " --num_scenes 10 --no_progress --shard 0/11 --out_prefix " + (*dir_ / "shards/bad"),
+               {"--shard 0/11", "--num_scenes (10)"});
+  expect_error(tool("npe-datagen") + " --merge_shards 4 --out_prefix " + p, {"--merge_shards 4", "shard-00000-of-00004.json", "N = 3"});
+  expect_error(tool("npe-datagen") + " --merge_shards 3 --seed 1 --out_prefix " + p, {"--seed", "--merge_shards"});
+  expect_error(tool("npe-datagen") + " --merge_shards 3", {"--merge_shards", "--out_prefix"});
+  EXPECT_FALSE(fs::exists(*dir_ / "shards/bad.json"));
+}
+
 // The engine's and the training loop's benchmarks and the Box2D comparison run from the command
 // line (small sizes).
 TEST_F(Cli, BenchAndCompareEnginesWriteTheirReports) {
@@ -123,7 +161,7 @@ TEST_F(Cli, BenchAndCompareEnginesWriteTheirReports) {
   EXPECT_NE(csv.find("c_world_2000,cpu,float32"), std::string::npos) << csv;
   EXPECT_EQ(csv.find("b_4ball_final"), std::string::npos) << csv;
   expect_error(tool("npe-bench") + " engine --repeats 0", {"--repeats"});
-  expect_error(tool("npe-bench") + " fluid", {"fluid", "engine, diffsim or train"});
+  expect_error(tool("npe-bench") + " fluid", {"fluid", "engine, diffsim, train or train-dp"});
   r = run_command(tool("npe-bench") + " train --quick --device cpu --threads 1 --out_csv " + out + "/t.csv --out_json " +
                   out + "/t.json");
   ASSERT_EQ(r.exit_code, 0) << r.output;

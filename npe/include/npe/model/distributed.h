@@ -64,7 +64,12 @@ class ProcessGroup {
   // names no GPU of this machine, and when the rendezvous or NCCL fails (with NCCL's message).
   ProcessGroup(const DistEnv& env, torch::Device device,
                std::chrono::milliseconds timeout = std::chrono::minutes(30));
+  // Joins the rendezvous store only, on any device: agree() works, the collectives throw
+  // npe::Error. For tests of the rendezvous (on machines without GPUs) and processes that only
+  // need to agree.
+  static ProcessGroup store_only(const DistEnv& env, std::chrono::milliseconds timeout = std::chrono::minutes(30));
   ~ProcessGroup();  // a clean NCCL destroy, or an abort while an exception unwinds
+  ProcessGroup(ProcessGroup&&) noexcept;
   ProcessGroup(const ProcessGroup&) = delete;
   ProcessGroup& operator=(const ProcessGroup&) = delete;
 
