@@ -197,17 +197,17 @@ fi
 if has dist; then
   gpus=$(nvidia-smi -L | wc -l)
   run=(torchrun); command -v torchrun > /dev/null || run=(python3 -m torch.distributed.run)
-  "$b/model_tests" --gtest_filter='DistEnv.*:ProcessGroup.*:DistributedCuda.*' > "$out/dist_tests.log" 2>&1
+  timeout 400 "$b/model_tests" --gtest_filter='DistEnv.*:ProcessGroup.*:DistributedCuda.*' > "$out/dist_tests.log" 2>&1
   note "model_tests (distributed, $gpus GPUs): exit $? ($(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$out/dist_tests.log" | tr '\n' ' '))"
   grep -E '^\[  FAILED|Failure|Expected|actual|Which is|largest parameter' "$out/dist_tests.log" | head -30
   d=/tmp/npe-dist/data/balls
   "$b/npe-datagen" --num_scenes 2000 --out_prefix "$d" --no_progress > "$out/dist_datagen.log" 2>&1
   # the README's launch line: torchrun starts one npe-train per GPU
-  "${run[@]}" --no-python --nproc_per_node="$gpus" "$b/npe-train" --modern --dataset_prefix "$d" --total_samples 4000000 \
+  timeout 180 "${run[@]}" --no-python --nproc_per_node="$gpus" "$b/npe-train" --modern --dataset_prefix "$d" --total_samples 4000000 \
     --checkpoint_dir /tmp/npe-dist/ck --no_progress > "$out/dist_torchrun.log" 2>&1
   note "torchrun --nproc_per_node=$gpus npe-train --modern (4 M samples): exit $?"
   grep -E '^npe-train|data parallel|val MSE' "$out/dist_torchrun.log"
-  "${run[@]}" --no-python --nproc_per_node="$gpus" "$b/npe-bench" train-dp --out_csv "$out/train_dp.csv" \
+  timeout 240 "${run[@]}" --no-python --nproc_per_node="$gpus" "$b/npe-bench" train-dp --out_csv "$out/train_dp.csv" \
     --out_json "$out/train_dp.json" > "$out/train_dp.log" 2>&1
   note "npe-bench train-dp on $gpus GPUs: exit $?"
   tail -6 "$out/train_dp.log"

@@ -10,7 +10,9 @@ int main(int argc, char** argv) {
     npe::datagen::DatagenConfig c;
     npe::datagen::WorldDef& w = c.world;
     cxxopts::Options o("npe-datagen", "Generate 2-D ball-world trajectories with Box2D or npe's GPU engine.\n"
-                       "Writes PREFIX_{train,val,test}.npy ([scenes, T, N, 5] float32) and PREFIX.json.");
+                       "Writes PREFIX_{train,val,test}.npy ([scenes, T, N, 5] float32) and PREFIX.json.\n"
+                       "Sharded: each of N runs with --shard k/N writes PREFIX.shard-KKKKK-of-NNNNN{_*.npy,.json},\n"
+                       "then --merge_shards N --out_prefix PREFIX writes PREFIX.json listing them (copies no data).");
     o.add_options()
       ("num_scenes", "scenes to simulate (split 70/15/15 by scene)", cxxopts::value<int64_t>()->default_value("12000"))
       ("num_balls", "balls per scene, or a list such as 3,4,5: each scene draws its count from it (slots of "
@@ -43,10 +45,35 @@ int main(int argc, char** argv) {
       ("obstacles", "gpu engine: static obstacles, 'capsule:x0,y0,x1,y1,r;box:cx,cy,hw,hh,deg'",
        cxxopts::value<std::string>()->default_value(""))
       ("cpu", "gpu engine: run the CPU reference even when a GPU is present (same bytes)")
+      ("shard", "k/N: write shard k of N only, scenes [floor(k S/N), floor((k+1) S/N)) of the S = --num_scenes "
+       "scenes (0 <= k < N <= S), to PREFIX.shard-KKKKK-of-NNNNN_{split}.npy (the splits it holds scenes of) and "
+       "PREFIX.shard-KKKKK-of-NNNNN.json; the N shards are byte for byte a single run's scenes",
+       cxxopts::value<std::string>()->default_value(""))
+      ("merge_shards", "N: check the N shards written with --shard k/N --out_prefix PREFIX and write PREFIX.json, "
+       "which lists their files as the splits' parts and which every npe tool reads as one dataset; takes only "
+       "--out_prefix", cxxopts::value<int64_t>()->default_value("0"))
       ("no_progress", "no progress bar")
       ("h,help", "this help");
     auto r = npe::tools::parse(o, argc, argv);
     if (r.count("help")) { fmt::print("{}\n", o.help()); return 0; }
+    if (r.count("merge_shards")) {
+      // the shards' manifests record the dataset: any other flag would be unused
+      for (const auto& kv : r.arguments())
+        if (kv.key() != "merge_shards" && kv.key() != "out_prefix")
+          throw npe::Error(fmt::format("--{}: not used by --merge_shards (the shards' manifests record the dataset); "
+                                       "leave it out", kv.key()));
+      if (!r.count("out_prefix"))
+        throw npe::Error("--merge_shards: expected --out_prefix, the prefix the shards were written with");
+      const std::string prefix = r["out_prefix"].as<std::string>();
+      const int64_t n = r["merge_shards"].as<int64_t>();
+      const auto m = npe::datagen::merge_shards(prefix, n);
+      fmt::print("npe-datagen: merged {} shards of {} scenes (seed {}, engine {})\n", n, m.num_scenes, m.seed, m.engine);
+      for (const auto& s : m.splits)
+        fmt::print("  {}: {} scene{} in {} part{}\n", s.name, s.scenes, s.scenes == 1 ? "" : "s", s.parts.size(),
+                   s.parts.size() == 1 ? "" : "s");
+      fmt::print("  wrote {}\n", npe::datagen::manifest_path(prefix).string());
+      return 0;
+    }
     c.num_scenes = r["num_scenes"].as<int64_t>();
     npe::datagen::parse_ball_counts(w, r["num_balls"].as<std::string>());
     w.timesteps = r["timesteps"].as<int>();
@@ -64,6 +91,7 @@ int main(int argc, char** argv) {
     w.contact_ramp = r["contact_ramp"].as<double>();
     w.obstacles = npe::datagen::parse_obstacles(r["obstacles"].as<std::string>());
     c.progress = r.count("no_progress") == 0;
+    if (r.count("shard")) npe::datagen::parse_shard(r["shard"].as<std::string>(), c);
     if (const std::string preset = r["preset"].as<std::string>(); !preset.empty()) {
       for (const char* flag : {"max_speed", "variable_mass"})
         if (r.count(flag)) throw npe::Error(fmt::format("--{}: --preset {} sets it; leave it out", flag, preset));
@@ -101,6 +129,12 @@ int main(int argc, char** argv) {
     }
     fmt::print("npe-datagen: {} scenes, {} windows in {:.2f} s ({:.0f} scenes/s); max kinetic-energy "
                "drift {:.2e}\n", s.scenes, s.windows, s.seconds, s.scenes / s.seconds, s.max_energy_drift);
+    if (c.num_shards > 0) {
+      const auto range = npe::datagen::scene_range(c);
+      fmt::print("  shard {} of {}: scenes [{}, {}) of {}; when all {} are written: npe-datagen --merge_shards {} "
+                 "--out_prefix {}\n", c.shard, c.num_shards, range.first, range.first + range.count, c.num_scenes,
+                 c.num_shards, c.num_shards, c.out_prefix);
+    }
     if (w.reject_speed > 0)
       fmt::print("  {} draws rejected and redrawn ({:.1f}% of draws)\n", s.redrawn,
                  100.0 * s.redrawn / std::max<double>(1, s.redrawn + s.scenes));

@@ -28,6 +28,9 @@ fs::path manifest_path(const std::string& prefix) { return fs::path(prefix + ".j
 fs::path split_path(const std::string& prefix, const std::string& split) {
   return fs::path(prefix + "_" + split + ".npy");
 }
+std::string shard_prefix(const std::string& prefix, int64_t shard, int64_t num_shards) {
+  return fmt::format("{}.shard-{:05d}-of-{:05d}", prefix, shard, num_shards);
+}
 
 const SplitInfo& Manifest::split(const std::string& name) const {
   for (const SplitInfo& s : splits)
@@ -38,8 +41,11 @@ const SplitInfo& Manifest::split(const std::string& name) const {
 json Manifest::to_json() const {
   const WorldDef& w = world;
   json j;
-  j["format"] = "npe-dataset";
+  j["format"] = shard.count > 0 ? "npe-dataset-shard" : "npe-dataset";
   j["format_version"] = 1;
+  if (shard.count > 0)
+    j["shard"] = {{"index", shard.index}, {"count", shard.count}, {"first_scene", shard.first_scene},
+                  {"scenes", shard.scenes}};
   j["npe_version"] = npe_version;
   j["engine"] = engine;
   j["seed"] = seed;
@@ -76,15 +82,26 @@ json Manifest::to_json() const {
   if (w.reject_speed > 0) j["world"]["reject_speed"] = w.reject_speed;
   if (!w.preset.empty()) j["world"]["preset"] = w.preset;
   json sp = json::array();
-  for (const SplitInfo& s : splits)
-    sp.push_back({{"name", s.name}, {"file", s.file}, {"first_scene", s.first_scene},
-                  {"scenes", s.scenes}, {"windows", s.windows},
-                  {"shape", {s.scenes, w.timesteps, w.num_balls, kStateDim}}});
+  for (const SplitInfo& s : splits) {
+    json e = {{"name", s.name}, {"first_scene", s.first_scene}, {"scenes", s.scenes}, {"windows", s.windows},
+              {"shape", {s.scenes, w.timesteps, w.num_balls, kStateDim}}};
+    if (s.parts.empty()) {
+      e["file"] = s.file;
+    } else {
+      e["parts"] = json::array();
+      for (const SplitPart& p : s.parts)
+        e["parts"].push_back({{"file", p.file}, {"first_scene", p.first_scene}, {"scenes", p.scenes}});
+    }
+    sp.push_back(e);
+  }
   j["splits"] = sp;
   return j;
 }
 
 namespace {
+// Beyond 10^12 scenes (4 TB per frame-ball) a count is corrupt; checked before any product.
+constexpr int64_t kMaxScenes = 1000000000000;
+
 template <typename T>
 T field(const json& j, const char* key, const std::string& source, const std::string& where) {
   if (!j.is_object() || !j.contains(key))
@@ -93,13 +110,30 @@ T field(const json& j, const char* key, const std::string& source, const std::st
   throw Error(fmt::format("{}: manifest field '{}{}' has the wrong type or range (found {})", source, where, key,
                           j.at(key).dump().substr(0, 80)));
 }
+
+// A data file named by a manifest lies beside it: a plain file name, never a path.
+void check_file_name(const std::string& file, const std::string& src, const std::string& what) {
+  if (file.empty() || file.find('/') != std::string::npos || file == "." || file == "..")
+    throw Error(fmt::format("{}: {}: field 'file' expected a file name beside the manifest, found \"{}\"", src, what,
+                            file));
+}
 }  // namespace
 
-Manifest Manifest::from_json(const json& j, const std::string& src) {
+Manifest Manifest::from_json(const json& j, const std::string& src, bool shard) {
   if (!j.is_object()) throw Error(fmt::format("{}: manifest is not a JSON object", src));
   const auto fmt_name = field<std::string>(j, "format", src, "");
-  if (fmt_name != "npe-dataset")
-    throw Error(fmt::format("{}: manifest 'format' expected \"npe-dataset\", found \"{}\"", src, fmt_name));
+  const char* expected_format = shard ? "npe-dataset-shard" : "npe-dataset";
+  if (!shard && fmt_name == "npe-dataset-shard") {
+    // a shard's manifest where a dataset's is expected: say which merge makes the dataset
+    const json& sh = j.contains("shard") ? j["shard"] : json();
+    const auto count = field<int64_t>(sh, "count", src, "shard.");
+    throw Error(fmt::format("{}: manifest is shard {} of {} of a dataset (format \"npe-dataset-shard\"); expected a "
+                            "dataset's manifest: merge the shards (npe-datagen --merge_shards {} --out_prefix P, where "
+                            "the shard files are P.shard-*) and read P",
+                            src, field<int64_t>(sh, "index", src, "shard."), count, count));
+  }
+  if (fmt_name != expected_format)
+    throw Error(fmt::format("{}: manifest 'format' expected \"{}\", found \"{}\"", src, expected_format, fmt_name));
   const int version = field<int>(j, "format_version", src, "");
   if (version != 1)
     throw Error(fmt::format("{}: manifest 'format_version' expected 1, found {}", src, version));
@@ -169,27 +203,69 @@ Manifest Manifest::from_json(const json& j, const std::string& src) {
   } catch (const Error& e) {
     throw Error(fmt::format("{}: manifest world is invalid: {}", src, e.what()));
   }
+  if (shard) {
+    const json& sh = j.contains("shard") ? j["shard"] : json();
+    ShardInfo& si = m.shard;
+    si.index = field<int64_t>(sh, "index", src, "shard.");
+    si.count = field<int64_t>(sh, "count", src, "shard.");
+    si.first_scene = field<int64_t>(sh, "first_scene", src, "shard.");
+    si.scenes = field<int64_t>(sh, "scenes", src, "shard.");
+    if (m.num_scenes < 1 || m.num_scenes > kMaxScenes || si.count < 1 || si.index < 0 || si.index >= si.count ||
+        si.scenes < 1 || si.first_scene < 0 || si.first_scene > m.num_scenes - si.scenes)
+      throw Error(fmt::format("{}: manifest field 'shard' says shard {} of {}, scenes [{}, {} + {}) of num_scenes {}; "
+                              "expected 0 <= index < count and 1 or more scenes within [0, num_scenes <= 10^12)",
+                              src, si.index, si.count, si.first_scene, si.first_scene, si.scenes, m.num_scenes));
+  }
   if (!j.contains("splits") || !j["splits"].is_array())
     throw Error(fmt::format("{}: manifest field 'splits' is missing or not an array", src));
   for (const json& s : j["splits"]) {
     SplitInfo si;
     si.name = field<std::string>(s, "name", src, "splits[].");
-    si.file = field<std::string>(s, "file", src, "splits[].");
+    const std::string what = fmt::format("split '{}'", si.name);
+    if (s.is_object() && s.contains("parts")) {
+      if (shard) throw Error(fmt::format("{}: {}: field 'parts' is not allowed in a shard's manifest", src, what));
+      if (s.contains("file"))
+        throw Error(fmt::format("{}: {}: expected either field 'file' or field 'parts', found both", src, what));
+      if (!s["parts"].is_array() || s["parts"].empty())
+        throw Error(fmt::format("{}: {}: field 'parts' expected a non-empty array of files, found {}", src, what,
+                                s["parts"].dump().substr(0, 80)));
+    } else {
+      si.file = field<std::string>(s, "file", src, "splits[].");
+      check_file_name(si.file, src, what);
+    }
     si.first_scene = field<int64_t>(s, "first_scene", src, "splits[].");
     si.scenes = field<int64_t>(s, "scenes", src, "splits[].");
     si.windows = field<int64_t>(s, "windows", src, "splits[].");
-    // A split file lies beside its manifest: a plain file name, never a path.
-    if (si.file.empty() || si.file.find('/') != std::string::npos || si.file == "." || si.file == "..")
-      throw Error(fmt::format("{}: split '{}': field 'file' expected a file name beside the manifest, found \"{}\"",
-                              src, si.name, si.file));
-    // Beyond 10^12 scenes (4 TB per frame-ball) a count is corrupt; checked before any product.
-    if (si.scenes > 1000000000000 || si.first_scene < 0 || si.first_scene > 1000000000000)
+    if (si.scenes > kMaxScenes || si.first_scene < 0 || si.first_scene > kMaxScenes)
       throw Error(fmt::format("{}: split '{}' has {} scenes from scene {}; expected 1 to 10^12 scenes from a "
                               "non-negative index", src, si.name, si.scenes, si.first_scene));
     if (si.scenes < 1 || si.windows != si.scenes * (d.timesteps - 2))
       throw Error(fmt::format("{}: split '{}' has {} scenes and {} windows; expected at least one "
                               "scene and windows = scenes * (timesteps - 2) = {}",
                               src, si.name, si.scenes, si.windows, si.scenes * (d.timesteps - 2)));
+    if (s.is_object() && s.contains("parts")) {
+      // the parts tile the split's scenes in order: each starts where the one before ended
+      int64_t next = si.first_scene;
+      for (size_t i = 0; i < s["parts"].size(); ++i) {
+        const json& pj = s["parts"][i];
+        const std::string where = fmt::format("splits[{}].parts[{}].", si.name, i);
+        SplitPart p;
+        p.file = field<std::string>(pj, "file", src, where);
+        check_file_name(p.file, src, fmt::format("{} part {}", what, i));
+        p.first_scene = field<int64_t>(pj, "first_scene", src, where);
+        p.scenes = field<int64_t>(pj, "scenes", src, where);
+        if (p.first_scene != next || p.scenes < 1 || p.scenes > si.first_scene + si.scenes - next)
+          throw Error(fmt::format("{}: {} part {} ('{}') has {} scenes from scene {}; expected 1 to {} scenes from "
+                                  "scene {} (the parts tile the split's scenes [{}, {}) in order)",
+                                  src, what, i, p.file, p.scenes, p.first_scene, si.first_scene + si.scenes - next,
+                                  next, si.first_scene, si.first_scene + si.scenes));
+        next += p.scenes;
+        si.parts.push_back(p);
+      }
+      if (next != si.first_scene + si.scenes)
+        throw Error(fmt::format("{}: {}: its {} parts hold {} scenes; expected the split's {} scenes", src, what,
+                                si.parts.size(), next - si.first_scene, si.scenes));
+    }
     m.splits.push_back(si);
   }
   return m;
@@ -204,14 +280,16 @@ Manifest read_manifest(const std::string& prefix) {
   return parse_manifest(read_file(path), path.string());
 }
 
-Trajectories load_split(const std::string& prefix, const Manifest& m, const std::string& split) {
-  const fs::path path = manifest_path(prefix).parent_path() / m.split(split).file;
-  return check_split(m, split, read_npy_f32(path), path.string());
+Manifest read_shard_manifest(const std::string& shard_prefix) {
+  const fs::path path = manifest_path(shard_prefix);
+  return Manifest::from_json(parse_json(read_file(path), path.string(), "an npe dataset shard's manifest"),
+                             path.string(), true);
 }
 
-Trajectories check_split(const Manifest& m, const std::string& split, NpyArray a, const std::string& name) {
-  const SplitInfo& info = m.split(split);
-  const std::vector<int64_t> expected = {info.scenes, m.world.timesteps, m.world.num_balls, kStateDim};
+namespace {
+// check_split's checks of an array that should hold `scenes` scenes of the manifest's world.
+Trajectories check_scenes(const Manifest& m, int64_t scenes, NpyArray a, const std::string& name) {
+  const std::vector<int64_t> expected = {scenes, m.world.timesteps, m.world.num_balls, kStateDim};
   if (a.shape != expected)
     throw Error(fmt::format("{}: array shape expected ({}) [scenes, T, N, 5] as the manifest "
                             "says, found ({})",
@@ -223,7 +301,7 @@ Trajectories check_split(const Manifest& m, const std::string& split, NpyArray a
       throw Error(fmt::format("{}: value {} (scene {}) is not finite", name, i, i / (T * N * kStateDim)));
   // Masses: positive for the balls of a scene; with mixed ball counts, a scene's n balls fill slots
   // [0, n) and the other slots are all-zero in every frame.
-  for (int64_t s = 0; s < info.scenes; ++s) {
+  for (int64_t s = 0; s < scenes; ++s) {
     const float* scene = a.data.data() + s * T * N * kStateDim;
     int64_t n = 0;
     while (n < N && scene[n * kStateDim + 4] > 0) ++n;
@@ -244,11 +322,47 @@ Trajectories check_split(const Manifest& m, const std::string& split, NpyArray a
       }
   }
   Trajectories t;
-  t.scenes = info.scenes;
+  t.scenes = scenes;
   t.timesteps = m.world.timesteps;
   t.num_balls = m.world.num_balls;
   t.data = std::move(a.data);
   return t;
+}
+}  // namespace
+
+Trajectories load_split(const std::string& prefix, const Manifest& m, const std::string& split) {
+  const SplitInfo& info = m.split(split);
+  const fs::path dir = manifest_path(prefix).parent_path();
+  if (info.parts.empty()) {
+    const fs::path path = dir / info.file;
+    return check_split(m, split, read_npy_f32(path), path.string());
+  }
+  // Parts: each read and checked as a split of its own, then appended. The memory reserved is
+  // bounded by the files' sizes, not by the manifest's counts (which a corrupt manifest inflates).
+  uintmax_t file_bytes = 0;
+  for (const SplitPart& p : info.parts) {
+    std::error_code ec;
+    const uintmax_t size = fs::file_size(dir / p.file, ec);
+    if (ec) throw Error(fmt::format("{}: cannot read ({}); split '{}' lists it as a part", (dir / p.file).string(),
+                                    ec.message(), split));
+    file_bytes += size;
+  }
+  Trajectories t;
+  t.scenes = info.scenes;
+  t.timesteps = m.world.timesteps;
+  t.num_balls = m.world.num_balls;
+  const uintmax_t floats = static_cast<uintmax_t>(info.scenes) * t.timesteps * t.num_balls * kStateDim;
+  t.data.reserve(static_cast<size_t>(std::min<uintmax_t>(floats, file_bytes / sizeof(float))));
+  for (const SplitPart& p : info.parts) {
+    const fs::path path = dir / p.file;
+    const Trajectories part = check_scenes(m, p.scenes, read_npy_f32(path), path.string());
+    t.data.insert(t.data.end(), part.data.begin(), part.data.end());
+  }
+  return t;
+}
+
+Trajectories check_split(const Manifest& m, const std::string& split, NpyArray a, const std::string& name) {
+  return check_scenes(m, m.split(split).scenes, std::move(a), name);
 }
 
 }  // namespace npe::datagen

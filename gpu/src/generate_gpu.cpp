@@ -44,12 +44,16 @@ void sample_chunk(const datagen::DatagenConfig& c, int64_t first, int64_t count,
 }
 
 // CUDA: two slots (world, device frames, pinned frames); while the caller writes chunk k, the
-// GPU simulates chunk k + 1.
+// GPU simulates chunk k + 1 (as write_dataset asks for them: in order, within the run's scenes,
+// never across a split's end).
 class CudaSource {
  public:
   CudaSource(const datagen::DatagenConfig& c, int64_t chunk) : c_(c), chunk_(chunk) {
     const auto sizes = datagen::split_sizes(c.num_scenes);
-    ends_ = {sizes.train, sizes.train + sizes.val, c.num_scenes};
+    const datagen::SceneRange r = datagen::scene_range(c);  // all scenes, or the shard's
+    end_ = r.first + r.count;
+    auto clip = [&](int64_t i) { return std::clamp(i, r.first, end_); };
+    ends_ = {clip(sizes.train), clip(sizes.train + sizes.val), end_};
     per_scene_ = static_cast<size_t>(c.world.timesteps) * c.world.num_balls * kStateDim;
     for (Slot& s : slots_) {
       s.world = std::make_unique<CudaWorld<float>>(spec_from_world(c.world, chunk));
@@ -70,7 +74,7 @@ class CudaSource {
     s.first = -1;
     // queue the next chunk before copying this one out, so the GPU works meanwhile
     const int64_t next = first + count;
-    if (next < c_.num_scenes) {
+    if (next < end_) {
       const int64_t end = *std::upper_bound(ends_.begin(), ends_.end(), next);
       launch(slots_[1 - k], next, std::min(chunk_, end - next));
     }
@@ -104,7 +108,8 @@ class CudaSource {
   const datagen::DatagenConfig& c_;
   int64_t chunk_;
   size_t per_scene_;
-  std::vector<int64_t> ends_;
+  int64_t end_;                // one past the last scene written
+  std::vector<int64_t> ends_;  // where the splits end within the scenes written, then end_
   Slot slots_[2];
 };
 
@@ -140,7 +145,8 @@ datagen::DatagenSummary generate_dataset_gpu(const datagen::DatagenConfig& confi
   const size_t per_scene = static_cast<size_t>(c.world.timesteps) * c.world.num_balls * kStateDim;
   if (chunk_scenes <= 0)  // about 256 MiB of frames per chunk
     chunk_scenes = std::max<int64_t>(1, (int64_t{256} << 20) / static_cast<int64_t>(per_scene * sizeof(float)));
-  chunk_scenes = std::min(chunk_scenes, c.num_scenes);
+  if (c.num_scenes >= 3)  // else write_dataset refuses it
+    chunk_scenes = std::min(chunk_scenes, datagen::scene_range(c).count);
   // energy drift of the summary: kinetic energy of contact-free frames
   const datagen::FrameEnergy energy = [&](const float* f) {
     thread_local std::vector<datagen::BallInit> balls;  // called for every frame: no allocation

@@ -1,6 +1,8 @@
 #include "npe/datagen/dataset.h"
 
 #include <cmath>
+#include <filesystem>
+#include <functional>
 #include <fstream>
 #include <tuple>
 
@@ -25,6 +27,24 @@ DatagenConfig small_config(const test::TempDir& dir, uint64_t seed) {
   c.threads = 2;
   c.progress = false;
   return c;
+}
+
+// The N shards of `c` written and merged (npe-datagen --shard k/N for each k, --merge_shards N).
+Manifest sharded_dataset(DatagenConfig c, int64_t num_shards) {
+  for (c.shard = 0, c.num_shards = num_shards; c.shard < num_shards; ++c.shard) generate_dataset(c);
+  return merge_shards(c.out_prefix, num_shards);
+}
+
+// The npe::Error that `f` throws (a test failure when none).
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no npe::Error thrown";
+  return "";
 }
 
 TEST(Dataset, SplitSizesAreByScene) {
@@ -225,6 +245,130 @@ TEST(Dataset, PresetIsRecordedInTheManifest) {
   EXPECT_DOUBLE_EQ(w.min_separation, 2.5);
   EXPECT_DOUBLE_EQ(w.reject_speed, 600.0);
   EXPECT_DOUBLE_EQ(w.max_speed, 600.0);
+}
+
+// A split in parts (a merged sharded dataset) loads as one array, every scene the simulation of
+// its index; each part is checked as a split of its own, and errors name the part's file.
+TEST(Dataset, SplitInPartsLoadsAsOneAndIsCheckedPartByPart) {
+  test::TempDir dir;
+  const auto c = small_config(dir, test::fresh_seed());
+  const Manifest m = sharded_dataset(c, 3);
+  const SplitInfo& train = m.split("train");
+  ASSERT_GE(train.parts.size(), 2u);
+  const Trajectories t = load_split(c.out_prefix, m, "train");
+  EXPECT_EQ(t.scenes, train.scenes);
+  EXPECT_EQ(t.windows(), train.windows);
+  std::vector<float> expect(12 * 4 * kStateDim);
+  int64_t i = 0;  // scene in the split
+  for (const SplitPart& p : train.parts) {
+    // each part's last scene is the simulation of its global index
+    i += p.scenes;
+    simulate_box2d(c.world, sample_scene(c.world, c.seed, p.first_scene + p.scenes - 1), expect.data());
+    EXPECT_EQ(std::vector<float>(t.frame(i - 1, 0), t.frame(i - 1, 0) + expect.size()), expect) << p.file;
+  }
+  const std::filesystem::path part = std::filesystem::path(c.out_prefix).parent_path() / train.parts[1].file;
+  const std::string good = read_file(part);
+  // a part of another shape
+  std::vector<float> junk(2 * 12 * 4 * 5, 0.5f);
+  write_npy_f32(part, {2, 12, 4, 5}, junk.data());
+  std::string e = error_of([&] { load_split(c.out_prefix, m, "train"); });
+  EXPECT_NE(e.find(train.parts[1].file), std::string::npos) << e;
+  EXPECT_NE(e.find(fmt::format("expected ({}, 12, 4, 5)", train.parts[1].scenes)), std::string::npos) << e;
+  EXPECT_NE(e.find("found (2, 12, 4, 5)"), std::string::npos) << e;
+  // a part holding a NaN
+  NpyArray a = parse_npy_f32(good, part.string());
+  a.data[9] = NAN;
+  write_npy_f32(part, a.shape, a.data.data());
+  e = error_of([&] { load_split(c.out_prefix, m, "train"); });
+  EXPECT_NE(e.find(train.parts[1].file), std::string::npos) << e;
+  EXPECT_NE(e.find("not finite"), std::string::npos) << e;
+  // a missing part
+  std::filesystem::remove(part);
+  e = error_of([&] { load_split(c.out_prefix, m, "train"); });
+  EXPECT_NE(e.find(train.parts[1].file), std::string::npos) << e;
+  EXPECT_NE(e.find("split 'train' lists it as a part"), std::string::npos) << e;
+  write_file_atomic(part, good);
+  EXPECT_EQ(load_split(c.out_prefix, m, "train").data, t.data);
+  // check_split checks a whole split's array
+  NpyArray whole;
+  whole.shape = {t.scenes, 12, 4, 5};
+  whole.data = t.data;
+  EXPECT_EQ(check_split(m, "train", whole, "train").data, t.data);
+}
+
+// parse_manifest: parts are plain file names beside the manifest that tile the split's scenes in
+// order; anything else is refused naming the split, the part and the field.
+TEST(Dataset, ManifestPartsAreChecked) {
+  test::TempDir dir;
+  const auto c = small_config(dir, test::fresh_seed());
+  sharded_dataset(c, 4);
+  const nlohmann::json good = nlohmann::json::parse(read_file(manifest_path(c.out_prefix)));
+  ASSERT_NO_THROW(parse_manifest(good.dump(), "m.json"));
+  ASSERT_GE(good["splits"][0]["parts"].size(), 2u);
+  using Mutation = std::function<void(nlohmann::json&)>;
+  const std::vector<std::tuple<const char*, Mutation, std::vector<std::string>>> cases = {
+      {"path", [](nlohmann::json& s) { s["parts"][1]["file"] = "../x.npy"; },
+       {"split 'train' part 1", "file name beside the manifest", "../x.npy"}},
+      {"absolute", [](nlohmann::json& s) { s["parts"][0]["file"] = "/tmp/x.npy"; }, {"part 0", "/tmp/x.npy"}},
+      {"gap", [](nlohmann::json& s) { s["parts"][1]["first_scene"] = s["parts"][1]["first_scene"].get<int64_t>() + 1; },
+       {"split 'train' part 1", "tile"}},
+      {"empty part", [](nlohmann::json& s) { s["parts"][0]["scenes"] = 0; }, {"part 0", "has 0 scenes", "tile"}},
+      {"too many scenes", [](nlohmann::json& s) { s["parts"].back()["scenes"] = s["parts"].back()["scenes"].get<int64_t>() + 1; },
+       {"split 'train' part", "tile"}},
+      {"part left out", [](nlohmann::json& s) { s["parts"].erase(s["parts"].size() - 1); }, {"split 'train'", "parts hold"}},
+      {"file and parts", [](nlohmann::json& s) { s["file"] = "x.npy"; }, {"split 'train'", "found both"}},
+      {"no parts", [](nlohmann::json& s) { s["parts"] = nlohmann::json::array(); }, {"split 'train'", "non-empty array"}},
+      {"part field", [](nlohmann::json& s) { s["parts"][0].erase("scenes"); }, {"splits[train].parts[0].scenes", "missing"}},
+  };
+  for (const auto& [name, mutate, needles] : cases) {
+    nlohmann::json j = good;
+    mutate(j["splits"][0]);
+    const std::string e = error_of([&] { parse_manifest(j.dump(), "m.json"); });
+    EXPECT_NE(e.find("m.json"), std::string::npos) << name << ": " << e;
+    for (const std::string& n : needles) EXPECT_NE(e.find(n), std::string::npos) << name << ": " << e;
+  }
+}
+
+// A shard's manifest is read as a shard's (read_shard_manifest), with its own splits loadable; where
+// a dataset's is expected it is refused with the merge to run.
+TEST(Dataset, ShardManifestIsReadAsAShardOnly) {
+  test::TempDir dir;
+  auto c = small_config(dir, test::fresh_seed());
+  c.shard = 1;
+  c.num_shards = 2;
+  generate_dataset(c);
+  const std::string sp = shard_prefix(c.out_prefix, 1, 2);
+  EXPECT_EQ(manifest_path(sp).filename().string(), "balls.shard-00001-of-00002.json");
+  std::string e = error_of([&] { read_manifest(sp); });
+  EXPECT_NE(e.find("shard 1 of 2"), std::string::npos) << e;
+  EXPECT_NE(e.find("--merge_shards 2"), std::string::npos) << e;
+  const Manifest s = read_shard_manifest(sp);
+  const SceneRange r = shard_range(40, 1, 2);
+  EXPECT_EQ(s.shard.index, 1);
+  EXPECT_EQ(s.shard.count, 2);
+  EXPECT_EQ(s.shard.first_scene, r.first);
+  EXPECT_EQ(s.shard.scenes, r.count);
+  EXPECT_EQ(s.num_scenes, 40);
+  int64_t next = r.first;
+  for (const SplitInfo& info : s.splits) {
+    EXPECT_EQ(info.first_scene, next) << info.name;
+    next += info.scenes;
+    EXPECT_EQ(load_split(sp, s, info.name).scenes, info.scenes) << info.name;
+  }
+  EXPECT_EQ(next, r.first + r.count);
+  // a dataset's manifest is no shard's, and a shard's holds no parts
+  nlohmann::json j = s.to_json();
+  j["format"] = "npe-dataset";
+  e = error_of([&] { Manifest::from_json(j, "d.json", true); });
+  EXPECT_NE(e.find("expected \"npe-dataset-shard\""), std::string::npos) << e;
+  j = s.to_json();
+  j["splits"][0]["parts"] = nlohmann::json::array({{{"file", "x.npy"}, {"first_scene", 0}, {"scenes", 1}}});
+  e = error_of([&] { Manifest::from_json(j, "s.json", true); });
+  EXPECT_NE(e.find("'parts' is not allowed in a shard's manifest"), std::string::npos) << e;
+  j = s.to_json();
+  j["shard"]["index"] = 2;
+  e = error_of([&] { Manifest::from_json(j, "s.json", true); });
+  EXPECT_NE(e.find("shard 2 of 2"), std::string::npos) << e;
 }
 
 }  // namespace

@@ -25,6 +25,23 @@ m = open(sys.argv[1], 'rb').read(); a = open(sys.argv[2], 'rb').read()
 open(sys.argv[3], 'wb').write(struct.pack('<I', len(m)) + m + a)
 PY
 done
+# a sharded dataset: 3 shards merged (splits in parts; its train split's parts concatenated), and
+# one shard's own manifest (which parse_manifest refuses)
+for k in 0 1 2; do
+  "$bin/npe-datagen" --num_scenes 5 --timesteps 4 --num_balls 2 --no_progress --threads 1 --shard $k/3 \
+    --out_prefix "$tmp/sharded/sharded" >/dev/null
+done
+"$bin/npe-datagen" --merge_shards 3 --out_prefix "$tmp/sharded/sharded" >/dev/null
+"$root/.venv/bin/python" - "$tmp/sharded" "$c/dataset" <<'PY'
+import io, json, struct, sys, numpy as np
+d, out = sys.argv[1], sys.argv[2]
+def entry(name, manifest, array):
+    m = open(f"{d}/{manifest}", 'rb').read(); a = io.BytesIO(); np.save(a, array)
+    open(f"{out}/{name}", 'wb').write(struct.pack('<I', len(m)) + m + a.getvalue())
+train = next(s for s in json.load(open(f"{d}/sharded.json"))['splits'] if s['name'] == 'train')
+entry('sharded', 'sharded.json', np.concatenate([np.load(f"{d}/{p['file']}") for p in train['parts']]))
+entry('shard', 'sharded.shard-00000-of-00003.json', np.load(f"{d}/sharded.shard-00000-of-00003_train.npy"))
+PY
 "$root/.venv/bin/python" - "$c/npy" <<'PY'
 import numpy as np, sys
 d = sys.argv[1]

@@ -2,6 +2,8 @@
 // CUDA equal to the CPU reference byte for byte.
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include "npe/datagen/dataset.h"
 #include "npe/datagen/io.h"
 #include "npe/gpu/generate.h"
@@ -79,6 +81,35 @@ TEST(GenerateGpu, CudaWritesTheSameBytesAsTheCpuReference) {
     return j.dump();
   };
   EXPECT_EQ(manifest(a.out_prefix), manifest(b.out_prefix));
+}
+
+// --shard k/N through the engine's path: the merged shards load as the single run's arrays, byte
+// for byte, on the CPU reference and (where present) on CUDA, with chunks that straddle the
+// shards' and the splits' ends.
+TEST(GenerateGpu, ShardsMergedAreASingleRunByteForByte) {
+  std::string why;
+  const bool cuda = cuda_available(&why);
+  test::TempDir dir;
+  const uint64_t seed = test::fresh_seed();
+  const int64_t num_shards = 2 + static_cast<int64_t>(seed % 5);  // [2, 6]
+  SCOPED_TRACE(::testing::Message() << num_shards << " shards");
+  auto one = config(dir, "one", seed);
+  generate_dataset_gpu(one, false, 0);
+  const auto single = datagen::read_manifest(one.out_prefix);
+  for (const bool use_cuda : {false, true}) {
+    if (use_cuda && !cuda) continue;
+    const std::string name = use_cuda ? "cuda" : "cpu";
+    auto c = config(dir, name, seed);
+    c.num_shards = num_shards;
+    for (c.shard = 0; c.shard < num_shards; ++c.shard) generate_dataset_gpu(c, use_cuda, 3);
+    const auto merged = datagen::merge_shards(c.out_prefix, num_shards);
+    EXPECT_EQ(merged.engine, "npe-gpu");
+    for (const char* split : {"train", "val", "test"}) {
+      const auto a = datagen::load_split(one.out_prefix, single, split), b = datagen::load_split(c.out_prefix, merged, split);
+      ASSERT_EQ(a.data.size(), b.data.size()) << name << " " << split;
+      EXPECT_EQ(std::memcmp(a.data.data(), b.data.data(), a.data.size() * sizeof(float)), 0) << name << " " << split;
+    }
+  }
 }
 
 }  // namespace
