@@ -12,10 +12,13 @@
 #include "npe/datagen/generate.h"
 #include "npe/datagen/io.h"
 #include "npe/datagen/npy.h"
+#include "shard_test_util.h"
 #include "test_util.h"
 
 namespace npe::datagen {
 namespace {
+using test_util::error_of;
+using test_util::generate_shards;
 
 DatagenConfig small_config(const test::TempDir& dir, uint64_t seed) {
   DatagenConfig c;
@@ -27,24 +30,6 @@ DatagenConfig small_config(const test::TempDir& dir, uint64_t seed) {
   c.threads = 2;
   c.progress = false;
   return c;
-}
-
-// The N shards of `c` written and merged (npe-datagen --shard k/N for each k, --merge_shards N).
-Manifest sharded_dataset(DatagenConfig c, int64_t num_shards) {
-  for (c.shard = 0, c.num_shards = num_shards; c.shard < num_shards; ++c.shard) generate_dataset(c);
-  return merge_shards(c.out_prefix, num_shards);
-}
-
-// The npe::Error that `f` throws (a test failure when none).
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no npe::Error thrown";
-  return "";
 }
 
 TEST(Dataset, SplitSizesAreByScene) {
@@ -252,7 +237,7 @@ TEST(Dataset, PresetIsRecordedInTheManifest) {
 TEST(Dataset, SplitInPartsLoadsAsOneAndIsCheckedPartByPart) {
   test::TempDir dir;
   const auto c = small_config(dir, test::fresh_seed());
-  const Manifest m = sharded_dataset(c, 3);
+  const Manifest m = generate_shards(c, 3);
   const SplitInfo& train = m.split("train");
   ASSERT_GE(train.parts.size(), 2u);
   const Trajectories t = load_split(c.out_prefix, m, "train");
@@ -301,7 +286,7 @@ TEST(Dataset, SplitInPartsLoadsAsOneAndIsCheckedPartByPart) {
 TEST(Dataset, ManifestPartsAreChecked) {
   test::TempDir dir;
   const auto c = small_config(dir, test::fresh_seed());
-  sharded_dataset(c, 4);
+  generate_shards(c, 4);
   const nlohmann::json good = nlohmann::json::parse(read_file(manifest_path(c.out_prefix)));
   ASSERT_NO_THROW(parse_manifest(good.dump(), "m.json"));
   ASSERT_GE(good["splits"][0]["parts"].size(), 2u);

@@ -11,10 +11,13 @@
 #include "npe/datagen/dataset.h"
 #include "npe/datagen/io.h"
 #include "npe/datagen/npy.h"
+#include "shard_test_util.h"
 #include "test_util.h"
 
 namespace npe::datagen {
 namespace {
+using test_util::error_of;
+using test_util::generate_shards;
 namespace fs = std::filesystem;
 
 // A small dataset's config: `num_scenes` scenes of 8 frames under dir/name/d.
@@ -28,28 +31,6 @@ DatagenConfig shard_config(const test::TempDir& dir, const std::string& name, in
   c.progress = false;
   c.out_prefix = dir / (name + "/d");
   return c;
-}
-
-// Writes the N shards of `c` (one generate_dataset each, chunks as a real run's) and merges them.
-Manifest generate_shards(DatagenConfig c, int64_t num_shards) {
-  for (int64_t k = 0; k < num_shards; ++k) {
-    c.shard = k;
-    c.num_shards = num_shards;
-    generate_dataset(c);
-  }
-  return merge_shards(c.out_prefix, num_shards);
-}
-
-// The error `f` throws (fails the test when it throws none).
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no npe::Error thrown";
-  return "";
 }
 
 TEST(Generate, SameSeedSameBytesForAnyThreadCount) {
