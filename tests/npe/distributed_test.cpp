@@ -198,16 +198,18 @@ class DistributedCuda : public ::testing::Test {
 
   // Runs `args` as WORLD_SIZE processes (RANK r on GPU r) started here as torchrun would; returns
   // each process's exit code and output.
+  // `meanwhile`: a shell snippet run beside the processes (e.g. one that signals them).
   static std::vector<test::CommandResult> launch(int world, const std::string& args, const test::TempDir& dir,
-                                                 const std::string& tag) {
+                                                 const std::string& tag, const std::string& meanwhile = "") {
     const int port = 20000 + static_cast<int>(test::fresh_seed() % 40000);
     std::string script;
     for (int r = 0; r < world; ++r)
       script += fmt::format("(RANK={0} LOCAL_RANK={0} WORLD_SIZE={1} MASTER_ADDR=127.0.0.1 MASTER_PORT={2} timeout 300 {3} {4} "
                             "> {5}.{0}.log 2>&1; echo $? > {5}.{0}.rc) &\n",
                             r, world, port, test::tool("npe-train"), args, dir / tag);
-    script += "wait\n";
-    test::run_command("bash -c '" + script + "'");
+    script += meanwhile + "\nwait\n";
+    write_file_atomic(dir / (tag + ".sh"), script);
+    test::run_command("bash " + dir / (tag + ".sh"));
     std::vector<test::CommandResult> out;
     for (int r = 0; r < world; ++r) {
       const std::string rc = read_file(fmt::format("{}.{}.rc", dir / tag, r));
@@ -274,6 +276,32 @@ TEST_F(DistributedCuda, OneGpuBatchBEqualsTwoGpusBatchHalf) {
     for (const auto& r : launch(2, args + " --resume", dir, "resume")) ASSERT_EQ(r.exit_code, 0) << r.output;
     expect_close(dir / fmt::format("two_{}.pt", model), dir / fmt::format("resumed_{}.pt", model), 1e-6, "resumed");
   }
+}
+
+// Ctrl-C under a launcher (torchrun relays it to every process): both processes stop at the next
+// agreed step with exit status 130 and process 0's final checkpoint, and --resume finishes the run
+// where the uninterrupted run ends.
+TEST_F(DistributedCuda, InterruptStopsEveryProcessAndResumes) {
+  test::TempDir dir;
+  const std::string prefix = dataset(dir, test::fresh_seed());
+  const std::string common = fmt::format("--model modern --dataset_prefix {} --total_samples {} --batch_size 128 "
+                                         "--eval_every 500 --val_windows 500 --precision fp32 --no_progress "
+                                         "--checkpoint_dir {}", prefix, 256 * 3000, dir.path.string());
+  for (const auto& r : launch(2, common + " --name whole", dir, "whole")) ASSERT_EQ(r.exit_code, 0) << r.output;
+  // SIGINT to both processes once the first checkpoint (step 500) is written
+  const std::string signal = fmt::format(
+      "for i in $(seq 600); do [ -e {0} ] && break; sleep 0.05; done\n"
+      "for p in $(pgrep -x npe-train); do tr '\\0' ' ' < /proc/$p/cmdline | grep -q -- '--name cut' && kill -INT $p; done", dir / "cut.pt");
+  const auto cut = launch(2, common + " --name cut", dir, "cut", signal);
+  for (const auto& r : cut) EXPECT_EQ(r.exit_code, 130) << r.output;
+  EXPECT_NE(cut[0].output.find("interrupted at step"), std::string::npos) << cut[0].output;
+  const int64_t stopped = load_checkpoint(dir / "cut.pt", std::nullopt, "cut", torch::kCPU).step;
+  EXPECT_GT(stopped, 0);
+  EXPECT_LT(stopped, 3000) << "the run ended before the signal";
+  EXPECT_EQ(stopped % 100, 0) << "stops are agreed every 100 steps";
+  fmt::print("[interrupt] both processes stopped at step {}\n", stopped);
+  for (const auto& r : launch(2, common + " --name cut --resume", dir, "resume")) ASSERT_EQ(r.exit_code, 0) << r.output;
+  expect_close(dir / "whole.pt", dir / "cut.pt", 1e-6, "interrupted and resumed");
 }
 
 // An error on one process only (process 0's --resume checkpoint is corrupt) stops both, each
