@@ -142,10 +142,12 @@ struct SceneView {
 // the normal exactly, leaves d, v_n and m_eff unchanged, and i_lower orients coincident centres),
 // and a - (-b) == a + b in IEEE arithmetic, so evaluating every pair with ball i first and adding
 // gives the same bits.
+// Returns whether any pair touched ball i (a partner within contact distance).
 template <class T, class Count>
-NPE_HD void ball_contact_force(Count n, int i, T x, T y, T vx, T vy, T r, T m, const SceneView<T>& v,
+NPE_HD bool ball_contact_force(Count n, int i, T x, T y, T vx, T vy, T r, T m, const SceneView<T>& v,
                                const StepParams<T>& p, T& fx, T& fy) {
   fx = fy = T(0);
+  bool touched = false;
   NPE_UNROLL
   for (int j = 0; j < n; ++j) {
     if (j == i) continue;
@@ -154,18 +156,26 @@ NPE_HD void ball_contact_force(Count n, int i, T x, T y, T vx, T vy, T r, T m, c
     if (pair_force(x, y, vx, vy, r, m, v.x[o], v.y[o], v.vx[o], v.vy[o], v.r[o], v.m[o], i < j, p.law, gx, gy)) {
       fx += gx;
       fy += gy;
+      touched = true;
     }
   }
   add_boundary_forces(p, x, y, vx, vy, r, m, fx, fy);
+  return touched;
 }
 
 // One ball's private part of the backward sweep: its state at the current substep, its control
 // force, and the adjoints it accumulates (state, radius, mass, control; `c` is its share of the
 // scene's dashpot adjoint: its walls and obstacles and its pairs with higher-index partners).
+// `pairs` bit k (k < 64): whether substep k of the current segment must run the pair adjoints;
+// cleared by the recomputation when no partner was within contact distance at that substep
+// (pair_adjoint_ball returns at once for such a pair, on the same test, so skipping it changes
+// no bit). Substeps past 64, and the segment's last, whose forces the recomputation does not
+// evaluate, keep their bit set.
 template <class T>
 struct BallAdjoint {
   T x, y, vx, vy, r, m, im, ux, uy;
   T ax, ay, avx, avy, rb, mb, ubx, uby, c, gx, gy;
+  unsigned long long pairs;
 };
 
 // Reverse of ball i's integration, x' = x + h v', v' = v + h (F / m + g): on entry b's state
@@ -182,7 +192,7 @@ NPE_HD void ball_integration_adjoint(T h, BallAdjoint<T>& b) {
 // all of them): b's adjoints become those of the state before the substep.
 template <class T, class Count>
 NPE_HD void ball_contact_adjoint(Count n, int i, const SceneView<T>& v, const StepParams<T>& p, bool controls,
-                                 BallAdjoint<T>& b) {
+                                 bool pairs, BallAdjoint<T>& b) {
   T fdot = T(0);
   if (controls) {
     b.ubx += b.gx;
@@ -193,7 +203,7 @@ NPE_HD void ball_contact_adjoint(Count n, int i, const SceneView<T>& v, const St
   const int st = v.stride;
   NPE_UNROLL
   for (int j = 0; j < n; ++j) {
-    if (j == i) continue;
+    if (j == i || !pairs) continue;
     const int o = j * st;
     T cpair = T(0);
     pair_adjoint_ball(b.x, b.y, b.vx, b.vy, b.r, b.m, v.x[o], v.y[o], v.vx[o], v.vy[o], v.r[o], v.m[o], i < j, p.law, b.gx,
@@ -354,7 +364,10 @@ NPE_HD void diff_scene_backward(Count n, const DiffArrays<T>& a, const StepParam
     const int64_t g0 = seg * a.k, g1 = g0 + a.k < total ? g0 + a.k : total;
     const int len = static_cast<int>(g1 - g0);
     // recompute the segment's states from its checkpoint, bitwise as the forward sweep did
-    team.each([&](BallAdjoint<T>& b, int i) { load4(at(a.ckpt, seg, i), b.x, b.y, b.vx, b.vy); });
+    team.each([&](BallAdjoint<T>& b, int i) {
+      load4(at(a.ckpt, seg, i), b.x, b.y, b.vx, b.vy);
+      b.pairs = ~0ULL;
+    });
     int frame = static_cast<int>(g0 / a.substeps), sub = static_cast<int>(g0 % a.substeps);
     // (the segment's last state stays in the balls' registers: the adjoint starts from it, and
     // the state after it, the next checkpoint, is never needed)
@@ -368,7 +381,8 @@ NPE_HD void diff_scene_backward(Count n, const DiffArrays<T>& a, const StepParam
       team.sync();
       team.each([&](BallAdjoint<T>& b, int i) {
         T fx, fy;
-        ball_contact_force(n, i, b.x, b.y, b.vx, b.vy, b.r, b.m, v, p, fx, fy);
+        const bool touched = ball_contact_force(n, i, b.x, b.y, b.vx, b.vy, b.r, b.m, v, p, fx, fy);
+        if (!touched && k < 64) b.pairs &= ~(1ULL << k);
         if (controls) {
           fx += b.ux;
           fy += b.uy;
@@ -393,7 +407,7 @@ NPE_HD void diff_scene_backward(Count n, const DiffArrays<T>& a, const StepParam
       });
       team.sync();
       team.each([&](BallAdjoint<T>& b, int i) {
-        ball_contact_adjoint(n, i, v, p, controls, b);
+        ball_contact_adjoint(n, i, v, p, controls, k >= 64 || ((b.pairs >> k) & 1ULL) != 0, b);
         if (sub == 0) {
           add_traj_bar(b, i, frame);
           if (controls) {
