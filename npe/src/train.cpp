@@ -287,6 +287,10 @@ TrainResult train(const TrainConfig& cfg) {
     if (root) {
       check_writable(last_path);
       check_writable(csv_path);
+      // a run killed while writing one of its files (SIGKILL) leaves that file's temporary beside
+      // it; this run may never write that file again (run.best.pt when no later validation
+      // improves), so they are removed here rather than at the next write
+      for (const std::string& path : {last_path, best_path, csv_path}) remove_stale_temps(path);
     }
     // data
     manifest = datagen::read_manifest(cfg.dataset_prefix);

@@ -4,6 +4,10 @@
 #include <filesystem>
 #include <sstream>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "npe/datagen/generate.h"
@@ -114,6 +118,34 @@ TEST(Train, WritesCheckpointsAndMetrics) {
   auto ck = load_checkpoint(r.last_checkpoint, Kind::Modern, "", torch::kCPU);
   EXPECT_EQ(ck.step, 30);
   EXPECT_EQ(ck.meta["dataset"]["pos_scale"].get<double>(), 800.0);
+}
+
+// Temporaries that a killed run left beside its outputs (SIGKILL mid-write) are gone after the
+// next run of the same name, also for an output that run never writes again.
+TEST(Train, RemovesTheTemporariesAKilledRunLeft) {
+  test::TempDir dir;
+  const std::string prefix = make_dataset(dir, test::fresh_seed());
+  TrainConfig c = small_run(dir, prefix, Kind::Classic);
+  c.total_samples = 16 * 4;
+  const pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  ASSERT_GT(dead, 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(dead, &status, 0), dead);  // reaped: its pid names no process now
+  fs::create_directories(c.checkpoint_dir);
+  std::vector<fs::path> stale;
+  for (const std::string name : {"classic.pt", "classic.best.pt", "classic.csv"})
+    stale.push_back(fs::path(c.checkpoint_dir) / fmt::format(".{}.tmp.{}", name, dead));
+  const fs::path unrelated = fs::path(c.checkpoint_dir) / fmt::format(".other.pt.tmp.{}", dead);
+  for (const auto& f : stale) write_file_atomic(f, "partial");
+  write_file_atomic(unrelated, "partial");
+  c.eval_every = 1000;
+  c.stop_after_steps = 1;  // stopped before any validation: it writes classic.pt only
+  train(c);
+  EXPECT_FALSE(fs::exists(fs::path(c.checkpoint_dir) / "classic.best.pt"));
+  EXPECT_FALSE(fs::exists(fs::path(c.checkpoint_dir) / "classic.csv"));
+  for (const auto& f : stale) EXPECT_FALSE(fs::exists(f)) << f;
+  EXPECT_TRUE(fs::exists(unrelated)) << "another run's temporary is not this run's to remove";
 }
 
 // A run stopped at step 23 (--stop_after_steps, checkpointed) and resumed ends with exactly the
