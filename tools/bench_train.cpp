@@ -121,7 +121,7 @@ int bench_train(bool do_cpu, bool do_cuda, bool quick, int threads, const std::s
 int bench_train_data_parallel(bool quick, const std::string& csv_path, const std::string& json_path) {
   const model::DistEnv env = model::dist_env_from_environment();
   if (!torch::cuda::is_available()) throw Error("npe-bench train-dp: libtorch sees no CUDA device");
-  const torch::Device device(torch::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
+  const torch::Device device = model::local_cuda_device(env);
   model::ProcessGroup group(env, device);
   const model::Kind kind = model::Kind::Modern;
   // 1. one GPU: process 0 alone, the others waiting (the npe-train step without all-reduce)

@@ -80,6 +80,11 @@ DistEnv dist_env_from(const std::function<const char*(const char*)>& getenv) {
   return e;
 }
 
+torch::Device local_cuda_device(const DistEnv& env) {
+  const int count = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(count > 0 ? env.local_rank % count : env.local_rank));
+}
+
 DistEnv dist_env_from_environment() {
   return dist_env_from([](const char* name) { return std::getenv(name); });
 }
@@ -132,8 +137,8 @@ ProcessGroup::ProcessGroup(const DistEnv& env, torch::Device device, std::chrono
                             "(no CUDA compiler, or no nvidia/nccl beside the torch wheel); run one process",
                             env.world_size));
   m.store = join_store(env, timeout);
-  m.device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
-  m.coll = make_nccl_collectives(*m.store, m.rank, m.size, env.local_rank);
+  m.device = local_cuda_device(env);
+  m.coll = make_nccl_collectives(*m.store, m.rank, m.size, m.device.index());
 }
 
 ProcessGroup ProcessGroup::store_only(const DistEnv& env, std::chrono::milliseconds timeout) {

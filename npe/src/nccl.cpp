@@ -47,8 +47,8 @@ class NcclCollectives final : public Collectives {
   NcclCollectives(c10d::Store& store, int rank, int size, int device) : device_(device) {
     const int count = static_cast<int>(c10::cuda::device_count());
     if (device < 0 || device >= count)
-      throw Error(fmt::format("LOCAL_RANK {}: expected a CUDA device of this machine, which has {} (one process "
-                              "per GPU: --nproc_per_node at most {})", device, count, count));
+      throw Error(fmt::format("CUDA device {} (from LOCAL_RANK): this process sees {} CUDA device{}; data-parallel "
+                              "training runs one process per GPU", device, count, count == 1 ? "" : "s"));
     c10::cuda::set_device(static_cast<c10::DeviceIndex>(device));
     ncclUniqueId id;
     const std::string key = "npe/nccl_unique_id";

@@ -246,7 +246,7 @@ TrainResult train(const TrainConfig& cfg) {
   // Data parallel when a launcher started several processes (distributed.h): process r trains on
   // GPU LOCAL_RANK; process 0 alone validates and writes the checkpoints, the CSV and the progress.
   const DistEnv env = dist_env_from_environment();
-  if (env.distributed() && device.is_cuda()) device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
+  if (env.distributed() && device.is_cuda()) device = local_cuda_device(env);
   ProcessGroup group(env, device);
   const bool root = group.is_root();
   const int64_t world = group.size();

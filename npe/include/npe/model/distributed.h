@@ -51,6 +51,12 @@ struct DistEnv {
 DistEnv dist_env_from(const std::function<const char*(const char*)>& getenv);
 DistEnv dist_env_from_environment();  // dist_env_from(std::getenv)
 
+// The CUDA device of this process: LOCAL_RANK modulo the devices it sees, so that a launcher
+// that shows each process all of a machine's GPUs (torchrun; srun without GPU binding) and one
+// that shows each process only its own (srun --gpus-per-task=1: LOCAL_RANK 3 sees one device)
+// both give each process a GPU of its own.
+torch::Device local_cuda_device(const DistEnv& env);
+
 enum class Reduce { Sum, Avg, Max, Min };
 
 // The processes of one training run. A group of one is the identity; a group of several is an
@@ -58,10 +64,10 @@ enum class Reduce { Sum, Avg, Max, Min };
 class ProcessGroup {
  public:
   ProcessGroup();  // a group of one
-  // Joins the group `env` describes on CUDA device `env.local_rank` (made the current device).
+  // Joins the group `env` describes on CUDA device local_cuda_device(env) (made the current device).
   // Blocks until every process has joined or `timeout` passed. Throws npe::Error when the group
-  // has several processes and this build has no NCCL or the device is not CUDA, when LOCAL_RANK
-  // names no GPU of this machine, and when the rendezvous or NCCL fails (with NCCL's message).
+  // has several processes and this build has no NCCL or the device is not CUDA, when the process
+  // sees no GPU, and when the rendezvous or NCCL fails (with NCCL's message).
   ProcessGroup(const DistEnv& env, torch::Device device,
                std::chrono::milliseconds timeout = std::chrono::minutes(30));
   // Joins the rendezvous store only, on any device: agree() works, the collectives throw
