@@ -8,10 +8,10 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include "npe/datagen/generate.h"
 #include "npe/datagen/io.h"
 #include "npe/model/checkpoint.h"
 #include "npe/model/metrics_csv.h"
+#include "dataset_util.h"
 #include "test_util.h"
 
 namespace npe::model {
@@ -185,17 +185,6 @@ class DistributedCuda : public ::testing::Test {
       GTEST_SKIP() << "needs 2 CUDA devices, found " << (torch::cuda::is_available() ? torch::cuda::device_count() : 0);
   }
 
-  static std::string dataset(const test::TempDir& dir, uint64_t seed) {
-    datagen::DatagenConfig c;
-    c.num_scenes = 60;
-    c.seed = seed;
-    c.world.timesteps = 30;
-    c.progress = false;
-    c.out_prefix = dir / "data/balls";
-    datagen::generate_dataset(c);
-    return c.out_prefix;
-  }
-
   // Runs `args` as WORLD_SIZE processes (RANK r on GPU r) started here as torchrun would; returns
   // each process's exit code and output.
   // `meanwhile`: a shell snippet run beside the processes (e.g. one that signals them).
@@ -241,7 +230,7 @@ class DistributedCuda : public ::testing::Test {
 // the uninterrupted 2-process run does.
 TEST_F(DistributedCuda, OneGpuBatchBEqualsTwoGpusBatchHalf) {
   test::TempDir dir;
-  const std::string prefix = dataset(dir, test::fresh_seed());
+  const std::string prefix = test_util::make_dataset(dir, test::fresh_seed());
   const uint64_t seed = test::fresh_seed() % 1000;
   for (const char* model : {"modern", "classic"}) {
     const bool modern = std::string(model) == "modern";
@@ -283,7 +272,7 @@ TEST_F(DistributedCuda, OneGpuBatchBEqualsTwoGpusBatchHalf) {
 // where the uninterrupted run ends.
 TEST_F(DistributedCuda, InterruptStopsEveryProcessAndResumes) {
   test::TempDir dir;
-  const std::string prefix = dataset(dir, test::fresh_seed());
+  const std::string prefix = test_util::make_dataset(dir, test::fresh_seed());
   const std::string common = fmt::format("--model modern --dataset_prefix {} --total_samples {} --batch_size 128 "
                                          "--eval_every 500 --val_windows 500 --precision fp32 --no_progress "
                                          "--checkpoint_dir {}", prefix, 256 * 3000, dir.path.string());
@@ -308,7 +297,7 @@ TEST_F(DistributedCuda, InterruptStopsEveryProcessAndResumes) {
 // naming it, instead of leaving the other waiting in a collective.
 TEST_F(DistributedCuda, SetUpErrorOnOneProcessStopsBoth) {
   test::TempDir dir;
-  const std::string prefix = dataset(dir, test::fresh_seed());
+  const std::string prefix = test_util::make_dataset(dir, test::fresh_seed());
   write_file_atomic(dir / "bad.pt", "not a checkpoint");
   const auto r = launch(2, fmt::format("--model modern --dataset_prefix {} --total_samples 4096 --batch_size 256 "
                                        "--no_progress --checkpoint_dir {} --name bad --resume", prefix, dir.path.string()),

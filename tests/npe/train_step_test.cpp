@@ -6,6 +6,7 @@
 
 #include "npe/datagen/generate.h"
 #include "npe/datagen/io.h"
+#include "dataset_util.h"
 #include "test_util.h"
 
 namespace npe::model {
@@ -226,15 +227,9 @@ TEST(TrainStepCuda, Bf16LearnsLikeFloat32) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device on this machine";
   const uint64_t seed = test::fresh_seed();
   test::TempDir dir;
-  datagen::DatagenConfig d;
-  d.num_scenes = 200;
-  d.seed = seed;
-  d.world.timesteps = 30;
-  d.progress = false;
-  d.out_prefix = dir / "data/balls";
-  datagen::generate_dataset(d);
-  const auto m = datagen::read_manifest(d.out_prefix);
-  const auto traj = to_tensor(datagen::load_split(d.out_prefix, m, "train"), torch::kCUDA);
+  const std::string prefix = test_util::make_dataset(dir, seed, 200);
+  const auto m = datagen::read_manifest(prefix);
+  const auto traj = to_tensor(datagen::load_split(prefix, m, "train"), torch::kCUDA);
   TrainConfig cfg = default_train_config(Kind::Modern);
   cfg.batch_size = 256;
   cfg.seed = seed;

@@ -13,22 +13,14 @@
 #include "npe/datagen/generate.h"
 #include "npe/datagen/io.h"
 #include "npe/model/checkpoint.h"
+#include "dataset_util.h"
 #include "test_util.h"
 
 namespace npe::model {
 namespace {
 namespace fs = std::filesystem;
 
-std::string make_dataset(const test::TempDir& dir, uint64_t seed, int64_t scenes = 60, int timesteps = 30) {
-  datagen::DatagenConfig c;
-  c.num_scenes = scenes;
-  c.seed = seed;
-  c.world.timesteps = timesteps;
-  c.progress = false;
-  c.out_prefix = dir / "data/balls";
-  datagen::generate_dataset(c);
-  return c.out_prefix;
-}
+using test_util::make_dataset;
 
 TEST(Train, LearningRateSchedules) {
   EXPECT_DOUBLE_EQ(classic_lr(0, 3e-4), 3e-4);
