@@ -25,6 +25,8 @@ struct StepGraph::Impl {
   }
 };
 
+void* current_cuda_stream() { return c10::cuda::getCurrentCUDAStream().stream(); }
+
 bool StepGraph::available() { return true; }
 StepGraph::StepGraph() : impl_(std::make_unique<Impl>()) {}
 StepGraph::~StepGraph() = default;

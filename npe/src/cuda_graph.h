@@ -8,6 +8,10 @@
 
 namespace npe::model {
 
+// The current CUDA stream of libtorch (a cudaStream_t), where npe's own kernels are launched so
+// that they are ordered with libtorch's and captured with them; nullptr without CUDA.
+void* current_cuda_stream();
+
 class StepGraph {
  public:
   static bool available();

@@ -5,6 +5,8 @@
 
 namespace npe::model {
 
+void* current_cuda_stream() { return nullptr; }
+
 struct StepGraph::Impl {};
 
 bool StepGraph::available() { return false; }

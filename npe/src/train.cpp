@@ -82,10 +82,6 @@ TrainConfig default_train_config(Kind kind) {
   return c;
 }
 
-namespace {
-
-}  // namespace
-
 torch::Device pick_device(const std::string& d) {
   if (d == "auto") return torch::cuda::is_available() ? torch::kCUDA : torch::kCPU;
   if (d == "cpu") return torch::kCPU;
@@ -258,6 +254,7 @@ TrainResult train(const TrainConfig& cfg) {
   step_options.bf16 = cfg.precision == "bf16" || (cfg.precision == "auto" && device.is_cuda() && cfg.model.kind == Kind::Modern);
   step_options.cuda_graph = cfg.cuda_graph && device.is_cuda() && cuda_graphs_available();
   step_options.group = world > 1 ? &group : nullptr;
+  step_options.fused = cfg.fused_step;
   if (cfg.cuda_graph && device.is_cuda() && !cuda_graphs_available() && root)
     fmt::print(stderr, "npe-train: this build has no CUDA graphs (built without a CUDA compiler); steps run eagerly\n");
   torch::set_num_threads(resolve_threads(cfg.threads));
@@ -355,7 +352,7 @@ TrainResult train(const TrainConfig& cfg) {
                  {"total_samples", cfg.total_samples}, {"optimizer", cfg.optimizer}, {"lr", cfg.lr},
                  {"weight_decay", cfg.weight_decay}, {"max_grad_norm", cfg.max_grad_norm},
                  {"input_noise", cfg.input_noise}, {"seed", cfg.seed}, {"name", cfg.name}, {"precision", step_options.bf16 ? "bf16" : "fp32"},
-                 {"cuda_graph", step_options.cuda_graph}, {"world_size", world}}},
+                 {"cuda_graph", step_options.cuda_graph}, {"fused_step", cfg.fused_step}, {"world_size", world}}},
       {"dataset", {{"pos_scale", manifest.pos_scale()}, {"vel_scale", manifest.vel_scale()},
                    {"step_scale", manifest.step_scale()}, {"radius", manifest.world.radius},
                    {"width", manifest.world.width}, {"height", manifest.world.height},
@@ -480,6 +477,7 @@ TrainResult train(const TrainConfig& cfg) {
   res.samples_per_s = (step - start_step) * global_batch / std::max(1e-9, res.seconds - elapsed_before);
   res.bf16 = step_options.bf16;
   res.cuda_graph = trainer.captured();
+  res.fused_step = trainer.fused();
   return res;
 }
 

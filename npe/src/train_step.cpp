@@ -8,6 +8,7 @@
 #include <ATen/autocast_mode.h>
 #include <fmt/format.h>
 
+#include "classic_fused.h"
 #include "cuda_graph.h"
 #include "npe/datagen/io.h"
 
@@ -71,6 +72,15 @@ struct TrainStep::Impl {
   int warmed = 0;
   bool captured = false;
 
+  // the classic model's hand-written step (classic_fused.h), when it applies
+  bool fused = false;
+  std::string fused_reason;  // why not, when it does not
+  int fused_wpb = 0;
+  fused::Batch fbatch;
+  fused::StepState fstate;
+  fused::UpdateConfig fupdate;
+  Tensor partial_t, floss_t;
+
   Impl(const TrainConfig& c, NPEImpl& n, torch::optim::Optimizer& o, Tensor t, int64_t total, int64_t start,
        StepOptions so)
       : cfg(c), kind(n.config().kind), net(n), opt(o), traj(std::move(t)), total_steps(total), step(start),
@@ -79,6 +89,7 @@ struct TrainStep::Impl {
         order(traj.size(0) * (traj.size(1) - 2), c.batch_size * world, c.seed, traj.device()) {}
 
   void bind_optimizer();
+  void setup_fused();
   void body();
   void refresh_epoch();
 };
@@ -177,6 +188,71 @@ void TrainStep::Impl::bind_optimizer() {
   opt_steps_t = torch::full({}, static_cast<double>(std::max<int64_t>(0, state_step)), f32);
 }
 
+// The fused path takes the classic model on CUDA in float32 without input noise, when the
+// parameters are the classic model's in its order and a block of one window fits in shared
+// memory; otherwise the step stays libtorch's (fused_reason says why).
+void TrainStep::Impl::setup_fused() {
+  auto no = [&](std::string why) { fused_reason = std::move(why); };
+  if (!options.fused) return no("not asked for");
+  if (!device.is_cuda()) return no("CPU training");
+  if (kind != Kind::Classic) return no(fmt::format("the {} model", kind_name(kind)));
+  if (options.bf16) return no("bf16 autocast");
+  if (cfg.input_noise > 0) return no("input noise");
+  int sms = 0;
+  int64_t smem = 0;
+  if (!fused::device_limits(&sms, &smem)) return no("no CUDA kernels in this build");
+  const int64_t N = traj.size(2);
+  fused_wpb = N >= 2 ? fused::windows_per_block(static_cast<int>(cfg.batch_size), static_cast<int>(N), sms, smem) : 0;
+  if (fused_wpb < 1) return no(fmt::format("{} balls need more shared memory than a block has", N));
+  // the parameters, in the optimizer's order, are the classic model's 12 layers
+  const auto named = net.named_parameters();
+  if (named.size() != 2 * fused::kLayers || params.size() != named.size()) return no("unexpected parameters");
+  for (size_t t = 0; t < named.size(); ++t) {
+    const int l = static_cast<int>(t / 2);
+    const Tensor& p = named[t].value();
+    const std::vector<int64_t> want = t % 2 == 0 ? std::vector<int64_t>{fused::layer_out(l), fused::layer_in(l)}
+                                                 : std::vector<int64_t>{fused::layer_out(l)};
+    if (!p.is_same(params[t]) || p.sizes() != c10::IntArrayRef(want) || !p.is_contiguous())
+      return no(fmt::format("unexpected parameter '{}'", named[t].key()));
+    fstate.param[t] = p.data_ptr<float>();
+    fstate.moment1[t] = moment1[t].data_ptr<float>();
+    fstate.moment2[t] = update == Update::RMSprop ? nullptr : moment2[t].data_ptr<float>();
+  }
+  const auto buffer = [&](const char* name) { return net.named_buffers()[name].data_ptr<float>(); };
+  fbatch.traj = traj.data_ptr<float>();
+  fbatch.scenes = traj.size(0), fbatch.frames = traj.size(1), fbatch.balls = static_cast<int>(N);
+  fbatch.perm = perm_t.data_ptr<int64_t>();
+  fbatch.windows = perm_t.size(0);
+  fbatch.steps_per_epoch = order.steps_per_epoch();
+  fbatch.batch = static_cast<int>(cfg.batch_size);
+  fbatch.world = world, fbatch.rank = rank;
+  fbatch.mean = buffer("state_mean"), fbatch.std = buffer("state_std"), fbatch.dv_std = buffer("dv_std");
+  const double r = net.config().neighborhood;
+  fbatch.r2 = static_cast<float>(r * r);
+  const int blocks = (fbatch.batch + fused_wpb - 1) / fused_wpb;
+  const auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device);
+  partial_t = torch::zeros({fused::partial_floats(blocks)}, f32);
+  floss_t = torch::zeros({2}, f32);
+  fstate.grad = grad_flat.data_ptr<float>();
+  fstate.partial = partial_t.data_ptr<float>();
+  fstate.loss = floss_t.data_ptr<float>();
+  fstate.step = step_t.data_ptr<int64_t>();
+  fstate.opt_steps = opt_steps_t.data_ptr<float>();
+  fstate.lr = lr_t.data_ptr<float>();
+  fstate.loss_sum = loss_sum_t.data_ptr<float>();
+  fstate.first_bad = first_bad_t.data_ptr<int64_t>();
+  fupdate.kind = update == Update::AdamW ? fused::Update::AdamW
+                 : update == Update::Adam ? fused::Update::Adam : fused::Update::RMSprop;
+  fupdate.beta1 = static_cast<float>(beta1), fupdate.beta2 = static_cast<float>(beta2);
+  fupdate.eps = static_cast<float>(eps), fupdate.alpha = static_cast<float>(alpha);
+  fupdate.weight_decay = static_cast<float>(weight_decay);
+  fupdate.max_grad_norm = static_cast<float>(cfg.max_grad_norm);
+  fupdate.lr = cfg.lr;
+  fupdate.paper_decay = cfg.optimizer == "rmsprop";
+  fused::prepare_loss_grad(fused_wpb, static_cast<int>(N));
+  fused = true;
+}
+
 void TrainStep::Impl::refresh_epoch() {
   const int64_t epoch = step / order.steps_per_epoch();
   if (epoch == loaded_epoch) return;
@@ -188,6 +264,14 @@ void TrainStep::Impl::refresh_epoch() {
 
 // Everything here is a device op on static tensors, so that it can be captured.
 void TrainStep::Impl::body() {
+  if (fused) {  // three kernels (classic_fused.h), the all-reduce between them
+    void* stream = current_cuda_stream();
+    fused::launch_loss_grad(fbatch, fstate, fused_wpb, stream);
+    if (world > 1)
+      for (const Tensor& b : buckets) processes->all_reduce(b, Reduce::Avg);
+    fused::launch_update(fupdate, fstate, stream);
+    return;
+  }
   torch::NoGradGuard outer;  // only the forward below records autograd history
   at::_foreach_zero_(grads);
   const int64_t windows = perm_t.size(0), B = arange_t.size(0);
@@ -261,6 +345,9 @@ TrainStep::TrainStep(const TrainConfig& config, NPEImpl& net, torch::optim::Opti
   m.perm_t = torch::empty({m.traj.size(0) * (m.traj.size(1) - 2)}, i64);
   m.loss_sum_t = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(m.device));
   m.lr_t = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(m.device));
+  if (m.traj.scalar_type() != torch::kFloat32 || !m.traj.is_contiguous())
+    throw Error("train step: expected contiguous float32 trajectories");
+  m.setup_fused();
   if (m.device.is_cuda() && options.cuda_graph) {
     if (!StepGraph::available())
       throw Error("train step: CUDA graphs are not available in this build (npe was built without a CUDA compiler)");
@@ -351,6 +438,9 @@ double TrainStep::replica_divergence() {
   m.processes->broadcast(root, 0);
   return (mine - root).abs().max().item<double>();
 }
+
+bool TrainStep::fused() const { return impl_->fused; }
+const std::string& TrainStep::fused_reason() const { return impl_->fused_reason; }
 
 int64_t TrainStep::gradient_buckets() const { return impl_->world > 1 ? static_cast<int64_t>(impl_->buckets.size()) : 0; }
 

@@ -61,6 +61,7 @@ struct TrainConfig {
   std::string device = "auto";       // auto | cpu | cuda
   std::string precision = "auto";    // auto (bf16 for the modern model on CUDA) | fp32 | bf16
   bool cuda_graph = true;            // CUDA: capture the step as a CUDA graph (train_step.h)
+  bool fused_step = true;            // CUDA, classic model: the hand-written step (StepOptions::fused)
   uint64_t seed = 0;
   bool resume = false;
   int64_t stop_after_steps = 0;      // >0: stop (checkpointed) after this many steps of this run
@@ -81,6 +82,7 @@ struct TrainResult {
   double baseline_val = 0;           // constant-velocity MSE on the same validation windows
   double seconds = 0, samples_per_s = 0;
   bool bf16 = false, cuda_graph = false;  // what the run used
+  bool fused_step = false;           // the classic model's hand-written step (train_step.h)
   int rank = 0;                      // this process's rank; 0 writes the files and reports
   int64_t world_size = 1;            // processes of the run (data parallel: distributed.h)
   int64_t gradient_buckets = 0;      // all-reduces per step (0 with one process)

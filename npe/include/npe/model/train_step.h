@@ -39,6 +39,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <utility>
 
 #include <torch/torch.h>
@@ -53,6 +54,10 @@ struct StepOptions {
   bool bf16 = false;       // bf16 autocast of forward and backward (CUDA only; parameters,
                            // gradients and optimizer state stay float32)
   int warmup_steps = 3;    // eager steps on a side stream before the capture
+  // CUDA, classic model, float32, no input noise: the hand-written forward, backward and update
+  // (three kernels a step; npe/src/classic_fused.h) instead of libtorch's ops and autograd. The
+  // same loss and gradient to float32 rounding (tested against autograd); reproducible bit for bit.
+  bool fused = true;
   ProcessGroup* group = nullptr;  // data parallel over these processes (nullptr: one process)
 };
 
@@ -95,6 +100,8 @@ class TrainStep {
   // 0's (a collective; 0 when the replicas are identical, as they should stay).
   double replica_divergence();
   int64_t gradient_buckets() const;  // all-reduces per step (0 with one process)
+  bool fused() const;                // the classic model's hand-written step (StepOptions::fused)
+  const std::string& fused_reason() const;  // why not, when fused() is false
 
  private:
   struct Impl;

@@ -1,0 +1,354 @@
+// The classic NPE's hand-written training step on CUDA (classic_fused.h): three kernels a step.
+//   loss_grad:  one block per `wpb` windows; the block stages the 24,102 weights in shared
+//               memory, builds its rows (present focus balls, neighbourhood pairs), runs the
+//               forward and the backward pass over them, layer by layer (one thread per output),
+//               and writes its gradient sum, loss sum and present-ball count to `partial`.
+//   reduce:     the sum over blocks in block order, / D, into the flat gradient and the loss.
+//   update:     one block: the gradient norm and clipping, the learning rate, the optimizer's
+//               update of every parameter, and the step's scalars.
+// Every value is the CPU reference's (classic_fused.cpp): the same per-item functions, the same
+// order of sums, no atomics, no contraction to fused multiply-adds (--fmad=false).
+#include "classic_fused.h"
+
+#include <cuda_runtime.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace npe::model::fused {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kUpdateThreads = 1024;
+
+void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw std::runtime_error(std::string("classic fused step: ") + what + ": " + cudaGetErrorString(e));
+}
+
+struct Shared {
+  float* P;      // [kParams]
+  float* foc;    // [wpb N, kFocFloats]
+  float* pair;   // [wpb N (N-1), kPairFloats]
+  float* states; // [wpb, 3, N, 5]: prev, cur, next
+  int* fw;       // [wpb N] window slot of each focus row
+  int* fb;       // [wpb N] ball of each focus row
+  int* pbegin;   // [wpb N + 1]
+  int* pf;       // [wpb N (N-1)] focus row of each pair
+  int* pj;       // [wpb N (N-1)] context ball of each pair
+  int* counts;   // [2]: focus rows, pairs
+};
+
+__device__ Shared carve(void* smem, int wpb, int N) {
+  Shared s;
+  const int cap_f = wpb * N, cap_p = wpb * N * (N - 1);
+  float* f = static_cast<float*>(smem);
+  s.P = f, f += kParams;
+  s.foc = f, f += cap_f * kFocFloats;
+  s.pair = f, f += cap_p * kPairFloats;
+  s.states = f, f += wpb * 3 * N * 5;
+  int* i = reinterpret_cast<int*>(f);
+  s.fw = i, i += cap_f;
+  s.fb = i, i += cap_f;
+  s.pbegin = i, i += cap_f + 1;
+  s.pf = i, i += cap_p;
+  s.pj = i, i += cap_p;
+  s.counts = i;
+  return s;
+}
+
+// Block gradient of layer l over `count` rows (dW then db, items split over the threads),
+// written to the block's partial sums.
+__device__ void layer_grad(int l, const float* rows, int count, int stride, int dz_at, int in_at, float* out) {
+  const int n_out = layer_out(l), n_in = layer_in(l), n_w = n_out * n_in;
+  for (int k = threadIdx.x; k < n_w + n_out; k += blockDim.x) {
+    float acc = 0.0f;
+    if (k < n_w) {
+      const int o = k / n_in, i = k % n_in;
+      for (int r = 0; r < count; ++r) acc += rows[r * stride + dz_at + o] * rows[r * stride + in_at + i];
+      out[weight_offset(l) + k] = acc;
+    } else {
+      const int o = k - n_w;
+      for (int r = 0; r < count; ++r) acc += rows[r * stride + dz_at + o];
+      out[bias_offset(l) + o] = acc;
+    }
+  }
+}
+
+__global__ void __launch_bounds__(kThreads) loss_grad_kernel(Batch a, int wpb, const StepState st) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  const int N = a.balls;
+  Shared s = carve(smem_raw, wpb, N);
+  const int w0 = blockIdx.x * wpb, nw = min(wpb, a.batch - w0);
+  float* out = st.partial + static_cast<int64_t>(blockIdx.x) * (kParams + 2);
+  const float* P = s.P;
+  const int64_t step = *st.step;
+
+  // the weights, and the windows' frames
+  for (int l = 0; l < 2 * kLayers; ++l) {
+    const int n = l % 2 == 0 ? layer_out(l / 2) * layer_in(l / 2) : layer_out(l / 2);
+    float* dst = s.P + (l % 2 == 0 ? weight_offset(l / 2) : bias_offset(l / 2));
+    for (int k = threadIdx.x; k < n; k += blockDim.x) dst[k] = st.param[l][k];
+  }
+  for (int k = threadIdx.x; k < nw * 3 * N * 5; k += blockDim.x) {
+    const int win = k / (3 * N * 5), rest = k % (3 * N * 5), frame = rest / (N * 5);
+    s.states[k] = window_frame(a, batch_window(a, step, w0 + win), frame)[rest % (N * 5)];
+  }
+  __syncthreads();
+  auto prev = [&](int win, int ball) { return s.states + ((win * 3 + 0) * N + ball) * 5; };
+  auto cur = [&](int win, int ball) { return s.states + ((win * 3 + 1) * N + ball) * 5; };
+  auto next = [&](int win, int ball) { return s.states + ((win * 3 + 2) * N + ball) * 5; };
+  if (threadIdx.x == 0) {
+    const float* cur_frames[64];
+    for (int k = 0; k < nw; ++k) cur_frames[k] = cur(k, 0);
+    const BlockRows br = build_rows(cur_frames, nw, N, a.r2, s.fw, s.fb, s.pbegin, s.pf, s.pj);
+    s.counts[0] = br.focus_count, s.counts[1] = br.pair_count;
+  }
+  __syncthreads();
+  const int nf = s.counts[0], np = s.counts[1];
+  float* foc = s.foc;
+  float* pair = s.pair;
+  auto F = [&](int r) { return foc + r * kFocFloats; };
+  auto Pr = [&](int r) { return pair + r * kPairFloats; };
+
+  // features
+  for (int k = threadIdx.x; k < nf + np; k += blockDim.x) {
+    if (k < nf) {
+      focus_features(prev(s.fw[k], s.fb[k]), cur(s.fw[k], s.fb[k]), a.mean, a.std, F(k) + kFocF);
+    } else {
+      const int q = k - nf, f = s.pf[q];
+      context_features(prev(s.fw[f], s.fb[f]), cur(s.fw[f], s.fb[f]), prev(s.fw[f], s.pj[q]), cur(s.fw[f], s.pj[q]),
+                       a.mean, a.std, Pr(q) + kPairC);
+    }
+  }
+  __syncthreads();
+  // input layers: f of each focus row; h0 = [f, c] of each pair
+  for (int k = threadIdx.x; k < nf * kIn + np * 2 * kIn; k += blockDim.x) {
+    if (k < nf * kIn) {
+      const int r = k / kIn, u = k % kIn;
+      F(r)[kFocf + u] = relu(dense_unit<kFeat>(P + weight_offset(kFocusIn), P + bias_offset(kFocusIn), F(r) + kFocF, u));
+    } else {
+      const int q = (k - nf * kIn) / (2 * kIn), u = (k - nf * kIn) % (2 * kIn);
+      Pr(q)[kPairH0 + u] =
+          u < kIn ? relu(dense_unit<kFeat>(P + weight_offset(kFocusIn), P + bias_offset(kFocusIn), F(s.pf[q]) + kFocF, u))
+                  : relu(dense_unit<kFeat>(P + weight_offset(kContextIn), P + bias_offset(kContextIn), Pr(q) + kPairC,
+                                           u - kIn));
+    }
+  }
+  __syncthreads();
+  // encoder
+  for (int l = 0; l < kEncLayers; ++l) {
+    const float* w = P + weight_offset(kEnc0 + l);
+    const float* b = P + bias_offset(kEnc0 + l);
+    for (int k = threadIdx.x; k < np * kHidden; k += blockDim.x) {
+      const int q = k / kHidden, o = k % kHidden;
+      Pr(q)[kPairH1 + l * kHidden + o] = relu(dense_unit<kHidden>(w, b, Pr(q) + kPairH0 + l * kHidden, o));
+    }
+    __syncthreads();
+  }
+  // sum over the neighbourhood
+  constexpr int kH5 = kPairH1 + (kEncLayers - 1) * kHidden;
+  for (int k = threadIdx.x; k < nf * (kHidden + kFeat); k += blockDim.x) {
+    const int r = k / (kHidden + kFeat), u = k % (kHidden + kFeat);
+    if (u < kHidden) {
+      float sum = 0.0f;
+      for (int q = s.pbegin[r]; q < s.pbegin[r + 1]; ++q) sum += Pr(q)[kH5 + u];
+      F(r)[kFocD0 + u] = sum;
+    } else {
+      F(r)[kFocD0 + u] = F(r)[kFocF + u - kHidden];
+    }
+  }
+  __syncthreads();
+  // decoder
+  for (int l = 0; l < kDecLayers - 1; ++l) {
+    const float* w = P + weight_offset(kDec0 + l);
+    const float* b = P + bias_offset(kDec0 + l);
+    for (int k = threadIdx.x; k < nf * kHidden; k += blockDim.x) {
+      const int r = k / kHidden, o = k % kHidden;
+      F(r)[kFocD1 + l * kHidden + o] = relu(l == 0 ? dense_unit<kHidden + kFeat>(w, b, F(r) + kFocD0, o)
+                                                   : dense_unit<kHidden>(w, b, F(r) + kFocD1 + (l - 1) * kHidden, o));
+    }
+    __syncthreads();
+  }
+  constexpr int kD4 = kFocD1 + (kDecLayers - 2) * kHidden;
+  for (int k = threadIdx.x; k < nf * kOut; k += blockDim.x) {
+    const int r = k / kOut, o = k % kOut;
+    F(r)[kFocOut + o] = dense_unit<kHidden>(P + weight_offset(kLayers - 1), P + bias_offset(kLayers - 1), F(r) + kD4, o);
+  }
+  __syncthreads();
+  // loss, and the gradient of the head's output (times D)
+  if (threadIdx.x == 0) {
+    float loss = 0.0f;
+    for (int r = 0; r < nf; ++r) {
+      const float* c = cur(s.fw[r], s.fb[r]);
+      const float* n = next(s.fw[r], s.fb[r]);
+      const float e0 = c[2] + F(r)[kFocOut] * a.dv_std[0] - n[2];
+      const float e1 = c[3] + F(r)[kFocOut + 1] * a.dv_std[1] - n[3];
+      loss += e0 * e0 + e1 * e1;
+      F(r)[kFocGA] = 2.0f * e0 * a.dv_std[0];
+      F(r)[kFocGA + 1] = 2.0f * e1 * a.dv_std[1];
+    }
+    out[kParams] = loss;
+    out[kParams + 1] = static_cast<float>(nf);
+  }
+  __syncthreads();
+
+  // backward through the decoder
+  const int dec_in[kDecLayers] = {kFocD0, kFocD1, kFocD1 + kHidden, kFocD1 + 2 * kHidden, kD4};
+  int dz = kFocGA, dx = kFocGB;
+  for (int l = kDecLayers - 1; l >= 0; --l) {
+    const int layer = kDec0 + l;
+    const float* w = P + weight_offset(layer);
+    layer_grad(layer, foc, nf, kFocFloats, dz, dec_in[l], out);
+    for (int k = threadIdx.x; k < nf * kHidden; k += blockDim.x) {
+      const int r = k / kHidden, i = k % kHidden;
+      float g;
+      if (l == kDecLayers - 1) g = relu_grad(dense_input_grad<kOut, kHidden>(w, F(r) + dz, i), F(r)[dec_in[l] + i]);
+      else if (l > 0) g = relu_grad(dense_input_grad<kHidden, kHidden>(w, F(r) + dz, i), F(r)[dec_in[l] + i]);
+      else g = dense_input_grad<kHidden, kHidden + kFeat>(w, F(r) + dz, i);
+      F(r)[dx + i] = g;
+    }
+    __syncthreads();
+    const int t = dz;
+    dz = dx, dx = t;
+  }
+  // the encoder's last layer, from dS
+  for (int k = threadIdx.x; k < np * kHidden; k += blockDim.x) {
+    const int q = k / kHidden, u = k % kHidden;
+    Pr(q)[kPairGA + u] = relu_grad(F(s.pf[q])[dz + u], Pr(q)[kH5 + u]);
+  }
+  __syncthreads();
+  int pdz = kPairGA, pdx = kPairGB;
+  for (int l = kEncLayers - 1; l >= 0; --l) {
+    const int layer = kEnc0 + l, in = kPairH0 + l * kHidden;
+    const float* w = P + weight_offset(layer);
+    layer_grad(layer, pair, np, kPairFloats, pdz, in, out);
+    const int width = l > 0 ? kHidden : kIn;  // layer 1: the context half of h0 only
+    const int first = l > 0 ? 0 : kIn;
+    for (int k = threadIdx.x; k < np * width; k += blockDim.x) {
+      const int q = k / width, i = k % width;
+      Pr(q)[pdx + i] = relu_grad(dense_input_grad<kHidden, kHidden>(w, Pr(q) + pdz, first + i), Pr(q)[in + first + i]);
+    }
+    __syncthreads();
+    if (l > 0) {
+      const int t = pdz;
+      pdz = pdx, pdx = t;
+    }
+  }
+  // focus input layer: encoder layer 1's output gradients summed over each focus row's pairs
+  for (int k = threadIdx.x; k < nf * kHidden; k += blockDim.x) {
+    const int r = k / kHidden, o = k % kHidden;
+    float sum = 0.0f;
+    for (int q = s.pbegin[r]; q < s.pbegin[r + 1]; ++q) sum += Pr(q)[pdz + o];
+    F(r)[kFocDZ + o] = sum;
+  }
+  __syncthreads();
+  for (int k = threadIdx.x; k < nf * kIn; k += blockDim.x) {
+    const int r = k / kIn, u = k % kIn;
+    F(r)[kFocDf + u] =
+        relu_grad(dense_input_grad<kHidden, kHidden>(P + weight_offset(kEnc0), F(r) + kFocDZ, u), F(r)[kFocf + u]);
+  }
+  __syncthreads();
+  layer_grad(kContextIn, pair, np, kPairFloats, pdx, kPairC, out);
+  layer_grad(kFocusIn, foc, nf, kFocFloats, kFocDf, kFocF, out);
+}
+
+// The sum over blocks, in block order, / D.
+__global__ void reduce_kernel(const float* partial, int blocks, float* grad, float* loss) {
+  __shared__ float D;
+  if (threadIdx.x == 0) {
+    float count = 0.0f;
+    for (int b = 0; b < blocks; ++b) count += partial[static_cast<int64_t>(b) * (kParams + 2) + kParams + 1];
+    D = fmaxf(1.0f, 2.0f * count);
+  }
+  __syncthreads();
+  const int p = blockIdx.x * blockDim.x + threadIdx.x;
+  if (p > kParams) return;
+  float sum = 0.0f;
+  for (int b = 0; b < blocks; ++b) sum += partial[static_cast<int64_t>(b) * (kParams + 2) + p];
+  if (p < kParams) {
+    grad[p] = sum / D;
+  } else {
+    loss[0] = sum / D;
+    loss[1] = D;
+  }
+}
+
+__global__ void __launch_bounds__(kUpdateThreads) update_kernel(UpdateConfig c, StepState st) {
+  __shared__ float partial[kUpdateThreads];
+  __shared__ float coef, lr, bc1, bc2_sqrt;
+  // the gradient's norm over all parameters (torch.nn.utils.clip_grad_norm_), a fixed-order tree
+  if (c.max_grad_norm > 0.0f) {
+    float ss = 0.0f;
+    for (int p = threadIdx.x; p < kParams; p += blockDim.x) ss += st.grad[p] * st.grad[p];
+    partial[threadIdx.x] = ss;
+    __syncthreads();
+    for (int w = blockDim.x / 2; w > 0; w /= 2) {
+      if (threadIdx.x < w) partial[threadIdx.x] += partial[threadIdx.x + w];
+      __syncthreads();
+    }
+  }
+  if (threadIdx.x == 0) {
+    coef = c.max_grad_norm > 0.0f ? fminf(1.0f, c.max_grad_norm / (sqrtf(partial[0]) + 1e-6f)) : 1.0f;
+    const float steps = *st.opt_steps + 1.0f;
+    lr = static_cast<float>(scheduled_lr(c, *st.step));
+    bc1 = static_cast<float>(1.0 - pow(static_cast<double>(c.beta1), static_cast<double>(steps)));
+    bc2_sqrt = static_cast<float>(sqrt(1.0 - pow(static_cast<double>(c.beta2), static_cast<double>(steps))));
+  }
+  __syncthreads();
+  for (int t = 0; t < 2 * kLayers; ++t) {
+    const int l = t / 2;
+    const int n = t % 2 == 0 ? layer_out(l) * layer_in(l) : layer_out(l);
+    const float* g = st.grad + (t % 2 == 0 ? weight_offset(l) : bias_offset(l));
+    float* p = st.param[t];
+    float* m1 = st.moment1[t];
+    float* m2 = st.moment2[t];
+    for (int k = threadIdx.x; k < n; k += blockDim.x) {
+      float unused = 0.0f;
+      update_element(c, lr, bc1, bc2_sqrt, g[k] * coef, p[k], m1[k], m2 ? m2[k] : unused);
+    }
+  }
+  if (threadIdx.x == 0) {
+    const float loss = st.loss[0];
+    *st.lr = lr;
+    *st.opt_steps += 1.0f;
+    *st.loss_sum += loss;
+    if (*st.first_bad < 0 && !isfinite(loss)) *st.first_bad = *st.step;
+    *st.step += 1;
+  }
+}
+
+}  // namespace
+
+bool device_limits(int* sms, int64_t* smem_bytes) {
+  int dev = 0, n = 0, bytes = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return false;
+  if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) return false;
+  if (cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) return false;
+  *sms = n;
+  *smem_bytes = bytes;
+  return true;
+}
+
+void prepare_loss_grad(int wpb, int balls) {
+  check(cudaFuncSetAttribute(loss_grad_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(block_smem_bytes(wpb, balls))),
+        "shared memory");
+}
+
+void launch_loss_grad(const Batch& batch, const StepState& state, int wpb, void* stream) {
+  if (wpb < 1 || wpb > 64) throw std::runtime_error("classic fused step: windows per block out of range");
+  const int blocks = (batch.batch + wpb - 1) / wpb;
+  const auto smem = static_cast<size_t>(block_smem_bytes(wpb, batch.balls));
+  auto s = static_cast<cudaStream_t>(stream);
+  loss_grad_kernel<<<blocks, kThreads, smem, s>>>(batch, wpb, state);
+  check(cudaGetLastError(), "loss_grad kernel");
+  reduce_kernel<<<(kParams + 1 + 255) / 256, 256, 0, s>>>(state.partial, blocks, state.grad, state.loss);
+  check(cudaGetLastError(), "reduce kernel");
+}
+
+void launch_update(const UpdateConfig& config, const StepState& state, void* stream) {
+  update_kernel<<<1, kUpdateThreads, 0, static_cast<cudaStream_t>(stream)>>>(config, state);
+  check(cudaGetLastError(), "update kernel");
+}
+
+}  // namespace npe::model::fused
