@@ -20,7 +20,7 @@ void layer_grad(int l, const std::vector<float>& rows, int count, int stride, in
   for (int o = 0; o < n_out; ++o) {
     for (int i = 0; i < n_in; ++i) {
       float acc = 0.0f;
-      for (int r = 0; r < count; ++r) acc += rows[r * stride + dz_at + o] * rows[r * stride + in_at + i];
+      for (int r = 0; r < count; ++r) acc = fmaf(rows[r * stride + dz_at + o], rows[r * stride + in_at + i], acc);
       out[weight_offset(l) + o * n_in + i] = acc;
     }
     float acc = 0.0f;

@@ -1,13 +1,16 @@
-// The classic NPE's hand-written training step on CUDA (classic_fused.h): three kernels a step.
+// The classic NPE's hand-written training step on CUDA (classic_fused.h): two kernels a step.
 //   loss_grad:  one block per `wpb` windows; the block stages the 24,102 weights in shared
 //               memory, builds its rows (present focus balls, neighbourhood pairs), runs the
 //               forward and the backward pass over them, layer by layer (one thread per output),
 //               and writes its gradient sum, loss sum and present-ball count to `partial`.
-//   reduce:     the sum over blocks in block order, / D, into the flat gradient and the loss.
-//   update:     one block: the gradient norm and clipping, the learning rate, the optimizer's
-//               update of every parameter, and the step's scalars.
+//   update:     one thread per parameter: the sum over blocks in block order, / D (the batch's
+//               gradient; the loss likewise), the optimizer's update, and, in the last block to
+//               finish, the step's scalars.
+// With clipping (the norm needs the whole gradient first) or data parallel (the all-reduce goes
+// between), a reduce kernel writes the gradient and the update kernel reads it: three kernels.
 // Every value is the CPU reference's (classic_fused.cpp): the same per-item functions, the same
-// order of sums, no atomics, no contraction to fused multiply-adds (--fmad=false).
+// order of sums, the same explicit fused multiply-adds and no others (--fmad=false), no atomics
+// in any sum (the update's ticket counter only elects the block that writes the scalars).
 #include "classic_fused.h"
 
 #include <cuda_runtime.h>
@@ -18,8 +21,8 @@
 namespace npe::model::fused {
 namespace {
 
-constexpr int kThreads = 256;
-constexpr int kUpdateThreads = 1024;
+constexpr int kThreads = 512;  // H100, batch 50: 76 us a step under ncu against 99 us with 256, 78 us with 1024
+constexpr int kUpdateThreads = 256;
 
 void check(cudaError_t e, const char* what) {
   if (e != cudaSuccess) throw std::runtime_error(std::string("classic fused step: ") + what + ": " + cudaGetErrorString(e));
@@ -56,22 +59,60 @@ __device__ Shared carve(void* smem, int wpb, int N) {
   return s;
 }
 
-// Block gradient of layer l over `count` rows (dW then db, items split over the threads),
+// Block gradient of layer L over `count` rows (dW then db, items split over the threads),
 // written to the block's partial sums.
-__device__ void layer_grad(int l, const float* rows, int count, int stride, int dz_at, int in_at, float* out) {
-  const int n_out = layer_out(l), n_in = layer_in(l), n_w = n_out * n_in;
+template <int L>
+__device__ void layer_grad(const float* rows, int count, int stride, int dz_at, int in_at, float* out) {
+  constexpr int n_out = layer_out(L), n_in = layer_in(L), n_w = n_out * n_in;
   for (int k = threadIdx.x; k < n_w + n_out; k += blockDim.x) {
     float acc = 0.0f;
     if (k < n_w) {
       const int o = k / n_in, i = k % n_in;
-      for (int r = 0; r < count; ++r) acc += rows[r * stride + dz_at + o] * rows[r * stride + in_at + i];
-      out[weight_offset(l) + k] = acc;
+      for (int r = 0; r < count; ++r) acc = fmaf(rows[r * stride + dz_at + o], rows[r * stride + in_at + i], acc);
+      out[weight_offset(L) + k] = acc;
     } else {
       const int o = k - n_w;
       for (int r = 0; r < count; ++r) acc += rows[r * stride + dz_at + o];
-      out[bias_offset(l) + o] = acc;
+      out[bias_offset(L) + o] = acc;
     }
   }
+}
+
+// Decoder layer l (0 .. 4) backward over the focus rows: its block gradient from dz (at `dz`) and
+// its input (d_l), then the gradient of its input into `dx` (through the ReLU of the layer
+// below; layer 0: the gradient of S, the neighbourhood sum, which is linear).
+template <int l>
+__device__ void dec_backward(const float* P, float* foc, int nf, int dz, int dx, float* out) {
+  constexpr int layer = kDec0 + l;
+  constexpr int in = l == 0 ? kFocD0 : kFocD1 + (l - 1) * kHidden;
+  const float* w = P + weight_offset(layer);
+  layer_grad<layer>(foc, nf, kFocFloats, dz, in, out);
+  for (int k = threadIdx.x; k < nf * kHidden; k += blockDim.x) {
+    const int r = k / kHidden, i = k % kHidden;
+    float* row = foc + r * kFocFloats;
+    float g;
+    if (l == kDecLayers - 1) g = relu_grad(dense_input_grad<kOut, kHidden>(w, row + dz, i), row[in + i]);
+    else if (l > 0) g = relu_grad(dense_input_grad<kHidden, kHidden>(w, row + dz, i), row[in + i]);
+    else g = dense_input_grad<kHidden, kHidden + kFeat>(w, row + dz, i);
+    row[dx + i] = g;
+  }
+  __syncthreads();
+}
+
+// Encoder layer l (0 .. 4) backward over the pair rows; layer 0's input gradient is taken for the
+// context half of h0 only (the focus half is summed per focus row afterwards).
+template <int l>
+__device__ void enc_backward(const float* P, float* pair, int np, int dz, int dx, float* out) {
+  constexpr int layer = kEnc0 + l, in = kPairH0 + l * kHidden;
+  constexpr int width = l > 0 ? kHidden : kIn, first = l > 0 ? 0 : kIn;
+  const float* w = P + weight_offset(layer);
+  layer_grad<layer>(pair, np, kPairFloats, dz, in, out);
+  for (int k = threadIdx.x; k < np * width; k += blockDim.x) {
+    const int q = k / width, i = k % width;
+    float* row = pair + q * kPairFloats;
+    row[dx + i] = relu_grad(dense_input_grad<kHidden, kHidden>(w, row + dz, first + i), row[in + first + i]);
+  }
+  __syncthreads();
 }
 
 __global__ void __launch_bounds__(kThreads) loss_grad_kernel(Batch a, int wpb, const StepState st) {
@@ -192,48 +233,25 @@ __global__ void __launch_bounds__(kThreads) loss_grad_kernel(Batch a, int wpb, c
   }
   __syncthreads();
 
-  // backward through the decoder
-  const int dec_in[kDecLayers] = {kFocD0, kFocD1, kFocD1 + kHidden, kFocD1 + 2 * kHidden, kD4};
-  int dz = kFocGA, dx = kFocGB;
-  for (int l = kDecLayers - 1; l >= 0; --l) {
-    const int layer = kDec0 + l;
-    const float* w = P + weight_offset(layer);
-    layer_grad(layer, foc, nf, kFocFloats, dz, dec_in[l], out);
-    for (int k = threadIdx.x; k < nf * kHidden; k += blockDim.x) {
-      const int r = k / kHidden, i = k % kHidden;
-      float g;
-      if (l == kDecLayers - 1) g = relu_grad(dense_input_grad<kOut, kHidden>(w, F(r) + dz, i), F(r)[dec_in[l] + i]);
-      else if (l > 0) g = relu_grad(dense_input_grad<kHidden, kHidden>(w, F(r) + dz, i), F(r)[dec_in[l] + i]);
-      else g = dense_input_grad<kHidden, kHidden + kFeat>(w, F(r) + dz, i);
-      F(r)[dx + i] = g;
-    }
-    __syncthreads();
-    const int t = dz;
-    dz = dx, dx = t;
-  }
+  // backward through the decoder: its gradients alternate between the rows' GA and GB
+  dec_backward<4>(P, foc, nf, kFocGA, kFocGB, out);
+  dec_backward<3>(P, foc, nf, kFocGB, kFocGA, out);
+  dec_backward<2>(P, foc, nf, kFocGA, kFocGB, out);
+  dec_backward<1>(P, foc, nf, kFocGB, kFocGA, out);
+  dec_backward<0>(P, foc, nf, kFocGA, kFocGB, out);
+  const int dz = kFocGB;  // dS
   // the encoder's last layer, from dS
   for (int k = threadIdx.x; k < np * kHidden; k += blockDim.x) {
     const int q = k / kHidden, u = k % kHidden;
     Pr(q)[kPairGA + u] = relu_grad(F(s.pf[q])[dz + u], Pr(q)[kH5 + u]);
   }
   __syncthreads();
-  int pdz = kPairGA, pdx = kPairGB;
-  for (int l = kEncLayers - 1; l >= 0; --l) {
-    const int layer = kEnc0 + l, in = kPairH0 + l * kHidden;
-    const float* w = P + weight_offset(layer);
-    layer_grad(layer, pair, np, kPairFloats, pdz, in, out);
-    const int width = l > 0 ? kHidden : kIn;  // layer 1: the context half of h0 only
-    const int first = l > 0 ? 0 : kIn;
-    for (int k = threadIdx.x; k < np * width; k += blockDim.x) {
-      const int q = k / width, i = k % width;
-      Pr(q)[pdx + i] = relu_grad(dense_input_grad<kHidden, kHidden>(w, Pr(q) + pdz, first + i), Pr(q)[in + first + i]);
-    }
-    __syncthreads();
-    if (l > 0) {
-      const int t = pdz;
-      pdz = pdx, pdx = t;
-    }
-  }
+  enc_backward<4>(P, pair, np, kPairGA, kPairGB, out);
+  enc_backward<3>(P, pair, np, kPairGB, kPairGA, out);
+  enc_backward<2>(P, pair, np, kPairGA, kPairGB, out);
+  enc_backward<1>(P, pair, np, kPairGB, kPairGA, out);
+  enc_backward<0>(P, pair, np, kPairGA, kPairGB, out);
+  const int pdz = kPairGA, pdx = kPairGB;  // encoder layer 1's output gradient; context input layer's
   // focus input layer: encoder layer 1's output gradients summed over each focus row's pairs
   for (int k = threadIdx.x; k < nf * kHidden; k += blockDim.x) {
     const int r = k / kHidden, o = k % kHidden;
@@ -248,23 +266,29 @@ __global__ void __launch_bounds__(kThreads) loss_grad_kernel(Batch a, int wpb, c
         relu_grad(dense_input_grad<kHidden, kHidden>(P + weight_offset(kEnc0), F(r) + kFocDZ, u), F(r)[kFocf + u]);
   }
   __syncthreads();
-  layer_grad(kContextIn, pair, np, kPairFloats, pdx, kPairC, out);
-  layer_grad(kFocusIn, foc, nf, kFocFloats, kFocDf, kFocF, out);
+  layer_grad<kContextIn>(pair, np, kPairFloats, pdx, kPairC, out);
+  layer_grad<kFocusIn>(foc, nf, kFocFloats, kFocDf, kFocF, out);
 }
 
-// The sum over blocks, in block order, / D.
+// The sum over blocks of entry p of the partial sums, in block order (loads unrolled, adds in order).
+__device__ float sum_over_blocks(const float* partial, int blocks, int p) {
+  float sum = 0.0f;
+#pragma unroll 8
+  for (int b = 0; b < blocks; ++b) sum += partial[static_cast<int64_t>(b) * (kParams + 2) + p];
+  return sum;
+}
+
+// D = max(1, 2 x present balls of the batch), from the blocks' counts.
+__device__ float loss_normaliser(const float* partial, int blocks) { return fmaxf(1.0f, 2.0f * sum_over_blocks(partial, blocks, kParams + 1)); }
+
+// The batch's gradient and loss: the sums over blocks / D.
 __global__ void reduce_kernel(const float* partial, int blocks, float* grad, float* loss) {
   __shared__ float D;
-  if (threadIdx.x == 0) {
-    float count = 0.0f;
-    for (int b = 0; b < blocks; ++b) count += partial[static_cast<int64_t>(b) * (kParams + 2) + kParams + 1];
-    D = fmaxf(1.0f, 2.0f * count);
-  }
+  if (threadIdx.x == 0) D = loss_normaliser(partial, blocks);
   __syncthreads();
   const int p = blockIdx.x * blockDim.x + threadIdx.x;
   if (p > kParams) return;
-  float sum = 0.0f;
-  for (int b = 0; b < blocks; ++b) sum += partial[static_cast<int64_t>(b) * (kParams + 2) + p];
+  const float sum = sum_over_blocks(partial, blocks, p);
   if (p < kParams) {
     grad[p] = sum / D;
   } else {
@@ -273,47 +297,79 @@ __global__ void reduce_kernel(const float* partial, int blocks, float* grad, flo
   }
 }
 
-__global__ void __launch_bounds__(kUpdateThreads) update_kernel(UpdateConfig c, StepState st) {
-  __shared__ float partial[kUpdateThreads];
-  __shared__ float coef, lr, bc1, bc2_sqrt;
-  // the gradient's norm over all parameters (torch.nn.utils.clip_grad_norm_), a fixed-order tree
-  if (c.max_grad_norm > 0.0f) {
-    float ss = 0.0f;
-    for (int p = threadIdx.x; p < kParams; p += blockDim.x) ss += st.grad[p] * st.grad[p];
-    partial[threadIdx.x] = ss;
-    __syncthreads();
-    for (int w = blockDim.x / 2; w > 0; w /= 2) {
-      if (threadIdx.x < w) partial[threadIdx.x] += partial[threadIdx.x + w];
-      __syncthreads();
-    }
-  }
+// The parameter tensor t (weight or bias of layer t / 2) holding flat entry p, and p's index in it.
+__device__ int tensor_of(int p, int* index) {
+  int t = 0;
+  while (t + 1 < 2 * kLayers && p >= ((t + 1) % 2 == 0 ? weight_offset((t + 1) / 2) : bias_offset((t + 1) / 2))) ++t;
+  *index = p - (t % 2 == 0 ? weight_offset(t / 2) : bias_offset(t / 2));
+  return t;
+}
+
+// The optimizer's update of every parameter, one thread each: the gradient from state.grad, or
+// (kReduce) reduced here from the blocks' partial sums (and written to state.grad, the loss to
+// state.loss). With clipping each block computes the whole gradient's norm itself, in one fixed
+// order (the same value in every block). The last block to finish (a ticket counter, reset by it)
+// then writes the step's scalars, once every block has read them.
+template <bool kReduce>
+__global__ void __launch_bounds__(kUpdateThreads) update_kernel(UpdateConfig c, StepState st, const float* partial,
+                                                                 int blocks) {
+  __shared__ float red[kUpdateThreads];
+  __shared__ float coef, lr, bc1, bc2_sqrt, D;
+  __shared__ bool last;
+  const int p = blockIdx.x * blockDim.x + threadIdx.x;
   if (threadIdx.x == 0) {
-    coef = c.max_grad_norm > 0.0f ? fminf(1.0f, c.max_grad_norm / (sqrtf(partial[0]) + 1e-6f)) : 1.0f;
+    if (kReduce) D = loss_normaliser(partial, blocks);
     const float steps = *st.opt_steps + 1.0f;
     lr = static_cast<float>(scheduled_lr(c, *st.step));
     bc1 = static_cast<float>(1.0 - pow(static_cast<double>(c.beta1), static_cast<double>(steps)));
     bc2_sqrt = static_cast<float>(sqrt(1.0 - pow(static_cast<double>(c.beta2), static_cast<double>(steps))));
   }
-  __syncthreads();
-  for (int t = 0; t < 2 * kLayers; ++t) {
-    const int l = t / 2;
-    const int n = t % 2 == 0 ? layer_out(l) * layer_in(l) : layer_out(l);
-    const float* g = st.grad + (t % 2 == 0 ? weight_offset(l) : bias_offset(l));
-    float* p = st.param[t];
-    float* m1 = st.moment1[t];
-    float* m2 = st.moment2[t];
-    for (int k = threadIdx.x; k < n; k += blockDim.x) {
-      float unused = 0.0f;
-      update_element(c, lr, bc1, bc2_sqrt, g[k] * coef, p[k], m1[k], m2 ? m2[k] : unused);
+  if (c.max_grad_norm > 0.0f) {  // torch.nn.utils.clip_grad_norm_ (not with kReduce: see launch_step)
+    float ss = 0.0f;
+    for (int k = threadIdx.x; k < kParams; k += blockDim.x) ss += st.grad[k] * st.grad[k];
+    red[threadIdx.x] = ss;
+    __syncthreads();
+    for (int w = blockDim.x / 2; w > 0; w /= 2) {
+      if (threadIdx.x < w) red[threadIdx.x] += red[threadIdx.x + w];
+      __syncthreads();
     }
+    if (threadIdx.x == 0) coef = fminf(1.0f, c.max_grad_norm / (sqrtf(red[0]) + 1e-6f));
+  } else if (threadIdx.x == 0) {
+    coef = 1.0f;
   }
+  __syncthreads();
+  if (p < kParams) {
+    float g;
+    if (kReduce) {
+      g = sum_over_blocks(partial, blocks, p) / D;
+      st.grad[p] = g;
+    } else {
+      g = st.grad[p];
+    }
+    int k = 0;
+    const int t = tensor_of(p, &k);
+    float unused = 0.0f;
+    update_element(c, lr, bc1, bc2_sqrt, g * coef, st.param[t][k], st.moment1[t][k], st.moment2[t] ? st.moment2[t][k] : unused);
+  } else if (kReduce && p == kParams) {
+    st.loss[0] = sum_over_blocks(partial, blocks, kParams) / D;
+    st.loss[1] = D;
+    __threadfence();
+  }
+  __syncthreads();
   if (threadIdx.x == 0) {
-    const float loss = st.loss[0];
+    __threadfence();
+    last = atomicAdd(st.done, 1u) == gridDim.x - 1;
+  }
+  __syncthreads();
+  if (last && threadIdx.x == 0) {
+    __threadfence();
+    const float loss = *static_cast<volatile float*>(st.loss);
     *st.lr = lr;
     *st.opt_steps += 1.0f;
     *st.loss_sum += loss;
     if (*st.first_bad < 0 && !isfinite(loss)) *st.first_bad = *st.step;
     *st.step += 1;
+    *st.done = 0u;
   }
 }
 
@@ -335,19 +391,42 @@ void prepare_loss_grad(int wpb, int balls) {
         "shared memory");
 }
 
-void launch_loss_grad(const Batch& batch, const StepState& state, int wpb, void* stream) {
+namespace {
+int loss_grad_blocks(const Batch& batch, int wpb) {
   if (wpb < 1 || wpb > 64) throw std::runtime_error("classic fused step: windows per block out of range");
-  const int blocks = (batch.batch + wpb - 1) / wpb;
+  return (batch.batch + wpb - 1) / wpb;
+}
+void launch_loss_grad_kernel(const Batch& batch, const StepState& state, int wpb, cudaStream_t s) {
+  const int blocks = loss_grad_blocks(batch, wpb);
   const auto smem = static_cast<size_t>(block_smem_bytes(wpb, batch.balls));
-  auto s = static_cast<cudaStream_t>(stream);
   loss_grad_kernel<<<blocks, kThreads, smem, s>>>(batch, wpb, state);
   check(cudaGetLastError(), "loss_grad kernel");
-  reduce_kernel<<<(kParams + 1 + 255) / 256, 256, 0, s>>>(state.partial, blocks, state.grad, state.loss);
+}
+constexpr int kUpdateBlocks = (kParams + 1 + kUpdateThreads - 1) / kUpdateThreads;
+}  // namespace
+
+void launch_loss_grad(const Batch& batch, const StepState& state, int wpb, void* stream) {
+  auto s = static_cast<cudaStream_t>(stream);
+  launch_loss_grad_kernel(batch, state, wpb, s);
+  reduce_kernel<<<(kParams + 1 + 255) / 256, 256, 0, s>>>(state.partial, loss_grad_blocks(batch, wpb), state.grad,
+                                                          state.loss);
   check(cudaGetLastError(), "reduce kernel");
 }
 
 void launch_update(const UpdateConfig& config, const StepState& state, void* stream) {
-  update_kernel<<<1, kUpdateThreads, 0, static_cast<cudaStream_t>(stream)>>>(config, state);
+  update_kernel<false><<<kUpdateBlocks, kUpdateThreads, 0, static_cast<cudaStream_t>(stream)>>>(config, state, nullptr, 0);
+  check(cudaGetLastError(), "update kernel");
+}
+
+void launch_step(const Batch& batch, const UpdateConfig& config, const StepState& state, int wpb, void* stream) {
+  if (config.max_grad_norm > 0.0f) {  // the norm needs the whole reduced gradient first
+    launch_loss_grad(batch, state, wpb, stream);
+    launch_update(config, state, stream);
+    return;
+  }
+  auto s = static_cast<cudaStream_t>(stream);
+  launch_loss_grad_kernel(batch, state, wpb, s);
+  update_kernel<true><<<kUpdateBlocks, kUpdateThreads, 0, s>>>(config, state, state.partial, loss_grad_blocks(batch, wpb));
   check(cudaGetLastError(), "update kernel");
 }
 

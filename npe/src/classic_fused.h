@@ -21,7 +21,7 @@
 // Work is split in blocks of `wpb` consecutive windows of the batch. A block's gradient is the
 // sum over its rows in a fixed order (windows, focus balls, context balls); the batch's gradient
 // is the sum of the blocks' in block order, divided by D. No atomics: a run is reproducible bit
-// for bit, and the CUDA kernels (built with --fmad=false) give the CPU reference's bits.
+// for bit, and the CUDA kernels give the CPU reference's bits (see dense_unit).
 #pragma once
 
 #include <cmath>
@@ -97,11 +97,15 @@ NPE_HD bool in_neighbourhood(const float* cur_i, const float* cur_j, float r2) {
   return cur_j[4] > 0.0f && dx * dx + dy * dy <= r2;
 }
 
+// Products are accumulated with explicit fused multiply-adds (fmaf: one rounding, on the GPU one
+// FFMA instruction, on the CPU the correctly rounded library function), so that the kernels,
+// built with --fmad=false against any other contraction, still give the CPU reference's bits.
+
 // Pre-activation of unit o of a linear layer: b[o] + sum_i W[o, i] x[i] (W [out, in] row-major).
 template <int In>
 NPE_HD float dense_unit(const float* W, const float* b, const float* x, int o) {
   float z = 0.0f;
-  for (int i = 0; i < In; ++i) z += W[o * In + i] * x[i];
+  for (int i = 0; i < In; ++i) z = fmaf(W[o * In + i], x[i], z);
   return z + b[o];
 }
 
@@ -109,7 +113,7 @@ NPE_HD float dense_unit(const float* W, const float* b, const float* x, int o) {
 template <int Out, int In>
 NPE_HD float dense_input_grad(const float* W, const float* dz, int i) {
   float g = 0.0f;
-  for (int o = 0; o < Out; ++o) g += W[o * In + i] * dz[o];
+  for (int o = 0; o < Out; ++o) g = fmaf(W[o * In + i], dz[o], g);
   return g;
 }
 
@@ -269,6 +273,7 @@ struct StepState {
   float* lr = nullptr;          // the step's learning rate (written by the update)
   float* loss_sum = nullptr;    // += the step's loss
   int64_t* first_bad = nullptr; // the first step whose loss was not finite, or -1
+  unsigned int* done = nullptr; // 0: the update's count of finished blocks (reset by the last)
 };
 inline int64_t partial_floats(int blocks) { return static_cast<int64_t>(blocks) * (kParams + 2); }
 
@@ -283,5 +288,8 @@ void launch_loss_grad(const Batch& batch, const StepState& state, int wpb, void*
 // Gradient clipping, the learning rate, the optimizer's update of every parameter, and the
 // step's scalars (step, optimizer steps, loss sum, first non-finite step); on `stream`.
 void launch_update(const UpdateConfig& config, const StepState& state, void* stream);
+// A whole step of one process: launch_loss_grad then launch_update, with the reduction over
+// blocks done by the update kernel itself when there is no clipping (two kernels a step).
+void launch_step(const Batch& batch, const UpdateConfig& config, const StepState& state, int wpb, void* stream);
 
 }  // namespace npe::model::fused

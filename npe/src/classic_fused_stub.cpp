@@ -11,6 +11,9 @@ void prepare_loss_grad(int, int) { throw std::runtime_error("classic fused step:
 void launch_loss_grad(const Batch&, const StepState&, int, void*) {
   throw std::runtime_error("classic fused step: built without a CUDA compiler");
 }
+void launch_step(const Batch&, const UpdateConfig&, const StepState&, int, void*) {
+  throw std::runtime_error("classic fused step: built without a CUDA compiler");
+}
 void launch_update(const UpdateConfig&, const StepState&, void*) {
   throw std::runtime_error("classic fused step: built without a CUDA compiler");
 }

@@ -79,7 +79,7 @@ struct TrainStep::Impl {
   fused::Batch fbatch;
   fused::StepState fstate;
   fused::UpdateConfig fupdate;
-  Tensor partial_t, floss_t;
+  Tensor partial_t, floss_t, done_t;
 
   Impl(const TrainConfig& c, NPEImpl& n, torch::optim::Optimizer& o, Tensor t, int64_t total, int64_t start,
        StepOptions so)
@@ -233,6 +233,7 @@ void TrainStep::Impl::setup_fused() {
   const auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device);
   partial_t = torch::zeros({fused::partial_floats(blocks)}, f32);
   floss_t = torch::zeros({2}, f32);
+  done_t = torch::zeros({1}, torch::TensorOptions().dtype(torch::kInt32).device(device));
   fstate.grad = grad_flat.data_ptr<float>();
   fstate.partial = partial_t.data_ptr<float>();
   fstate.loss = floss_t.data_ptr<float>();
@@ -241,6 +242,7 @@ void TrainStep::Impl::setup_fused() {
   fstate.lr = lr_t.data_ptr<float>();
   fstate.loss_sum = loss_sum_t.data_ptr<float>();
   fstate.first_bad = first_bad_t.data_ptr<int64_t>();
+  fstate.done = reinterpret_cast<unsigned int*>(done_t.data_ptr<int32_t>());
   fupdate.kind = update == Update::AdamW ? fused::Update::AdamW
                  : update == Update::Adam ? fused::Update::Adam : fused::Update::RMSprop;
   fupdate.beta1 = static_cast<float>(beta1), fupdate.beta2 = static_cast<float>(beta2);
@@ -264,11 +266,11 @@ void TrainStep::Impl::refresh_epoch() {
 
 // Everything here is a device op on static tensors, so that it can be captured.
 void TrainStep::Impl::body() {
-  if (fused) {  // three kernels (classic_fused.h), the all-reduce between them
+  if (fused) {  // two kernels (classic_fused.h); data parallel: three, the all-reduce before the update
     void* stream = current_cuda_stream();
+    if (world == 1) return fused::launch_step(fbatch, fupdate, fstate, fused_wpb, stream);
     fused::launch_loss_grad(fbatch, fstate, fused_wpb, stream);
-    if (world > 1)
-      for (const Tensor& b : buckets) processes->all_reduce(b, Reduce::Avg);
+    for (const Tensor& b : buckets) processes->all_reduce(b, Reduce::Avg);
     fused::launch_update(fupdate, fstate, stream);
     return;
   }
