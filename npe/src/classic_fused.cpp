@@ -94,13 +94,7 @@ void block_loss_grad(const Batch& a, int64_t step, int w0, int nw, const float* 
   // loss and its gradient with respect to the head's output (times D)
   float loss = 0.0f;
   for (int r = 0; r < nf; ++r) {
-    const float* c = state(cur, r, fb[r]);
-    const float* n = state(next, r, fb[r]);
-    const float e0 = c[2] + F(r)[kFocOut] * a.dv_std[0] - n[2];
-    const float e1 = c[3] + F(r)[kFocOut + 1] * a.dv_std[1] - n[3];
-    loss += e0 * e0 + e1 * e1;
-    F(r)[kFocGA] = 2.0f * e0 * a.dv_std[0];
-    F(r)[kFocGA + 1] = 2.0f * e1 * a.dv_std[1];
+    loss += velocity_loss(state(cur, r, fb[r]), state(next, r, fb[r]), F(r) + kFocOut, a.dv_std, F(r) + kFocGA);
   }
   out[kParams] = loss;
   out[kParams + 1] = static_cast<float>(nf);

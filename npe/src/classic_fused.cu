@@ -220,13 +220,7 @@ __global__ void __launch_bounds__(kThreads) loss_grad_kernel(Batch a, int wpb, c
   if (threadIdx.x == 0) {
     float loss = 0.0f;
     for (int r = 0; r < nf; ++r) {
-      const float* c = cur(s.fw[r], s.fb[r]);
-      const float* n = next(s.fw[r], s.fb[r]);
-      const float e0 = c[2] + F(r)[kFocOut] * a.dv_std[0] - n[2];
-      const float e1 = c[3] + F(r)[kFocOut + 1] * a.dv_std[1] - n[3];
-      loss += e0 * e0 + e1 * e1;
-      F(r)[kFocGA] = 2.0f * e0 * a.dv_std[0];
-      F(r)[kFocGA + 1] = 2.0f * e1 * a.dv_std[1];
+      loss += velocity_loss(cur(s.fw[r], s.fb[r]), next(s.fw[r], s.fb[r]), F(r) + kFocOut, a.dv_std, F(r) + kFocGA);
     }
     out[kParams] = loss;
     out[kParams + 1] = static_cast<float>(nf);

@@ -118,6 +118,17 @@ NPE_HD float dense_input_grad(const float* W, const float* dz, int i) {
 }
 
 NPE_HD float relu(float z) { return z > 0.0f ? z : 0.0f; }
+
+// A present focus ball's loss term |v(t) + out dv_std - v(t+1)|^2 (times D) from its states at t
+// and t+1 ([5] each) and the head's output [2]; `dout` [2] receives its gradient with respect to
+// the head's output (times D).
+NPE_HD float velocity_loss(const float* cur, const float* next, const float* out, const float* dv_std, float* dout) {
+  const float e0 = cur[2] + out[0] * dv_std[0] - next[2];
+  const float e1 = cur[3] + out[1] * dv_std[1] - next[3];
+  dout[0] = 2.0f * e0 * dv_std[0];
+  dout[1] = 2.0f * e1 * dv_std[1];
+  return e0 * e0 + e1 * e1;
+}
 // The gradient through a ReLU whose output is y (libtorch's threshold_backward on the result).
 NPE_HD float relu_grad(float g, float y) { return y > 0.0f ? g : 0.0f; }
 
