@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
       ("cuda_graph", "on CUDA, capture the training step as a CUDA graph and replay it (--cuda_graph=false: "
        "eager steps)", cxxopts::value<bool>()->default_value("true"))
       ("fused_step", "on CUDA, train the classic model with npe's hand-written forward, backward and update "
-       "(three kernels a step) instead of libtorch's ops and autograd (--fused_step=false: libtorch's)",
+       "(two kernels a step) instead of libtorch's ops and autograd (--fused_step=false: libtorch's)",
        cxxopts::value<bool>()->default_value("true"))
       ("threads", "CPU threads (0 = all cores)", cxxopts::value<int>()->default_value("0"))
       ("seed", "random seed (initialisation and data order)", cxxopts::value<uint64_t>()->default_value("0"))

@@ -156,14 +156,15 @@ float classic_loss_grad_cpu(const Batch& a, int64_t step, int wpb, const float* 
   const int blocks = (a.batch + wpb - 1) / wpb;
   std::vector<float> partial(static_cast<size_t>(blocks) * (kParams + 2));
   for (int b = 0; b < blocks; ++b)
-    block_loss_grad(a, step, b * wpb, std::min(wpb, a.batch - b * wpb), params, &partial[b * (kParams + 2)]);
+    block_loss_grad(a, step, b * wpb, std::min(wpb, a.batch - b * wpb), params,
+                    &partial[static_cast<size_t>(b) * (kParams + 2)]);
   // the reduction: in block order, then / D
   float count = 0.0f, loss = 0.0f;
-  for (int b = 0; b < blocks; ++b) count += partial[b * (kParams + 2) + kParams + 1];
+  for (int b = 0; b < blocks; ++b) count += partial[static_cast<size_t>(b) * (kParams + 2) + kParams + 1];
   const float D = std::max(1.0f, 2.0f * count);
   for (int p = 0; p < kParams + 1; ++p) {
     float s = 0.0f;
-    for (int b = 0; b < blocks; ++b) s += partial[b * (kParams + 2) + p];
+    for (int b = 0; b < blocks; ++b) s += partial[static_cast<size_t>(b) * (kParams + 2) + p];
     if (p < kParams) grad[p] = s / D;
     else loss = s / D;
   }

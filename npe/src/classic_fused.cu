@@ -327,7 +327,10 @@ __global__ void __launch_bounds__(kUpdateThreads) update_kernel(UpdateConfig c, 
       if (threadIdx.x < w) red[threadIdx.x] += red[threadIdx.x + w];
       __syncthreads();
     }
-    if (threadIdx.x == 0) coef = fminf(1.0f, c.max_grad_norm / (sqrtf(red[0]) + 1e-6f));
+    if (threadIdx.x == 0) {  // min(1, ratio) keeping a NaN norm's NaN, as libtorch's clamp_max
+      const float ratio = c.max_grad_norm / (sqrtf(red[0]) + 1e-6f);
+      coef = ratio > 1.0f ? 1.0f : ratio;
+    }
   } else if (threadIdx.x == 0) {
     coef = 1.0f;
   }
@@ -380,8 +383,13 @@ bool device_limits(int* sms, int64_t* smem_bytes) {
 }
 
 void prepare_loss_grad(int wpb, int balls) {
-  check(cudaFuncSetAttribute(loss_grad_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             static_cast<int>(block_smem_bytes(wpb, balls))),
+  // the device's whole opt-in limit (a process-wide setting of the kernel), so that steps of other
+  // sizes alive in the same process keep launching
+  int sms = 0;
+  int64_t limit = 0;
+  if (!device_limits(&sms, &limit)) throw std::runtime_error("classic fused step: no CUDA device");
+  if (block_smem_bytes(wpb, balls) > limit) throw std::runtime_error("classic fused step: block too large");
+  check(cudaFuncSetAttribute(loss_grad_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(limit)),
         "shared memory");
 }
 

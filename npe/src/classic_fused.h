@@ -66,7 +66,7 @@ constexpr int kPairFloats = kPairGB + kHidden;  // 410
 constexpr int kFocF = 0, kFocf = kFocF + kFeat, kFocD0 = kFocf + kIn, kFocD1 = kFocD0 + kHidden + kFeat;
 constexpr int kFocOut = kFocD1 + (kDecLayers - 1) * kHidden, kFocGA = kFocOut + kOut;
 constexpr int kFocGB = kFocGA + kHidden + kFeat, kFocDZ = kFocGB + kHidden + kFeat, kFocDf = kFocDZ + kHidden;
-constexpr int kFocFloats = kFocDf + kIn;  // 472
+constexpr int kFocFloats = kFocDf + kIn;  // 492
 
 // ---- per-item maths, shared by the CPU reference and the CUDA kernels -------------------------
 
@@ -117,7 +117,9 @@ NPE_HD float dense_input_grad(const float* W, const float* dz, int i) {
   return g;
 }
 
-NPE_HD float relu(float z) { return z > 0.0f ? z : 0.0f; }
+// ReLU as libtorch's threshold: a NaN passes through (so that a diverging run's loss turns NaN
+// and is flagged, as on libtorch's path).
+NPE_HD float relu(float z) { return z <= 0.0f ? 0.0f : z; }
 
 // A present focus ball's loss term |v(t) + out dv_std - v(t+1)|^2 (times D) from its states at t
 // and t+1 ([5] each) and the head's output [2]; `dout` [2] receives its gradient with respect to
@@ -130,7 +132,7 @@ NPE_HD float velocity_loss(const float* cur, const float* next, const float* out
   return e0 * e0 + e1 * e1;
 }
 // The gradient through a ReLU whose output is y (libtorch's threshold_backward on the result).
-NPE_HD float relu_grad(float g, float y) { return y > 0.0f ? g : 0.0f; }
+NPE_HD float relu_grad(float g, float y) { return y <= 0.0f ? 0.0f : g; }
 
 // ---- the optimizers' element updates (train_step.h) ----------------------------------------------
 

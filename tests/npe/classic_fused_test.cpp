@@ -5,6 +5,7 @@
 #include "classic_fused.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <random>
 #include <vector>
@@ -171,6 +172,20 @@ TEST(ClassicFused, CpuReferenceEqualsAutograd) {
   EXPECT_GT(total.inside, 50);
   EXPECT_GT(total.outside, 50);
   EXPECT_GT(total.absent, 10);
+}
+
+// A NaN weight makes the loss NaN (ReLU passes NaN through, as libtorch's does), so that the step
+// flags a diverging run as libtorch's path does (TrainStep::first_nonfinite_step).
+TEST(ClassicFused, NanWeightGivesNanLoss) {
+  const uint64_t seed = test::fresh_seed();
+  Problem p = random_problem(seed, 4, 30);
+  const fused::Batch a = p.batch(p.traj, p.perm);
+  ASSERT_GT(coverage(p, a).inside, 0);
+  std::vector<float> params = flat_parameters(*p.net);
+  std::vector<float> grad(fused::kParams);
+  EXPECT_TRUE(std::isfinite(fused::classic_loss_grad_cpu(a, p.step, 4, params.data(), grad.data())));
+  params[fused::weight_offset(fused::kEnc0 + 2) + 7] = NAN;  // one encoder weight
+  EXPECT_TRUE(std::isnan(fused::classic_loss_grad_cpu(a, p.step, 4, params.data(), grad.data())));
 }
 
 // Blocks of any size: windows_per_block fits the shared memory it is given, and the rows of a

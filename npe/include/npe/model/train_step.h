@@ -55,7 +55,7 @@ struct StepOptions {
                            // gradients and optimizer state stay float32)
   int warmup_steps = 3;    // eager steps on a side stream before the capture
   // CUDA, classic model, float32, no input noise: the hand-written forward, backward and update
-  // (three kernels a step; npe/src/classic_fused.h) instead of libtorch's ops and autograd. The
+  // (two kernels a step, three data parallel; npe/src/classic_fused.h) instead of libtorch's ops and autograd. The
   // same loss and gradient to float32 rounding (tested against autograd); reproducible bit for bit.
   bool fused = true;
   ProcessGroup* group = nullptr;  // data parallel over these processes (nullptr: one process)
