@@ -100,19 +100,39 @@ Case world_case(int64_t balls, int substeps, uint64_t seed) {
 // ---- npe-bench diffsim: forward against forward + backward of the differentiable simulator ----
 
 struct DiffRow {
-  std::string backend, precision;
+  std::string backend, precision, world;
   int64_t scenes = 0, balls = 0, substeps = 0, k = 0;
+  bool contact_words = true;             // the backward pass given the forward pass's contact words
   double forward_s = 0, backward_s = 0;  // medians; backward_s = forward + backward
-  double memory_bytes = 0;               // checkpoints + recomputation scratch
+  double memory_bytes = 0;               // checkpoints + contact words + recomputation scratch
+  double contact_share = 0;              // share of ball-substeps in contact
   bool default_k = false;                // K = one frame, the reference for the ratio
   double rate(double s) const { return scenes * balls * static_cast<double>(substeps) / s; }
 };
 
-template <class T>
-DiffRow run_diff(bool cuda, int64_t scenes, int frames, int k, int repeats, int threads, uint64_t seed) {
+// The benchmark's worlds: "dataset", npe-datagen's default world with variable masses (4 balls;
+// contacts are rare, under 1% of ball-substeps), and "crowded", 8 faster balls (speeds up to
+// 200 px/s) with many more contacts, to show how the backward rate depends on them.
+npe::datagen::WorldDef diff_world(const std::string& name) {
   npe::datagen::WorldDef w;
   w.variable_mass = true;
-  const Scene sc = dataset_scenes(w, scenes, seed);
+  if (name == "crowded") {
+    w.num_balls = 8;
+    w.max_speed = 200;
+  }
+  return w;
+}
+
+double share_of_set_bits(const std::vector<uint32_t>& words, int64_t total_bits) {
+  int64_t set = 0;
+  for (uint32_t v : words) set += __builtin_popcount(v);
+  return static_cast<double>(set) / static_cast<double>(total_bits);
+}
+
+template <class T>
+DiffRow run_diff(bool cuda, const std::string& world, int64_t scenes, int frames, int k, bool contact_words, int repeats,
+                 int threads, uint64_t seed) {
+  const Scene sc = dataset_scenes(diff_world(world), scenes, seed);
   const WorldSpec& spec = sc.spec;
   DiffRollout r;
   r.frames = frames;
@@ -123,10 +143,12 @@ DiffRow run_diff(bool cuda, int64_t scenes, int frames, int k, int repeats, int 
   std::vector<T> damping(scenes, T(0));
   const size_t traj_n = static_cast<size_t>(frames + 1) * 4 * n, ckpt_n = static_cast<size_t>(r.num_checkpoints(spec)) * 4 * n;
   const size_t scratch_n = static_cast<size_t>(r.resolved_k(spec)) * 4 * n;
+  const size_t words_n = static_cast<size_t>(r.num_contact_words(spec));
   std::vector<T> w_bar(traj_n, T(1));
-  DiffRow row{cuda ? "cuda" : "cpu", sizeof(T) == 4 ? "float32" : "float64", scenes, spec.num_balls,
-              r.substeps_total(spec), r.resolved_k(spec)};
-  row.memory_bytes = static_cast<double>(ckpt_n + scratch_n) * sizeof(T);
+  std::vector<uint32_t> words(words_n);
+  DiffRow row{cuda ? "cuda" : "cpu", sizeof(T) == 4 ? "float32" : "float64", world, scenes, spec.num_balls,
+              r.substeps_total(spec), r.resolved_k(spec), contact_words};
+  row.memory_bytes = static_cast<double>(ckpt_n + scratch_n) * sizeof(T) + (contact_words ? words_n * 4.0 : 0.0);
   row.default_k = k == 0;
   std::vector<double> tf, tb;
   auto clock = [] { return std::chrono::steady_clock::now(); };
@@ -136,9 +158,10 @@ DiffRow run_diff(bool cuda, int64_t scenes, int frames, int k, int repeats, int 
     const DiffInputs<T> in{init.data(), mass.data(), radius.data(), damping.data(), nullptr};
     for (int rep = 0; rep < repeats + 1; ++rep) {
       const auto t0 = clock();
-      diff_forward_cpu(spec, r, in, traj.data(), ckpt.data(), threads);
+      uint32_t* cw = contact_words ? words.data() : nullptr;
+      diff_forward_cpu(spec, r, in, traj.data(), ckpt.data(), cw, threads);
       const auto t1 = clock();
-      diff_backward_cpu(spec, r, in, ckpt.data(), w_bar.data(), DiffGrads<T>{gi.data(), gm.data(), gr.data(), gd.data(), nullptr}, threads);
+      diff_backward_cpu(spec, r, in, ckpt.data(), cw, w_bar.data(), DiffGrads<T>{gi.data(), gm.data(), gr.data(), gd.data(), nullptr}, threads);
       const auto t2 = clock();
       if (rep > 0) tf.push_back(secs(t0, t1)), tb.push_back(secs(t0, t2));
     }
@@ -150,6 +173,8 @@ DiffRow run_diff(bool cuda, int64_t scenes, int frames, int k, int repeats, int 
     };
     auto di = up(init), dm = up(mass), dr = up(radius), dd = up(damping), dw = up(w_bar);
     DeviceBuffer traj(traj_n * sizeof(T)), ckpt(ckpt_n * sizeof(T)), scratch(scratch_n * sizeof(T));
+    DeviceBuffer d_words(words_n * sizeof(uint32_t));
+    uint32_t* cw = contact_words ? static_cast<uint32_t*>(d_words.get()) : nullptr;
     DeviceBuffer gi(init.size() * sizeof(T)), gm(n * sizeof(T)), gr(n * sizeof(T)), gd(scenes * sizeof(T));
     auto p = [](const std::unique_ptr<DeviceBuffer>& b) { return static_cast<const T*>(b->get()); };
     const DiffInputs<T> in{p(di), p(dm), p(dr), p(dd), nullptr};
@@ -157,15 +182,20 @@ DiffRow run_diff(bool cuda, int64_t scenes, int frames, int k, int repeats, int 
     for (int rep = 0; rep < repeats + 2; ++rep) {  // two warm-up runs
       synchronize_stream(nullptr);
       const auto t0 = clock();
-      diff_forward_cuda(spec, r, in, static_cast<T*>(traj.get()), static_cast<T*>(ckpt.get()), nullptr);
+      diff_forward_cuda(spec, r, in, static_cast<T*>(traj.get()), static_cast<T*>(ckpt.get()), cw, nullptr);
       synchronize_stream(nullptr);
       const auto t1 = clock();
-      diff_backward_cuda(spec, r, in, static_cast<const T*>(ckpt.get()), p(dw), g, static_cast<T*>(scratch.get()), nullptr);
+      diff_backward_cuda(spec, r, in, static_cast<const T*>(ckpt.get()), cw, p(dw), g, static_cast<T*>(scratch.get()), nullptr);
       synchronize_stream(nullptr);
       const auto t2 = clock();
       if (rep > 1) tf.push_back(secs(t0, t1)), tb.push_back(secs(t0, t2));
     }
+    if (contact_words) {  // the last forward pass's words, for the contact share
+      d_words.copy_to_host_async(words.data(), words_n * sizeof(uint32_t), nullptr);
+      synchronize_stream(nullptr);
+    }
   }
+  if (contact_words) row.contact_share = share_of_set_bits(words, r.substeps_total(spec) * n);
   row.forward_s = median(tf);
   row.backward_s = median(tb);
   return row;
@@ -177,40 +207,54 @@ int bench_diffsim(bool do_cpu, bool do_cuda, bool quick, int repeats, int thread
   const uint64_t seed = 1;
   if (do_cpu) {
     const int64_t s = quick ? 64 : 1024;
-    rows.push_back(run_diff<float>(false, s, 2, 0, repeats, threads, seed));
-    rows.push_back(run_diff<double>(false, s, 2, 0, repeats, threads, seed));
+    rows.push_back(run_diff<float>(false, "dataset", s, 2, 0, true, repeats, threads, seed));
+    rows.push_back(run_diff<double>(false, "dataset", s, 2, 0, true, repeats, threads, seed));
+    rows.push_back(run_diff<double>(false, "dataset", s, 2, 0, false, repeats, threads, seed));
+    rows.push_back(run_diff<double>(false, "crowded", s, 2, 0, true, repeats, threads, seed));
+    rows.push_back(run_diff<double>(false, "crowded", s, 2, 0, false, repeats, threads, seed));
   }
   if (do_cuda) {
     const int64_t s = quick ? 4096 : (int64_t{1} << 17);
     const int frames = quick ? 2 : 16;
-    rows.push_back(run_diff<float>(true, s, frames, 0, repeats, threads, seed));              // one state per frame
-    rows.push_back(run_diff<float>(true, s, frames, frames * 64, repeats, threads, seed));    // one segment: most recomputation
-    rows.push_back(run_diff<float>(true, s, frames, 1, repeats, threads, seed));               // every state stored: none
-    rows.push_back(run_diff<double>(true, s, frames, 0, repeats, threads, seed));
+    for (const char* world : {"dataset", "crowded"}) {
+      rows.push_back(run_diff<float>(true, world, s, frames, 0, true, repeats, threads, seed));  // one state per frame
+      rows.push_back(run_diff<float>(true, world, s, frames, 0, false, repeats, threads, seed)); // without contact words
+      if (std::string(world) == "crowded") continue;
+      rows.push_back(run_diff<float>(true, world, s, frames, frames * 64, true, repeats, threads, seed));  // one segment: most recomputation
+      rows.push_back(run_diff<float>(true, world, s, frames, 1, true, repeats, threads, seed));  // every state stored: none
+      rows.push_back(run_diff<double>(true, world, s, frames, 0, true, repeats, threads, seed));
+      rows.push_back(run_diff<double>(true, world, s, frames, 0, false, repeats, threads, seed));
+    }
   }
-  std::string csv = "backend,precision,scenes,balls,substeps,checkpoint_every,forward_s,forward_backward_s,"
-                    "forward_body_steps_per_s,forward_backward_body_steps_per_s,ratio,memory_bytes,bytes_per_scene_step\n";
+  std::string csv = "backend,precision,world,scenes,balls,substeps,checkpoint_every,contact_words,contact_share,forward_s,"
+                    "forward_backward_s,forward_body_steps_per_s,forward_backward_body_steps_per_s,ratio,memory_bytes,"
+                    "bytes_per_scene_step\n";
   nlohmann::json j = {{"benchmark", "diffsim"}, {"cuda_device", do_cuda ? npe::gpu::cuda_device_name() : ""}, {"rows", nlohmann::json::array()}};
-  fmt::print("\n{:<5} {:<8} {:>8} {:>6} {:>8} {:>6} {:>11} {:>13} {:>14} {:>14} {:>6} {:>10} {:>9}\n", "dev", "prec", "scenes",
-             "balls", "substeps", "K", "fwd ms", "fwd+bwd ms", "fwd steps/s", "f+b steps/s", "ratio", "memory MB", "B/scene-step");
+  fmt::print("\n{:<5} {:<8} {:<8} {:>8} {:>6} {:>8} {:>6} {:>6} {:>8} {:>9} {:>11} {:>12} {:>12} {:>6} {:>10} {:>9}\n", "dev",
+             "prec", "world", "scenes", "balls", "substeps", "K", "words", "contact", "fwd ms", "fwd+bwd ms", "fwd steps/s",
+             "f+b steps/s", "ratio", "memory MB", "B/scene-step");
   for (const DiffRow& x : rows) {
     // against the forward pass of the same scenes with the default checkpoint interval (one state
     // per frame), so that storing more states does not flatter the ratio by slowing the forward
     const DiffRow* ref = &x;
     for (const DiffRow& y : rows)
-      if (y.backend == x.backend && y.precision == x.precision && y.default_k) ref = &y;
+      if (y.backend == x.backend && y.precision == x.precision && y.world == x.world && y.contact_words == x.contact_words &&
+          y.default_k)
+        ref = &y;
     const double ratio = x.rate(x.backward_s) / x.rate(ref->forward_s);
     const double per = x.memory_bytes / (static_cast<double>(x.scenes) * x.substeps);
-    csv += fmt::format("{},{},{},{},{},{},{:.6g},{:.6g},{:.6g},{:.6g},{:.4f},{:.6g},{:.4g}\n", x.backend, x.precision, x.scenes,
-                       x.balls, x.substeps, x.k, x.forward_s, x.backward_s, x.rate(x.forward_s), x.rate(x.backward_s), ratio,
-                       x.memory_bytes, per);
-    j["rows"].push_back({{"backend", x.backend}, {"precision", x.precision}, {"scenes", x.scenes}, {"balls", x.balls},
-                         {"substeps", x.substeps}, {"checkpoint_every", x.k}, {"forward_s", x.forward_s},
+    csv += fmt::format("{},{},{},{},{},{},{},{},{:.4f},{:.6g},{:.6g},{:.6g},{:.6g},{:.4f},{:.6g},{:.4g}\n", x.backend, x.precision,
+                       x.world, x.scenes, x.balls, x.substeps, x.k, x.contact_words ? 1 : 0, x.contact_share, x.forward_s,
+                       x.backward_s, x.rate(x.forward_s), x.rate(x.backward_s), ratio, x.memory_bytes, per);
+    j["rows"].push_back({{"backend", x.backend}, {"precision", x.precision}, {"world", x.world}, {"scenes", x.scenes},
+                         {"balls", x.balls}, {"substeps", x.substeps}, {"checkpoint_every", x.k},
+                         {"contact_words", x.contact_words}, {"contact_share", x.contact_share}, {"forward_s", x.forward_s},
                          {"forward_backward_s", x.backward_s}, {"ratio", ratio}, {"memory_bytes", x.memory_bytes},
                          {"bytes_per_scene_step", per}});
-    fmt::print("{:<5} {:<8} {:>8} {:>6} {:>8} {:>6} {:>11.3f} {:>13.3f} {:>14.4g} {:>14.4g} {:>6.3f} {:>10.1f} {:>9.3g}\n", x.backend,
-               x.precision, x.scenes, x.balls, x.substeps, x.k, x.forward_s * 1e3, x.backward_s * 1e3, x.rate(x.forward_s),
-               x.rate(x.backward_s), ratio, x.memory_bytes / 1e6, per);
+    fmt::print("{:<5} {:<8} {:<8} {:>8} {:>6} {:>8} {:>6} {:>6} {:>8.4f} {:>9.3f} {:>11.3f} {:>12.4g} {:>12.4g} {:>6.3f} {:>10.1f} {:>9.3g}\n",
+               x.backend, x.precision, x.world, x.scenes, x.balls, x.substeps, x.k, x.contact_words ? "yes" : "no",
+               x.contact_share, x.forward_s * 1e3, x.backward_s * 1e3, x.rate(x.forward_s), x.rate(x.backward_s), ratio,
+               x.memory_bytes / 1e6, per);
   }
   npe::write_file_atomic(csv_path, csv);
   npe::write_file_atomic(json_path, j.dump(2) + "\n");

@@ -26,11 +26,12 @@
 namespace npe::gpu::detail {
 
 // One substep with control forces (ux, uy: force per ball, may be null = none, added after each
-// ball's contact forces): with no controls, scene_substep's bits.
+// ball's contact forces): with no controls, scene_substep's bits. Returns contact_forces' bits
+// of the balls in contact.
 template <class T, class Count>
-NPE_HD void diff_substep(Count n, T* x, T* y, T* vx, T* vy, const T* r, const T* m, const T* inv_m,
-                         const T* ux, const T* uy, T* fx, T* fy, const StepParams<T>& p) {
-  contact_forces(n, x, y, vx, vy, r, m, fx, fy, p);
+NPE_HD uint32_t diff_substep(Count n, T* x, T* y, T* vx, T* vy, const T* r, const T* m, const T* inv_m,
+                             const T* ux, const T* uy, T* fx, T* fy, const StepParams<T>& p) {
+  const uint32_t touched = contact_forces(n, x, y, vx, vy, r, m, fx, fy, p);
   NPE_UNROLL
   for (int i = 0; i < n; ++i) {
     if (ux) {
@@ -39,6 +40,7 @@ NPE_HD void diff_substep(Count n, T* x, T* y, T* vx, T* vy, const T* r, const T*
     }
     integrate(p, fx[i], fy[i], inv_m[i], x[i], y[i], vx[i], vy[i]);
   }
+  return touched;
 }
 
 // Adjoint of the pair force on ball i from ball j, ball i's side only (the header comment's
@@ -166,16 +168,13 @@ NPE_HD bool ball_contact_force(Count n, int i, T x, T y, T vx, T vy, T r, T m, c
 // One ball's private part of the backward sweep: its state at the current substep, its control
 // force, and the adjoints it accumulates (state, radius, mass, control; `c` is its share of the
 // scene's dashpot adjoint: its walls and obstacles and its pairs with higher-index partners).
-// `pairs` bit k (k < 64): whether substep k of the current segment must run the pair adjoints;
-// cleared by the recomputation when no partner was within contact distance at that substep
-// (pair_adjoint_ball returns at once for such a pair, on the same test, so skipping it changes
-// no bit). Substeps past 64, and the segment's last, whose forces the recomputation does not
-// evaluate, keep their bit set.
+// `word` caches the forward pass's contact word `word_at` of this ball (DiffArrays::contacts).
 template <class T>
 struct BallAdjoint {
   T x, y, vx, vy, r, m, im, ux, uy;
   T ax, ay, avx, avy, rb, mb, ubx, uby, c, gx, gy;
-  unsigned long long pairs;
+  uint32_t word;
+  int64_t word_at;
 };
 
 // Reverse of ball i's integration, x' = x + h v', v' = v + h (F / m + g): on entry b's state
@@ -189,21 +188,25 @@ NPE_HD void ball_integration_adjoint(T h, BallAdjoint<T>& b) {
 }
 
 // Reverse of ball i's forces given every ball's Fbar in `v` (after ball_integration_adjoint of
-// all of them): b's adjoints become those of the state before the substep.
+// all of them): b's adjoints become those of the state before the substep. `contact`: whether
+// ball i touched anything in this substep; when false, the wall, obstacle and pair adjoints are
+// skipped (each would return on the same test that found no contact: no bit changes) and
+// neither b's state nor `v` is read.
 template <class T, class Count>
 NPE_HD void ball_contact_adjoint(Count n, int i, const SceneView<T>& v, const StepParams<T>& p, bool controls,
-                                 bool pairs, BallAdjoint<T>& b) {
+                                 bool contact, BallAdjoint<T>& b) {
   T fdot = T(0);
   if (controls) {
     b.ubx += b.gx;
     b.uby += b.gy;
     fdot = b.gx * b.ux + b.gy * b.uy;
   }
-  boundary_adjoint(p, b.x, b.y, b.vx, b.vy, b.r, b.m, b.gx, b.gy, b.ax, b.ay, b.avx, b.avy, b.rb, b.mb, b.c, fdot);
+  if (contact)
+    boundary_adjoint(p, b.x, b.y, b.vx, b.vy, b.r, b.m, b.gx, b.gy, b.ax, b.ay, b.avx, b.avy, b.rb, b.mb, b.c, fdot);
   const int st = v.stride;
   NPE_UNROLL
   for (int j = 0; j < n; ++j) {
-    if (j == i || !pairs) continue;
+    if (j == i || !contact) continue;
     const int o = j * st;
     T cpair = T(0);
     pair_adjoint_ball(b.x, b.y, b.vx, b.vy, b.r, b.m, v.x[o], v.y[o], v.vx[o], v.vy[o], v.r[o], v.m[o], i < j, p.law, b.gx,
@@ -221,6 +224,10 @@ struct DiffArrays {
   const T* traj_bar;                                       // backward input
   T *g_init, *g_mass, *g_radius, *g_damping, *g_controls;  // backward outputs
   T* scratch;                                              // [K][4][N][S] (backward)
+  // [ceil(substeps / 32)][N][S]: bit g % 32 of word [g / 32][i][s] is set when ball i of scene s
+  // touched a ball, wall or obstacle in substep g. Written by the forward sweep (when not null),
+  // read by the backward sweep (null: every substep is treated as one with contacts).
+  uint32_t* contacts;
   int64_t S;
   int frames, substeps, k;  // frames, substeps per frame, checkpoint interval
 };
@@ -229,6 +236,7 @@ struct DiffArrays {
 template <class T>
 struct SceneLocal {
   T *x, *y, *vx, *vy, *r, *m, *im, *ux, *uy, *fx, *fy;
+  uint32_t* words;  // the contact word being filled, per ball
 };
 
 template <class T, class Count>
@@ -278,18 +286,36 @@ NPE_HD StepParams<T> load_scene(Count n, const DiffArrays<T>& a, StepParams<T> p
   return p;
 }
 
-// Forward rollout of scene s: records frames into a.traj and every k-th state into a.ckpt.
+// Forward rollout of scene s: records frames into a.traj, every k-th state into a.ckpt and, when
+// a.contacts is set, which balls touched something in each substep (DiffArrays::contacts).
 template <class T, class Count>
 NPE_HD void diff_scene_forward(Count n, const DiffArrays<T>& a, const StepParams<T>& p0, int64_t s,
                                const SceneLocal<T>& l) {
   const StepParams<T> p = load_scene(n, a, p0, s, l);
   load_state(n, a.init, 0, a.S, s, l.x, l.y, l.vx, l.vy);
   store_state(n, a.traj, 0, a.S, s, l.x, l.y, l.vx, l.vy);
+  NPE_UNROLL
+  for (int i = 0; i < n; ++i) l.words[i] = 0;
   const int64_t total = static_cast<int64_t>(a.frames) * a.substeps;
   for (int64_t g = 0; g < total; ++g) {
     if (g % a.k == 0) store_state(n, a.ckpt, g / a.k, a.S, s, l.x, l.y, l.vx, l.vy);
     if (a.controls && g % a.substeps == 0) load_controls(n, a, s, static_cast<int>(g / a.substeps), l);
-    diff_substep(n, l.x, l.y, l.vx, l.vy, l.r, l.m, l.im, a.controls ? l.ux : nullptr, l.uy, l.fx, l.fy, p);
+    const uint32_t touched =
+        diff_substep(n, l.x, l.y, l.vx, l.vy, l.r, l.m, l.im, a.controls ? l.ux : nullptr, l.uy, l.fx, l.fy, p);
+    if (a.contacts) {
+      const int bit = static_cast<int>(g & 31);
+      if (touched) {
+        NPE_UNROLL
+        for (int i = 0; i < n; ++i) l.words[i] |= ((touched >> i) & 1u) << bit;
+      }
+      if (bit == 31 || g + 1 == total) {
+        NPE_UNROLL
+        for (int i = 0; i < n; ++i) {
+          a.contacts[((g >> 5) * n + i) * a.S + s] = l.words[i];
+          l.words[i] = 0;
+        }
+      }
+    }
     if ((g + 1) % a.substeps == 0) store_state(n, a.traj, (g + 1) / a.substeps, a.S, s, l.x, l.y, l.vx, l.vy);
   }
 }
@@ -298,11 +324,20 @@ NPE_HD void diff_scene_forward(Count n, const DiffArrays<T>& a, const StepParams
 // balls: the CPU's team is one thread owning every ball; the CUDA kernel's is one lane per ball.
 // A team provides
 //   each(f)   calls f(BallAdjoint<T>& b, int i) for each ball i it owns, in ascending order;
+//   any(f)    whether f(b, i) holds for some ball the team owns or runs beside (f is called for
+//             each ball it owns; CUDA: any lane of the warp, so that the answer is warp-uniform);
 //   view(k)   the SceneView of exchange buffer k (0 or 1: a substep writes one while the previous
 //             substep's may still be read by slower lanes);
 //   sync()    after it, every ball's writes to a view are visible to every ball of the scene.
 // Writes scene s's gradients; the dashpot's is the sum of the balls' shares in ball order, so the
 // bits do not depend on the team.
+//
+// Contact-sparse sweep: at a substep where no ball of the team touched anything (the forward
+// pass's contact words), the forces are exactly zero, so the recomputation only integrates, the
+// adjoint only reverses the integration, and neither stores, loads or exchanges states. Only the
+// substeps with a contact pay for the scratch round trip, the exchange and the contact adjoints;
+// a ball without contact in such a substep skips its own contact tests (exact: they would find
+// none). The bits are those of the dense sweep (a.contacts null), which the tests check.
 template <class T, class Count, class Team>
 NPE_HD void diff_scene_backward(Count n, const DiffArrays<T>& a, const StepParams<T>& p0, int64_t s, Team& team) {
   StepParams<T> p = p0;
@@ -345,12 +380,24 @@ NPE_HD void diff_scene_backward(Count n, const DiffArrays<T>& a, const StepParam
     v.vx[o] = b.vx;
     v.vy[o] = b.vy;
   };
+  // whether ball i touched anything in substep g (always, without contact words)
+  auto contact = [&](BallAdjoint<T>& b, int i, int64_t g) {
+    if (!a.contacts) return true;
+    const int64_t w = g >> 5;
+    if (w != b.word_at) {
+      b.word = a.contacts[(w * n + i) * a.S + s];
+      b.word_at = w;
+    }
+    return ((b.word >> (g & 31)) & 1u) != 0;
+  };
   team.each([&](BallAdjoint<T>& b, int i) {
     b.r = a.radius[i * a.S + s];
     b.m = a.mass[i * a.S + s];
     b.im = T(1) / b.m;
     b.ux = b.uy = b.gx = b.gy = T(0);
     b.ax = b.ay = b.avx = b.avy = b.rb = b.mb = b.ubx = b.uby = b.c = T(0);
+    b.word = 0;
+    b.word_at = -1;
     add_traj_bar(b, i, a.frames);
     const SceneView<T> v = team.view(0);
     v.r[i * v.stride] = b.r;
@@ -364,50 +411,54 @@ NPE_HD void diff_scene_backward(Count n, const DiffArrays<T>& a, const StepParam
     const int64_t g0 = seg * a.k, g1 = g0 + a.k < total ? g0 + a.k : total;
     const int len = static_cast<int>(g1 - g0);
     // recompute the segment's states from its checkpoint, bitwise as the forward sweep did
-    team.each([&](BallAdjoint<T>& b, int i) {
-      load4(at(a.ckpt, seg, i), b.x, b.y, b.vx, b.vy);
-      b.pairs = ~0ULL;
-    });
+    team.each([&](BallAdjoint<T>& b, int i) { load4(at(a.ckpt, seg, i), b.x, b.y, b.vx, b.vy); });
     int frame = static_cast<int>(g0 / a.substeps), sub = static_cast<int>(g0 % a.substeps);
     // (the segment's last state stays in the balls' registers: the adjoint starts from it, and
     // the state after it, the next checkpoint, is never needed)
     for (int k = 0; k + 1 < len; ++k) {
+      const int64_t g = g0 + k;
+      const bool exchange = team.any([&](BallAdjoint<T>& b, int i) { return contact(b, i, g); });
       const SceneView<T> v = team.view(buf);
       team.each([&](BallAdjoint<T>& b, int i) {
-        store4(at(a.scratch, k, i), b.x, b.y, b.vx, b.vy);
         if (controls && (k == 0 || sub == 0)) load_u(b, i, frame);
-        publish(b, i, v);
+        if (exchange) {
+          store4(at(a.scratch, k, i), b.x, b.y, b.vx, b.vy);
+          publish(b, i, v);
+        }
       });
-      team.sync();
+      if (exchange) team.sync();
       team.each([&](BallAdjoint<T>& b, int i) {
-        T fx, fy;
-        const bool touched = ball_contact_force(n, i, b.x, b.y, b.vx, b.vy, b.r, b.m, v, p, fx, fy);
-        if (!touched && k < 64) b.pairs &= ~(1ULL << k);
+        T fx = T(0), fy = T(0);  // a ball without contact: contact_forces' exact (+0, +0)
+        if (exchange && contact(b, i, g)) ball_contact_force(n, i, b.x, b.y, b.vx, b.vy, b.r, b.m, v, p, fx, fy);
         if (controls) {
           fx += b.ux;
           fy += b.uy;
         }
         integrate(p, fx, fy, b.im, b.x, b.y, b.vx, b.vy);
       });
-      buf ^= 1;
+      if (exchange) buf ^= 1;
       if (++sub == a.substeps) sub = 0, ++frame;
     }
     // and run the adjoint back through them
     frame = static_cast<int>((g1 - 1) / a.substeps);
     sub = static_cast<int>((g1 - 1) % a.substeps);
     for (int k = len - 1; k >= 0; --k) {
+      const int64_t g = g0 + k;
+      const bool exchange = team.any([&](BallAdjoint<T>& b, int i) { return contact(b, i, g); });
       const SceneView<T> v = team.view(buf);
       team.each([&](BallAdjoint<T>& b, int i) {
-        if (k + 1 < len) load4(at(a.scratch, k, i), b.x, b.y, b.vx, b.vy);
         if (controls) load_u(b, i, frame);
         ball_integration_adjoint(p.h, b);
-        publish(b, i, v);
-        v.gx[i * v.stride] = b.gx;
-        v.gy[i * v.stride] = b.gy;
+        if (exchange) {
+          if (k + 1 < len) load4(at(a.scratch, k, i), b.x, b.y, b.vx, b.vy);
+          publish(b, i, v);
+          v.gx[i * v.stride] = b.gx;
+          v.gy[i * v.stride] = b.gy;
+        }
       });
-      team.sync();
+      if (exchange) team.sync();
       team.each([&](BallAdjoint<T>& b, int i) {
-        ball_contact_adjoint(n, i, v, p, controls, k >= 64 || ((b.pairs >> k) & 1ULL) != 0, b);
+        ball_contact_adjoint(n, i, v, p, controls, exchange && contact(b, i, g), b);
         if (sub == 0) {
           add_traj_bar(b, i, frame);
           if (controls) {
@@ -417,7 +468,7 @@ NPE_HD void diff_scene_backward(Count n, const DiffArrays<T>& a, const StepParam
           }
         }
       });
-      buf ^= 1;
+      if (exchange) buf ^= 1;
       if (sub-- == 0) sub = a.substeps - 1, --frame;
     }
   }

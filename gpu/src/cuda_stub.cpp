@@ -58,19 +58,21 @@ PinnedBuffer::PinnedBuffer(size_t) { unavailable(); }
 PinnedBuffer::~PinnedBuffer() = default;
 
 template <class T>
-void diff_forward_cuda(const WorldSpec&, const DiffRollout&, const DiffInputs<T>&, T*, T*, void*) {
+void diff_forward_cuda(const WorldSpec&, const DiffRollout&, const DiffInputs<T>&, T*, T*, uint32_t*, void*) {
   unavailable();
 }
 template <class T>
-void diff_backward_cuda(const WorldSpec&, const DiffRollout&, const DiffInputs<T>&, const T*, const T*,
-                        const DiffGrads<T>&, T*, void*) {
+void diff_backward_cuda(const WorldSpec&, const DiffRollout&, const DiffInputs<T>&, const T*, const uint32_t*,
+                        const T*, const DiffGrads<T>&, T*, void*) {
   unavailable();
 }
-template void diff_forward_cuda(const WorldSpec&, const DiffRollout&, const DiffInputs<float>&, float*, float*, void*);
-template void diff_forward_cuda(const WorldSpec&, const DiffRollout&, const DiffInputs<double>&, double*, double*, void*);
+template void diff_forward_cuda(const WorldSpec&, const DiffRollout&, const DiffInputs<float>&, float*, float*,
+                                uint32_t*, void*);
+template void diff_forward_cuda(const WorldSpec&, const DiffRollout&, const DiffInputs<double>&, double*, double*,
+                                uint32_t*, void*);
 template void diff_backward_cuda(const WorldSpec&, const DiffRollout&, const DiffInputs<float>&, const float*,
-                                 const float*, const DiffGrads<float>&, float*, void*);
+                                 const uint32_t*, const float*, const DiffGrads<float>&, float*, void*);
 template void diff_backward_cuda(const WorldSpec&, const DiffRollout&, const DiffInputs<double>&, const double*,
-                                 const double*, const DiffGrads<double>&, double*, void*);
+                                 const uint32_t*, const double*, const DiffGrads<double>&, double*, void*);
 
 }  // namespace npe::gpu

@@ -17,6 +17,10 @@ int64_t DiffRollout::num_checkpoints(const WorldSpec& spec) const {
   return (substeps_total(spec) + k - 1) / k;
 }
 
+int64_t DiffRollout::num_contact_words(const WorldSpec& spec) const {
+  return (substeps_total(spec) + 31) / 32 * spec.num_bodies();
+}
+
 void validate_diff(const WorldSpec& s, const DiffRollout& r, int max_balls) {
   if (s.num_scenes < 1) throw Error(fmt::format("num_scenes: expected at least 1, found {}", s.num_scenes));
   if (s.num_balls < 1 || s.num_balls > max_balls)
@@ -57,14 +61,15 @@ template <class T>
 struct Locals {
   std::vector<T> v;
   SceneLocal<T> l;
-  explicit Locals(int n) : v(static_cast<size_t>(11) * n) {
+  std::vector<uint32_t> words;
+  explicit Locals(int n) : v(static_cast<size_t>(11) * n), words(static_cast<size_t>(n)) {
     T* p = v.data();
     auto take = [&] {
       T* q = p;
       p += n;
       return q;
     };
-    l = {take(), take(), take(), take(), take(), take(), take(), take(), take(), take(), take()};
+    l = {take(), take(), take(), take(), take(), take(), take(), take(), take(), take(), take(), words.data()};
   }
 };
 
@@ -79,6 +84,12 @@ struct CpuTeam {
   void each(F f) {
     for (int i = 0; i < n; ++i) f(balls[static_cast<size_t>(i)], i);
   }
+  template <class F>
+  bool any(F f) {
+    bool r = false;
+    for (int i = 0; i < n; ++i) r |= f(balls[static_cast<size_t>(i)], i);
+    return r;
+  }
   SceneView<T> view(int k) {
     T* b = shared.data() + static_cast<size_t>(k) * 6 * n;
     T* c = shared.data() + static_cast<size_t>(12) * n;
@@ -91,11 +102,12 @@ struct CpuTeam {
 
 template <class T>
 void diff_forward_cpu(const WorldSpec& spec, const DiffRollout& r, const DiffInputs<T>& in, T* traj, T* ckpt,
-                      int threads) {
+                      uint32_t* contacts, int threads) {
   validate_diff(spec, r, kDiffMaxBallsCpu);
   DiffArrays<T> a = diff_arrays(spec, r, in);
   a.traj = traj;
   a.ckpt = ckpt;
+  a.contacts = contacts;
   const auto obstacles = kernel_obstacles<T>(spec);
   const StepParams<T> p = step_params<T>(spec, obstacles.data());
   const int n = static_cast<int>(spec.num_balls);
@@ -107,9 +119,9 @@ void diff_forward_cpu(const WorldSpec& spec, const DiffRollout& r, const DiffInp
 
 template <class T>
 void diff_backward_cpu(const WorldSpec& spec, const DiffRollout& r, const DiffInputs<T>& in, const T* ckpt,
-                       const T* traj_bar, const DiffGrads<T>& g, int threads) {
+                       const uint32_t* contacts, const T* traj_bar, const DiffGrads<T>& g, int threads) {
   validate_diff(spec, r, kDiffMaxBallsCpu);
-  DiffArrays<T> a = diff_backward_arrays(spec, r, in, ckpt, traj_bar, g, "diff_backward_cpu");
+  DiffArrays<T> a = diff_backward_arrays(spec, r, in, ckpt, contacts, traj_bar, g, "diff_backward_cpu");
   // one segment of states per scene, in the same layout as on the GPU
   std::vector<T> scratch(static_cast<size_t>(a.k) * 4 * spec.num_bodies());
   a.scratch = scratch.data();
@@ -122,11 +134,13 @@ void diff_backward_cpu(const WorldSpec& spec, const DiffRollout& r, const DiffIn
   });
 }
 
-template void diff_forward_cpu(const WorldSpec&, const DiffRollout&, const DiffInputs<float>&, float*, float*, int);
-template void diff_forward_cpu(const WorldSpec&, const DiffRollout&, const DiffInputs<double>&, double*, double*, int);
+template void diff_forward_cpu(const WorldSpec&, const DiffRollout&, const DiffInputs<float>&, float*, float*,
+                               uint32_t*, int);
+template void diff_forward_cpu(const WorldSpec&, const DiffRollout&, const DiffInputs<double>&, double*, double*,
+                               uint32_t*, int);
 template void diff_backward_cpu(const WorldSpec&, const DiffRollout&, const DiffInputs<float>&, const float*,
-                                const float*, const DiffGrads<float>&, int);
+                                const uint32_t*, const float*, const DiffGrads<float>&, int);
 template void diff_backward_cpu(const WorldSpec&, const DiffRollout&, const DiffInputs<double>&, const double*,
-                                const double*, const DiffGrads<double>&, int);
+                                const uint32_t*, const double*, const DiffGrads<double>&, int);
 
 }  // namespace npe::gpu

@@ -1,8 +1,10 @@
 // The differentiable simulator on CUDA: the forward sweep of adjoint.h runs one thread per scene
 // (the scene's state in registers); the backward sweep one lane per ball (LaneTeam), its ball's
-// state and adjoints in registers, the scene's shared through shared memory. Checkpoints and the
-// backward pass's recomputed segment live in global memory, coalesced across scenes. No atomics:
-// each lane writes only its own ball's gradients, ball 0 its scene's dashpot gradient.
+// state and adjoints in registers, the scene's shared through shared memory. Checkpoints, contact
+// words and the backward pass's recomputed segment live in global memory, coalesced across scenes;
+// the warp's lanes vote (__any_sync) on whether a substep had a contact, so that contact-free
+// substeps skip the exchange and the scratch round trip warp-uniformly. No atomics: each lane
+// writes only its own ball's gradients, ball 0 its scene's dashpot gradient.
 #include <cuda_runtime.h>
 
 #include <string>
@@ -29,7 +31,8 @@ __global__ void __launch_bounds__(kThreads) diff_forward_kernel(DiffArrays<T> a,
   const int64_t s = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (s >= a.S) return;
   T x[N], y[N], vx[N], vy[N], r[N], m[N], im[N], ux[N], uy[N], fx[N], fy[N];
-  const SceneLocal<T> l{x, y, vx, vy, r, m, im, ux, uy, fx, fy};
+  uint32_t words[N];
+  const SceneLocal<T> l{x, y, vx, vy, r, m, im, ux, uy, fx, fy, words};
   diff_scene_forward(FixedCount<N>{}, a, p, s, l);
 }
 
@@ -49,6 +52,10 @@ struct LaneTeam {
   template <class F>
   __device__ __forceinline__ void each(F f) {
     f(b, i);
+  }
+  template <class F>
+  __device__ __forceinline__ bool any(F f) {
+    return __any_sync(mask, f(b, i));
   }
   __device__ __forceinline__ SceneView<T> view(int k) const {
     T* f = sh + k * 6 * kField;
@@ -129,29 +136,33 @@ void launch(const WorldSpec& spec, const DiffArrays<T>& a, cudaStream_t st) {
 
 template <class T>
 void diff_forward_cuda(const WorldSpec& spec, const DiffRollout& r, const DiffInputs<T>& in, T* traj, T* ckpt,
-                       void* stream) {
+                       uint32_t* contacts, void* stream) {
   validate_diff(spec, r, kDiffMaxBallsCuda);
   DiffArrays<T> a = diff_arrays(spec, r, in);
   a.traj = traj;
   a.ckpt = ckpt;
+  a.contacts = contacts;
   launch<T, false>(spec, a, static_cast<cudaStream_t>(stream));
 }
 
 template <class T>
 void diff_backward_cuda(const WorldSpec& spec, const DiffRollout& r, const DiffInputs<T>& in, const T* ckpt,
-                        const T* traj_bar, const DiffGrads<T>& g, T* scratch, void* stream) {
+                        const uint32_t* contacts, const T* traj_bar, const DiffGrads<T>& g, T* scratch,
+                        void* stream) {
   validate_diff(spec, r, kDiffMaxBallsCuda);
   if (!scratch) throw Error("diff_backward_cuda: the scratch buffer is required");
-  DiffArrays<T> a = diff_backward_arrays(spec, r, in, ckpt, traj_bar, g, "diff_backward_cuda");
+  DiffArrays<T> a = diff_backward_arrays(spec, r, in, ckpt, contacts, traj_bar, g, "diff_backward_cuda");
   a.scratch = scratch;
   launch<T, true>(spec, a, static_cast<cudaStream_t>(stream));
 }
 
-template void diff_forward_cuda(const WorldSpec&, const DiffRollout&, const DiffInputs<float>&, float*, float*, void*);
-template void diff_forward_cuda(const WorldSpec&, const DiffRollout&, const DiffInputs<double>&, double*, double*, void*);
+template void diff_forward_cuda(const WorldSpec&, const DiffRollout&, const DiffInputs<float>&, float*, float*,
+                                uint32_t*, void*);
+template void diff_forward_cuda(const WorldSpec&, const DiffRollout&, const DiffInputs<double>&, double*, double*,
+                                uint32_t*, void*);
 template void diff_backward_cuda(const WorldSpec&, const DiffRollout&, const DiffInputs<float>&, const float*,
-                                 const float*, const DiffGrads<float>&, float*, void*);
+                                 const uint32_t*, const float*, const DiffGrads<float>&, float*, void*);
 template void diff_backward_cuda(const WorldSpec&, const DiffRollout&, const DiffInputs<double>&, const double*,
-                                 const double*, const DiffGrads<double>&, double*, void*);
+                                 const uint32_t*, const double*, const DiffGrads<double>&, double*, void*);
 
 }  // namespace npe::gpu

@@ -33,11 +33,13 @@ DiffArrays<T> diff_arrays(const WorldSpec& spec, const DiffRollout& r, const Dif
 // `who` when a gradient output is missing (controls' only when there are controls).
 template <class T>
 DiffArrays<T> diff_backward_arrays(const WorldSpec& spec, const DiffRollout& r, const DiffInputs<T>& in,
-                                   const T* ckpt, const T* traj_bar, const DiffGrads<T>& g, const char* who) {
+                                   const T* ckpt, const uint32_t* contacts, const T* traj_bar,
+                                   const DiffGrads<T>& g, const char* who) {
   if (!g.init || !g.mass || !g.radius || !g.damping || (in.controls && !g.controls))
     throw Error(std::string(who) + ": every gradient output is required (controls when there are controls)");
   DiffArrays<T> a = diff_arrays(spec, r, in);
   a.ckpt = const_cast<T*>(ckpt);  // read only in the backward sweep
+  a.contacts = const_cast<uint32_t*>(contacts);
   a.traj_bar = traj_bar;
   a.g_init = g.init;
   a.g_mass = g.mass;

@@ -91,16 +91,19 @@ struct Simulate : public torch::autograd::Function<Simulate> {
     auto opts = init.options();
     torch::Tensor traj = torch::empty({frames + 1, 4, spec.num_balls, spec.num_scenes}, opts);
     torch::Tensor ckpt = torch::empty({r.num_checkpoints(spec), 4, n}, opts);
+    // the contact words, uint32 bits kept in an int32 tensor
+    torch::Tensor words = torch::empty({r.num_contact_words(spec)}, opts.dtype(torch::kInt32));
+    auto* words_ptr = reinterpret_cast<uint32_t*>(words.data_ptr<int32_t>());
     const bool has_controls = controls.numel() > 0;
     AT_DISPATCH_FLOATING_TYPES(init.scalar_type(), "npe::gpu::simulate", [&] {
       const DiffInputs<scalar_t> in{init.data_ptr<scalar_t>(), mass.data_ptr<scalar_t>(), radius.data_ptr<scalar_t>(),
                                     damping.data_ptr<scalar_t>(), has_controls ? controls.data_ptr<scalar_t>() : nullptr};
       if (init.is_cuda())
-        diff_forward_cuda(spec, r, in, traj.data_ptr<scalar_t>(), ckpt.data_ptr<scalar_t>(), nullptr);
+        diff_forward_cuda(spec, r, in, traj.data_ptr<scalar_t>(), ckpt.data_ptr<scalar_t>(), words_ptr, nullptr);
       else
-        diff_forward_cpu(spec, r, in, traj.data_ptr<scalar_t>(), ckpt.data_ptr<scalar_t>(), 0);
+        diff_forward_cpu(spec, r, in, traj.data_ptr<scalar_t>(), ckpt.data_ptr<scalar_t>(), words_ptr, 0);
     });
-    ctx->save_for_backward({init, mass, radius, damping, controls, ckpt});
+    ctx->save_for_backward({init, mass, radius, damping, controls, ckpt, words});
     save_spec(ctx, spec);
     ctx->saved_data["frames"] = frames;
     ctx->saved_data["k"] = k;
@@ -110,7 +113,8 @@ struct Simulate : public torch::autograd::Function<Simulate> {
   static tensor_list backward(AutogradContext* ctx, tensor_list grad_out) {
     const auto saved = ctx->get_saved_variables();
     const torch::Tensor &init = saved[0], &mass = saved[1], &radius = saved[2], &damping = saved[3],
-                        &controls = saved[4], &ckpt = saved[5];
+                        &controls = saved[4], &ckpt = saved[5], &words = saved[6];
+    const auto* words_ptr = reinterpret_cast<const uint32_t*>(words.data_ptr<int32_t>());
     const WorldSpec spec = load_spec(ctx);
     DiffRollout r;
     r.frames = static_cast<int>(ctx->saved_data["frames"].toInt());
@@ -128,10 +132,10 @@ struct Simulate : public torch::autograd::Function<Simulate> {
                                   g_damping.data_ptr<scalar_t>(), has_controls ? g_controls.data_ptr<scalar_t>() : nullptr};
       if (init.is_cuda()) {
         torch::Tensor scratch = torch::empty({static_cast<int64_t>(r.resolved_k(spec)) * 4 * spec.num_bodies()}, init.options());
-        diff_backward_cuda(spec, r, in, ckpt.data_ptr<scalar_t>(), traj_bar.data_ptr<scalar_t>(), g,
+        diff_backward_cuda(spec, r, in, ckpt.data_ptr<scalar_t>(), words_ptr, traj_bar.data_ptr<scalar_t>(), g,
                            scratch.data_ptr<scalar_t>(), nullptr);
       } else {
-        diff_backward_cpu(spec, r, in, ckpt.data_ptr<scalar_t>(), traj_bar.data_ptr<scalar_t>(), g, 0);
+        diff_backward_cpu(spec, r, in, ckpt.data_ptr<scalar_t>(), words_ptr, traj_bar.data_ptr<scalar_t>(), g, 0);
       }
     });
     return {g_init, g_mass, g_radius, g_damping, has_controls ? g_controls : torch::Tensor(), torch::Tensor(),

@@ -230,29 +230,31 @@ NPE_HD bool pair_force(T xi, T yi, T vxi, T vyi, T ri, T mi, T xj, T yj, T vxj, 
 }
 
 // Penalty force of a static surface with SDF value/normal `s` on a ball (radius r, mass m,
-// velocity v), added to (fx, fy) when the ball penetrates it.
+// velocity v), added to (fx, fy) when the ball penetrates it. Returns whether it does.
 template <class T>
-NPE_HD void add_static_contact(const Sdf<T>& s, T vx, T vy, T r, T m, const ContactLaw<T>& law,
+NPE_HD bool add_static_contact(const Sdf<T>& s, T vx, T vy, T r, T m, const ContactLaw<T>& law,
                                T& fx, T& fy) {
   const T delta = r - s.phi;
-  if (!(delta > T(0))) return;
+  if (!(delta > T(0))) return false;
   const T vn = vx * s.nx + vy * s.ny;
   const T mag = m * contact_magnitude(law, delta, vn).q;
   fx += mag * s.nx;
   fy += mag * s.ny;
+  return true;
 }
 
 // Forces of the four walls (left, right, bottom, top: half-planes facing into the box) and of
-// the obstacles, in that order, added to (fx, fy).
+// the obstacles, in that order, added to (fx, fy). Returns whether any of them touches the ball.
 template <class T>
-NPE_HD void add_boundary_forces(const StepParams<T>& p, T x, T y, T vx, T vy, T r, T m, T& fx,
+NPE_HD bool add_boundary_forces(const StepParams<T>& p, T x, T y, T vx, T vy, T r, T m, T& fx,
                                 T& fy) {
-  add_static_contact(sdf_halfplane(x, y, T(1), T(0), T(0)), vx, vy, r, m, p.law, fx, fy);
-  add_static_contact(sdf_halfplane(x, y, T(-1), T(0), -p.width), vx, vy, r, m, p.law, fx, fy);
-  add_static_contact(sdf_halfplane(x, y, T(0), T(1), T(0)), vx, vy, r, m, p.law, fx, fy);
-  add_static_contact(sdf_halfplane(x, y, T(0), T(-1), -p.height), vx, vy, r, m, p.law, fx, fy);
+  bool touched = add_static_contact(sdf_halfplane(x, y, T(1), T(0), T(0)), vx, vy, r, m, p.law, fx, fy);
+  touched |= add_static_contact(sdf_halfplane(x, y, T(-1), T(0), -p.width), vx, vy, r, m, p.law, fx, fy);
+  touched |= add_static_contact(sdf_halfplane(x, y, T(0), T(1), T(0)), vx, vy, r, m, p.law, fx, fy);
+  touched |= add_static_contact(sdf_halfplane(x, y, T(0), T(-1), -p.height), vx, vy, r, m, p.law, fx, fy);
   for (int k = 0; k < p.num_obstacles; ++k)
-    add_static_contact(sdf_obstacle(p.obstacles[k], x, y), vx, vy, r, m, p.law, fx, fy);
+    touched |= add_static_contact(sdf_obstacle(p.obstacles[k], x, y), vx, vy, r, m, p.law, fx, fy);
+  return touched;
 }
 
 // Semi-implicit Euler: velocity first, then position with the new velocity.
@@ -275,10 +277,12 @@ struct FixedCount {
 // kernels, where n is a compile-time constant), written to (fx, fy). Ball-ball forces are
 // computed once per pair i < j and applied to both balls; each ball therefore sums its partners
 // in ascending index order, which is the order of the per-body all-pairs path too. Then walls
-// and obstacles.
+// and obstacles. Returns the balls in contact (bit i: ball i touches a ball, wall or obstacle;
+// n <= 32); a ball whose bit is clear got exactly (+0, +0).
 template <class T, class Count>
-NPE_HD void contact_forces(Count n, const T* x, const T* y, const T* vx, const T* vy, const T* r, const T* m,
-                           T* fx, T* fy, const StepParams<T>& p) {
+NPE_HD uint32_t contact_forces(Count n, const T* x, const T* y, const T* vx, const T* vy, const T* r,
+                               const T* m, T* fx, T* fy, const StepParams<T>& p) {
+  uint32_t touched = 0;
   NPE_UNROLL
   for (int i = 0; i < n; ++i) fx[i] = fy[i] = T(0);
   NPE_UNROLL
@@ -292,11 +296,14 @@ NPE_HD void contact_forces(Count n, const T* x, const T* y, const T* vx, const T
         fy[i] += gy;
         fx[j] -= gx;
         fy[j] -= gy;
+        touched |= (1u << i) | (1u << j);
       }
     }
   }
   NPE_UNROLL
-  for (int i = 0; i < n; ++i) add_boundary_forces(p, x[i], y[i], vx[i], vy[i], r[i], m[i], fx[i], fy[i]);
+  for (int i = 0; i < n; ++i)
+    if (add_boundary_forces(p, x[i], y[i], vx[i], vy[i], r[i], m[i], fx[i], fy[i])) touched |= 1u << i;
+  return touched;
 }
 
 // One substep of one scene of n balls held in local arrays: contact forces, then semi-implicit

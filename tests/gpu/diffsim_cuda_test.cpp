@@ -2,6 +2,7 @@
 // same functions, no fused multiply-add on either side, so trajectories and gradients agree bit
 // for bit. Skipped, with the reason, where no CUDA device is present.
 #include <cstring>
+#include <string>
 
 #include <gtest/gtest.h>
 
@@ -53,38 +54,52 @@ void check_backend_equality(const Scene& sc, int frames, int k, uint64_t seed) {
 
   // CPU
   std::vector<T> traj(traj_n), ckpt(ckpt_n);
+  const size_t words_n = static_cast<size_t>(r.num_contact_words(spec));
+  std::vector<uint32_t> words(words_n);
   const DiffInputs<T> in{h.init.data(), h.mass.data(), h.radius.data(), h.damping.data(), h.controls.data()};
-  diff_forward_cpu(spec, r, in, traj.data(), ckpt.data(), 0);
+  diff_forward_cpu(spec, r, in, traj.data(), ckpt.data(), words.data(), 0);
   Host<T> g{std::vector<T>(h.init.size()), std::vector<T>(n), std::vector<T>(n), std::vector<T>(S), std::vector<T>(h.controls.size())};
-  diff_backward_cpu(spec, r, in, ckpt.data(), w.data(),
+  diff_backward_cpu(spec, r, in, ckpt.data(), words.data(), w.data(),
                     DiffGrads<T>{g.init.data(), g.mass.data(), g.radius.data(), g.damping.data(), g.controls.data()}, 0);
 
   // CUDA
   void* st = nullptr;
   auto d_init = to_device(h.init, st), d_mass = to_device(h.mass, st), d_radius = to_device(h.radius, st);
   auto d_damping = to_device(h.damping, st), d_controls = to_device(h.controls, st), d_w = to_device(w, st);
-  DeviceBuffer d_traj(traj_n * sizeof(T)), d_ckpt(ckpt_n * sizeof(T));
+  DeviceBuffer d_traj(traj_n * sizeof(T)), d_ckpt(ckpt_n * sizeof(T)), d_words(words_n * sizeof(uint32_t));
   d_traj.fill_nan();
+  d_words.fill_nan();
   const DiffInputs<T> din{static_cast<T*>(d_init->get()), static_cast<T*>(d_mass->get()), static_cast<T*>(d_radius->get()),
                           static_cast<T*>(d_damping->get()), static_cast<T*>(d_controls->get())};
-  diff_forward_cuda(spec, r, din, static_cast<T*>(d_traj.get()), static_cast<T*>(d_ckpt.get()), st);
+  diff_forward_cuda(spec, r, din, static_cast<T*>(d_traj.get()), static_cast<T*>(d_ckpt.get()),
+                    static_cast<uint32_t*>(d_words.get()), st);
   DeviceBuffer g_init(h.init.size() * sizeof(T)), g_mass(n * sizeof(T)), g_radius(n * sizeof(T)), g_damping(S * sizeof(T)),
       g_controls(h.controls.size() * sizeof(T)), scratch(static_cast<size_t>(r.resolved_k(spec)) * 4 * n * sizeof(T));
-  for (DeviceBuffer* b : {&g_init, &g_mass, &g_radius, &g_damping, &g_controls}) b->fill_nan();
-  diff_backward_cuda(spec, r, din, static_cast<T*>(d_ckpt.get()), static_cast<T*>(d_w->get()),
-                     DiffGrads<T>{static_cast<T*>(g_init.get()), static_cast<T*>(g_mass.get()), static_cast<T*>(g_radius.get()),
-                                  static_cast<T*>(g_damping.get()), static_cast<T*>(g_controls.get())},
-                     static_cast<T*>(scratch.get()), st);
-  auto same = [](const std::vector<T>& a, const std::vector<T>& b, const char* what) {
+  auto same = [](const std::vector<T>& a, const std::vector<T>& b, const std::string& what) {
     ASSERT_EQ(a.size(), b.size());
     EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(T))) << what << (sizeof(T) == 4 ? " float" : " double");
   };
   same(to_host<T>(d_traj, traj_n, st), traj, "trajectory");
-  same(to_host<T>(g_init, h.init.size(), st), g.init, "init gradient");
-  same(to_host<T>(g_mass, n, st), g.mass, "mass gradient");
-  same(to_host<T>(g_radius, n, st), g.radius, "radius gradient");
-  same(to_host<T>(g_damping, S, st), g.damping, "damping gradient");
-  same(to_host<T>(g_controls, h.controls.size(), st), g.controls, "controls gradient");
+  std::vector<uint32_t> d_words_h(words_n);
+  d_words.copy_to_host_async(d_words_h.data(), words_n * sizeof(uint32_t), st);
+  synchronize_stream(st);
+  EXPECT_EQ(d_words_h, words) << "contact words";
+  // with the contact words (each warp exchanges states at the substeps where one of its balls had
+  // a contact), and without them (every substep): the CPU's bits either way
+  for (const bool dense : {false, true}) {
+    for (DeviceBuffer* b : {&g_init, &g_mass, &g_radius, &g_damping, &g_controls}) b->fill_nan();
+    diff_backward_cuda(spec, r, din, static_cast<T*>(d_ckpt.get()), dense ? nullptr : static_cast<const uint32_t*>(d_words.get()),
+                       static_cast<T*>(d_w->get()),
+                       DiffGrads<T>{static_cast<T*>(g_init.get()), static_cast<T*>(g_mass.get()), static_cast<T*>(g_radius.get()),
+                                    static_cast<T*>(g_damping.get()), static_cast<T*>(g_controls.get())},
+                       static_cast<T*>(scratch.get()), st);
+    const std::string tag = dense ? " (dense)" : " (contact words)";
+    same(to_host<T>(g_init, h.init.size(), st), g.init, "init gradient" + tag);
+    same(to_host<T>(g_mass, n, st), g.mass, "mass gradient" + tag);
+    same(to_host<T>(g_radius, n, st), g.radius, "radius gradient" + tag);
+    same(to_host<T>(g_damping, S, st), g.damping, "damping gradient" + tag);
+    same(to_host<T>(g_controls, h.controls.size(), st), g.controls, "controls gradient" + tag);
+  }
 }
 
 TEST(DiffSimCuda, ForwardAndGradientsEqualTheCpuReferenceBitForBit) {

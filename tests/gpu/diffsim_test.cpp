@@ -13,6 +13,7 @@
 #include "npe/datagen/io.h"
 #include "npe/gpu/diffsim.h"
 #include "adjoint.h"
+#include "engine_internal.h"
 #include "npe/gpu/scenes.h"
 #include "test_util.h"
 
@@ -30,20 +31,24 @@ struct Problem {
   }
   size_t traj_size() const { return static_cast<size_t>(rollout.frames + 1) * 4 * spec.num_bodies(); }
   size_t ckpt_size() const { return static_cast<size_t>(rollout.num_checkpoints(spec)) * 4 * spec.num_bodies(); }
+  size_t words_size() const { return static_cast<size_t>(rollout.num_contact_words(spec)); }
   std::vector<T> forward() const {
     std::vector<T> traj(traj_size()), ckpt(ckpt_size());
-    diff_forward_cpu(spec, rollout, inputs(), traj.data(), ckpt.data(), 2);
+    std::vector<uint32_t> words(words_size());
+    diff_forward_cpu(spec, rollout, inputs(), traj.data(), ckpt.data(), words.data(), 2);
     return traj;
   }
   struct Grads {
     std::vector<T> init, mass, radius, damping, controls;
   };
-  Grads backward(const std::vector<T>& traj_bar) const {
+  // `dense`: the backward sweep without the forward pass's contact words
+  Grads backward(const std::vector<T>& traj_bar, bool dense = false) const {
     std::vector<T> traj(traj_size()), ckpt(ckpt_size());
-    diff_forward_cpu(spec, rollout, inputs(), traj.data(), ckpt.data(), 2);
+    std::vector<uint32_t> words(words_size());
+    diff_forward_cpu(spec, rollout, inputs(), traj.data(), ckpt.data(), words.data(), 2);
     Grads g{std::vector<T>(init.size()), std::vector<T>(mass.size()), std::vector<T>(radius.size()),
             std::vector<T>(damping.size()), std::vector<T>(controls.size())};
-    diff_backward_cpu(spec, rollout, inputs(), ckpt.data(), traj_bar.data(),
+    diff_backward_cpu(spec, rollout, inputs(), ckpt.data(), dense ? nullptr : words.data(), traj_bar.data(),
                       DiffGrads<T>{g.init.data(), g.mass.data(), g.radius.data(), g.damping.data(),
                                    controls.empty() ? nullptr : g.controls.data()}, 2);
     return g;
@@ -366,6 +371,81 @@ TEST(DiffSim, CheckpointIntervalDoesNotChangeTheGradient) {
     EXPECT_EQ(a.mass, b.mass) << "K " << k;
     EXPECT_EQ(a.controls, b.controls) << "K " << k;
   }
+}
+
+// The forward pass's contact words (DiffArrays::contacts): bit g % 32 of word [g / 32][i][s] is
+// set exactly when ball i touched a ball, wall or obstacle in substep g. Checked against
+// contact_forces on the states the forward pass stored (K = 1: every state), with a last word
+// that is partial.
+TEST(DiffSim, ContactWordsMarkExactlyTheBallsInContact) {
+  const uint64_t seed = test::fresh_seed();
+  const Scene sc = busy_scenes(10, seed, "capsule:300,250,500,320,25;box:620,420,60,30,35");
+  Problem<double> p = from_scene<double>(sc, 3, -1, true, seed);
+  p.spec.substeps += 6;  // the world's 64 k substeps per frame: 3 frames end in a partial word
+  p.rollout.checkpoint_every = 1;
+  std::vector<double> traj(p.traj_size()), ckpt(p.ckpt_size());
+  std::vector<uint32_t> words(p.words_size(), 0xdeadbeefu);
+  diff_forward_cpu(p.spec, p.rollout, p.inputs(), traj.data(), ckpt.data(), words.data(), 1);
+  const int64_t S = p.spec.num_scenes, N = p.spec.num_balls, total = p.rollout.substeps_total(p.spec);
+  ASSERT_NE(total % 32, 0);
+  ASSERT_EQ(p.words_size(), static_cast<size_t>((total + 31) / 32 * N * S));
+  const auto obstacles = detail::kernel_obstacles<double>(p.spec);
+  detail::StepParams<double> sp = detail::step_params<double>(p.spec, obstacles.data());
+  int64_t set = 0;
+  for (int64_t s = 0; s < S; ++s) {
+    sp.law.damping = p.damping[static_cast<size_t>(s)];
+    for (int64_t g = 0; g < total; ++g) {
+      std::vector<double> x(N), y(N), vx(N), vy(N), r(N), m(N), fx(N), fy(N);
+      for (int64_t i = 0; i < N; ++i) {
+        const size_t b = static_cast<size_t>(i * S + s), o = static_cast<size_t>(g * 4 * N * S) + b;
+        x[i] = ckpt[o], y[i] = ckpt[o + N * S], vx[i] = ckpt[o + 2 * N * S], vy[i] = ckpt[o + 3 * N * S];
+        r[i] = p.radius[b], m[i] = p.mass[b];
+      }
+      const uint32_t touched = detail::contact_forces(static_cast<int>(N), x.data(), y.data(), vx.data(), vy.data(),
+                                                      r.data(), m.data(), fx.data(), fy.data(), sp);
+      for (int64_t i = 0; i < N; ++i) {
+        const bool want = (touched >> i) & 1u;
+        const bool got = (words[static_cast<size_t>(((g / 32) * N + i) * S + s)] >> (g % 32)) & 1u;
+        ASSERT_EQ(want, got) << "scene " << s << " ball " << i << " substep " << g;
+        set += got;
+        if (!want) {  // contact_forces' promise: exactly (+0, +0)
+          ASSERT_TRUE(fx[i] == 0.0 && fy[i] == 0.0 && !std::signbit(fx[i]) && !std::signbit(fy[i]));
+        }
+      }
+    }
+  }
+  // the scenes have contacts, but not at every substep: the check can fail both ways
+  EXPECT_GT(set, 0);
+  EXPECT_LT(set, total * N * S);
+}
+
+// The contact-sparse backward sweep (the forward pass's contact words) gives the dense sweep's
+// bits: float32 and float64, controls, obstacles, checkpoint intervals within a word, across
+// words, and longer than the rollout.
+template <class T>
+void check_sparse_equals_dense(uint64_t seed) {
+  const Scene sc = busy_scenes(10, seed, "capsule:300,250,500,320,25;box:620,420,60,30,35");
+  Problem<T> p = from_scene<T>(sc, 3, -1, true, seed);
+  std::vector<T> w(p.traj_size());
+  datagen::Rng rng(seed, 4);
+  for (T& v : w) v = static_cast<T>(rng.uniform(-1, 1));
+  auto same = [](const std::vector<T>& a, const std::vector<T>& b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
+  };
+  for (int k : {0, 1, 7, 33, 1000}) {
+    p.rollout.checkpoint_every = k;
+    const auto sparse = p.backward(w), dense = p.backward(w, true);
+    EXPECT_TRUE(same(sparse.init, dense.init)) << "K " << k;
+    EXPECT_TRUE(same(sparse.mass, dense.mass)) << "K " << k;
+    EXPECT_TRUE(same(sparse.radius, dense.radius)) << "K " << k;
+    EXPECT_TRUE(same(sparse.damping, dense.damping)) << "K " << k;
+    EXPECT_TRUE(same(sparse.controls, dense.controls)) << "K " << k;
+  }
+}
+
+TEST(DiffSim, ContactSparseSweepGivesTheDenseSweepsBits) {
+  check_sparse_equals_dense<double>(test::fresh_seed());
+  check_sparse_equals_dense<float>(test::fresh_seed());
 }
 
 TEST(DiffSim, GradientsOfSeveralScenesNeverMix) {

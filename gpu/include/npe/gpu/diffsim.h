@@ -10,6 +10,12 @@
 // backward pass recomputes each segment of K substeps from its checkpoint into a scratch buffer
 // and runs the adjoint back through it. Memory: (substeps / K + 1 + K) * 16 B per ball in
 // float32 (checkpoints plus one segment), against 16 B per ball per substep without it.
+//
+// Contact words: the forward pass can also record, one bit per ball and substep, which balls
+// touched a ball, wall or obstacle ([ceil(substeps / 32)][N][S] uint32, bit g % 32 of word
+// [g / 32][i][s] for substep g). Given them, the backward pass does the contact work (state
+// exchange, scratch round trip, contact adjoints) only at the substeps that had contacts, which
+// in the datasets' sparse worlds are a few percent; the gradients are the same bits as without.
 #pragma once
 
 #include <cstdint>
@@ -54,6 +60,8 @@ struct DiffRollout {
   int resolved_k(const WorldSpec& spec) const { return checkpoint_every > 0 ? checkpoint_every : spec.substeps; }
   // Number of stored states: ceil(substeps_total / K).
   int64_t num_checkpoints(const WorldSpec& spec) const;
+  // Number of uint32 contact words: ceil(substeps_total / 32) * N * S.
+  int64_t num_contact_words(const WorldSpec& spec) const;
 };
 
 // Throws npe::Error when the spec or rollout cannot be simulated (naming the field: ball count
@@ -67,27 +75,31 @@ void validate_diff(const WorldSpec& spec, const DiffRollout& rollout, int max_ba
 double dashpot(double restitution, double omega);
 double dashpot_derivative(double restitution, double omega);
 
-// Forward: writes the trajectory traj [frames + 1][4][N][S] (frame 0 = init) and the
-// checkpoints ckpt [num_checkpoints][4][N][S]. With restitution equal for all scenes and no
-// controls, the same bits as advance_cpu / CudaWorld.
+// Forward: writes the trajectory traj [frames + 1][4][N][S] (frame 0 = init), the
+// checkpoints ckpt [num_checkpoints][4][N][S] and, unless `contacts` is null, the contact words
+// [num_contact_words]. With restitution equal for all scenes and no controls, the same bits as
+// advance_cpu / CudaWorld.
 template <class T>
 void diff_forward_cpu(const WorldSpec& spec, const DiffRollout& rollout, const DiffInputs<T>& in, T* traj,
-                      T* ckpt, int threads = 0);
+                      T* ckpt, uint32_t* contacts, int threads = 0);
 // Backward: given traj_bar [frames + 1][4][N][S] (the loss's gradient with respect to the
-// trajectory), writes the gradients with respect to every input. Scenes never mix.
+// trajectory), the forward pass's checkpoints and its contact words (or null: every substep is
+// treated as having contacts; same result, slower), writes the gradients with respect to every
+// input. Scenes never mix.
 template <class T>
 void diff_backward_cpu(const WorldSpec& spec, const DiffRollout& rollout, const DiffInputs<T>& in,
-                       const T* ckpt, const T* traj_bar, const DiffGrads<T>& grads, int threads = 0);
+                       const T* ckpt, const uint32_t* contacts, const T* traj_bar, const DiffGrads<T>& grads,
+                       int threads = 0);
 
 // CUDA versions (device pointers; the forward one thread per scene, the backward one lane per ball; queued on `stream`, a cudaStream_t, 0
 // for the default stream). The backward pass needs a device scratch buffer of
 // K * 4 * N * S elements. Throws npe::Error when built without CUDA.
 template <class T>
 void diff_forward_cuda(const WorldSpec& spec, const DiffRollout& rollout, const DiffInputs<T>& in, T* traj,
-                       T* ckpt, void* stream);
+                       T* ckpt, uint32_t* contacts, void* stream);
 template <class T>
 void diff_backward_cuda(const WorldSpec& spec, const DiffRollout& rollout, const DiffInputs<T>& in,
-                        const T* ckpt, const T* traj_bar, const DiffGrads<T>& grads, T* scratch,
-                        void* stream);
+                        const T* ckpt, const uint32_t* contacts, const T* traj_bar, const DiffGrads<T>& grads,
+                        T* scratch, void* stream);
 
 }  // namespace npe::gpu
