@@ -410,8 +410,9 @@ NPE_HD void diff_scene_backward(Count n, const DiffArrays<T>& a, const StepParam
   for (int64_t seg = segments - 1; seg >= 0; --seg) {
     const int64_t g0 = seg * a.k, g1 = g0 + a.k < total ? g0 + a.k : total;
     const int len = static_cast<int>(g1 - g0);
-    // recompute the segment's states from its checkpoint, bitwise as the forward sweep did
-    team.each([&](BallAdjoint<T>& b, int i) { load4(at(a.ckpt, seg, i), b.x, b.y, b.vx, b.vy); });
+    // recompute the segment's states from its checkpoint, bitwise as the forward sweep did (a
+    // one-substep segment has nothing to recompute: the adjoint loads the checkpoint if it needs it)
+    if (len > 1) team.each([&](BallAdjoint<T>& b, int i) { load4(at(a.ckpt, seg, i), b.x, b.y, b.vx, b.vy); });
     int frame = static_cast<int>(g0 / a.substeps), sub = static_cast<int>(g0 % a.substeps);
     // (the segment's last state stays in the balls' registers: the adjoint starts from it, and
     // the state after it, the next checkpoint, is never needed)
@@ -451,6 +452,7 @@ NPE_HD void diff_scene_backward(Count n, const DiffArrays<T>& a, const StepParam
         ball_integration_adjoint(p.h, b);
         if (exchange) {
           if (k + 1 < len) load4(at(a.scratch, k, i), b.x, b.y, b.vx, b.vy);
+          else if (len == 1) load4(at(a.ckpt, seg, i), b.x, b.y, b.vx, b.vy);
           publish(b, i, v);
           v.gx[i * v.stride] = b.gx;
           v.gy[i * v.stride] = b.gy;
