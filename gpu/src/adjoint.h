@@ -326,8 +326,9 @@ NPE_HD void diff_scene_forward(Count n, const DiffArrays<T>& a, const StepParams
 //   each(f)   calls f(BallAdjoint<T>& b, int i) for each ball i it owns, in ascending order;
 //   any(f)    whether f(b, i) holds for some ball the team owns or runs beside (f is called for
 //             each ball it owns; CUDA: any lane of the warp, so that the answer is warp-uniform);
-//   view(k)   the SceneView of exchange buffer k (0 or 1: a substep writes one while the previous
-//             substep's may still be read by slower lanes);
+//   view(k)   the SceneView of exchange buffer k (0 or 1: an exchanging substep writes one while
+//             the previous exchanging substep's may still be read by slower lanes; substeps that
+//             do not exchange touch neither, so `buf` flips only on exchanges);
 //   sync()    after it, every ball's writes to a view are visible to every ball of the scene.
 // Writes scene s's gradients; the dashpot's is the sum of the balls' shares in ball order, so the
 // bits do not depend on the team.
@@ -414,8 +415,8 @@ NPE_HD void diff_scene_backward(Count n, const DiffArrays<T>& a, const StepParam
     // one-substep segment has nothing to recompute: the adjoint loads the checkpoint if it needs it)
     if (len > 1) team.each([&](BallAdjoint<T>& b, int i) { load4(at(a.ckpt, seg, i), b.x, b.y, b.vx, b.vy); });
     int frame = static_cast<int>(g0 / a.substeps), sub = static_cast<int>(g0 % a.substeps);
-    // (the segment's last state stays in the balls' registers: the adjoint starts from it, and
-    // the state after it, the next checkpoint, is never needed)
+    // (with len > 1 the segment's last state stays in the balls' registers: the adjoint starts
+    // from it, and the state after it, the next checkpoint, is never needed)
     for (int k = 0; k + 1 < len; ++k) {
       const int64_t g = g0 + k;
       const bool exchange = team.any([&](BallAdjoint<T>& b, int i) { return contact(b, i, g); });

@@ -3,6 +3,7 @@
 #include "npe/gpu/diffsim.h"
 
 #include <cmath>
+#include <limits>
 
 #include <fmt/format.h>
 
@@ -122,8 +123,9 @@ void diff_backward_cpu(const WorldSpec& spec, const DiffRollout& r, const DiffIn
                        const uint32_t* contacts, const T* traj_bar, const DiffGrads<T>& g, int threads) {
   validate_diff(spec, r, kDiffMaxBallsCpu);
   DiffArrays<T> a = diff_backward_arrays(spec, r, in, ckpt, contacts, traj_bar, g, "diff_backward_cpu");
-  // one segment of states per scene, in the same layout as on the GPU
-  std::vector<T> scratch(static_cast<size_t>(a.k) * 4 * spec.num_bodies());
+  // one segment of states per scene, in the same layout as on the GPU (NaN until written: a
+  // state read before it is stored shows in the gradients)
+  std::vector<T> scratch(static_cast<size_t>(a.k) * 4 * spec.num_bodies(), std::numeric_limits<T>::quiet_NaN());
   a.scratch = scratch.data();
   const auto obstacles = kernel_obstacles<T>(spec);
   const StepParams<T> p = step_params<T>(spec, obstacles.data());

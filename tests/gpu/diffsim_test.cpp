@@ -7,6 +7,7 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <string>
 
 #include <gtest/gtest.h>
 
@@ -381,7 +382,7 @@ TEST(DiffSim, ContactWordsMarkExactlyTheBallsInContact) {
   const uint64_t seed = test::fresh_seed();
   const Scene sc = busy_scenes(10, seed, "capsule:300,250,500,320,25;box:620,420,60,30,35");
   Problem<double> p = from_scene<double>(sc, 3, -1, true, seed);
-  p.spec.substeps += 6;  // the world's 64 k substeps per frame: 3 frames end in a partial word
+  p.spec.substeps += 6;  // whatever the world's substeps per frame, make the last word partial
   p.rollout.checkpoint_every = 1;
   std::vector<double> traj(p.traj_size()), ckpt(p.ckpt_size());
   std::vector<uint32_t> words(p.words_size(), 0xdeadbeefu);
@@ -421,26 +422,39 @@ TEST(DiffSim, ContactWordsMarkExactlyTheBallsInContact) {
 
 // The contact-sparse backward sweep (the forward pass's contact words) gives the dense sweep's
 // bits: float32 and float64, controls, obstacles, checkpoint intervals within a word, across
-// words, and longer than the rollout.
+// words, leaving a one-substep last segment, and longer than the rollout; and a rollout shorter
+// than one word whose balls touch a wall from the first substep.
 template <class T>
 void check_sparse_equals_dense(uint64_t seed) {
   const Scene sc = busy_scenes(10, seed, "capsule:300,250,500,320,25;box:620,420,60,30,35");
-  Problem<T> p = from_scene<T>(sc, 3, -1, true, seed);
-  std::vector<T> w(p.traj_size());
-  datagen::Rng rng(seed, 4);
-  for (T& v : w) v = static_cast<T>(rng.uniform(-1, 1));
   auto same = [](const std::vector<T>& a, const std::vector<T>& b) {
     return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
   };
-  for (int k : {0, 1, 7, 33, 1000}) {
-    p.rollout.checkpoint_every = k;
+  auto compare = [&](const Problem<T>& p, const std::string& what) {
+    std::vector<T> w(p.traj_size());
+    datagen::Rng rng(seed, 4);
+    for (T& v : w) v = static_cast<T>(rng.uniform(-1, 1));
     const auto sparse = p.backward(w), dense = p.backward(w, true);
-    EXPECT_TRUE(same(sparse.init, dense.init)) << "K " << k;
-    EXPECT_TRUE(same(sparse.mass, dense.mass)) << "K " << k;
-    EXPECT_TRUE(same(sparse.radius, dense.radius)) << "K " << k;
-    EXPECT_TRUE(same(sparse.damping, dense.damping)) << "K " << k;
-    EXPECT_TRUE(same(sparse.controls, dense.controls)) << "K " << k;
+    EXPECT_TRUE(same(sparse.init, dense.init)) << what;
+    EXPECT_TRUE(same(sparse.mass, dense.mass)) << what;
+    EXPECT_TRUE(same(sparse.radius, dense.radius)) << what;
+    EXPECT_TRUE(same(sparse.damping, dense.damping)) << what;
+    EXPECT_TRUE(same(sparse.controls, dense.controls)) << what;
+    EXPECT_TRUE(std::all_of(sparse.mass.begin(), sparse.mass.end(), [](T v) { return std::isfinite(v); })) << what;
+  };
+  Problem<T> p = from_scene<T>(sc, 3, -1, true, seed);
+  const int64_t total = p.rollout.substeps_total(p.spec);
+  for (int k : {0, 1, 7, 33, 1000, static_cast<int>(total - 1)}) {  // the last: segments of total - 1 substeps, then 1
+    p.rollout.checkpoint_every = k;
+    compare(p, "K " + std::to_string(k));
   }
+  // one frame of 20 substeps (the same substep), ball 0 of every scene pressed into the left wall
+  Problem<T> q = from_scene<T>(sc, 1, -1, true, seed);
+  q.spec.frame_dt = q.spec.substep() * 20;
+  q.spec.substeps = 20;
+  const int64_t S = q.spec.num_scenes;
+  for (int64_t s = 0; s < S; ++s) q.init[static_cast<size_t>(s)] = q.radius[static_cast<size_t>(s)] * T(0.98);
+  compare(q, "one partial word");
 }
 
 TEST(DiffSim, ContactSparseSweepGivesTheDenseSweepsBits) {
