@@ -397,9 +397,9 @@ TEST(DiffSim, ContactWordsMarkExactlyTheBallsInContact) {
     sp.law.damping = p.damping[static_cast<size_t>(s)];
     for (int64_t g = 0; g < total; ++g) {
       std::vector<double> x(N), y(N), vx(N), vy(N), r(N), m(N), fx(N), fy(N);
+      detail::load_state(static_cast<int>(N), ckpt.data(), g, S, s, x.data(), y.data(), vx.data(), vy.data());
       for (int64_t i = 0; i < N; ++i) {
-        const size_t b = static_cast<size_t>(i * S + s), o = static_cast<size_t>(g * 4 * N * S) + b;
-        x[i] = ckpt[o], y[i] = ckpt[o + N * S], vx[i] = ckpt[o + 2 * N * S], vy[i] = ckpt[o + 3 * N * S];
+        const size_t b = static_cast<size_t>(i * S + s);
         r[i] = p.radius[b], m[i] = p.mass[b];
       }
       const uint32_t touched = detail::contact_forces(static_cast<int>(N), x.data(), y.data(), vx.data(), vy.data(),
