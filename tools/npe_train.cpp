@@ -40,8 +40,9 @@ int main(int argc, char** argv) {
        cxxopts::value<std::string>()->default_value("auto"))
       ("cuda_graph", "on CUDA, capture the training step as a CUDA graph and replay it (--cuda_graph=false: "
        "eager steps)", cxxopts::value<bool>()->default_value("true"))
-      ("fused_step", "on CUDA, train the classic model with npe's hand-written forward, backward and update "
-       "(two kernels a step) instead of libtorch's ops and autograd (--fused_step=false: libtorch's)",
+      ("fused_step", "on CUDA, npe's hand-written training step instead of libtorch's ops and autograd: the "
+       "classic model's forward, backward and update (two kernels a step), the modern model's bf16 loss and "
+       "gradient (about 40 kernels) (--fused_step=false: libtorch's)",
        cxxopts::value<bool>()->default_value("true"))
       ("threads", "CPU threads (0 = all cores)", cxxopts::value<int>()->default_value("0"))
       ("seed", "random seed (initialisation and data order)", cxxopts::value<uint64_t>()->default_value("0"))
@@ -114,7 +115,7 @@ int main(int argc, char** argv) {
     fmt::print("npe-train {}: {} steps, {:.1f} s, {:.0f} samples/s ({}{}); val MSE final {:.4e}, best {:.4e} "
                "(constant-velocity baseline {:.4e})\n  checkpoints {} and {}\n  metrics {}\n",
                c.name, res.steps, res.seconds, res.samples_per_s, res.bf16 ? "bf16" : "fp32",
-               res.fused_step ? ", fused classic step" : res.cuda_graph ? ", CUDA graph" : "", res.final_val, res.best_val,
+               res.fused_step ? ", hand-written step" : res.cuda_graph ? ", CUDA graph" : "", res.final_val, res.best_val,
                res.baseline_val, res.last_checkpoint, res.best_checkpoint, res.metrics_csv);
     if (res.world_size > 1)
       fmt::print("  data parallel: {} processes, {} gradient all-reduce{} per step; replicas' largest parameter "

@@ -10,6 +10,7 @@
 
 #include "classic_fused.h"
 #include "cuda_graph.h"
+#include "modern_fused.h"
 #include "npe/datagen/io.h"
 
 namespace npe::model {
@@ -80,6 +81,12 @@ struct TrainStep::Impl {
   fused::StepState fstate;
   fused::UpdateConfig fupdate;
   Tensor partial_t, floss_t, done_t;
+  // the modern model's hand-written loss and gradient (modern_fused.h), when it applies; the
+  // clipping and the update stay the tensor ops below
+  bool modern_fused = false;
+  fused::ModernShape mshape;
+  fused::ModernModel mmodel;
+  Tensor mwork_t, mloss_t;
 
   Impl(const TrainConfig& c, NPEImpl& n, torch::optim::Optimizer& o, Tensor t, int64_t total, int64_t start,
        StepOptions so)
@@ -90,7 +97,10 @@ struct TrainStep::Impl {
 
   void bind_optimizer();
   void setup_fused();
+  void setup_modern_fused();
+  fused::Batch make_batch() const;
   void body();
+  void finish(const Tensor& loss);
   void refresh_epoch();
 };
 
@@ -195,6 +205,7 @@ void TrainStep::Impl::setup_fused() {
   auto no = [&](std::string why) { fused_reason = std::move(why); };
   if (!options.fused) return no("not asked for");
   if (!device.is_cuda()) return no("CPU training");
+  if (kind == Kind::Modern) return setup_modern_fused();
   if (kind != Kind::Classic) return no(fmt::format("the {} model", kind_name(kind)));
   if (options.bf16) return no("bf16 autocast");
   if (cfg.input_noise > 0) return no("input noise");
@@ -218,17 +229,7 @@ void TrainStep::Impl::setup_fused() {
     fstate.moment1[t] = moment1[t].data_ptr<float>();
     fstate.moment2[t] = update == Update::RMSprop ? nullptr : moment2[t].data_ptr<float>();
   }
-  const auto buffer = [&](const char* name) { return net.named_buffers()[name].data_ptr<float>(); };
-  fbatch.traj = traj.data_ptr<float>();
-  fbatch.scenes = traj.size(0), fbatch.frames = traj.size(1), fbatch.balls = static_cast<int>(N);
-  fbatch.perm = perm_t.data_ptr<int64_t>();
-  fbatch.windows = perm_t.size(0);
-  fbatch.steps_per_epoch = order.steps_per_epoch();
-  fbatch.batch = static_cast<int>(cfg.batch_size);
-  fbatch.world = world, fbatch.rank = rank;
-  fbatch.mean = buffer("state_mean"), fbatch.std = buffer("state_std"), fbatch.dv_std = buffer("dv_std");
-  const double r = net.config().neighborhood;
-  fbatch.r2 = static_cast<float>(r * r);
+  fbatch = make_batch();
   const int blocks = (fbatch.batch + fused_wpb - 1) / fused_wpb;
   const auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device);
   partial_t = torch::zeros({fused::partial_floats(blocks)}, f32);
@@ -255,6 +256,50 @@ void TrainStep::Impl::setup_fused() {
   fused = true;
 }
 
+fused::Batch TrainStep::Impl::make_batch() const {
+  fused::Batch b;
+  const auto buffer = [&](const char* name) { return net.named_buffers()[name].data_ptr<float>(); };
+  b.traj = traj.data_ptr<float>();
+  b.scenes = traj.size(0), b.frames = traj.size(1), b.balls = static_cast<int>(traj.size(2));
+  b.perm = perm_t.data_ptr<int64_t>();
+  b.windows = perm_t.size(0);
+  b.steps_per_epoch = order.steps_per_epoch();
+  b.batch = static_cast<int>(cfg.batch_size);
+  b.world = world, b.rank = rank;
+  b.mean = buffer("state_mean"), b.std = buffer("state_std"), b.dv_std = buffer("dv_std");
+  const double r = net.config().neighborhood;
+  b.r2 = static_cast<float>(r * r);
+  return b;
+}
+
+// The modern model's hand-written loss and gradient take its bf16 step on CUDA at the kernels'
+// width (msg_dim 96, expansion 2) without dropout or input noise, when the parameters are the
+// model's and the device's shared memory holds a residual block's tile; otherwise libtorch's
+// autograd under autocast (fused_reason says why).
+void TrainStep::Impl::setup_modern_fused() {
+  auto no = [&](std::string why) { fused_reason = std::move(why); };
+  const ModelConfig& mc = net.config();
+  if (!options.bf16) return no("float32 (the modern model's hand-written step is its bf16 path)");
+  if (cfg.input_noise > 0) return no("input noise");
+  if (mc.dropout > 0) return no("dropout");
+  if (mc.msg_dim != fused::kModernWidth || mc.msg_dim * mc.expansion != fused::kModernHidden)
+    return no(fmt::format("msg_dim {} and expansion {} (the kernels are written for {} and {})", mc.msg_dim, mc.expansion,
+                          fused::kModernWidth, fused::kModernHidden / fused::kModernWidth));
+  int sms = 0;
+  int64_t smem = 0;
+  if (!fused::device_limits(&sms, &smem)) return no("no CUDA kernels in this build");
+  mshape.batch = static_cast<int>(cfg.batch_size), mshape.balls = static_cast<int>(traj.size(2));
+  mshape.enc_blocks = mc.enc_blocks, mshape.dec_blocks = mc.dec_blocks, mshape.sms = sms, mshape.smem_bytes = smem;
+  if (const char* why = fused::modern_unsupported(mshape)) return no(why);
+  if (net.named_parameters().size() != params.size()) return no("unexpected parameters");
+  if (const std::string bad = fused::bind_modern_model(net, &mmodel); !bad.empty()) return no(bad);
+  fbatch = make_batch();
+  mwork_t = torch::empty({fused::modern_workspace_bytes(mshape)}, torch::TensorOptions().dtype(torch::kUInt8).device(device));
+  mloss_t = torch::zeros({2}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
+  fused::modern_prepare(mshape, mmodel, mwork_t.data_ptr());
+  modern_fused = true;
+}
+
 void TrainStep::Impl::refresh_epoch() {
   const int64_t epoch = step / order.steps_per_epoch();
   if (epoch == loaded_epoch) return;
@@ -274,7 +319,12 @@ void TrainStep::Impl::body() {
     fused::launch_update(fupdate, fstate, stream);
     return;
   }
-  torch::NoGradGuard outer;  // only the forward below records autograd history
+  torch::NoGradGuard outer;
+  if (modern_fused) {  // about 40 kernels (modern_fused.h), then the tensor ops of finish()
+    fused::launch_modern_loss_grad(fbatch, step_t.data_ptr<int64_t>(), mshape, mmodel, mwork_t.data_ptr(),
+                                   mloss_t.data_ptr<float>(), current_cuda_stream());
+    return finish(mloss_t.select(0, 0));
+  }  // only the forward below records autograd history
   at::_foreach_zero_(grads);
   const int64_t windows = perm_t.size(0), B = arange_t.size(0);
   // this process's slice of the step's global batch of world * B windows
@@ -297,6 +347,12 @@ void TrainStep::Impl::body() {
     }
     loss.backward();
   }
+  finish(loss);
+}
+
+// The step after the loss and gradient: the all-reduce (data parallel), the loss's accumulators,
+// clipping, the learning rate and the optimizer's update.
+void TrainStep::Impl::finish(const Tensor& loss) {
   if (world > 1)  // the mean gradient over the processes, on the compute stream
     for (const Tensor& b : buckets) processes->all_reduce(b, Reduce::Avg);
   first_bad_t.copy_(torch::where(first_bad_t.lt(0) & torch::isfinite(loss).logical_not(), step_t, first_bad_t));
@@ -441,7 +497,7 @@ double TrainStep::replica_divergence() {
   return (mine - root).abs().max().item<double>();
 }
 
-bool TrainStep::fused() const { return impl_->fused; }
+bool TrainStep::fused() const { return impl_->fused || impl_->modern_fused; }
 const std::string& TrainStep::fused_reason() const { return impl_->fused_reason; }
 
 int64_t TrainStep::gradient_buckets() const { return impl_->world > 1 ? static_cast<int64_t>(impl_->buckets.size()) : 0; }

@@ -14,6 +14,7 @@
 #include <torch/torch.h>
 
 #include "cuda_graph.h"
+#include "dataset_util.h"
 #include "npe/model/model.h"
 #include "npe/model/train.h"
 #include "npe/model/train_step.h"
@@ -21,22 +22,6 @@
 
 namespace npe::model {
 namespace {
-
-// Random trajectories [S, T, N, 5] in the dataset's units (positions in [0, 1], velocities of a
-// few hundredths, masses from {1, 5, 25}); with `mixed`, scene s has between 1 and N balls and its
-// last slots are absent (all zeros, as npe-datagen writes them).
-torch::Tensor random_trajectories(int64_t S, int64_t T, int64_t N, bool mixed, std::mt19937_64& rng) {
-  auto traj = torch::rand({S, T, N, 5}, torch::kFloat32);
-  traj.narrow(-1, 2, 2).mul_(0.05).sub_(0.025);
-  auto choice = torch::randint(0, 3, {S, 1, N, 1});
-  traj.narrow(-1, 4, 1).copy_(torch::pow(5.0, choice.to(torch::kFloat32)).expand({S, T, N, 1}));
-  if (mixed)
-    for (int64_t s = 0; s < S; ++s) {
-      const int64_t n = std::uniform_int_distribution<int64_t>(1, N)(rng);
-      if (n < N) traj[s].narrow(1, n, N - n).zero_();
-    }
-  return traj.contiguous();
-}
 
 struct Problem {
   torch::Tensor traj, perm;  // on the CPU
@@ -67,7 +52,7 @@ Problem random_problem(uint64_t seed, int N, int B) {
   std::mt19937_64 rng(seed);
   torch::manual_seed(seed);
   Problem p;
-  p.traj = random_trajectories(6, 7, N, true, rng);
+  p.traj = test_util::random_trajectories(6, 7, N, true, rng);
   ModelConfig mc;
   mc.kind = Kind::Classic;
   mc.neighborhood = 0.4;  // about half of the pairs of balls in [0, 1]^2
@@ -342,7 +327,7 @@ TEST(ClassicFusedCuda, TrainStepFollowsLibtorchsStep) {
     const uint64_t seed = test::fresh_seed();
     std::mt19937_64 rng(seed);
     torch::manual_seed(seed);
-    const auto traj = random_trajectories(30, 12, 4, true, rng).to(torch::kCUDA);
+    const auto traj = test_util::random_trajectories(30, 12, 4, true, rng).to(torch::kCUDA);
     TrainConfig cfg = default_train_config(Kind::Classic);
     cfg.optimizer = optimizer;
     cfg.batch_size = 50;
