@@ -1,5 +1,6 @@
 // The modern NPE's hand-written step (modern_fused.h): binding a ModernNPEImpl's parameters and
 // gradients to the kernels' pointers.
+#include <cstdint>
 #include <vector>
 
 #include <fmt/format.h>
@@ -22,7 +23,8 @@ std::string bind_modern_model(NPEImpl& net, ModernModel* model) {
   auto get = [&](const std::string& name, std::vector<int64_t> sizes, const float** p, float** g) {
     torch::Tensor* t = named.find(name);
     if (!t || t->sizes() != c10::IntArrayRef(sizes) || t->scalar_type() != torch::kFloat32 || !t->is_contiguous() ||
-        !t->grad().defined() || !t->grad().is_contiguous() || t->grad().scalar_type() != torch::kFloat32) {
+        reinterpret_cast<uintptr_t>(t->data_ptr()) % 16 != 0 || !t->grad().defined() || !t->grad().is_contiguous() ||
+        t->grad().scalar_type() != torch::kFloat32) {
       if (bad.empty()) bad = fmt::format("unexpected parameter '{}'", name);
       return;
     }

@@ -37,7 +37,7 @@ constexpr int kThreads = 256, kWarps = kThreads / 32;
 constexpr int LDD = D + 8, LDH = H + 8, LDF = H + 4;  // shared-memory row strides (elements)
 constexpr int kColSums = 2 * D + H + D;               // per block: LN weight, LN bias, b1, b2
 constexpr int kWFloats = D * H;                       // one weight matrix of a block
-constexpr int kRangeRows = 32;                        // rows a weight-gradient stage reads
+constexpr int kRangeRows = 64;                        // rows a weight-gradient stage reads
 constexpr int kChunk = 32;                            // rows per stage of the small layers
 constexpr int kEncInW = D * (kInFeat + 1);            // enc_in's weight and bias (2016)
 constexpr int kDecInW = D * (kDecIn + 1);             // dec_in's weight and bias (10272)
@@ -46,6 +46,8 @@ constexpr float kLnEps = 1e-5f;
 static_assert(D == 96 && H == 2 * D, "the tilings below are written for d = 96, h = 192");
 static_assert(D % 32 == 0, "a warp's lane holds d / 32 columns of a row");
 constexpr int kLaneCols = D / 32;
+constexpr int kRowsPerWarp = TM / kWarps;  // rows of a tile a warp normalises
+static_assert(kChunk * D % kThreads == 0, "the small layers' loops have whole trips");
 
 void check(cudaError_t e, const char* what) {
   if (e != cudaSuccess) throw std::runtime_error(std::string("modern fused step: ") + what + ": " + cudaGetErrorString(e));
@@ -58,14 +60,13 @@ constexpr int64_t kPrmBytes = int64_t{2 * D + H + D} * 4;
 // forward: W1 | W2 | Y | G | Acc (float) | ln_w ln_b b1 b2
 constexpr int64_t kFwdW2 = kW1Bytes, kFwdY = kFwdW2 + kW2Bytes, kFwdG = kFwdY + kYBytes, kFwdAcc = kFwdG + kGBytes;
 constexpr int64_t kFwdPrm = kFwdAcc + kFBytes, kFwdSmem = kFwdPrm + kPrmBytes;
-// backward: W1 | W2 | Y | dout (bf16) | dH (bf16) | H, GELU'(H), dH, dY (float) | ln_w ln_b b1 | mean, rstd
+// backward: W1 | W2 | Y | dout (bf16) | dH (bf16) | H, GELU'(H), dH, dY (float) | ln_w ln_b b1
 constexpr int64_t kBwdW2 = kW1Bytes, kBwdY = kBwdW2 + kW2Bytes, kBwdD = kBwdY + kYBytes, kBwdDH = kBwdD + kYBytes;
-constexpr int64_t kBwdF = kBwdDH + kGBytes, kBwdPrm = kBwdF + kFBytes, kBwdStat = kBwdPrm + kPrmBytes;
-constexpr int64_t kBwdSmem = kBwdStat + int64_t{2 * TM} * 4;
+constexpr int64_t kBwdF = kBwdDH + kGBytes, kBwdPrm = kBwdF + kFBytes, kBwdSmem = kBwdPrm + kPrmBytes;
 static_assert(kFwdY % 32 == 0 && kFwdG % 32 == 0 && kFwdAcc % 32 == 0 && kBwdD % 32 == 0 && kBwdDH % 32 == 0 &&
                   kBwdF % 32 == 0,
               "wmma tiles need 32-byte aligned shared memory");
-constexpr int64_t kDecInSmem = (int64_t{D} * (kDecIn + 1) + int64_t{kChunk} * (kDecIn + 1) + int64_t{kChunk} * (D + 1)) * 4;
+constexpr int64_t kDecInFwdSmem = (int64_t{D} * (kDecIn + 1) + int64_t{kChunk} * (kDecIn + 1)) * 4;
 
 // ---- per-item maths -----------------------------------------------------------------------
 
@@ -73,6 +74,12 @@ constexpr int64_t kDecInSmem = (int64_t{D} * (kDecIn + 1) + int64_t{kChunk} * (k
 __device__ __forceinline__ float gelu(float h) { return 0.5f * h * (1.0f + erff(h * 0.70710678118654752f)); }
 __device__ __forceinline__ float gelu_grad(float h) {
   const float cdf = 0.5f * (1.0f + erff(h * 0.70710678118654752f));
+  return cdf + h * (0.39894228040143268f * expf(-0.5f * h * h));
+}
+// Both from one erf: GELU(h) into *g, GELU'(h) returned.
+__device__ __forceinline__ float gelu_and_grad(float h, float* g) {
+  const float cdf = 0.5f * (1.0f + erff(h * 0.70710678118654752f));
+  *g = h * cdf;
   return cdf + h * (0.39894228040143268f * expf(-0.5f * h * h));
 }
 
@@ -124,9 +131,53 @@ struct BlockW {
 };
 BlockW block_w(const ModernBlock& b) { return {b.ln_w, b.ln_b, b.w1, b.b1, b.w2, b.b2}; }
 
-// float32 [rows, cols] -> bfloat16 in shared memory with row stride ld.
-__device__ void stage_bf16(const float* __restrict__ src, int rows, int cols, bf16* dst, int ld) {
-  for (int i = threadIdx.x; i < rows * cols; i += blockDim.x) dst[(i / cols) * ld + i % cols] = __float2bfloat16(src[i]);
+// A weight float32 [Rows, Cols] (16-byte aligned) into shared memory with row stride ld, as T
+// (bfloat16 or float): 16-byte loads, all of a thread's issued before the first store.
+template <int Rows, int Cols, typename T>
+__device__ __forceinline__ void stage(const float* __restrict__ src, T* dst, int ld) {
+  constexpr int n4 = Rows * Cols / 4, per = (n4 + kThreads - 1) / kThreads;
+  static_assert(Rows * Cols % 4 == 0, "16-byte loads");
+  float4 v[per];
+#pragma unroll
+  for (int k = 0; k < per; ++k) {
+    const int i = threadIdx.x + k * kThreads;
+    if (i < n4) v[k] = reinterpret_cast<const float4*>(src)[i];
+  }
+#pragma unroll
+  for (int k = 0; k < per; ++k) {
+    const int i = threadIdx.x + k * kThreads;
+    if (i >= n4) continue;
+    const float e[4] = {v[k].x, v[k].y, v[k].z, v[k].w};
+    for (int t = 0; t < 4; ++t) {
+      const int f = 4 * i + t;
+      if constexpr (std::is_same_v<T, bf16>) dst[(f / Cols) * ld + f % Cols] = __float2bfloat16(e[t]);
+      else dst[(f / Cols) * ld + f % Cols] = e[t];
+    }
+  }
+}
+
+// The rows a warp normalises in a tile (warp + 8 j) of a float32 [rows, d] tensor, lane columns
+// lane + 32 k; zeros past the last row. All loads are issued before any is used.
+__device__ __forceinline__ void load_rows(const float* __restrict__ src, int r0, int rows,
+                                          float (&v)[kRowsPerWarp][kLaneCols]) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+#pragma unroll
+  for (int j = 0; j < kRowsPerWarp; ++j) {
+    const int r = r0 + warp + j * kWarps;
+#pragma unroll
+    for (int k = 0; k < kLaneCols; ++k) v[j][k] = r < rows ? src[static_cast<size_t>(r) * D + lane + 32 * k] : 0.0f;
+  }
+}
+// The gradient's rows likewise (GradIn).
+__device__ __forceinline__ void load_grad_rows(const GradIn& g, int r0, int rows, float (&v)[kRowsPerWarp][kLaneCols]) {
+  if (g.dout) return load_rows(g.dout, r0, rows, v);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+#pragma unroll
+  for (int j = 0; j < kRowsPerWarp; ++j) {
+    const int r = r0 + warp + j * kWarps;
+#pragma unroll
+    for (int k = 0; k < kLaneCols; ++k) v[j][k] = r < rows ? grad_at(g, r, lane + 32 * k) : 0.0f;
+  }
 }
 
 // ---- tensor-core products of a 64-row tile ------------------------------------------------
@@ -164,25 +215,49 @@ static_assert(TM == 4 * 16 && kWarps == 8, "tile_product: 4 row tiles x 2 column
 
 // ---- kernels ------------------------------------------------------------------------------
 
-// enc_in: x0 = GELU(W_in [F, C] + b_in) for 32 encoder rows per thread block; the mask.
+// Register tile of the small layers' products: thread t takes rows 2 (t / 16) and 2 (t / 16) + 1
+// of a chunk of 32 and units t % 16 + 16 j (j < 6) of d = 96 (shared-memory loads broadcast
+// across the 16 lanes of a row pair, or consecutive).
+constexpr int kTileUnits = D / 16;
+static_assert(kChunk == 2 * kThreads / 16 && D % 16 == 0, "the small layers' register tile");
+
+// enc_in: x0 = GELU(W_in [F, C] + b_in) for 32 encoder rows per thread block; the mask and the
+// features [rows, 20] (kept for the backward pass).
 __global__ void __launch_bounds__(kThreads)
     enc_in_kernel(Batch a, const int64_t* step_p, const float* __restrict__ W, const float* __restrict__ b, int rows,
-                  float* __restrict__ x0, float* __restrict__ mask) {
-  __shared__ float Ws[D * (kInFeat + 1)];  // [d][21]: the weight row, then the bias
-  __shared__ float In[kChunk][kInFeat + 1];
-  for (int i = threadIdx.x; i < D * kInFeat; i += kThreads) Ws[(i / kInFeat) * (kInFeat + 1) + i % kInFeat] = W[i];
-  for (int u = threadIdx.x; u < D; u += kThreads) Ws[u * (kInFeat + 1) + kInFeat] = b[u];
+                  float* __restrict__ x0, float* __restrict__ mask, float* __restrict__ feat) {
+  __shared__ float Ws[kInFeat][D];  // transposed: [i][u]
+  __shared__ float In[kChunk][kInFeat];
+  for (int i = threadIdx.x; i < D * kInFeat; i += kThreads) Ws[i % kInFeat][i / kInFeat] = W[i];
   const int r0 = blockIdx.x * kChunk;
-  if (threadIdx.x < kChunk && r0 + static_cast<int>(threadIdx.x) < rows)
-    pair_input(a, *step_p, r0 + threadIdx.x, In[threadIdx.x], mask + r0 + threadIdx.x);
+  if (threadIdx.x < kChunk) {
+    const int r = r0 + threadIdx.x;
+    if (r < rows) {
+      pair_input(a, *step_p, r, In[threadIdx.x], mask + r);
+      for (int i = 0; i < kInFeat; ++i) feat[static_cast<size_t>(r) * kInFeat + i] = In[threadIdx.x][i];
+    } else {
+      for (int i = 0; i < kInFeat; ++i) In[threadIdx.x][i] = 0.0f;
+    }
+  }
   __syncthreads();
-  for (int o = threadIdx.x; o < kChunk * D; o += kThreads) {
-    const int rr = o / D, u = o % D, r = r0 + rr;
-    if (r >= rows) continue;
-    const float* w = Ws + u * (kInFeat + 1);
-    float z = 0.0f;
-    for (int i = 0; i < kInFeat; ++i) z = fmaf(w[i], In[rr][i], z);
-    x0[static_cast<size_t>(r) * D + u] = gelu(z + w[kInFeat]);
+  const int rg = 2 * (threadIdx.x / 16), cg = threadIdx.x % 16;
+  float z[2][kTileUnits] = {};
+  for (int i = 0; i < kInFeat; ++i) {
+    const float in0 = In[rg][i], in1 = In[rg + 1][i];
+#pragma unroll
+    for (int j = 0; j < kTileUnits; ++j) {
+      const float w = Ws[i][cg + 16 * j];
+      z[0][j] = fmaf(w, in0, z[0][j]), z[1][j] = fmaf(w, in1, z[1][j]);
+    }
+  }
+  for (int h = 0; h < 2; ++h) {
+    const int r = r0 + rg + h;
+    if (r >= rows) break;
+#pragma unroll
+    for (int j = 0; j < kTileUnits; ++j) {
+      const int u = cg + 16 * j;
+      x0[static_cast<size_t>(r) * D + u] = gelu(z[h][j] + b[u]);
+    }
   }
 }
 
@@ -197,26 +272,23 @@ __global__ void __launch_bounds__(kThreads)
   float* Acc = reinterpret_cast<float*>(smem + kFwdAcc);
   float* lnw = reinterpret_cast<float*>(smem + kFwdPrm);
   float *lnb = lnw + D, *b1 = lnb + D, *b2 = b1 + H;
-  stage_bf16(p.w1, H, D, W1s, LDD);
-  stage_bf16(p.w2, D, H, W2s, LDH);
+  stage<H, D>(p.w1, W1s, LDD);
+  stage<D, H>(p.w2, W2s, LDH);
   for (int i = threadIdx.x; i < D; i += kThreads) lnw[i] = p.ln_w[i], lnb[i] = p.ln_b[i], b2[i] = p.b2[i];
   for (int i = threadIdx.x; i < H; i += kThreads) b1[i] = p.b1[i];
   __syncthreads();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, tiles = (rows + TM - 1) / TM;
   for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
     const int r0 = tile * TM;
-    for (int lr = warp; lr < TM; lr += kWarps) {  // Y = LN(x), a warp per row
-      const int r = r0 + lr;
-      if (r < rows) {
-        float v[kLaneCols];
-        for (int k = 0; k < kLaneCols; ++k) v[k] = x[static_cast<size_t>(r) * D + lane + 32 * k];
-        const RowStats s = row_stats(v);
-        for (int k = 0; k < kLaneCols; ++k) {
-          const int c = lane + 32 * k;
-          Ys[lr * LDD + c] = __float2bfloat16((v[k] - s.mean) * s.rstd * lnw[c] + lnb[c]);
-        }
-      } else {
-        for (int k = 0; k < kLaneCols; ++k) Ys[lr * LDD + lane + 32 * k] = __float2bfloat16(0.0f);
+    float xv[kRowsPerWarp][kLaneCols];  // the warp's rows of x, kept for the residual
+    load_rows(x, r0, rows, xv);
+#pragma unroll
+    for (int j = 0; j < kRowsPerWarp; ++j) {  // Y = LN(x), a warp per row
+      const int lr = warp + j * kWarps;
+      const RowStats s = row_stats(xv[j]);
+      for (int k = 0; k < kLaneCols; ++k) {
+        const int c = lane + 32 * k;
+        Ys[lr * LDD + c] = __float2bfloat16(r0 + lr < rows ? (xv[j][k] - s.mean) * s.rstd * lnw[c] + lnb[c] : 0.0f);
       }
     }
     __syncthreads();
@@ -237,9 +309,14 @@ __global__ void __launch_bounds__(kThreads)
       store_tile(Acc, LDF, acc);
     }
     __syncthreads();
-    for (int i = threadIdx.x; i < TM * D; i += kThreads) {
-      const int lr = i / D, c = i % D, r = r0 + lr;
-      if (r < rows) out[static_cast<size_t>(r) * D + c] = x[static_cast<size_t>(r) * D + c] + (Acc[lr * LDF + c] + b2[c]);
+#pragma unroll
+    for (int j = 0; j < kRowsPerWarp; ++j) {
+      const int lr = warp + j * kWarps, r = r0 + lr;
+      if (r >= rows) break;
+      for (int k = 0; k < kLaneCols; ++k) {
+        const int c = lane + 32 * k;
+        out[static_cast<size_t>(r) * D + c] = xv[j][k] + (Acc[lr * LDF + c] + b2[c]);
+      }
     }
     __syncthreads();
   }
@@ -261,9 +338,8 @@ __global__ void __launch_bounds__(kThreads)
   float* Fs = reinterpret_cast<float*>(smem + kBwdF);
   float* lnw = reinterpret_cast<float*>(smem + kBwdPrm);
   float *lnb = lnw + D, *b1 = lnb + D;
-  float* stat = reinterpret_cast<float*>(smem + kBwdStat);  // [TM] mean, [TM] rstd
-  stage_bf16(p.w1, H, D, W1s, LDD);
-  stage_bf16(p.w2, D, H, W2s, LDH);
+  stage<H, D>(p.w1, W1s, LDD);
+  stage<D, H>(p.w2, W2s, LDH);
   for (int i = threadIdx.x; i < D; i += kThreads) lnw[i] = p.ln_w[i], lnb[i] = p.ln_b[i];
   for (int i = threadIdx.x; i < H; i += kThreads) b1[i] = p.b1[i];
   __syncthreads();
@@ -271,24 +347,22 @@ __global__ void __launch_bounds__(kThreads)
   float s_lnw[kLaneCols] = {}, s_lnb[kLaneCols] = {}, s_b2[kLaneCols] = {}, s_b1 = 0.0f;
   for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
     const int r0 = tile * TM;
-    // 1. Y = LN(x) again, and dout in bf16 (zeros past the last row)
-    for (int lr = warp; lr < TM; lr += kWarps) {
-      const int r = r0 + lr;
-      if (r < rows) {
-        float v[kLaneCols];
-        for (int k = 0; k < kLaneCols; ++k) v[k] = x[static_cast<size_t>(r) * D + lane + 32 * k];
-        const RowStats s = row_stats(v);
-        if (lane == 0) stat[lr] = s.mean, stat[TM + lr] = s.rstd;
-        for (int k = 0; k < kLaneCols; ++k) {
-          const int c = lane + 32 * k;
-          const bf16 y = __float2bfloat16((v[k] - s.mean) * s.rstd * lnw[c] + lnb[c]);
-          const bf16 d = __float2bfloat16(grad_at(g, r, c));
-          Ys[lr * LDD + c] = y, Yg[static_cast<size_t>(r) * D + c] = y;
-          Ds[lr * LDD + c] = d, Dg[static_cast<size_t>(r) * D + c] = d;
-        }
-      } else {
-        for (int k = 0; k < kLaneCols; ++k)
-          Ys[lr * LDD + lane + 32 * k] = __float2bfloat16(0.0f), Ds[lr * LDD + lane + 32 * k] = __float2bfloat16(0.0f);
+    // 1. Y = LN(x) again, and dout in bf16 (zeros past the last row); the warp's rows of x, their
+    //    statistics and dout stay in registers for step 7
+    float xv[kRowsPerWarp][kLaneCols], dv[kRowsPerWarp][kLaneCols], mean[kRowsPerWarp], rstd[kRowsPerWarp];
+    load_rows(x, r0, rows, xv);
+    load_grad_rows(g, r0, rows, dv);
+#pragma unroll
+    for (int j = 0; j < kRowsPerWarp; ++j) {
+      const int lr = warp + j * kWarps, r = r0 + lr;
+      const RowStats s = row_stats(xv[j]);
+      mean[j] = s.mean, rstd[j] = s.rstd;
+      for (int k = 0; k < kLaneCols; ++k) {
+        const int c = lane + 32 * k;
+        const bf16 y = __float2bfloat16(r < rows ? (xv[j][k] - s.mean) * s.rstd * lnw[c] + lnb[c] : 0.0f);
+        const bf16 d = __float2bfloat16(dv[j][k]);
+        Ys[lr * LDD + c] = y, Ds[lr * LDD + c] = d;
+        if (r < rows) Yg[static_cast<size_t>(r) * D + c] = y, Dg[static_cast<size_t>(r) * D + c] = d;
       }
     }
     __syncthreads();
@@ -300,9 +374,10 @@ __global__ void __launch_bounds__(kThreads)
     // 3. G = GELU(H + b1) to global; Fs <- GELU'(H + b1)
     for (int i = threadIdx.x; i < TM * H; i += kThreads) {
       const int lr = i / H, c = i % H;
-      const float h = Fs[lr * LDF + c] + b1[c];
-      if (r0 + lr < rows) Gg[static_cast<size_t>(r0 + lr) * H + c] = __float2bfloat16(gelu(h));
-      Fs[lr * LDF + c] = gelu_grad(h);
+      float gv;
+      const float gp = gelu_and_grad(Fs[lr * LDF + c] + b1[c], &gv);
+      if (r0 + lr < rows) Gg[static_cast<size_t>(r0 + lr) * H + c] = __float2bfloat16(gv);
+      Fs[lr * LDF + c] = gp;
     }
     __syncthreads();
     // 4. dH = (dout W2) GELU'(H + b1), element by element in the accumulator fragments (an
@@ -339,14 +414,14 @@ __global__ void __launch_bounds__(kThreads)
     }
     __syncthreads();
     // 7. LayerNorm's backward, the residual, and the column sums of the LN parameters and b2
-    for (int lr = warp; lr < TM; lr += kWarps) {
-      const int r = r0 + lr;
-      if (r >= rows) continue;
-      const float mean = stat[lr], rstd = stat[TM + lr];
+#pragma unroll
+    for (int j = 0; j < kRowsPerWarp; ++j) {
+      const int lr = warp + j * kWarps, r = r0 + lr;
+      if (r >= rows) break;
       float xh[kLaneCols], gk[kLaneCols], s1 = 0.0f, s2 = 0.0f;
       for (int k = 0; k < kLaneCols; ++k) {
         const int c = lane + 32 * k;
-        xh[k] = (x[static_cast<size_t>(r) * D + c] - mean) * rstd;
+        xh[k] = (xv[j][k] - mean[j]) * rstd[j];
         const float dy = Fs[lr * LDF + c];
         s_lnw[k] += dy * xh[k], s_lnb[k] += dy;
         gk[k] = dy * lnw[c];
@@ -355,9 +430,8 @@ __global__ void __launch_bounds__(kThreads)
       s1 = warp_sum(s1) * (1.0f / D), s2 = warp_sum(s2) * (1.0f / D);
       for (int k = 0; k < kLaneCols; ++k) {
         const int c = lane + 32 * k;
-        const float d = grad_at(g, r, c);
-        s_b2[k] += d;
-        dx[static_cast<size_t>(r) * D + c] = d + rstd * (gk[k] - s1 - xh[k] * s2);
+        s_b2[k] += dv[j][k];
+        dx[static_cast<size_t>(r) * D + c] = dv[j][k] + rstd[j] * (gk[k] - s1 - xh[k] * s2);
       }
     }
     __syncthreads();
@@ -392,20 +466,36 @@ __device__ __forceinline__ void weight_grad(const bf16* __restrict__ A, const bf
   FragC acc[F];
   for (int f = 0; f < F; ++f) wmma::fill_fragment(acc[f], 0.0f);
   const int begin = blockIdx.x * chunk, end = min(rows, begin + chunk);
-  for (int r0 = begin; r0 < end; r0 += kRangeRows) {
-    for (int i = threadIdx.x; i < kRangeRows * M / 8; i += kThreads) {  // 16-byte copies
-      const int rr = i / (M / 8), c8 = i % (M / 8), r = r0 + rr;
-      uint4 v = make_uint4(0, 0, 0, 0);
-      if (r < end) v = reinterpret_cast<const uint4*>(A + static_cast<size_t>(r) * M)[c8];
-      *reinterpret_cast<uint4*>(As + rr * LA + c8 * 8) = v;
+  // 16-byte copies; the next stage's are loaded into registers while this stage's products run
+  constexpr int NA = kRangeRows * M / 8 / kThreads, NB = kRangeRows * N / 8 / kThreads;
+  static_assert(kRangeRows * M % (8 * kThreads) == 0 && kRangeRows * N % (8 * kThreads) == 0, "whole copies");
+  uint4 ra[NA], rb[NB];
+  auto fetch = [&](int r0) {
+#pragma unroll
+    for (int k = 0; k < NA; ++k) {
+      const int i = threadIdx.x + k * kThreads, r = r0 + i / (M / 8);
+      ra[k] = r < end ? reinterpret_cast<const uint4*>(A + static_cast<size_t>(r) * M)[i % (M / 8)] : make_uint4(0, 0, 0, 0);
     }
-    for (int i = threadIdx.x; i < kRangeRows * N / 8; i += kThreads) {
-      const int rr = i / (N / 8), c8 = i % (N / 8), r = r0 + rr;
-      uint4 v = make_uint4(0, 0, 0, 0);
-      if (r < end) v = reinterpret_cast<const uint4*>(B + static_cast<size_t>(r) * N)[c8];
-      *reinterpret_cast<uint4*>(Bs + rr * LB + c8 * 8) = v;
+#pragma unroll
+    for (int k = 0; k < NB; ++k) {
+      const int i = threadIdx.x + k * kThreads, r = r0 + i / (N / 8);
+      rb[k] = r < end ? reinterpret_cast<const uint4*>(B + static_cast<size_t>(r) * N)[i % (N / 8)] : make_uint4(0, 0, 0, 0);
+    }
+  };
+  if (begin < end) fetch(begin);
+  for (int r0 = begin; r0 < end; r0 += kRangeRows) {
+#pragma unroll
+    for (int k = 0; k < NA; ++k) {
+      const int i = threadIdx.x + k * kThreads;
+      *reinterpret_cast<uint4*>(As + (i / (M / 8)) * LA + (i % (M / 8)) * 8) = ra[k];
+    }
+#pragma unroll
+    for (int k = 0; k < NB; ++k) {
+      const int i = threadIdx.x + k * kThreads;
+      *reinterpret_cast<uint4*>(Bs + (i / (N / 8)) * LB + (i % (N / 8)) * 8) = rb[k];
     }
     __syncthreads();
+    if (r0 + kRangeRows < end) fetch(r0 + kRangeRows);
 #pragma unroll
     for (int k0 = 0; k0 < kRangeRows; k0 += 16) {
 #pragma unroll
@@ -445,11 +535,12 @@ __global__ void __launch_bounds__(kThreads)
   extern __shared__ __align__(128) unsigned char smem[];
   float* Ws = reinterpret_cast<float*>(smem);  // [d][107]: the weight row, then the bias
   float* Z = Ws + D * (kDecIn + 1);            // [32][107]
-  for (int i = threadIdx.x; i < D * kDecIn; i += kThreads) Ws[(i / kDecIn) * (kDecIn + 1) + i % kDecIn] = W[i];
+  stage<D, kDecIn>(W, Ws, kDecIn + 1);
   for (int u = threadIdx.x; u < D; u += kThreads) Ws[u * (kDecIn + 1) + kDecIn] = b[u];
   const int r0 = blockIdx.x * kChunk, P = a.balls - 1;
-  for (int o = threadIdx.x; o < kChunk * D; o += kThreads) {
-    const int rr = o / D, u = o % D, q = r0 + rr;
+#pragma unroll
+  for (int t = 0; t < kChunk * D / kThreads; ++t) {
+    const int o = threadIdx.x + t * kThreads, rr = o / D, u = o % D, q = r0 + rr;
     float s = 0.0f;
     if (q < rows)
       for (int k = 0; k < P; ++k) s += xE[(static_cast<size_t>(q) * P + k) * D + u] * mask[static_cast<size_t>(q) * P + k];
@@ -473,15 +564,28 @@ __global__ void __launch_bounds__(kThreads)
     if (threadIdx.x == 0) counts[blockIdx.x] = static_cast<float>(__popc(ballot));
   }
   __syncthreads();
-  for (int o = threadIdx.x; o < kChunk * D; o += kThreads) {
-    const int rr = o / D, u = o % D, q = r0 + rr;
-    if (q >= rows) continue;
-    const float* w = Ws + u * (kDecIn + 1);
-    float z = 0.0f;
-    for (int i = 0; i < kDecIn; ++i) z = fmaf(w[i], Z[rr * (kDecIn + 1) + i], z);
-    z += w[kDecIn];
-    pre_out[static_cast<size_t>(q) * D + u] = z;
-    y0[static_cast<size_t>(q) * D + u] = gelu(z);
+  {
+    const int rg = 2 * (threadIdx.x / 16), cg = threadIdx.x % 16;
+    float zz[2][kTileUnits] = {};
+    for (int i = 0; i < kDecIn; ++i) {
+      const float z0 = Z[rg * (kDecIn + 1) + i], z1 = Z[(rg + 1) * (kDecIn + 1) + i];
+#pragma unroll
+      for (int j = 0; j < kTileUnits; ++j) {
+        const float w = Ws[(cg + 16 * j) * (kDecIn + 1) + i];
+        zz[0][j] = fmaf(w, z0, zz[0][j]), zz[1][j] = fmaf(w, z1, zz[1][j]);
+      }
+    }
+    for (int h = 0; h < 2; ++h) {
+      const int q = r0 + rg + h;
+      if (q >= rows) break;
+#pragma unroll
+      for (int j = 0; j < kTileUnits; ++j) {
+        const int u = cg + 16 * j;
+        const float pre = zz[h][j] + Ws[u * (kDecIn + 1) + kDecIn];
+        pre_out[static_cast<size_t>(q) * D + u] = pre;
+        y0[static_cast<size_t>(q) * D + u] = gelu(pre);
+      }
+    }
   }
   for (int o = threadIdx.x; o < kChunk * kDecIn; o += kThreads) {
     const int rr = o / kDecIn, i = o % kDecIn, q = r0 + rr;
@@ -565,146 +669,194 @@ __global__ void __launch_bounds__(kThreads)
 
 // dec_in's backward over chunks of 32 focus rows: dpre = dy0 GELU'(pre), dS = W_dec[:, :d]^T
 // dpre [rows, d], and this thread block's sums of dpre z^T and dpre: `part` [kDecInW] (the
-// weight [d, d + 10], then the bias).
+// weight [d, d + 10], then the bias). The weight gradient's register tile: units o = t / 16 +
+// 16 a (a < 6) by inputs i = t % 16 + 16 b (b < 7; i = d + 10 is the bias's input 1).
+constexpr int kDecInCols = 112;  // z, 1, zeros: 16 x 7
+constexpr int64_t kDecInSmem = (int64_t{D} * (kDecIn + 1) + int64_t{kChunk} * kDecInCols + int64_t{kChunk} * (D + 1)) * 4;
 __global__ void __launch_bounds__(kThreads)
     dec_in_backward_kernel(const float* __restrict__ W, const float* __restrict__ dy0, const float* __restrict__ pre,
                            const float* __restrict__ z, int rows, float* __restrict__ dS, float* __restrict__ part) {
   extern __shared__ __align__(128) unsigned char smem[];
-  constexpr int LZ = kDecIn + 1;
+  constexpr int LW = kDecIn + 1, LZ = kDecInCols, LP = D + 1;
   float* Ws = reinterpret_cast<float*>(smem);  // [d][107] (the weight only)
-  float* Zs = Ws + D * LZ;                     // [32][107]: z, then 1 (the bias)
+  float* Zs = Ws + D * LW;                     // [32][112]: z, 1 (the bias's input), zeros
   float* dP = Zs + kChunk * LZ;                // [32][d + 1]
-  for (int i = threadIdx.x; i < D * kDecIn; i += kThreads) Ws[(i / kDecIn) * LZ + i % kDecIn] = W[i];
-  constexpr int E = (kDecInW + kThreads - 1) / kThreads;
-  float acc[E];
-  for (int e = 0; e < E; ++e) acc[e] = 0.0f;
+  stage<D, kDecIn>(W, Ws, LW);
+  const int og = threadIdx.x / 16, ig = threadIdx.x % 16, rg = 2 * og;
+  constexpr int kB = kDecInCols / 16;
+  float acc[kTileUnits][kB] = {};
   const int chunks = (rows + kChunk - 1) / kChunk;
   for (int ch = blockIdx.x; ch < chunks; ch += gridDim.x) {
     const int r0 = ch * kChunk;
-    for (int o = threadIdx.x; o < kChunk * D; o += kThreads) {
-      const int rr = o / D, u = o % D, q = r0 + rr;
-      dP[rr * (D + 1) + u] =
+#pragma unroll
+    for (int t = 0; t < kChunk * D / kThreads; ++t) {
+      const int o = threadIdx.x + t * kThreads, rr = o / D, u = o % D, q = r0 + rr;
+      dP[rr * LP + u] =
           q < rows ? dy0[static_cast<size_t>(q) * D + u] * gelu_grad(pre[static_cast<size_t>(q) * D + u]) : 0.0f;
     }
-    for (int o = threadIdx.x; o < kChunk * LZ; o += kThreads) {
-      const int rr = o / LZ, i = o % LZ, q = r0 + rr;
-      Zs[o] = q < rows ? (i < kDecIn ? z[static_cast<size_t>(q) * kDecIn + i] : 1.0f) : 0.0f;
+#pragma unroll
+    for (int t = 0; t < kChunk * LZ / kThreads; ++t) {
+      const int o = threadIdx.x + t * kThreads, rr = o / LZ, i = o % LZ, q = r0 + rr;
+      Zs[o] = q < rows && i <= kDecIn ? (i < kDecIn ? z[static_cast<size_t>(q) * kDecIn + i] : 1.0f) : 0.0f;
     }
     __syncthreads();
-    for (int o = threadIdx.x; o < kChunk * D; o += kThreads) {
-      const int rr = o / D, u = o % D, q = r0 + rr;
-      if (q >= rows) continue;
-      float s = 0.0f;
-      for (int k = 0; k < D; ++k) s = fmaf(Ws[k * LZ + u], dP[rr * (D + 1) + k], s);
-      dS[static_cast<size_t>(q) * D + u] = s;
-    }
+    {  // dS for rows rg, rg + 1, units ig + 16 j
+      float ds[2][kTileUnits] = {};
+      for (int k = 0; k < D; ++k) {
+        const float p0 = dP[rg * LP + k], p1 = dP[(rg + 1) * LP + k];
 #pragma unroll
-    for (int e = 0; e < E; ++e) {
-      const int idx = threadIdx.x + e * kThreads;
-      if (idx < kDecInW) {
-        const int o = idx / LZ, i = idx % LZ;
-        float s = acc[e];
-        for (int rr = 0; rr < kChunk; ++rr) s = fmaf(dP[rr * (D + 1) + o], Zs[rr * LZ + i], s);
-        acc[e] = s;
+        for (int j = 0; j < kTileUnits; ++j) {
+          const float w = Ws[k * LW + ig + 16 * j];
+          ds[0][j] = fmaf(w, p0, ds[0][j]), ds[1][j] = fmaf(w, p1, ds[1][j]);
+        }
+      }
+      for (int h = 0; h < 2; ++h) {
+        const int q = r0 + rg + h;
+        if (q >= rows) break;
+#pragma unroll
+        for (int j = 0; j < kTileUnits; ++j) dS[static_cast<size_t>(q) * D + ig + 16 * j] = ds[h][j];
       }
     }
+    for (int rr = 0; rr < kChunk; ++rr) {  // the weight gradient's tile
+      float pv[kTileUnits], zv[kB];
+#pragma unroll
+      for (int a2 = 0; a2 < kTileUnits; ++a2) pv[a2] = dP[rr * LP + og + 16 * a2];
+#pragma unroll
+      for (int b2 = 0; b2 < kB; ++b2) zv[b2] = Zs[rr * LZ + ig + 16 * b2];
+#pragma unroll
+      for (int a2 = 0; a2 < kTileUnits; ++a2)
+#pragma unroll
+        for (int b2 = 0; b2 < kB; ++b2) acc[a2][b2] = fmaf(pv[a2], zv[b2], acc[a2][b2]);
+    }
     __syncthreads();
   }
 #pragma unroll
-  for (int e = 0; e < E; ++e) {
-    const int idx = threadIdx.x + e * kThreads;
-    if (idx < kDecInW) {
-      const int o = idx / LZ, i = idx % LZ;
-      part[static_cast<size_t>(blockIdx.x) * kDecInW + (i < kDecIn ? o * kDecIn + i : D * kDecIn + o)] = acc[e];
+  for (int a2 = 0; a2 < kTileUnits; ++a2)
+#pragma unroll
+    for (int b2 = 0; b2 < kB; ++b2) {
+      const int o = og + 16 * a2, i = ig + 16 * b2;
+      if (i <= kDecIn)
+        part[static_cast<size_t>(blockIdx.x) * kDecInW + (i < kDecIn ? o * kDecIn + i : D * kDecIn + o)] = acc[a2][b2];
     }
-  }
 }
 
 // enc_in's backward over chunks of 32 encoder rows: dpre = dx0 GELU'(pre) (pre recomputed from
-// the features), and this thread block's sums of dpre [F, C]^T and dpre: `part` [kEncInW].
+// the cached features, as enc_in_kernel computes it), and this thread block's sums of dpre
+// [F, C]^T and dpre: `part` [kEncInW]. Weight-gradient tile: units t / 16 + 16 a by inputs
+// t % 16 + 16 b (b < 2; input 20 is the bias's 1).
 __global__ void __launch_bounds__(kThreads)
-    enc_in_backward_kernel(Batch a, const int64_t* step_p, const float* __restrict__ W, const float* __restrict__ b,
+    enc_in_backward_kernel(const float* __restrict__ W, const float* __restrict__ b, const float* __restrict__ feat,
                            int rows, GradIn g, float* __restrict__ part) {
-  constexpr int LI = kInFeat + 1;
-  __shared__ float Ws[D * LI];
+  constexpr int LI = 32;  // features, 1, zeros
+  __shared__ float Ws[kInFeat][D];
   __shared__ float In[kChunk][LI];
   __shared__ float dP[kChunk][D + 1];
-  for (int i = threadIdx.x; i < D * kInFeat; i += kThreads) Ws[(i / kInFeat) * LI + i % kInFeat] = W[i];
-  for (int u = threadIdx.x; u < D; u += kThreads) Ws[u * LI + kInFeat] = b[u];
-  constexpr int E = (kEncInW + kThreads - 1) / kThreads;
-  float acc[E];
-  for (int e = 0; e < E; ++e) acc[e] = 0.0f;
-  const int64_t step = *step_p;
+  for (int i = threadIdx.x; i < D * kInFeat; i += kThreads) Ws[i % kInFeat][i / kInFeat] = W[i];
+  const int og = threadIdx.x / 16, ig = threadIdx.x % 16, rg = 2 * og;
+  float acc[kTileUnits][2] = {};
   const int chunks = (rows + kChunk - 1) / kChunk;
   for (int ch = blockIdx.x; ch < chunks; ch += gridDim.x) {
     const int r0 = ch * kChunk;
-    if (threadIdx.x < kChunk) {
-      const int r = r0 + threadIdx.x;
-      if (r < rows) {
-        pair_input(a, step, r, In[threadIdx.x], nullptr);
-        In[threadIdx.x][kInFeat] = 1.0f;
-      } else {
-        for (int i = 0; i < LI; ++i) In[threadIdx.x][i] = 0.0f;
-      }
-    }
-    __syncthreads();
-    for (int o = threadIdx.x; o < kChunk * D; o += kThreads) {
-      const int rr = o / D, u = o % D, r = r0 + rr;
-      float d = 0.0f;
-      if (r < rows) {
-        const float* w = Ws + u * LI;
-        float z = 0.0f;
-        for (int i = 0; i < kInFeat; ++i) z = fmaf(w[i], In[rr][i], z);  // as enc_in_kernel
-        d = grad_at(g, r, u) * gelu_grad(z + w[kInFeat]);
-      }
-      dP[rr][u] = d;
-    }
-    __syncthreads();
 #pragma unroll
-    for (int e = 0; e < E; ++e) {
-      const int idx = threadIdx.x + e * kThreads;
-      if (idx < kEncInW) {
-        const int o = idx / LI, i = idx % LI;
-        float s = acc[e];
-        for (int rr = 0; rr < kChunk; ++rr) s = fmaf(dP[rr][o], In[rr][i], s);
-        acc[e] = s;
+    for (int t = 0; t < kChunk * LI / kThreads; ++t) {
+      const int o = threadIdx.x + t * kThreads, rr = o / LI, i = o % LI, r = r0 + rr;
+      In[rr][i] = r < rows && i <= kInFeat ? (i < kInFeat ? feat[static_cast<size_t>(r) * kInFeat + i] : 1.0f) : 0.0f;
+    }
+    __syncthreads();
+    {  // dP for rows rg, rg + 1, units ig + 16 j
+      float z[2][kTileUnits] = {};
+      for (int i = 0; i < kInFeat; ++i) {
+        const float in0 = In[rg][i], in1 = In[rg + 1][i];
+#pragma unroll
+        for (int j = 0; j < kTileUnits; ++j) {
+          const float w = Ws[i][ig + 16 * j];
+          z[0][j] = fmaf(w, in0, z[0][j]), z[1][j] = fmaf(w, in1, z[1][j]);
+        }
       }
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int r = r0 + rg + h;
+#pragma unroll
+        for (int j = 0; j < kTileUnits; ++j) {
+          const int u = ig + 16 * j;
+          dP[rg + h][u] = r < rows ? grad_at(g, r, u) * gelu_grad(z[h][j] + b[u]) : 0.0f;
+        }
+      }
+    }
+    __syncthreads();
+    for (int rr = 0; rr < kChunk; ++rr) {
+      float pv[kTileUnits];
+#pragma unroll
+      for (int a2 = 0; a2 < kTileUnits; ++a2) pv[a2] = dP[rr][og + 16 * a2];
+      const float in0 = In[rr][ig], in1 = In[rr][ig + 16];
+#pragma unroll
+      for (int a2 = 0; a2 < kTileUnits; ++a2) acc[a2][0] = fmaf(pv[a2], in0, acc[a2][0]), acc[a2][1] = fmaf(pv[a2], in1, acc[a2][1]);
     }
     __syncthreads();
   }
 #pragma unroll
-  for (int e = 0; e < E; ++e) {
-    const int idx = threadIdx.x + e * kThreads;
-    if (idx < kEncInW) {
-      const int o = idx / LI, i = idx % LI;
-      part[static_cast<size_t>(blockIdx.x) * kEncInW + (i < kInFeat ? o * kInFeat + i : D * kInFeat + o)] = acc[e];
+  for (int a2 = 0; a2 < kTileUnits; ++a2)
+    for (int b2 = 0; b2 < 2; ++b2) {
+      const int o = og + 16 * a2, i = ig + 16 * b2;
+      if (i <= kInFeat)
+        part[static_cast<size_t>(blockIdx.x) * kEncInW + (i < kInFeat ? o * kInFeat + i : D * kInFeat + o)] = acc[a2][b2];
     }
-  }
 }
 
-// One gradient's sum over its partials: dst[e] = sum_p src[p stride + e], in order.
+// One gradient as the sum of its partials: dst[e] = sum over p of src[p stride + e], in a fixed
+// order (reduce_kernel).
 struct Segment {
   float* dst;
   const float* src;
   int n, parts, stride;
 };
-constexpr int kMaxSegments = 8 + 6 * 2 * kModernMaxBlocks;
+constexpr int kFixedSegments = 8;  // enc_in, dec_in, final_norm, head: weight and bias each
+constexpr int kMaxSegments = kFixedSegments + 6 * 2 * kModernMaxBlocks;
 constexpr int kMaxSegmentLength = kWFloats;
 
+// A thread block takes 256 consecutive entries of a segment: thread (column c of 64, group k of
+// 4) sums, for entries 4 c .. 4 c + 3, the partials k, k + 4, ... in order (16-byte loads), and
+// the four groups' sums are added in group order.
+constexpr int kReduceEntries = 256;
 __global__ void __launch_bounds__(kThreads)
     reduce_kernel(const Segment* __restrict__ segments, const float* __restrict__ head_part, int head_parts,
                   const float* __restrict__ dscale, float* __restrict__ loss) {
-  const Segment s = segments[blockIdx.y];
-  const int e = blockIdx.x * kThreads + threadIdx.x;
-  if (e < s.n) {
-    float t = 0.0f;
-    for (int p = 0; p < s.parts; ++p) t += s.src[static_cast<size_t>(p) * s.stride + e];
-    s.dst[e] = t;
+  __shared__ float4 part_sums[4][kThreads / 4];
+  const Segment s = segments[blockIdx.y];  // segments: the launch's first
+  const int c = threadIdx.x % (kThreads / 4), k = threadIdx.x / (kThreads / 4);
+  const int e = blockIdx.x * kReduceEntries + 4 * c;
+  if (blockIdx.x * kReduceEntries >= s.n) return;
+  float4 t = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  const bool whole = e + 3 < s.n && s.stride % 4 == 0 && reinterpret_cast<uintptr_t>(s.src) % 16 == 0;
+  if (whole) {
+#pragma unroll 4
+    for (int p = k; p < s.parts; p += 4) {
+      const float4 v = *reinterpret_cast<const float4*>(s.src + static_cast<size_t>(p) * s.stride + e);
+      t.x += v.x, t.y += v.y, t.z += v.z, t.w += v.w;
+    }
+  } else {
+    float u[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (int p = k; p < s.parts; p += 4)
+      for (int q = 0; q < 4; ++q)
+        if (e + q < s.n) u[q] += s.src[static_cast<size_t>(p) * s.stride + e + q];
+    t = make_float4(u[0], u[1], u[2], u[3]);
   }
-  if (blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x == 0) {
-    float t = 0.0f;
-    for (int p = 0; p < head_parts; ++p) t += head_part[static_cast<size_t>(p) * kHeadPartial + kHeadPartial - 1];
-    loss[0] = t / *dscale;
+  part_sums[k][c] = t;
+  __syncthreads();
+  if (k == 0) {
+    float4 r = part_sums[0][c];
+    for (int g = 1; g < 4; ++g) {
+      const float4 v = part_sums[g][c];
+      r.x += v.x, r.y += v.y, r.z += v.z, r.w += v.w;
+    }
+    const float out[4] = {r.x, r.y, r.z, r.w};
+    for (int q = 0; q < 4; ++q)
+      if (e + q < s.n) s.dst[e + q] = out[q];
+  }
+  if (loss && blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x == 0) {
+    float t0 = 0.0f;
+    for (int p = 0; p < head_parts; ++p) t0 += head_part[static_cast<size_t>(p) * kHeadPartial + kHeadPartial - 1];
+    loss[0] = t0 / *dscale;
     loss[1] = *dscale;
   }
 }
@@ -718,7 +870,7 @@ struct Plan {
   int grid_enc_in = 0, grid_enc_in_bwd = 0, grid_dec_in = 0, grid_dec_in_bwd = 0, grid_head = 0;
   int segments = 0;
   // byte offsets into the workspace
-  int64_t seg = 0, x = 0, y = 0, mask = 0, z = 0, pre = 0, counts = 0, dscale = 0, dx = 0, dy = 0, dS = 0;
+  int64_t seg = 0, x = 0, y = 0, mask = 0, feat = 0, z = 0, pre = 0, counts = 0, dscale = 0, dx = 0, dy = 0, dS = 0;
   int64_t Yb = 0, Gb = 0, DHb = 0, Db = 0, cols_e = 0, cols_d = 0, w_e = 0, w_d = 0, enc_in_part = 0;
   int64_t dec_in_part = 0, head_part = 0, bytes = 0;
 };
@@ -742,9 +894,9 @@ Plan make_plan(const ModernShape& s) {
   ranges(p.Rd, &p.ranges_d, &p.chunk_d);
   auto chunks = [](int rows) { return std::max(1, (rows + kChunk - 1) / kChunk); };
   p.grid_enc_in = chunks(p.Re);
-  p.grid_enc_in_bwd = std::min(chunks(p.Re), sms);
+  p.grid_enc_in_bwd = std::min(chunks(p.Re), 2 * sms);
   p.grid_dec_in = chunks(p.Rd);
-  p.grid_dec_in_bwd = std::min(chunks(p.Rd), std::max(1, sms / 2));
+  p.grid_dec_in_bwd = std::min(chunks(p.Rd), sms);
   p.grid_head = chunks(p.Rd);
   p.segments = 8 + 6 * (p.E + p.Dd);
   int64_t at = 0;
@@ -758,6 +910,7 @@ Plan make_plan(const ModernShape& s) {
   p.x = take((p.E + 1) * Re * D * 4);
   p.y = take((p.Dd + 1) * Rd * D * 4);
   p.mask = take(Re * 4);
+  p.feat = take(Re * kInFeat * 4);
   p.z = take(Rd * kDecIn * 4);
   p.pre = take(Rd * D * 4);
   p.counts = take(int64_t{p.grid_dec_in} * 4);
@@ -808,7 +961,7 @@ void modern_prepare(const ModernShape& shape, const ModernModel& m, void* work) 
   check(cudaFuncSetAttribute(block_backward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              static_cast<int>(kBwdSmem)),
         "block backward shared memory");
-  check(cudaFuncSetAttribute(dec_in_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kDecInSmem)),
+  check(cudaFuncSetAttribute(dec_in_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kDecInFwdSmem)),
         "dec_in shared memory");
   check(cudaFuncSetAttribute(dec_in_backward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              static_cast<int>(kDecInSmem)),
@@ -821,6 +974,11 @@ void modern_prepare(const ModernShape& shape, const ModernModel& m, void* work) 
   const float* dec_in = at<float>(work, p.dec_in_part);
   add(m.g_dec_in_w, dec_in, D * kDecIn, p.grid_dec_in_bwd, kDecInW);
   add(m.g_dec_in_b, dec_in + D * kDecIn, D, p.grid_dec_in_bwd, kDecInW);
+  const float* head = at<float>(work, p.head_part);
+  add(m.g_norm_w, head, D, p.grid_head, kHeadPartial);
+  add(m.g_norm_b, head + D, D, p.grid_head, kHeadPartial);
+  add(m.g_head_w, head + 2 * D, 2 * D, p.grid_head, kHeadPartial);
+  add(m.g_head_b, head + 4 * D, 2, p.grid_head, kHeadPartial);
   auto blocks = [&](const ModernBlock* b, int count, const float* cols, int col_parts, const float* w, int ranges) {
     for (int k = 0; k < count; ++k) {
       const float* c = cols + static_cast<size_t>(k) * col_parts * kColSums;
@@ -835,11 +993,6 @@ void modern_prepare(const ModernShape& shape, const ModernModel& m, void* work) 
   };
   blocks(m.enc, shape.enc_blocks, at<float>(work, p.cols_e), p.grid_e, at<float>(work, p.w_e), p.ranges_e);
   blocks(m.dec, shape.dec_blocks, at<float>(work, p.cols_d), p.grid_d, at<float>(work, p.w_d), p.ranges_d);
-  const float* head = at<float>(work, p.head_part);
-  add(m.g_norm_w, head, D, p.grid_head, kHeadPartial);
-  add(m.g_norm_b, head + D, D, p.grid_head, kHeadPartial);
-  add(m.g_head_w, head + 2 * D, 2 * D, p.grid_head, kHeadPartial);
-  add(m.g_head_b, head + 4 * D, 2, p.grid_head, kHeadPartial);
   if (static_cast<int>(seg.size()) != p.segments) throw std::logic_error("modern fused step: segment count");
   check(cudaMemcpy(at<Segment>(work, p.seg), seg.data(), seg.size() * sizeof(Segment), cudaMemcpyHostToDevice),
         "copying the reduction's table");
@@ -860,10 +1013,17 @@ void launch_modern_loss_grad(const Batch& a, const int64_t* step, const ModernSh
   float* dS = at<float>(work, p.dS);
   bf16 *Yb = at<bf16>(work, p.Yb), *Gb = at<bf16>(work, p.Gb), *DHb = at<bf16>(work, p.DHb), *Db = at<bf16>(work, p.Db);
 
-  enc_in_kernel<<<p.grid_enc_in, kThreads, 0, stream>>>(a, step, m.enc_in_w, m.enc_in_b, p.Re, x, mask);
+  float* feat = at<float>(work, p.feat);
+  const Segment* segments = at<Segment>(work, p.seg);
+  // the reduction of segments [first, first + count) (the segment table: modern_prepare)
+  auto reduce = [&](int first, int count, float* loss_out) {
+    reduce_kernel<<<dim3((kMaxSegmentLength + kReduceEntries - 1) / kReduceEntries, count), kThreads, 0, stream>>>(
+        segments + first, at<float>(work, p.head_part), p.grid_head, dscale, loss_out);
+  };
+  enc_in_kernel<<<p.grid_enc_in, kThreads, 0, stream>>>(a, step, m.enc_in_w, m.enc_in_b, p.Re, x, mask, feat);
   for (int k = 0; k < p.E; ++k)
     block_forward_kernel<<<p.grid_e, kThreads, kFwdSmem, stream>>>(x + k * eD, x + (k + 1) * eD, p.Re, block_w(m.enc[k]));
-  dec_in_kernel<<<p.grid_dec_in, kThreads, kDecInSmem, stream>>>(a, step, m.dec_in_w, m.dec_in_b, x + p.E * eD, mask,
+  dec_in_kernel<<<p.grid_dec_in, kThreads, kDecInFwdSmem, stream>>>(a, step, m.dec_in_w, m.dec_in_b, x + p.E * eD, mask,
                                                                  p.Rd, at<float>(work, p.z), at<float>(work, p.pre), y,
                                                                  counts);
   for (int k = 0; k < p.Dd; ++k)
@@ -881,6 +1041,7 @@ void launch_modern_loss_grad(const Batch& a, const int64_t* step, const ModernSh
         at<float>(work, p.cols_d) + static_cast<size_t>(k) * p.grid_d * kColSums);
     weight_grad_kernel<<<dim3(p.ranges_d, 2), kThreads, 0, stream>>>(
         Db, Gb, DHb, Yb, p.Rd, p.chunk_d, at<float>(work, p.w_d) + static_cast<size_t>(k) * 2 * p.ranges_d * kWFloats);
+    reduce(kFixedSegments + 6 * (p.E + k), 6, nullptr);  // while the block's partial sums are in L2
     cur = 1 - cur;
   }
   dec_in_backward_kernel<<<p.grid_dec_in_bwd, kThreads, kDecInSmem, stream>>>(
@@ -895,14 +1056,14 @@ void launch_modern_loss_grad(const Batch& a, const int64_t* step, const ModernSh
         at<float>(work, p.cols_e) + static_cast<size_t>(k) * p.grid_e * kColSums);
     weight_grad_kernel<<<dim3(p.ranges_e, 2), kThreads, 0, stream>>>(
         Db, Gb, DHb, Yb, p.Re, p.chunk_e, at<float>(work, p.w_e) + static_cast<size_t>(k) * 2 * p.ranges_e * kWFloats);
+    reduce(kFixedSegments + 6 * k, 6, nullptr);
     g = GradIn{};
     g.dout = dx + cur * eD;
     cur = 1 - cur;
   }
-  enc_in_backward_kernel<<<p.grid_enc_in_bwd, kThreads, 0, stream>>>(a, step, m.enc_in_w, m.enc_in_b, p.Re, g,
+  enc_in_backward_kernel<<<p.grid_enc_in_bwd, kThreads, 0, stream>>>(m.enc_in_w, m.enc_in_b, feat, p.Re, g,
                                                                      at<float>(work, p.enc_in_part));
-  reduce_kernel<<<dim3((kMaxSegmentLength + kThreads - 1) / kThreads, p.segments), kThreads, 0, stream>>>(
-      at<Segment>(work, p.seg), at<float>(work, p.head_part), p.grid_head, dscale, loss);
+  reduce(0, kFixedSegments, loss);  // the input layers, the final LayerNorm and head; the loss
   check(cudaGetLastError(), "launching the step's kernels");
 }
 

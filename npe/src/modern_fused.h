@@ -23,13 +23,14 @@
 // activations between products and the weight gradients to bfloat16 (tested against float32
 // autograd, modern_fused_test.cpp).
 //
-// Kernels (modern_fused.cu), about 8 + 3 (E + D) a step for E encoder and D decoder blocks:
+// Kernels (modern_fused.cu), 6 + 4 (E + D) a step for E encoder and D decoder blocks:
 //   enc_in (features, input layer, GELU; the mask), E block forwards, dec_in (masked sum over
 //   pairs, decoder input layer; present-ball counts), D block forwards, head (final LayerNorm,
 //   head, loss, and their backward), per decoder block from the last: backward rows (dx, column
-//   sums, the bf16 operands of the weight gradients) and weight gradients, dec_in backward,
-//   encoder blocks likewise, enc_in backward, and one reduction of every partial sum into the
-//   parameters' gradients and the loss.
+//   sums, the bf16 operands of the weight gradients), weight gradients and the reduction of the
+//   block's partial sums into its parameters' gradients (while they are in L2), dec_in
+//   backward, encoder blocks likewise, enc_in backward, and the reduction of the other layers'
+//   partial sums and of the loss.
 // The residual blocks recompute LN(x), h and GELU(h) in the backward pass from the block's input
 // instead of storing them. Weight gradients are sums over rows split in a fixed number of row
 // ranges, each range's sum written to scratch and the ranges summed in order by the reduction:
@@ -75,7 +76,8 @@ struct ModernModel {
 
 // Points `model` at the parameters of `net` (a ModernNPEImpl of width kModernWidth and hidden
 // kModernHidden) and at their gradients, which must be defined (TrainStep makes them views of
-// its flat gradient); every tensor must be contiguous float32 on the device. Returns "" or what
+// its flat gradient); every tensor must be contiguous float32 on the device (the parameters
+// 16-byte aligned, as the caching allocator's are). Returns "" or what
 // does not fit (a parameter missing, of another shape, or without a gradient).
 std::string bind_modern_model(NPEImpl& net, ModernModel* model);
 
