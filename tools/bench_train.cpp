@@ -29,9 +29,9 @@ void synchronize(const torch::Device& d) {
 }
 
 // `variant`: "eager" (one step at a time, float32), "graph" (the step replayed as a CUDA graph,
-// float32), "graph+bf16" (and bf16 autocast), or "fused" (the classic model's hand-written step,
-// replayed as a graph; train_step.h); npe-train's defaults are fused for the classic model and
-// graph+bf16 for the modern one on CUDA, eager on the CPU.
+// float32), "graph+bf16" (and bf16 autocast), or "fused" (the hand-written step, replayed as a
+// graph: the classic model's in float32, the modern model's in bf16; train_step.h); npe-train's
+// default on CUDA is fused for both, eager on the CPU.
 // With `group` (several processes, one GPU each): the data-parallel step, every process timing
 // the same steps; samples/s over all of them.
 TrainRow run(model::Kind kind, const torch::Device& device, const std::string& variant, bool quick,
@@ -52,12 +52,13 @@ TrainRow run(model::Kind kind, const torch::Device& device, const std::string& v
   auto opt = model::make_optimizer(cfg, *net);
   model::StepOptions options;
   options.cuda_graph = variant != "eager";
-  options.bf16 = variant == "graph+bf16";
+  options.bf16 = variant == "graph+bf16" || (variant == "fused" && kind == model::Kind::Modern);
   options.fused = variant == "fused";
   options.group = group;
   model::TrainStep step(cfg, *net, *opt, traj, /*total_steps=*/1000000, 0, options);
   if (options.fused && !step.fused())
-    throw Error(fmt::format("npe-bench train: the fused classic step is not available here: {}", step.fused_reason()));
+    throw Error(fmt::format("npe-bench train: the hand-written {} step is not available here: {}", model::kind_name(kind),
+                            step.fused_reason()));
   // warm-up (allocator, cuBLAS heuristics, the capture), then steps until `budget` seconds
   for (int i = 0; i < (quick ? 5 : 20); ++i) step.run();
   synchronize(device);
@@ -97,7 +98,6 @@ int bench_train(bool do_cpu, bool do_cuda, bool quick, int threads, const std::s
       for (const std::string variant : {"eager", "graph", "graph+bf16", "fused"}) {
         if (variant != "eager" && !graphs) continue;
         if (variant == "graph+bf16" && kind == model::Kind::Classic) continue;  // the classic model stays float32
-        if (variant == "fused" && kind != model::Kind::Classic) continue;      // the classic model's own kernels
         rows.push_back(run(kind, device, variant, quick));
       }
   }
