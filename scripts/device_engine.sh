@@ -52,7 +52,7 @@ if has sanitize; then
   # the CUDA tests over libtorch: the differentiable simulator's autograd Function on CUDA, the
   # models on CUDA, and the training step (CUDA graph capture and replay, bf16)
   for bin_filter in "diffsim_torch_tests:DiffSimTorch.CudaEqualsCpu" \
-                    "model_tests:ModelCuda.*:TrainStepCuda.*:TrainCuda.*:ClassicFusedCuda.*"; do
+                    "model_tests:ModelCuda.*:TrainStepCuda.*:TrainCuda.*:ClassicFusedCuda.*:ModernFusedCuda.*"; do
     bin="${bin_filter%%:*}"; filter="${bin_filter#*:}"
     for tool in memcheck racecheck initcheck; do
       echo "######## $bin $tool" >> "$out/sanitize.log"
