@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
        "eager steps)", cxxopts::value<bool>()->default_value("true"))
       ("fused_step", "on CUDA, npe's hand-written training step instead of libtorch's ops and autograd: the "
        "classic model's forward, backward and update (two kernels a step), the modern model's bf16 loss and "
-       "gradient (about 40 kernels) (--fused_step=false: libtorch's)",
+       "gradient (30 kernels for the default model) (--fused_step=false: libtorch's)",
        cxxopts::value<bool>()->default_value("true"))
       ("threads", "CPU threads (0 = all cores)", cxxopts::value<int>()->default_value("0"))
       ("seed", "random seed (initialisation and data order)", cxxopts::value<uint64_t>()->default_value("0"))
