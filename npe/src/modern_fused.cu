@@ -48,6 +48,7 @@ static_assert(D % 32 == 0, "a warp's lane holds d / 32 columns of a row");
 constexpr int kLaneCols = D / 32;
 constexpr int kRowsPerWarp = TM / kWarps;  // rows of a tile a warp normalises
 static_assert(kChunk * D % kThreads == 0, "the small layers' loops have whole trips");
+static_assert(kChunk == 32, "a chunk's rows are one warp's lanes (dec_in_kernel's ballot)");
 
 void check(cudaError_t e, const char* what) {
   if (e != cudaSuccess) throw std::runtime_error(std::string("modern fused step: ") + what + ": " + cudaGetErrorString(e));
@@ -221,6 +222,19 @@ static_assert(TM == 4 * 16 && kWarps == 8, "tile_product: 4 row tiles x 2 column
 constexpr int kTileUnits = D / 16;
 static_assert(kChunk == 2 * kThreads / 16 && D % 16 == 0, "the small layers' register tile");
 
+// acc[h][j] += sum over k < K of a(k, h) b(k, j): the tile's two rows (h) by its six units (j).
+template <int K, typename A, typename B>
+__device__ __forceinline__ void tile_2x6(A a, B b, float (&acc)[2][kTileUnits]) {
+  for (int k = 0; k < K; ++k) {
+    const float a0 = a(k, 0), a1 = a(k, 1);
+#pragma unroll
+    for (int j = 0; j < kTileUnits; ++j) {
+      const float w = b(k, j);
+      acc[0][j] = fmaf(w, a0, acc[0][j]), acc[1][j] = fmaf(w, a1, acc[1][j]);
+    }
+  }
+}
+
 // enc_in: x0 = GELU(W_in [F, C] + b_in) for 32 encoder rows per thread block; the mask and the
 // features [rows, 20] (kept for the backward pass).
 __global__ void __launch_bounds__(kThreads)
@@ -242,14 +256,7 @@ __global__ void __launch_bounds__(kThreads)
   __syncthreads();
   const int rg = 2 * (threadIdx.x / 16), cg = threadIdx.x % 16;
   float z[2][kTileUnits] = {};
-  for (int i = 0; i < kInFeat; ++i) {
-    const float in0 = In[rg][i], in1 = In[rg + 1][i];
-#pragma unroll
-    for (int j = 0; j < kTileUnits; ++j) {
-      const float w = Ws[i][cg + 16 * j];
-      z[0][j] = fmaf(w, in0, z[0][j]), z[1][j] = fmaf(w, in1, z[1][j]);
-    }
-  }
+  tile_2x6<kInFeat>([&](int i, int h) { return In[rg + h][i]; }, [&](int i, int j) { return Ws[i][cg + 16 * j]; }, z);
   for (int h = 0; h < 2; ++h) {
     const int r = r0 + rg + h;
     if (r >= rows) break;
@@ -380,8 +387,10 @@ __global__ void __launch_bounds__(kThreads)
       Fs[lr * LDF + c] = gp;
     }
     __syncthreads();
-    // 4. dH = (dout W2) GELU'(H + b1), element by element in the accumulator fragments (an
-    //    accumulator loaded and stored with the same layout maps its elements alike)
+    // 4. dH = (dout W2) GELU'(H + b1), element by element in the accumulator fragments: the
+    //    product's fragment and one loaded from GELU' are of the same type, whose elements map to
+    //    the tile through store_matrix_sync alike (loading is storing's inverse), so element e of
+    //    both is the same (row, column)
     tile_product<D, 6, wmma::row_major>(Ds, LDD, W2s, LDH, acc);
     {
       const int m0 = (warp & 3) * 16, nb = (warp >> 2) * 6 * 16;
@@ -567,14 +576,8 @@ __global__ void __launch_bounds__(kThreads)
   {
     const int rg = 2 * (threadIdx.x / 16), cg = threadIdx.x % 16;
     float zz[2][kTileUnits] = {};
-    for (int i = 0; i < kDecIn; ++i) {
-      const float z0 = Z[rg * (kDecIn + 1) + i], z1 = Z[(rg + 1) * (kDecIn + 1) + i];
-#pragma unroll
-      for (int j = 0; j < kTileUnits; ++j) {
-        const float w = Ws[(cg + 16 * j) * (kDecIn + 1) + i];
-        zz[0][j] = fmaf(w, z0, zz[0][j]), zz[1][j] = fmaf(w, z1, zz[1][j]);
-      }
-    }
+    tile_2x6<kDecIn>([&](int i, int h) { return Z[(rg + h) * (kDecIn + 1) + i]; },
+                     [&](int i, int j) { return Ws[(cg + 16 * j) * (kDecIn + 1) + i]; }, zz);
     for (int h = 0; h < 2; ++h) {
       const int q = r0 + rg + h;
       if (q >= rows) break;
@@ -702,14 +705,8 @@ __global__ void __launch_bounds__(kThreads)
     __syncthreads();
     {  // dS for rows rg, rg + 1, units ig + 16 j
       float ds[2][kTileUnits] = {};
-      for (int k = 0; k < D; ++k) {
-        const float p0 = dP[rg * LP + k], p1 = dP[(rg + 1) * LP + k];
-#pragma unroll
-        for (int j = 0; j < kTileUnits; ++j) {
-          const float w = Ws[k * LW + ig + 16 * j];
-          ds[0][j] = fmaf(w, p0, ds[0][j]), ds[1][j] = fmaf(w, p1, ds[1][j]);
-        }
-      }
+      tile_2x6<D>([&](int k, int h) { return dP[(rg + h) * LP + k]; }, [&](int k, int j) { return Ws[k * LW + ig + 16 * j]; },
+                  ds);
       for (int h = 0; h < 2; ++h) {
         const int q = r0 + rg + h;
         if (q >= rows) break;
@@ -764,15 +761,9 @@ __global__ void __launch_bounds__(kThreads)
     }
     __syncthreads();
     {  // dP for rows rg, rg + 1, units ig + 16 j
-      float z[2][kTileUnits] = {};
-      for (int i = 0; i < kInFeat; ++i) {
-        const float in0 = In[rg][i], in1 = In[rg + 1][i];
-#pragma unroll
-        for (int j = 0; j < kTileUnits; ++j) {
-          const float w = Ws[i][ig + 16 * j];
-          z[0][j] = fmaf(w, in0, z[0][j]), z[1][j] = fmaf(w, in1, z[1][j]);
-        }
-      }
+      float z[2][kTileUnits] = {};  // as enc_in_kernel
+      tile_2x6<kInFeat>([&](int i, int h) { return In[rg + h][i]; }, [&](int i, int j) { return Ws[i][ig + 16 * j]; },
+                        z);
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         const int r = r0 + rg + h;

@@ -291,10 +291,19 @@ void TrainStep::Impl::setup_modern_fused() {
   mshape.batch = static_cast<int>(cfg.batch_size), mshape.balls = static_cast<int>(traj.size(2));
   mshape.enc_blocks = mc.enc_blocks, mshape.dec_blocks = mc.dec_blocks, mshape.sms = sms, mshape.smem_bytes = smem;
   if (const char* why = fused::modern_unsupported(mshape)) return no(why);
-  if (net.named_parameters().size() != params.size()) return no("unexpected parameters");
+  // the optimizer's parameters are the model's own (whose gradients the kernels write)
+  const auto named = net.named_parameters();
+  if (named.size() != params.size()) return no("unexpected parameters");
+  for (size_t t = 0; t < params.size(); ++t)
+    if (!named[t].value().is_same(params[t])) return no(fmt::format("unexpected parameter '{}'", named[t].key()));
   if (const std::string bad = fused::bind_modern_model(net, &mmodel); !bad.empty()) return no(bad);
   fbatch = make_batch();
-  mwork_t = torch::empty({fused::modern_workspace_bytes(mshape)}, torch::TensorOptions().dtype(torch::kUInt8).device(device));
+  const int64_t bytes = fused::modern_workspace_bytes(mshape);
+  try {
+    mwork_t = torch::empty({bytes}, torch::TensorOptions().dtype(torch::kUInt8).device(device));
+  } catch (const c10::OutOfMemoryError&) {
+    return no(fmt::format("its {:.0f} MB of scratch do not fit in the device's memory", bytes / 1e6));
+  }
   mloss_t = torch::zeros({2}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
   fused::modern_prepare(mshape, mmodel, mwork_t.data_ptr());
   modern_fused = true;

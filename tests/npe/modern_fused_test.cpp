@@ -122,7 +122,11 @@ Problem make_setup(const Case& c, uint64_t seed) {
 
 // The fused loss [2] (loss, D) and gradients (one per parameter, prefilled with NaN so that an
 // entry not written shows); the scratch is filled with the byte `fill` (0xff: NaN floats).
-std::pair<torch::Tensor, std::vector<torch::Tensor>> fused_loss_grad(Problem& s, const Case& c, int fill = 0xff) {
+// `sms`: the multiprocessors the step is planned for (0: the device's), which set the grids and
+// so the number of tiles per thread block, of stages per weight-gradient range and of chunks per
+// small-layer block.
+std::pair<torch::Tensor, std::vector<torch::Tensor>> fused_loss_grad(Problem& s, const Case& c, int fill = 0xff,
+                                                                     int sms_override = 0) {
   for (auto& p : s.net->parameters()) p.mutable_grad() = torch::full_like(p, NAN);
   fused::ModernModel m;
   EXPECT_EQ(fused::bind_modern_model(*s.net, &m), "");
@@ -130,7 +134,8 @@ std::pair<torch::Tensor, std::vector<torch::Tensor>> fused_loss_grad(Problem& s,
   int64_t smem = 0;
   EXPECT_TRUE(fused::device_limits(&sms, &smem));
   fused::ModernShape shape;
-  shape.batch = c.B, shape.balls = c.N, shape.enc_blocks = c.enc, shape.dec_blocks = c.dec, shape.sms = sms;
+  shape.batch = c.B, shape.balls = c.N, shape.enc_blocks = c.enc, shape.dec_blocks = c.dec;
+  shape.sms = sms_override > 0 ? sms_override : sms;
   shape.smem_bytes = smem;
   EXPECT_EQ(fused::modern_unsupported(shape), nullptr);
   auto work = torch::full({fused::modern_workspace_bytes(shape)}, fill,
@@ -190,6 +195,11 @@ TEST(ModernFusedCuda, LossAndGradientMatchFloat32Autograd) {
     const auto [loss, got] = fused_loss_grad(s, c);
     const auto [want_loss, want] = autograd_loss_grad(s, false);
     const auto [amp_loss, amp] = autograd_loss_grad(s, true);
+    // D = max(1, 2 x the present balls of the batch at t)
+    const int64_t T = s.traj.size(1);
+    const auto cur = s.traj.index({s.ids.div(T - 2, "floor"), s.ids.remainder(T - 2) + 1});  // [B, N, 5]
+    const double present = (cur.select(-1, 4) > 0).sum().item<double>();
+    EXPECT_EQ(loss[1].item<double>(), std::max(1.0, 2.0 * present)) << what;
     const bool many = c.B >= 32;
     EXPECT_NEAR(loss[0].item<double>(), want_loss, (many ? 1e-2 : 5e-2) * want_loss) << what;
     const auto names = s.net->named_parameters().keys();
@@ -226,6 +236,30 @@ TEST(ModernFusedCuda, RepeatsBitForBit) {
   const auto [loss_b, b] = fused_loss_grad(s, c, 0x00);
   EXPECT_TRUE(torch::equal(loss_a, loss_b));
   for (size_t k = 0; k < a.size(); ++k) EXPECT_TRUE(torch::equal(a[k], b[k])) << k;
+}
+
+// The grids follow the multiprocessor count: planned for 2 multiprocessors instead of the
+// device's, each persistent thread block runs many tiles, each weight-gradient range many stages
+// and each small-layer block many chunks (shared memory reused across iterations, the next
+// stage prefetched). Only the order of the float32 sums changes: the same loss, D and gradients
+// to float32 rounding. 9,600 encoder rows: more than one stage per range on the device's own
+// grid too.
+TEST(ModernFusedCuda, GridSizeChangesOnlyTheSummationOrder) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device on this machine";
+  if (!cuda_kernels()) GTEST_SKIP() << "npe was built without a CUDA compiler";
+  for (const Case c : {Case{4, 800, 3, 3, false}, Case{2, 300, 1, 1, true}, Case{5, 200, 0, 0, false}}) {
+    Problem s = make_setup(c, test::fresh_seed());
+    const auto [loss_a, a] = fused_loss_grad(s, c);
+    for (const int sms : {2, 7}) {
+      const auto [loss_b, b] = fused_loss_grad(s, c, 0xff, sms);
+      EXPECT_NEAR(loss_b[0].item<double>(), loss_a[0].item<double>(), 1e-5 * loss_a[0].item<double>()) << sms;
+      EXPECT_EQ(loss_b[1].item<float>(), loss_a[1].item<float>());
+      for (size_t k = 0; k < a.size(); ++k) {
+        ASSERT_TRUE(torch::isfinite(b[k]).all().item<bool>()) << k;
+        EXPECT_LT(relative_error(b[k], a[k]), 1e-4) << "parameter " << k << ", " << sms << " multiprocessors, N " << c.N;
+      }
+    }
+  }
 }
 
 // TrainStep takes the hand-written step for the modern model in bf16 on CUDA, and says why not
