@@ -61,7 +61,7 @@ constexpr int64_t kPrmBytes = int64_t{2 * D + H + D} * 4;
 // forward: W1 | W2 | Y | G | Acc (float) | ln_w ln_b b1 b2
 constexpr int64_t kFwdW2 = kW1Bytes, kFwdY = kFwdW2 + kW2Bytes, kFwdG = kFwdY + kYBytes, kFwdAcc = kFwdG + kGBytes;
 constexpr int64_t kFwdPrm = kFwdAcc + kFBytes, kFwdSmem = kFwdPrm + kPrmBytes;
-// backward: W1 | W2 | Y | dout (bf16) | dH (bf16) | H, GELU'(H), dH, dY (float) | ln_w ln_b b1
+// backward: W1 | W2 | Y | dout (bf16) | dH (bf16) | H, GELU'(H), dH, dY (float) | ln_w ln_b b1 b2
 constexpr int64_t kBwdW2 = kW1Bytes, kBwdY = kBwdW2 + kW2Bytes, kBwdD = kBwdY + kYBytes, kBwdDH = kBwdD + kYBytes;
 constexpr int64_t kBwdF = kBwdDH + kGBytes, kBwdPrm = kBwdF + kFBytes, kBwdSmem = kBwdPrm + kPrmBytes;
 static_assert(kFwdY % 32 == 0 && kFwdG % 32 == 0 && kFwdAcc % 32 == 0 && kBwdD % 32 == 0 && kBwdDH % 32 == 0 &&
@@ -73,15 +73,15 @@ constexpr int64_t kDecInFwdSmem = (int64_t{D} * (kDecIn + 1) + int64_t{kChunk} *
 
 // GELU (the exact one, libtorch's default) and its derivative.
 __device__ __forceinline__ float gelu(float h) { return 0.5f * h * (1.0f + erff(h * 0.70710678118654752f)); }
-__device__ __forceinline__ float gelu_grad(float h) {
-  const float cdf = 0.5f * (1.0f + erff(h * 0.70710678118654752f));
-  return cdf + h * (0.39894228040143268f * expf(-0.5f * h * h));
-}
-// Both from one erf: GELU(h) into *g, GELU'(h) returned.
+// Both from one erf: h Phi(h) into *g, GELU'(h) = Phi(h) + h phi(h) returned.
 __device__ __forceinline__ float gelu_and_grad(float h, float* g) {
   const float cdf = 0.5f * (1.0f + erff(h * 0.70710678118654752f));
   *g = h * cdf;
   return cdf + h * (0.39894228040143268f * expf(-0.5f * h * h));
+}
+__device__ __forceinline__ float gelu_grad(float h) {
+  float unused;
+  return gelu_and_grad(h, &unused);
 }
 
 __device__ __forceinline__ float warp_sum(float v) {
@@ -157,28 +157,36 @@ __device__ __forceinline__ void stage(const float* __restrict__ src, T* dst, int
   }
 }
 
-// The rows a warp normalises in a tile (warp + 8 j) of a float32 [rows, d] tensor, lane columns
-// lane + 32 k; zeros past the last row. All loads are issued before any is used.
-__device__ __forceinline__ void load_rows(const float* __restrict__ src, int r0, int rows,
-                                          float (&v)[kRowsPerWarp][kLaneCols]) {
+// The rows a warp normalises in a tile (warp + 8 j), lane columns lane + 32 k, of a [rows, d]
+// tensor read as value(r, c); zeros past the last row. All loads are issued before any is used.
+template <typename Value>
+__device__ __forceinline__ void load_rows_of(Value value, int r0, int rows, float (&v)[kRowsPerWarp][kLaneCols]) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
 #pragma unroll
   for (int j = 0; j < kRowsPerWarp; ++j) {
     const int r = r0 + warp + j * kWarps;
 #pragma unroll
-    for (int k = 0; k < kLaneCols; ++k) v[j][k] = r < rows ? src[static_cast<size_t>(r) * D + lane + 32 * k] : 0.0f;
+    for (int k = 0; k < kLaneCols; ++k) v[j][k] = r < rows ? value(r, lane + 32 * k) : 0.0f;
   }
 }
-// The gradient's rows likewise (GradIn).
+__device__ __forceinline__ void load_rows(const float* __restrict__ src, int r0, int rows,
+                                          float (&v)[kRowsPerWarp][kLaneCols]) {
+  load_rows_of([&](int r, int c) { return src[static_cast<size_t>(r) * D + c]; }, r0, rows, v);
+}
+// The gradient's rows (GradIn): a tensor's, or the broadcast sum's.
 __device__ __forceinline__ void load_grad_rows(const GradIn& g, int r0, int rows, float (&v)[kRowsPerWarp][kLaneCols]) {
   if (g.dout) return load_rows(g.dout, r0, rows, v);
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-#pragma unroll
-  for (int j = 0; j < kRowsPerWarp; ++j) {
-    const int r = r0 + warp + j * kWarps;
-#pragma unroll
-    for (int k = 0; k < kLaneCols; ++k) v[j][k] = r < rows ? grad_at(g, r, lane + 32 * k) : 0.0f;
-  }
+  load_rows_of([&](int r, int c) { return grad_at(g, r, c); }, r0, rows, v);
+}
+
+// A residual block's parameters in shared memory, as both its kernels hold them: W1 [h][LDD]
+// and W2 [d][LDH] in bf16, and `prm` = ln_w [d] | ln_b [d] | b1 [h] | b2 [d] in float32.
+__device__ __forceinline__ void stage_block(const BlockW& p, bf16* W1s, bf16* W2s, float* prm) {
+  stage<H, D>(p.w1, W1s, LDD);
+  stage<D, H>(p.w2, W2s, LDH);
+  for (int i = threadIdx.x; i < D; i += kThreads) prm[i] = p.ln_w[i], prm[D + i] = p.ln_b[i], prm[2 * D + H + i] = p.b2[i];
+  for (int i = threadIdx.x; i < H; i += kThreads) prm[2 * D + i] = p.b1[i];
+  __syncthreads();
 }
 
 // ---- tensor-core products of a 64-row tile ------------------------------------------------
@@ -278,12 +286,8 @@ __global__ void __launch_bounds__(kThreads)
   bf16* Gs = reinterpret_cast<bf16*>(smem + kFwdG);
   float* Acc = reinterpret_cast<float*>(smem + kFwdAcc);
   float* lnw = reinterpret_cast<float*>(smem + kFwdPrm);
-  float *lnb = lnw + D, *b1 = lnb + D, *b2 = b1 + H;
-  stage<H, D>(p.w1, W1s, LDD);
-  stage<D, H>(p.w2, W2s, LDH);
-  for (int i = threadIdx.x; i < D; i += kThreads) lnw[i] = p.ln_w[i], lnb[i] = p.ln_b[i], b2[i] = p.b2[i];
-  for (int i = threadIdx.x; i < H; i += kThreads) b1[i] = p.b1[i];
-  __syncthreads();
+  const float *lnb = lnw + D, *b1 = lnb + D, *b2 = b1 + H;
+  stage_block(p, W1s, W2s, lnw);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, tiles = (rows + TM - 1) / TM;
   for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
     const int r0 = tile * TM;
@@ -344,12 +348,8 @@ __global__ void __launch_bounds__(kThreads)
   bf16* DHs = reinterpret_cast<bf16*>(smem + kBwdDH);
   float* Fs = reinterpret_cast<float*>(smem + kBwdF);
   float* lnw = reinterpret_cast<float*>(smem + kBwdPrm);
-  float *lnb = lnw + D, *b1 = lnb + D;
-  stage<H, D>(p.w1, W1s, LDD);
-  stage<D, H>(p.w2, W2s, LDH);
-  for (int i = threadIdx.x; i < D; i += kThreads) lnw[i] = p.ln_w[i], lnb[i] = p.ln_b[i];
-  for (int i = threadIdx.x; i < H; i += kThreads) b1[i] = p.b1[i];
-  __syncthreads();
+  const float *lnb = lnw + D, *b1 = lnb + D;
+  stage_block(p, W1s, W2s, lnw);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, tiles = (rows + TM - 1) / TM;
   float s_lnw[kLaneCols] = {}, s_lnb[kLaneCols] = {}, s_b2[kLaneCols] = {}, s_b1 = 0.0f;
   for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
@@ -889,7 +889,7 @@ Plan make_plan(const ModernShape& s) {
   p.grid_dec_in = chunks(p.Rd);
   p.grid_dec_in_bwd = std::min(chunks(p.Rd), sms);
   p.grid_head = chunks(p.Rd);
-  p.segments = 8 + 6 * (p.E + p.Dd);
+  p.segments = kFixedSegments + 6 * (p.E + p.Dd);
   int64_t at = 0;
   auto take = [&](int64_t bytes) {
     const int64_t o = at;

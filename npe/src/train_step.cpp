@@ -328,12 +328,12 @@ void TrainStep::Impl::body() {
     fused::launch_update(fupdate, fstate, stream);
     return;
   }
-  torch::NoGradGuard outer;
+  torch::NoGradGuard outer;  // only libtorch's forward below records autograd history
   if (modern_fused) {  // 6 + 4 per residual block kernels (modern_fused.h), then finish()'s tensor ops
     fused::launch_modern_loss_grad(fbatch, step_t.data_ptr<int64_t>(), mshape, mmodel, mwork_t.data_ptr(),
                                    mloss_t.data_ptr<float>(), current_cuda_stream());
     return finish(mloss_t.select(0, 0));
-  }  // only the forward below records autograd history
+  }
   at::_foreach_zero_(grads);
   const int64_t windows = perm_t.size(0), B = arange_t.size(0);
   // this process's slice of the step's global batch of world * B windows
