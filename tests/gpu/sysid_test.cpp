@@ -1,5 +1,6 @@
 // System identification through the differentiable simulator (gpu/src/sysid.cpp).
 #include <cmath>
+#include <tuple>
 
 #include <gtest/gtest.h>
 
@@ -12,8 +13,9 @@
 namespace npe::gpu {
 namespace {
 
-// On data made by the engine itself the simulator is the true model: every ball that touches
-// another is classified right and its mass recovered closely.
+// On data made by the engine itself the simulator is the true model: nearly every ball that
+// touches another is classified right and its mass recovered closely, by the gradient iteration
+// alone (one start) and with the restarts at each mass choice (the default).
 TEST(SysId, RecoversMassesOfTheEnginesOwnData) {
   test::TempDir dir;
   datagen::DatagenConfig c;
@@ -29,14 +31,37 @@ TEST(SysId, RecoversMassesOfTheEnginesOwnData) {
   SysIdOptions o;
   o.iterations = 30;
   o.window = 10;
+  o.restarts = false;
+  const SysIdResult one = identify_masses(m, obs, 20, o);
+  o.restarts = true;
   const SysIdResult r = identify_masses(m, obs, 20, o);
+  const auto s1 = one.summary();
   const auto s = r.summary();
-  std::printf("sysid on engine data: %ld balls collide, accuracy %.3f, median rel. error %.2e, p90 %.2e; loss %.3g -> %.3g px^2\n",
-              static_cast<long>(s.balls), s.accuracy, s.median_rel_error, s.p90_rel_error, r.loss.front(), r.loss_final);
-  ASSERT_GE(s.balls, 2);  // about 26 in 20 scenes of 3 s (4 were seen in 24 scenes of 2 s)
-  // every colliding ball right, but one: a near miss that the time-of-impact flag's 0.6 px slack
-  // counts as a touch leaves that ball at its starting estimate
-  EXPECT_GE(s.accuracy * s.balls, s.balls - 1 - 1e-9);
+  for (const auto& [name, x, sx] : {std::tuple{"one start", &one, s1}, std::tuple{"restarts", &r, s}})
+    std::printf("sysid on engine data, %s: %ld balls collide, accuracy %.3f, median rel. error %.2e, p90 %.2e; "
+                "loss %.3g -> %.3g px^2\n",
+                name, static_cast<long>(sx.balls), sx.accuracy, sx.median_rel_error, sx.p90_rel_error, x->loss.front(),
+                x->loss_final);
+  ASSERT_GE(s.balls, 2);  // 4 to 36 in 20 scenes of 3 s over 550 seeds, 17 on average
+  // The restarts begin at the true masses, so they pass even with a broken iteration (the secant
+  // step's sign flipped: median error 2e-16, every ball right; from the one start: accuracy 0.42,
+  // median 0.8). The gradient iteration is judged from the one start, the geometric mean of the
+  // choices (5): over 250 seeds accuracy 0.84 to 1 (mean 0.99), median error at most 6e-3. The
+  // balls it gets wrong end in another basin (the fit is not convex where a different mass changes
+  // which balls meet).
+  EXPECT_LT(s1.median_rel_error, 0.02);
+  EXPECT_GE(s1.accuracy, 0.75);
+  // Every problem's restarts include that start and keep the least loss.
+  EXPECT_LE(r.loss_final, one.loss_final * (1 + 1e-9));
+  // With the restarts every colliding ball is right but a few, for two reasons seen over 550 seeds:
+  // - a near miss that the time-of-impact flag's 0.6 px slack counts as a touch leaves that ball at
+  //   its starting estimate (one ball in 1 seed of 50);
+  // - a grazing contact changes the pair's paths by less than the replay's error floor (the loss
+  //   every problem ends at, about 4e-3 px^2), so neither mass is identifiable: every start ends at
+  //   the same wrong pair of masses at the floor's loss (1 seed of 400;
+  //   NPE_TEST_SEED=10062749143080015360: masses 1 and 5 came out 11.8 and 0.42).
+  const double wrong = (1 - s.accuracy) * s.balls;
+  EXPECT_LE(wrong, 2 + s.balls / 10 + 1e-9) << "of " << s.balls << " colliding balls";
   EXPECT_LT(s.median_rel_error, 0.02);
   EXPECT_LT(r.loss_final, 1e-2 * r.loss.front());
   // balls that touch nothing keep the initial estimate: their mass leaves no trace (a few may
