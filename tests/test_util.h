@@ -21,6 +21,11 @@ struct TempDir {
 // per test process, printed as "[seed] NPE_TEST_SEED=<base>" so that a failure can be replayed.
 uint64_t fresh_seed();
 
+// A TCP port on 127.0.0.1 that no socket uses now: the kernel's choice for a bind to port 0,
+// released before returning (another process could take it in between; a fixed or drawn port is
+// far likelier to collide with one already in use).
+int free_tcp_port();
+
 struct CommandResult {
   int exit_code;
   std::string output;  // stdout and stderr together

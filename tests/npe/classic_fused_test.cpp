@@ -116,10 +116,14 @@ TEST(ClassicFused, LayoutIsTheModelsParameterOrder) {
 // The CPU reference's loss and gradient equal libtorch's autograd of ClassicNPEImpl::forward and
 // masked_velocity_mse (window_loss) on the same windows, to float32 rounding (other orders of
 // summation), over ball counts 2..6 with absent balls, pairs inside and outside the
-// neighbourhood and several block sizes.
+// neighbourhood and several block sizes. Six trials at least, more until the batches covered 50
+// pairs inside and outside the neighbourhood and 10 absent balls (six alone fell short for about
+// 1 seed in 150: small batches of scenes with few balls).
 TEST(ClassicFused, CpuReferenceEqualsAutograd) {
   Coverage total;
-  for (int trial = 0; trial < 6; ++trial) {
+  const auto covered = [&] { return total.inside > 50 && total.outside > 50 && total.absent > 10; };
+  int trial = 0;
+  for (; trial < 6 || (trial < 30 && !covered()); ++trial) {
     const uint64_t seed = test::fresh_seed();
     std::mt19937_64 rng(seed);
     const int N = 2 + trial % 5;
@@ -152,8 +156,8 @@ TEST(ClassicFused, CpuReferenceEqualsAutograd) {
       offset += g.numel();
     }
   }
-  std::printf("pairs inside the neighbourhood %d, outside %d, absent balls %d\n", total.inside, total.outside,
-              total.absent);
+  std::printf("%d trials: pairs inside the neighbourhood %d, outside %d, absent balls %d\n", trial, total.inside,
+              total.outside, total.absent);
   EXPECT_GT(total.inside, 50);
   EXPECT_GT(total.outside, 50);
   EXPECT_GT(total.absent, 10);
@@ -162,8 +166,10 @@ TEST(ClassicFused, CpuReferenceEqualsAutograd) {
 // A NaN weight makes the loss NaN (ReLU passes NaN through, as libtorch's does), so that the step
 // flags a diverging run as libtorch's path does (TrainStep::first_nonfinite_step).
 TEST(ClassicFused, NanWeightGivesNanLoss) {
-  const uint64_t seed = test::fresh_seed();
-  Problem p = random_problem(seed, 4, 30);
+  // a problem with a pair inside the neighbourhood (1 draw in 2000 has none: six scenes of one ball)
+  Problem p = random_problem(test::fresh_seed(), 4, 30);
+  for (int k = 0; k < 5 && coverage(p, p.batch(p.traj, p.perm)).inside == 0; ++k)
+    p = random_problem(test::fresh_seed(), 4, 30);
   const fused::Batch a = p.batch(p.traj, p.perm);
   ASSERT_GT(coverage(p, a).inside, 0);
   std::vector<float> params = flat_parameters(*p.net);

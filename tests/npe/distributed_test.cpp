@@ -132,9 +132,9 @@ TEST(ProcessGroup, SeveralProcessesNeedCudaDevices) {
 }
 
 // The rendezvous and the set-up agreement, over a real TCPStore on this machine: two ranks (threads
-// here, processes in npe-train) join at a fresh port; an error on rank 1 reaches rank 0 named.
+// here, processes in npe-train) join at a free port; an error on rank 1 reaches rank 0 named.
 TEST(ProcessGroup, RendezvousAgreesOverTheStore) {
-  const int port = 20000 + static_cast<int>(test::fresh_seed() % 40000);
+  const int port = test::free_tcp_port();
   std::string messages[2];
   int ran[2] = {0, 0};
   auto rank_main = [&](int r) {
@@ -190,7 +190,7 @@ class DistributedCuda : public ::testing::Test {
   // `meanwhile`: a shell snippet run beside the processes (e.g. one that signals them).
   static std::vector<test::CommandResult> launch(int world, const std::string& args, const test::TempDir& dir,
                                                  const std::string& tag, const std::string& meanwhile = "") {
-    const int port = 20000 + static_cast<int>(test::fresh_seed() % 40000);
+    const int port = test::free_tcp_port();
     std::string script;
     for (int r = 0; r < world; ++r)
       script += fmt::format("(RANK={0} LOCAL_RANK={0} WORLD_SIZE={1} MASTER_ADDR=127.0.0.1 MASTER_PORT={2} timeout 300 {3} {4} "

@@ -27,7 +27,11 @@ Trajectories free_flight(int64_t scenes, int64_t T, int64_t N, double step_scale
   for (int64_t s = 0; s < scenes; ++s)
     for (int64_t b = 0; b < N; ++b) {
       float* f0 = t.frame(s, 0) + b * kStateDim;
-      f0[0] = u(rng); f0[1] = u(rng); f0[2] = u(rng); f0[3] = u(rng); f0[4] = 1;
+      f0[0] = u(rng); f0[1] = u(rng);
+      do {  // speeds of 0.1 or more: slower balls would fall under the metrics' 1% threshold
+        f0[2] = u(rng); f0[3] = u(rng);
+      } while (std::hypot(f0[2], f0[3]) < 0.1f);
+      f0[4] = 1;
       for (int64_t k = 1; k < T; ++k) {
         const float* p = t.frame(s, k - 1) + b * kStateDim;
         float* c = t.frame(s, k) + b * kStateDim;
