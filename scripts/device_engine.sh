@@ -64,7 +64,7 @@ if has sanitize; then
   done
 fi
 if has sass; then
-  # the fused 4-ball float32 kernel: instruction mix (gpu/README.md counts the inner loop)
+  # the fused 4-ball float32 kernel: instruction mix (docs/engine.md counts the inner loop)
   obj=build-gpu/gpu/CMakeFiles/npe_gpu.dir/src/cuda_engine.cu.o
   cuobjdump -sass "$obj" | awk '/Function : .*fused_kernelILi4EfE/{p=1; print; next} /Function : /{p=0} p' > "$out/sass.txt"
   note "sass: fused_kernel<4, float>: $(grep -cE '^ +/\*[0-9a-f]+\*/' "$out/sass.txt") instructions"
@@ -202,7 +202,7 @@ if has dist; then
   grep -E '^\[  FAILED|Failure|Expected|actual|Which is|largest parameter' "$out/dist_tests.log" | head -30
   d=/tmp/npe-dist/data/balls
   "$b/npe-datagen" --num_scenes 2000 --out_prefix "$d" --no_progress > "$out/dist_datagen.log" 2>&1
-  # the README's launch line: torchrun starts one npe-train per GPU
+  # the launch line of docs/npe-train.md: torchrun starts one npe-train per GPU
   timeout 180 "${run[@]}" --no-python --nproc_per_node="$gpus" "$b/npe-train" --modern --dataset_prefix "$d" --total_samples 4000000 \
     --checkpoint_dir /tmp/npe-dist/ck --no_progress > "$out/dist_torchrun.log" 2>&1
   note "torchrun --nproc_per_node=$gpus npe-train --modern (4 M samples): exit $?"

@@ -17,8 +17,9 @@ struct TempDir {
   std::string operator/(const std::string& name) const { return (path / name).string(); }
 };
 
-// Seeds that differ from run to run: each call returns a new seed derived from one base seed
-// per test process, printed as "[seed] NPE_TEST_SEED=<base>" so that a failure can be replayed.
+// Seeds for randomised tests: each call returns a new seed derived from one base seed per test
+// process, printed as "[seed] NPE_TEST_SEED=<base>". The base is fixed (CI) unless NPE_TEST_SEED
+// names one or says "fresh" (scripts/seed_sweep.sh); rapidcheck properties use the same base.
 uint64_t fresh_seed();
 
 // A TCP port on 127.0.0.1 that no socket uses now: the kernel's choice for a bind to port 0,
@@ -30,6 +31,10 @@ struct CommandResult {
   int exit_code;
   std::string output;  // stdout and stderr together
 };
+// FNV-1a, 64 bits, of `bytes`: the committed fingerprints of the determinism tests (a fixed,
+// documented function, unlike std::hash, whose values the standard library may change).
+uint64_t fnv1a64(const void* bytes, size_t size, uint64_t h = 0xcbf29ce484222325ULL);
+
 // Runs a shell command, capturing its output.
 CommandResult run_command(const std::string& command);
 

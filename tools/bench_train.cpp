@@ -8,7 +8,9 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include "npe/datagen/io.h"
+#include "npe/core/error.h"
+#include "npe/core/io.h"
+#include "npe/core/parallel.h"
 #include "npe/model/distributed.h"
 #include "npe/model/train.h"
 #include "npe/model/train_step.h"

@@ -11,7 +11,7 @@
 #include <cxxopts.hpp>
 #include <fmt/format.h>
 
-#include "npe/datagen/io.h"
+#include "npe/core/error.h"
 
 namespace npe::tools {
 

@@ -2,17 +2,45 @@
 // and the loading of the checkpoints they name.
 #pragma once
 
+#include <algorithm>
+#include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "cli.h"
+#include "npe/core/error.h"
 #include "npe/datagen/dataset.h"
-#include "npe/gpu/rollout.h"
-#include "npe/gpu/sysid.h"
+#include "npe/datagen/world_identity.h"
+#include "npe/rollout/sim_rollout.h"
+#include "npe/rollout/sysid.h"
 #include "npe/model/checkpoint.h"
 #include "npe/model/train.h"
 
 namespace npe::tools {
+
+// "width, height, ..." : the world identity's compared fields.
+inline std::string world_fields_text() {
+  std::string t;
+  for (const auto& f : datagen::identity_fields()) t += (t.empty() ? "" : ", ") + f;
+  return t;
+}
+
+// --allow_world_transfer's field names, checked.
+inline std::set<std::string> allowed_transfers(const cxxopts::ParseResult& r) {
+  std::set<std::string> out;
+  std::stringstream items(r["allow_world_transfer"].as<std::string>());
+  std::string f;
+  const auto& known = datagen::identity_fields();
+  while (std::getline(items, f, ',')) {
+    if (f.empty()) continue;
+    if (f != "all" && std::find(known.begin(), known.end(), f) == known.end())
+      throw Error(fmt::format("--allow_world_transfer: expected field names among {} or all, found '{}'",
+                              world_fields_text(), f));
+    out.insert(f);
+  }
+  return out;
+}
 
 inline void add_model_flags(cxxopts::Options& options) {
   options.add_options()
@@ -21,12 +49,16 @@ inline void add_model_flags(cxxopts::Options& options) {
     ("np_ckpt", "NP baseline checkpoint (npe-train --model np)", cxxopts::value<std::string>()->default_value(""))
     ("lstm_ckpt", "LSTM baseline checkpoint (npe-train --model lstm)", cxxopts::value<std::string>()->default_value(""))
     ("dataset_prefix", "dataset prefix", cxxopts::value<std::string>()->default_value("data/balls_n4_t60_uniform/balls_n4_t60_uniform"))
-    ("device", "auto | cpu | cuda", cxxopts::value<std::string>()->default_value("auto"));
+    ("device", "auto | cpu | cuda", cxxopts::value<std::string>()->default_value("auto"))
+    ("allow_world_transfer", "world fields in which the dataset may differ from the checkpoints' training world, "
+     "comma-separated (" + world_fields_text() + ", or all); the output records each difference; the ball count "
+     "may always differ", cxxopts::value<std::string>()->default_value(""));
 }
 
 struct LoadedModel {
   std::string name;  // "classic", "modern", "np" or "lstm"
   model::Checkpoint checkpoint;
+  std::vector<datagen::IdentityDifference> transfers;  // allowed differences of its world from the dataset's
 };
 
 constexpr model::Kind kAllKinds[] = {model::Kind::Classic, model::Kind::Modern, model::Kind::NP, model::Kind::LSTM};
@@ -38,18 +70,27 @@ inline bool any_model(const cxxopts::ParseResult& r) {
   return false;
 }
 
+// {"masses": {"trained": "[1]", "dataset": "[1, 5, 25]"}, ...}: a model's allowed transfers, for
+// the tools' outputs.
+inline nlohmann::json transfers_json(const std::vector<datagen::IdentityDifference>& transfers) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& d : transfers) j[d.field] = {{"trained", d.first}, {"dataset", d.second}};
+  return j;
+}
+
 // Loads the checkpoints named by --classic_ckpt, --modern_ckpt, --np_ckpt and --lstm_ckpt (any of
-// them, or none), each checked for its model kind and against the dataset's world (npe::Error
-// naming the flag/file).
+// them, or none), each checked for its model kind and against the dataset's world, allowing the
+// fields of --allow_world_transfer to differ (npe::Error naming the flag/file).
 inline std::vector<LoadedModel> load_models(const cxxopts::ParseResult& r, const torch::Device& device,
                                             const datagen::Manifest& manifest, const std::string& prefix) {
   std::vector<LoadedModel> models;
+  const std::set<std::string> allowed = allowed_transfers(r);
   for (model::Kind kind : kAllKinds) {
     const std::string name = model::kind_name(kind), flag = name + "_ckpt";
     const std::string path = r[flag].as<std::string>();
     if (path.empty()) continue;
-    models.push_back({name, model::load_checkpoint(path, kind, "--" + flag, device)});
-    model::check_dataset_matches(models.back().checkpoint, manifest, path, prefix);
+    models.push_back({name, model::load_checkpoint(path, kind, "--" + flag, device), {}});
+    models.back().transfers = model::check_dataset_matches(models.back().checkpoint, manifest, path, prefix, allowed);
   }
   return models;
 }
@@ -70,7 +111,7 @@ inline void add_simulator_flags(cxxopts::Options& options, const std::string& wh
 inline bool simulator_enabled(const cxxopts::ParseResult& r, bool wanted, const datagen::Manifest& manifest,
                               const std::string& prefix, const std::string& tool, const std::string& what) {
   if (!wanted) return false;
-  const std::string why = gpu::replay_unsupported(manifest);
+  const std::string why = rollout::replay_unsupported(manifest);
   if (why.empty()) return true;
   if (r.count("simulator")) throw Error(fmt::format("--simulator: the engine cannot replay {}: {}", prefix, why));
   fmt::print(stderr, "{}: no simulator {}: {}\n", tool, what, why);
@@ -83,7 +124,7 @@ inline std::vector<std::vector<double>> sim_masses(const cxxopts::ParseResult& r
                                                    const std::string& split) {
   const std::string path = r["sim_masses"].as<std::string>();
   if (path.empty()) return {};
-  return gpu::read_identified_masses(path, "--sim_masses", scenes, num_balls, split);
+  return rollout::read_identified_masses(path, "--sim_masses", scenes, num_balls, split);
 }
 
 }  // namespace npe::tools

@@ -9,7 +9,9 @@
 
 #include "bench_train.h"
 #include "cli.h"
-#include "npe/datagen/io.h"
+#include "npe/core/error.h"
+#include "npe/core/io.h"
+#include "npe/datagen/engine_world.h"
 #include "npe/gpu/diffsim.h"
 #include "npe/gpu/engine.h"
 #include "npe/gpu/scenes.h"
@@ -73,7 +75,7 @@ Row run_cuda(const Case& c, int repeats) {
 // (a) every substep recorded: frames of one substep each.
 Case recorded_case(int64_t scenes, int frames, uint64_t seed) {
   npe::datagen::WorldDef w;
-  Case c{"a_4ball_recorded", dataset_scenes(w, scenes, seed), frames, true, 16.0};
+  Case c{"a_4ball_recorded", npe::datagen::dataset_scenes(w, scenes, seed), frames, true, 16.0};
   c.scene.spec.frame_dt = c.scene.spec.substep();
   c.scene.spec.substeps = 1;
   return c;
@@ -82,7 +84,7 @@ Case recorded_case(int64_t scenes, int frames, uint64_t seed) {
 // once per run.
 Case final_case(int64_t scenes, int substeps, uint64_t seed) {
   npe::datagen::WorldDef w;
-  Case c{"b_4ball_final", dataset_scenes(w, scenes, seed), 1, false, 32.0 / substeps};
+  Case c{"b_4ball_final", npe::datagen::dataset_scenes(w, scenes, seed), 1, false, 32.0 / substeps};
   c.scene.spec.frame_dt = c.scene.spec.substep() * substeps;
   c.scene.spec.substeps = substeps;
   return c;
@@ -132,7 +134,7 @@ double share_of_set_bits(const std::vector<uint32_t>& words, int64_t total_bits)
 template <class T>
 DiffRow run_diff(bool cuda, const std::string& world, int64_t scenes, int frames, int k, bool contact_words, int repeats,
                  int threads, uint64_t seed) {
-  const Scene sc = dataset_scenes(diff_world(world), scenes, seed);
+  const Scene sc = npe::datagen::dataset_scenes(diff_world(world), scenes, seed);
   const WorldSpec& spec = sc.spec;
   DiffRollout r;
   r.frames = frames;

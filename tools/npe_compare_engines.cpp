@@ -2,8 +2,9 @@
 // initial conditions: agreement before and through single collisions, and whole-dataset
 // statistics. Prints a table and writes JSON.
 #include "cli.h"
-#include "npe/datagen/io.h"
-#include "npe/gpu/compare.h"
+#include "npe/core/error.h"
+#include "npe/core/io.h"
+#include "npe/datagen/compare.h"
 
 int main(int argc, char** argv) {
   return npe::tools::run_tool("npe-compare-engines", [&] {
@@ -28,7 +29,7 @@ int main(int argc, char** argv) {
     if (w.substeps < 0) throw npe::Error(fmt::format("--substeps: expected >= 0, found {}", w.substeps));
     const std::string out = r["out_json"].as<std::string>();
     npe::check_writable(out);
-    const auto c = npe::gpu::compare_with_box2d(w, n, r["seed"].as<uint64_t>(), r["threads"].as<int>());
+    const auto c = npe::datagen::compare_with_box2d(w, n, r["seed"].as<uint64_t>(), r["threads"].as<int>());
     fmt::print("{} scenes, engine: {} substeps/frame, omega {} /s; Box2D: 10 steps/frame\n", c.scenes, c.substeps, c.omega);
     fmt::print("before the first collision: max |dx| {:.3g} px, max |dv| {:.3g} px/s\n", c.pre_collision_max_dx, c.pre_collision_max_dv);
     fmt::print("between the first and second collision ({} scenes): |dv|/v_max median {:.3g}, p90 {:.3g}; "

@@ -2,8 +2,10 @@
 #include <thread>
 
 #include "cli.h"
+#include "npe/core/error.h"
+#include "npe/core/interrupt.h"
 #include "npe/datagen/generate.h"
-#include "npe/gpu/generate.h"
+#include "npe/datagen/engine_world.h"
 
 int main(int argc, char** argv) {
   return npe::tools::run_tool("npe-datagen", [&] {
@@ -125,7 +127,7 @@ int main(int argc, char** argv) {
       const bool cuda = !r.count("cpu") && npe::gpu::cuda_available(&why);
       if (!cuda && !r.count("cpu"))
         fmt::print(stderr, "npe-datagen: {}: running the engine's CPU reference (same results)\n", why);
-      s = npe::gpu::generate_dataset_gpu(c, cuda);
+      s = npe::datagen::generate_dataset_gpu(c, cuda);
     }
     fmt::print("npe-datagen: {} scenes, {} windows in {:.2f} s ({:.0f} scenes/s); max kinetic-energy "
                "drift {:.2e}\n", s.scenes, s.windows, s.seconds, s.scenes / s.seconds, s.max_energy_drift);

@@ -9,9 +9,11 @@
 #include "evaluate.h"
 #include "model_flags.h"
 #ifdef NPE_HAVE_MEDIA
+#include "npe/core/error.h"
+#include "npe/core/io.h"
 #include "npe/rollout/plot.h"
 #endif
-#include "npe/gpu/rollout.h"
+#include "npe/rollout/sim_rollout.h"
 #include "npe/rollout/rollout.h"
 
 namespace fs = std::filesystem;
@@ -60,6 +62,8 @@ int main(int argc, char** argv) {
       metrics.emplace_back(s.name, std::move(s.metrics));
     };
     for (const auto& m : models)
+      if (!m.transfers.empty()) out["world_transfer"][m.name] = npe::tools::transfers_json(m.transfers);
+    for (const auto& m : models)
       record(npe::tools::score_model(m.name, npe::model::make_predictor(m.checkpoint.net, device), m.checkpoint.net.get(),
                                      manifest, test, val_t, num_scenes, steps));
     if (simulator) {
@@ -67,9 +71,9 @@ int main(int argc, char** argv) {
       const int64_t n = std::min(num_scenes, test.scenes);
       npe::tools::Score sim;
       sim.name = "simulator";
-      sim.val_mse = npe::gpu::simulator_window_mse(manifest, val, cuda);
+      sim.val_mse = npe::rollout::simulator_window_mse(manifest, val, cuda);
       sim.metrics = npe::rollout::rollout_metrics(
-          test, npe::gpu::simulator_rollout(manifest, test, n, steps, cuda, masses.empty() ? nullptr : &masses),
+          test, npe::rollout::simulator_rollout(manifest, test, n, steps, cuda, masses.empty() ? nullptr : &masses),
           manifest.pos_scale());
       record(std::move(sim));
       out["simulator"] = {{"engine", "npe-gpu penalty contacts (replay_spec)"}, {"cuda", cuda},

@@ -5,9 +5,11 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
+#include "npe/core/error.h"
+#include "npe/core/io.h"
 #include "npe/datagen/dataset.h"
-#include "npe/datagen/npy.h"
-#include "npe/gpu/optimize.h"
+#include "npe/core/npy.h"
+#include "npe/rollout/optimize.h"
 #include "npe/model/train.h"
 
 int main(int argc, char** argv) {
@@ -29,22 +31,22 @@ int main(int argc, char** argv) {
     auto r = npe::tools::parse(o, argc, argv);
     if (r.count("help")) { fmt::print("{}\n", o.help()); return 0; }
     const std::string problem_path = r["problem"].as<std::string>();
-    const auto p = npe::gpu::LaunchProblem::from_json_file(problem_path);
-    npe::gpu::LaunchOptions lo;
+    const auto p = npe::rollout::LaunchProblem::from_json_file(problem_path);
+    npe::rollout::LaunchOptions lo;
     const std::string method = r["method"].as<std::string>();
     if (method != "gauss-newton" && method != "gradient-descent")
       throw npe::Error(fmt::format("--method: expected gauss-newton or gradient-descent, found '{}'", method));
-    lo.method = method == "gradient-descent" ? npe::gpu::LaunchMethod::kGradientDescent : npe::gpu::LaunchMethod::kGaussNewton;
+    lo.method = method == "gradient-descent" ? npe::rollout::LaunchMethod::kGradientDescent : npe::rollout::LaunchMethod::kGaussNewton;
     lo.iterations = r["iterations"].as<int>();
     lo.tolerance_px = r["tolerance"].as<double>();
     if (!(lo.tolerance_px > 0)) throw npe::Error(fmt::format("--tolerance: expected > 0 px, found {}", lo.tolerance_px));
     lo.device = npe::model::pick_device(r["device"].as<std::string>());
     if (lo.device.is_cuda() && !npe::gpu::cuda_available()) lo.device = torch::kCPU;
-    const auto res = npe::gpu::optimize_launch(p, lo);
+    const auto res = npe::rollout::optimize_launch(p, lo);
 
     // the two rollouts in the dataset layout, normalised as npe-datagen's
     const std::string prefix = r["out_prefix"].as<std::string>();
-    const npe::gpu::WorldSpec spec = npe::gpu::launch_spec(p);
+    const npe::gpu::WorldSpec spec = npe::rollout::launch_spec(p);
     npe::datagen::Manifest m;
     m.world = p.world;
     m.world.substeps = spec.substeps;

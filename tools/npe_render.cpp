@@ -5,8 +5,10 @@
 
 #include "cli.h"
 #include "model_flags.h"
+#include "npe/core/error.h"
+#include "npe/core/io.h"
 #include "npe/model/metrics_csv.h"
-#include "npe/gpu/rollout.h"
+#include "npe/rollout/sim_rollout.h"
 #include "npe/rollout/plot.h"
 #include "npe/rollout/rollout.h"
 #include "npe/rollout/video.h"
@@ -89,14 +91,18 @@ int main(int argc, char** argv) {
       throw npe::Error(fmt::format("--rollout_steps: expected 1 to {} (the dataset has {} frames), found {}",
                                    test.timesteps - 2, test.timesteps, steps));
     std::vector<std::pair<std::string, npe::datagen::Trajectories>> rollouts;
-    for (const auto& m : npe::tools::load_models(r, device, manifest, prefix))
+    for (const auto& m : npe::tools::load_models(r, device, manifest, prefix)) {
+      for (const auto& d : m.transfers)  // the videos cannot hold it: said on stdout
+        fmt::print("npe-render: {} model: world transfer of {}: trained {}, dataset {}\n", m.name, d.field, d.first,
+                   d.second);
       rollouts.emplace_back(m.name, npe::rollout::rollout(test, num_scenes, steps, manifest.step_scale(),
                                                           npe::model::make_predictor(m.checkpoint.net, device)));
+    }
     std::vector<std::pair<std::string, npe::datagen::Trajectories>> sim;
     if (npe::tools::simulator_enabled(r, !rollouts.empty() && r["simulator"].as<bool>(), manifest, prefix, "npe-render",
                                       "panel")) {
       const auto masses = npe::tools::sim_masses(r, num_scenes, manifest.world.num_balls, split);
-      sim.emplace_back("simulator", npe::gpu::simulator_rollout(manifest, test, num_scenes, steps,
+      sim.emplace_back("simulator", npe::rollout::simulator_rollout(manifest, test, num_scenes, steps,
                                                                 device.is_cuda() && npe::gpu::cuda_available(),
                                                                 masses.empty() ? nullptr : &masses));
     }

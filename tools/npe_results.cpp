@@ -9,6 +9,8 @@
 #include "cli.h"
 #include "evaluate.h"
 #include "model_flags.h"
+#include "npe/core/error.h"
+#include "npe/core/io.h"
 
 namespace fs = std::filesystem;
 

@@ -9,8 +9,10 @@
 
 #include "cli.h"
 #include "model_flags.h"
+#include "npe/core/error.h"
+#include "npe/core/io.h"
 #include "npe/gpu/engine.h"
-#include "npe/gpu/sysid.h"
+#include "npe/rollout/sysid.h"
 #include "npe/model/infer.h"
 
 int main(int argc, char** argv) {
@@ -51,7 +53,7 @@ int main(int argc, char** argv) {
     if (dtype != "float64" && dtype != "float32")
       throw npe::Error(fmt::format("--dtype: expected float64 or float32, found '{}'", dtype));
 
-    npe::gpu::SysIdOptions so;
+    npe::rollout::SysIdOptions so;
     so.window = r["window"].as<int>();
     so.iterations = r["iterations"].as<int>();
     so.lr = r["lr"].as<double>();
@@ -64,7 +66,7 @@ int main(int argc, char** argv) {
 
     fmt::print("npe-sysid: {} {} scenes of {}, {} balls each; simulator on {} ({}), {} iterations\n", scenes, split,
                prefix, obs.num_balls, so.device.str(), dtype, so.iterations);
-    const npe::gpu::SysIdResult res = npe::gpu::identify_masses(manifest, obs, scenes, so);
+    const npe::rollout::SysIdResult res = npe::rollout::identify_masses(manifest, obs, scenes, so);
     const auto sum = res.summary();
     nlohmann::json out = res.to_json();
     out["dataset_prefix"] = prefix;
@@ -94,6 +96,7 @@ int main(int argc, char** argv) {
           }
         const double acc = n ? static_cast<double>(right) / n : 0.0;
         out["npe"][m.name] = {{"accuracy", acc}, {"balls_that_collide", n}, {"inferred", inferred}};
+        if (!m.transfers.empty()) out["npe"][m.name]["world_transfer"] = npe::tools::transfers_json(m.transfers);
         md += fmt::format("| {} NPE, best of {} hypotheses | {:.1f}% | n/a | n/a |\n", m.name,
                           manifest.world.mass_choices.size(), 100 * acc);
       }

@@ -1,5 +1,7 @@
 // npe-train: trains a classic or modern Neural Physics Engine. See README.md.
 #include "cli.h"
+#include "npe/core/error.h"
+#include "npe/core/interrupt.h"
 #include "npe/model/train.h"
 
 int main(int argc, char** argv) {

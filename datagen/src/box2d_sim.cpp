@@ -17,7 +17,7 @@
 #include <box2d/box2d.h>
 #include <fmt/format.h>
 
-#include "npe/datagen/io.h"
+#include "npe/core/error.h"
 
 #include "npe/datagen/world.h"
 

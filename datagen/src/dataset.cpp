@@ -7,9 +7,9 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "npe/datagen/io.h"
-#include "npe/datagen/json.h"
-#include "npe/datagen/npy.h"
+#include "npe/core/io.h"
+#include "npe/core/json.h"
+#include "npe/core/npy.h"
 
 namespace npe::datagen {
 namespace fs = std::filesystem;

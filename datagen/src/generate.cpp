@@ -15,8 +15,11 @@
 #include <unistd.h>
 
 #include "npe/datagen/dataset.h"
-#include "npe/datagen/io.h"
-#include "npe/datagen/npy.h"
+#include "npe/core/interrupt.h"
+#include "npe/core/progress.h"
+#include "npe/core/io.h"
+#include "npe/core/npy.h"
+#include "npe/core/parallel.h"
 
 namespace npe::datagen {
 namespace fs = std::filesystem;

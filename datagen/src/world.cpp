@@ -6,34 +6,9 @@
 
 #include <fmt/format.h>
 
-#include "npe/datagen/io.h"
+#include "npe/core/error.h"
 
 namespace npe::datagen {
-
-namespace {
-uint64_t splitmix64(uint64_t& x) {
-  uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-}  // namespace
-
-Rng::Rng(uint64_t seed, uint64_t stream) {
-  uint64_t s = seed;
-  const uint64_t a = splitmix64(s);
-  uint64_t t = stream ^ 0x5851f42d4c957f2dULL;
-  state_ = a ^ splitmix64(t);
-}
-
-uint64_t Rng::next() { return splitmix64(state_); }
-
-double Rng::uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-
-int64_t Rng::below(int64_t n) {
-  // Lemire's multiply-shift; the tiny bias (n / 2^64) is irrelevant for n <= 2^32.
-  return static_cast<int64_t>((static_cast<unsigned __int128>(next()) * static_cast<uint64_t>(n)) >> 64);
-}
 
 void validate(const WorldDef& d) {
   auto bad = [](const std::string& flag, const std::string& expected, auto found) {
@@ -188,69 +163,6 @@ std::string format_ball_counts(const WorldDef& d) {
   if (d.ball_counts.empty()) return std::to_string(d.num_balls);
   std::string s;
   for (int n : d.ball_counts) s += (s.empty() ? "" : ",") + std::to_string(n);
-  return s;
-}
-
-std::vector<Obstacle> parse_obstacles(const std::string& text) {
-  std::vector<Obstacle> out;
-  std::stringstream items(text);
-  std::string item;
-  while (std::getline(items, item, ';')) {
-    if (item.find_first_not_of(" \t") == std::string::npos) continue;
-    const auto colon = item.find(':');
-    const std::string kind = colon == std::string::npos ? "" : item.substr(0, colon);
-    const bool capsule = kind == "capsule", box = kind == "box";
-    if (!capsule && !box)
-      throw Error(fmt::format("--obstacles: item '{}': expected 'capsule:x0,y0,x1,y1,r' or "
-                              "'box:cx,cy,half_width,half_height,angle_deg', found kind '{}'",
-                              item, kind));
-    std::vector<double> v;
-    std::stringstream nums(item.substr(colon + 1));
-    std::string tok;
-    while (std::getline(nums, tok, ',')) {
-      size_t used = 0;
-      double x = 0;
-      try {
-        x = std::stod(tok, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      if (used == 0 || tok.find_first_not_of(" \t", used) != std::string::npos || !std::isfinite(x))
-        throw Error(fmt::format("--obstacles: item '{}': expected a finite number, found '{}'", item, tok));
-      v.push_back(x);
-    }
-    if (v.size() != 5)
-      throw Error(fmt::format("--obstacles: item '{}': expected 5 numbers, found {}", item, v.size()));
-    Obstacle o;
-    o.kind = capsule ? Obstacle::Kind::kCapsule : Obstacle::Kind::kBox;
-    o.ax = v[0];
-    o.ay = v[1];
-    o.bx = v[2];
-    o.by = v[3];
-    if (capsule) {
-      o.radius = v[4];
-      if (!(o.radius > 0))
-        throw Error(fmt::format("--obstacles: item '{}': expected a positive capsule radius, found {}", item, v[4]));
-    } else {
-      o.angle = v[4] * M_PI / 180.0;
-      if (!(o.bx > 0 && o.by > 0))
-        throw Error(fmt::format("--obstacles: item '{}': expected positive half extents, found {} x {}",
-                                item, o.bx, o.by));
-    }
-    out.push_back(o);
-  }
-  return out;
-}
-
-std::string format_obstacles(const std::vector<Obstacle>& obstacles) {
-  std::string s;
-  for (const Obstacle& o : obstacles) {
-    if (!s.empty()) s += ";";
-    if (o.kind == Obstacle::Kind::kCapsule)
-      s += fmt::format("capsule:{},{},{},{},{}", o.ax, o.ay, o.bx, o.by, o.radius);
-    else
-      s += fmt::format("box:{},{},{},{},{}", o.ax, o.ay, o.bx, o.by, o.angle * 180.0 / M_PI);
-  }
   return s;
 }
 

@@ -10,7 +10,8 @@
 
 #include "bodies.h"
 #include "engine_internal.h"
-#include "npe/datagen/io.h"
+#include "npe/core/error.h"
+#include "npe/core/parallel.h"
 
 namespace npe::gpu {
 namespace {

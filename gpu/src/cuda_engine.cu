@@ -9,6 +9,7 @@
 //   slots, then each cell's short list sorted by body index, so the order, and therefore every
 //   floating-point sum, is the same on every run).
 #include <cuda_runtime.h>
+#include "npe/core/cuda_check.h"
 
 #include <cub/device/device_scan.cuh>
 
@@ -18,19 +19,13 @@
 
 #include "bodies.h"
 #include "engine_internal.h"
-#include "npe/datagen/io.h"
+#include "npe/core/error.h"
 
 namespace npe::gpu {
 namespace {
 
 using namespace detail;
 
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess)
-    throw Error(std::string("CUDA error in ") + what + ": " + cudaGetErrorName(e) + " (" +
-                cudaGetErrorString(e) + ")");
-}
-void check_launch(const char* what) { check(cudaGetLastError(), what); }
 
 // A typed device array.
 template <class X>
@@ -42,7 +37,7 @@ struct Dev {
   void alloc(size_t count) {
     release();
     n = count;
-    if (count) check(cudaMalloc(&p, count * sizeof(X)), "cudaMalloc");
+    if (count) cuda_check(cudaMalloc(&p, count * sizeof(X)), "cudaMalloc");
   }
   void release() {
     if (p) cudaFree(p);
@@ -57,8 +52,8 @@ struct Dev {
 template <class X>
 void upload(Dev<X>& d, const std::vector<X>& h, cudaStream_t s) {
   if (d.n != h.size()) d.alloc(h.size());
-  if (!h.empty()) check(cudaMemcpyAsync(d.p, h.data(), h.size() * sizeof(X), cudaMemcpyHostToDevice, s), "upload");
-  check(cudaStreamSynchronize(s), "upload (synchronize)");  // h may go out of scope after return
+  if (!h.empty()) cuda_check(cudaMemcpyAsync(d.p, h.data(), h.size() * sizeof(X), cudaMemcpyHostToDevice, s), "upload");
+  cuda_check(cudaStreamSynchronize(s), "upload (synchronize)");  // h may go out of scope after return
 }
 
 constexpr int kThreads = 128;
@@ -112,7 +107,7 @@ void launch_fused(int n, const SceneArrays<T>& a, const StepParams<T>& p, const 
 #undef NPE_CASE
     default: throw Error("launch_fused: unsupported ball count " + std::to_string(n));
   }
-  check_launch("fused_kernel");
+  cuda_check_launch("fused_kernel");
 }
 
 // ---- per-body kernels -------------------------------------------------------------------------
@@ -226,22 +221,22 @@ struct CudaWorld<T>::Impl {
     num_cells = grid_cells(spec);
     cell_of.alloc(n), rank.alloc(n), sorted.alloc(n);
     count.alloc(num_cells + 1), start.alloc(num_cells + 1);
-    check(cub::DeviceScan::ExclusiveSum(nullptr, scan_bytes, count.p, start.p, static_cast<int>(num_cells + 1), stream),
+    cuda_check(cub::DeviceScan::ExclusiveSum(nullptr, scan_bytes, count.p, start.p, static_cast<int>(num_cells + 1), stream),
           "cub::DeviceScan::ExclusiveSum (size)");
     scan_tmp.alloc(std::max<size_t>(scan_bytes, 1));
   }
   void build_cells() {
     const int64_t n = spec.num_bodies();
-    check(cudaMemsetAsync(count.p, 0, (num_cells + 1) * sizeof(int), stream), "cudaMemsetAsync");
+    cuda_check(cudaMemsetAsync(count.p, 0, (num_cells + 1) * sizeof(int), stream), "cudaMemsetAsync");
     cells_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(bodies(), grid, n, cell_of.p, rank.p, count.p);
-    check_launch("cells_kernel");
-    check(cub::DeviceScan::ExclusiveSum(scan_tmp.p, scan_bytes, count.p, start.p,
+    cuda_check_launch("cells_kernel");
+    cuda_check(cub::DeviceScan::ExclusiveSum(scan_tmp.p, scan_bytes, count.p, start.p,
                                         static_cast<int>(num_cells + 1), stream),
           "cub::DeviceScan::ExclusiveSum");
     scatter_kernel<<<blocks_for(n), kThreads, 0, stream>>>(n, cell_of.p, rank.p, start.p, sorted.p);
-    check_launch("scatter_kernel");
+    cuda_check_launch("scatter_kernel");
     sort_cells_kernel<<<blocks_for(num_cells), kThreads, 0, stream>>>(num_cells, start.p, sorted.p);
-    check_launch("sort_cells_kernel");
+    cuda_check_launch("sort_cells_kernel");
   }
 };
 
@@ -252,7 +247,7 @@ CudaWorld<T>::CudaWorld(const WorldSpec& spec) : impl_(std::make_unique<Impl>())
   validate(spec);
   Impl& I = *impl_;
   I.spec = spec;
-  check(cudaStreamCreateWithFlags(&I.stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  cuda_check(cudaStreamCreateWithFlags(&I.stream, cudaStreamNonBlocking), "cudaStreamCreate");
   const size_t n = static_cast<size_t>(spec.num_bodies());
   const int buffers = I.fused() ? 1 : 2;
   for (int k = 0; k < buffers; ++k) {
@@ -309,11 +304,11 @@ WorldState<T> CudaWorld<T>::state() const {
   const int64_t n = I.spec.num_bodies();
   WorldState<T> st(n);
   const int c = I.cur;
-  check(cudaMemcpyAsync(st.x.data(), I.x[c].p, n * sizeof(T), cudaMemcpyDeviceToHost, I.stream), "state");
-  check(cudaMemcpyAsync(st.y.data(), I.y[c].p, n * sizeof(T), cudaMemcpyDeviceToHost, I.stream), "state");
-  check(cudaMemcpyAsync(st.vx.data(), I.vx[c].p, n * sizeof(T), cudaMemcpyDeviceToHost, I.stream), "state");
-  check(cudaMemcpyAsync(st.vy.data(), I.vy[c].p, n * sizeof(T), cudaMemcpyDeviceToHost, I.stream), "state");
-  check(cudaStreamSynchronize(I.stream), "state (synchronize)");
+  cuda_check(cudaMemcpyAsync(st.x.data(), I.x[c].p, n * sizeof(T), cudaMemcpyDeviceToHost, I.stream), "state");
+  cuda_check(cudaMemcpyAsync(st.y.data(), I.y[c].p, n * sizeof(T), cudaMemcpyDeviceToHost, I.stream), "state");
+  cuda_check(cudaMemcpyAsync(st.vx.data(), I.vx[c].p, n * sizeof(T), cudaMemcpyDeviceToHost, I.stream), "state");
+  cuda_check(cudaMemcpyAsync(st.vy.data(), I.vy[c].p, n * sizeof(T), cudaMemcpyDeviceToHost, I.stream), "state");
+  cuda_check(cudaStreamSynchronize(I.stream), "state (synchronize)");
   return st;
 }
 
@@ -339,7 +334,7 @@ void CudaWorld<T>::advance(int frames, const Recorder<T>& rec, int first_frame) 
         body_kernel<T, true><<<blocks_for(n), kThreads, 0, I.stream>>>(I.bodies(), I.grid, cells, p, out);
       else
         body_kernel<T, false><<<blocks_for(n), kThreads, 0, I.stream>>>(I.bodies(), I.grid, cells, p, out);
-      check_launch("body_kernel");
+      cuda_check_launch("body_kernel");
       I.cur = nxt;
     }
     if (rec.out) record(rec, first_frame + f);
@@ -350,7 +345,7 @@ template <class T>
 void CudaWorld<T>::record(const Recorder<T>& rec, int frame) {
   Impl& I = *impl_;
   record_kernel<T><<<blocks_for(I.spec.num_bodies()), kThreads, 0, I.stream>>>(I.bodies(), rec, frame);
-  check_launch("record_kernel");
+  cuda_check_launch("record_kernel");
 }
 
 template <class T>
@@ -364,17 +359,17 @@ std::vector<std::pair<int64_t, int64_t>> CudaWorld<T>::contact_pairs(BroadPhase 
   }
   Dev<int> count(n), partners(static_cast<size_t>(n) * kMaxPartners);
   // unused partner slots are copied back too: give them a value (-1)
-  check(cudaMemsetAsync(partners.p, 0xff, partners.n * sizeof(int), I.stream), "cudaMemsetAsync");
+  cuda_check(cudaMemsetAsync(partners.p, 0xff, partners.n * sizeof(int), I.stream), "cudaMemsetAsync");
   const CellsK cells{I.start.p, I.sorted.p};
   if (bp == BroadPhase::kGrid)
     contacts_kernel<T, true><<<blocks_for(n), kThreads, 0, I.stream>>>(I.bodies(), I.grid, cells, count.p, partners.p);
   else
     contacts_kernel<T, false><<<blocks_for(n), kThreads, 0, I.stream>>>(I.bodies(), I.grid, cells, count.p, partners.p);
-  check_launch("contacts_kernel");
+  cuda_check_launch("contacts_kernel");
   std::vector<int> hc(n), hp(static_cast<size_t>(n) * kMaxPartners);
-  check(cudaMemcpyAsync(hc.data(), count.p, n * sizeof(int), cudaMemcpyDeviceToHost, I.stream), "contacts");
-  check(cudaMemcpyAsync(hp.data(), partners.p, hp.size() * sizeof(int), cudaMemcpyDeviceToHost, I.stream), "contacts");
-  check(cudaStreamSynchronize(I.stream), "contacts (synchronize)");
+  cuda_check(cudaMemcpyAsync(hc.data(), count.p, n * sizeof(int), cudaMemcpyDeviceToHost, I.stream), "contacts");
+  cuda_check(cudaMemcpyAsync(hp.data(), partners.p, hp.size() * sizeof(int), cudaMemcpyDeviceToHost, I.stream), "contacts");
+  cuda_check(cudaStreamSynchronize(I.stream), "contacts (synchronize)");
   std::vector<std::pair<int64_t, int64_t>> out;
   for (int64_t i = 0; i < n; ++i) {
     if (hc[i] > kMaxPartners)
@@ -391,17 +386,17 @@ std::vector<double> CudaWorld<T>::time_advance(const WorldState<T>& state, int f
                                                int warmup, int repeats) {
   Impl& I = *impl_;
   cudaEvent_t e0, e1;
-  check(cudaEventCreate(&e0), "cudaEventCreate");
-  check(cudaEventCreate(&e1), "cudaEventCreate");
+  cuda_check(cudaEventCreate(&e0), "cudaEventCreate");
+  cuda_check(cudaEventCreate(&e1), "cudaEventCreate");
   std::vector<double> out;
   for (int k = 0; k < warmup + repeats; ++k) {
     set_state(state);
-    check(cudaEventRecord(e0, I.stream), "cudaEventRecord");
+    cuda_check(cudaEventRecord(e0, I.stream), "cudaEventRecord");
     advance(frames, rec, 0);
-    check(cudaEventRecord(e1, I.stream), "cudaEventRecord");
-    check(cudaEventSynchronize(e1), "cudaEventSynchronize");
+    cuda_check(cudaEventRecord(e1, I.stream), "cudaEventRecord");
+    cuda_check(cudaEventSynchronize(e1), "cudaEventSynchronize");
     float ms = 0;
-    check(cudaEventElapsedTime(&ms, e0, e1), "cudaEventElapsedTime");
+    cuda_check(cudaEventElapsedTime(&ms, e0, e1), "cudaEventElapsedTime");
     if (k >= warmup) out.push_back(ms * 1e-3);
   }
   cudaEventDestroy(e0);
@@ -410,7 +405,7 @@ std::vector<double> CudaWorld<T>::time_advance(const WorldState<T>& state, int f
 }
 
 template <class T>
-void CudaWorld<T>::synchronize() const { check(cudaStreamSynchronize(impl_->stream), "cudaStreamSynchronize"); }
+void CudaWorld<T>::synchronize() const { cuda_check(cudaStreamSynchronize(impl_->stream), "cudaStreamSynchronize"); }
 
 template <class T>
 void* CudaWorld<T>::stream() const { return impl_->stream; }
@@ -440,25 +435,25 @@ bool cuda_available(std::string* why) {
 
 std::string cuda_device_name() {
   cudaDeviceProp prop{};
-  check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
+  cuda_check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
   return prop.name;
 }
 
 double cuda_copy_bandwidth() {
   const size_t bytes = size_t{1} << 30;
   Dev<unsigned char> a(bytes), b(bytes);
-  check(cudaMemset(a.p, 1, bytes), "cudaMemset");
+  cuda_check(cudaMemset(a.p, 1, bytes), "cudaMemset");
   cudaEvent_t e0, e1;
-  check(cudaEventCreate(&e0), "cudaEventCreate");
-  check(cudaEventCreate(&e1), "cudaEventCreate");
+  cuda_check(cudaEventCreate(&e0), "cudaEventCreate");
+  cuda_check(cudaEventCreate(&e1), "cudaEventCreate");
   std::vector<float> ms;
   for (int k = 0; k < 12; ++k) {
-    check(cudaEventRecord(e0), "cudaEventRecord");
-    check(cudaMemcpy(b.p, a.p, bytes, cudaMemcpyDeviceToDevice), "cudaMemcpy");
-    check(cudaEventRecord(e1), "cudaEventRecord");
-    check(cudaEventSynchronize(e1), "cudaEventSynchronize");
+    cuda_check(cudaEventRecord(e0), "cudaEventRecord");
+    cuda_check(cudaMemcpy(b.p, a.p, bytes, cudaMemcpyDeviceToDevice), "cudaMemcpy");
+    cuda_check(cudaEventRecord(e1), "cudaEventRecord");
+    cuda_check(cudaEventSynchronize(e1), "cudaEventSynchronize");
     float t = 0;
-    check(cudaEventElapsedTime(&t, e0, e1), "cudaEventElapsedTime");
+    cuda_check(cudaEventElapsedTime(&t, e0, e1), "cudaEventElapsedTime");
     if (k >= 2) ms.push_back(t);
   }
   cudaEventDestroy(e0);
@@ -476,18 +471,18 @@ DeviceBuffer::~DeviceBuffer() {
   if (ptr_) cudaFree(ptr_);
 }
 void DeviceBuffer::copy_to_host_async(void* host, size_t bytes, void* stream) const {
-  check(cudaMemcpyAsync(host, ptr_, bytes, cudaMemcpyDeviceToHost, static_cast<cudaStream_t>(stream)),
+  cuda_check(cudaMemcpyAsync(host, ptr_, bytes, cudaMemcpyDeviceToHost, static_cast<cudaStream_t>(stream)),
         "cudaMemcpyAsync (device to host)");
 }
 void DeviceBuffer::copy_from_host(const void* host, size_t bytes, void* stream) {
   const auto st = static_cast<cudaStream_t>(stream);
-  check(cudaMemcpyAsync(ptr_, host, bytes, cudaMemcpyHostToDevice, st), "cudaMemcpyAsync (host to device)");
-  check(cudaStreamSynchronize(st), "cudaStreamSynchronize");
+  cuda_check(cudaMemcpyAsync(ptr_, host, bytes, cudaMemcpyHostToDevice, st), "cudaMemcpyAsync (host to device)");
+  cuda_check(cudaStreamSynchronize(st), "cudaStreamSynchronize");
 }
 void synchronize_stream(void* stream) {
-  check(cudaStreamSynchronize(static_cast<cudaStream_t>(stream)), "cudaStreamSynchronize");
+  cuda_check(cudaStreamSynchronize(static_cast<cudaStream_t>(stream)), "cudaStreamSynchronize");
 }
-void DeviceBuffer::fill_nan() { check(cudaMemset(ptr_, 0xff, bytes_), "cudaMemset"); }
+void DeviceBuffer::fill_nan() { cuda_check(cudaMemset(ptr_, 0xff, bytes_), "cudaMemset"); }
 
 PinnedBuffer::PinnedBuffer(size_t bytes) {
   const cudaError_t e = cudaMallocHost(&ptr_, bytes);

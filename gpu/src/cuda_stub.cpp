@@ -1,6 +1,6 @@
 // Built instead of cuda_engine.cu when no CUDA compiler was found at configure time: the CPU
 // reference serves, and every CUDA entry point says why it cannot run.
-#include "npe/datagen/io.h"
+#include "npe/core/error.h"
 #include "npe/gpu/diffsim.h"
 #include "npe/gpu/engine.h"
 

@@ -9,7 +9,8 @@
 
 #include "diffsim_internal.h"
 #include "engine_internal.h"
-#include "npe/datagen/io.h"
+#include "npe/core/error.h"
+#include "npe/core/parallel.h"
 
 namespace npe::gpu {
 

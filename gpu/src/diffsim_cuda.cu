@@ -6,12 +6,13 @@
 // substeps skip the exchange and the scratch round trip warp-uniformly. No atomics: each lane
 // writes only its own ball's gradients, ball 0 its scene's dashpot gradient.
 #include <cuda_runtime.h>
+#include "npe/core/cuda_check.h"
 
 #include <string>
 
 #include "diffsim_internal.h"
 #include "engine_internal.h"
-#include "npe/datagen/io.h"
+#include "npe/core/error.h"
 #include "npe/gpu/diffsim.h"
 
 namespace npe::gpu {
@@ -19,10 +20,6 @@ namespace {
 
 using namespace detail;
 
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess)
-    throw Error(std::string("CUDA error in ") + what + ": " + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")");
-}
 
 constexpr int kThreads = 128;
 
@@ -98,9 +95,9 @@ struct DeviceObstacles {
   DeviceObstacles(const WorldSpec& spec, cudaStream_t st) {
     const auto h = kernel_obstacles<T>(spec);
     if (h.empty()) return;
-    check(cudaMalloc(&p, h.size() * sizeof(ObstacleK<T>)), "cudaMalloc (obstacles)");
-    check(cudaMemcpyAsync(p, h.data(), h.size() * sizeof(ObstacleK<T>), cudaMemcpyHostToDevice, st), "obstacles");
-    check(cudaStreamSynchronize(st), "obstacles (synchronize)");
+    cuda_check(cudaMalloc(&p, h.size() * sizeof(ObstacleK<T>)), "cudaMalloc (obstacles)");
+    cuda_check(cudaMemcpyAsync(p, h.data(), h.size() * sizeof(ObstacleK<T>), cudaMemcpyHostToDevice, st), "obstacles");
+    cuda_check(cudaStreamSynchronize(st), "obstacles (synchronize)");
   }
   ~DeviceObstacles() {
     if (p) cudaFree(p);
@@ -128,7 +125,7 @@ void launch(const WorldSpec& spec, const DiffArrays<T>& a, cudaStream_t st) {
 #undef NPE_CASE
     default: throw Error("differentiable simulator on CUDA: unsupported ball count " + std::to_string(spec.num_balls));
   }
-  check(cudaGetLastError(), kBackward ? "diff_backward_kernel" : "diff_forward_kernel");
+  cuda_check(cudaGetLastError(), kBackward ? "diff_backward_kernel" : "diff_forward_kernel");
 }
 
 

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "adjoint.h"
-#include "npe/datagen/io.h"
+#include "npe/core/error.h"
 #include "npe/gpu/diffsim.h"
 
 namespace npe::gpu::detail {

@@ -5,7 +5,7 @@
 #include <fmt/format.h>
 
 #include "engine_internal.h"
-#include "npe/datagen/io.h"
+#include "npe/core/error.h"
 
 namespace npe::gpu {
 
@@ -36,28 +36,6 @@ ContactChoice choose_contact(double v, double r, double frame_dt, double penetra
                             "and radius {} px; lower the speed or enlarge the balls", s, v, r));
   c.substeps = std::max(1, static_cast<int>(s));
   return c;
-}
-
-WorldSpec spec_from_world(const datagen::WorldDef& w, int64_t num_scenes) {
-  if (!w.ball_counts.empty())
-    throw Error(fmt::format("--num_balls {}: the engine simulates scenes of one ball count; datasets mixing "
-                            "counts are made with --engine box2d", datagen::format_ball_counts(w)));
-  WorldSpec s;
-  s.num_scenes = num_scenes;
-  s.num_balls = w.num_balls;
-  s.width = w.width;
-  s.height = w.height;
-  s.radius.assign(static_cast<size_t>(s.num_bodies()), w.radius);
-  s.mass.assign(static_cast<size_t>(s.num_bodies()), w.mass);
-  s.restitution = w.restitution;
-  s.frame_dt = w.frame_dt;
-  s.obstacles = w.obstacles;
-  const ContactChoice c = choose_contact(2 * w.max_speed, w.radius, w.frame_dt);
-  s.contact_omega = w.contact_omega > 0 ? w.contact_omega : c.omega;
-  s.substeps = w.substeps > 0 ? w.substeps : c.substeps;
-  // a quarter of the peak penetration at the largest approach speed, for the omega in use
-  s.contact_ramp = w.contact_ramp >= 0 ? w.contact_ramp : 0.25 * (2 * w.max_speed) / s.contact_omega;
-  return s;
 }
 
 void validate(const WorldSpec& s) {

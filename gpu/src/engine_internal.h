@@ -8,7 +8,8 @@
 #include <thread>
 #include <vector>
 
-#include "npe/datagen/io.h"
+#include "npe/core/error.h"
+#include "npe/core/parallel.h"
 #include "npe/gpu/engine.h"
 #include "physics.h"
 
@@ -39,34 +40,6 @@ NPE_HD void record_body(const Recorder<T>& rec, int frame, int64_t ball, int64_t
   o[2 * rec.field] = vx * rec.scale[2];
   o[3 * rec.field] = vy * rec.scale[3];
   if (rec.fields == 5) o[4 * rec.field] = m * rec.scale[4];
-}
-
-// Runs fn(begin, end) over [0, n) in contiguous blocks on `threads` threads; rethrows the first
-// exception.
-template <class Fn>
-void parallel_for(int64_t n, int threads, const Fn& fn) {
-  int t = resolve_threads(threads);
-  t = static_cast<int>(std::min<int64_t>(t, std::max<int64_t>(1, n)));
-  if (t == 1) {
-    fn(int64_t{0}, n);
-    return;
-  }
-  std::exception_ptr failure;
-  std::mutex mu;
-  std::vector<std::thread> pool;
-  for (int k = 0; k < t; ++k) {
-    const int64_t b = n * k / t, e = n * (k + 1) / t;
-    pool.emplace_back([&, b, e] {
-      try {
-        fn(b, e);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(mu);
-        if (!failure) failure = std::current_exception();
-      }
-    });
-  }
-  for (auto& th : pool) th.join();
-  if (failure) std::rethrow_exception(failure);
 }
 
 // Throws npe::Error when `state` does not hold spec.num_bodies() bodies.

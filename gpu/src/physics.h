@@ -26,16 +26,7 @@
 #include <cmath>
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define NPE_HD __host__ __device__ __forceinline__
-#else
-#define NPE_HD inline
-#endif
-#if defined(__CUDA_ARCH__)
-#define NPE_UNROLL _Pragma("unroll")
-#else
-#define NPE_UNROLL
-#endif
+#include "npe/core/host_device.h"
 
 namespace npe::gpu::detail {
 

@@ -4,28 +4,11 @@
 
 #include <fmt/format.h>
 
-#include "npe/datagen/io.h"
-#include "npe/gpu/generate.h"
 #include "engine_internal.h"
+#include "npe/core/error.h"
+#include "npe/core/rng.h"
 
 namespace npe::gpu {
-
-Scene dataset_scenes(const datagen::WorldDef& w, int64_t num_scenes, uint64_t seed) {
-  Scene sc;
-  sc.spec = spec_from_world(resolve_engine_world(w), num_scenes);
-  sc.state = WorldState<double>(sc.spec.num_bodies());
-  auto is_free = [&](double x, double y) { return clear_of_obstacles(w, x, y); };
-  for (int64_t s = 0; s < num_scenes; ++s) {
-    const auto balls = datagen::sample_scene(w, seed, s, is_free);
-    for (int64_t i = 0; i < w.num_balls; ++i) {
-      const int64_t b = i * num_scenes + s;
-      sc.state.x[b] = balls[i].x, sc.state.y[b] = balls[i].y;
-      sc.state.vx[b] = balls[i].vx, sc.state.vy[b] = balls[i].vy;
-      sc.spec.mass[b] = balls[i].mass;
-    }
-  }
-  return sc;
-}
 
 Scene large_world(int64_t n, double radius, double phi, double max_speed, uint64_t seed) {
   if (n < 1 || !(radius > 0) || !(phi > 0 && phi <= 0.5) || !(max_speed > 0))
@@ -49,7 +32,7 @@ Scene large_world(int64_t n, double radius, double phi, double max_speed, uint64
   sc.state = WorldState<double>(n);
   const double jitter = std::max(0.0, 0.5 * (a - 2 * radius) * 0.9);
   for (int64_t i = 0; i < n; ++i) {
-    datagen::Rng rng(seed, static_cast<uint64_t>(i));
+    Rng rng(seed, static_cast<uint64_t>(i));
     const double cx = (i % per_row + 0.5) * a, cy = (i / per_row + 0.5) * a;
     sc.state.x[i] = cx + rng.uniform(-jitter, jitter);
     sc.state.y[i] = cy + rng.uniform(-jitter, jitter);
@@ -63,14 +46,14 @@ Scene large_world(int64_t n, double radius, double phi, double max_speed, uint64
 Scene overlapping_world(int64_t n, double radius, double phi, double max_speed, uint64_t seed) {
   Scene sc = large_world(n, radius, phi, max_speed, seed);
   for (int64_t i = 0; i < n; ++i) {
-    datagen::Rng rng(seed ^ 0x9e3779b97f4a7c15ull, static_cast<uint64_t>(i));
+    Rng rng(seed ^ 0x9e3779b97f4a7c15ull, static_cast<uint64_t>(i));
     sc.state.x[i] = rng.uniform(radius, sc.spec.width - radius);
     sc.state.y[i] = rng.uniform(radius, sc.spec.height - radius);
   }
   return sc;
 }
 
-Scene explicit_scene(const std::vector<datagen::BallInit>& balls, double radius, double width,
+Scene explicit_scene(const std::vector<BallInit>& balls, double radius, double width,
                      double height, double omega, int substeps, double frame_dt) {
   Scene sc;
   WorldSpec& s = sc.spec;
@@ -109,19 +92,19 @@ void momentum(const WorldSpec& spec, const WorldState<double>& s, int64_t scene,
   }
 }
 
-double contact_free_energy(const WorldSpec& spec, const std::vector<datagen::BallInit>& balls, double r) {
+double contact_free_energy(const WorldSpec& spec, const std::vector<BallInit>& balls, double r) {
   double k = 0;
   for (const auto& b : balls) k += 0.5 * b.mass * (b.vx * b.vx + b.vy * b.vy);
   return mechanical_energy(spec, balls, r) == k ? k : std::nan("");
 }
 
-double mechanical_energy(const WorldSpec& spec, const std::vector<datagen::BallInit>& balls, double r) {
+double mechanical_energy(const WorldSpec& spec, const std::vector<BallInit>& balls, double r) {
   const double w2 = spec.contact_omega * spec.contact_omega;
   const auto obstacles = spec.obstacles.empty() ? std::vector<detail::ObstacleK<double>>{}
                                                 : detail::kernel_obstacles<double>(spec);
   double e = 0;
   for (size_t i = 0; i < balls.size(); ++i) {
-    const datagen::BallInit& a = balls[i];
+    const BallInit& a = balls[i];
     e += 0.5 * a.mass * (a.vx * a.vx + a.vy * a.vy);
     auto spring = [&](double delta, double meff) {
       if (delta > 0) e += 0.5 * meff * w2 * delta * delta;
@@ -132,7 +115,7 @@ double mechanical_energy(const WorldSpec& spec, const std::vector<datagen::BallI
     spring(r - (spec.height - a.y), a.mass);
     for (const auto& o : obstacles) spring(r - detail::sdf_obstacle(o, a.x, a.y).phi, a.mass);
     for (size_t j = i + 1; j < balls.size(); ++j) {
-      const datagen::BallInit& b = balls[j];
+      const BallInit& b = balls[j];
       spring(2 * r - std::hypot(a.x - b.x, a.y - b.y), a.mass * b.mass / (a.mass + b.mass));
     }
   }

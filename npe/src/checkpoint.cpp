@@ -7,8 +7,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "npe/datagen/io.h"
-#include "npe/datagen/json.h"
+#include "npe/core/io.h"
+#include "npe/core/json.h"
 
 namespace npe::model {
 
@@ -151,23 +151,31 @@ Checkpoint parse_checkpoint(const std::string& bytes, const std::string& name, s
   return from_archive(archive, who, expected, torch::kCPU);
 }
 
-void check_dataset_matches(const Checkpoint& ck, const datagen::Manifest& m, const std::string& ckpt_path,
-                           const std::string& prefix) {
-  if (!ck.meta.contains("dataset") || !ck.meta["dataset"].is_object()) return;  // weights-only checkpoint
-  const nlohmann::json& d = ck.meta["dataset"];
-  const std::pair<const char*, double> now[] = {{"width", m.world.width},
-                                                {"height", m.world.height},
-                                                {"radius", m.world.radius},
-                                                {"vel_scale", m.vel_scale()},
-                                                {"frame_dt", m.world.frame_dt}};
-  for (const auto& [key, value] : now) {
-    if (!d.contains(key) || !d[key].is_number()) continue;
-    const double was = d[key].get<double>();
-    if (std::abs(was - value) > 1e-9 * std::max(1.0, std::abs(value)))
-      throw Error(fmt::format("checkpoint '{}' was trained on a world with {} {}, dataset '{}' has {} {}: its "
-                              "predictions would be in the wrong units",
-                              ckpt_path, key, was, prefix, key, value));
+std::vector<datagen::IdentityDifference> check_dataset_matches(const Checkpoint& ck, const datagen::Manifest& m,
+                                                               const std::string& ckpt_path, const std::string& prefix,
+                                                               const std::set<std::string>& allowed) {
+  const datagen::WorldIdentity data = datagen::world_identity(m);
+  if (!ck.meta.contains("world_identity")) {
+    if (allowed.count("all")) return {};
+    throw Error(fmt::format("checkpoint '{}' records no training world (field 'world_identity'; checkpoints "
+                            "written before npe 0.2 lack it): expected one to compare with dataset '{}'; "
+                            "retrain, or allow every field to differ (allow_world_transfer all)",
+                            ckpt_path, prefix));
   }
+  const datagen::WorldIdentity trained =
+      datagen::WorldIdentity::from_json(ck.meta["world_identity"], "checkpoint '" + ckpt_path + "'");
+  std::vector<datagen::IdentityDifference> transfers;
+  for (const auto& d : datagen::identity_differences(trained, data)) {
+    if (allowed.count(d.field) || allowed.count("all")) {
+      transfers.push_back(d);
+      continue;
+    }
+    throw Error(fmt::format("checkpoint '{}' was trained on a world with {} {}, dataset '{}' has {} {}: expected "
+                            "the same world (only the ball count may differ); to evaluate it there on purpose, "
+                            "allow the field to differ (allow_world_transfer {})",
+                            ckpt_path, d.field, d.first, prefix, d.field, d.second, d.field));
+  }
+  return transfers;
 }
 
 void load_optimizer_state(const std::string& path, torch::optim::Optimizer& optimizer,

@@ -27,11 +27,7 @@
 #include <cmath>
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define NPE_HD __host__ __device__ __forceinline__
-#else
-#define NPE_HD inline
-#endif
+#include "npe/core/host_device.h"
 
 namespace npe::model::fused {
 

@@ -1,7 +1,7 @@
 // StepGraph in a build without a CUDA compiler: no graphs (TrainStep runs its step eagerly).
 #include "cuda_graph.h"
 
-#include "npe/datagen/io.h"
+#include "npe/core/error.h"
 
 namespace npe::model {
 

@@ -10,7 +10,7 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include "collectives.h"
-#include "npe/datagen/io.h"
+#include "npe/core/error.h"
 
 namespace npe::model {
 namespace {

@@ -5,8 +5,8 @@
 
 #include <fmt/format.h>
 
-#include "npe/datagen/io.h"
-#include "npe/datagen/json.h"
+#include "npe/core/error.h"
+#include "npe/core/json.h"
 
 namespace npe::model {
 namespace nn = torch::nn;

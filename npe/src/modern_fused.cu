@@ -16,6 +16,7 @@
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
+#include "npe/core/cuda_check.h"
 #include <mma.h>
 
 #include <algorithm>
@@ -50,9 +51,6 @@ constexpr int kRowsPerWarp = TM / kWarps;  // rows of a tile a warp normalises
 static_assert(kChunk * D % kThreads == 0, "the small layers' loops have whole trips");
 static_assert(kChunk == 32, "a chunk's rows are one warp's lanes (dec_in_kernel's ballot)");
 
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) throw std::runtime_error(std::string("modern fused step: ") + what + ": " + cudaGetErrorString(e));
-}
 
 // ---- shared memory of the residual blocks' kernels (bytes; every tile 32-byte aligned) -----
 constexpr int64_t kW1Bytes = int64_t{H} * LDD * 2, kW2Bytes = int64_t{D} * LDH * 2;
@@ -947,16 +945,12 @@ int64_t modern_workspace_bytes(const ModernShape& shape) { return make_plan(shap
 
 void modern_prepare(const ModernShape& shape, const ModernModel& m, void* work) {
   const Plan p = make_plan(shape);
-  check(cudaFuncSetAttribute(block_forward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kFwdSmem)),
-        "block forward shared memory");
-  check(cudaFuncSetAttribute(block_backward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             static_cast<int>(kBwdSmem)),
-        "block backward shared memory");
-  check(cudaFuncSetAttribute(dec_in_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kDecInFwdSmem)),
-        "dec_in shared memory");
-  check(cudaFuncSetAttribute(dec_in_backward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             static_cast<int>(kDecInSmem)),
-        "dec_in backward shared memory");
+  cuda_check(cudaFuncSetAttribute(block_forward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kFwdSmem)), "modern fused step: block forward shared memory");
+  cuda_check(cudaFuncSetAttribute(block_backward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(kBwdSmem)), "modern fused step: block backward shared memory");
+  cuda_check(cudaFuncSetAttribute(dec_in_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kDecInFwdSmem)), "modern fused step: dec_in shared memory");
+  cuda_check(cudaFuncSetAttribute(dec_in_backward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(kDecInSmem)), "modern fused step: dec_in backward shared memory");
   std::vector<Segment> seg;
   auto add = [&](float* dst, const float* src, int n, int parts, int stride) { seg.push_back({dst, src, n, parts, stride}); };
   const float* enc_in = at<float>(work, p.enc_in_part);
@@ -985,8 +979,7 @@ void modern_prepare(const ModernShape& shape, const ModernModel& m, void* work) 
   blocks(m.enc, shape.enc_blocks, at<float>(work, p.cols_e), p.grid_e, at<float>(work, p.w_e), p.ranges_e);
   blocks(m.dec, shape.dec_blocks, at<float>(work, p.cols_d), p.grid_d, at<float>(work, p.w_d), p.ranges_d);
   if (static_cast<int>(seg.size()) != p.segments) throw std::logic_error("modern fused step: segment count");
-  check(cudaMemcpy(at<Segment>(work, p.seg), seg.data(), seg.size() * sizeof(Segment), cudaMemcpyHostToDevice),
-        "copying the reduction's table");
+  cuda_check(cudaMemcpy(at<Segment>(work, p.seg), seg.data(), seg.size() * sizeof(Segment), cudaMemcpyHostToDevice), "modern fused step: copying the reduction's table");
 }
 
 void launch_modern_loss_grad(const Batch& a, const int64_t* step, const ModernShape& shape, const ModernModel& m,
@@ -1055,7 +1048,7 @@ void launch_modern_loss_grad(const Batch& a, const int64_t* step, const ModernSh
   enc_in_backward_kernel<<<p.grid_enc_in_bwd, kThreads, 0, stream>>>(m.enc_in_w, m.enc_in_b, feat, p.Re, g,
                                                                      at<float>(work, p.enc_in_part));
   reduce(0, kFixedSegments, loss);  // the input layers, the final LayerNorm and head; the loss
-  check(cudaGetLastError(), "launching the step's kernels");
+  cuda_check(cudaGetLastError(), "modern fused step: launching the step's kernels");
 }
 
 }  // namespace npe::model::fused

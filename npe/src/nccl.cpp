@@ -8,7 +8,7 @@
 #include <nccl.h>
 
 #include "collectives.h"
-#include "npe/datagen/io.h"
+#include "npe/core/error.h"
 
 namespace npe::model {
 namespace {

@@ -3,7 +3,7 @@
 
 #include <fmt/format.h>
 
-#include "npe/datagen/io.h"
+#include "npe/core/error.h"
 
 namespace npe::model {
 

@@ -9,7 +9,11 @@
 
 #include <fmt/format.h>
 
-#include "npe/datagen/io.h"
+#include "npe/core/interrupt.h"
+#include "npe/core/progress.h"
+#include "npe/core/io.h"
+#include "npe/core/parallel.h"
+#include "npe/datagen/world_identity.h"
 #include "npe/model/checkpoint.h"
 #include "npe/model/distributed.h"
 #include "npe/model/metrics_csv.h"
@@ -358,7 +362,8 @@ TrainResult train(const TrainConfig& cfg) {
                    {"width", manifest.world.width}, {"height", manifest.world.height},
                    {"num_balls", manifest.world.num_balls}, {"ball_counts", manifest.world.ball_counts},
                    {"frame_dt", manifest.world.frame_dt},
-                   {"variable_mass", manifest.world.variable_mass}, {"preset", manifest.world.preset}}}};
+                   {"variable_mass", manifest.world.variable_mass}, {"preset", manifest.world.preset}}},
+      {"world_identity", datagen::world_identity(manifest).to_json()}};
 
   TrainResult res;
   res.rank = group.rank();

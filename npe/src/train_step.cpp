@@ -11,7 +11,7 @@
 #include "classic_fused.h"
 #include "cuda_graph.h"
 #include "modern_fused.h"
-#include "npe/datagen/io.h"
+#include "npe/core/error.h"
 
 namespace npe::model {
 using torch::Tensor;

@@ -9,7 +9,7 @@
 #include <plplot/plstream.h>
 #include <unistd.h>
 
-#include "npe/datagen/io.h"
+#include "npe/core/io.h"
 
 namespace npe::rollout {
 namespace fs = std::filesystem;

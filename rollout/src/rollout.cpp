@@ -5,7 +5,7 @@
 
 #include <fmt/format.h>
 
-#include "npe/datagen/io.h"
+#include "npe/core/error.h"
 
 namespace npe::rollout {
 using datagen::kStateDim;

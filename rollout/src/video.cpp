@@ -16,7 +16,7 @@ extern "C" {
 #include <libswscale/swscale.h>
 }
 
-#include "npe/datagen/io.h"
+#include "npe/core/io.h"
 
 namespace npe::rollout {
 namespace fs = std::filesystem;

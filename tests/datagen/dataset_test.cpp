@@ -10,8 +10,8 @@
 #include <gtest/gtest.h>
 
 #include "npe/datagen/generate.h"
-#include "npe/datagen/io.h"
-#include "npe/datagen/npy.h"
+#include "npe/core/io.h"
+#include "npe/core/npy.h"
 #include "shard_test_util.h"
 #include "test_util.h"
 

@@ -7,7 +7,7 @@
 
 #include "npe/datagen/dataset.h"
 #include "npe/datagen/generate.h"
-#include "npe/datagen/io.h"
+#include "npe/core/error.h"
 
 namespace npe::datagen::test_util {
 

@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "npe/datagen/io.h"
+#include "npe/core/error.h"
 #include "test_util.h"
 
 namespace npe::datagen {

@@ -8,7 +8,7 @@
 
 #include "fuzz_util.h"
 #include "npe/datagen/dataset.h"
-#include "npe/datagen/json.h"
+#include "npe/core/json.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 4) return 0;

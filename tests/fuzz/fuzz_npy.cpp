@@ -1,7 +1,7 @@
-// libFuzzer harness: parse_npy_f32 (npe/datagen/npy.h), the reader of every dataset array, on
+// libFuzzer harness: parse_npy_f32 (npe/core/npy.h), the reader of every dataset array, on
 // arbitrary bytes. Corpus: corpus/npy/ (.npy files of npe datasets and of NumPy).
 #include "fuzz_util.h"
-#include "npe/datagen/npy.h"
+#include "npe/core/npy.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   return npe::fuzz::expect_npe_error([&] {

@@ -11,7 +11,7 @@
 #include <string>
 #include <typeinfo>
 
-#include "npe/datagen/io.h"
+#include "npe/core/error.h"
 
 namespace npe::fuzz {
 

@@ -4,7 +4,8 @@
 
 #include <gtest/gtest.h>
 
-#include "npe/datagen/io.h"
+#include "npe/datagen/engine_world.h"
+#include "npe/core/error.h"
 #include "npe/gpu/engine.h"
 #include "npe/gpu/scenes.h"
 #include "test_util.h"
@@ -125,11 +126,38 @@ TEST(CpuEngine, SameBitsForAnyThreadCount) {
   datagen::WorldDef w;
   w.variable_mass = true;
   const uint64_t seed = test::fresh_seed();
-  Scene a = dataset_scenes(w, 37, seed), b = a;
+  Scene a = datagen::dataset_scenes(w, 37, seed), b = a;
   run(a, 5, 1);
   run(b, 5, 3);
   EXPECT_EQ(a.state.x, b.state.x);
   EXPECT_EQ(a.state.vy, b.state.vy);
+}
+
+// Box2D's determinism test, for npe's engine: a fixed scene set is stepped and every recorded
+// frame hashed; the hashes are committed, so any change to the trajectories' bits (the physics,
+// the summation order, the compiler's contraction of a * b + c) fails here, for 1, 2 and 5
+// threads. A deliberate change of the physics updates the constants (and says why).
+template <class T>
+uint64_t trajectory_hash(int threads) {
+  datagen::WorldDef w;
+  w.variable_mass = true;
+  w.num_balls = 6;
+  Scene sc = datagen::dataset_scenes(w, 24, /*seed=*/11);
+  const int frames = 60;
+  std::vector<T> out(static_cast<size_t>(frames) * 4 * sc.spec.num_bodies());
+  const Recorder<T> rec = engine_layout(out.data(), sc.spec);
+  WorldState<T> st = cast_state<T>(sc.state);
+  record_cpu(sc.spec, st, rec, 0);
+  advance_cpu(sc.spec, st, frames - 1, rec, 1, threads);
+  return test::fnv1a64(out.data(), out.size() * sizeof(T));
+}
+
+TEST(CpuEngine, CommittedTrajectoryHashes) {
+  constexpr uint64_t kFloat64 = 1437088973035229689ULL, kFloat32 = 13493303703545320969ULL;
+  for (int threads : {1, 2, 5}) {
+    EXPECT_EQ(trajectory_hash<double>(threads), kFloat64) << threads << " threads";
+    EXPECT_EQ(trajectory_hash<float>(threads), kFloat32) << threads << " threads";
+  }
 }
 
 TEST(CpuEngine, GridAndAllPairsFindTheSameContactsAndSteps) {
@@ -159,7 +187,7 @@ TEST(CpuEngine, GridAndAllPairsFindTheSameContactsAndSteps) {
 
 TEST(CpuEngine, RecordsEveryFrameInBothLayouts) {
   datagen::WorldDef w;
-  Scene sc = dataset_scenes(w, 5, test::fresh_seed());
+  Scene sc = datagen::dataset_scenes(w, 5, test::fresh_seed());
   const int frames = 4;
   std::vector<double> eng(static_cast<size_t>(frames) * 4 * sc.spec.num_bodies(), std::nan(""));
   std::vector<double> ds(static_cast<size_t>(frames) * 5 * sc.spec.num_bodies(), std::nan(""));
@@ -190,7 +218,7 @@ TEST(CpuEngine, StressExtremeSpeedsAndDensities) {
     w.radius = 70;  // 8 balls of radius 70 cover 26% of the box
     w.max_speed = speed;
     w.variable_mass = true;
-    Scene sc = dataset_scenes(w, 16, seed);
+    Scene sc = datagen::dataset_scenes(w, 16, seed);
     // stiffness for the worst approach of a light ball thrown by heavy ones
     const ContactChoice c = choose_contact(4 * speed, w.radius, 0.1);
     sc.spec.contact_omega = c.omega;

@@ -7,7 +7,8 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include "npe/datagen/io.h"
+#include "npe/datagen/engine_world.h"
+#include "npe/core/error.h"
 #include "npe/gpu/engine.h"
 #include "npe/gpu/scenes.h"
 #include "test_util.h"
@@ -60,7 +61,7 @@ Scene random_scenes(int balls, int64_t scenes, bool obstacles = false) {
   w.variable_mass = true;
   w.max_speed = 200;  // more collisions per frame than the default world
   if (obstacles) w.obstacles = datagen::parse_obstacles("capsule:300,200,500,260,25;box:620,420,60,30,35");
-  return dataset_scenes(w, scenes, test::fresh_seed());
+  return datagen::dataset_scenes(w, scenes, test::fresh_seed());
 }
 
 // Same operations in the same order (no FMA on either side): CUDA float32 == CPU float32.
@@ -98,7 +99,7 @@ TEST(CudaEngine, Float32StaysCloseToTheFloat64Reference) {
   NPE_REQUIRE_CUDA();
   datagen::WorldDef w;  // the dataset world
   w.variable_mass = true;
-  const Scene sc = dataset_scenes(w, 2000, test::fresh_seed());
+  const Scene sc = datagen::dataset_scenes(w, 2000, test::fresh_seed());
   for (int frames : {1, 4}) {  // 64 and 256 substeps
     const double substeps = static_cast<double>(frames) * sc.spec.substeps;
     const double tol_x = 2.5e-4 * substeps, tol_v99 = 1e-3 * substeps;

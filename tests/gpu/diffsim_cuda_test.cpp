@@ -6,7 +6,8 @@
 
 #include <gtest/gtest.h>
 
-#include "npe/datagen/io.h"
+#include "npe/datagen/engine_world.h"
+#include "npe/core/error.h"
 #include "npe/gpu/diffsim.h"
 #include "npe/gpu/scenes.h"
 #include "test_util.h"
@@ -114,7 +115,7 @@ TEST(DiffSimCuda, ForwardAndGradientsEqualTheCpuReferenceBitForBit) {
     w.num_balls = balls;
     w.radius = balls > 4 ? 40 : 60;
     // 301 scenes: a partial last warp for every ball count (5 balls: 6 scenes and 2 idle lanes a warp)
-    const Scene sc = dataset_scenes(w, 301, seed);
+    const Scene sc = datagen::dataset_scenes(w, 301, seed);
     check_backend_equality<double>(sc, 3, 0, seed);
     check_backend_equality<float>(sc, 3, 37, seed);
     check_backend_equality<float>(sc, 2, 1, seed);  // one-substep segments: the adjoint reads the checkpoints

@@ -11,7 +11,8 @@
 
 #include <gtest/gtest.h>
 
-#include "npe/datagen/io.h"
+#include "npe/datagen/engine_world.h"
+#include "npe/core/error.h"
 #include "npe/gpu/diffsim.h"
 #include "adjoint.h"
 #include "engine_internal.h"
@@ -80,7 +81,7 @@ Scene busy_scenes(int64_t scenes, uint64_t seed, const std::string& obstacles = 
   w.variable_mass = true;
   w.max_speed = 200;
   w.radius = 70;
-  return dataset_scenes(w, scenes, seed);
+  return datagen::dataset_scenes(w, scenes, seed);
 }
 
 // The backward sweep recomputes each ball's force on its own (ball_contact_force, one CUDA lane

@@ -3,7 +3,8 @@
 // differences through the same function, and CUDA against CPU.
 #include <gtest/gtest.h>
 
-#include "npe/datagen/io.h"
+#include "npe/datagen/engine_world.h"
+#include "npe/core/error.h"
 #include "npe/gpu/diffsim_torch.h"
 #include "npe/gpu/scenes.h"
 #include "test_util.h"
@@ -21,7 +22,7 @@ Inputs make_inputs(int64_t scenes, int frames, uint64_t seed, torch::Dtype dtype
   w.variable_mass = true;
   w.max_speed = 200;
   w.radius = 70;
-  const Scene sc = dataset_scenes(w, scenes, seed);
+  const Scene sc = datagen::dataset_scenes(w, scenes, seed);
   const int64_t N = sc.spec.num_balls;
   Inputs in;
   in.spec = sc.spec;

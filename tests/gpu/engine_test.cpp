@@ -3,7 +3,8 @@
 
 #include <gtest/gtest.h>
 
-#include "npe/datagen/io.h"
+#include "npe/datagen/engine_world.h"
+#include "npe/core/error.h"
 #include "npe/gpu/engine.h"
 #include "npe/gpu/scenes.h"
 
@@ -33,7 +34,7 @@ TEST(Engine, DampingRatioGivesTheRestitutionOfASpringDashpot) {
 TEST(Engine, SpecFromWorldDescribesTheDatasetWorld) {
   datagen::WorldDef w;
   w.substeps = 0;
-  const WorldSpec s = spec_from_world(w, 3);
+  const WorldSpec s = datagen::spec_from_world(w, 3);
   EXPECT_EQ(s.num_bodies(), 12);
   EXPECT_EQ(s.substeps, 64);
   EXPECT_DOUBLE_EQ(s.contact_omega, 200.0);
@@ -44,7 +45,7 @@ TEST(Engine, SpecFromWorldDescribesTheDatasetWorld) {
 }
 
 TEST(Engine, ValidateNamesTheProblem) {
-  WorldSpec s = spec_from_world(datagen::WorldDef{}, 2);
+  WorldSpec s = datagen::spec_from_world(datagen::WorldDef{}, 2);
   s.radius.pop_back();
   try {
     validate(s);
@@ -52,7 +53,7 @@ TEST(Engine, ValidateNamesTheProblem) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("WorldSpec::radius"), std::string::npos) << e.what();
   }
-  s = spec_from_world(datagen::WorldDef{}, 2);
+  s = datagen::spec_from_world(datagen::WorldDef{}, 2);
   Obstacle flat;
   flat.kind = Obstacle::Kind::kBox;
   flat.ax = flat.ay = 100;
@@ -66,7 +67,7 @@ TEST(Engine, ValidateNamesTheProblem) {
 }
 
 TEST(Engine, LayoutsAddressEveryElementOnce) {
-  const WorldSpec s = spec_from_world(datagen::WorldDef{}, 3);
+  const WorldSpec s = datagen::spec_from_world(datagen::WorldDef{}, 3);
   const int frames = 2;
   std::vector<int> hits(frames * 5 * s.num_bodies(), 0);
   const auto d = dataset_layout<double>(nullptr, s, frames, 800, 60);

@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "npe/datagen/io.h"
+#include "npe/core/io.h"
 #include "test_util.h"
 
 namespace npe::model {
@@ -106,6 +106,58 @@ TEST(Checkpoint, ParseFromBytesChecksDtypeAndSizes) {
   huge.expansion = 64;
   EXPECT_THROW(huge.check_size("x"), Error);
   EXPECT_NO_THROW(c.check_size("x"));
+}
+
+// The dataset check compares the checkpoint's recorded training world with the dataset's field by
+// field: each field refused with both values, allowed fields returned for the output to record,
+// a checkpoint without a recorded world refused unless every field is allowed.
+TEST(Checkpoint, DatasetCheckComparesEveryWorldField) {
+  Checkpoint ck;
+  datagen::Manifest trained;
+  trained.engine = "box2d";
+  ck.meta = {{"world_identity", datagen::world_identity(trained).to_json()}};
+  EXPECT_TRUE(check_dataset_matches(ck, trained, "ck.pt", "data/p").empty());
+  datagen::Manifest more_balls = trained;
+  more_balls.world.num_balls = 7;
+  EXPECT_TRUE(check_dataset_matches(ck, more_balls, "ck.pt", "data/p").empty());
+  struct Case {
+    std::string field;
+    void (*edit)(datagen::Manifest&);
+  };
+  const Case cases[] = {
+      {"height", [](datagen::Manifest& m) { m.world.height = 500; }},
+      {"radius", [](datagen::Manifest& m) { m.world.radius = 40; }},
+      {"masses", [](datagen::Manifest& m) { m.world.variable_mass = true; }},
+      {"restitution", [](datagen::Manifest& m) { m.world.restitution = 0.5; }},
+      {"friction", [](datagen::Manifest& m) { m.world.friction = 0.1; }},
+      {"obstacles", [](datagen::Manifest& m) { m.world.obstacles = datagen::parse_obstacles("capsule:1,2,3,4,5"); }},
+      {"engine", [](datagen::Manifest& m) { m.engine = "npe-gpu"; }},
+      {"frame_dt", [](datagen::Manifest& m) { m.world.frame_dt = 0.2; }},
+      {"vel_scale", [](datagen::Manifest& m) { m.world.max_speed = 120; }},
+  };
+  for (const Case& c : cases) {
+    datagen::Manifest other = trained;
+    c.edit(other);
+    try {
+      check_dataset_matches(ck, other, "ck.pt", "data/p");
+      ADD_FAILURE() << c.field << " accepted";
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("ck.pt"), std::string::npos) << what;
+      EXPECT_NE(what.find("data/p"), std::string::npos) << what;
+      EXPECT_NE(what.find("with " + c.field + " "), std::string::npos) << what;
+      EXPECT_NE(what.find("has " + c.field + " "), std::string::npos) << what;
+    }
+    const auto transfers = check_dataset_matches(ck, other, "ck.pt", "data/p", {c.field});
+    ASSERT_EQ(transfers.size(), 1u) << c.field;
+    EXPECT_EQ(transfers[0].field, c.field);
+    EXPECT_EQ(check_dataset_matches(ck, other, "ck.pt", "data/p", {"all"}).size(), 1u);
+  }
+  Checkpoint old;  // written before checkpoints recorded their world
+  old.meta = {{"dataset", {{"radius", 60.0}}}};
+  EXPECT_THROW(check_dataset_matches(old, trained, "old.pt", "data/p"), Error);
+  EXPECT_THROW(check_dataset_matches(old, trained, "old.pt", "data/p", {"radius"}), Error);
+  EXPECT_TRUE(check_dataset_matches(old, trained, "old.pt", "data/p", {"all"}).empty());
 }
 
 }  // namespace

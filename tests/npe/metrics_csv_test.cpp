@@ -7,7 +7,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include "npe/datagen/io.h"
+#include "npe/core/error.h"
 #include "test_util.h"
 
 namespace npe::model {

@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "npe/datagen/generate.h"
-#include "npe/datagen/io.h"
+#include "npe/core/error.h"
 #include "dataset_util.h"
 #include "test_util.h"
 

@@ -11,7 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "npe/datagen/generate.h"
-#include "npe/datagen/io.h"
+#include "npe/core/io.h"
 #include "npe/model/checkpoint.h"
 #include "dataset_util.h"
 #include "test_util.h"
@@ -292,11 +292,13 @@ TEST(TrainCuda, ShortRunOnCudaLearnsAndCheckpointsLoadOnCpu) {
   TrainConfig c = small_run(dir, prefix, Kind::Modern);
   c.device = "cuda";
   c.batch_size = 256;
-  c.total_samples = 256 * 300;
-  c.eval_every = 100;
+  c.total_samples = 256 * 1000;
+  c.eval_every = 250;
   const TrainResult r = train(c);
-  EXPECT_EQ(r.steps, 300);
-  EXPECT_LT(r.best_val, 2 * r.baseline_val);  // a 300-step smoke test: finite and sane, not converged
+  EXPECT_EQ(r.steps, 1000);
+  // learning means predicting the collisions: below the constant-velocity baseline, which is exact
+  // in free flight (200 scenes of 4 balls: the validation split holds collisions)
+  EXPECT_LT(r.best_val, r.baseline_val);
   auto ck = load_checkpoint(r.best_checkpoint, Kind::Modern, "", torch::kCPU);
   EXPECT_TRUE(ck.net->parameters()[0].device().is_cpu());
 }

@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "npe/datagen/io.h"
+#include "npe/core/io.h"
 #include "test_util.h"
 
 namespace npe::rollout {

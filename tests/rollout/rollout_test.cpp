@@ -5,7 +5,7 @@
 
 #include <gtest/gtest.h>
 
-#include "npe/datagen/io.h"
+#include "npe/core/error.h"
 #include "npe/datagen/world.h"
 #include "test_util.h"
 

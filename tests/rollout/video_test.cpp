@@ -1,10 +1,11 @@
+#include "npe/datagen/engine_world.h"
 #include "npe/rollout/video.h"
 
 #include <random>
 
 #include <gtest/gtest.h>
 
-#include "npe/datagen/io.h"
+#include "npe/core/io.h"
 #include "test_util.h"
 
 namespace npe::rollout {

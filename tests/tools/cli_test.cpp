@@ -12,8 +12,8 @@
 #include <gtest/gtest.h>
 
 #include "npe/datagen/dataset.h"
-#include "npe/datagen/io.h"
-#include "npe/datagen/npy.h"
+#include "npe/core/io.h"
+#include "npe/core/npy.h"
 #include "test_util.h"
 
 namespace npe {
@@ -204,10 +204,16 @@ TEST_F(Cli, EvalSkipsTheSimulatorOnWorldsTheEngineCannotReplay) {
   m.replace(at, 15, "\"friction\": 0.3");
   write_file_atomic(p + ".json", m);
   const std::string out = *dir_ / "friction/out";
-  auto r = run_command(tool("npe-eval") + " --device cpu --classic_ckpt " + (*dir_ / "ck/classic.pt") + " --dataset_prefix " + p +
-                       " --num_scenes 2 --rollout_steps 5 --out_png " + out + "/m.png --out_json " + out + "/m.json --out_csv " +
-                       out + "/m.csv");
+  const std::string eval = tool("npe-eval") + " --device cpu --classic_ckpt " + (*dir_ / "ck/classic.pt") + " --dataset_prefix " +
+                           p + " --num_scenes 2 --rollout_steps 5 --out_png " + out + "/m.png --out_json " + out +
+                           "/m.json --out_csv " + out + "/m.csv";
+  // the checkpoint was trained without friction: evaluated there only on purpose, and recorded
+  expect_error(eval, {"classic.pt", "friction 0", "friction 0.3", "allow_world_transfer friction"});
+  auto r = run_command(eval + " --allow_world_transfer friction");
   ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto report = nlohmann::json::parse(read_file(out + "/m.json"));
+  EXPECT_EQ(report["world_transfer"]["classic"]["friction"]["trained"], "0") << report.dump();
+  EXPECT_EQ(report["world_transfer"]["classic"]["friction"]["dataset"], "0.3") << report.dump();
   EXPECT_NE(r.output.find("no simulator row: the dataset's friction is 0.3"), std::string::npos) << r.output;
   EXPECT_EQ(read_file(out + "/m.csv").find("simulator"), std::string::npos);
   expect_error(tool("npe-eval") + " --dataset_prefix " + p + " --simulator", {"--simulator", "friction"});

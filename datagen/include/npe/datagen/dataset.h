@@ -31,7 +31,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "npe/datagen/npy.h"
+#include "npe/core/npy.h"
 #include "npe/datagen/world.h"
 
 namespace npe::datagen {

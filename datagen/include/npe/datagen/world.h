@@ -11,7 +11,18 @@
 #include <string>
 #include <vector>
 
+#include "npe/core/rng.h"
+#include "npe/gpu/obstacles.h"
+#include "npe/gpu/scenes.h"
+
 namespace npe::datagen {
+
+// The engine's obstacles and initial ball states, used by the world description.
+using gpu::BallInit;
+using ::npe::Rng;
+using gpu::Obstacle;
+using gpu::format_obstacles;
+using gpu::parse_obstacles;
 
 // Box2D steps per frame when WorldDef::substeps is 0.
 constexpr int kBox2dDefaultSubsteps = 10;
@@ -21,23 +32,6 @@ constexpr double kBox2dEnergyTolerance = 1e-4;
 
 // Features per ball per frame: x, y, vx, vy (normalised), mass.
 constexpr int kStateDim = 5;
-
-// A static obstacle (GPU engine; drawn by npe-render). px and radians.
-struct Obstacle {
-  enum class Kind { kCapsule, kBox };
-  Kind kind = Kind::kCapsule;
-  double ax = 0, ay = 0;  // capsule: first end of the segment; box: centre
-  double bx = 0, by = 0;  // capsule: second end; box: half extents (> 0)
-  double radius = 0;      // capsule radius (> 0); unused for boxes
-  double angle = 0;       // box rotation, counter-clockwise; unused for capsules
-};
-
-// Parses --obstacles: items separated by ';', each "capsule:x0,y0,x1,y1,r" or
-// "box:cx,cy,half_width,half_height,angle_deg" (px, degrees). Throws npe::Error naming
-// --obstacles, the item, what was expected and what was found.
-std::vector<Obstacle> parse_obstacles(const std::string& text);
-// The inverse of parse_obstacles (angles in degrees).
-std::string format_obstacles(const std::vector<Obstacle>& obstacles);
 
 // WorldDef: everything that is fixed for a dataset. Defaults reproduce the public PyTorch NPE
 // re-implementation's recipe (800x600 px box, 4 balls of radius 60 px, speeds up to 60 px/s,
@@ -89,10 +83,6 @@ struct WorldDef {
 // no valid world: non-positive sizes, balls that cannot fit, fewer than 3 frames, etc.
 void validate(const WorldDef& def);
 
-// Initial condition of one ball, px and px/s.
-struct BallInit {
-  double x, y, vx, vy, mass;
-};
 
 // Applies a named preset to `def` ("npe2017": Chang et al. 2017's data regime: velocities per
 // axis integers in [-20, 20] px per frame, masses from {1, 5, 25}, initial centres at least 2.5
@@ -117,7 +107,6 @@ std::string format_ball_counts(const WorldDef& def);
 // Returns the scene's balls (fewer than num_balls with ball_counts).
 std::vector<BallInit> sample_scene(const WorldDef& def, uint64_t seed, int64_t scene,
                                    const std::function<bool(double, double)>& is_free = {});
-class Rng;
 // The same, drawing from `rng` (the rejection loop draws a scene's later attempts from the stream
 // its first attempt left).
 std::vector<BallInit> sample_scene(const WorldDef& def, Rng& rng, int64_t scene,
@@ -149,18 +138,5 @@ std::vector<std::vector<BallInit>> simulate_box2d_px(const WorldDef& def,
 // states), in units of mass * (normalised velocity)^2 (absent slots have mass 0).
 double kinetic_energy(const float* frame, int num_balls);
 
-// A small counter-based random generator (SplitMix64, Steele et al. 2014): scene i's stream is
-// seeded from (seed, i) alone, so results do not depend on threads or on the standard library.
-class Rng {
- public:
-  Rng(uint64_t seed, uint64_t stream);
-  uint64_t next();
-  double uniform();  // [0, 1), 53 random bits
-  double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
-  int64_t below(int64_t n);  // integer in [0, n)
-
- private:
-  uint64_t state_;
-};
 
 }  // namespace npe::datagen

@@ -20,11 +20,9 @@
 #include <string>
 #include <vector>
 
-#include "npe/datagen/world.h"
+#include "npe/gpu/obstacles.h"
 
 namespace npe::gpu {
-
-using datagen::Obstacle;
 
 enum class BroadPhase {
   kAuto,      // all pairs up to kAllPairsMaxBalls balls per scene, the grid beyond
@@ -82,12 +80,6 @@ struct ContactChoice {
 };
 ContactChoice choose_contact(double max_approach_speed, double min_radius, double frame_dt,
                              double penetration = 0.01, int steps_per_contact = 10);
-
-// The engine spec equivalent to a dataset world (npe-datagen's flags): box, radius, restitution,
-// frame_dt, obstacles; contact_omega and substeps from the WorldDef when set (> 0), otherwise
-// from choose_contact(2 * max_speed, radius, frame_dt). Radii and masses are filled with the
-// world's radius and mass for `num_scenes` scenes (set per-scene masses afterwards).
-WorldSpec spec_from_world(const datagen::WorldDef& world, int64_t num_scenes);
 
 // The dynamic state: positions (px) and velocities (px/s), [num_balls * num_scenes] each.
 template <class T>

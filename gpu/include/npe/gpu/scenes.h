@@ -5,19 +5,19 @@
 #include <cstdint>
 #include <vector>
 
-#include "npe/datagen/world.h"
 #include "npe/gpu/engine.h"
 
 namespace npe::gpu {
+
+// Initial condition of one ball, px and px/s.
+struct BallInit {
+  double x, y, vx, vy, mass;
+};
 
 struct Scene {
   WorldSpec spec;
   WorldState<double> state;  // px, px/s
 };
-
-// `num_scenes` scenes of the dataset world `w` (datagen::sample_scene(w, seed, i) for scene i,
-// masses included), with the engine spec of spec_from_world.
-Scene dataset_scenes(const datagen::WorldDef& w, int64_t num_scenes, uint64_t seed);
 
 // One world of `n` balls of radius `radius` px in a square box at packing fraction `phi`
 // (ball area / box area, at most 0.5), centres on a jittered lattice without overlap,
@@ -31,7 +31,7 @@ Scene overlapping_world(int64_t n, double radius, double phi, double max_speed, 
 
 // One scene of the given balls ({x, y, vx, vy, mass}, px and px/s) of radius `radius` in a
 // width x height box, with the given contact omega and substeps.
-Scene explicit_scene(const std::vector<datagen::BallInit>& balls, double radius, double width,
+Scene explicit_scene(const std::vector<BallInit>& balls, double radius, double width,
                      double height, double omega, int substeps, double frame_dt = 0.1);
 
 template <class T>
@@ -52,12 +52,12 @@ void momentum(const WorldSpec& spec, const WorldState<double>& s, int64_t scene,
 // kinetic energy plus the penalty contacts' spring energy, 0.5 m_eff omega^2 delta^2 per
 // overlapping pair, wall or obstacle. This is what the engine conserves (up to the integrator's
 // error) when restitution is 1; kinetic energy alone dips while balls are in contact.
-double mechanical_energy(const WorldSpec& spec, const std::vector<datagen::BallInit>& balls, double radius);
+double mechanical_energy(const WorldSpec& spec, const std::vector<BallInit>& balls, double radius);
 
 // Kinetic energy of the scene when no contact is active (no overlap with a ball, wall or
 // obstacle), NaN otherwise. Energy drift is measured on contact-free frames: inside a contact,
 // symplectic Euler's positions and velocities are half a substep apart, so the measured
 // mechanical energy wobbles by O(omega h) of the contact's energy and returns afterwards.
-double contact_free_energy(const WorldSpec& spec, const std::vector<datagen::BallInit>& balls, double radius);
+double contact_free_energy(const WorldSpec& spec, const std::vector<BallInit>& balls, double radius);
 
 }  // namespace npe::gpu

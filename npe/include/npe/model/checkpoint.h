@@ -3,18 +3,22 @@
 // A checkpoint (torch::serialize archive, written atomically) holds:
 //   "npe_meta"  JSON string: format "npe-checkpoint" v1, model config (kind, sizes), training
 //               hyper-parameters, step, samples_seen, best validation loss, elapsed seconds,
-//               and the dataset's normalisation (pos_scale, vel_scale, step_scale, radius)
+//               the dataset's normalisation (pos_scale, vel_scale, step_scale, radius), and
+//               "world_identity": the training world (datagen::WorldIdentity)
 //   "model"     weights and buffers (including the input standardisation)
 //   "optimizer" optimizer state (absent in weight-only checkpoints)
 #pragma once
 
 #include <optional>
+#include <set>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "npe/datagen/dataset.h"
+#include "npe/datagen/world_identity.h"
 #include "npe/model/model.h"
 
 namespace npe::model {
@@ -41,11 +45,16 @@ Checkpoint load_checkpoint(const std::string& path, std::optional<Kind> expected
 // errors).
 Checkpoint parse_checkpoint(const std::string& bytes, const std::string& name, std::optional<Kind> expected);
 
-// Throws npe::Error if the checkpoint's training world (box, radius, velocity scale, frame
-// interval) differs from the dataset's: the model's inputs and outputs would be in other units.
-// The ball count may differ (generalisation to other counts is a use of the model).
-void check_dataset_matches(const Checkpoint& ck, const datagen::Manifest& manifest,
-                           const std::string& checkpoint_path, const std::string& dataset_prefix);
+// Compares the checkpoint's training world (meta "world_identity", datagen::world_identity of its
+// training dataset) with the dataset's, field by field (datagen::identity_differences; the ball
+// count may differ). A field named in `allowed` ("all": every field, and a checkpoint without an
+// identity) may differ: such differences are returned, for the caller to record. Throws
+// npe::Error naming the checkpoint, the dataset, the field and both values for any other
+// difference, and when the checkpoint records no identity.
+std::vector<datagen::IdentityDifference> check_dataset_matches(const Checkpoint& ck, const datagen::Manifest& manifest,
+                                                               const std::string& checkpoint_path,
+                                                               const std::string& dataset_prefix,
+                                                               const std::set<std::string>& allowed = {});
 
 // Restores the optimizer state saved in `path` (used by --resume).
 void load_optimizer_state(const std::string& path, torch::optim::Optimizer& optimizer,
