@@ -12,6 +12,7 @@
 #include "npe/core/error.h"
 #include "npe/datagen/dataset.h"
 #include "npe/datagen/world_identity.h"
+#include "npe/rollout/evaluate.h"
 #include "npe/rollout/sim_rollout.h"
 #include "npe/rollout/sysid.h"
 #include "npe/model/checkpoint.h"
@@ -55,13 +56,8 @@ inline void add_model_flags(cxxopts::Options& options) {
      "may always differ", cxxopts::value<std::string>()->default_value(""));
 }
 
-struct LoadedModel {
-  std::string name;  // "classic", "modern", "np" or "lstm"
-  model::Checkpoint checkpoint;
-  std::vector<datagen::IdentityDifference> transfers;  // allowed differences of its world from the dataset's
-};
-
-constexpr model::Kind kAllKinds[] = {model::Kind::Classic, model::Kind::Modern, model::Kind::NP, model::Kind::LSTM};
+using rollout::kAllKinds;
+using rollout::LoadedModel;
 
 // Whether any of --classic_ckpt, --modern_ckpt, --np_ckpt and --lstm_ckpt is given.
 inline bool any_model(const cxxopts::ParseResult& r) {
@@ -70,29 +66,18 @@ inline bool any_model(const cxxopts::ParseResult& r) {
   return false;
 }
 
-// {"masses": {"trained": "[1]", "dataset": "[1, 5, 25]"}, ...}: a model's allowed transfers, for
-// the tools' outputs.
-inline nlohmann::json transfers_json(const std::vector<datagen::IdentityDifference>& transfers) {
-  nlohmann::json j = nlohmann::json::object();
-  for (const auto& d : transfers) j[d.field] = {{"trained", d.first}, {"dataset", d.second}};
-  return j;
-}
-
 // Loads the checkpoints named by --classic_ckpt, --modern_ckpt, --np_ckpt and --lstm_ckpt (any of
 // them, or none), each checked for its model kind and against the dataset's world, allowing the
 // fields of --allow_world_transfer to differ (npe::Error naming the flag/file).
 inline std::vector<LoadedModel> load_models(const cxxopts::ParseResult& r, const torch::Device& device,
                                             const datagen::Manifest& manifest, const std::string& prefix) {
-  std::vector<LoadedModel> models;
-  const std::set<std::string> allowed = allowed_transfers(r);
+  std::vector<rollout::ModelSource> sources;
   for (model::Kind kind : kAllKinds) {
-    const std::string name = model::kind_name(kind), flag = name + "_ckpt";
+    const std::string flag = model::kind_name(kind) + "_ckpt";
     const std::string path = r[flag].as<std::string>();
-    if (path.empty()) continue;
-    models.push_back({name, model::load_checkpoint(path, kind, "--" + flag, device), {}});
-    models.back().transfers = model::check_dataset_matches(models.back().checkpoint, manifest, path, prefix, allowed);
+    if (!path.empty()) sources.push_back({kind, path, "--" + flag});
   }
-  return models;
+  return rollout::load_models(sources, device, manifest, prefix, allowed_transfers(r));
 }
 
 // --simulator and --sim_masses, shared by npe-eval (the simulator's "row") and npe-render (its

@@ -6,7 +6,6 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
-#include "evaluate.h"
 #include "model_flags.h"
 #ifdef NPE_HAVE_MEDIA
 #include "npe/core/error.h"
@@ -57,29 +56,22 @@ int main(int argc, char** argv) {
     nlohmann::json out = {{"dataset_prefix", prefix}, {"num_scenes", std::min(num_scenes, test.scenes)},
                           {"rollout_steps", steps}, {"models", nlohmann::json::object()}};
     std::vector<std::pair<std::string, npe::rollout::StepMetrics>> metrics;
-    auto record = [&](npe::tools::Score s) {
+    auto record = [&](npe::rollout::Score s) {
       out["models"][s.name] = s.to_json();
       metrics.emplace_back(s.name, std::move(s.metrics));
     };
     for (const auto& m : models)
-      if (!m.transfers.empty()) out["world_transfer"][m.name] = npe::tools::transfers_json(m.transfers);
+      if (!m.transfers.empty()) out["world_transfer"][m.name] = npe::rollout::transfers_json(m.transfers);
     for (const auto& m : models)
-      record(npe::tools::score_model(m.name, npe::model::make_predictor(m.checkpoint.net, device), m.checkpoint.net.get(),
+      record(npe::rollout::score_model(m.name, npe::model::make_predictor(m.checkpoint.net, device), m.checkpoint.net.get(),
                                      manifest, test, val_t, num_scenes, steps));
     if (simulator) {
       const bool cuda = device.is_cuda() && npe::gpu::cuda_available();
-      const int64_t n = std::min(num_scenes, test.scenes);
-      npe::tools::Score sim;
-      sim.name = "simulator";
-      sim.val_mse = npe::rollout::simulator_window_mse(manifest, val, cuda);
-      sim.metrics = npe::rollout::rollout_metrics(
-          test, npe::rollout::simulator_rollout(manifest, test, n, steps, cuda, masses.empty() ? nullptr : &masses),
-          manifest.pos_scale());
-      record(std::move(sim));
+      record(npe::rollout::score_simulator(manifest, val, test, num_scenes, steps, cuda, masses.empty() ? nullptr : &masses));
       out["simulator"] = {{"engine", "npe-gpu penalty contacts (replay_spec)"}, {"cuda", cuda},
                           {"masses", masses.empty() ? "dataset" : r["sim_masses"].as<std::string>()}};
     }
-    record(npe::tools::score_model("constant_velocity", npe::rollout::constant_velocity(), nullptr, manifest, test, val_t,
+    record(npe::rollout::score_model("constant_velocity", npe::rollout::constant_velocity(), nullptr, manifest, test, val_t,
                                    num_scenes, steps));
 
     // outputs

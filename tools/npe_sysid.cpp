@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
       ("lr", "first step in ln(mass) (with --fit_restitution: Adam's learning rate)", cxxopts::value<double>()->default_value("0.5"))
       ("fit_restitution", "also fit a restitution per problem", cxxopts::value<bool>()->default_value("false"))
       ("dtype", "simulator precision: float64 or float32", cxxopts::value<std::string>()->default_value("float64"))
-      ("checkpoint_every", "simulator checkpointing, substeps (0: one state per frame)", cxxopts::value<int>()->default_value("0"))
+      ("store_every", "substeps between the states the simulator stores for its backward pass (0: one per frame)", cxxopts::value<int>()->default_value("0"))
       ("out_json", "identified masses (npe-eval --sim_masses reads them) and the summary",
        cxxopts::value<std::string>()->default_value("out/sysid/sysid.json"))
       ("out_md", "the comparison table, Markdown", cxxopts::value<std::string>()->default_value("out/sysid/mass_inference.md"))
@@ -58,7 +58,7 @@ int main(int argc, char** argv) {
     so.iterations = r["iterations"].as<int>();
     so.lr = r["lr"].as<double>();
     so.fit_restitution = r["fit_restitution"].as<bool>();
-    so.checkpoint_every = r["checkpoint_every"].as<int>();
+    so.store_every = r["store_every"].as<int>();
     so.device = npe::model::pick_device(r["device"].as<std::string>());
     if (so.device.is_cuda() && !npe::gpu::cuda_available()) so.device = torch::kCPU;  // CUDA code left out of the build
     so.dtype = dtype == "float64" ? torch::kFloat64 : torch::kFloat32;
@@ -82,21 +82,15 @@ int main(int argc, char** argv) {
                       fmt::format("{:.1f}", res.seconds), 100 * sum.accuracy, sum.median_rel_error, sum.p90_rel_error);
     if (!models.empty()) {
       const torch::Tensor traj = npe::model::to_tensor(obs, so.device).narrow(0, 0, scenes);
+      std::vector<std::vector<double>> truth_class(scenes, std::vector<double>(obs.num_balls));
+      for (int64_t s = 0; s < scenes; ++s)
+        for (int64_t b = 0; b < obs.num_balls; ++b) truth_class[s][b] = res.classify(res.truth[s][b]);
       for (const auto& m : models) {
-        const torch::Tensor err = npe::model::mass_hypothesis_errors(*m.checkpoint.net, traj, manifest.world.mass_choices);
-        const torch::Tensor pick = err.argmin(-1);
-        int64_t right = 0, n = 0;
-        std::vector<std::vector<double>> inferred(scenes, std::vector<double>(obs.num_balls));
-        for (int64_t s = 0; s < scenes; ++s)
-          for (int64_t b = 0; b < obs.num_balls; ++b) {
-            inferred[s][b] = manifest.world.mass_choices[pick[s][b].item<int64_t>()];
-            if (!res.collides[s][b]) continue;
-            ++n;
-            right += inferred[s][b] == res.classify(res.truth[s][b]);
-          }
-        const double acc = n ? static_cast<double>(right) / n : 0.0;
-        out["npe"][m.name] = {{"accuracy", acc}, {"balls_that_collide", n}, {"inferred", inferred}};
-        if (!m.transfers.empty()) out["npe"][m.name]["world_transfer"] = npe::tools::transfers_json(m.transfers);
+        const npe::rollout::MassInference mi = npe::rollout::npe_mass_inference(
+            *m.checkpoint.net, traj, manifest.world.mass_choices, res.collides, truth_class);
+        const double acc = mi.accuracy;
+        out["npe"][m.name] = {{"accuracy", acc}, {"balls_that_collide", mi.balls_that_collide}, {"inferred", mi.inferred}};
+        if (!m.transfers.empty()) out["npe"][m.name]["world_transfer"] = npe::rollout::transfers_json(m.transfers);
         md += fmt::format("| {} NPE, best of {} hypotheses | {:.1f}% | n/a | n/a |\n", m.name,
                           manifest.world.mass_choices.size(), 100 * acc);
       }

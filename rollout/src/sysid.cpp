@@ -89,7 +89,7 @@ SysIdResult identify_masses(const datagen::Manifest& m, const datagen::Trajector
   const int64_t B = P * W;           // simulated scenes: problem p, window w -> p * W + w
 
   WorldSpec spec = replay_spec(m, B);
-  validate_diff(spec, {o.window, o.checkpoint_every}, o.device.is_cuda() ? kDiffMaxBallsCuda : kDiffMaxBallsCpu);
+  validate_diff(spec, {o.window, o.store_every}, o.device.is_cuda() ? kDiffMaxBallsCuda : kDiffMaxBallsCpu);
   // observed windows [B, window + 1, N, 4] in px, px/s, and the known masses [B, N]
   const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
   torch::Tensor all = torch::from_blob(const_cast<float*>(obs.data.data()), {obs.scenes, T, N, kStateDim}, torch::kFloat32)
@@ -124,7 +124,7 @@ SysIdResult identify_masses(const datagen::Manifest& m, const datagen::Trajector
     const torch::Tensor mf = theta.exp().view({P, 1, 1}).expand({P, W, 1}).reshape({B, 1});
     const torch::Tensor mass = known * (1 - onehot) + mf * onehot;
     const torch::Tensor e = o.fit_restitution ? torch::sigmoid(u).view({P, 1}).expand({P, W}).reshape({B}) : e_world;
-    const torch::Tensor traj = simulate(spec, init, {mass, radius, e}, {}, o.window, o.checkpoint_every);
+    const torch::Tensor traj = simulate(spec, init, {mass, radius, e}, {}, o.window, o.store_every);
     // per problem: squared position error summed over windows, frames and balls
     return (traj.narrow(-1, 0, 2) - target.narrow(-1, 0, 2)).pow(2).sum({1, 2, 3}).view({P, W}).sum(1);
   };

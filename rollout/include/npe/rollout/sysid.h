@@ -34,7 +34,7 @@ struct SysIdOptions {
   double initial_mass = 0;    // start of every estimate; 0 = geometric mean of the mass choices
   bool restarts = true;       // also start from each mass choice; keep the start of least loss
   bool fit_restitution = false;  // also fit one restitution per (scene, focus) problem
-  int checkpoint_every = 0;   // diffsim checkpointing (0: one stored state per frame)
+  int store_every = 0;        // substeps between stored states (RolloutSpec::checkpoint_every; 0: one per frame)
   torch::Device device = torch::kCPU;
   torch::Dtype dtype = torch::kFloat64;
 };
