@@ -7,9 +7,9 @@
 
 #include "cli.h"
 #include "model_flags.h"
-#ifdef NPE_HAVE_MEDIA
 #include "npe/core/error.h"
 #include "npe/core/io.h"
+#ifdef NPE_HAVE_MEDIA
 #include "npe/rollout/plot.h"
 #endif
 #include "npe/rollout/sim_rollout.h"

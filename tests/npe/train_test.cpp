@@ -288,16 +288,18 @@ namespace {
 TEST(TrainCuda, ShortRunOnCudaLearnsAndCheckpointsLoadOnCpu) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device on this machine";
   test::TempDir dir;
-  const std::string prefix = make_dataset(dir, test::fresh_seed(), 200);
+  const std::string prefix = make_dataset(dir, test::fresh_seed(), 2000);
   TrainConfig c = small_run(dir, prefix, Kind::Modern);
+  c.model.msg_dim = 96;  // the modern recipe's model (its hand-written bf16 step on Hopper)
   c.device = "cuda";
-  c.batch_size = 256;
-  c.total_samples = 256 * 1000;
-  c.eval_every = 250;
+  c.batch_size = 2048;
+  c.total_samples = 2048 * 3000;
+  c.eval_every = 500;
   const TrainResult r = train(c);
-  EXPECT_EQ(r.steps, 1000);
+  EXPECT_EQ(r.steps, 3000);
   // learning means predicting the collisions: below the constant-velocity baseline, which is exact
-  // in free flight (200 scenes of 4 balls: the validation split holds collisions)
+  // in free flight (2000 scenes of 4 balls: the validation split holds a few hundred collisions;
+  // H100, 1000 steps: 0.78 of the baseline)
   EXPECT_LT(r.best_val, r.baseline_val);
   auto ck = load_checkpoint(r.best_checkpoint, Kind::Modern, "", torch::kCPU);
   EXPECT_TRUE(ck.net->parameters()[0].device().is_cpu());

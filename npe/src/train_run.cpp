@@ -1,0 +1,361 @@
+#include "train_run.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <optional>
+
+#include <fmt/format.h>
+
+#include "npe/core/error.h"
+#include "npe/core/interrupt.h"
+#include "npe/core/io.h"
+#include "npe/core/parallel.h"
+#include "npe/core/progress.h"
+#include "npe/datagen/world_identity.h"
+#include "npe/model/checkpoint.h"
+#include "npe/model/metrics_csv.h"
+
+namespace npe::model::run {
+namespace fs = std::filesystem;
+using torch::Tensor;
+
+namespace {
+
+// Keeps the rows of an existing metrics CSV up to `max_step` (for --resume), byte for byte.
+std::vector<std::string> read_csv_rows(const std::string& path, int64_t max_step) {
+  std::vector<std::string> rows;
+  if (!fs::exists(path)) return rows;
+  for (const MetricsRow& r : parse_metrics_csv(read_file(path), fmt::format("--metrics_csv '{}'", path)))
+    if (r.step <= max_step) rows.push_back(r.line);
+  return rows;
+}
+
+double meta_number(const nlohmann::json& meta, const char* key, double fallback) {
+  return meta.contains(key) && meta[key].is_number() ? meta[key].get<double>() : fallback;
+}
+
+// --resume continues the run that wrote the checkpoint: flags that change the model, the data
+// order or the optimizer must be the same. A different --total_samples extends or shortens the
+// run (for --modern it also reshapes the cosine schedule), so it is allowed with a note.
+void check_resume_matches(const Checkpoint& ck, const TrainConfig& cfg, const ModelConfig& mc,
+                          const std::string& path, int64_t world) {
+  const nlohmann::json& t = ck.meta.contains("train") ? ck.meta["train"] : nlohmann::json::object();
+  // The global batch is processes x --batch_size: a run resumes with as many processes as it had.
+  const int64_t was_world = t.contains("world_size") && t["world_size"].is_number_integer() ? t["world_size"].get<int64_t>() : 1;
+  if (was_world != world)
+    throw Error(fmt::format("--resume '{}': the run was trained by {} process{} (WORLD_SIZE), this launch has {}; "
+                            "resume with as many processes, or start a new run with another --name",
+                            path, was_world, was_world == 1 ? "" : "es", world));
+  auto same = [&](const char* flag, const char* key, const nlohmann::json& now) {
+    if (!t.contains(key)) return;
+    const nlohmann::json& was = t[key];
+    const bool equal = was.is_number() && now.is_number()
+                           ? std::abs(was.get<double>() - now.get<double>()) <= 1e-12 * std::abs(now.get<double>())
+                           : was == now;
+    if (!equal)
+      throw Error(fmt::format("--resume '{}': the run was trained with --{} {}, this command asks for {}; "
+                              "resume with the same flags or start a new run with another --name",
+                              path, flag, was.dump(), now.dump()));
+  };
+  same("batch_size", "batch_size", cfg.batch_size);
+  same("seed", "seed", cfg.seed);
+  same("optimizer", "optimizer", cfg.optimizer);
+  same("lr", "lr", cfg.lr);
+  same("weight_decay", "weight_decay", cfg.weight_decay);
+  same("max_grad_norm", "max_grad_norm", cfg.max_grad_norm);
+  same("input_noise", "input_noise", cfg.input_noise);
+  const nlohmann::json was = ck.config.to_json(), now = mc.to_json();
+  for (const char* key : {"msg_dim", "enc_blocks", "dec_blocks", "expansion", "dropout", "neighborhood"})
+    if (std::abs(was[key].get<double>() - now[key].get<double>()) > 1e-9 * std::max(1.0, std::abs(now[key].get<double>())))
+      throw Error(fmt::format("--resume '{}': the model was built with {} {}, this command asks for {}", path,
+                              key, was[key].dump(), now[key].dump()));
+  if (was["residual_velocity"] != now["residual_velocity"])
+    throw Error(fmt::format("--resume '{}': the model was built with residual_velocity {}, this command asks for {} "
+                            "(--residual_velocity)", path, was["residual_velocity"].dump(), now["residual_velocity"].dump()));
+  if (t.contains("total_samples") && t["total_samples"] != nlohmann::json(cfg.total_samples))
+    fmt::print(stderr, "npe-train: --resume: --total_samples changed from {} to {}\n", t["total_samples"].dump(),
+               cfg.total_samples);
+}
+
+}  // namespace
+
+void validate_config(const TrainConfig& cfg) {
+  if (cfg.name.empty()) throw Error("--name: expected a run name, found an empty string");
+  if (cfg.batch_size < 1) throw Error(fmt::format("--batch_size: expected >= 1, found {}", cfg.batch_size));
+  // A batch's pair inputs alone are batch x N x (N - 1) x 20 floats; refused before any allocation.
+  constexpr int64_t kMaxBatch = int64_t{1} << 24;
+  if (cfg.batch_size > kMaxBatch)
+    throw Error(fmt::format("--batch_size {}: one batch's pair inputs alone would take {:.3g} GiB for 4 balls; "
+                            "expected at most {} windows", cfg.batch_size,
+                            static_cast<double>(cfg.batch_size) * 4 * 3 * 20 * 4 / (1 << 30), kMaxBatch));
+  if (cfg.total_samples > int64_t{1} << 50)
+    throw Error(fmt::format("--total_samples: expected at most 2^50 windows, found {}", cfg.total_samples));
+  if (!(cfg.lr > 0)) throw Error(fmt::format("--lr: expected > 0, found {}", cfg.lr));
+  if (cfg.weight_decay < 0) throw Error(fmt::format("--weight_decay: expected >= 0, found {}", cfg.weight_decay));
+  if (cfg.max_grad_norm < 0) throw Error(fmt::format("--max_grad_norm: expected >= 0, found {}", cfg.max_grad_norm));
+  if (!(cfg.input_noise >= 0 && cfg.input_noise < 100))
+    throw Error(fmt::format("--input_noise: expected a noise scale in [0, 100) feature standard deviations, found {}",
+                            cfg.input_noise));
+  if (cfg.eval_every < 0) throw Error(fmt::format("--eval_every: expected >= 0, found {}", cfg.eval_every));
+  if (cfg.checkpoint_every < 0)
+    throw Error(fmt::format("--checkpoint_every: expected >= 0 steps (0: at each validation), found {}", cfg.checkpoint_every));
+  if (cfg.val_windows < 1) throw Error(fmt::format("--val_windows: expected >= 1, found {}", cfg.val_windows));
+  if (cfg.precision != "auto" && cfg.precision != "fp32" && cfg.precision != "bf16")
+    throw Error(fmt::format("--precision: expected auto, fp32 or bf16, found '{}'", cfg.precision));
+}
+
+Plan make_plan(const TrainConfig& cfg, const torch::Device& device, ProcessGroup& group) {
+  Plan p;
+  p.device = device;
+  p.world = group.size();
+  const bool root = group.is_root();
+  if (cfg.precision == "bf16" && !device.is_cuda())
+    throw Error("--precision bf16: bf16 autocast is for CUDA training (the CPU path stays float32)");
+  p.step_options.bf16 = cfg.precision == "bf16" || (cfg.precision == "auto" && device.is_cuda() && cfg.model.kind == Kind::Modern);
+  p.step_options.cuda_graph = cfg.cuda_graph && device.is_cuda() && cuda_graphs_available();
+  p.step_options.group = p.world > 1 ? &group : nullptr;
+  p.step_options.fused = cfg.fused_step;
+  if (cfg.cuda_graph && device.is_cuda() && !cuda_graphs_available() && root)
+    fmt::print(stderr, "npe-train: this build has no CUDA graphs (built without a CUDA compiler); steps run eagerly\n");
+  p.global_batch = cfg.batch_size * p.world;
+  if (cfg.total_samples < p.global_batch)
+    throw Error(fmt::format("--total_samples: expected at least one global batch ({} processes x --batch_size {} = "
+                            "{}), found {}", p.world, cfg.batch_size, p.global_batch, cfg.total_samples));
+  p.last_path = (fs::path(cfg.checkpoint_dir) / (cfg.name + ".pt")).string();
+  p.best_path = (fs::path(cfg.checkpoint_dir) / (cfg.name + ".best.pt")).string();
+  p.csv_path = cfg.metrics_csv.empty() ? (fs::path(cfg.checkpoint_dir) / (cfg.name + ".csv")).string() : cfg.metrics_csv;
+  p.total_steps = cfg.total_samples / p.global_batch;
+  p.eval_every = cfg.eval_every > 0 ? cfg.eval_every : std::max<int64_t>(1, p.total_steps / 20);
+  return p;
+}
+
+Setup set_up(const TrainConfig& cfg, const Plan& plan, bool root) {
+  Setup s;
+  const torch::Device& device = plan.device;
+  if (root) {
+    check_writable(plan.last_path);
+    check_writable(plan.csv_path);
+    // a run killed while writing one of its files (SIGKILL) leaves that file's temporary beside
+    // it; this run may never write that file again (run.best.pt when no later validation
+    // improves), so they are removed here rather than at the next write
+    for (const std::string& path : {plan.last_path, plan.best_path, plan.csv_path}) remove_stale_temps(path);
+  }
+  // data
+  s.manifest = datagen::read_manifest(cfg.dataset_prefix);
+  const auto train_traj = datagen::load_split(cfg.dataset_prefix, s.manifest, "train");
+  const auto val_traj = datagen::load_split(cfg.dataset_prefix, s.manifest, "val");
+  // One host copy of the training split serves the normalisation fit and the device copy (on
+  // CPU they are the same tensor).
+  const Tensor train_host = to_tensor(train_traj, torch::kCPU);
+  s.train_t = train_host.to(device);
+  s.val_t = to_tensor(val_traj, device);
+  const int64_t val_total = val_traj.windows();
+  const int64_t nval = std::min(cfg.val_windows, val_total);
+  s.val_ids = (torch::arange(nval, torch::kFloat64) * (static_cast<double>(val_total) / nval))
+                  .floor().to(torch::kLong).to(device);
+
+  // model
+  torch::manual_seed(cfg.seed);
+  ModelConfig mc = cfg.model;
+  if (!(cfg.neighborhood_radii > 0))
+    throw Error(fmt::format("--neighborhood: expected a positive number of radii, found {}", cfg.neighborhood_radii));
+  mc.neighborhood = cfg.neighborhood_radii * s.manifest.world.radius / s.manifest.world.width;
+  s.net = make_model(mc);
+  s.net->fit_normalisation(train_host);
+  s.net->to(device);
+  s.optimizer = make_optimizer(cfg, *s.net);
+
+  // resume: process 0 reads the checkpoint; the others receive its state (TrainStep::broadcast_state)
+  if (cfg.resume && root && fs::exists(plan.last_path)) {
+    Checkpoint ck = load_checkpoint(plan.last_path, mc.kind, "--resume", device);
+    check_resume_matches(ck, cfg, mc, plan.last_path, plan.world);
+    // the run continues on data of the world it was trained on
+    check_dataset_matches(ck, s.manifest, plan.last_path, cfg.dataset_prefix);
+    s.net = ck.net;
+    s.net->train();
+    s.optimizer = make_optimizer(cfg, *s.net);
+    load_optimizer_state(plan.last_path, *s.optimizer, device);
+    Resumed& r = s.resumed;
+    r.step = ck.step;
+    r.best_val = meta_number(ck.meta, "best_val", INFINITY);
+    r.elapsed = meta_number(ck.meta, "seconds", 0.0);
+    r.loss_sum = meta_number(ck.meta, "loss_sum", 0.0);
+    r.loss_count = ck.meta.contains("loss_count") ? ck.meta["loss_count"].get<int64_t>() : -1;
+    r.csv_rows = read_csv_rows(plan.csv_path, r.step);
+    fmt::print(stderr, "npe-train: resuming '{}' at step {} of {}\n", plan.last_path, r.step, plan.total_steps);
+  } else if (cfg.resume && root) {
+    fmt::print(stderr, "npe-train: --resume: no checkpoint '{}' yet, starting from step 0\n", plan.last_path);
+  }
+  s.net->train();
+  return s;
+}
+
+void share_resumed(Resumed& r, ProcessGroup& group, const torch::Device& device) {
+  if (group.size() == 1) return;
+  // the step, the loss accumulator and the time already spent; best_val and the CSV stay on
+  // process 0, which alone validates and writes
+  const Tensor head = torch::tensor({static_cast<double>(r.step), r.loss_sum, static_cast<double>(r.loss_count), r.elapsed},
+                                    torch::TensorOptions().dtype(torch::kFloat64)).to(device);
+  group.broadcast(head, 0);
+  const Tensor h = head.cpu();
+  r.step = static_cast<int64_t>(h[0].item<double>());
+  r.loss_sum = h[1].item<double>();
+  r.loss_count = static_cast<int64_t>(h[2].item<double>());
+  r.elapsed = h[3].item<double>();
+}
+
+nlohmann::json run_metadata(const TrainConfig& cfg, const Plan& plan, const datagen::Manifest& manifest) {
+  return {
+      {"train", {{"dataset_prefix", cfg.dataset_prefix}, {"batch_size", cfg.batch_size},
+                 {"total_samples", cfg.total_samples}, {"optimizer", cfg.optimizer}, {"lr", cfg.lr},
+                 {"weight_decay", cfg.weight_decay}, {"max_grad_norm", cfg.max_grad_norm},
+                 {"input_noise", cfg.input_noise}, {"seed", cfg.seed}, {"name", cfg.name},
+                 {"precision", plan.step_options.bf16 ? "bf16" : "fp32"},
+                 {"cuda_graph", plan.step_options.cuda_graph}, {"fused_step", cfg.fused_step}, {"world_size", plan.world}}},
+      {"dataset", {{"pos_scale", manifest.pos_scale()}, {"vel_scale", manifest.vel_scale()},
+                   {"step_scale", manifest.step_scale()}, {"radius", manifest.world.radius},
+                   {"width", manifest.world.width}, {"height", manifest.world.height},
+                   {"num_balls", manifest.world.num_balls}, {"ball_counts", manifest.world.ball_counts},
+                   {"frame_dt", manifest.world.frame_dt},
+                   {"variable_mass", manifest.world.variable_mass}, {"preset", manifest.world.preset}}},
+      {"world_identity", datagen::world_identity(manifest).to_json()}};
+}
+
+TrainResult loop(const TrainConfig& cfg, const Plan& plan, Setup& setup, ProcessGroup& group) {
+  const torch::Device& device = plan.device;
+  const bool root = group.is_root();
+  const int64_t world = plan.world, global_batch = plan.global_batch, total_steps = plan.total_steps;
+  const int64_t eval_every = plan.eval_every;
+  const std::string &last_path = plan.last_path, &best_path = plan.best_path, &csv_path = plan.csv_path;
+  const StepOptions& step_options = plan.step_options;
+  NPEImpl& net = *setup.net;
+  const Tensor &val_t = setup.val_t, &val_ids = setup.val_ids;
+  int64_t step = setup.resumed.step;
+  double best_val = setup.resumed.best_val;
+  const double elapsed_before = setup.resumed.elapsed;
+  std::vector<std::string>& csv_rows = setup.resumed.csv_rows;
+  const nlohmann::json meta_base = run_metadata(cfg, plan, setup.manifest);
+
+  TrainResult res;
+  res.rank = group.rank();
+  res.world_size = world;
+  if (root) res.baseline_val = window_mse(nullptr, val_t, val_ids);
+  res.last_checkpoint = last_path;
+  res.best_checkpoint = best_path;
+  res.metrics_csv = csv_path;
+
+  std::optional<npe::Progress> progress;  // process 0's
+  if (root) progress.emplace(fmt::format("npe-train {}", cfg.name), total_steps);
+  const auto t0 = std::chrono::steady_clock::now();
+  const int64_t start_step = step;
+  TrainStep trainer(cfg, net, *setup.optimizer, setup.train_t, total_steps, step, step_options);
+  trainer.broadcast_state();
+  if (setup.resumed.loss_count >= 0) trainer.restore_loss_accumulator(setup.resumed.loss_sum, setup.resumed.loss_count);
+  res.gradient_buckets = trainer.gradient_buckets();
+  // NaN/Inf losses are flagged on the device by the step; the flag is read every step on CPU
+  // and every 100 steps on CUDA, so that the inner loop never waits for the GPU. With several
+  // processes, stop requests (SIGINT/SIGTERM) are agreed on at the same steps.
+  const int64_t check_every = device.is_cpu() ? 1 : 100;
+  double last_train = NAN, last_val = NAN, lr = cfg.lr;
+  auto seconds = [&] {
+    return elapsed_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+
+  int64_t saved_step = -1;  // the step of the last checkpoint this run wrote
+  // A collective (the loss accumulator); process 0 writes.
+  auto save_last = [&](double secs) {
+    const auto [loss_sum, loss_count] = trainer.loss_accumulator();  // the evaluation interval so far
+    nlohmann::json meta = meta_base;
+    if (!root) return meta;
+    meta["step"] = step;
+    meta["samples_seen"] = step * global_batch;
+    meta["seconds"] = secs;
+    if (std::isfinite(last_val)) meta["val_loss"] = last_val;
+    meta["baseline_val_loss"] = res.baseline_val;
+    if (std::isfinite(best_val)) meta["best_val"] = best_val;
+    meta["loss_sum"] = loss_sum;
+    meta["loss_count"] = loss_count;
+    trainer.sync_optimizer();
+    save_checkpoint(last_path, net, meta, setup.optimizer.get());
+    saved_step = step;
+    return meta;
+  };
+  // Steps count from 1 as in the metrics CSV and checkpoints: the trainer's 0-based step index k
+  // is step k + 1, whose global batch holds samples k * B .. (k + 1) * B - 1 of the run's data
+  // order (B = processes x --batch_size).
+  auto check_finite = [&] {
+    const int64_t bad = trainer.first_nonfinite_step();
+    if (bad < 0) return;
+    throw Error(fmt::format("training loss became NaN or infinite at step {} (batch of samples {}..{} of the "
+                            "run's data order); stopped; last good checkpoint: {}",
+                            bad + 1, bad * global_batch, (bad + 1) * global_batch - 1,
+                            saved_step >= 0 ? fmt::format("'{}' (step {})", last_path, saved_step)
+                            : fs::exists(last_path) ? fmt::format("'{}' (from before this run)", last_path)
+                                                    : std::string("none written yet")));
+  };
+
+  while (step < total_steps) {
+    if (cfg.stop_after_steps > 0 && step - start_step >= cfg.stop_after_steps) {
+      save_last(seconds());
+      res.stopped_early = true;
+      break;
+    }
+    // SIGINT/SIGTERM (the tool installs the handlers): stop checkpointed
+    if (world == 1 ? interrupt_requested() : (step % check_every == 0 && group.any(interrupt_requested()))) {
+      check_finite();
+      save_last(seconds());
+      res.interrupted = true;
+      break;
+    }
+    trainer.run();
+    ++step;
+    if (step % check_every == 0) check_finite();
+
+    if (step % eval_every == 0 || step == total_steps) {
+      check_finite();
+      last_train = trainer.take_mean_loss();
+      lr = trainer.lr();
+      const double secs = seconds();
+      if (root) {
+        last_val = window_mse(&net, val_t, val_ids);
+        csv_rows.push_back(fmt::format("{},{},{:.9g},{:.9g},{:.9g},{:.3f}", step, step * global_batch,
+                                       last_train, last_val, lr, secs));
+        std::string csv = std::string(kMetricsCsvHeader) + "\n";
+        for (const auto& r : csv_rows) csv += r + "\n";
+        write_file_atomic(csv_path, csv);
+      }
+      if (root && last_val < best_val) {
+        best_val = last_val;
+        nlohmann::json meta = save_last(secs);
+        save_checkpoint(best_path, net, meta, nullptr);
+      } else {
+        save_last(secs);
+      }
+    } else if (cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0) {
+      check_finite();
+      save_last(seconds());
+    }
+    if (cfg.progress && root) {
+      const double rate = (step - start_step) * global_batch / std::max(1e-9, seconds() - elapsed_before);
+      progress->update(step, std::isnan(last_val)
+                                ? fmt::format("{:.0f} samples/s (first validation at step {})", rate, eval_every)
+                                : fmt::format("{:.0f} samples/s train {:.3e} val {:.3e} (baseline {:.3e})",
+                                              rate, last_train, last_val, res.baseline_val));
+    }
+  }
+  if (progress) progress->finish();
+  res.replica_divergence = trainer.replica_divergence();
+  res.steps = step;
+  res.start_step = start_step;
+  res.best_val = best_val;
+  res.final_val = last_val;
+  res.seconds = seconds();
+  res.samples_per_s = (step - start_step) * global_batch / std::max(1e-9, res.seconds - elapsed_before);
+  res.bf16 = step_options.bf16;
+  res.cuda_graph = trainer.captured();
+  res.fused_step = trainer.fused();
+  return res;
+}
+
+}  // namespace npe::model::run
