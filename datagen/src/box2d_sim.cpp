@@ -138,16 +138,17 @@ namespace {
 // Records `frames` of `init`'s balls into [timesteps, num_balls, kStateDim] (absent slots zero).
 void record(const WorldDef& d, const std::vector<BallInit>& init, const Frames& frames, float* out) {
   const double px = d.pixels_per_meter;
+  const Normalisation unit = normalisation(d);
   const size_t n = init.size(), slots = static_cast<size_t>(d.num_balls);
   std::fill(out, out + static_cast<size_t>(d.timesteps) * slots * kStateDim, 0.0f);
   for (int t = 0; t < d.timesteps; ++t)
     for (size_t i = 0; i < n; ++i) {
       const auto [p, v] = frames[t][i];
       float* s = out + (static_cast<size_t>(t) * slots + i) * kStateDim;
-      s[0] = static_cast<float>(p.x * px / d.width);
-      s[1] = static_cast<float>(p.y * px / d.width);
-      s[2] = static_cast<float>(v.x * px / d.max_speed);
-      s[3] = static_cast<float>(v.y * px / d.max_speed);
+      s[0] = static_cast<float>(p.x * px / unit.pos_scale);
+      s[1] = static_cast<float>(p.y * px / unit.pos_scale);
+      s[2] = static_cast<float>(v.x * px / unit.vel_scale);
+      s[3] = static_cast<float>(v.y * px / unit.vel_scale);
       s[4] = static_cast<float>(init[i].mass);
     }
 }

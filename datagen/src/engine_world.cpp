@@ -99,8 +99,9 @@ class CudaSource {
     s.world->set_state(st);
     s.world->set_masses(mass);
     const WorldDef& w = c_.world;
+    const Normalisation unit = normalisation(w);
     const auto rec = gpu::dataset_layout(static_cast<float*>(s.frames->get()), s.world->spec(), w.timesteps,
-                                    w.width, w.max_speed);
+                                         unit.pos_scale, unit.vel_scale);
     s.world->record(rec, 0);
     s.world->advance(w.timesteps - 1, rec, 1);
     s.frames->copy_to_host_async(s.host->get(), per_scene_ * count * sizeof(float), s.world->stream());
@@ -185,13 +186,14 @@ DatagenSummary generate_dataset_gpu(const DatagenConfig& config, bool use_cuda,
     chunk_scenes = std::max<int64_t>(1, (int64_t{256} << 20) / static_cast<int64_t>(per_scene * sizeof(float)));
   if (c.num_scenes >= 3)  // else write_dataset refuses it
     chunk_scenes = std::min(chunk_scenes, scene_range(c).count);
+  const Normalisation unit = normalisation(c.world);
   // energy drift of the summary: kinetic energy of contact-free frames
   const FrameEnergy energy = [&](const float* f) {
     thread_local std::vector<BallInit> balls;  // called for every frame: no allocation
     balls.resize(c.world.num_balls);
     for (int i = 0; i < c.world.num_balls; ++i) {
       const float* b = f + i * kStateDim;
-      balls[i] = {b[0] * c.world.width, b[1] * c.world.width, b[2] * c.world.max_speed, b[3] * c.world.max_speed, b[4]};
+      balls[i] = {b[0] * unit.pos_scale, b[1] * unit.pos_scale, b[2] * unit.vel_scale, b[3] * unit.vel_scale, b[4]};
     }
     return gpu::contact_free_energy(espec, balls, c.world.radius);
   };
@@ -208,7 +210,7 @@ DatagenSummary generate_dataset_gpu(const DatagenConfig& config, bool use_cuda,
     WorldSpec spec = spec_from_world(c.world, count);
     WorldState<float> st;
     sample_chunk(c, first, count, count, st, spec.mass, threads);
-    const auto rec = gpu::dataset_layout(out, spec, c.world.timesteps, c.world.width, c.world.max_speed);
+    const auto rec = gpu::dataset_layout(out, spec, c.world.timesteps, unit.pos_scale, unit.vel_scale);
     gpu::record_cpu(spec, st, rec, 0);
     gpu::advance_cpu(spec, st, c.world.timesteps - 1, rec, 1, threads);
   }, energy);

@@ -93,10 +93,11 @@ struct Manifest {
   std::vector<SplitInfo> splits;  // a shard's: only the splits it holds scenes of
   ShardInfo shard = {};       // a shard's manifest (format "npe-dataset-shard"); count 0 otherwise
 
-  double pos_scale() const { return world.width; }
-  double vel_scale() const { return world.max_speed; }
+  Normalisation normalisation() const { return datagen::normalisation(world); }
+  double pos_scale() const { return normalisation().pos_scale; }
+  double vel_scale() const { return normalisation().vel_scale; }
   // Positions advance by v * step_scale() per frame in normalised units.
-  double step_scale() const { return world.frame_dt * world.max_speed / world.width; }
+  double step_scale() const { return normalisation().step_scale(); }
   const SplitInfo& split(const std::string& name) const;  // throws npe::Error if absent
 
   // format "npe-dataset", or "npe-dataset-shard" when shard.count > 0; the keys "parts" and

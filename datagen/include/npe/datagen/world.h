@@ -79,6 +79,18 @@ struct WorldDef {
   double contact_ramp = -1.0;
 };
 
+// The dataset's units, derived from the world in one place: a recorded position is
+// x_px / pos_scale and a velocity v_px_per_s / vel_scale, with pos_scale the box width for both
+// axes (Chang et al. 2017) and vel_scale the largest initial speed.
+struct Normalisation {
+  double pos_scale = 0;  // px per normalised position unit
+  double vel_scale = 0;  // px/s per normalised velocity unit
+  double frame_dt = 0;   // s between frames
+  // Normalised positions advance by v * step_scale() per frame, v normalised.
+  double step_scale() const { return frame_dt * vel_scale / pos_scale; }
+};
+inline Normalisation normalisation(const WorldDef& def) { return {def.width, def.max_speed, def.frame_dt}; }
+
 // Throws npe::Error naming the offending flag (--radius, --num_balls, ...) when `def` describes
 // no valid world: non-positive sizes, balls that cannot fit, fewer than 3 frames, etc.
 void validate(const WorldDef& def);
