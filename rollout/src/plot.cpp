@@ -35,7 +35,8 @@ void write_plot_png(const std::string& path, const std::vector<Panel>& panels, i
     pls.fontld(1);
     for (const Panel& p : panels) {
       pls.adv(0);
-      pls.vpor(0.17, 0.95, 0.15, 0.9);
+      // room below the axes for the x label and the legend, which never covers a curve
+      pls.vpor(0.17, 0.95, 0.4, 0.9);
       // data ranges over finite (and, for log axes, positive) points
       double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
       std::vector<std::pair<std::vector<PLFLT>, std::vector<PLFLT>>> pts;
@@ -84,9 +85,12 @@ void write_plot_png(const std::string& path, const std::vector<Panel>& panels, i
       if (!labels.empty()) {
         PLFLT lw, lh;
         std::vector<PLINT> text_colors(labels.size(), 15);
-        pls.legend(&lw, &lh, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
-                   PL_POSITION_INSIDE | PL_POSITION_TOP | PL_POSITION_RIGHT, 0.02, 0.02, 0.1, 0, 15, 1,
-                   0, 0, static_cast<PLINT>(labels.size()), opts.data(), 1.0, 0.8, 2.0, 0.0,
+        // outside the plot area, under the x label, in rows of at most two entries
+        const auto n = static_cast<PLINT>(labels.size());
+        const PLINT columns = std::min<PLINT>(n, 2), rows = (n + columns - 1) / columns;
+        pls.legend(&lw, &lh, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX | PL_LEGEND_ROW_MAJOR,
+                   PL_POSITION_OUTSIDE | PL_POSITION_BOTTOM, 0.0, 0.3, 0.08, 0, 15, 1,
+                   rows, columns, n, opts.data(), 1.0, 0.8, 2.0, 0.0,
                    text_colors.data(), labels.data(), nullptr, nullptr, nullptr, nullptr,
                    colors.data(), styles.data(), widths.data(), nullptr, nullptr, nullptr, nullptr);
       }
