@@ -57,7 +57,9 @@ TEST(WorldIdentity, EachFieldIsComparedAndNamedWithBothValues) {
       found = found || d.field == c.field;
     }
     EXPECT_TRUE(found) << c.field;
-    if (c.field != "pos_scale" && c.field != "width") EXPECT_EQ(diffs.size(), 1u) << c.field;
+    if (c.field != "pos_scale" && c.field != "width") {
+      EXPECT_EQ(diffs.size(), 1u) << c.field;
+    }
     seen.push_back(c.field);
   }
   // every compared field has a case above
