@@ -34,6 +34,8 @@ inline std::set<std::string> allowed_transfers(const cxxopts::ParseResult& r) {
   std::string f;
   const auto& known = datagen::identity_fields();
   while (std::getline(items, f, ',')) {
+    f.erase(0, f.find_first_not_of(" \t"));  // "masses, restitution" as well as "masses,restitution"
+    f.erase(f.find_last_not_of(" \t") + 1);
     if (f.empty()) continue;
     if (f != "all" && std::find(known.begin(), known.end(), f) == known.end())
       throw Error(fmt::format("--allow_world_transfer: expected field names among {} or all, found '{}'",

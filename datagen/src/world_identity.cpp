@@ -25,7 +25,10 @@ T field(const json& j, const char* key, const std::string& source) {
 
 bool same(double a, double b) { return a == b || std::abs(a - b) <= 1e-9 * std::max(std::abs(a), std::abs(b)); }
 
-bool same(const std::vector<double>& a, const std::vector<double>& b) {
+// The same set of masses, in any order.
+bool same(std::vector<double> a, std::vector<double> b) {
+  std::sort(a.begin(), a.end());
+  std::sort(b.begin(), b.end());
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](double x, double y) { return same(x, y); });
 }
 

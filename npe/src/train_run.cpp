@@ -170,8 +170,13 @@ Setup set_up(const TrainConfig& cfg, const Plan& plan, bool root) {
   if (cfg.resume && root && fs::exists(plan.last_path)) {
     Checkpoint ck = load_checkpoint(plan.last_path, mc.kind, "--resume", device);
     check_resume_matches(ck, cfg, mc, plan.last_path, plan.world);
-    // the run continues on data of the world it was trained on
-    check_dataset_matches(ck, s.manifest, plan.last_path, cfg.dataset_prefix);
+    // the run continues on data of the world it was trained on (a checkpoint written before
+    // checkpoints recorded their world is resumed unchecked, and records it from now on)
+    if (ck.meta.contains("world_identity"))
+      check_dataset_matches(ck, s.manifest, plan.last_path, cfg.dataset_prefix);
+    else
+      fmt::print(stderr, "npe-train: --resume: '{}' records no training world (an older checkpoint); not checked "
+                 "against the dataset\n", plan.last_path);
     s.net = ck.net;
     s.net->train();
     s.optimizer = make_optimizer(cfg, *s.net);

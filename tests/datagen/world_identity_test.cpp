@@ -80,6 +80,15 @@ TEST(WorldIdentity, ReportsTheValuesOfBothWorlds) {
   EXPECT_EQ(d[1].second, "0.5");
 }
 
+TEST(WorldIdentity, MassesCompareAsASet) {
+  Manifest a = default_manifest(), b = default_manifest();
+  a.world.variable_mass = b.world.variable_mass = true;
+  b.world.mass_choices = {25, 1, 5};
+  EXPECT_TRUE(identity_differences(world_identity(a), world_identity(b)).empty());
+  b.world.mass_choices = {25, 1};
+  EXPECT_EQ(identity_differences(world_identity(a), world_identity(b)).size(), 1u);
+}
+
 TEST(WorldIdentity, BallCountsMayDiffer) {
   Manifest a = default_manifest(), b = default_manifest();
   b.world.num_balls = 6;

@@ -209,7 +209,7 @@ TEST_F(Cli, EvalSkipsTheSimulatorOnWorldsTheEngineCannotReplay) {
                            "/m.json --out_csv " + out + "/m.csv";
   // the checkpoint was trained without friction: evaluated there only on purpose, and recorded
   expect_error(eval, {"classic.pt", "friction 0", "friction 0.3", "allow_world_transfer friction"});
-  auto r = run_command(eval + " --allow_world_transfer friction");
+  auto r = run_command(eval + " --allow_world_transfer 'masses, friction'");  // names, spaces allowed
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto report = nlohmann::json::parse(read_file(out + "/m.json"));
   EXPECT_EQ(report["world_transfer"]["classic"]["friction"]["trained"], "0") << report.dump();
