@@ -85,13 +85,7 @@ class ClassicFusedStep : public StepStrategy {
  public:
   // Takes the classic model on CUDA in float32 without input noise, when the parameters are the
   // classic model's in its order and a block of one window fits in shared memory; otherwise
-  // leaves `why` set and ok() false.
-  ClassicFusedStep(StepContext& c, std::string* why) { ok_ = init(c, why); }
-  bool ok() const { return ok_; }
-  void body(StepContext& c) override { run_body(c); }
-  bool hand_written() const override { return true; }
-
- private:
+  // returns false with the reason in `why`. Binds the kernels to the context's tensors.
   bool init(StepContext& c, std::string* why) {
     auto no = [&](std::string reason) {
       *why = std::move(reason);
@@ -147,15 +141,16 @@ class ClassicFusedStep : public StepStrategy {
     return true;
   }
 
-  void run_body(StepContext& c) {
+  void body(StepContext& c) override {
     void* stream = current_cuda_stream();
     if (c.world == 1) return fused::launch_step(batch_, update_, state_, wpb_, stream);
     fused::launch_loss_grad(batch_, state_, wpb_, stream);
     for (const Tensor& b : c.optimizer.buckets) c.processes->all_reduce(b, Reduce::Avg);
     fused::launch_update(update_, state_, stream);
   }
+  bool hand_written() const override { return true; }
 
-  bool ok_ = false;
+ private:
   int wpb_ = 0;  // windows per thread block
   fused::Batch batch_;
   fused::StepState state_;
@@ -169,13 +164,7 @@ class ModernFusedStep : public StepStrategy {
  public:
   // Takes the modern model's bf16 step on CUDA at the kernels' width (msg_dim 96, expansion 2)
   // without dropout or input noise, when the parameters are the model's and the device's shared
-  // memory holds a residual block's tile; otherwise leaves `why` set and ok() false.
-  ModernFusedStep(StepContext& c, std::string* why) { ok_ = init(c, why); }
-  bool ok() const { return ok_; }
-  void body(StepContext& c) override { run_body(c); }
-  bool hand_written() const override { return true; }
-
- private:
+  // memory holds a residual block's tile; otherwise returns false with the reason in `why`.
   bool init(StepContext& c, std::string* why) {
     auto no = [&](std::string reason) {
       *why = std::move(reason);
@@ -213,14 +202,15 @@ class ModernFusedStep : public StepStrategy {
     return true;
   }
 
-  void run_body(StepContext& c) {
+  void body(StepContext& c) override {
     torch::NoGradGuard outer;
     fused::launch_modern_loss_grad(batch_, c.step_t.data_ptr<int64_t>(), shape_, model_, work_t_.data_ptr(),
                                    loss_t_.data_ptr<float>(), current_cuda_stream());
     c.finish(loss_t_.select(0, 0));
   }
+  bool hand_written() const override { return true; }
 
-  bool ok_ = false;
+ private:
   fused::Batch batch_;
   fused::ModernShape shape_;
   fused::ModernModel model_;
@@ -231,16 +221,22 @@ class ModernFusedStep : public StepStrategy {
 
 std::unique_ptr<StepStrategy> make_libtorch_step() { return std::make_unique<LibtorchStep>(); }
 
+namespace {
+// Step `S` bound to the context when it applies; otherwise nullptr with the reason in `why`.
+template <class S>
+std::unique_ptr<StepStrategy> bound(StepContext& c, std::string* why) {
+  auto s = std::make_unique<S>();
+  if (!s->init(c, why)) return nullptr;
+  return s;
+}
+}  // namespace
+
 std::unique_ptr<StepStrategy> make_hand_written_step(StepContext& c, std::string* why) {
   if (!c.options.fused) return *why = "not asked for", nullptr;
   if (!c.device.is_cuda()) return *why = "CPU training", nullptr;
-  if (c.kind == Kind::Modern) {
-    auto s = std::make_unique<ModernFusedStep>(c, why);
-    return s->ok() ? std::move(s) : nullptr;
-  }
+  if (c.kind == Kind::Modern) return bound<ModernFusedStep>(c, why);
   if (c.kind != Kind::Classic) return *why = fmt::format("the {} model", kind_name(c.kind)), nullptr;
-  auto s = std::make_unique<ClassicFusedStep>(c, why);
-  return s->ok() ? std::move(s) : nullptr;
+  return bound<ClassicFusedStep>(c, why);
 }
 
 }  // namespace npe::model
