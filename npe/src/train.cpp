@@ -1,27 +1,15 @@
 #include "npe/model/train.h"
 
-#include <chrono>
 #include <cmath>
-#include <filesystem>
-#include <optional>
-#include <sstream>
-#include <thread>
 
 #include <fmt/format.h>
 
-#include "npe/core/interrupt.h"
-#include "npe/core/progress.h"
-#include "npe/core/io.h"
+#include "npe/core/error.h"
 #include "npe/core/parallel.h"
-#include "npe/datagen/world_identity.h"
-#include "npe/model/checkpoint.h"
 #include "npe/model/distributed.h"
-#include "npe/model/metrics_csv.h"
-#include "npe/model/train_step.h"
 #include "train_run.h"
 
 namespace npe::model {
-namespace fs = std::filesystem;
 using torch::Tensor;
 
 Tensor to_tensor(const datagen::Trajectories& t, const torch::Device& device) {
