@@ -104,11 +104,7 @@ constexpr int64_t kMaxScenes = 1000000000000;
 
 template <typename T>
 T field(const json& j, const char* key, const std::string& source, const std::string& where) {
-  if (!j.is_object() || !j.contains(key))
-    throw Error(fmt::format("{}: manifest field '{}{}' is missing", source, where, key));
-  if (auto v = json_as<T>(j.at(key))) return *v;
-  throw Error(fmt::format("{}: manifest field '{}{}' has the wrong type or range (found {})", source, where, key,
-                          j.at(key).dump().substr(0, 80)));
+  return json_field<T>(j, key, source, "manifest", where);
 }
 
 // A data file named by a manifest lies beside it: a plain file name, never a path.

@@ -16,11 +16,7 @@ using json = nlohmann::json;
 
 template <typename T>
 T field(const json& j, const char* key, const std::string& source) {
-  if (!j.is_object() || !j.contains(key))
-    throw Error(fmt::format("{}: world identity field '{}' is missing", source, key));
-  if (auto v = json_as<T>(j.at(key))) return *v;
-  throw Error(fmt::format("{}: world identity field '{}' has the wrong type (found {})", source, key,
-                          j.at(key).dump().substr(0, 80)));
+  return json_field<T>(j, key, source, "world identity");
 }
 
 bool same(double a, double b) { return a == b || std::abs(a - b) <= 1e-9 * std::max(std::abs(a), std::abs(b)); }

@@ -12,6 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "npe/core/error.h"
+
 namespace npe {
 
 // Parses JSON text. Syntax errors, and numbers beyond the range of a double, become npe::Error
@@ -33,5 +35,17 @@ template <> std::optional<std::string> json_as<std::string>(const nlohmann::json
 template <> std::optional<std::vector<int>> json_as<std::vector<int>>(const nlohmann::json& v);
 template <> std::optional<std::vector<double>> json_as<std::vector<double>>(const nlohmann::json& v);
 template <> std::optional<std::array<double, 2>> json_as<std::array<double, 2>>(const nlohmann::json& v);
+
+// The field `key` of the object `j` as T (json_as). Throws npe::Error "<source>: <kind> field
+// '<where><key>' is missing", or "... has the wrong type or range (found <value>)"; `where` is the
+// path of the enclosing object in messages (e.g. "world.").
+template <typename T>
+T json_field(const nlohmann::json& j, const char* key, const std::string& source, const std::string& kind,
+             const std::string& where = "") {
+  const std::string name = source + ": " + kind + " field '" + where + key + "'";
+  if (!j.is_object() || !j.contains(key)) throw Error(name + " is missing");
+  if (auto v = json_as<T>(j.at(key))) return *v;
+  throw Error(name + " has the wrong type or range (found " + j.at(key).dump().substr(0, 80) + ")");
+}
 
 }  // namespace npe
