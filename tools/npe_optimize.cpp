@@ -1,85 +1,63 @@
 // npe-optimize: trajectory optimisation through the differentiable simulator: chooses the initial
-// velocity of one ball so that another ends at a target at time T (npe/gpu/optimize.h). Writes the
+// velocity of one ball so that another ends at a target at time T (npe/rollout/optimize.h). Writes the
 // first-guess and optimised rollouts as an npe dataset (test split, scenes 0 and 1) that
 // npe-render draws, and a JSON summary. See README.md.
-#include <nlohmann/json.hpp>
 
 #include "cli.h"
 #include "npe/core/error.h"
-#include "npe/core/io.h"
-#include "npe/datagen/dataset.h"
-#include "npe/core/npy.h"
 #include "npe/rollout/optimize.h"
 #include "npe/model/train.h"
 
 int main(int argc, char** argv) {
   return npe::tools::run_tool("npe-optimize", [&] {
     cxxopts::Options o("npe-optimize", "Choose the initial velocity of one ball so that another reaches a target at "
-                       "time T, by gradient descent through the differentiable simulator.");
-    o.add_options()
-      ("problem", "problem JSON (see data/examples/launch.json)", cxxopts::value<std::string>()->default_value("data/examples/launch.json"))
-      ("method", "gauss-newton (Levenberg-Marquardt on the 2x2 Jacobian) or gradient-descent (steepest descent, "
-       "quadratic-interpolation line search)",
-       cxxopts::value<std::string>()->default_value("gauss-newton"))
-      ("iterations", "at most this many gradient evaluations", cxxopts::value<int>()->default_value("100"))
-      ("tolerance", "stop when the ball ends this close to the target, px (exit status 3 if never)",
-       cxxopts::value<double>()->default_value("0.1"))
-      ("device", "auto | cpu | cuda", cxxopts::value<std::string>()->default_value("cpu"))
-      ("out_prefix", "rollouts as an npe dataset: <prefix>.json, <prefix>_test.npy (scene 0 first guess, scene 1 optimised)",
-       cxxopts::value<std::string>()->default_value("out/optimize/launch"))
-      ("h,help", "this help");
+                                       "time T, by gradient descent through the differentiable simulator.");
+    o.add_options()("problem", "problem JSON (see data/examples/launch.json)",
+                    cxxopts::value<std::string>()->default_value("data/examples/launch.json"))(
+        "method",
+        "gauss-newton (Levenberg-Marquardt on the 2x2 Jacobian) or gradient-descent (steepest descent, "
+        "quadratic-interpolation line search)",
+        cxxopts::value<std::string>()->default_value("gauss-newton"))(
+        "iterations", "at most this many gradient evaluations", cxxopts::value<int>()->default_value("100"))(
+        "tolerance", "stop when the ball ends this close to the target, px (exit status 3 if never)",
+        cxxopts::value<double>()->default_value("0.1"))("device", "auto | cpu | cuda",
+                                                        cxxopts::value<std::string>()->default_value("cpu"))(
+        "out_prefix",
+        "rollouts as an npe dataset: <prefix>.json, <prefix>_test.npy (scene 0 first guess, scene 1 optimised)",
+        cxxopts::value<std::string>()->default_value("out/optimize/launch"))("h,help", "this help");
     auto r = npe::tools::parse(o, argc, argv);
-    if (r.count("help")) { fmt::print("{}\n", o.help()); return 0; }
+    if (r.count("help")) {
+      fmt::print("{}\n", o.help());
+      return 0;
+    }
     const std::string problem_path = r["problem"].as<std::string>();
     const auto p = npe::rollout::LaunchProblem::from_json_file(problem_path);
     npe::rollout::LaunchOptions lo;
     const std::string method = r["method"].as<std::string>();
     if (method != "gauss-newton" && method != "gradient-descent")
       throw npe::Error(fmt::format("--method: expected gauss-newton or gradient-descent, found '{}'", method));
-    lo.method = method == "gradient-descent" ? npe::rollout::LaunchMethod::kGradientDescent : npe::rollout::LaunchMethod::kGaussNewton;
+    lo.method = method == "gradient-descent" ? npe::rollout::LaunchMethod::kGradientDescent
+                                             : npe::rollout::LaunchMethod::kGaussNewton;
     lo.iterations = r["iterations"].as<int>();
     lo.tolerance_px = r["tolerance"].as<double>();
-    if (!(lo.tolerance_px > 0)) throw npe::Error(fmt::format("--tolerance: expected > 0 px, found {}", lo.tolerance_px));
+    if (!(lo.tolerance_px > 0))
+      throw npe::Error(fmt::format("--tolerance: expected > 0 px, found {}", lo.tolerance_px));
     lo.device = npe::model::pick_device(r["device"].as<std::string>());
     if (lo.device.is_cuda() && !npe::gpu::cuda_available()) lo.device = torch::kCPU;
     const auto res = npe::rollout::optimize_launch(p, lo);
 
-    // the two rollouts in the dataset layout, normalised as npe-datagen's
     const std::string prefix = r["out_prefix"].as<std::string>();
-    const npe::gpu::WorldSpec spec = npe::rollout::launch_spec(p);
-    npe::datagen::Manifest m;
-    m.world = p.world;
-    m.world.substeps = spec.substeps;
-    m.world.contact_omega = spec.contact_omega;
-    m.world.contact_ramp = spec.contact_ramp;
-    m.engine = "npe-gpu";
-    m.npe_version = NPE_VERSION;
-    m.num_scenes = 2;
-    const int64_t T = p.frames + 1, N = static_cast<int64_t>(p.balls.size());
-    m.splits.push_back({"test", std::filesystem::path(prefix).filename().string() + "_test.npy", 0, 2, 2 * (T - 2)});
-    std::vector<float> data(2 * T * N * 5);
-    for (int s = 0; s < 2; ++s) {
-      const torch::Tensor tr = s == 0 ? res.guess : res.optimised;
-      for (int64_t t = 0; t < T; ++t)
-        for (int64_t i = 0; i < N; ++i) {
-          float* d = data.data() + ((s * T + t) * N + i) * 5;
-          for (int f = 0; f < 4; ++f) d[f] = static_cast<float>(tr[t][i][f].item<double>() / (f < 2 ? m.pos_scale() : m.vel_scale()));
-          d[4] = static_cast<float>(p.balls[i].mass);
-        }
-    }
-    npe::write_npy_f32(npe::datagen::split_path(prefix, "test"), {2, T, N, 5}, data.data());
-    nlohmann::json summary = {{"problem", problem_path}, {"first_guess", {res.guess_vx, res.guess_vy}},
-                              {"optimised", {res.vx, res.vy}}, {"method", method}, {"iterations", res.iterations}, {"rollouts", res.rollouts},
-                              {"converged", res.converged}, {"distance_px", res.distance_px}};
-    npe::write_file_atomic(prefix + "_summary.json", summary.dump(1) + "\n");
-    npe::write_file_atomic(npe::datagen::manifest_path(prefix), m.to_json().dump(2) + "\n");
+    npe::rollout::write_launch_outputs(p, res, problem_path, method, prefix);
+    const int64_t N = static_cast<int64_t>(p.balls.size());
 
     fmt::print("npe-optimize: {} ({} balls, ball {} launched, ball {} to ({}, {}) px at t = {} s)\n", problem_path, N,
                p.shooter, p.target_ball, p.target_x, p.target_y, p.frames * p.world.frame_dt);
     fmt::print("  first guess  v = ({:.3f}, {:.3f}) px/s: {:.2f} px from the target\n", res.guess_vx, res.guess_vy,
                res.distance_px.front());
-    fmt::print("  optimised    v = ({:.3f}, {:.3f}) px/s: {:.3f} px from the target after {} iterations, {} rollouts ({})\n",
-               res.vx, res.vy, res.distance_px.back(), res.iterations, res.rollouts, res.converged ? "converged" : "NOT converged");
+    fmt::print(
+        "  optimised    v = ({:.3f}, {:.3f}) px/s: {:.3f} px from the target after {} iterations, {} rollouts ({})\n",
+        res.vx, res.vy, res.distance_px.back(), res.iterations, res.rollouts,
+        res.converged ? "converged" : "NOT converged");
     fmt::print("  wrote {}.json, {}_test.npy, {}_summary.json\n", prefix, prefix, prefix);
     fmt::print("  render: npe-render --dataset_prefix {} --num_scenes 2\n", prefix);
     return res.converged ? 0 : 3;

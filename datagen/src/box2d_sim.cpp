@@ -1,7 +1,7 @@
 // Ball-world simulation with Box2D 2.4.1.
 //
 // Box2D works in metres and is tuned for objects of 0.1 to 10 m, so pixels are scaled by
-// WorldDef::pixels_per_meter (60 px = 0.6 m). Two Box2D defaults would break elasticity here:
+// Box2dSettings::pixels_per_meter (60 px = 0.6 m). Two Box2D defaults would break elasticity here:
 // - restitutionThreshold (1 m/s by default): contacts approaching slower than it get no
 //   restitution, and every speed in this world (<= 0.6 m/s) is below it. Set to 0.
 // - polygon skin (b2_polygonRadius = 0.01 m): walls are boxes whose collision surface lies one
@@ -30,7 +30,7 @@ struct Box2dScene {
 };
 
 Box2dScene build(const WorldDef& d, const std::vector<BallInit>& init) {
-  const float s = static_cast<float>(1.0 / d.pixels_per_meter);
+  const float s = static_cast<float>(1.0 / d.box2d.pixels_per_meter);
   Box2dScene sc;
   sc.world = std::make_unique<b2World>(b2Vec2(0.0f, 0.0f));
   sc.world->SetAllowSleeping(false);
@@ -50,10 +50,10 @@ Box2dScene build(const WorldDef& d, const std::vector<BallInit>& init) {
     fd.restitutionThreshold = 0.0f;
     walls->CreateFixture(&fd);
   };
-  add_wall(W / 2, -t / 2 - skin, W / 2 + 2 * t, t / 2);      // bottom, y = 0
-  add_wall(W / 2, H + t / 2 + skin, W / 2 + 2 * t, t / 2);   // top, y = H
-  add_wall(-t / 2 - skin, H / 2, t / 2, H / 2 + 2 * t);      // left, x = 0
-  add_wall(W + t / 2 + skin, H / 2, t / 2, H / 2 + 2 * t);   // right, x = W
+  add_wall(W / 2, -t / 2 - skin, W / 2 + 2 * t, t / 2);     // bottom, y = 0
+  add_wall(W / 2, H + t / 2 + skin, W / 2 + 2 * t, t / 2);  // top, y = H
+  add_wall(-t / 2 - skin, H / 2, t / 2, H / 2 + 2 * t);     // left, x = 0
+  add_wall(W + t / 2 + skin, H / 2, t / 2, H / 2 + 2 * t);  // right, x = W
 
   for (const BallInit& b : init) {
     b2BodyDef bd;
@@ -92,8 +92,7 @@ Frames run_substeps(const WorldDef& d, const std::vector<BallInit>& init, int su
   Frames frames(d.timesteps);
   for (int t = 0; t < d.timesteps; ++t) {
     if (t > 0)
-      for (int k = 0; k < substeps; ++k)
-        sc.world->Step(h, d.velocity_iterations, d.position_iterations);
+      for (int k = 0; k < substeps; ++k) sc.world->Step(h, d.box2d.velocity_iterations, d.box2d.position_iterations);
     for (b2Body* b : sc.balls) frames[t].emplace_back(b->GetPosition(), b->GetLinearVelocity());
   }
   return frames;
@@ -124,7 +123,7 @@ double max_energy_drift(const Frames& frames, const std::vector<BallInit>& init)
 // holds to kBox2dEnergyTolerance. The choice depends on the scene alone, so datasets stay
 // reproducible byte for byte.
 Frames run(const WorldDef& d, const std::vector<BallInit>& init) {
-  const int substeps = d.substeps > 0 ? d.substeps : kBox2dDefaultSubsteps;
+  const int substeps = d.box2d.substeps > 0 ? d.box2d.substeps : kBox2dDefaultSubsteps;
   Frames frames = run_substeps(d, init, substeps);
   if (d.restitution != 1.0 || d.friction != 0.0) return frames;
   for (int refine = 4; refine <= 16 && max_energy_drift(frames, init) > kBox2dEnergyTolerance; refine *= 4)
@@ -137,7 +136,7 @@ Frames run(const WorldDef& d, const std::vector<BallInit>& init) {
 namespace {
 // Records `frames` of `init`'s balls into [timesteps, num_balls, kStateDim] (absent slots zero).
 void record(const WorldDef& d, const std::vector<BallInit>& init, const Frames& frames, float* out) {
-  const double px = d.pixels_per_meter;
+  const double px = d.box2d.pixels_per_meter;
   const Normalisation unit = normalisation(d);
   const size_t n = init.size(), slots = static_cast<size_t>(d.num_balls);
   std::fill(out, out + static_cast<size_t>(d.timesteps) * slots * kStateDim, 0.0f);
@@ -154,7 +153,7 @@ void record(const WorldDef& d, const std::vector<BallInit>& init, const Frames& 
 }
 
 std::vector<std::vector<BallInit>> to_px(const WorldDef& d, const std::vector<BallInit>& init, const Frames& frames) {
-  const double px = d.pixels_per_meter;
+  const double px = d.box2d.pixels_per_meter;
   std::vector<std::vector<BallInit>> out(d.timesteps, std::vector<BallInit>(init.size()));
   for (int t = 0; t < d.timesteps; ++t)
     for (size_t i = 0; i < init.size(); ++i) {
@@ -181,12 +180,11 @@ int simulate_scene_box2d(const WorldDef& d, uint64_t seed, int64_t scene, float*
     }
   }
   throw Error(fmt::format("scene {}: {} draws in a row were rejected (a speed above {} px/s or a ball "
-                          "outside the box); this world rarely keeps a scene: check --preset and the world's flags",
+                          "outside the box); this world rarely keeps a scene: check the preset and the world",
                           scene, kMaxAttempts, d.reject_speed));
 }
 
-std::vector<std::vector<BallInit>> simulate_box2d_px(const WorldDef& d,
-                                                      const std::vector<BallInit>& init) {
+std::vector<std::vector<BallInit>> simulate_box2d_px(const WorldDef& d, const std::vector<BallInit>& init) {
   return to_px(d, init, run(d, init));
 }
 

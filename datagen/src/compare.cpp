@@ -66,7 +66,8 @@ double ks_statistic(std::vector<double> a, std::vector<double> b) {
 }
 
 template <class Energy>
-void add_stats(EngineStats& s, const Trajectory& tr, double threshold, const Energy& energy, std::vector<double>& speeds) {
+void add_stats(EngineStats& s, const Trajectory& tr, double threshold, const Energy& energy,
+               std::vector<double>& speeds) {
   s.collisions_per_scene += static_cast<double>(collision_frames(tr, threshold).size());
   const double d = drift(tr, energy);
   s.mean_energy_drift += d;
@@ -78,9 +79,9 @@ void add_stats(EngineStats& s, const Trajectory& tr, double threshold, const Ene
 }  // namespace
 
 EngineComparison compare_with_box2d(const WorldDef& world, int64_t scenes, uint64_t seed, int threads) {
-  const WorldDef ew = resolve_engine_world(world);
+  const EngineSettings ew = resolve_engine(world);
   WorldDef bw = world;
-  if (bw.substeps <= 0) bw.substeps = 10;
+  if (bw.box2d.substeps <= 0) bw.box2d.substeps = kBox2dDefaultSubsteps;
   validate(bw);
   const int64_t N = world.num_balls, T = world.timesteps;
 
@@ -124,15 +125,18 @@ EngineComparison compare_with_box2d(const WorldDef& world, int64_t scenes, uint6
     const int first = std::min(cb.empty() ? static_cast<int>(T) : cb[0], ce.empty() ? static_cast<int>(T) : ce[0]) - 1;
     for (int t = 0; t < first; ++t)
       for (int64_t i = 0; i < N; ++i) {
-        c.pre_collision_max_dx = std::max({c.pre_collision_max_dx, std::abs(e[t][i].x - b[t][i].x), std::abs(e[t][i].y - b[t][i].y)});
-        c.pre_collision_max_dv = std::max({c.pre_collision_max_dv, std::abs(e[t][i].vx - b[t][i].vx), std::abs(e[t][i].vy - b[t][i].vy)});
+        c.pre_collision_max_dx = std::max(
+            {c.pre_collision_max_dx, std::abs(e[t][i].x - b[t][i].x), std::abs(e[t][i].y - b[t][i].y)});
+        c.pre_collision_max_dv = std::max(
+            {c.pre_collision_max_dv, std::abs(e[t][i].vx - b[t][i].vx), std::abs(e[t][i].vy - b[t][i].vy)});
       }
     if (!cb.empty()) {
       const int lo = cb[0] + 2, hi = cb.size() > 1 ? cb[1] - 1 : static_cast<int>(T);
       double dv = -1, dx = 0;
       for (int t = lo; t < hi; ++t)
         for (int64_t i = 0; i < N; ++i) {
-          dv = std::max({dv, std::abs(e[t][i].vx - b[t][i].vx) / world.max_speed, std::abs(e[t][i].vy - b[t][i].vy) / world.max_speed});
+          dv = std::max({dv, std::abs(e[t][i].vx - b[t][i].vx) / world.max_speed,
+                         std::abs(e[t][i].vy - b[t][i].vy) / world.max_speed});
           dx = std::max({dx, std::abs(e[t][i].x - b[t][i].x), std::abs(e[t][i].y - b[t][i].y)});
         }
       if (dv >= 0) {
@@ -146,7 +150,9 @@ EngineComparison compare_with_box2d(const WorldDef& world, int64_t scenes, uint6
       for (const BallInit& x : f) k += 0.5 * x.mass * (x.vx * x.vx + x.vy * x.vy);
       return k;
     };
-    auto free_energy = [&](const std::vector<BallInit>& f) { return gpu::contact_free_energy(sc.spec, f, world.radius); };
+    auto free_energy = [&](const std::vector<BallInit>& f) {
+      return gpu::contact_free_energy(sc.spec, f, world.radius);
+    };
     add_stats(c.box2d, b, threshold, kinetic, speeds_b);
     add_stats(c.engine, e, threshold, free_energy, speeds_e);
   }
@@ -183,7 +189,8 @@ nlohmann::json EngineComparison::to_json() const {
           {"pre_collision_max_dx_px", pre_collision_max_dx},
           {"pre_collision_max_dv_px_per_s", pre_collision_max_dv},
           {"single_collision_scenes", single_collision_scenes},
-          {"single_collision_dv_over_max_speed", {{"median", single_collision_dv_median}, {"p90", single_collision_dv_p90}}},
+          {"single_collision_dv_over_max_speed",
+           {{"median", single_collision_dv_median}, {"p90", single_collision_dv_p90}}},
           {"single_collision_dx_px", {{"median", single_collision_dx_median}, {"p90", single_collision_dx_p90}}},
           {"box2d", stats(box2d)},
           {"engine", stats(engine)},

@@ -16,7 +16,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 SplitSizes split_sizes(int64_t n) {
-  if (n < 3) throw Error(fmt::format("--num_scenes: expected at least 3 scenes (one per split), found {}", n));
+  if (n < 3) throw FieldError("num_scenes", fmt::format(": expected at least 3 scenes (one per split), found {}", n));
   SplitSizes s{};
   s.val = std::max<int64_t>(1, (n * 15 + 50) / 100);
   s.test = std::max<int64_t>(1, (n * 15 + 50) / 100);
@@ -44,31 +44,40 @@ json Manifest::to_json() const {
   j["format"] = shard.count > 0 ? "npe-dataset-shard" : "npe-dataset";
   j["format_version"] = 1;
   if (shard.count > 0)
-    j["shard"] = {{"index", shard.index}, {"count", shard.count}, {"first_scene", shard.first_scene},
-                  {"scenes", shard.scenes}};
+    j["shard"] = {
+        {"index", shard.index}, {"count", shard.count}, {"first_scene", shard.first_scene}, {"scenes", shard.scenes}};
   j["npe_version"] = npe_version;
   j["engine"] = engine;
   j["seed"] = seed;
   j["num_scenes"] = num_scenes;
   j["state_layout"] = {"x/pos_scale", "y/pos_scale", "vx/vel_scale", "vy/vel_scale", "mass"};
-  j["normalisation"] = {{"pos_scale", pos_scale()}, {"vel_scale", vel_scale()},
-                        {"pos_units", "px"}, {"vel_units", "px/s"}};
-  j["world"] = {{"width", w.width},         {"height", w.height},
-                {"radius", w.radius},       {"num_balls", w.num_balls},
-                {"mass", w.mass},           {"variable_mass", w.variable_mass},
+  j["normalisation"] = {
+      {"pos_scale", pos_scale()}, {"vel_scale", vel_scale()}, {"pos_units", "px"}, {"vel_units", "px/s"}};
+  j["world"] = {{"width", w.width},
+                {"height", w.height},
+                {"radius", w.radius},
+                {"num_balls", w.num_balls},
+                {"mass", w.mass},
+                {"variable_mass", w.variable_mass},
                 {"mass_choices", w.mass_choices},
-                {"max_speed", w.max_speed}, {"frame_dt", w.frame_dt},
-                {"substeps", w.substeps},   {"timesteps", w.timesteps},
-                {"restitution", w.restitution}, {"friction", w.friction},
-                {"gravity", 0.0},           {"pixels_per_meter", w.pixels_per_meter},
-                {"velocity_iterations", w.velocity_iterations},
-                {"position_iterations", w.position_iterations},
-                {"contact_omega", w.contact_omega},
-                {"contact_ramp", w.contact_ramp}};
+                {"max_speed", w.max_speed},
+                {"frame_dt", w.frame_dt},
+                {"substeps", engine == "npe-gpu" ? w.engine.substeps : w.box2d.substeps},
+                {"timesteps", w.timesteps},
+                {"restitution", w.restitution},
+                {"friction", w.friction},
+                {"gravity", 0.0},
+                {"pixels_per_meter", w.box2d.pixels_per_meter},
+                {"velocity_iterations", w.box2d.velocity_iterations},
+                {"position_iterations", w.box2d.position_iterations},
+                {"contact_omega", w.engine.contact_omega},
+                {"contact_ramp", w.engine.contact_ramp}};
   json obs = json::array();
   for (const Obstacle& o : w.obstacles)
     obs.push_back({{"kind", o.kind == Obstacle::Kind::kCapsule ? "capsule" : "box"},
-                   {"a", {o.ax, o.ay}}, {"b", {o.bx, o.by}}, {"radius", o.radius},
+                   {"a", {o.ax, o.ay}},
+                   {"b", {o.bx, o.by}},
+                   {"radius", o.radius},
                    {"angle", o.angle}});
   j["world"]["obstacles"] = obs;
   // Written only when they differ from the defaults, so that older readers still accept
@@ -83,7 +92,10 @@ json Manifest::to_json() const {
   if (!w.preset.empty()) j["world"]["preset"] = w.preset;
   json sp = json::array();
   for (const SplitInfo& s : splits) {
-    json e = {{"name", s.name}, {"first_scene", s.first_scene}, {"scenes", s.scenes}, {"windows", s.windows},
+    json e = {{"name", s.name},
+              {"first_scene", s.first_scene},
+              {"scenes", s.scenes},
+              {"windows", s.windows},
               {"shape", {s.scenes, w.timesteps, w.num_balls, kStateDim}}};
     if (s.parts.empty()) {
       e["file"] = s.file;
@@ -110,8 +122,8 @@ T field(const json& j, const char* key, const std::string& source, const std::st
 // A data file named by a manifest lies beside it: a plain file name, never a path.
 void check_file_name(const std::string& file, const std::string& src, const std::string& what) {
   if (file.empty() || file.find('/') != std::string::npos || file == "." || file == "..")
-    throw Error(fmt::format("{}: {}: field 'file' expected a file name beside the manifest, found \"{}\"", src, what,
-                            file));
+    throw Error(
+        fmt::format("{}: {}: field 'file' expected a file name beside the manifest, found \"{}\"", src, what, file));
 }
 }  // namespace
 
@@ -131,8 +143,7 @@ Manifest Manifest::from_json(const json& j, const std::string& src, bool shard) 
   if (fmt_name != expected_format)
     throw Error(fmt::format("{}: manifest 'format' expected \"{}\", found \"{}\"", src, expected_format, fmt_name));
   const int version = field<int>(j, "format_version", src, "");
-  if (version != 1)
-    throw Error(fmt::format("{}: manifest 'format_version' expected 1, found {}", src, version));
+  if (version != 1) throw Error(fmt::format("{}: manifest 'format_version' expected 1, found {}", src, version));
   Manifest m;
   m.npe_version = field<std::string>(j, "npe_version", src, "");
   m.engine = field<std::string>(j, "engine", src, "");
@@ -149,16 +160,22 @@ Manifest Manifest::from_json(const json& j, const std::string& src, bool shard) 
   d.mass_choices = field<std::vector<double>>(w, "mass_choices", src, "world.");
   d.max_speed = field<double>(w, "max_speed", src, "world.");
   d.frame_dt = field<double>(w, "frame_dt", src, "world.");
-  d.substeps = field<int>(w, "substeps", src, "world.");
   d.timesteps = field<int>(w, "timesteps", src, "world.");
   d.restitution = field<double>(w, "restitution", src, "world.");
   d.friction = field<double>(w, "friction", src, "world.");
-  d.pixels_per_meter = field<double>(w, "pixels_per_meter", src, "world.");
-  // Optional fields (absent in datasets written before the GPU engine existed).
-  if (w.is_object() && w.contains("contact_omega"))
-    d.contact_omega = field<double>(w, "contact_omega", src, "world.");
-  if (w.is_object() && w.contains("contact_ramp"))
-    d.contact_ramp = field<double>(w, "contact_ramp", src, "world.");
+  d.box2d.pixels_per_meter = field<double>(w, "pixels_per_meter", src, "world.");
+  // "substeps" are the steps per frame of the simulator that made the dataset; the contact law's
+  // fields only mean something for npe's engine (absent in datasets older than the engine).
+  const int substeps = field<int>(w, "substeps", src, "world.");
+  if (m.engine == "npe-gpu") {
+    d.engine.substeps = substeps;
+    if (w.is_object() && w.contains("contact_omega"))
+      d.engine.contact_omega = field<double>(w, "contact_omega", src, "world.");
+    if (w.is_object() && w.contains("contact_ramp"))
+      d.engine.contact_ramp = field<double>(w, "contact_ramp", src, "world.");
+  } else {
+    d.box2d.substeps = substeps;
+  }
   if (w.is_object() && w.contains("obstacles")) {
     if (!w["obstacles"].is_array())
       throw Error(fmt::format("{}: manifest field 'world.obstacles' is not an array", src));
@@ -167,7 +184,8 @@ Manifest Manifest::from_json(const json& j, const std::string& src, bool shard) 
       const auto kind = field<std::string>(o, "kind", src, "world.obstacles[].");
       if (kind != "capsule" && kind != "box")
         throw Error(fmt::format("{}: manifest field 'world.obstacles[].kind' expected \"capsule\" "
-                                "or \"box\", found \"{}\"", src, kind));
+                                "or \"box\", found \"{}\"",
+                                src, kind));
       ob.kind = kind == "capsule" ? Obstacle::Kind::kCapsule : Obstacle::Kind::kBox;
       const auto a = field<std::array<double, 2>>(o, "a", src, "world.obstacles[].");
       const auto b = field<std::array<double, 2>>(o, "b", src, "world.obstacles[].");
@@ -180,18 +198,21 @@ Manifest Manifest::from_json(const json& j, const std::string& src, bool shard) 
       d.obstacles.push_back(ob);
     }
   }
-  if (w.is_object() && w.contains("ball_counts")) d.ball_counts = field<std::vector<int>>(w, "ball_counts", src, "world.");
+  if (w.is_object() && w.contains("ball_counts"))
+    d.ball_counts = field<std::vector<int>>(w, "ball_counts", src, "world.");
   if (w.is_object() && w.contains("velocity_law")) {
     const auto law = field<std::string>(w, "velocity_law", src, "world.");
     if (law != "integer_per_axis" && law != "polar")
       throw Error(fmt::format("{}: manifest field 'world.velocity_law' expected \"polar\" or \"integer_per_axis\", "
-                              "found \"{}\"", src, law));
+                              "found \"{}\"",
+                              src, law));
     if (law == "integer_per_axis") {
       d.velocity_law = WorldDef::VelocityLaw::kIntegerPerAxis;
       d.max_axis_speed = field<int>(w, "max_axis_speed_px_per_frame", src, "world.");
     }
   }
-  if (w.is_object() && w.contains("min_separation")) d.min_separation = field<double>(w, "min_separation", src, "world.");
+  if (w.is_object() && w.contains("min_separation"))
+    d.min_separation = field<double>(w, "min_separation", src, "world.");
   if (w.is_object() && w.contains("reject_speed")) d.reject_speed = field<double>(w, "reject_speed", src, "world.");
   if (w.is_object() && w.contains("preset")) d.preset = field<std::string>(w, "preset", src, "world.");
   try {
@@ -234,7 +255,8 @@ Manifest Manifest::from_json(const json& j, const std::string& src, bool shard) 
     si.windows = field<int64_t>(s, "windows", src, "splits[].");
     if (si.scenes > kMaxScenes || si.first_scene < 0 || si.first_scene > kMaxScenes)
       throw Error(fmt::format("{}: split '{}' has {} scenes from scene {}; expected 1 to 10^12 scenes from a "
-                              "non-negative index", src, si.name, si.scenes, si.first_scene));
+                              "non-negative index",
+                              src, si.name, si.scenes, si.first_scene));
     if (si.scenes < 1 || si.windows != si.scenes * (d.timesteps - 2))
       throw Error(fmt::format("{}: split '{}' has {} scenes and {} windows; expected at least one "
                               "scene and windows = scenes * (timesteps - 2) = {}",
@@ -306,15 +328,16 @@ Trajectories check_scenes(const Manifest& m, int64_t scenes, NpyArray a, const s
                               s * T * N * kStateDim + n * kStateDim + 4, scene[n * kStateDim + 4]));
     if (mixed && std::find(m.world.ball_counts.begin(), m.world.ball_counts.end(), n) == m.world.ball_counts.end())
       throw Error(fmt::format("{}: scene {} has {} balls (slots with a positive mass at frame 0); the manifest's "
-                              "world.ball_counts expects one of {}", name, s, n, fmt::join(m.world.ball_counts, ", ")));
+                              "world.ball_counts expects one of {}",
+                              name, s, n, fmt::join(m.world.ball_counts, ", ")));
     for (int64_t t = 0; t < T; ++t)
       for (int64_t b = 0; b < N; ++b) {
         const float* st = scene + (t * N + b) * kStateDim;
         const bool ok = b < n ? st[4] > 0 : (st[0] == 0 && st[1] == 0 && st[2] == 0 && st[3] == 0 && st[4] == 0);
         if (!ok)
-          throw Error(fmt::format("{}: scene {} frame {} slot {}: expected {}, found mass {}", name, s, t, b,
-                                  b < n ? "a ball (mass > 0) as at frame 0" : "an absent ball (all-zero state) as at frame 0",
-                                  st[4]));
+          throw Error(fmt::format(
+              "{}: scene {} frame {} slot {}: expected {}, found mass {}", name, s, t, b,
+              b < n ? "a ball (mass > 0) as at frame 0" : "an absent ball (all-zero state) as at frame 0", st[4]));
       }
   }
   Trajectories t;
@@ -339,8 +362,9 @@ Trajectories load_split(const std::string& prefix, const Manifest& m, const std:
   for (const SplitPart& p : info.parts) {
     std::error_code ec;
     const uintmax_t size = fs::file_size(dir / p.file, ec);
-    if (ec) throw Error(fmt::format("{}: cannot read ({}); split '{}' lists it as a part", (dir / p.file).string(),
-                                    ec.message(), split));
+    if (ec)
+      throw Error(fmt::format("{}: cannot read ({}); split '{}' lists it as a part", (dir / p.file).string(),
+                              ec.message(), split));
     file_bytes += size;
   }
   Trajectories t;

@@ -23,8 +23,8 @@ namespace {
 
 // Initial conditions and masses of scenes [first, first + count) for a world of `capacity`
 // scenes (unused scenes repeat the first one, so every simulated scene is a valid one).
-void sample_chunk(const DatagenConfig& c, int64_t first, int64_t count, int64_t capacity,
-                  WorldState<float>& st, std::vector<double>& mass, int threads) {
+void sample_chunk(const DatagenConfig& c, int64_t first, int64_t count, int64_t capacity, WorldState<float>& st,
+                  std::vector<double>& mass, int threads) {
   const WorldDef& w = c.world;
   const int64_t N = w.num_balls;
   st = WorldState<float>(N * capacity);
@@ -119,13 +119,15 @@ class CudaSource {
 
 }  // namespace
 
-WorldDef resolve_engine_world(const WorldDef& world) {
-  const WorldSpec spec = spec_from_world(world, 1);
-  WorldDef w = world;
-  w.substeps = spec.substeps;
-  w.contact_omega = spec.contact_omega;
-  w.contact_ramp = spec.contact_ramp;
-  return w;
+EngineSettings resolve_engine(const WorldDef& w) {
+  const EngineSettings& e = w.engine;
+  const gpu::ContactChoice c = gpu::choose_contact(2 * w.max_speed, w.radius, w.frame_dt);
+  EngineSettings r;
+  r.contact_omega = e.contact_omega > 0 ? e.contact_omega : c.omega;
+  r.substeps = e.substeps > 0 ? e.substeps : c.substeps;
+  // a quarter of the peak penetration at the largest approach speed, for the omega in use
+  r.contact_ramp = e.contact_ramp >= 0 ? e.contact_ramp : 0.25 * (2 * w.max_speed) / r.contact_omega;
+  return r;
 }
 
 bool clear_of_obstacles(const WorldDef& w, double x, double y) {
@@ -134,8 +136,9 @@ bool clear_of_obstacles(const WorldDef& w, double x, double y) {
 
 WorldSpec spec_from_world(const WorldDef& w, int64_t num_scenes) {
   if (!w.ball_counts.empty())
-    throw Error(fmt::format("--num_balls {}: the engine simulates scenes of one ball count; datasets mixing "
-                            "counts are made with --engine box2d", format_ball_counts(w)));
+    throw FieldError("num_balls", fmt::format(" {}: the engine simulates scenes of one ball count; datasets mixing "
+                                              "counts are made with Box2D",
+                                              format_ball_counts(w)));
   WorldSpec s;
   s.num_scenes = num_scenes;
   s.num_balls = w.num_balls;
@@ -146,17 +149,16 @@ WorldSpec spec_from_world(const WorldDef& w, int64_t num_scenes) {
   s.restitution = w.restitution;
   s.frame_dt = w.frame_dt;
   s.obstacles = w.obstacles;
-  const gpu::ContactChoice c = gpu::choose_contact(2 * w.max_speed, w.radius, w.frame_dt);
-  s.contact_omega = w.contact_omega > 0 ? w.contact_omega : c.omega;
-  s.substeps = w.substeps > 0 ? w.substeps : c.substeps;
-  // a quarter of the peak penetration at the largest approach speed, for the omega in use
-  s.contact_ramp = w.contact_ramp >= 0 ? w.contact_ramp : 0.25 * (2 * w.max_speed) / s.contact_omega;
+  const EngineSettings e = resolve_engine(w);
+  s.contact_omega = e.contact_omega;
+  s.substeps = e.substeps;
+  s.contact_ramp = e.contact_ramp;
   return s;
 }
 
 gpu::Scene dataset_scenes(const WorldDef& w, int64_t num_scenes, uint64_t seed) {
   gpu::Scene sc;
-  sc.spec = spec_from_world(resolve_engine_world(w), num_scenes);
+  sc.spec = spec_from_world(w, num_scenes);
   sc.state = WorldState<double>(sc.spec.num_bodies());
   auto is_free = [&](double x, double y) { return clear_of_obstacles(w, x, y); };
   for (int64_t s = 0; s < num_scenes; ++s) {
@@ -171,13 +173,13 @@ gpu::Scene dataset_scenes(const WorldDef& w, int64_t num_scenes, uint64_t seed) 
   return sc;
 }
 
-DatagenSummary generate_dataset_gpu(const DatagenConfig& config, bool use_cuda,
-                                             int64_t chunk_scenes) {
+DatagenSummary generate_dataset_gpu(const DatagenConfig& config, bool use_cuda, int64_t chunk_scenes) {
   if (config.world.reject_speed > 0)
-    throw Error(fmt::format("--preset {}: its rejection of scenes (speeds over {} px/s, balls leaving the box) "
-                            "runs with --engine box2d only", config.world.preset, config.world.reject_speed));
+    throw FieldError("preset", fmt::format(" {}: its rejection of scenes (speeds over {} px/s, balls leaving the box) "
+                                           "runs with Box2D only",
+                                           config.world.preset, config.world.reject_speed));
   DatagenConfig c = config;
-  c.world = resolve_engine_world(config.world);
+  c.world.engine = resolve_engine(config.world);  // once; the manifest records what ran
   validate(c.world);
   const WorldSpec espec = spec_from_world(c.world, 1);  // one scene: validation and the energy check
   gpu::validate(espec);
@@ -200,20 +202,23 @@ DatagenSummary generate_dataset_gpu(const DatagenConfig& config, bool use_cuda,
   if (use_cuda) {
     std::unique_ptr<CudaSource> src;
     if (c.num_scenes >= 3) src = std::make_unique<CudaSource>(c, chunk_scenes);
-    return write_dataset(c, "npe-gpu", chunk_scenes, [&](int64_t first, int64_t count, float* out) {
-      src->fetch(first, count, out);
-    }, energy);
+    return write_dataset(
+        c, "npe-gpu", chunk_scenes, [&](int64_t first, int64_t count, float* out) { src->fetch(first, count, out); },
+        energy);
   }
   // CPU reference, float32: the same operations as the CUDA kernels, hence the same bytes.
   const int threads = resolve_threads(c.threads);
-  return write_dataset(c, "npe-gpu", chunk_scenes, [&](int64_t first, int64_t count, float* out) {
+  return write_dataset(
+      c, "npe-gpu", chunk_scenes,
+      [&](int64_t first, int64_t count, float* out) {
     WorldSpec spec = spec_from_world(c.world, count);
     WorldState<float> st;
     sample_chunk(c, first, count, count, st, spec.mass, threads);
     const auto rec = gpu::dataset_layout(out, spec, c.world.timesteps, unit.pos_scale, unit.vel_scale);
     gpu::record_cpu(spec, st, rec, 0);
     gpu::advance_cpu(spec, st, c.world.timesteps - 1, rec, 1, threads);
-  }, energy);
+      },
+      energy);
 }
 
 }  // namespace npe::datagen

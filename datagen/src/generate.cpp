@@ -31,13 +31,15 @@ double dataset_bytes(const WorldDef& w, int64_t n) {
 
 SceneRange shard_range(int64_t s, int64_t k, int64_t n) {
   if (n < 1 || k < 0 || k >= n)
-    throw Error(fmt::format("--shard {}/{}: expected shard k of N with 0 <= k < N", k, n));
+    throw FieldError("shard", fmt::format(" {}/{}: expected shard k of N with 0 <= k < N", k, n));
   if (n > s)
-    throw Error(fmt::format("--shard {}/{}: expected N <= --num_scenes ({}) so that every shard holds a scene, "
-                            "found N = {}", k, n, s, n));
+    throw FieldError("shard", fmt::format(" {}/{}: expected N <= num_scenes ({}) so that every shard holds a scene, "
+                                          "found N = {}",
+                                          k, n, s, n));
   // floor(k S / N) in 128 bits: k S overflows int64_t from S N > 9.2e18
   auto start = [&](int64_t i) {
-    return static_cast<int64_t>(static_cast<unsigned __int128>(i) * static_cast<uint64_t>(s) / static_cast<uint64_t>(n));
+    return static_cast<int64_t>(static_cast<unsigned __int128>(i) * static_cast<uint64_t>(s) /
+                                static_cast<uint64_t>(n));
   };
   return {start(k), start(k + 1) - start(k)};
 }
@@ -59,16 +61,19 @@ void parse_shard(const std::string& text, DatagenConfig& c) {
   };
   int64_t k = 0, n = 0;
   if (slash == std::string::npos || !number(0, slash, k) || !number(slash + 1, text.size(), n))
-    throw Error(fmt::format("--shard: expected k/N, shard k of N with 0 <= k < N (such as 3/10), found '{}'", text));
-  if (n < 1) throw Error(fmt::format("--shard {}: expected N >= 1 shards, found N = {}", text, n));
-  if (k >= n) throw Error(fmt::format("--shard {}: expected 0 <= k < N, found k = {} with N = {}", text, k, n));
+    throw FieldError("shard",
+                     fmt::format(": expected k/N, shard k of N with 0 <= k < N (such as 3/10), found '{}'", text));
+  if (n < 1) throw FieldError("shard", fmt::format(" {}: expected N >= 1 shards, found N = {}", text, n));
+  if (k >= n) throw FieldError("shard", fmt::format(" {}: expected 0 <= k < N, found k = {} with N = {}", text, k, n));
   c.shard = k;
   c.num_shards = n;
 }
 
 namespace {
 double max_drift(const float* scene, const WorldDef& w, const FrameEnergy& energy) {
-  auto kinetic_energy = [&](const float* frame, int n) { return energy ? energy(frame) : datagen::kinetic_energy(frame, n); };
+  auto kinetic_energy = [&](const float* frame, int n) {
+    return energy ? energy(frame) : datagen::kinetic_energy(frame, n);
+  };
   const double e0 = kinetic_energy(scene, w.num_balls);
   if (!(e0 > 1e-12)) return 0.0;
   double worst = 0;
@@ -97,15 +102,15 @@ double chunk_drift(const float* scenes, int64_t n, const WorldDef& w, const Fram
 }
 }  // namespace
 
-DatagenSummary write_dataset(const DatagenConfig& c, const std::string& engine,
-                             int64_t chunk_scenes, const SceneSource& source, const FrameEnergy& energy) {
+DatagenSummary write_dataset(const DatagenConfig& c, const std::string& engine, int64_t chunk_scenes,
+                             const SceneSource& source, const FrameEnergy& energy) {
   validate(c.world);
   if (c.num_scenes < 3)
-    throw Error(fmt::format("--num_scenes: expected at least 3 scenes (one per split), found {}", c.num_scenes));
-  if (c.threads < 0) throw Error(fmt::format("--threads: expected >= 0 (0 = all cores), found {}", c.threads));
+    throw FieldError("num_scenes", fmt::format(": expected at least 3 scenes (one per split), found {}", c.num_scenes));
+  if (c.threads < 0) throw FieldError("threads", fmt::format(": expected >= 0 (0 = all cores), found {}", c.threads));
   if (c.out_prefix.empty() || fs::path(c.out_prefix).filename().empty())
-    throw Error(fmt::format("--out_prefix: expected a path prefix such as data/x/x, found '{}'", c.out_prefix));
-  if (c.num_shards < 0) throw Error(fmt::format("--shard: expected N >= 1 shards, found N = {}", c.num_shards));
+    throw FieldError("out_prefix", fmt::format(": expected a path prefix such as data/x/x, found '{}'", c.out_prefix));
+  if (c.num_shards < 0) throw FieldError("shard", fmt::format(": expected N >= 1 shards, found N = {}", c.num_shards));
   const SceneRange range = scene_range(c);  // all scenes, or the shard's
   const bool sharded = c.num_shards > 0;
   const std::string prefix = sharded ? shard_prefix(c.out_prefix, c.shard, c.num_shards) : c.out_prefix;
@@ -117,11 +122,12 @@ DatagenSummary write_dataset(const DatagenConfig& c, const std::string& engine,
   if (::statvfs(dir.c_str(), &vfs) == 0) {
     const double free_bytes = static_cast<double>(vfs.f_bavail) * vfs.f_frsize;
     if (bytes > free_bytes)
-      throw Error(fmt::format("--num_scenes {}{}: the {} needs {:.1f} GiB of disk, {} has {:.1f} GiB "
-                              "free; generate fewer scenes or write elsewhere (--out_prefix)",
-                              c.num_scenes, sharded ? fmt::format(" --shard {}/{}", c.shard, c.num_shards) : "",
-                              sharded ? fmt::format("shard ({} scenes)", range.count) : "dataset", bytes / (1 << 30),
-                              dir.string(), free_bytes / (1 << 30)));
+      throw FieldError("num_scenes",
+                       fmt::format(" {}{}: the {} needs {:.1f} GiB of disk, {} has {:.1f} GiB "
+                                   "free; generate fewer scenes or write elsewhere",
+                                   c.num_scenes, sharded ? fmt::format(" (shard {}/{})", c.shard, c.num_shards) : "",
+                                   sharded ? fmt::format("shard ({} scenes)", range.count) : "dataset",
+                                   bytes / (1 << 30), dir.string(), free_bytes / (1 << 30)));
   }
 
   const WorldDef& w = c.world;
@@ -147,8 +153,8 @@ DatagenSummary write_dataset(const DatagenConfig& c, const std::string& engine,
   if (sharded) m.shard = {c.shard, c.num_shards, range.first, range.count};
   int64_t split_first = 0;
   std::vector<std::unique_ptr<AtomicFile>> outputs;
-  for (auto [name, size] : {std::pair<const char*, int64_t>{"train", sizes.train},
-                            {"val", sizes.val}, {"test", sizes.test}}) {
+  for (auto [name, size] :
+       {std::pair<const char*, int64_t>{"train", sizes.train}, {"val", sizes.val}, {"test", sizes.test}}) {
     // this run's scenes of the split: [lo, hi)
     const int64_t lo = std::max(split_first, range.first);
     const int64_t hi = std::min(split_first + size, range.first + range.count);
@@ -162,8 +168,8 @@ DatagenSummary write_dataset(const DatagenConfig& c, const std::string& engine,
     if (std::fwrite(header.data(), 1, header.size(), f) != header.size())
       throw Error(fmt::format("error writing '{}'", path.string()));
     for (int64_t s = lo; s < hi; s += chunk) {
-      throw_if_interrupted(fmt::format("interrupted at scene {} of {}; no file was written or changed", s,
-                                       c.num_scenes));
+      throw_if_interrupted(
+          fmt::format("interrupted at scene {} of {}; no file was written or changed", s, c.num_scenes));
       const int64_t n = std::min(chunk, hi - s);
       source(s, n, buf.data());
       summary.max_energy_drift = std::max(summary.max_energy_drift, chunk_drift(buf.data(), n, w, energy, threads));
@@ -220,10 +226,12 @@ std::string other_shard_counts(const std::string& prefix, int64_t n) {
 }  // namespace
 
 Manifest merge_shards(const std::string& prefix, int64_t n) {
-  if (n < 1) throw Error(fmt::format("--merge_shards: expected the number of shards N >= 1, found {}", n));
+  if (n < 1) throw FieldError("merge_shards", fmt::format(": expected the number of shards N >= 1, found {}", n));
   if (prefix.empty() || fs::path(prefix).filename().empty())
-    throw Error(fmt::format("--out_prefix: expected the path prefix the shards were written with, such as data/x/x, "
-                            "found '{}'", prefix));
+    throw FieldError("out_prefix",
+                     fmt::format(": expected the path prefix the shards were written with, such as data/x/x, "
+                                 "found '{}'",
+                                 prefix));
   const fs::path dir = manifest_path(prefix).parent_path();
   Manifest merged;
   std::string first_path;  // shard 0's manifest, the reference the others are compared with
@@ -233,16 +241,18 @@ Manifest merge_shards(const std::string& prefix, int64_t n) {
     const std::string path = manifest_path(sp).string();
     std::error_code ec;
     if (!fs::exists(manifest_path(sp), ec))
-      throw Error(fmt::format("--merge_shards {}: shard {} of {}: '{}' is missing (no such file); expected the "
-                              "manifest that npe-datagen --shard {}/{} --out_prefix {} writes last{}",
-                              n, k, n, path, k, n, prefix, other_shard_counts(prefix, n)));
+      throw FieldError("merge_shards",
+                       fmt::format(" {}: shard {} of {}: '{}' is missing (no such file); expected the "
+                                   "manifest that npe-datagen --shard {}/{} --out_prefix {} writes last{}",
+                                   n, k, n, path, k, n, prefix, other_shard_counts(prefix, n)));
     const Manifest s = read_shard_manifest(sp);
     auto differs = [&](const std::string& what, const auto& expected, const auto& found) {
       return Error(fmt::format("{}: {} expected {} (as in '{}'), found {}; the shards of one dataset are written "
-                               "with the same flags", path, what, expected, first_path, found));
+                               "with the same flags",
+                               path, what, expected, first_path, found));
     };
     if (s.shard.index != k || s.shard.count != n)
-      throw Error(fmt::format("{}: expected shard {} of {} (--merge_shards {}), found shard {} of {}", path, k, n, n,
+      throw Error(fmt::format("{}: expected shard {} of {} (merging {} shards), found shard {} of {}", path, k, n, n,
                               s.shard.index, s.shard.count));
     if (k == 0) {
       merged = s;
@@ -265,26 +275,26 @@ Manifest merge_shards(const std::string& prefix, int64_t n) {
     // its scenes, and the part of each split within them, where a single run puts them
     const SceneRange r = shard_range(merged.num_scenes, k, n);
     if (s.shard.first_scene != r.first || s.shard.scenes != r.count)
-      throw Error(fmt::format("{}: shard.first_scene and shard.scenes expected {} and {} (shard {} of {} of {} scenes), "
-                              "found {} and {}", path, r.first, r.count, k, n, merged.num_scenes, s.shard.first_scene,
-                              s.shard.scenes));
+      throw Error(
+          fmt::format("{}: shard.first_scene and shard.scenes expected {} and {} (shard {} of {} of {} scenes), "
+                      "found {} and {}",
+                      path, r.first, r.count, k, n, merged.num_scenes, s.shard.first_scene, s.shard.scenes));
     const SplitSizes sizes = split_sizes(merged.num_scenes);
     int64_t split_first = 0;
     size_t next = 0;  // the shard's split expected next
-    for (auto [name, size] : {std::pair<const char*, int64_t>{"train", sizes.train},
-                              {"val", sizes.val}, {"test", sizes.test}}) {
+    for (auto [name, size] :
+         {std::pair<const char*, int64_t>{"train", sizes.train}, {"val", sizes.val}, {"test", sizes.test}}) {
       const int64_t lo = std::max(split_first, r.first), hi = std::min(split_first + size, r.first + r.count);
       const int64_t split_start = split_first;
       split_first += size;
       if (lo >= hi) continue;
       if (next >= s.splits.size() || s.splits[next].name != name || s.splits[next].first_scene != lo ||
           s.splits[next].scenes != hi - lo)
-        throw Error(fmt::format("{}: expected split '{}' with {} scenes from scene {} next in 'splits', found {}", path,
-                                name, hi - lo, lo,
-                                next < s.splits.size() ? fmt::format("split '{}' with {} scenes from scene {}",
-                                                                     s.splits[next].name, s.splits[next].scenes,
-                                                                     s.splits[next].first_scene)
-                                                       : std::string("no more splits")));
+        throw Error(fmt::format(
+            "{}: expected split '{}' with {} scenes from scene {} next in 'splits', found {}", path, name, hi - lo, lo,
+            next < s.splits.size() ? fmt::format("split '{}' with {} scenes from scene {}", s.splits[next].name,
+                                                 s.splits[next].scenes, s.splits[next].first_scene)
+                                   : std::string("no more splits")));
       const SplitInfo& part = s.splits[next++];
       // the array is there and complete (the shard wrote it before its manifest); its values are
       // checked when it is loaded
@@ -313,9 +323,9 @@ Manifest merge_shards(const std::string& prefix, int64_t n) {
 
 DatagenSummary generate_dataset(const DatagenConfig& config) {
   DatagenConfig c = config;
-  if (c.world.substeps == 0) c.world.substeps = kBox2dDefaultSubsteps;  // recorded in the manifest
+  if (c.world.box2d.substeps == 0) c.world.box2d.substeps = kBox2dDefaultSubsteps;  // recorded in the manifest
   if (!c.world.obstacles.empty())
-    throw Error("--obstacles: obstacles are simulated by the GPU engine only; add --engine gpu");
+    throw FieldError("obstacles", ": obstacles are simulated by npe's engine only, not Box2D");
   validate(c.world);
   const WorldDef& w = c.world;
   const size_t per_scene = static_cast<size_t>(w.timesteps) * w.num_balls * kStateDim;

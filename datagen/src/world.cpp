@@ -11,54 +11,61 @@
 namespace npe::datagen {
 
 void validate(const WorldDef& d) {
-  auto bad = [](const std::string& flag, const std::string& expected, auto found) {
-    throw Error(fmt::format("{}: expected {}, found {}", flag, expected, found));
+  auto bad = [](const std::string& field, const std::string& expected, auto found) {
+    throw FieldError(field, fmt::format(": expected {}, found {}", expected, found));
   };
-  if (!(d.radius > 0) || !std::isfinite(d.radius)) bad("--radius", "a positive radius in px", d.radius);
-  if (!(d.width > 0) || !std::isfinite(d.width)) bad("--width", "a positive width in px", d.width);
-  if (!(d.height > 0) || !std::isfinite(d.height)) bad("--height", "a positive height in px", d.height);
+  if (!(d.radius > 0) || !std::isfinite(d.radius)) bad("radius", "a positive radius in px", d.radius);
+  if (!(d.width > 0) || !std::isfinite(d.width)) bad("width", "a positive width in px", d.width);
+  if (!(d.height > 0) || !std::isfinite(d.height)) bad("height", "a positive height in px", d.height);
   if (d.width <= 2 * d.radius || d.height <= 2 * d.radius)
-    throw Error(fmt::format("--radius: a ball of radius {} px does not fit in the {} x {} px box",
-                            d.radius, d.width, d.height));
+    throw FieldError("radius", fmt::format(": a ball of radius {} px does not fit in the {} x {} px box", d.radius,
+                                           d.width, d.height));
   // Sizes beyond the limits are refused with what one scene alone would need (states of every
   // frame, float32), before anything is allocated.
   auto scene_gib = [&](double balls, double frames) { return balls * frames * kStateDim * 4 / double(1 << 30); };
   if (d.num_balls < 1 || d.num_balls > 1000)
-    throw Error(fmt::format("--num_balls: expected 1 to 1000 balls, found {}{}", d.num_balls,
-                            d.num_balls > 1000 ? fmt::format(" (one scene of {} frames would take {:.3g} GiB, and each "
-                                                             "physics step {:.3g} ball pairs)",
-                                                             d.timesteps, scene_gib(d.num_balls, d.timesteps),
-                                                             0.5 * d.num_balls * (d.num_balls - 1.0))
-                                               : ""));
+    throw FieldError(
+        "num_balls",
+        fmt::format(": expected 1 to 1000 balls, found {}{}", d.num_balls,
+                    d.num_balls > 1000 ? fmt::format(" (one scene of {} frames would take {:.3g} GiB, and each "
+                                                     "physics step {:.3g} ball pairs)",
+                                                     d.timesteps, scene_gib(d.num_balls, d.timesteps),
+                                                     0.5 * d.num_balls * (d.num_balls - 1.0))
+                                       : ""));
   for (int n : d.ball_counts)
     if (n < 1 || n > d.num_balls)
-      bad("--num_balls", fmt::format("ball counts from 1 to the slots per scene ({})", d.num_balls), n);
+      bad("num_balls", fmt::format("ball counts from 1 to the slots per scene ({})", d.num_balls), n);
   if (!(d.min_separation >= 2 && d.min_separation < 1e6))
-    bad("--min_separation", "initial centre distances of at least 2 radii (touching)", d.min_separation);
+    bad("min_separation", "initial centre distances of at least 2 radii (touching)", d.min_separation);
   if (d.velocity_law == WorldDef::VelocityLaw::kIntegerPerAxis && (d.max_axis_speed < 0 || d.max_axis_speed > 1000000))
-    bad("--preset", "a per-axis speed bound of 0 to 10^6 px per frame", d.max_axis_speed);
-  if (!(d.reject_speed >= 0) || !std::isfinite(d.reject_speed)) bad("--preset", "a rejection speed >= 0 px/s", d.reject_speed);
-  if (d.timesteps < 3) bad("--timesteps", "at least 3 frames (one training window)", d.timesteps);
+    bad("preset", "a per-axis speed bound of 0 to 10^6 px per frame", d.max_axis_speed);
+  if (!(d.reject_speed >= 0) || !std::isfinite(d.reject_speed))
+    bad("preset", "a rejection speed >= 0 px/s", d.reject_speed);
+  if (d.timesteps < 3) bad("timesteps", "at least 3 frames (one training window)", d.timesteps);
   if (d.timesteps > 100000)
-    throw Error(fmt::format("--timesteps: expected at most 100000 frames, found {} (one scene of {} balls would take "
-                            "{:.3g} GiB)", d.timesteps, d.num_balls, scene_gib(d.num_balls, d.timesteps)));
-  if (!(d.max_speed > 0) || !std::isfinite(d.max_speed)) bad("--max_speed", "a positive speed in px/s", d.max_speed);
-  if (!(d.frame_dt > 0) || !std::isfinite(d.frame_dt)) bad("--dt", "a positive frame interval in s", d.frame_dt);
-  if (d.substeps < 0 || d.substeps > 10000000)
-    bad("--substeps", "0 (the engine's default) to 10^7 steps per frame", d.substeps);
-  if (!(d.mass > 0)) bad("--mass", "a positive mass", d.mass);
+    throw FieldError("timesteps",
+                     fmt::format(": expected at most 100000 frames, found {} (one scene of {} balls would take "
+                                 "{:.3g} GiB)",
+                                 d.timesteps, d.num_balls, scene_gib(d.num_balls, d.timesteps)));
+  if (!(d.max_speed > 0) || !std::isfinite(d.max_speed)) bad("max_speed", "a positive speed in px/s", d.max_speed);
+  if (!(d.frame_dt > 0) || !std::isfinite(d.frame_dt)) bad("frame_dt", "a positive frame interval in s", d.frame_dt);
+  if (d.box2d.substeps < 0 || d.box2d.substeps > 10000000)
+    bad("substeps", "0 (Box2D's default) to 10^7 steps per frame", d.box2d.substeps);
+  if (d.engine.substeps < 0 || d.engine.substeps > 10000000)
+    bad("substeps", "0 (chosen with the contact stiffness) to 10^7 substeps per frame", d.engine.substeps);
+  if (!(d.mass > 0)) bad("mass", "a positive mass", d.mass);
   for (double m : d.mass_choices)
-    if (!(m > 0)) bad("--mass_choices", "positive masses", m);
-  if (d.variable_mass && d.mass_choices.empty()) bad("--mass_choices", "at least one mass", "none");
-  if (!(d.restitution >= 0 && d.restitution <= 1)) bad("--restitution", "a value in [0, 1]", d.restitution);
+    if (!(m > 0)) bad("mass_choices", "positive masses", m);
+  if (d.variable_mass && d.mass_choices.empty()) bad("mass_choices", "at least one mass", "none");
+  if (!(d.restitution >= 0 && d.restitution <= 1)) bad("restitution", "a value in [0, 1]", d.restitution);
   // Balls occupy at most ~60% of the box: beyond that random placement rarely succeeds.
   const double area = d.num_balls * M_PI * d.radius * d.radius * (d.min_separation * d.min_separation / 4);
   const double free_area = (d.width - 2 * d.radius) * (d.height - 2 * d.radius) + 1e-9;
   if (area > 0.6 * d.width * d.height || (d.num_balls > 1 && free_area <= 0))
-    throw Error(fmt::format("--num_balls {} balls of radius {} px cover {:.0f}% of the {} x {} px "
-                            "box: too dense to place at random (at most 60%)",
-                            d.num_balls, d.radius, 100 * area / (d.width * d.height), d.width,
-                            d.height));
+    throw FieldError("num_balls",
+                     fmt::format(" {} balls of radius {} px cover {:.0f}% of the {} x {} px "
+                                 "box: too dense to place at random (at most 60%)",
+                                 d.num_balls, d.radius, 100 * area / (d.width * d.height), d.width, d.height));
 }
 
 std::vector<BallInit> sample_scene(const WorldDef& d, uint64_t seed, int64_t scene,
@@ -80,10 +87,10 @@ std::vector<BallInit> sample_scene(const WorldDef& d, Rng& rng, int64_t scene,
     BallInit b{};
     for (;;) {
       if (++tries > d.max_placement_tries)
-        throw Error(fmt::format(
-            "scene {}: could not place {} balls of radius {} px at least {} radii apart in the {} x {} "
-            "px box after {} draws; use fewer balls (--num_balls) or a smaller --radius",
-            scene, n, r, d.min_separation, d.width, d.height, d.max_placement_tries));
+        throw Error(
+            fmt::format("scene {}: could not place {} balls of radius {} px at least {} radii apart in the {} x {} "
+                        "px box after {} draws; use fewer balls or a smaller radius",
+                        scene, n, r, d.min_separation, d.width, d.height, d.max_placement_tries));
       b.x = rng.uniform(r, d.width - r);
       b.y = rng.uniform(r, d.height - r);
       bool ok = !is_free || is_free(b.x, b.y);
@@ -114,14 +121,13 @@ bool rejected(const WorldDef& d, const std::vector<std::vector<BallInit>>& frame
   const double v2 = d.reject_speed * d.reject_speed;
   for (const auto& frame : frames)
     for (const BallInit& b : frame)
-      if (b.vx * b.vx + b.vy * b.vy > v2 || !(b.x >= 0 && b.x <= d.width && b.y >= 0 && b.y <= d.height))
-        return true;
+      if (b.vx * b.vx + b.vy * b.vy > v2 || !(b.x >= 0 && b.x <= d.width && b.y >= 0 && b.y <= d.height)) return true;
   return false;
 }
 
 void apply_preset(WorldDef& d, const std::string& name) {
   if (name != "npe2017")
-    throw Error(fmt::format("--preset: expected npe2017 (Chang et al. 2017's data regime), found '{}'", name));
+    throw FieldError("preset", fmt::format(": expected npe2017 (Chang et al. 2017's data regime), found '{}'", name));
   // Chang et al. 2017, section 3 and the authors' data generator: velocities per axis drawn as
   // integers of px per frame in [-20, 20], masses from {1, 5, 25}, balls placed at least 2.5 radii
   // apart; trajectories with a speed over 60 px per frame, or a ball outside the box, are redrawn.
@@ -149,11 +155,13 @@ void parse_ball_counts(WorldDef& d, const std::string& text) {
     }
     // counts above 1000 pass here so that validate() refuses them with the memory they would need
     if (used == 0 || tok.find_first_not_of(" \t", used) != std::string::npos || v < 1 || v > 2000000000)
-      throw Error(fmt::format("--num_balls: expected a ball count (1 to 1000) or a list such as 3,4,5, "
-                              "found '{}' in '{}'", tok, text));
+      throw FieldError("num_balls", fmt::format(": expected a ball count (1 to 1000) or a list such as 3,4,5, "
+                                                "found '{}' in '{}'",
+                                                tok, text));
     counts.push_back(static_cast<int>(v));
   }
-  if (counts.empty()) throw Error(fmt::format("--num_balls: expected a ball count or a list such as 3,4,5, found '{}'", text));
+  if (counts.empty())
+    throw FieldError("num_balls", fmt::format(": expected a ball count or a list such as 3,4,5, found '{}'", text));
   d.num_balls = *std::max_element(counts.begin(), counts.end());
   d.ball_counts.clear();
   if (counts.size() > 1) d.ball_counts = counts;

@@ -25,17 +25,17 @@ bool same(double a, double b) { return a == b || std::abs(a - b) <= 1e-9 * std::
 bool same(std::vector<double> a, std::vector<double> b) {
   std::sort(a.begin(), a.end());
   std::sort(b.begin(), b.end());
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](double x, double y) { return same(x, y); });
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](double x, double y) { return same(x, y); });
 }
 
 }  // namespace
 
 json WorldIdentity::to_json() const {
-  return {{"width", width},         {"height", height},       {"radius", radius},
-          {"masses", masses},       {"ball_counts", ball_counts},
-          {"restitution", restitution}, {"friction", friction}, {"obstacles", obstacles},
-          {"engine", engine},       {"frame_dt", frame_dt},   {"pos_scale", pos_scale},
-          {"vel_scale", vel_scale}};
+  return {{"width", width},       {"height", height},           {"radius", radius},
+          {"masses", masses},     {"ball_counts", ball_counts}, {"restitution", restitution},
+          {"friction", friction}, {"obstacles", obstacles},     {"engine", engine},
+          {"frame_dt", frame_dt}, {"pos_scale", pos_scale},     {"vel_scale", vel_scale}};
 }
 
 WorldIdentity WorldIdentity::from_json(const json& j, const std::string& source) {
@@ -75,9 +75,9 @@ WorldIdentity world_identity(const Manifest& m) {
 }
 
 const std::vector<std::string>& identity_fields() {
-  static const std::vector<std::string> names = {"width",    "height",    "radius", "masses",   "restitution",
-                                                 "friction", "obstacles", "engine", "frame_dt", "pos_scale",
-                                                 "vel_scale"};
+  static const std::vector<std::string> names = {"width",       "height",    "radius",    "masses",
+                                                 "restitution", "friction",  "obstacles", "engine",
+                                                 "frame_dt",    "pos_scale", "vel_scale"};
   return names;
 }
 
@@ -93,7 +93,8 @@ std::vector<IdentityDifference> identity_differences(const WorldIdentity& a, con
   number("height", a.height, b.height);
   number("radius", a.radius, b.radius);
   if (!same(a.masses, b.masses))
-    out.push_back({"masses", fmt::format("[{}]", fmt::join(a.masses, ", ")), fmt::format("[{}]", fmt::join(b.masses, ", "))});
+    out.push_back(
+        {"masses", fmt::format("[{}]", fmt::join(a.masses, ", ")), fmt::format("[{}]", fmt::join(b.masses, ", "))});
   number("restitution", a.restitution, b.restitution);
   number("friction", a.friction, b.friction);
   text("obstacles", a.obstacles, b.obstacles);

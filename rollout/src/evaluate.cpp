@@ -27,7 +27,9 @@ nlohmann::json transfers_json(const std::vector<datagen::IdentityDifference>& tr
 }
 
 nlohmann::json Score::to_json() const {
-  return {{"val_mse", val_mse}, {"cosine", metrics.cosine}, {"rel_mag_error", metrics.rel_mag_error},
+  return {{"val_mse", val_mse},
+          {"cosine", metrics.cosine},
+          {"rel_mag_error", metrics.rel_mag_error},
           {"pos_error_px", metrics.pos_error_px}};
 }
 
@@ -39,7 +41,8 @@ Score score_model(const std::string& name, const Predictor& predict, model::NPEI
   Score s;
   s.name = name;
   s.val_mse = model::window_mse(net, val_t, ids);
-  s.metrics = rollout_metrics(test, rollout(test, num_scenes, steps, manifest.step_scale(), predict), manifest.pos_scale());
+  s.metrics = rollout_metrics(test, rollout(test, num_scenes, steps, manifest.step_scale(), predict),
+                              manifest.pos_scale());
   return s;
 }
 
@@ -49,9 +52,9 @@ Score score_simulator(const datagen::Manifest& manifest, const datagen::Trajecto
   Score s;
   s.name = "simulator";
   s.val_mse = simulator_window_mse(manifest, val, use_cuda);
-  s.metrics = rollout_metrics(test, simulator_rollout(manifest, test, std::min(num_scenes, test.scenes), steps,
-                                                      use_cuda, masses),
-                              manifest.pos_scale());
+  s.metrics = rollout_metrics(
+      test, simulator_rollout(manifest, test, std::min(num_scenes, test.scenes), steps, use_cuda, masses),
+      manifest.pos_scale());
   return s;
 }
 

@@ -50,15 +50,17 @@ ExperimentReport experiments_table(const std::vector<ExperimentWorld>& worlds, c
       if (fs::exists(path)) sources.push_back({kind, path.string(), "world '" + w.label + "'"});
     }
     if (sources.empty())
-      throw Error(fmt::format("world '{}': no checkpoint in '{}' (expected classic.best.pt, modern.best.pt, "
-                              "np.best.pt or lstm.best.pt)", w.label, w.checkpoints));
+      throw FieldError("world", fmt::format(" '{}': no checkpoint in '{}' (expected classic.best.pt, modern.best.pt, "
+                                            "np.best.pt or lstm.best.pt)",
+                                            w.label, w.checkpoints));
     l.models = load_models(sources, o.device, l.manifest, w.prefix);
     loaded.push_back(std::move(l));
   }
 
   ExperimentReport rep;
-  rep.markdown = fmt::format(
-      "| world | model | val MSE | cos@{0} | cos@{1} | rel@{0} | rel@{1} | pos@{1} px |\n|---|---|---|---|---|---|---|---|\n", a, b);
+  rep.markdown = fmt::format("| world | model | val MSE | cos@{0} | cos@{1} | rel@{0} | rel@{1} | pos@{1} px "
+                             "|\n|---|---|---|---|---|---|---|---|\n",
+                             a, b);
   rep.csv = "world,model,step,cosine,rel_mag_error,pos_error_px\n";
   // The paper's claims (section 4): the NPEs beat the baselines; here also modern beats classic.
   const std::pair<const char*, const char*> kClaims[] = {
@@ -78,13 +80,17 @@ ExperimentReport experiments_table(const std::vector<ExperimentWorld>& worlds, c
       scores.push_back(score_model(m.name, model::make_predictor(m.checkpoint.net, o.device), m.checkpoint.net.get(),
                                    manifest, test, val_t, n, steps));
     scores.push_back(score_model("constant_velocity", constant_velocity(), nullptr, manifest, test, val_t, n, steps));
-    nlohmann::json jw = {{"label", w.label}, {"checkpoints", w.checkpoints}, {"dataset_prefix", w.prefix},
-                         {"num_scenes", n}, {"models", nlohmann::json::object()}};
+    nlohmann::json jw = {{"label", w.label},
+                         {"checkpoints", w.checkpoints},
+                         {"dataset_prefix", w.prefix},
+                         {"num_scenes", n},
+                         {"models", nlohmann::json::object()}};
     for (const auto& s : scores) {
       const auto& m = s.metrics;
       rep.markdown += fmt::format("| {} | {} | {:.3e} | {:.4f} | {:.4f} | {:.4f} | {:.4f} | {:.1f} |\n", w.label,
-                                  s.name == "constant_velocity" ? "constant velocity" : s.name, s.val_mse, m.cosine[a - 1],
-                                  m.cosine[b - 1], m.rel_mag_error[a - 1], m.rel_mag_error[b - 1], m.pos_error_px[b - 1]);
+                                  s.name == "constant_velocity" ? "constant velocity" : s.name, s.val_mse,
+                                  m.cosine[a - 1], m.cosine[b - 1], m.rel_mag_error[a - 1], m.rel_mag_error[b - 1],
+                                  m.pos_error_px[b - 1]);
       for (int k = 0; k < steps; ++k)
         rep.csv += fmt::format("{},{},{},{:.6g},{:.6g},{:.6g}\n", w.label, s.name, k + 1, m.cosine[k],
                                m.rel_mag_error[k], m.pos_error_px[k]);
@@ -104,7 +110,8 @@ ExperimentReport experiments_table(const std::vector<ExperimentWorld>& worlds, c
         continue;
       }
       const NotBetter nb = steps_not_better(x->metrics, y->metrics);
-      checks[std::string(winner) + ">" + loser] = {{"cosine_not_higher_at", nb.cosine}, {"rel_error_not_lower_at", nb.rel}};
+      checks[std::string(winner) + ">" + loser] = {{"cosine_not_higher_at", nb.cosine},
+                                                   {"rel_error_not_lower_at", nb.rel}};
       claims += fmt::format(" cos {}; rel {} |", claim_verdict(nb.cosine), claim_verdict(nb.rel));
     }
     claims += "\n";
@@ -112,8 +119,11 @@ ExperimentReport experiments_table(const std::vector<ExperimentWorld>& worlds, c
     rep.json["worlds"].push_back(jw);
     if (log) log(fmt::format("{} ({} models, {} test scenes of {})", w.label, loaded[i].models.size(), n, w.prefix));
   }
-  rep.markdown += fmt::format("\nAt every rollout step 1..{}: higher cosine similarity (cos) and lower relative magnitude "
-                              "error (rel); \"no at k steps\" lists the first steps where not.\n\n", steps) + claims;
+  rep.markdown += fmt::format(
+                      "\nAt every rollout step 1..{}: higher cosine similarity (cos) and lower relative magnitude "
+                      "error (rel); \"no at k steps\" lists the first steps where not.\n\n",
+                      steps) +
+                  claims;
   return rep;
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <optional>
 
 #include <fmt/format.h>
@@ -9,6 +10,7 @@
 
 #include "npe/core/io.h"
 #include "npe/core/json.h"
+#include "npe/core/npy.h"
 #include "npe/gpu/diffsim.h"
 #include "npe/gpu/diffsim_torch.h"
 #include "npe/datagen/engine_world.h"
@@ -29,7 +31,8 @@ T field(const nlohmann::json& j, const char* key, const std::string& src, const 
     throw Error(fmt::format("{}: field '{}' is missing", src, key));
   }
   if (auto v = json_as<T>(j.at(key))) return *v;
-  throw Error(fmt::format("{}: field '{}' has the wrong type or range (found {})", src, key, j.at(key).dump().substr(0, 80)));
+  throw Error(
+      fmt::format("{}: field '{}' has the wrong type or range (found {})", src, key, j.at(key).dump().substr(0, 80)));
 }
 }  // namespace
 
@@ -49,7 +52,8 @@ LaunchProblem LaunchProblem::from_json_text(const std::string& text, const std::
   p.shooter = field<int>(j, "shooter", path);
   p.target_ball = field<int>(j, "target_ball", path);
   const auto target = field<std::vector<double>>(j, "target", path);
-  if (target.size() != 2) throw Error(fmt::format("{}: field 'target': expected [x, y] in px, found {}", path, j["target"].dump()));
+  if (target.size() != 2)
+    throw Error(fmt::format("{}: field 'target': expected [x, y] in px, found {}", path, j["target"].dump()));
   p.target_x = target[0];
   p.target_y = target[1];
   const std::optional<int> frames = j.contains("frames") ? json_as<int>(j["frames"]) : std::nullopt;
@@ -71,8 +75,8 @@ LaunchProblem LaunchProblem::from_json_text(const std::string& text, const std::
     if (!(b.x >= w.radius && b.x <= w.width - w.radius && b.y >= w.radius && b.y <= w.height - w.radius) ||
         !std::isfinite(b.vx) || !std::isfinite(b.vy))
       throw Error(fmt::format("{}: field 'balls': ball at ({}, {}) expected inside the {} x {} px box, at least the "
-                              "radius {} px from every wall, with a finite velocity", path, b.x, b.y, w.width,
-                              w.height, w.radius));
+                              "radius {} px from every wall, with a finite velocity",
+                              path, b.x, b.y, w.width, w.height, w.radius));
   const int n = static_cast<int>(p.balls.size());
   if (p.shooter < 0 || p.shooter >= n || p.target_ball < 0 || p.target_ball >= n || p.shooter == p.target_ball)
     throw Error(fmt::format("{}: fields 'shooter' ({}) and 'target_ball' ({}): expected two different balls of 0..{}",
@@ -87,8 +91,8 @@ LaunchProblem LaunchProblem::from_json_text(const std::string& text, const std::
   try {
     datagen::validate(w);
   } catch (const Error& e) {  // names the npe-datagen flag of the same world field
-    throw Error(fmt::format("{}: world fields (width, height, radius, frame_dt, max_speed, restitution): {}", path,
-                            e.what()));
+    throw Error(
+        fmt::format("{}: world fields (width, height, radius, frame_dt, max_speed, restitution): {}", path, e.what()));
   }
   return p;
 }
@@ -96,7 +100,7 @@ LaunchProblem LaunchProblem::from_json_text(const std::string& text, const std::
 WorldSpec launch_spec(const LaunchProblem& p) {
   datagen::WorldDef w = p.world;
   w.num_balls = static_cast<int>(p.balls.size());
-  WorldSpec spec = spec_from_world(resolve_engine_world(w), 1);
+  WorldSpec spec = spec_from_world(w, 1);
   // Gradients through a contact are smooth in the initial velocity only when the onset ramp is
   // resolved: at the largest approach speed (2 max_speed) a substep must advance at most a
   // quarter of the ramp. With fewer substeps the exact gradient of the discrete rollout carries
@@ -116,7 +120,7 @@ LaunchResult optimize_launch(const LaunchProblem& p, const LaunchOptions& o) {
     throw Error(fmt::format("launch problem: shooter ({}) and target_ball ({}) must be two different balls of 0..{}",
                             p.shooter, p.target_ball, N - 1));
   if (p.frames < 1) throw Error(fmt::format("launch problem: frames expected >= 1, found {}", p.frames));
-  if (o.iterations < 0) throw Error(fmt::format("--iterations: expected >= 0, found {}", o.iterations));
+  if (o.iterations < 0) throw FieldError("iterations", fmt::format(": expected >= 0, found {}", o.iterations));
   for (int i = 0; i < N; ++i)
     for (int j = i + 1; j < N; ++j)
       if (std::hypot(p.balls[i].x - p.balls[j].x, p.balls[i].y - p.balls[j].y) < 2 * p.world.radius)
@@ -135,7 +139,8 @@ LaunchResult optimize_launch(const LaunchProblem& p, const LaunchOptions& o) {
   mass = mass.to(opt);
   const torch::Tensor radius = torch::full({1, N}, p.world.radius, opt);
   const torch::Tensor e = torch::full({1}, p.world.restitution, opt);
-  const torch::Tensor shooter = torch::zeros({1, N, 4}, opt).index_put_({0, p.shooter, torch::indexing::Slice(2, 4)}, 1.0);
+  const torch::Tensor shooter =
+      torch::zeros({1, N, 4}, opt).index_put_({0, p.shooter, torch::indexing::Slice(2, 4)}, 1.0);
   const torch::Tensor target = torch::tensor({p.target_x, p.target_y}, torch::kFloat64).to(opt);
 
   LaunchResult res;
@@ -254,6 +259,40 @@ LaunchResult optimize_launch(const LaunchProblem& p, const LaunchOptions& o) {
   res.vx = vf[0].item<double>();
   res.vy = vf[1].item<double>();
   return res;
+}
+
+void write_launch_outputs(const LaunchProblem& p, const LaunchResult& res, const std::string& problem_path,
+                          const std::string& method, const std::string& prefix) {
+  const WorldSpec spec = launch_spec(p);
+  datagen::Manifest m;
+  m.world = p.world;
+  m.world.num_balls = static_cast<int>(p.balls.size());
+  m.world.engine = {spec.substeps, spec.contact_omega, spec.contact_ramp};  // what ran
+  m.engine = "npe-gpu";
+  m.npe_version = NPE_VERSION;
+  m.num_scenes = 2;
+  const int64_t T = p.frames + 1, N = static_cast<int64_t>(p.balls.size());
+  m.splits.push_back({"test", std::filesystem::path(prefix).filename().string() + "_test.npy", 0, 2, 2 * (T - 2)});
+  const datagen::Normalisation unit = datagen::normalisation(m.world);
+  std::vector<float> data(static_cast<size_t>(2 * T * N * datagen::kStateDim));
+  for (int s = 0; s < 2; ++s) {
+    const torch::Tensor tr = (s == 0 ? res.guess : res.optimised).to(torch::kCPU, torch::kFloat64).contiguous();
+    const double* x = tr.data_ptr<double>();  // [T, N, 4]
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t i = 0; i < N; ++i) {
+        float* d = data.data() + ((s * T + t) * N + i) * datagen::kStateDim;
+        const double* b = x + (t * N + i) * 4;
+        for (int f = 0; f < 4; ++f) d[f] = static_cast<float>(b[f] / (f < 2 ? unit.pos_scale : unit.vel_scale));
+        d[4] = static_cast<float>(p.balls[i].mass);
+      }
+  }
+  write_npy_f32(datagen::split_path(prefix, "test"), {2, T, N, datagen::kStateDim}, data.data());
+  const nlohmann::json summary = {{"problem", problem_path},       {"first_guess", {res.guess_vx, res.guess_vy}},
+                                  {"optimised", {res.vx, res.vy}}, {"method", method},
+                                  {"iterations", res.iterations},  {"rollouts", res.rollouts},
+                                  {"converged", res.converged},    {"distance_px", res.distance_px}};
+  write_file_atomic(prefix + "_summary.json", summary.dump(1) + "\n");
+  write_file_atomic(datagen::manifest_path(prefix), m.to_json().dump(2) + "\n");  // last: the dataset is complete
 }
 
 }  // namespace npe::rollout

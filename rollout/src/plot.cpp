@@ -25,9 +25,8 @@ void write_plot_png(const std::string& path, const std::vector<Panel>& panels, i
     pls.setopt("geometry", fmt::format("{}x{}", width, height).c_str());
     // palette: 0 background (white), 15 axes (black), 1..8 series
     pls.scol0(0, 255, 255, 255);
-    const int palette[][3] = {{0, 0, 0},       {31, 119, 180}, {214, 39, 40}, {44, 160, 44},
-                              {148, 103, 189}, {255, 127, 14}, {127, 127, 127}, {23, 190, 207},
-                              {188, 189, 34}};
+    const int palette[][3] = {{0, 0, 0},      {31, 119, 180},  {214, 39, 40},  {44, 160, 44}, {148, 103, 189},
+                              {255, 127, 14}, {127, 127, 127}, {23, 190, 207}, {188, 189, 34}};
     for (int i = 1; i <= 8; ++i) pls.scol0(i, palette[i][0], palette[i][1], palette[i][2]);
     pls.scol0(15, 0, 0, 0);
     pls.ssub(static_cast<PLINT>(panels.size()), 1);
@@ -48,14 +47,24 @@ void write_plot_png(const std::string& path, const std::vector<Panel>& panels, i
           if (p.log_y) y = std::log10(y);
           xs.push_back(s.x[i]);
           ys.push_back(y);
-          x0 = std::min(x0, s.x[i]); x1 = std::max(x1, s.x[i]);
-          y0 = std::min(y0, y); y1 = std::max(y1, y);
+          x0 = std::min(x0, s.x[i]);
+          x1 = std::max(x1, s.x[i]);
+          y0 = std::min(y0, y);
+          y1 = std::max(y1, y);
         }
         pts.emplace_back(std::move(xs), std::move(ys));
       }
-      if (!(x0 <= x1)) { x0 = 0; x1 = 1; y0 = 0; y1 = 1; }
+      if (!(x0 <= x1)) {
+        x0 = 0;
+        x1 = 1;
+        y0 = 0;
+        y1 = 1;
+      }
       if (x1 - x0 < 1e-12) x1 = x0 + 1;
-      if (y1 - y0 < 1e-12) { y0 -= 0.5; y1 += 0.5; }
+      if (y1 - y0 < 1e-12) {
+        y0 -= 0.5;
+        y1 += 0.5;
+      }
       const double pad = 0.05 * (y1 - y0);
       pls.col0(15);
       pls.wind(x0, x1, y0 - pad, y1 + pad);
@@ -89,9 +98,8 @@ void write_plot_png(const std::string& path, const std::vector<Panel>& panels, i
         const auto n = static_cast<PLINT>(labels.size());
         const PLINT columns = std::min<PLINT>(n, 2), rows = (n + columns - 1) / columns;
         pls.legend(&lw, &lh, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX | PL_LEGEND_ROW_MAJOR,
-                   PL_POSITION_OUTSIDE | PL_POSITION_BOTTOM, 0.0, 0.3, 0.08, 0, 15, 1,
-                   rows, columns, n, opts.data(), 1.0, 0.8, 2.0, 0.0,
-                   text_colors.data(), labels.data(), nullptr, nullptr, nullptr, nullptr,
+                   PL_POSITION_OUTSIDE | PL_POSITION_BOTTOM, 0.0, 0.3, 0.08, 0, 15, 1, rows, columns, n, opts.data(),
+                   1.0, 0.8, 2.0, 0.0, text_colors.data(), labels.data(), nullptr, nullptr, nullptr, nullptr,
                    colors.data(), styles.data(), widths.data(), nullptr, nullptr, nullptr, nullptr);
       }
     }

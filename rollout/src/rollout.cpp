@@ -22,13 +22,13 @@ Predictor constant_velocity() {
 
 Trajectories rollout(const Trajectories& truth, int64_t scenes, int steps, double step_scale,
                      const Predictor& predict) {
-  if (steps < 1) throw Error(fmt::format("--rollout_steps: expected >= 1, found {}", steps));
+  if (steps < 1) throw FieldError("rollout_steps", fmt::format(": expected >= 1, found {}", steps));
   if (steps > truth.timesteps - 2)
-    throw Error(fmt::format("--rollout_steps {}: needs {} frames per scene, the dataset has {}",
-                            steps, int64_t{steps} + 2, truth.timesteps));
+    throw FieldError("rollout_steps", fmt::format(" {}: needs {} frames per scene, the dataset has {}", steps,
+                                                  int64_t{steps} + 2, truth.timesteps));
   if (scenes < 1 || scenes > truth.scenes)
-    throw Error(fmt::format("--num_scenes: expected 1 to {} (test scenes available), found {}",
-                            truth.scenes, scenes));
+    throw FieldError("num_scenes",
+                     fmt::format(": expected 1 to {} (test scenes available), found {}", truth.scenes, scenes));
   const int64_t N = truth.num_balls, T = steps + 2, per_frame = N * kStateDim;
   Trajectories out;
   out.scenes = scenes;
@@ -36,8 +36,7 @@ Trajectories rollout(const Trajectories& truth, int64_t scenes, int steps, doubl
   out.num_balls = N;
   out.data.resize(static_cast<size_t>(scenes * T * per_frame));
   for (int64_t s = 0; s < scenes; ++s)
-    for (int t = 0; t < 2; ++t)
-      std::copy(truth.frame(s, t), truth.frame(s, t) + per_frame, out.frame(s, t));
+    for (int t = 0; t < 2; ++t) std::copy(truth.frame(s, t), truth.frame(s, t) + per_frame, out.frame(s, t));
 
   // Frames k-1 and k of every scene, contiguous, as the predictor expects.
   std::vector<float> prev(scenes * per_frame), cur(scenes * per_frame), v(scenes * N * 2);
@@ -67,8 +66,7 @@ Trajectories rollout(const Trajectories& truth, int64_t scenes, int steps, doubl
   return out;
 }
 
-StepMetrics rollout_metrics(const Trajectories& truth, const Trajectories& pred, double pos_scale,
-                            double min_speed) {
+StepMetrics rollout_metrics(const Trajectories& truth, const Trajectories& pred, double pos_scale, double min_speed) {
   if (pred.scenes > truth.scenes || pred.num_balls != truth.num_balls || pred.timesteps > truth.timesteps)
     throw Error("rollout_metrics: the rollout does not match the ground truth's shape");
   const int steps = static_cast<int>(pred.timesteps) - 2;

@@ -19,13 +19,8 @@ using gpu::WorldSpec;
 using gpu::WorldState;
 
 WorldSpec replay_spec(const datagen::Manifest& m, int64_t num_scenes) {
-  datagen::WorldDef w = m.world;
-  if (m.engine != "npe-gpu") {  // Box2D's substeps are no guide to the penalty contact's
-    w.substeps = 0;
-    w.contact_omega = 0;
-    w.contact_ramp = -1;
-  }
-  return datagen::spec_from_world(w, num_scenes);
+  // A Box2D dataset's manifest leaves world.engine unset: the engine's settings are chosen.
+  return datagen::spec_from_world(m.world, num_scenes);
 }
 
 std::string replay_unsupported(const datagen::Manifest& m) {
@@ -76,17 +71,17 @@ void separate_overlaps(const WorldSpec& spec, WorldState<float>& st) {
 }
 }  // namespace
 
-datagen::Trajectories simulator_rollout(const datagen::Manifest& m, const datagen::Trajectories& truth,
-                                        int64_t scenes, int steps, bool use_cuda,
-                                        const std::vector<std::vector<double>>* masses) {
+datagen::Trajectories simulator_rollout(const datagen::Manifest& m, const datagen::Trajectories& truth, int64_t scenes,
+                                        int steps, bool use_cuda, const std::vector<std::vector<double>>* masses) {
   if (steps < 1 || truth.timesteps < steps + 2)
     throw Error(fmt::format("simulator rollout: {} steps need {} ground-truth frames, the dataset has {}", steps,
                             steps + 2, truth.timesteps));
   if (scenes < 1 || scenes > truth.scenes)
     throw Error(fmt::format("simulator rollout: expected 1 to {} scenes, found {}", truth.scenes, scenes));
   const int64_t N = truth.num_balls;
-  if (masses && (static_cast<int64_t>(masses->size()) != scenes ||
-                 std::any_of(masses->begin(), masses->end(), [&](const auto& v) { return static_cast<int64_t>(v.size()) != N; })))
+  if (masses &&
+      (static_cast<int64_t>(masses->size()) != scenes ||
+       std::any_of(masses->begin(), masses->end(), [&](const auto& v) { return static_cast<int64_t>(v.size()) != N; })))
     throw Error(fmt::format("simulator rollout: masses expected [{}][{}]", scenes, N));
   WorldSpec spec = replay_spec(m, scenes);
   WorldState<float> st(N * scenes);
@@ -101,7 +96,8 @@ datagen::Trajectories simulator_rollout(const datagen::Manifest& m, const datage
       st.vy[k] = static_cast<float>(b[3] * vs);
       spec.mass[k] = masses ? (*masses)[s][i] : b[4];
       if (!(spec.mass[k] > 0))
-        throw Error(fmt::format("simulator rollout: scene {} ball {}: mass expected > 0, found {}", s, i, spec.mass[k]));
+        throw Error(
+            fmt::format("simulator rollout: scene {} ball {}: mass expected > 0, found {}", s, i, spec.mass[k]));
     }
   if (m.engine != "npe-gpu") separate_overlaps(spec, st);  // the engine's own frames may be mid-contact
   datagen::Trajectories out;
@@ -110,8 +106,7 @@ datagen::Trajectories simulator_rollout(const datagen::Manifest& m, const datage
   out.num_balls = N;
   const size_t per_frame = static_cast<size_t>(N) * kStateDim, per_scene = per_frame * out.timesteps;
   out.data.assign(per_scene * scenes, 0.0f);
-  for (int64_t s = 0; s < scenes; ++s)
-    std::memcpy(out.frame(s, 0), truth.frame(s, 0), 2 * per_frame * sizeof(float));
+  for (int64_t s = 0; s < scenes; ++s) std::memcpy(out.frame(s, 0), truth.frame(s, 0), 2 * per_frame * sizeof(float));
   // frames 2..steps+1 are recorded by the engine at frame index k (frame 1 is the start)
   if (use_cuda) {
     CudaWorld<float> world(spec);

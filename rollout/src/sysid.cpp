@@ -50,11 +50,22 @@ SysIdResult::Summary SysIdResult::summary() const {
 
 nlohmann::json SysIdResult::to_json() const {
   const Summary s = summary();
-  return {{"format", "npe-sysid"}, {"scenes", scenes}, {"num_balls", num_balls}, {"mass_choices", mass_choices},
-          {"truth", truth}, {"estimate", estimate}, {"restitution", restitution}, {"collides", collides},
-          {"loss", loss}, {"loss_final", loss_final}, {"seconds", seconds},
-          {"summary", {{"balls_that_collide", s.balls}, {"accuracy", s.accuracy},
-                       {"median_rel_error", s.median_rel_error}, {"p90_rel_error", s.p90_rel_error}}}};
+  return {{"format", "npe-sysid"},
+          {"scenes", scenes},
+          {"num_balls", num_balls},
+          {"mass_choices", mass_choices},
+          {"truth", truth},
+          {"estimate", estimate},
+          {"restitution", restitution},
+          {"collides", collides},
+          {"loss", loss},
+          {"loss_final", loss_final},
+          {"seconds", seconds},
+          {"summary",
+           {{"balls_that_collide", s.balls},
+            {"accuracy", s.accuracy},
+            {"median_rel_error", s.median_rel_error},
+            {"p90_rel_error", s.p90_rel_error}}}};
 }
 
 SysIdResult identify_masses(const datagen::Manifest& m, const datagen::Trajectories& obs, int64_t scenes,
@@ -62,11 +73,13 @@ SysIdResult identify_masses(const datagen::Manifest& m, const datagen::Trajector
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t N = obs.num_balls, T = obs.timesteps;
   if (scenes < 1 || scenes > obs.scenes)
-    throw Error(fmt::format("--num_scenes: expected 1 to {} (scenes in the split), found {}", obs.scenes, scenes));
+    throw FieldError("num_scenes",
+                     fmt::format(": expected 1 to {} (scenes in the split), found {}", obs.scenes, scenes));
   if (o.window < 1 || o.window > T - 1)
-    throw Error(fmt::format("--window: expected 1 to {} frames (the dataset has {}), found {}", T - 1, T, o.window));
-  if (o.iterations < 0) throw Error(fmt::format("--iterations: expected >= 0, found {}", o.iterations));
-  if (!(o.lr > 0)) throw Error(fmt::format("--lr: expected > 0, found {}", o.lr));
+    throw FieldError("window",
+                     fmt::format(": expected 1 to {} frames (the dataset has {}), found {}", T - 1, T, o.window));
+  if (o.iterations < 0) throw FieldError("iterations", fmt::format(": expected >= 0, found {}", o.iterations));
+  if (!(o.lr > 0)) throw FieldError("lr", fmt::format(": expected > 0, found {}", o.lr));
   if (m.world.mass_choices.empty()) throw Error("sysid: the dataset's world has no mass choices");
   double m0 = o.initial_mass;
   if (m0 <= 0) {
@@ -92,8 +105,10 @@ SysIdResult identify_masses(const datagen::Manifest& m, const datagen::Trajector
   validate_diff(spec, {o.window, o.store_every}, o.device.is_cuda() ? kDiffMaxBallsCuda : kDiffMaxBallsCpu);
   // observed windows [B, window + 1, N, 4] in px, px/s, and the known masses [B, N]
   const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
-  torch::Tensor all = torch::from_blob(const_cast<float*>(obs.data.data()), {obs.scenes, T, N, kStateDim}, torch::kFloat32)
-                          .narrow(0, 0, scenes).to(torch::kFloat64);
+  torch::Tensor all = torch::from_blob(const_cast<float*>(obs.data.data()), {obs.scenes, T, N, kStateDim},
+                                       torch::kFloat32)
+                          .narrow(0, 0, scenes)
+                          .to(torch::kFloat64);
   const torch::Tensor scale = torch::tensor({m.pos_scale(), m.pos_scale(), m.vel_scale(), m.vel_scale()}, f64);
   std::vector<torch::Tensor> win;
   for (int64_t s : starts) win.push_back(all.narrow(1, s, o.window + 1));
@@ -102,8 +117,11 @@ SysIdResult identify_masses(const datagen::Manifest& m, const datagen::Trajector
                              .view({scenes, 1, 1, W, o.window + 1, N, 4})
                              .expand({scenes, N, K, W, o.window + 1, N, 4})
                              .reshape({B, o.window + 1, N, 4});
-  torch::Tensor known = windows.select(2, 0).select(-1, 4)  // [scenes, W, N]
-                            .view({scenes, 1, 1, W, N}).expand({scenes, N, K, W, N}).reshape({B, N});
+  torch::Tensor known = windows.select(2, 0)
+                            .select(-1, 4)  // [scenes, W, N]
+                            .view({scenes, 1, 1, W, N})
+                            .expand({scenes, N, K, W, N})
+                            .reshape({B, N});
   const torch::Tensor focus = torch::eye(N, f64).view({1, N, 1, 1, N}).expand({scenes, N, K, W, N}).reshape({B, N});
 
   const auto opt = torch::TensorOptions().dtype(o.dtype).device(o.device);
@@ -166,10 +184,11 @@ SysIdResult identify_masses(const datagen::Manifest& m, const datagen::Trajector
       const torch::Tensor safe = torch::where(moving, step, torch::ones_like(step));
       const torch::Tensor c = (gt - g) / safe;
       const torch::Tensor next = torch::where(c > 0, -gt / torch::where(c > 0, c, torch::ones_like(c)),
-                                              -torch::sign(gt) * 2 * step.abs()).clamp(-1.0, 1.0);
+                                              -torch::sign(gt) * 2 * step.abs())
+                                     .clamp(-1.0, 1.0);
       const torch::Tensor denom = Lt - L - g * step;
-      const torch::Tensor interp = torch::where(denom > 0, -g * step * step / (2 * torch::where(denom > 0, denom, torch::ones_like(denom))),
-                                                step / 2);
+      const torch::Tensor interp = torch::where(
+          denom > 0, -g * step * step / (2 * torch::where(denom > 0, denom, torch::ones_like(denom))), step / 2);
       const torch::Tensor shrunk = torch::sign(step) * torch::clamp(interp.abs(), (step / 10).abs(), (step / 2).abs());
       th = torch::where(better, trial, th);
       L = torch::where(better, Lt, L);
@@ -184,8 +203,10 @@ SysIdResult identify_masses(const datagen::Manifest& m, const datagen::Trajector
   // every start where it was) go to the first start
   const torch::Tensor final_loss = final_per.to(torch::kCPU, torch::kFloat64).view({scenes, N, K});
   const torch::Tensor best = final_loss.argmin(-1, /*keepdim=*/true);  // first minimum
-  const torch::Tensor mhat = theta.detach().exp().to(torch::kCPU, torch::kFloat64).view({scenes, N, K}).gather(-1, best).squeeze(-1);
-  const torch::Tensor ehat = torch::sigmoid(u.detach()).to(torch::kCPU, torch::kFloat64).view({scenes, N, K}).gather(-1, best).squeeze(-1);
+  const torch::Tensor mhat =
+      theta.detach().exp().to(torch::kCPU, torch::kFloat64).view({scenes, N, K}).gather(-1, best).squeeze(-1);
+  const torch::Tensor ehat =
+      torch::sigmoid(u.detach()).to(torch::kCPU, torch::kFloat64).view({scenes, N, K}).gather(-1, best).squeeze(-1);
   res.loss_final = final_loss.gather(-1, best).mean().item<double>();
   const double rn = m.world.radius / m.pos_scale();
   for (int64_t s = 0; s < scenes; ++s) {
@@ -222,7 +243,8 @@ std::vector<std::vector<double>> parse_identified_masses(const std::string& text
                             j["split"].dump(), split));
   const auto& est = j["estimate"];
   if (static_cast<int64_t>(est.size()) < scenes)
-    throw Error(fmt::format("{} '{}': expected masses for at least {} scenes, found {}", flag, path, scenes, est.size()));
+    throw Error(
+        fmt::format("{} '{}': expected masses for at least {} scenes, found {}", flag, path, scenes, est.size()));
   std::vector<std::vector<double>> out;
   for (int64_t s = 0; s < scenes; ++s) {
     const auto parsed = json_as<std::vector<double>>(est[s]);
@@ -231,7 +253,8 @@ std::vector<std::vector<double>> parse_identified_masses(const std::string& text
                               est[s].dump().substr(0, 80)));
     std::vector<double> row = *parsed;
     if (static_cast<int64_t>(row.size()) != num_balls)
-      throw Error(fmt::format("{} '{}': estimate[{}]: expected {} masses, found {}", flag, path, s, num_balls, row.size()));
+      throw Error(
+          fmt::format("{} '{}': estimate[{}]: expected {} masses, found {}", flag, path, s, num_balls, row.size()));
     for (double v : row)
       if (!(v > 0) || !std::isfinite(v))
         throw Error(fmt::format("{} '{}': estimate[{}]: expected positive finite masses, found {}", flag, path, s, v));

@@ -111,8 +111,8 @@ VideoWriter::VideoWriter(const std::string& path, int width, int height, int fps
     v.frame->height = height;
     v.check(av_frame_get_buffer(v.frame, 0), "allocating a frame");
     v.pkt = av_packet_alloc();
-    v.sws = sws_getContext(width, height, AV_PIX_FMT_BGRA, width, height, AV_PIX_FMT_YUV420P,
-                           SWS_BILINEAR, nullptr, nullptr, nullptr);
+    v.sws = sws_getContext(width, height, AV_PIX_FMT_BGRA, width, height, AV_PIX_FMT_YUV420P, SWS_BILINEAR, nullptr,
+                           nullptr, nullptr);
     if (!v.sws) throw Error(fmt::format("video '{}': cannot create the colour converter", path));
   } catch (...) {
     v.release();
@@ -154,8 +154,8 @@ VideoWriter::~VideoWriter() {
   }
 }
 
-std::pair<int, int> write_comparison_video(const std::string& path, const std::vector<VideoPanel>& panels,
-                                           int frames, const VideoOptions& o) {
+std::pair<int, int> write_comparison_video(const std::string& path, const std::vector<VideoPanel>& panels, int frames,
+                                           const VideoOptions& o) {
   if (panels.empty()) throw Error("npe-render: no panels to draw");
   for (const VideoPanel& p : panels)
     if (p.traj->timesteps < frames || p.scene >= p.traj->scenes)
@@ -235,7 +235,8 @@ std::pair<int, int> write_comparison_video(const std::string& path, const std::v
         if (!(s[4] > 0)) continue;  // an absent slot (mixed ball counts)
         const double x = ox + s[0] * o.pos_scale * o.scale;
         const double y = oy + box_h - s[1] * o.pos_scale * o.scale;
-        const double shade = 0.85 - 0.7 * std::log(std::max(1.0, double(s[4]))) / std::log(std::max(1.0001, o.max_mass));
+        const double shade = 0.85 -
+                             0.7 * std::log(std::max(1.0, double(s[4]))) / std::log(std::max(1.0001, o.max_mass));
         cairo_save(cr);
         cairo_rectangle(cr, ox, oy, box_w, box_h);
         cairo_clip(cr);

@@ -31,19 +31,6 @@ TEST(Engine, DampingRatioGivesTheRestitutionOfASpringDashpot) {
   EXPECT_THROW(damping_ratio(1.5), Error);
 }
 
-TEST(Engine, SpecFromWorldDescribesTheDatasetWorld) {
-  datagen::WorldDef w;
-  w.substeps = 0;
-  const WorldSpec s = datagen::spec_from_world(w, 3);
-  EXPECT_EQ(s.num_bodies(), 12);
-  EXPECT_EQ(s.substeps, 64);
-  EXPECT_DOUBLE_EQ(s.contact_omega, 200.0);
-  EXPECT_DOUBLE_EQ(s.contact_ramp, 0.15);
-  EXPECT_EQ(s.radius[5], 60.0);
-  EXPECT_EQ(s.resolved_broad_phase(), BroadPhase::kAllPairs);
-  validate(s);
-}
-
 TEST(Engine, ValidateNamesTheProblem) {
   WorldSpec s = datagen::spec_from_world(datagen::WorldDef{}, 2);
   s.radius.pop_back();

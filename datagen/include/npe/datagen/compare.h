@@ -17,13 +17,13 @@ struct EngineStats {
   // frames where no contact is active (contact_free_energy)
   double mean_energy_drift = 0;
   double max_energy_drift = 0;
-  double mean_speed = 0;            // px/s, over all balls and frames
+  double mean_speed = 0;  // px/s, over all balls and frames
 };
 
 struct EngineComparison {
   int64_t scenes = 0;
-  int substeps = 0;       // the engine's substeps per frame
-  double omega = 0;       // the engine's contact omega, 1/s
+  int substeps = 0;  // the engine's substeps per frame
+  double omega = 0;  // the engine's contact omega, 1/s
   // Before the first collision (frames before the one preceding Box2D's first velocity change):
   // largest position / velocity difference.
   double pre_collision_max_dx = 0;  // px
@@ -41,7 +41,6 @@ struct EngineComparison {
 
 // Simulates scenes [0, scenes) of world `w` (seed `seed`) with Box2D and with the engine's CPU
 // reference in float64 (the engine's substeps and omega from w, 0 = chosen), and compares them.
-EngineComparison compare_with_box2d(const WorldDef& w, int64_t scenes, uint64_t seed,
-                                    int threads = 0);
+EngineComparison compare_with_box2d(const WorldDef& w, int64_t scenes, uint64_t seed, int threads = 0);
 
 }  // namespace npe::datagen

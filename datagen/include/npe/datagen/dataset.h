@@ -44,9 +44,7 @@ struct Trajectories {
   const float* frame(int64_t scene, int64_t t) const {
     return data.data() + ((scene * timesteps + t) * num_balls) * kStateDim;
   }
-  float* frame(int64_t scene, int64_t t) {
-    return data.data() + ((scene * timesteps + t) * num_balls) * kStateDim;
-  }
+  float* frame(int64_t scene, int64_t t) { return data.data() + ((scene * timesteps + t) * num_balls) * kStateDim; }
   int64_t windows() const { return scenes * (timesteps - 2); }
   // Balls of `scene`: its slots with a positive mass (the first ones; the rest are absent).
   int64_t balls_in(int64_t scene) const {
@@ -65,8 +63,8 @@ struct SplitPart {
 };
 
 struct SplitInfo {
-  std::string name;   // "train", "val" or "test"
-  std::string file;   // file name, relative to the manifest's directory; empty when in parts
+  std::string name;         // "train", "val" or "test"
+  std::string file;         // file name, relative to the manifest's directory; empty when in parts
   int64_t first_scene = 0;  // index of the split's first scene in generation order
   int64_t scenes = 0;
   int64_t windows = 0;
@@ -89,9 +87,9 @@ struct Manifest {
   uint64_t seed = 0;
   std::string engine = "box2d";
   std::string npe_version;
-  int64_t num_scenes = 0;     // of the whole dataset (for a shard too)
+  int64_t num_scenes = 0;         // of the whole dataset (for a shard too)
   std::vector<SplitInfo> splits;  // a shard's: only the splits it holds scenes of
-  ShardInfo shard = {};       // a shard's manifest (format "npe-dataset-shard"); count 0 otherwise
+  ShardInfo shard = {};           // a shard's manifest (format "npe-dataset-shard"); count 0 otherwise
 
   Normalisation normalisation() const { return datagen::normalisation(world); }
   double pos_scale() const { return normalisation().pos_scale; }
@@ -132,11 +130,9 @@ Manifest read_shard_manifest(const std::string& shard_prefix);
 // all values finite, masses positive. A split in parts is the concatenation of its part files,
 // each checked so (shape [part scenes, T, N, 5]); the result is as if it were one file.
 // Throws npe::Error naming the file, expected and found.
-Trajectories load_split(const std::string& prefix, const Manifest& manifest,
-                        const std::string& split);
+Trajectories load_split(const std::string& prefix, const Manifest& manifest, const std::string& split);
 // The checks of load_split on an array already read (`source` names it in errors); for a split in
 // parts, on the whole split (the parts concatenated).
-Trajectories check_split(const Manifest& manifest, const std::string& split, NpyArray array,
-                         const std::string& source);
+Trajectories check_split(const Manifest& manifest, const std::string& split, NpyArray array, const std::string& source);
 
 }  // namespace npe::datagen

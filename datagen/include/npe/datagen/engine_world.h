@@ -12,17 +12,17 @@
 
 namespace npe::datagen {
 
-// The engine spec equivalent to a dataset world: box, radius, restitution, frame_dt, obstacles;
-// contact_omega and substeps from the WorldDef when set (> 0), otherwise from
-// gpu::choose_contact(2 * max_speed, radius, frame_dt); the onset ramp from the WorldDef when
-// set (>= 0), otherwise a quarter of the peak penetration at 2 * max_speed. Radii and masses are
-// filled with the world's radius and mass for `num_scenes` scenes (set per-scene masses
-// afterwards). Throws npe::Error for mixed ball counts (the engine runs one count per batch).
-gpu::WorldSpec spec_from_world(const WorldDef& world, int64_t num_scenes);
+// The engine's settings of a world, every one resolved: contact_omega and substeps from
+// world.engine when set (> 0), otherwise from gpu::choose_contact(2 * max_speed, radius,
+// frame_dt); the onset ramp from world.engine when set (>= 0), otherwise a quarter of the peak
+// penetration at 2 * max_speed. Resolving resolved settings changes nothing.
+EngineSettings resolve_engine(const WorldDef& world);
 
-// The world with the engine's contact parameters (substeps, contact_omega, contact_ramp)
-// resolved, as the manifest of an engine dataset records them.
-WorldDef resolve_engine_world(const WorldDef& world);
+// The engine spec equivalent to a dataset world: box, radius, restitution, frame_dt, obstacles,
+// and the settings of resolve_engine(world). Radii and masses are filled with the world's radius
+// and mass for `num_scenes` scenes (set per-scene masses afterwards). Throws npe::Error for mixed
+// ball counts (the engine runs one count per batch).
+gpu::WorldSpec spec_from_world(const WorldDef& world, int64_t num_scenes);
 
 // True when the centre (x, y) px keeps a ball of the world's radius clear of every obstacle.
 bool clear_of_obstacles(const WorldDef& world, double x, double y);

@@ -16,8 +16,8 @@ struct DatagenConfig {
   int64_t num_scenes = 12000;
   uint64_t seed = 0;
   std::string out_prefix = "data/balls_n4_t60_uniform/balls_n4_t60_uniform";
-  int threads = 0;          // 0: all hardware threads
-  bool progress = true;     // progress bar / periodic line on stderr
+  int threads = 0;       // 0: all hardware threads
+  bool progress = true;  // progress bar / periodic line on stderr
   // Sharding (npe-datagen --shard k/N): with num_shards = N > 0, only shard k's scenes are written
   // (shard_range), under shard_prefix(out_prefix, k, N); merge_shards then lists the N shards as
   // one dataset. 0: the whole dataset, under out_prefix.
@@ -42,12 +42,12 @@ void parse_shard(const std::string& text, DatagenConfig& config);
 
 struct DatagenSummary {
   int64_t scenes = 0;
-  int64_t windows = 0;      // training windows over all splits: scenes * (T - 2)
+  int64_t windows = 0;  // training windows over all splits: scenes * (T - 2)
   double seconds = 0;
   // max over scenes of max_t |E_t - E_0| / E_0 (scenes with E_0 > 0) of the kinetic energy; for
   // the GPU engine over the frames where no contact is active
   double max_energy_drift = 0;
-  int64_t redrawn = 0;      // draws rejected by the world's rejection rule (--preset npe2017)
+  int64_t redrawn = 0;  // draws rejected by the world's rejection rule (--preset npe2017)
   std::vector<std::string> files;
 };
 
@@ -67,9 +67,8 @@ using SceneSource = std::function<void(int64_t first, int64_t count, float* out)
 // energy drift; frames where it returns NaN are left out. It is called from `config.threads`
 // threads at once.
 using FrameEnergy = std::function<double(const float* frame)>;
-DatagenSummary write_dataset(const DatagenConfig& config, const std::string& engine,
-                             int64_t chunk_scenes, const SceneSource& source,
-                             const FrameEnergy& energy = {});
+DatagenSummary write_dataset(const DatagenConfig& config, const std::string& engine, int64_t chunk_scenes,
+                             const SceneSource& source, const FrameEnergy& energy = {});
 
 // Simulates scenes [0, num_scenes) with Box2D on `threads` threads (scene i depends only on
 // (seed, i), so the files are byte-identical for any thread count), splits them 70/15/15 by

@@ -1,7 +1,7 @@
 // npe/datagen/world.h: the static description of a 2-D ball world, the random initial scenes
 // drawn in it, and their simulation with Box2D 2.4.
 //
-// Units: pixels (px), seconds (s), mass units. Box2D runs in metres (WorldDef::pixels_per_meter).
+// Units: pixels (px), seconds (s), mass units. Box2D runs in metres (Box2dSettings::pixels_per_meter).
 // The recorded state of a ball is [x/W, y/W, vx/v_max, vy/v_max, mass], W = width, as in
 // Chang et al. 2017 (both axes divided by the width).
 #pragma once
@@ -24,7 +24,7 @@ using gpu::Obstacle;
 using gpu::format_obstacles;
 using gpu::parse_obstacles;
 
-// Box2D steps per frame when WorldDef::substeps is 0.
+// Box2D steps per frame when Box2dSettings::substeps is 0.
 constexpr int kBox2dDefaultSubsteps = 10;
 // Relative kinetic-energy drift above which a scene of an elastic, frictionless world is
 // re-simulated with 4x (then 16x) the substeps (see simulate_box2d).
@@ -33,22 +33,42 @@ constexpr double kBox2dEnergyTolerance = 1e-4;
 // Features per ball per frame: x, y, vx, vy (normalised), mass.
 constexpr int kStateDim = 5;
 
-// WorldDef: everything that is fixed for a dataset. Defaults reproduce the public PyTorch NPE
-// re-implementation's recipe (800x600 px box, 4 balls of radius 60 px, speeds up to 60 px/s,
-// 60 frames 0.1 s apart, elastic and frictionless contacts).
+// Box2D's own settings (npe-datagen --engine box2d): they change how Box2D integrates the world,
+// not the world.
+struct Box2dSettings {
+  int substeps = 0;                 // Box2D steps per frame; 0 = kBox2dDefaultSubsteps
+  double pixels_per_meter = 100.0;  // radius 60 px = 0.6 m: inside Box2D's 0.1-10 m range
+  int velocity_iterations = 20;
+  int position_iterations = 10;
+};
+
+// npe's engine's settings (npe-datagen --engine gpu): the penalty contact law and its substeps.
+// Zero (ramp: negative) means "chosen from the world"; engine_world.h's resolve_engine resolves
+// them once, and a dataset written by the engine records the resolved values.
+struct EngineSettings {
+  int substeps = 0;            // engine substeps per frame (0: chosen with the stiffness)
+  double contact_omega = 0.0;  // contact spring omega, 1/s (0: gpu::choose_contact)
+  double contact_ramp = -1.0;  // onset ramp of the contact force, px (negative: chosen; 0: linear law)
+};
+
+// WorldDef: the world a dataset's scenes are drawn from and simulated in: the box, the balls, the
+// laws their initial states are sampled by (per scene: sample_scene -> BallInit), the contact
+// material and the frames recorded; then each simulator's own settings, apart. Defaults reproduce
+// the public PyTorch NPE re-implementation's recipe (800x600 px box, 4 balls of radius 60 px,
+// speeds up to 60 px/s, 60 frames 0.1 s apart, elastic and frictionless contacts).
 struct WorldDef {
-  double width = 800.0;    // box width, px (walls at x = 0 and x = width)
-  double height = 600.0;   // box height, px (walls at y = 0 and y = height)
-  double radius = 60.0;    // ball radius, px
-  int num_balls = 4;       // balls per scene; with ball_counts, the slots per scene (their maximum)
+  double width = 800.0;   // box width, px (walls at x = 0 and x = width)
+  double height = 600.0;  // box height, px (walls at y = 0 and y = height)
+  double radius = 60.0;   // ball radius, px
+  int num_balls = 4;      // balls per scene; with ball_counts, the slots per scene (their maximum)
   // Mixed ball counts (npe-datagen --num_balls 3,4,5): each scene draws its count n uniformly
   // from this list; its balls fill slots [0, n) and slots [n, num_balls) are absent, recorded as
   // all-zero states (mass 0) in every frame. Empty: every scene has num_balls balls.
   std::vector<int> ball_counts;
-  double mass = 1.0;                                   // every ball's mass (uniform mass)
-  bool variable_mass = false;                          // draw masses from mass_choices instead
+  double mass = 1.0;           // every ball's mass (uniform mass)
+  bool variable_mass = false;  // draw masses from mass_choices instead
   std::vector<double> mass_choices = {1.0, 5.0, 25.0};
-  double max_speed = 60.0;      // initial speed ~ U[0, max_speed], px/s; velocity normaliser
+  double max_speed = 60.0;  // initial speed ~ U[0, max_speed], px/s; velocity normaliser
   // How initial velocities are drawn: kPolar, direction U[0, 2 pi) and speed U[0, max_speed];
   // kIntegerPerAxis, vx and vy each an integer of px per frame, uniform in
   // [-max_axis_speed, max_axis_speed] (Chang et al. 2017's data, --preset npe2017).
@@ -59,24 +79,16 @@ struct WorldDef {
   // Rejection (--preset npe2017): > 0, a scene in which some ball's speed exceeds reject_speed
   // (px/s) or some ball's centre leaves the box is drawn again (Box2D engine only). 0: none.
   double reject_speed = 0.0;
-  std::string preset;           // the --preset that set these fields ("" = none), recorded
-  double frame_dt = 0.1;        // time between recorded frames, s
-  int substeps = 0;             // physics steps per frame; 0 = the engine's default (Box2D: 10;
-                                // GPU engine: from the contact stiffness, see choose_contact)
-  int timesteps = 60;           // recorded frames per scene
+  int max_placement_tries = 100000;  // per scene, for non-overlapping initial positions
+  std::string preset;                // the --preset that set these fields ("" = none), recorded
+  double frame_dt = 0.1;             // time between recorded frames, s
+  int timesteps = 60;                // recorded frames per scene
   double restitution = 1.0;
   double friction = 0.0;
-  double pixels_per_meter = 100.0;  // radius 60 px = 0.6 m: inside Box2D's 0.1-10 m range
-  int velocity_iterations = 20;
-  int position_iterations = 10;
-  int max_placement_tries = 100000;  // per scene, for non-overlapping initial positions
-  // GPU engine only (npe-datagen --engine gpu): static obstacles, and the contact spring
-  // omega (1/s; 0 = chosen from max_speed and radius, see npe/gpu/engine.h choose_contact).
-  std::vector<Obstacle> obstacles;
-  double contact_omega = 0.0;
-  // Onset ramp of the contact force, px (negative = chosen: a quarter of the peak penetration at
-  // 2 * max_speed; 0 = linear law).
-  double contact_ramp = -1.0;
+  std::vector<Obstacle> obstacles;  // static obstacles (GPU engine only)
+
+  Box2dSettings box2d;    // used by --engine box2d only
+  EngineSettings engine;  // used by --engine gpu only
 };
 
 // The dataset's units, derived from the world in one place: a recorded position is
@@ -143,8 +155,7 @@ int simulate_scene_box2d(const WorldDef& def, uint64_t seed, int64_t scene, floa
 void simulate_box2d(const WorldDef& def, const std::vector<BallInit>& init, float* out);
 
 // Same simulation, unnormalised, in float64 px and px/s: [timesteps][ball] = {x, y, vx, vy, m}.
-std::vector<std::vector<BallInit>> simulate_box2d_px(const WorldDef& def,
-                                                      const std::vector<BallInit>& init);
+std::vector<std::vector<BallInit>> simulate_box2d_px(const WorldDef& def, const std::vector<BallInit>& init);
 
 // Total kinetic energy 0.5 sum m |v|^2 of one recorded frame ([num_balls, kStateDim] normalised
 // states), in units of mass * (normalised velocity)^2 (absent slots have mass 0).

@@ -21,11 +21,11 @@ struct WorldIdentity {
   std::vector<double> masses;    // the masses a ball can have: {mass} (uniform) or mass_choices
   std::vector<int> ball_counts;  // balls per scene ({num_balls} or the mixed counts); not compared
   double restitution = 1, friction = 0;
-  std::string obstacles;         // format_obstacles's text ("" = none)
-  std::string engine;            // "box2d" or "npe-gpu"
-  double frame_dt = 0;           // s between frames
-  double pos_scale = 0;          // px per normalised position unit
-  double vel_scale = 0;          // px/s per normalised velocity unit
+  std::string obstacles;  // format_obstacles's text ("" = none)
+  std::string engine;     // "box2d" or "npe-gpu"
+  double frame_dt = 0;    // s between frames
+  double pos_scale = 0;   // px per normalised position unit
+  double vel_scale = 0;   // px/s per normalised velocity unit
 
   // {"width": ..., "height": ..., ...}: the fields above under these names.
   nlohmann::json to_json() const;

@@ -50,8 +50,8 @@ nlohmann::json transfers_json(const std::vector<datagen::IdentityDifference>& tr
 
 struct Score {
   std::string name;
-  double val_mse = 0;     // one-step velocity MSE over the val split, (v / vel_scale)^2
-  StepMetrics metrics;    // rollouts of the first scenes of the test split
+  double val_mse = 0;   // one-step velocity MSE over the val split, (v / vel_scale)^2
+  StepMetrics metrics;  // rollouts of the first scenes of the test split
 
   // {val_mse, cosine, rel_mag_error, pos_error_px}: a model's entry in npe-eval's and npe-results' JSON.
   nlohmann::json to_json() const;
@@ -74,7 +74,7 @@ Score score_simulator(const datagen::Manifest& manifest, const datagen::Trajecto
 // the hypothesis of least one-step error), scored against the true mass class of the balls that
 // collide (`collides`, `truth_class` [scenes][N], e.g. from SysIdResult).
 struct MassInference {
-  double accuracy = 0;        // right / balls_that_collide (0 when none collides)
+  double accuracy = 0;  // right / balls_that_collide (0 when none collides)
   int64_t balls_that_collide = 0;
   std::vector<std::vector<double>> inferred;  // [scenes][N], the chosen hypothesis of every ball
 };

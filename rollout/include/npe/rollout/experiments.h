@@ -23,7 +23,7 @@ struct ExperimentWorld {
 };
 
 struct ExperimentOptions {
-  int64_t num_scenes = 200;   // test scenes rolled out per world
+  int64_t num_scenes = 200;  // test scenes rolled out per world
   int rollout_steps = 50;
   int step_a = 10, step_b = 50;  // the two steps the Markdown table quotes, 1 <= a <= b <= rollout_steps
   torch::Device device = torch::kCPU;

@@ -14,12 +14,12 @@
 namespace npe::rollout {
 
 struct LaunchProblem {
-  datagen::WorldDef world;              // box, radius, frame_dt, restitution, contact law (engine)
-  std::vector<datagen::BallInit> balls; // initial state, px, px/s, mass
-  int shooter = 0;                      // ball whose initial velocity is optimised
-  int target_ball = 1;                  // ball that must reach the target
-  double target_x = 0, target_y = 0;    // px
-  int frames = 20;                      // the target time is frames * frame_dt
+  datagen::WorldDef world;               // box, radius, frame_dt, restitution, contact law (engine)
+  std::vector<datagen::BallInit> balls;  // initial state, px, px/s, mass
+  int shooter = 0;                       // ball whose initial velocity is optimised
+  int target_ball = 1;                   // ball that must reach the target
+  double target_x = 0, target_y = 0;     // px
+  int frames = 20;                       // the target time is frames * frame_dt
 
   // Reads a problem from JSON (see data/examples/launch.json). Throws npe::Error naming the file
   // and the field, what was expected and what was found.
@@ -29,17 +29,17 @@ struct LaunchProblem {
 };
 
 enum class LaunchMethod {
-  kGaussNewton,  // Levenberg-Marquardt on the 2x2 Jacobian of the final position (two adjoint
-                 // sweeps in one batched backward pass: scenes never mix), damped, steps capped
-                 // at max_speed; a step is taken only when it brings the ball closer
+  kGaussNewton,      // Levenberg-Marquardt on the 2x2 Jacobian of the final position (two adjoint
+                     // sweeps in one batched backward pass: scenes never mix), damped, steps capped
+                     // at max_speed; a step is taken only when it brings the ball closer
   kGradientDescent,  // steepest descent on the squared distance; line search by quadratic
                      // interpolation with Armijo's condition
 };
 
 struct LaunchOptions {
   LaunchMethod method = LaunchMethod::kGaussNewton;
-  int iterations = 100;        // at most this many gradient evaluations
-  double tolerance_px = 0.1;   // stop once the target ball ends this close to the target
+  int iterations = 100;       // at most this many gradient evaluations
+  double tolerance_px = 0.1;  // stop once the target ball ends this close to the target
   torch::Device device = torch::kCPU;
   torch::Dtype dtype = torch::kFloat64;
 };
@@ -63,5 +63,14 @@ LaunchResult optimize_launch(const LaunchProblem& problem, const LaunchOptions& 
 
 // The engine spec of a problem (one scene).
 gpu::WorldSpec launch_spec(const LaunchProblem& problem);
+
+// Writes the two rollouts of `result` as an npe dataset that npe-render and npe-eval read:
+// <prefix>_test.npy ([2, frames + 1, N, 5] float32: scene 0 the first guess, scene 1 the optimised
+// launch, normalised as npe-datagen's), <prefix>.json (engine "npe-gpu", its resolved settings) and
+// <prefix>_summary.json (`problem_path`, `method`, both velocities, iterations, rollouts,
+// convergence and the distances). Each file is written atomically. Throws npe::Error naming the
+// file that could not be written.
+void write_launch_outputs(const LaunchProblem& problem, const LaunchResult& result, const std::string& problem_path,
+                          const std::string& method, const std::string& prefix);
 
 }  // namespace npe::rollout

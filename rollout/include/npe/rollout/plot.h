@@ -15,14 +15,13 @@ struct Series {
 
 struct Panel {
   std::string title, xlabel, ylabel;
-  bool log_y = false;        // plot log10(y), labelled "log10 <ylabel>"; non-positive y skipped
+  bool log_y = false;  // plot log10(y), labelled "log10 <ylabel>"; non-positive y skipped
   std::vector<Series> series;
 };
 
 // Draws the panels side by side into a PNG of width x height pixels, written atomically.
 // A panel without plottable points is drawn as empty axes. Throws npe::Error naming `path` if it
 // cannot be written. (PLplot itself ends the process on internal errors it cannot recover from.)
-void write_plot_png(const std::string& path, const std::vector<Panel>& panels, int width = 1200,
-                    int height = 480);
+void write_plot_png(const std::string& path, const std::vector<Panel>& panels, int width = 1200, int height = 480);
 
 }  // namespace npe::rollout

@@ -26,8 +26,8 @@ namespace npe::rollout {
 
 // Predicts the next velocities: prev, cur [scenes, N, 5] -> v_next [scenes, N, 2] (all float32,
 // C order, normalised as in the dataset).
-using Predictor = std::function<void(const float* prev, const float* cur, int64_t scenes,
-                                     int64_t num_balls, float* v_next)>;
+using Predictor =
+    std::function<void(const float* prev, const float* cur, int64_t scenes, int64_t num_balls, float* v_next)>;
 
 // The constant-velocity baseline: v_{k+1} = v_k.
 Predictor constant_velocity();
@@ -35,19 +35,19 @@ Predictor constant_velocity();
 // Rolls out the first `scenes` scenes of `truth` for `steps` steps. Returns trajectories of
 // steps + 2 frames (frames 0 and 1 copied from the truth). Throws npe::Error if the truth has
 // fewer than steps + 2 frames or fewer than `scenes` scenes.
-datagen::Trajectories rollout(const datagen::Trajectories& truth, int64_t scenes, int steps,
-                              double step_scale, const Predictor& predict);
+datagen::Trajectories rollout(const datagen::Trajectories& truth, int64_t scenes, int steps, double step_scale,
+                              const Predictor& predict);
 
 struct StepMetrics {
-  std::vector<double> cosine;          // [steps], index k-1 for step k
-  std::vector<double> rel_mag_error;   // [steps]
-  std::vector<double> pos_error_px;    // [steps]
-  std::vector<int64_t> velocity_count; // balls counted in the velocity metrics per step
+  std::vector<double> cosine;           // [steps], index k-1 for step k
+  std::vector<double> rel_mag_error;    // [steps]
+  std::vector<double> pos_error_px;     // [steps]
+  std::vector<int64_t> velocity_count;  // balls counted in the velocity metrics per step
 };
 
 // Compares rollout frames 2..steps+1 with the same frames of `truth`.
-StepMetrics rollout_metrics(const datagen::Trajectories& truth, const datagen::Trajectories& pred,
-                            double pos_scale, double min_speed = 0.01);
+StepMetrics rollout_metrics(const datagen::Trajectories& truth, const datagen::Trajectories& pred, double pos_scale,
+                            double min_speed = 0.01);
 
 // Which balls of scene `scene` touch another ball during the recorded frames: between frames t
 // and t+1, balls i and j move ballistically with the velocities of frame t, and they touch when

@@ -27,28 +27,28 @@
 namespace npe::rollout {
 
 struct SysIdOptions {
-  int window = 10;            // frames per window (>= 1)
-  int iterations = 100;       // steps, one gradient evaluation each (plus one at the start)
-  double lr = 0.5;            // first step in ln m (the secant iteration takes it from there);
-                              // with fit_restitution, Adam's learning rate (cosine-decayed to lr / 10)
-  double initial_mass = 0;    // start of every estimate; 0 = geometric mean of the mass choices
-  bool restarts = true;       // also start from each mass choice; keep the start of least loss
+  int window = 10;               // frames per window (>= 1)
+  int iterations = 100;          // steps, one gradient evaluation each (plus one at the start)
+  double lr = 0.5;               // first step in ln m (the secant iteration takes it from there);
+                                 // with fit_restitution, Adam's learning rate (cosine-decayed to lr / 10)
+  double initial_mass = 0;       // start of every estimate; 0 = geometric mean of the mass choices
+  bool restarts = true;          // also start from each mass choice; keep the start of least loss
   bool fit_restitution = false;  // also fit one restitution per (scene, focus) problem
-  int store_every = 0;        // substeps between stored states (RolloutSpec::checkpoint_every; 0: one per frame)
+  int store_every = 0;           // substeps between stored states (RolloutSpec::checkpoint_every; 0: one per frame)
   torch::Device device = torch::kCPU;
   torch::Dtype dtype = torch::kFloat64;
 };
 
 struct SysIdResult {
   int64_t scenes = 0, num_balls = 0;
-  std::vector<double> mass_choices;           // the world's, for classification
-  std::vector<std::vector<double>> truth;     // [S][N] observed masses
-  std::vector<std::vector<double>> estimate;  // [S][N] identified mass of each ball as the focus
+  std::vector<double> mass_choices;              // the world's, for classification
+  std::vector<std::vector<double>> truth;        // [S][N] observed masses
+  std::vector<std::vector<double>> estimate;     // [S][N] identified mass of each ball as the focus
   std::vector<std::vector<double>> restitution;  // [S][N] (fit_restitution), else empty
   std::vector<std::vector<uint8_t>> collides;    // [S][N] the ball touches another ball
-  std::vector<double> loss;                   // [iterations + 1] mean loss per problem, px^2
-                                              // (of the best estimates so far), over all starts
-  double loss_final = 0;                      // mean final loss of the chosen starts, px^2
+  std::vector<double> loss;                      // [iterations + 1] mean loss per problem, px^2
+                                                 // (of the best estimates so far), over all starts
+  double loss_final = 0;                         // mean final loss of the chosen starts, px^2
   double seconds = 0;
 
   // The mass choice nearest to `m` in log space.

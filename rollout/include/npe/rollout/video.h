@@ -36,17 +36,17 @@ struct VideoPanel {
 
 struct VideoOptions {
   double box_width = 800, box_height = 600, radius = 60;  // px, from the manifest
-  double pos_scale = 800;                                  // normalised -> px
-  double scale = 0.5;                                      // px of video per px of world
-  int fps = 10;                                            // 10 = real time for dt 0.1 s
-  double max_mass = 25;                                    // darkest shade
-  std::vector<datagen::Obstacle> obstacles;                // static obstacles, px (drawn grey)
+  double pos_scale = 800;                                 // normalised -> px
+  double scale = 0.5;                                     // px of video per px of world
+  int fps = 10;                                           // 10 = real time for dt 0.1 s
+  double max_mass = 25;                                   // darkest shade
+  std::vector<datagen::Obstacle> obstacles;               // static obstacles, px (drawn grey)
 };
 
 // Writes `frames` frames (all panels must have at least that many) side by side: panel titles,
 // obstacles, balls shaded by mass, a step counter. Returns the frame size {width, height}.
-std::pair<int, int> write_comparison_video(const std::string& path, const std::vector<VideoPanel>& panels,
-                                           int frames, const VideoOptions& options);
+std::pair<int, int> write_comparison_video(const std::string& path, const std::vector<VideoPanel>& panels, int frames,
+                                           const VideoOptions& options);
 
 // Decodes a video file back: frame count and size (used by tests and npe-render's summary).
 struct VideoInfo {
