@@ -33,5 +33,12 @@ for i in "${!folders[@]}"; do
     fi
   done
 done
+# Libraries name fields, never flags (a tool maps npe::FieldError's field to its flag, tools/cli.h):
+# no string literal in a library source may hold a flag ("--radius"), except inside a whole
+# command line of another tool ("npe-datagen --merge_shards N ..."), which tells what to run.
+while IFS= read -r hit; do
+  echo "$hit: a library names a flag; name the field (npe::FieldError) and let the tool map it"; bad=1
+done < <(grep -rnE '"[^"]*--[a-z]' core gpu datagen npe rollout --include='*.h' --include='*.cpp' --include='*.cu' \
+           | grep -vE '^[^:]+:[0-9]+: *//' | grep -vE 'npe-[a-z]+ --' || true)
 if [ "$bad" -ne 0 ]; then exit 1; fi
-echo "layers: core < gpu < datagen < npe < rollout: no include or link points upward"
+echo "layers: core < gpu < datagen < npe < rollout: no include or link points upward; no library names a flag"

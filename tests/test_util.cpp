@@ -28,8 +28,9 @@ TempDir::TempDir() {
 // Removes the tree with POSIX nftw, not std::filesystem::remove_all: libtorch.so exports its own
 // std::filesystem::remove_all, which crashes when it wins symbol lookup (seen with g++ 12 and 13).
 TempDir::~TempDir() {
-  ::nftw(path.c_str(), [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
-         FTW_DEPTH | FTW_PHYS);
+  ::nftw(
+      path.c_str(), [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
+      FTW_DEPTH | FTW_PHYS);
 }
 
 // The default base seed: CI and a plain ctest run use it, so that a test fails only for a

@@ -59,8 +59,8 @@ TrainRow run(model::Kind kind, const torch::Device& device, const std::string& v
   options.group = group;
   model::TrainStep step(cfg, *net, *opt, traj, /*total_steps=*/1000000, 0, options);
   if (options.fused && !step.fused())
-    throw Error(fmt::format("npe-bench train: the hand-written {} step is not available here: {}", model::kind_name(kind),
-                            step.fused_reason()));
+    throw Error(fmt::format("npe-bench train: the hand-written {} step is not available here: {}",
+                            model::kind_name(kind), step.fused_reason()));
   // warm-up (allocator, cuBLAS heuristics, the capture), then steps until `budget` seconds
   for (int i = 0; i < (quick ? 5 : 20); ++i) step.run();
   synchronize(device);
@@ -75,8 +75,9 @@ TrainRow run(model::Kind kind, const torch::Device& device, const std::string& v
   }
   const double seconds = secs();
   if (step.first_nonfinite_step() >= 0) throw Error("npe-bench train: the loss became NaN or infinite");
-  return {device.is_cuda() ? "cuda" : "cpu", model::kind_name(kind), variant, cfg.batch_size, step.step() - first,
-          seconds, group ? group->size() : 1};
+  return {
+      device.is_cuda() ? "cuda" : "cpu", model::kind_name(kind), variant, cfg.batch_size, step.step() - first, seconds,
+      group ? group->size() : 1};
 }
 
 }  // namespace
@@ -91,7 +92,8 @@ int bench_train(bool do_cpu, bool do_cuda, bool quick, int threads, const std::s
       throw Error("npe-bench train --device cuda: libtorch sees no CUDA device (a CPU-only libtorch?)");
     const torch::Device device = cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
     if (!cuda) {
-      for (const auto kind : {model::Kind::Classic, model::Kind::Modern}) rows.push_back(run(kind, device, "eager", quick));
+      for (const auto kind : {model::Kind::Classic, model::Kind::Modern})
+        rows.push_back(run(kind, device, "eager", quick));
       continue;
     }
     const bool graphs = model::cuda_graphs_available();
@@ -112,9 +114,14 @@ int bench_train(bool do_cpu, bool do_cuda, bool quick, int threads, const std::s
     const double recipe = x.model == "classic" ? 60e6 : 200e6, minutes = recipe / x.rate() / 60;
     csv += fmt::format("{},{},{},{},{},{:.4f},{:.6g},{:.0f},{:.4g}\n", x.backend, x.model, x.variant, x.batch, x.steps,
                        x.seconds, x.rate(), recipe, minutes);
-    j["rows"].push_back({{"backend", x.backend}, {"model", x.model}, {"variant", x.variant}, {"batch", x.batch},
+    j["rows"].push_back({{"backend", x.backend},
+                         {"model", x.model},
+                         {"variant", x.variant},
+                         {"batch", x.batch},
                          {"steps", x.steps},
-                         {"seconds", x.seconds}, {"samples_per_s", x.rate()}, {"recipe_samples", recipe},
+                         {"seconds", x.seconds},
+                         {"samples_per_s", x.rate()},
+                         {"recipe_samples", recipe},
                          {"recipe_minutes", minutes}});
     fmt::print("{:<5} {:<8} {:<11} {:>6} {:>7} {:>9.2f} {:>13.4g} {:>16.4g}\n", x.backend, x.model, x.variant, x.batch,
                x.steps, x.seconds, x.rate(), minutes);
@@ -158,23 +165,33 @@ int bench_train_data_parallel(bool quick, const std::string& csv_path, const std
   const double speedup = dp.rate() / one.rate();
   std::string csv = "model,variant,batch_per_gpu,gpus,steps,seconds,samples_per_s,step_us,speedup,"
                     "allreduce_floats,allreduce_us\n";
-  nlohmann::json j = {{"benchmark", "train-dp"}, {"gradient_floats", params}, {"allreduce_us", allreduce_us},
-                      {"speedup", speedup}, {"rows", nlohmann::json::array()}};
+  nlohmann::json j = {{"benchmark", "train-dp"},
+                      {"gradient_floats", params},
+                      {"allreduce_us", allreduce_us},
+                      {"speedup", speedup},
+                      {"rows", nlohmann::json::array()}};
   fmt::print("\n{:<7} {:<11} {:>6} {:>5} {:>7} {:>9} {:>13} {:>9} {:>8}\n", "model", "variant", "batch", "gpus",
              "steps", "seconds", "samples/s", "step us", "speedup");
   for (const auto& [x, step_us] : {std::pair{one, step_one_us}, std::pair{dp, step_dp_us}}) {
     const double sp = x.rate() / one.rate();
-    csv += fmt::format("{},{},{},{},{},{:.4f},{:.6g},{:.2f},{:.4f},{},{:.2f}\n", x.model, x.variant, x.batch, x.processes,
-                       x.steps, x.seconds, x.rate(), step_us, sp, params, x.processes > 1 ? allreduce_us : 0.0);
-    j["rows"].push_back({{"model", x.model}, {"variant", x.variant}, {"batch_per_gpu", x.batch}, {"gpus", x.processes},
-                         {"steps", x.steps}, {"seconds", x.seconds}, {"samples_per_s", x.rate()}, {"step_us", step_us},
+    csv += fmt::format("{},{},{},{},{},{:.4f},{:.6g},{:.2f},{:.4f},{},{:.2f}\n", x.model, x.variant, x.batch,
+                       x.processes, x.steps, x.seconds, x.rate(), step_us, sp, params,
+                       x.processes > 1 ? allreduce_us : 0.0);
+    j["rows"].push_back({{"model", x.model},
+                         {"variant", x.variant},
+                         {"batch_per_gpu", x.batch},
+                         {"gpus", x.processes},
+                         {"steps", x.steps},
+                         {"seconds", x.seconds},
+                         {"samples_per_s", x.rate()},
+                         {"step_us", step_us},
                          {"speedup", sp}});
     fmt::print("{:<7} {:<11} {:>6} {:>5} {:>7} {:>9.2f} {:>13.4g} {:>9.1f} {:>8.3f}\n", x.model, x.variant, x.batch,
                x.processes, x.steps, x.seconds, x.rate(), step_us, sp);
   }
   fmt::print("all-reduce of the gradient ({} float32, {:.2f} MiB, 1 bucket) over {} GPUs: {:.1f} us alone; "
-             "data-parallel step {:.1f} us vs {:.1f} us on one GPU\n", params, params * 4.0 / (1 << 20), group.size(),
-             allreduce_us, step_dp_us, step_one_us);
+             "data-parallel step {:.1f} us vs {:.1f} us on one GPU\n",
+             params, params * 4.0 / (1 << 20), group.size(), allreduce_us, step_dp_us, step_one_us);
   write_file_atomic(csv_path, csv);
   write_file_atomic(json_path, j.dump(2) + "\n");
   fmt::print("wrote {} and {}\n", csv_path, json_path);

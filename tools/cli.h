@@ -6,6 +6,8 @@
 
 #include <cstdio>
 #include <exception>
+#include <map>
+#include <set>
 #include <string>
 
 #include <cxxopts.hpp>
@@ -14,6 +16,25 @@
 #include "npe/core/error.h"
 
 namespace npe::tools {
+
+// The running tool's flags, registered by parse(): libraries name fields (npe::FieldError), and a
+// field is shown as the flag that sets it: the flag of the same name, or the tool's rename.
+struct FieldFlags {
+  std::set<std::string> flags;                 // long names of the tool's flags
+  std::map<std::string, std::string> renames;  // field -> flag where they differ (frame_dt -> dt)
+};
+inline FieldFlags& field_flags() {
+  static FieldFlags f;
+  return f;
+}
+
+// "--flag rest" for an error about a field the tool has a flag for; otherwise the library's text.
+inline std::string flag_message(const npe::FieldError& e) {
+  const FieldFlags& f = field_flags();
+  const auto r = f.renames.find(e.field());
+  const std::string flag = r == f.renames.end() ? e.field() : r->second;
+  return f.flags.count(flag) ? "--" + flag + e.rest() : e.what();
+}
 
 template <typename Fn>
 int run_tool(const char* name, Fn&& body) {
@@ -25,6 +46,9 @@ int run_tool(const char* name, Fn&& body) {
   } catch (const npe::Interrupted& e) {
     fmt::print(stderr, "{}: {}\n", name, e.what());
     return 130;  // as a shell reports a process ended by SIGINT
+  } catch (const npe::FieldError& e) {
+    fmt::print(stderr, "{}: error: {}\n", name, flag_message(e));
+    return 2;
   } catch (const npe::Error& e) {
     fmt::print(stderr, "{}: error: {}\n", name, e.what());
     return 2;
@@ -34,8 +58,14 @@ int run_tool(const char* name, Fn&& body) {
   }
 }
 
-// Parses argv; unknown flags and stray positional arguments are errors that name them.
-inline cxxopts::ParseResult parse(cxxopts::Options& options, int argc, char** argv) {
+// Parses argv; unknown flags and stray positional arguments are errors that name them. Registers
+// the flags, with `renames` (field -> flag), for the errors libraries raise about fields.
+inline cxxopts::ParseResult parse(cxxopts::Options& options, int argc, char** argv,
+                                  std::map<std::string, std::string> renames = {}) {
+  FieldFlags& f = field_flags();
+  for (const std::string& g : options.groups())
+    for (const cxxopts::HelpOptionDetails& d : options.group_help(g).options) f.flags.insert(d.l.begin(), d.l.end());
+  f.renames = std::move(renames);
   cxxopts::ParseResult r = options.parse(argc, argv);
   if (!r.unmatched().empty())
     throw npe::Error(fmt::format("unexpected argument '{}' (flags start with --)", r.unmatched().front()));

@@ -46,16 +46,21 @@ inline std::set<std::string> allowed_transfers(const cxxopts::ParseResult& r) {
 }
 
 inline void add_model_flags(cxxopts::Options& options) {
-  options.add_options()
-    ("classic_ckpt", "classic model checkpoint", cxxopts::value<std::string>()->default_value(""))
-    ("modern_ckpt", "modern model checkpoint", cxxopts::value<std::string>()->default_value(""))
-    ("np_ckpt", "NP baseline checkpoint (npe-train --model np)", cxxopts::value<std::string>()->default_value(""))
-    ("lstm_ckpt", "LSTM baseline checkpoint (npe-train --model lstm)", cxxopts::value<std::string>()->default_value(""))
-    ("dataset_prefix", "dataset prefix", cxxopts::value<std::string>()->default_value("data/balls_n4_t60_uniform/balls_n4_t60_uniform"))
-    ("device", "auto | cpu | cuda", cxxopts::value<std::string>()->default_value("auto"))
-    ("allow_world_transfer", "world fields in which the dataset may differ from the checkpoints' training world, "
-     "comma-separated (" + world_fields_text() + ", or all); the output records each difference; the ball count "
-     "may always differ", cxxopts::value<std::string>()->default_value(""));
+  options.add_options()("classic_ckpt", "classic model checkpoint", cxxopts::value<std::string>()->default_value(""))(
+      "modern_ckpt", "modern model checkpoint", cxxopts::value<std::string>()->default_value(""))(
+      "np_ckpt", "NP baseline checkpoint (npe-train --model np)", cxxopts::value<std::string>()->default_value(""))(
+      "lstm_ckpt", "LSTM baseline checkpoint (npe-train --model lstm)",
+      cxxopts::value<std::string>()->default_value(""))(
+      "dataset_prefix", "dataset prefix",
+      cxxopts::value<std::string>()->default_value("data/balls_n4_t60_uniform/balls_n4_t60_uniform"))(
+      "device", "auto | cpu | cuda", cxxopts::value<std::string>()->default_value("auto"))(
+      "allow_world_transfer",
+      "world fields in which the dataset may differ from the checkpoints' training world, "
+      "comma-separated (" +
+          world_fields_text() +
+          ", or all); the output records each difference; the ball count "
+          "may always differ",
+      cxxopts::value<std::string>()->default_value(""));
 }
 
 using rollout::kAllKinds;
@@ -85,11 +90,13 @@ inline std::vector<LoadedModel> load_models(const cxxopts::ParseResult& r, const
 // --simulator and --sim_masses, shared by npe-eval (the simulator's "row") and npe-render (its
 // "panel").
 inline void add_simulator_flags(cxxopts::Options& options, const std::string& what) {
-  options.add_options()
-    ("simulator", "add a " + what + " of the engine (the differentiable simulator's forward pass) rolled out from "
-     "the same ground-truth frames (--simulator=false: none)", cxxopts::value<bool>()->default_value("true"))
-    ("sim_masses", "npe-sysid JSON whose identified masses the simulator " + what + " uses (default: the dataset's)",
-     cxxopts::value<std::string>()->default_value(""));
+  options.add_options()("simulator",
+                        "add a " + what +
+                            " of the engine (the differentiable simulator's forward pass) rolled out from "
+                            "the same ground-truth frames (--simulator=false: none)",
+                        cxxopts::value<bool>()->default_value("true"))(
+      "sim_masses", "npe-sysid JSON whose identified masses the simulator " + what + " uses (default: the dataset's)",
+      cxxopts::value<std::string>()->default_value(""));
 }
 
 // Whether the simulator runs: `wanted` (--simulator and what the tool needs) unless the engine

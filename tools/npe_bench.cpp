@@ -23,9 +23,9 @@ using namespace npe::gpu;
 struct Row {
   std::string name, backend, precision;
   int64_t scenes = 0, balls = 0;
-  int64_t substeps = 0;      // substeps per timed run
-  double seconds = 0;        // median
-  double bytes_per_step = 0; // counted bytes per body-step (see gpu/README.md)
+  int64_t substeps = 0;       // substeps per timed run
+  double seconds = 0;         // median
+  double bytes_per_step = 0;  // counted bytes per body-step (see gpu/README.md)
   double rate() const { return scenes * balls * static_cast<double>(substeps) / seconds; }
 };
 
@@ -56,8 +56,14 @@ Row run_cpu(const Case& c, int repeats, int threads) {
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (k > 0) times.push_back(s);  // the first run warms caches and page tables
   }
-  return {c.name, "cpu", sizeof(T) == 4 ? "float32" : "float64", c.scene.spec.num_scenes, c.scene.spec.num_balls,
-          static_cast<int64_t>(c.frames) * c.scene.spec.substeps, median(times), c.bytes_per_step};
+  return {c.name,
+          "cpu",
+          sizeof(T) == 4 ? "float32" : "float64",
+          c.scene.spec.num_scenes,
+          c.scene.spec.num_balls,
+          static_cast<int64_t>(c.frames) * c.scene.spec.substeps,
+          median(times),
+          c.bytes_per_step};
 }
 
 template <class T>
@@ -68,8 +74,14 @@ Row run_cuda(const Case& c, int repeats) {
   if (n) out = std::make_unique<DeviceBuffer>(n * sizeof(T));
   const Recorder<T> rec = n ? engine_layout(static_cast<T*>(out->get()), c.scene.spec) : Recorder<T>{};
   const auto times = w.time_advance(cast_state<T>(c.scene.state), c.frames, rec, 2, repeats);
-  return {c.name, "cuda", sizeof(T) == 4 ? "float32" : "float64", c.scene.spec.num_scenes, c.scene.spec.num_balls,
-          static_cast<int64_t>(c.frames) * c.scene.spec.substeps, median(times), c.bytes_per_step};
+  return {c.name,
+          "cuda",
+          sizeof(T) == 4 ? "float32" : "float64",
+          c.scene.spec.num_scenes,
+          c.scene.spec.num_balls,
+          static_cast<int64_t>(c.frames) * c.scene.spec.substeps,
+          median(times),
+          c.bytes_per_step};
 }
 
 // (a) every substep recorded: frames of one substep each.
@@ -132,8 +144,8 @@ double share_of_set_bits(const std::vector<uint32_t>& words, int64_t total_bits)
 }
 
 template <class T>
-DiffRow run_diff(bool cuda, const std::string& world, int64_t scenes, int frames, int k, bool contact_words, int repeats,
-                 int threads, uint64_t seed) {
+DiffRow run_diff(bool cuda, const std::string& world, int64_t scenes, int frames, int k, bool contact_words,
+                 int repeats, int threads, uint64_t seed) {
   const Scene sc = npe::datagen::dataset_scenes(diff_world(world), scenes, seed);
   const WorldSpec& spec = sc.spec;
   DiffRollout r;
@@ -141,15 +153,23 @@ DiffRow run_diff(bool cuda, const std::string& world, int64_t scenes, int frames
   r.checkpoint_every = k;
   const int64_t n = spec.num_bodies();
   std::vector<T> init, mass(spec.mass.begin(), spec.mass.end()), radius(spec.radius.begin(), spec.radius.end());
-  for (const auto* v : {&sc.state.x, &sc.state.y, &sc.state.vx, &sc.state.vy}) init.insert(init.end(), v->begin(), v->end());
+  for (const auto* v : {&sc.state.x, &sc.state.y, &sc.state.vx, &sc.state.vy})
+    init.insert(init.end(), v->begin(), v->end());
   std::vector<T> damping(scenes, T(0));
-  const size_t traj_n = static_cast<size_t>(frames + 1) * 4 * n, ckpt_n = static_cast<size_t>(r.num_checkpoints(spec)) * 4 * n;
+  const size_t traj_n = static_cast<size_t>(frames + 1) * 4 * n,
+               ckpt_n = static_cast<size_t>(r.num_checkpoints(spec)) * 4 * n;
   const size_t scratch_n = static_cast<size_t>(r.resolved_k(spec)) * 4 * n;
   const size_t words_n = static_cast<size_t>(r.num_contact_words(spec));
   std::vector<T> w_bar(traj_n, T(1));
   std::vector<uint32_t> words(words_n);
-  DiffRow row{cuda ? "cuda" : "cpu", sizeof(T) == 4 ? "float32" : "float64", world, scenes, spec.num_balls,
-              r.substeps_total(spec), r.resolved_k(spec), contact_words};
+  DiffRow row{cuda ? "cuda" : "cpu",
+              sizeof(T) == 4 ? "float32" : "float64",
+              world,
+              scenes,
+              spec.num_balls,
+              r.substeps_total(spec),
+              r.resolved_k(spec),
+              contact_words};
   row.memory_bytes = static_cast<double>(ckpt_n + scratch_n) * sizeof(T) + (contact_words ? words_n * 4.0 : 0.0);
   row.default_k = k == 0;
   std::vector<double> tf, tb;
@@ -163,7 +183,8 @@ DiffRow run_diff(bool cuda, const std::string& world, int64_t scenes, int frames
       uint32_t* cw = contact_words ? words.data() : nullptr;
       diff_forward_cpu(spec, r, in, traj.data(), ckpt.data(), cw, threads);
       const auto t1 = clock();
-      diff_backward_cpu(spec, r, in, ckpt.data(), cw, w_bar.data(), DiffGrads<T>{gi.data(), gm.data(), gr.data(), gd.data(), nullptr}, threads);
+      diff_backward_cpu(spec, r, in, ckpt.data(), cw, w_bar.data(),
+                        DiffGrads<T>{gi.data(), gm.data(), gr.data(), gd.data(), nullptr}, threads);
       const auto t2 = clock();
       if (rep > 0) tf.push_back(secs(t0, t1)), tb.push_back(secs(t0, t2));
     }
@@ -180,14 +201,16 @@ DiffRow run_diff(bool cuda, const std::string& world, int64_t scenes, int frames
     DeviceBuffer gi(init.size() * sizeof(T)), gm(n * sizeof(T)), gr(n * sizeof(T)), gd(scenes * sizeof(T));
     auto p = [](const std::unique_ptr<DeviceBuffer>& b) { return static_cast<const T*>(b->get()); };
     const DiffInputs<T> in{p(di), p(dm), p(dr), p(dd), nullptr};
-    const DiffGrads<T> g{static_cast<T*>(gi.get()), static_cast<T*>(gm.get()), static_cast<T*>(gr.get()), static_cast<T*>(gd.get()), nullptr};
+    const DiffGrads<T> g{static_cast<T*>(gi.get()), static_cast<T*>(gm.get()), static_cast<T*>(gr.get()),
+                         static_cast<T*>(gd.get()), nullptr};
     for (int rep = 0; rep < repeats + 2; ++rep) {  // two warm-up runs
       synchronize_stream(nullptr);
       const auto t0 = clock();
       diff_forward_cuda(spec, r, in, static_cast<T*>(traj.get()), static_cast<T*>(ckpt.get()), cw, nullptr);
       synchronize_stream(nullptr);
       const auto t1 = clock();
-      diff_backward_cuda(spec, r, in, static_cast<const T*>(ckpt.get()), cw, p(dw), g, static_cast<T*>(scratch.get()), nullptr);
+      diff_backward_cuda(spec, r, in, static_cast<const T*>(ckpt.get()), cw, p(dw), g, static_cast<T*>(scratch.get()),
+                         nullptr);
       synchronize_stream(nullptr);
       const auto t2 = clock();
       if (rep > 1) tf.push_back(secs(t0, t1)), tb.push_back(secs(t0, t2));
@@ -220,40 +243,57 @@ int bench_diffsim(bool do_cpu, bool do_cuda, bool quick, int repeats, int thread
     const int frames = quick ? 2 : 16;
     for (const char* world : {"dataset", "crowded"}) {
       rows.push_back(run_diff<float>(true, world, s, frames, 0, true, repeats, threads, seed));  // one state per frame
-      rows.push_back(run_diff<float>(true, world, s, frames, 0, false, repeats, threads, seed)); // without contact words
+      rows.push_back(
+          run_diff<float>(true, world, s, frames, 0, false, repeats, threads, seed));  // without contact words
       if (std::string(world) == "crowded") continue;
-      rows.push_back(run_diff<float>(true, world, s, frames, frames * 64, true, repeats, threads, seed));  // one segment: most recomputation
-      rows.push_back(run_diff<float>(true, world, s, frames, 1, true, repeats, threads, seed));  // every state stored: none
+      rows.push_back(run_diff<float>(true, world, s, frames, frames * 64, true, repeats, threads,
+                                     seed));  // one segment: most recomputation
+      rows.push_back(
+          run_diff<float>(true, world, s, frames, 1, true, repeats, threads, seed));  // every state stored: none
       rows.push_back(run_diff<double>(true, world, s, frames, 0, true, repeats, threads, seed));
       rows.push_back(run_diff<double>(true, world, s, frames, 0, false, repeats, threads, seed));
     }
   }
-  std::string csv = "backend,precision,world,scenes,balls,substeps,checkpoint_every,contact_words,contact_share,forward_s,"
-                    "forward_backward_s,forward_body_steps_per_s,forward_backward_body_steps_per_s,ratio,memory_bytes,"
-                    "bytes_per_scene_step\n";
-  nlohmann::json j = {{"benchmark", "diffsim"}, {"cuda_device", do_cuda ? npe::gpu::cuda_device_name() : ""}, {"rows", nlohmann::json::array()}};
-  fmt::print("\n{:<5} {:<8} {:<8} {:>8} {:>6} {:>8} {:>6} {:>6} {:>8} {:>9} {:>11} {:>12} {:>12} {:>6} {:>10} {:>9}\n", "dev",
-             "prec", "world", "scenes", "balls", "substeps", "K", "words", "contact", "fwd ms", "fwd+bwd ms", "fwd steps/s",
-             "f+b steps/s", "ratio", "memory MB", "B/scene-step");
+  std::string csv =
+      "backend,precision,world,scenes,balls,substeps,checkpoint_every,contact_words,contact_share,forward_s,"
+      "forward_backward_s,forward_body_steps_per_s,forward_backward_body_steps_per_s,ratio,memory_bytes,"
+      "bytes_per_scene_step\n";
+  nlohmann::json j = {{"benchmark", "diffsim"},
+                      {"cuda_device", do_cuda ? npe::gpu::cuda_device_name() : ""},
+                      {"rows", nlohmann::json::array()}};
+  fmt::print("\n{:<5} {:<8} {:<8} {:>8} {:>6} {:>8} {:>6} {:>6} {:>8} {:>9} {:>11} {:>12} {:>12} {:>6} {:>10} {:>9}\n",
+             "dev", "prec", "world", "scenes", "balls", "substeps", "K", "words", "contact", "fwd ms", "fwd+bwd ms",
+             "fwd steps/s", "f+b steps/s", "ratio", "memory MB", "B/scene-step");
   for (const DiffRow& x : rows) {
     // against the forward pass of the same scenes with the default checkpoint interval (one state
     // per frame), so that storing more states does not flatter the ratio by slowing the forward
     const DiffRow* ref = &x;
     for (const DiffRow& y : rows)
-      if (y.backend == x.backend && y.precision == x.precision && y.world == x.world && y.contact_words == x.contact_words &&
-          y.default_k)
+      if (y.backend == x.backend && y.precision == x.precision && y.world == x.world &&
+          y.contact_words == x.contact_words && y.default_k)
         ref = &y;
     const double ratio = x.rate(x.backward_s) / x.rate(ref->forward_s);
     const double per = x.memory_bytes / (static_cast<double>(x.scenes) * x.substeps);
-    csv += fmt::format("{},{},{},{},{},{},{},{},{:.4f},{:.6g},{:.6g},{:.6g},{:.6g},{:.4f},{:.6g},{:.4g}\n", x.backend, x.precision,
-                       x.world, x.scenes, x.balls, x.substeps, x.k, x.contact_words ? 1 : 0, x.contact_share, x.forward_s,
-                       x.backward_s, x.rate(x.forward_s), x.rate(x.backward_s), ratio, x.memory_bytes, per);
-    j["rows"].push_back({{"backend", x.backend}, {"precision", x.precision}, {"world", x.world}, {"scenes", x.scenes},
-                         {"balls", x.balls}, {"substeps", x.substeps}, {"checkpoint_every", x.k},
-                         {"contact_words", x.contact_words}, {"contact_share", x.contact_share}, {"forward_s", x.forward_s},
-                         {"forward_backward_s", x.backward_s}, {"ratio", ratio}, {"memory_bytes", x.memory_bytes},
+    csv += fmt::format("{},{},{},{},{},{},{},{},{:.4f},{:.6g},{:.6g},{:.6g},{:.6g},{:.4f},{:.6g},{:.4g}\n", x.backend,
+                       x.precision, x.world, x.scenes, x.balls, x.substeps, x.k, x.contact_words ? 1 : 0,
+                       x.contact_share, x.forward_s, x.backward_s, x.rate(x.forward_s), x.rate(x.backward_s), ratio,
+                       x.memory_bytes, per);
+    j["rows"].push_back({{"backend", x.backend},
+                         {"precision", x.precision},
+                         {"world", x.world},
+                         {"scenes", x.scenes},
+                         {"balls", x.balls},
+                         {"substeps", x.substeps},
+                         {"checkpoint_every", x.k},
+                         {"contact_words", x.contact_words},
+                         {"contact_share", x.contact_share},
+                         {"forward_s", x.forward_s},
+                         {"forward_backward_s", x.backward_s},
+                         {"ratio", ratio},
+                         {"memory_bytes", x.memory_bytes},
                          {"bytes_per_scene_step", per}});
-    fmt::print("{:<5} {:<8} {:<8} {:>8} {:>6} {:>8} {:>6} {:>6} {:>8.4f} {:>9.3f} {:>11.3f} {:>12.4g} {:>12.4g} {:>6.3f} {:>10.1f} {:>9.3g}\n",
+    fmt::print("{:<5} {:<8} {:<8} {:>8} {:>6} {:>8} {:>6} {:>6} {:>8.4f} {:>9.3f} {:>11.3f} {:>12.4g} {:>12.4g} "
+               "{:>6.3f} {:>10.1f} {:>9.3g}\n",
                x.backend, x.precision, x.world, x.scenes, x.balls, x.substeps, x.k, x.contact_words ? "yes" : "no",
                x.contact_share, x.forward_s * 1e3, x.backward_s * 1e3, x.rate(x.forward_s), x.rate(x.backward_s), ratio,
                x.memory_bytes / 1e6, per);
@@ -268,29 +308,36 @@ int bench_diffsim(bool do_cpu, bool do_cuda, bool quick, int repeats, int thread
 
 int main(int argc, char** argv) {
   return npe::tools::run_tool("npe-bench", [&] {
-    cxxopts::Options o("npe-bench", "npe benchmarks.\n  npe-bench engine [flags]    the ball-world engine, body-steps/s\n"
-                       "  npe-bench diffsim [flags]   the differentiable simulator, forward and forward + backward\n"
-                       "  npe-bench train [flags]     npe-train's inner loop, samples/s (classic batch 50, modern 2048)\n"
-                       "  npe-bench train-dp [flags]  data-parallel npe-train step, under a launcher: torchrun "
-                       "--no-python --nproc_per_node=K npe-bench train-dp");
-    o.add_options()
-      ("what", "benchmark: engine, diffsim, train or train-dp", cxxopts::value<std::string>()->default_value(""))
-      ("device", "cpu, cuda or all (all: cuda only where a device is present)", cxxopts::value<std::string>()->default_value("all"))
-      ("repeats", "timed repeats (median reported)", cxxopts::value<int>()->default_value("7"))
-      ("threads", "CPU threads (0 = all cores)", cxxopts::value<int>()->default_value("0"))
-      ("quick", "small sizes (a smoke test of the benchmark itself)")
-      ("cases", "run only the cases whose names start with one of these (comma-separated: a, b, c, "
-       "c_world_1000000, ...)", cxxopts::value<std::vector<std::string>>()->default_value(""))
-      ("out_csv", "CSV output (default bench/<what>.csv)", cxxopts::value<std::string>()->default_value(""))
-      ("out_json", "JSON output (default bench/<what>.json)", cxxopts::value<std::string>()->default_value(""))
-      ("h,help", "this help");
+    cxxopts::Options o(
+        "npe-bench", "npe benchmarks.\n  npe-bench engine [flags]    the ball-world engine, body-steps/s\n"
+                     "  npe-bench diffsim [flags]   the differentiable simulator, forward and forward + backward\n"
+                     "  npe-bench train [flags]     npe-train's inner loop, samples/s (classic batch 50, modern 2048)\n"
+                     "  npe-bench train-dp [flags]  data-parallel npe-train step, under a launcher: torchrun "
+                     "--no-python --nproc_per_node=K npe-bench train-dp");
+    o.add_options()("what", "benchmark: engine, diffsim, train or train-dp",
+                    cxxopts::value<std::string>()->default_value(""))(
+        "device", "cpu, cuda or all (all: cuda only where a device is present)",
+        cxxopts::value<std::string>()->default_value("all"))("repeats", "timed repeats (median reported)",
+                                                             cxxopts::value<int>()->default_value("7"))(
+        "threads", "CPU threads (0 = all cores)", cxxopts::value<int>()->default_value("0"))(
+        "quick", "small sizes (a smoke test of the benchmark itself)")(
+        "cases",
+        "run only the cases whose names start with one of these (comma-separated: a, b, c, "
+        "c_world_1000000, ...)",
+        cxxopts::value<std::vector<std::string>>()->default_value(""))(
+        "out_csv", "CSV output (default bench/<what>.csv)", cxxopts::value<std::string>()->default_value(""))(
+        "out_json", "JSON output (default bench/<what>.json)", cxxopts::value<std::string>()->default_value(""))(
+        "h,help", "this help");
     o.parse_positional({"what"});
     auto r = npe::tools::parse(o, argc, argv);
-    if (r.count("help")) { fmt::print("{}\n", o.help()); return 0; }
+    if (r.count("help")) {
+      fmt::print("{}\n", o.help());
+      return 0;
+    }
     const std::string what = r["what"].as<std::string>();
     if (what != "engine" && what != "diffsim" && what != "train" && what != "train-dp")
-      throw npe::Error(fmt::format("npe-bench: expected a benchmark name (engine, diffsim, train or train-dp), found '{}'",
-                                   what));
+      throw npe::Error(
+          fmt::format("npe-bench: expected a benchmark name (engine, diffsim, train or train-dp), found '{}'", what));
     const std::string device = r["device"].as<std::string>();
     if (device != "cpu" && device != "cuda" && device != "all")
       throw npe::Error(fmt::format("--device: expected cpu, cuda or all, found '{}'", device));
@@ -344,7 +391,8 @@ int main(int argc, char** argv) {
     }
     if (do_cuda) {
       const int64_t s = quick ? 4096 : (int64_t{1} << 20);
-      if (wanted("a_4ball_recorded")) rows.push_back(run_cuda<float>(recorded_case(s, 64, seed), repeats)), progress(rows.back());
+      if (wanted("a_4ball_recorded"))
+        rows.push_back(run_cuda<float>(recorded_case(s, 64, seed), repeats)), progress(rows.back());
       if (wanted("b_4ball_final")) {
         const Case b = final_case(s, 256, seed);
         rows.push_back(run_cuda<float>(b, repeats)), progress(rows.back());
@@ -359,18 +407,30 @@ int main(int argc, char** argv) {
     const std::string dev = do_cuda ? npe::gpu::cuda_device_name() : "";
     const unsigned cores = std::thread::hardware_concurrency();
 
-    std::string csv = "case,backend,precision,scenes,balls,substeps,median_s,body_steps_per_s,bytes_per_body_step,bytes_per_s,device_copy_bytes_per_s\n";
-    nlohmann::json j = {{"benchmark", "engine"}, {"cuda_device", dev}, {"cpu_threads", threads > 0 ? threads : static_cast<int>(cores)},
-                        {"device_copy_bytes_per_s", bw}, {"rows", nlohmann::json::array()}};
-    fmt::print("\n{:<18} {:<5} {:<8} {:>9} {:>8} {:>9} {:>11} {:>14} {:>11}\n", "case", "dev", "prec", "scenes", "balls",
-               "substeps", "median ms", "body-steps/s", "GB/s");
+    std::string csv = "case,backend,precision,scenes,balls,substeps,median_s,body_steps_per_s,bytes_per_body_step,"
+                      "bytes_per_s,device_copy_bytes_per_s\n";
+    nlohmann::json j = {{"benchmark", "engine"},
+                        {"cuda_device", dev},
+                        {"cpu_threads", threads > 0 ? threads : static_cast<int>(cores)},
+                        {"device_copy_bytes_per_s", bw},
+                        {"rows", nlohmann::json::array()}};
+    fmt::print("\n{:<18} {:<5} {:<8} {:>9} {:>8} {:>9} {:>11} {:>14} {:>11}\n", "case", "dev", "prec", "scenes",
+               "balls", "substeps", "median ms", "body-steps/s", "GB/s");
     for (const Row& x : rows) {
       const double bps = x.rate() * x.bytes_per_step;
-      csv += fmt::format("{},{},{},{},{},{},{:.6g},{:.6g},{:.4g},{:.6g},{:.6g}\n", x.name, x.backend, x.precision, x.scenes,
-                         x.balls, x.substeps, x.seconds, x.rate(), x.bytes_per_step, bps, x.backend == "cuda" ? bw : 0.0);
-      j["rows"].push_back({{"case", x.name}, {"backend", x.backend}, {"precision", x.precision}, {"scenes", x.scenes},
-                           {"balls", x.balls}, {"substeps", x.substeps}, {"median_s", x.seconds},
-                           {"body_steps_per_s", x.rate()}, {"bytes_per_body_step", x.bytes_per_step}, {"bytes_per_s", bps}});
+      csv += fmt::format("{},{},{},{},{},{},{:.6g},{:.6g},{:.4g},{:.6g},{:.6g}\n", x.name, x.backend, x.precision,
+                         x.scenes, x.balls, x.substeps, x.seconds, x.rate(), x.bytes_per_step, bps,
+                         x.backend == "cuda" ? bw : 0.0);
+      j["rows"].push_back({{"case", x.name},
+                           {"backend", x.backend},
+                           {"precision", x.precision},
+                           {"scenes", x.scenes},
+                           {"balls", x.balls},
+                           {"substeps", x.substeps},
+                           {"median_s", x.seconds},
+                           {"body_steps_per_s", x.rate()},
+                           {"bytes_per_body_step", x.bytes_per_step},
+                           {"bytes_per_s", bps}});
       fmt::print("{:<18} {:<5} {:<8} {:>9} {:>8} {:>9} {:>11.3f} {:>14.4g} {:>11.1f}\n", x.name, x.backend, x.precision,
                  x.scenes, x.balls, x.substeps, x.seconds * 1e3, x.rate(), bps * 1e-9);
     }

@@ -20,18 +20,20 @@ namespace fs = std::filesystem;
 int main(int argc, char** argv) {
   return npe::tools::run_tool("npe-eval", [&] {
     cxxopts::Options o("npe-eval", "Score NPE rollouts on the test split (cosine similarity, relative "
-                       "magnitude error, position error per step) against the constant-velocity baseline.");
-    o.add_options()
-      ("num_scenes", "test scenes to roll out", cxxopts::value<int64_t>()->default_value("200"))
-      ("rollout_steps", "predicted steps per rollout", cxxopts::value<int>()->default_value("50"))
-      ("out_png", "metrics plot", cxxopts::value<std::string>()->default_value("out/eval/rollout_metrics.png"))
-      ("out_json", "metrics as JSON", cxxopts::value<std::string>()->default_value("out/eval/rollout_metrics.json"))
-      ("out_csv", "per-step metrics as CSV", cxxopts::value<std::string>()->default_value("out/eval/rollout_metrics.csv"))
-      ("h,help", "this help");
+                                   "magnitude error, position error per step) against the constant-velocity baseline.");
+    o.add_options()("num_scenes", "test scenes to roll out", cxxopts::value<int64_t>()->default_value("200"))(
+        "rollout_steps", "predicted steps per rollout", cxxopts::value<int>()->default_value("50"))(
+        "out_png", "metrics plot", cxxopts::value<std::string>()->default_value("out/eval/rollout_metrics.png"))(
+        "out_json", "metrics as JSON", cxxopts::value<std::string>()->default_value("out/eval/rollout_metrics.json"))(
+        "out_csv", "per-step metrics as CSV",
+        cxxopts::value<std::string>()->default_value("out/eval/rollout_metrics.csv"))("h,help", "this help");
     npe::tools::add_model_flags(o);
     npe::tools::add_simulator_flags(o, "row");
     auto r = npe::tools::parse(o, argc, argv);
-    if (r.count("help")) { fmt::print("{}\n", o.help()); return 0; }
+    if (r.count("help")) {
+      fmt::print("{}\n", o.help());
+      return 0;
+    }
     const std::string prefix = r["dataset_prefix"].as<std::string>();
     const auto device = npe::model::pick_device(r["device"].as<std::string>());
     bool simulator = r["simulator"].as<bool>();
@@ -48,13 +50,16 @@ int main(int argc, char** argv) {
     const auto models = npe::tools::load_models(r, device, manifest, prefix);
     const auto test = npe::datagen::load_split(prefix, manifest, "test");
     // the simulator's masses are checked before any rollout runs
-    const auto masses = simulator ? npe::tools::sim_masses(r, std::min(num_scenes, test.scenes), manifest.world.num_balls, "test")
+    const auto masses = simulator ? npe::tools::sim_masses(r, std::min(num_scenes, test.scenes),
+                                                           manifest.world.num_balls, "test")
                                   : std::vector<std::vector<double>>{};
     const auto val = npe::datagen::load_split(prefix, manifest, "val");
     const auto val_t = npe::model::to_tensor(val, device);
 
-    nlohmann::json out = {{"dataset_prefix", prefix}, {"num_scenes", std::min(num_scenes, test.scenes)},
-                          {"rollout_steps", steps}, {"models", nlohmann::json::object()}};
+    nlohmann::json out = {{"dataset_prefix", prefix},
+                          {"num_scenes", std::min(num_scenes, test.scenes)},
+                          {"rollout_steps", steps},
+                          {"models", nlohmann::json::object()}};
     std::vector<std::pair<std::string, npe::rollout::StepMetrics>> metrics;
     auto record = [&](npe::rollout::Score s) {
       out["models"][s.name] = s.to_json();
@@ -63,23 +68,26 @@ int main(int argc, char** argv) {
     for (const auto& m : models)
       if (!m.transfers.empty()) out["world_transfer"][m.name] = npe::rollout::transfers_json(m.transfers);
     for (const auto& m : models)
-      record(npe::rollout::score_model(m.name, npe::model::make_predictor(m.checkpoint.net, device), m.checkpoint.net.get(),
-                                     manifest, test, val_t, num_scenes, steps));
+      record(npe::rollout::score_model(m.name, npe::model::make_predictor(m.checkpoint.net, device),
+                                       m.checkpoint.net.get(), manifest, test, val_t, num_scenes, steps));
     if (simulator) {
       const bool cuda = device.is_cuda() && npe::gpu::cuda_available();
-      record(npe::rollout::score_simulator(manifest, val, test, num_scenes, steps, cuda, masses.empty() ? nullptr : &masses));
-      out["simulator"] = {{"engine", "npe-gpu penalty contacts (replay_spec)"}, {"cuda", cuda},
+      record(npe::rollout::score_simulator(manifest, val, test, num_scenes, steps, cuda,
+                                           masses.empty() ? nullptr : &masses));
+      out["simulator"] = {{"engine", "npe-gpu penalty contacts (replay_spec)"},
+                          {"cuda", cuda},
                           {"masses", masses.empty() ? "dataset" : r["sim_masses"].as<std::string>()}};
     }
-    record(npe::rollout::score_model("constant_velocity", npe::rollout::constant_velocity(), nullptr, manifest, test, val_t,
-                                   num_scenes, steps));
+    record(npe::rollout::score_model("constant_velocity", npe::rollout::constant_velocity(), nullptr, manifest, test,
+                                     val_t, num_scenes, steps));
 
     // outputs
     npe::write_file_atomic(r["out_json"].as<std::string>(), out.dump(2) + "\n");
     std::string csv = "model,step,cosine,rel_mag_error,pos_error_px\n";
     for (auto& [name, m] : metrics)
       for (int k = 0; k < steps; ++k)
-        csv += fmt::format("{},{},{:.6g},{:.6g},{:.6g}\n", name, k + 1, m.cosine[k], m.rel_mag_error[k], m.pos_error_px[k]);
+        csv += fmt::format("{},{},{:.6g},{:.6g},{:.6g}\n", name, k + 1, m.cosine[k], m.rel_mag_error[k],
+                           m.pos_error_px[k]);
     npe::write_file_atomic(r["out_csv"].as<std::string>(), csv);
 #ifdef NPE_HAVE_MEDIA
     npe::rollout::Panel cos{"Velocity cosine similarity", "rollout step", "cosine similarity", false, {}};
@@ -98,9 +106,10 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "npe-eval: built without plots (NPE_WITH_MEDIA=OFF): no {}\n", r["out_png"].as<std::string>());
 #endif
 
-    fmt::print("npe-eval: {} test scenes, {} rollout steps; dataset {}\n", out["num_scenes"].get<int64_t>(), steps, prefix);
-    fmt::print("{:<18} {:>11} {:>9} {:>9} {:>9} {:>9} {:>10}\n", "model", "val MSE", "cos@10", "cos@50",
-               "rel@10", "rel@50", "pos@50 px");
+    fmt::print("npe-eval: {} test scenes, {} rollout steps; dataset {}\n", out["num_scenes"].get<int64_t>(), steps,
+               prefix);
+    fmt::print("{:<18} {:>11} {:>9} {:>9} {:>9} {:>9} {:>10}\n", "model", "val MSE", "cos@10", "cos@50", "rel@10",
+               "rel@50", "pos@50 px");
     auto at = [&](const std::vector<double>& v, int k) { return k <= steps ? v[k - 1] : NAN; };
     for (auto& [name, m] : metrics)
       fmt::print("{:<18} {:>11.4e} {:>9.4f} {:>9.4f} {:>9.4f} {:>9.4f} {:>10.2f}\n", name,

@@ -34,21 +34,26 @@ Curve read_metrics_csv(const std::string& path) {
 
 int main(int argc, char** argv) {
   return npe::tools::run_tool("npe-render", [&] {
-    cxxopts::Options o("npe-render", "Comparison videos of rollouts (ground truth | classic | modern | simulator), videos of "
+    cxxopts::Options o("npe-render",
+                       "Comparison videos of rollouts (ground truth | classic | modern | simulator), videos of "
                        "a dataset's scenes (no checkpoint given: either engine, obstacles drawn) and "
                        "training-curve plots.");
-    o.add_options()
-      ("num_scenes", "scenes to render (0: videos off)", cxxopts::value<int64_t>()->default_value("2"))
-      ("split", "split whose scenes are rendered: train, val or test", cxxopts::value<std::string>()->default_value("test"))
-      ("rollout_steps", "predicted steps per rollout", cxxopts::value<int>()->default_value("50"))
-      ("out_dir", "output folder", cxxopts::value<std::string>()->default_value("out/render"))
-      ("metrics_csv", "npe-train metrics CSVs for the training-curve plot (comma-separated)", cxxopts::value<std::vector<std::string>>()->default_value(""))
-      ("curves_png", "training-curve plot (default <out_dir>/training_curves.png)", cxxopts::value<std::string>()->default_value(""))
-      ("h,help", "this help");
+    o.add_options()("num_scenes", "scenes to render (0: videos off)", cxxopts::value<int64_t>()->default_value("2"))(
+        "split", "split whose scenes are rendered: train, val or test",
+        cxxopts::value<std::string>()->default_value("test"))("rollout_steps", "predicted steps per rollout",
+                                                              cxxopts::value<int>()->default_value("50"))(
+        "out_dir", "output folder", cxxopts::value<std::string>()->default_value("out/render"))(
+        "metrics_csv", "npe-train metrics CSVs for the training-curve plot (comma-separated)",
+        cxxopts::value<std::vector<std::string>>()->default_value(""))(
+        "curves_png", "training-curve plot (default <out_dir>/training_curves.png)",
+        cxxopts::value<std::string>()->default_value(""))("h,help", "this help");
     npe::tools::add_model_flags(o);
     npe::tools::add_simulator_flags(o, "panel");  // with checkpoints only
     auto r = npe::tools::parse(o, argc, argv);
-    if (r.count("help")) { fmt::print("{}\n", o.help()); return 0; }
+    if (r.count("help")) {
+      fmt::print("{}\n", o.help());
+      return 0;
+    }
     const fs::path out_dir = r["out_dir"].as<std::string>();
     const int64_t num_scenes = r["num_scenes"].as<int64_t>();
     int steps = r["rollout_steps"].as<int>();
@@ -84,9 +89,10 @@ int main(int argc, char** argv) {
       throw npe::Error(fmt::format("--split: expected train, val or test, found '{}'", split));
     const auto test = npe::datagen::load_split(prefix, manifest, split);
     if (num_scenes > test.scenes)
-      throw npe::Error(fmt::format("--num_scenes: expected at most {} ({} scenes), found {}", test.scenes, split,
-                                   num_scenes));
-    if (!r.count("rollout_steps")) steps = std::min<int>(steps, static_cast<int>(test.timesteps) - 2);  // short datasets
+      throw npe::Error(
+          fmt::format("--num_scenes: expected at most {} ({} scenes), found {}", test.scenes, split, num_scenes));
+    if (!r.count("rollout_steps"))
+      steps = std::min<int>(steps, static_cast<int>(test.timesteps) - 2);  // short datasets
     if (steps < 1 || steps > test.timesteps - 2)
       throw npe::Error(fmt::format("--rollout_steps: expected 1 to {} (the dataset has {} frames), found {}",
                                    test.timesteps - 2, test.timesteps, steps));
@@ -103,8 +109,8 @@ int main(int argc, char** argv) {
                                       "panel")) {
       const auto masses = npe::tools::sim_masses(r, num_scenes, manifest.world.num_balls, split);
       sim.emplace_back("simulator", npe::rollout::simulator_rollout(manifest, test, num_scenes, steps,
-                                                                device.is_cuda() && npe::gpu::cuda_available(),
-                                                                masses.empty() ? nullptr : &masses));
+                                                                    device.is_cuda() && npe::gpu::cuda_available(),
+                                                                    masses.empty() ? nullptr : &masses));
     }
     npe::rollout::VideoOptions vo;
     vo.box_width = manifest.world.width;
@@ -117,10 +123,13 @@ int main(int argc, char** argv) {
     std::string stem = rollouts.empty() ? split : "rollout_gt";
     for (auto& [name, _] : rollouts) stem += "_" + name;
     if (!sim.empty()) stem += "_sim";
-    const std::string engine = manifest.engine == "box2d" ? "Box2D" : manifest.engine == "npe-gpu" ? "npe engine" : manifest.engine;
+    const std::string engine = manifest.engine == "box2d"     ? "Box2D"
+                               : manifest.engine == "npe-gpu" ? "npe engine"
+                                                              : manifest.engine;
     for (int64_t s = 0; s < num_scenes; ++s) {
-      std::vector<npe::rollout::VideoPanel> panels{
-          {rollouts.empty() ? fmt::format("{} scene {} ({})", split, s, engine) : fmt::format("ground truth ({})", engine), &test, s}};
+      std::vector<npe::rollout::VideoPanel> panels{{rollouts.empty() ? fmt::format("{} scene {} ({})", split, s, engine)
+                                                                     : fmt::format("ground truth ({})", engine),
+                                                    &test, s}};
       for (auto& [name, traj] : rollouts)
         panels.push_back({name == "classic" || name == "modern" ? name + " NPE" : name + " baseline", &traj, s});
       for (auto& [name, traj] : sim) panels.push_back({"simulator (npe engine)", &traj, s});

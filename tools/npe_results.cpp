@@ -19,8 +19,10 @@ namespace {
 npe::rollout::ExperimentWorld parse_world(const std::string& text) {
   const auto a = text.find(':'), b = a == std::string::npos ? a : text.find(':', a + 1);
   if (b == std::string::npos || a == 0 || b == a + 1 || b + 1 == text.size())
-    throw npe::Error(fmt::format("--world: expected LABEL:CHECKPOINT_DIR:EVAL_PREFIX (e.g. \"4 balls:runs/n4:data/n4/n4\"), "
-                                 "found '{}'", text));
+    throw npe::Error(
+        fmt::format("--world: expected LABEL:CHECKPOINT_DIR:EVAL_PREFIX (e.g. \"4 balls:runs/n4:data/n4/n4\"), "
+                    "found '{}'",
+                    text));
   return {text.substr(0, a), text.substr(a + 1, b - a - 1), text.substr(b + 1)};
 }
 
@@ -28,22 +30,29 @@ npe::rollout::ExperimentWorld parse_world(const std::string& text) {
 
 int main(int argc, char** argv) {
   return npe::tools::run_tool("npe-results", [&] {
-    cxxopts::Options o("npe-results", "The paper's experiments table: every checkpoint of each world rolled out on the "
+    cxxopts::Options o("npe-results",
+                       "The paper's experiments table: every checkpoint of each world rolled out on the "
                        "world's test scenes and scored (validation MSE, cosine similarity and relative magnitude error "
                        "at two steps, position error), as Markdown, CSV and JSON.");
-    o.add_options()
-      ("world", "LABEL:CHECKPOINT_DIR:EVAL_PREFIX, repeatable: the models CHECKPOINT_DIR/<classic|modern|np|lstm>.best.pt "
-       "that exist, evaluated on the dataset EVAL_PREFIX", cxxopts::value<std::vector<std::string>>())
-      ("num_scenes", "test scenes rolled out per world", cxxopts::value<int64_t>()->default_value("200"))
-      ("rollout_steps", "predicted steps per rollout", cxxopts::value<int>()->default_value("50"))
-      ("steps", "the two rollout steps the table quotes", cxxopts::value<std::vector<int>>()->default_value("10,50"))
-      ("device", "auto | cpu | cuda", cxxopts::value<std::string>()->default_value("auto"))
-      ("out_md", "Markdown table", cxxopts::value<std::string>()->default_value("out/results/results.md"))
-      ("out_csv", "per-step metrics of every model and world", cxxopts::value<std::string>()->default_value("out/results/results.csv"))
-      ("out_json", "everything, as JSON", cxxopts::value<std::string>()->default_value("out/results/results.json"))
-      ("h,help", "this help");
+    o.add_options()(
+        "world",
+        "LABEL:CHECKPOINT_DIR:EVAL_PREFIX, repeatable: the models CHECKPOINT_DIR/<classic|modern|np|lstm>.best.pt "
+        "that exist, evaluated on the dataset EVAL_PREFIX",
+        cxxopts::value<std::vector<std::string>>())("num_scenes", "test scenes rolled out per world",
+                                                    cxxopts::value<int64_t>()->default_value("200"))(
+        "rollout_steps", "predicted steps per rollout", cxxopts::value<int>()->default_value("50"))(
+        "steps", "the two rollout steps the table quotes", cxxopts::value<std::vector<int>>()->default_value("10,50"))(
+        "device", "auto | cpu | cuda", cxxopts::value<std::string>()->default_value("auto"))(
+        "out_md", "Markdown table", cxxopts::value<std::string>()->default_value("out/results/results.md"))(
+        "out_csv", "per-step metrics of every model and world",
+        cxxopts::value<std::string>()->default_value("out/results/results.csv"))(
+        "out_json", "everything, as JSON", cxxopts::value<std::string>()->default_value("out/results/results.json"))(
+        "h,help", "this help");
     auto r = npe::tools::parse(o, argc, argv);
-    if (r.count("help")) { fmt::print("{}\n", o.help()); return 0; }
+    if (r.count("help")) {
+      fmt::print("{}\n", o.help());
+      return 0;
+    }
     if (!r.count("world")) throw npe::Error("--world: give at least one LABEL:CHECKPOINT_DIR:EVAL_PREFIX");
     const int64_t num_scenes = r["num_scenes"].as<int64_t>();
     const int steps = r["rollout_steps"].as<int>();
@@ -60,13 +69,8 @@ int main(int argc, char** argv) {
     eo.device = npe::model::pick_device(r["device"].as<std::string>());
     std::vector<npe::rollout::ExperimentWorld> worlds;
     for (const auto& w : r["world"].as<std::vector<std::string>>()) worlds.push_back(parse_world(w));
-    npe::rollout::ExperimentReport rep;
-    try {
-      rep = npe::rollout::experiments_table(worlds, eo, [](const std::string& line) { fmt::print("npe-results: {}\n", line); });
-    } catch (const npe::Error& e) {  // the library names the field; the flag is --world
-      if (std::string(e.what()).rfind("world '", 0) == 0) throw npe::Error(std::string("--") + e.what());
-      throw;
-    }
+    const npe::rollout::ExperimentReport rep = npe::rollout::experiments_table(
+        worlds, eo, [](const std::string& line) { fmt::print("npe-results: {}\n", line); });
     const std::string& md = rep.markdown;
     npe::write_file_atomic(r["out_md"].as<std::string>(), md);
     npe::write_file_atomic(r["out_csv"].as<std::string>(), rep.csv);

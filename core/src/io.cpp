@@ -23,15 +23,14 @@ void create_parent(const fs::path& path) {
   std::error_code ec;
   fs::create_directories(parent, ec);
   if (ec)
-    throw Error(fmt::format("cannot create directory '{}' for output '{}': {}", parent.string(),
-                            path.string(), ec.message()));
+    throw Error(
+        fmt::format("cannot create directory '{}' for output '{}': {}", parent.string(), path.string(), ec.message()));
 }
 
 }  // namespace
 
 fs::path temp_path_for(const fs::path& path) {
-  return path.parent_path() /
-         fmt::format(".{}.tmp.{}", path.filename().string(), static_cast<long>(::getpid()));
+  return path.parent_path() / fmt::format(".{}.tmp.{}", path.filename().string(), static_cast<long>(::getpid()));
 }
 
 void remove_stale_temps(const fs::path& path) {
@@ -97,8 +96,7 @@ void check_writable(const fs::path& path) {
   create_parent(path);
   const fs::path probe = temp_path_for(path);
   std::FILE* f = std::fopen(probe.c_str(), "wb");
-  if (!f)
-    throw Error(fmt::format("cannot write output '{}': {}", path.string(), errno_text()));
+  if (!f) throw Error(fmt::format("cannot write output '{}': {}", path.string(), errno_text()));
   std::fclose(f);
   std::remove(probe.c_str());
 }
@@ -106,8 +104,7 @@ void check_writable(const fs::path& path) {
 std::string read_file(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in)
-    throw Error(fmt::format("cannot open '{}': {}", path.string(),
-                            fs::exists(path) ? errno_text() : "no such file"));
+    throw Error(fmt::format("cannot open '{}': {}", path.string(), fs::exists(path) ? errno_text() : "no such file"));
   std::ostringstream ss;
   ss << in.rdbuf();
   if (in.bad()) throw Error(fmt::format("error reading '{}'", path.string()));

@@ -38,11 +38,17 @@ std::optional<I> integer(const nlohmann::json& v) {
 }  // namespace
 
 template <>
-std::optional<int> json_as<int>(const nlohmann::json& v) { return integer<int>(v); }
+std::optional<int> json_as<int>(const nlohmann::json& v) {
+  return integer<int>(v);
+}
 template <>
-std::optional<int64_t> json_as<int64_t>(const nlohmann::json& v) { return integer<int64_t>(v); }
+std::optional<int64_t> json_as<int64_t>(const nlohmann::json& v) {
+  return integer<int64_t>(v);
+}
 template <>
-std::optional<uint64_t> json_as<uint64_t>(const nlohmann::json& v) { return integer<uint64_t>(v); }
+std::optional<uint64_t> json_as<uint64_t>(const nlohmann::json& v) {
+  return integer<uint64_t>(v);
+}
 template <>
 std::optional<double> json_as<double>(const nlohmann::json& v) {
   return v.is_number() ? std::optional<double>(v.get<double>()) : std::nullopt;
@@ -72,9 +78,13 @@ std::optional<std::vector<T>> array(const nlohmann::json& v) {
 }  // namespace
 
 template <>
-std::optional<std::vector<int>> json_as<std::vector<int>>(const nlohmann::json& v) { return array<int>(v); }
+std::optional<std::vector<int>> json_as<std::vector<int>>(const nlohmann::json& v) {
+  return array<int>(v);
+}
 template <>
-std::optional<std::vector<double>> json_as<std::vector<double>>(const nlohmann::json& v) { return array<double>(v); }
+std::optional<std::vector<double>> json_as<std::vector<double>>(const nlohmann::json& v) {
+  return array<double>(v);
+}
 
 template <>
 std::optional<std::array<double, 2>> json_as<std::array<double, 2>>(const nlohmann::json& v) {

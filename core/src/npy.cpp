@@ -26,8 +26,7 @@ size_t find_key(const std::string& header, const std::string& key, const std::st
   if (k == std::string::npos)
     throw Error(fmt::format("{}: .npy header has no '{}' field (header: {})", name, key, header));
   const size_t colon = header.find(':', k);
-  if (colon == std::string::npos)
-    throw Error(fmt::format("{}: .npy header field '{}' has no value", name, key));
+  if (colon == std::string::npos) throw Error(fmt::format("{}: .npy header field '{}' has no value", name, key));
   size_t p = colon + 1;
   while (p < header.size() && header[p] == ' ') ++p;
   return p;
@@ -36,11 +35,9 @@ size_t find_key(const std::string& header, const std::string& key, const std::st
 std::vector<int64_t> parse_shape(const std::string& header, const std::string& name) {
   size_t p = find_key(header, "shape", name);
   if (p >= header.size() || header[p] != '(')
-    throw Error(fmt::format("{}: .npy 'shape' expected a tuple, found: {}", name,
-                            header.substr(p, 20)));
+    throw Error(fmt::format("{}: .npy 'shape' expected a tuple, found: {}", name, header.substr(p, 20)));
   const size_t close = header.find(')', p);
-  if (close == std::string::npos)
-    throw Error(fmt::format("{}: .npy 'shape' tuple is not closed", name));
+  if (close == std::string::npos) throw Error(fmt::format("{}: .npy 'shape' tuple is not closed", name));
   std::vector<int64_t> shape;
   std::string body = header.substr(p + 1, close - p - 1);
   size_t i = 0;
@@ -48,8 +45,7 @@ std::vector<int64_t> parse_shape(const std::string& header, const std::string& n
     while (i < body.size() && (body[i] == ' ' || body[i] == ',')) ++i;
     if (i >= body.size()) break;
     if (body[i] < '0' || body[i] > '9')
-      throw Error(fmt::format("{}: .npy 'shape' expected non-negative integers, found '{}'",
-                              name, body));
+      throw Error(fmt::format("{}: .npy 'shape' expected non-negative integers, found '{}'", name, body));
     int64_t v = 0;
     while (i < body.size() && body[i] >= '0' && body[i] <= '9') {
       if (v > (std::numeric_limits<int64_t>::max() - 9) / 10)
@@ -65,8 +61,7 @@ std::vector<int64_t> parse_shape(const std::string& header, const std::string& n
 }  // namespace
 
 std::string npy_header_f32(const std::vector<int64_t>& shape) {
-  std::string dict = fmt::format("{{'descr': '<f4', 'fortran_order': False, 'shape': {}, }}",
-                                 shape_tuple(shape));
+  std::string dict = fmt::format("{{'descr': '<f4', 'fortran_order': False, 'shape': {}, }}", shape_tuple(shape));
   // magic(6) + version(2) + header_len(2) + dict + padding + '\n' must be a multiple of 64.
   const size_t unpadded = kMagicLen + 2 + 2 + dict.size() + 1;
   dict.append((64 - unpadded % 64) % 64, ' ');
@@ -80,8 +75,7 @@ std::string npy_header_f32(const std::vector<int64_t>& shape) {
   return out + dict;
 }
 
-void write_npy_f32(const std::filesystem::path& path, const std::vector<int64_t>& shape,
-                   const float* data) {
+void write_npy_f32(const std::filesystem::path& path, const std::vector<int64_t>& shape, const float* data) {
   size_t count = 1;
   for (int64_t d : shape) count *= static_cast<size_t>(d);
   const std::string header = npy_header_f32(shape);
@@ -105,11 +99,9 @@ NpyArray parse_npy_f32(const std::string& bytes, const std::string& name) {
     header_len = static_cast<unsigned char>(bytes[8]) | (static_cast<unsigned char>(bytes[9]) << 8);
     prefix = 10;
   } else if (major == 2 || major == 3) {
-    if (bytes.size() < 12)
-      throw Error(fmt::format("{}: truncated .npy header ({} bytes)", name, bytes.size()));
+    if (bytes.size() < 12) throw Error(fmt::format("{}: truncated .npy header ({} bytes)", name, bytes.size()));
     header_len = 0;
-    for (int i = 0; i < 4; ++i)
-      header_len |= static_cast<size_t>(static_cast<unsigned char>(bytes[8 + i])) << (8 * i);
+    for (int i = 0; i < 4; ++i) header_len |= static_cast<size_t>(static_cast<unsigned char>(bytes[8 + i])) << (8 * i);
     prefix = 12;
   } else {
     throw Error(fmt::format("{}: unsupported .npy version {} (expected 1, 2 or 3)", name, major));
@@ -123,12 +115,11 @@ NpyArray parse_npy_f32(const std::string& bytes, const std::string& name) {
   size_t p = find_key(header, "descr", name);
   const std::string descr = header.substr(p, 5);
   if (descr != "'<f4'")
-    throw Error(fmt::format("{}: .npy dtype expected '<f4' (little-endian float32), found {}",
-                            name, header.substr(p, header.find(',', p) - p)));
+    throw Error(fmt::format("{}: .npy dtype expected '<f4' (little-endian float32), found {}", name,
+                            header.substr(p, header.find(',', p) - p)));
   p = find_key(header, "fortran_order", name);
   if (header.compare(p, 5, "False") != 0)
-    throw Error(fmt::format("{}: .npy fortran_order expected False (C order), found {}", name,
-                            header.substr(p, 5)));
+    throw Error(fmt::format("{}: .npy fortran_order expected False (C order), found {}", name, header.substr(p, 5)));
 
   NpyArray out;
   out.shape = parse_shape(header, name);
@@ -148,8 +139,6 @@ NpyArray parse_npy_f32(const std::string& bytes, const std::string& name) {
   return out;
 }
 
-NpyArray read_npy_f32(const std::filesystem::path& path) {
-  return parse_npy_f32(read_file(path), path.string());
-}
+NpyArray read_npy_f32(const std::filesystem::path& path) { return parse_npy_f32(read_file(path), path.string()); }
 
 }  // namespace npe

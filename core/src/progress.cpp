@@ -31,12 +31,11 @@ void Progress::update(int64_t done, const std::string& extra) {
     constexpr int kWidth = 30;
     const int filled = static_cast<int>(frac * kWidth);
     const double eta = rate > 0 ? (total_ - done) / rate : 0.0;
-    fmt::print(stderr, "\r{} [{}{}] {:5.1f}% {}/{} {:.3g}/s eta {:.0f}s {}\x1b[K", label_,
-               std::string(filled, '#'), std::string(kWidth - filled, '.'), 100 * frac, done,
-               total_, rate, eta, extra);
+    fmt::print(stderr, "\r{} [{}{}] {:5.1f}% {}/{} {:.3g}/s eta {:.0f}s {}\x1b[K", label_, std::string(filled, '#'),
+               std::string(kWidth - filled, '.'), 100 * frac, done, total_, rate, eta, extra);
   } else {
-    fmt::print(stderr, "{}: {}/{} ({:.1f}%) {:.3g}/s {:.0f}s {}\n", label_, done, total_,
-               100 * frac, rate, secs, extra);
+    fmt::print(stderr, "{}: {}/{} ({:.1f}%) {:.3g}/s {:.0f}s {}\n", label_, done, total_, 100 * frac, rate, secs,
+               extra);
   }
   std::fflush(stderr);
   last_ = now;

@@ -29,8 +29,8 @@ namespace npe::gpu::detail {
 // ball's contact forces): with no controls, scene_substep's bits. Returns contact_forces' bits
 // of the balls in contact.
 template <class T, class Count>
-NPE_HD uint32_t diff_substep(Count n, T* x, T* y, T* vx, T* vy, const T* r, const T* m, const T* inv_m,
-                             const T* ux, const T* uy, T* fx, T* fy, const StepParams<T>& p) {
+NPE_HD uint32_t diff_substep(Count n, T* x, T* y, T* vx, T* vy, const T* r, const T* m, const T* inv_m, const T* ux,
+                             const T* uy, T* fx, T* fy, const StepParams<T>& p) {
   const uint32_t touched = contact_forces(n, x, y, vx, vy, r, m, fx, fy, p);
   NPE_UNROLL
   for (int i = 0; i < n; ++i) {
@@ -48,9 +48,9 @@ NPE_HD uint32_t diff_substep(Count n, T* x, T* y, T* vx, T* vy, const T* r, cons
 // adjoints, radius and mass adjoints, the dashpot adjoint `cbar`, and `fdot` += Fbar_i . F_ij
 // (for the mass adjoint of the integration, d(F/m)/dm = -F/m^2).
 template <class T>
-NPE_HD void pair_adjoint_ball(T xi, T yi, T vxi, T vyi, T ri, T mi, T xj, T yj, T vxj, T vyj, T rj, T mj,
-                              bool i_lower, const ContactLaw<T>& law, T gix, T giy, T gjx, T gjy, T& ax, T& ay,
-                              T& avx, T& avy, T& rbar, T& mbar, T& cbar, T& fdot) {
+NPE_HD void pair_adjoint_ball(T xi, T yi, T vxi, T vyi, T ri, T mi, T xj, T yj, T vxj, T vyj, T rj, T mj, bool i_lower,
+                              const ContactLaw<T>& law, T gix, T giy, T gjx, T gjy, T& ax, T& ay, T& avx, T& avy,
+                              T& rbar, T& mbar, T& cbar, T& fdot) {
   const T dx = xi - xj, dy = yi - yj;
   const T rr = ri + rj;
   const T d2 = dx * dx + dy * dy;
@@ -91,9 +91,8 @@ NPE_HD void pair_adjoint_ball(T xi, T yi, T vxi, T vyi, T ri, T mi, T xj, T yj, 
 // Adjoint of one static contact (SDF s at the ball's centre) given the force adjoint (fbx, fby);
 // `fdot` += Fbar . F as in pair_adjoint_ball.
 template <class T>
-NPE_HD void static_contact_adjoint(const Sdf<T>& s, T vx, T vy, T r, T m, const ContactLaw<T>& law,
-                                   T fbx, T fby, T& xbx, T& xby, T& vbx, T& vby, T& rbar, T& mbar,
-                                   T& cbar, T& fdot) {
+NPE_HD void static_contact_adjoint(const Sdf<T>& s, T vx, T vy, T r, T m, const ContactLaw<T>& law, T fbx, T fby,
+                                   T& xbx, T& xby, T& vbx, T& vby, T& rbar, T& mbar, T& cbar, T& fdot) {
   const T delta = r - s.phi;
   if (!(delta > T(0))) return;
   const T vn = vx * s.nx + vy * s.ny;
@@ -118,14 +117,19 @@ NPE_HD void static_contact_adjoint(const Sdf<T>& s, T vx, T vy, T r, T m, const 
 
 // Adjoint of add_boundary_forces: the four walls and the obstacles.
 template <class T>
-NPE_HD void boundary_adjoint(const StepParams<T>& p, T x, T y, T vx, T vy, T r, T m, T fbx, T fby,
-                             T& xbx, T& xby, T& vbx, T& vby, T& rbar, T& mbar, T& cbar, T& fdot) {
-  static_contact_adjoint(sdf_halfplane(x, y, T(1), T(0), T(0)), vx, vy, r, m, p.law, fbx, fby, xbx, xby, vbx, vby, rbar, mbar, cbar, fdot);
-  static_contact_adjoint(sdf_halfplane(x, y, T(-1), T(0), -p.width), vx, vy, r, m, p.law, fbx, fby, xbx, xby, vbx, vby, rbar, mbar, cbar, fdot);
-  static_contact_adjoint(sdf_halfplane(x, y, T(0), T(1), T(0)), vx, vy, r, m, p.law, fbx, fby, xbx, xby, vbx, vby, rbar, mbar, cbar, fdot);
-  static_contact_adjoint(sdf_halfplane(x, y, T(0), T(-1), -p.height), vx, vy, r, m, p.law, fbx, fby, xbx, xby, vbx, vby, rbar, mbar, cbar, fdot);
+NPE_HD void boundary_adjoint(const StepParams<T>& p, T x, T y, T vx, T vy, T r, T m, T fbx, T fby, T& xbx, T& xby,
+                             T& vbx, T& vby, T& rbar, T& mbar, T& cbar, T& fdot) {
+  static_contact_adjoint(sdf_halfplane(x, y, T(1), T(0), T(0)), vx, vy, r, m, p.law, fbx, fby, xbx, xby, vbx, vby, rbar,
+                         mbar, cbar, fdot);
+  static_contact_adjoint(sdf_halfplane(x, y, T(-1), T(0), -p.width), vx, vy, r, m, p.law, fbx, fby, xbx, xby, vbx, vby,
+                         rbar, mbar, cbar, fdot);
+  static_contact_adjoint(sdf_halfplane(x, y, T(0), T(1), T(0)), vx, vy, r, m, p.law, fbx, fby, xbx, xby, vbx, vby, rbar,
+                         mbar, cbar, fdot);
+  static_contact_adjoint(sdf_halfplane(x, y, T(0), T(-1), -p.height), vx, vy, r, m, p.law, fbx, fby, xbx, xby, vbx, vby,
+                         rbar, mbar, cbar, fdot);
   for (int k = 0; k < p.num_obstacles; ++k)
-    static_contact_adjoint(sdf_obstacle(p.obstacles[k], x, y), vx, vy, r, m, p.law, fbx, fby, xbx, xby, vbx, vby, rbar, mbar, cbar, fdot);
+    static_contact_adjoint(sdf_obstacle(p.obstacles[k], x, y), vx, vy, r, m, p.law, fbx, fby, xbx, xby, vbx, vby, rbar,
+                           mbar, cbar, fdot);
 }
 
 // The state of a scene's balls as every ball of it reads them in the backward sweep: element j
@@ -209,8 +213,8 @@ NPE_HD void ball_contact_adjoint(Count n, int i, const SceneView<T>& v, const St
     if (j == i || !contact) continue;
     const int o = j * st;
     T cpair = T(0);
-    pair_adjoint_ball(b.x, b.y, b.vx, b.vy, b.r, b.m, v.x[o], v.y[o], v.vx[o], v.vy[o], v.r[o], v.m[o], i < j, p.law, b.gx,
-                      b.gy, v.gx[o], v.gy[o], b.ax, b.ay, b.avx, b.avy, b.rb, b.mb, cpair, fdot);
+    pair_adjoint_ball(b.x, b.y, b.vx, b.vy, b.r, b.m, v.x[o], v.y[o], v.vx[o], v.vy[o], v.r[o], v.m[o], i < j, p.law,
+                      b.gx, b.gy, v.gx[o], v.gy[o], b.ax, b.ay, b.avx, b.avy, b.rb, b.mb, cpair, fdot);
     if (i < j) b.c += cpair;  // each pair's dashpot term once, by its lower-index ball
   }
   b.mb -= fdot * b.im;
@@ -219,7 +223,7 @@ NPE_HD void ball_contact_adjoint(Count n, int i, const SceneView<T>& v, const St
 // Arrays of one rollout as a kernel sees them (engine layout, body b = ball * S + scene).
 template <class T>
 struct DiffArrays {
-  const T *init, *mass, *radius, *damping, *controls;  // controls may be null
+  const T *init, *mass, *radius, *damping, *controls;      // controls may be null
   T *traj, *ckpt;                                          // forward outputs
   const T* traj_bar;                                       // backward input
   T *g_init, *g_mass, *g_radius, *g_damping, *g_controls;  // backward outputs
@@ -249,8 +253,8 @@ NPE_HD void load_controls(Count n, const DiffArrays<T>& a, int64_t s, int frame,
 }
 
 template <class T, class Count>
-NPE_HD void store_state(Count n, T* out, int64_t slot, int64_t S, int64_t s, const T* x, const T* y,
-                        const T* vx, const T* vy) {
+NPE_HD void store_state(Count n, T* out, int64_t slot, int64_t S, int64_t s, const T* x, const T* y, const T* vx,
+                        const T* vy) {
   NPE_UNROLL
   for (int i = 0; i < n; ++i) {
     T* o = out + (slot * 4 * n + i) * S + s;
@@ -300,8 +304,8 @@ NPE_HD void diff_scene_forward(Count n, const DiffArrays<T>& a, const StepParams
   for (int64_t g = 0; g < total; ++g) {
     if (g % a.k == 0) store_state(n, a.ckpt, g / a.k, a.S, s, l.x, l.y, l.vx, l.vy);
     if (a.controls && g % a.substeps == 0) load_controls(n, a, s, static_cast<int>(g / a.substeps), l);
-    const uint32_t touched =
-        diff_substep(n, l.x, l.y, l.vx, l.vy, l.r, l.m, l.im, a.controls ? l.ux : nullptr, l.uy, l.fx, l.fy, p);
+    const uint32_t touched = diff_substep(n, l.x, l.y, l.vx, l.vy, l.r, l.m, l.im, a.controls ? l.ux : nullptr, l.uy,
+                                          l.fx, l.fy, p);
     if (a.contacts) {
       const int bit = static_cast<int>(g & 31);
       if (touched) {
@@ -368,7 +372,9 @@ NPE_HD void diff_scene_backward(Count n, const DiffArrays<T>& a, const StepParam
     b.avy += vy;
   };
   // controls [frame][2][n][S]
-  auto control = [&](auto* base, int frame, int c, int i) { return base + ((static_cast<int64_t>(frame) * 2 + c) * n + i) * a.S + s; };
+  auto control = [&](auto* base, int frame, int c, int i) {
+    return base + ((static_cast<int64_t>(frame) * 2 + c) * n + i) * a.S + s;
+  };
   auto load_u = [&](BallAdjoint<T>& b, int i, int frame) {
     b.ux = *control(a.controls, frame, 0, i);
     b.uy = *control(a.controls, frame, 1, i);
@@ -452,8 +458,10 @@ NPE_HD void diff_scene_backward(Count n, const DiffArrays<T>& a, const StepParam
         if (controls) load_u(b, i, frame);
         ball_integration_adjoint(p.h, b);
         if (exchange) {
-          if (k + 1 < len) load4(at(a.scratch, k, i), b.x, b.y, b.vx, b.vy);
-          else if (len == 1) load4(at(a.ckpt, seg, i), b.x, b.y, b.vx, b.vy);
+          if (k + 1 < len)
+            load4(at(a.scratch, k, i), b.x, b.y, b.vx, b.vy);
+          else if (len == 1)
+            load4(at(a.ckpt, seg, i), b.x, b.y, b.vx, b.vy);
           publish(b, i, v);
           v.gx[i * v.stride] = b.gx;
           v.gy[i * v.stride] = b.gy;

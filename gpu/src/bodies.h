@@ -28,11 +28,10 @@ struct CellsK {
 };
 
 template <class T>
-NPE_HD void add_pair(const BodiesK<T>& b, int64_t i, int64_t j, const ContactLaw<T>& law, T& fx,
-                     T& fy) {
+NPE_HD void add_pair(const BodiesK<T>& b, int64_t i, int64_t j, const ContactLaw<T>& law, T& fx, T& fy) {
   T gx, gy;
-  if (pair_force(b.x[i], b.y[i], b.vx[i], b.vy[i], b.r[i], b.m[i], b.x[j], b.y[j], b.vx[j], b.vy[j],
-                 b.r[j], b.m[j], i < j, law, gx, gy)) {
+  if (pair_force(b.x[i], b.y[i], b.vx[i], b.vy[i], b.r[i], b.m[i], b.x[j], b.y[j], b.vx[j], b.vy[j], b.r[j], b.m[j],
+                 i < j, law, gx, gy)) {
     fx += gx;
     fy += gy;
   }
@@ -81,8 +80,8 @@ NPE_HD int64_t body_cell(const BodiesK<T>& b, const GridK<T>& g, int64_t i) {
 // One substep of body i: contact forces (all pairs or grid), walls and obstacles, semi-implicit
 // Euler; reads the old state `b`, writes the new one to `out`.
 template <class T, bool kGrid>
-NPE_HD void body_substep(const BodiesK<T>& b, const GridK<T>& g, const CellsK& cells,
-                         const StepParams<T>& p, int64_t i, const StateOutK<T>& out) {
+NPE_HD void body_substep(const BodiesK<T>& b, const GridK<T>& g, const CellsK& cells, const StepParams<T>& p, int64_t i,
+                         const StateOutK<T>& out) {
   T fx = T(0), fy = T(0);
   if (kGrid)
     gather_grid(b, g, cells, i, p.law, fx, fy);

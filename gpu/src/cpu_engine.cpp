@@ -42,9 +42,8 @@ void build_cells(const BodiesK<T>& b, const GridK<T>& g, int64_t num_cells, std:
 
 // Scenes one at a time: each thread keeps its scene in local arrays for all substeps.
 template <class T>
-void advance_scenes(const WorldSpec& spec, WorldState<T>& st, int frames, const Recorder<T>& rec,
-                    int first_frame, int threads, const StepParams<T>& p,
-                    const std::vector<T>& radius, const std::vector<T>& mass,
+void advance_scenes(const WorldSpec& spec, WorldState<T>& st, int frames, const Recorder<T>& rec, int first_frame,
+                    int threads, const StepParams<T>& p, const std::vector<T>& radius, const std::vector<T>& mass,
                     const std::vector<T>& inv_mass) {
   const int64_t S = spec.num_scenes, N = spec.num_balls;
   parallel_for(S, threads, [&](int64_t s0, int64_t s1) {
@@ -57,8 +56,8 @@ void advance_scenes(const WorldSpec& spec, WorldState<T>& st, int frames, const 
       }
       for (int f = 0; f < frames; ++f) {
         for (int k = 0; k < spec.substeps; ++k)
-          scene_substep(static_cast<int>(N), x.data(), y.data(), vx.data(), vy.data(), r.data(),
-                        m.data(), im.data(), fx.data(), fy.data(), p);
+          scene_substep(static_cast<int>(N), x.data(), y.data(), vx.data(), vy.data(), r.data(), m.data(), im.data(),
+                        fx.data(), fy.data(), p);
         if (rec.out)
           for (int64_t i = 0; i < N; ++i) record_body(rec, first_frame + f, i, s, x[i], y[i], vx[i], vy[i], m[i]);
       }
@@ -72,9 +71,8 @@ void advance_scenes(const WorldSpec& spec, WorldState<T>& st, int frames, const 
 
 // Bodies one at a time per substep (large scenes): ping-pong between two state buffers.
 template <class T, bool kGrid>
-void advance_bodies(const WorldSpec& spec, WorldState<T>& st, int frames, const Recorder<T>& rec,
-                    int first_frame, int threads, const StepParams<T>& p,
-                    const std::vector<T>& radius, const std::vector<T>& mass,
+void advance_bodies(const WorldSpec& spec, WorldState<T>& st, int frames, const Recorder<T>& rec, int first_frame,
+                    int threads, const StepParams<T>& p, const std::vector<T>& radius, const std::vector<T>& mass,
                     const std::vector<T>& inv_mass) {
   const int64_t n = spec.num_bodies();
   WorldState<T> other(n);
@@ -86,9 +84,8 @@ void advance_bodies(const WorldSpec& spec, WorldState<T>& st, int frames, const 
   std::vector<int64_t> cell_of;
   for (int f = 0; f < frames; ++f) {
     for (int k = 0; k < spec.substeps; ++k) {
-      const BodiesK<T> b{cur->x.data(), cur->y.data(), cur->vx.data(), cur->vy.data(),
-                         radius.data(), mass.data(),   inv_mass.data(), spec.num_scenes,
-                         spec.num_balls};
+      const BodiesK<T> b{cur->x.data(), cur->y.data(),   cur->vx.data(),  cur->vy.data(), radius.data(),
+                         mass.data(),   inv_mass.data(), spec.num_scenes, spec.num_balls};
       if (kGrid) build_cells(b, g, num_cells, start, sorted, cell_of);
       const CellsK cells{start.data(), sorted.data()};
       const StateOutK<T> out{next->x.data(), next->y.data(), next->vx.data(), next->vy.data()};
@@ -109,13 +106,12 @@ void record_cpu(const WorldSpec& spec, const WorldState<T>& st, const Recorder<T
   check_state(spec, st, "record_cpu");
   const int64_t S = spec.num_scenes;
   for (int64_t b = 0; b < spec.num_bodies(); ++b)
-    record_body(rec, frame, b / S, b % S, st.x[b], st.y[b], st.vx[b], st.vy[b],
-                static_cast<T>(spec.mass[b]));
+    record_body(rec, frame, b / S, b % S, st.x[b], st.y[b], st.vx[b], st.vy[b], static_cast<T>(spec.mass[b]));
 }
 
 template <class T>
-void advance_cpu(const WorldSpec& spec, WorldState<T>& st, int frames, const Recorder<T>& rec,
-                 int first_frame, int threads) {
+void advance_cpu(const WorldSpec& spec, WorldState<T>& st, int frames, const Recorder<T>& rec, int first_frame,
+                 int threads) {
   validate(spec);
   check_state(spec, st, "advance_cpu");
   if (frames < 0) throw Error(fmt::format("advance_cpu: expected frames >= 0, found {}", frames));
@@ -136,21 +132,20 @@ void advance_cpu(const WorldSpec& spec, WorldState<T>& st, int frames, const Rec
   }
 }
 
-std::vector<std::pair<int64_t, int64_t>> contact_pairs_cpu(const WorldSpec& spec,
-                                                           const WorldState<double>& st,
+std::vector<std::pair<int64_t, int64_t>> contact_pairs_cpu(const WorldSpec& spec, const WorldState<double>& st,
                                                            BroadPhase bp) {
   validate(spec);
   check_state(spec, st, "contact_pairs_cpu");
   const int64_t n = spec.num_bodies();
   std::vector<double> inv_mass(spec.mass.size());
   for (size_t b = 0; b < inv_mass.size(); ++b) inv_mass[b] = 1.0 / spec.mass[b];
-  const BodiesK<double> b{st.x.data(), st.y.data(), st.vx.data(), st.vy.data(), spec.radius.data(),
+  const BodiesK<double> b{st.x.data(),      st.y.data(),     st.vx.data(),    st.vy.data(),  spec.radius.data(),
                           spec.mass.data(), inv_mass.data(), spec.num_scenes, spec.num_balls};
   std::vector<std::pair<int64_t, int64_t>> out;
   auto test = [&](int64_t i, int64_t j) {
     double fx, fy;
-    if (i < j && pair_force(b.x[i], b.y[i], b.vx[i], b.vy[i], b.r[i], b.m[i], b.x[j], b.y[j], b.vx[j],
-                            b.vy[j], b.r[j], b.m[j], true, ContactLaw<double>{1, 0, 0, 0}, fx, fy))
+    if (i < j && pair_force(b.x[i], b.y[i], b.vx[i], b.vy[i], b.r[i], b.m[i], b.x[j], b.y[j], b.vx[j], b.vy[j], b.r[j],
+                            b.m[j], true, ContactLaw<double>{1, 0, 0, 0}, fx, fy))
       out.emplace_back(i, j);
   };
   if (bp == BroadPhase::kAuto) bp = spec.resolved_broad_phase();

@@ -69,9 +69,8 @@ struct SceneArrays {
 };
 
 template <int N, class T>
-__global__ void __launch_bounds__(kThreads) fused_kernel(SceneArrays<T> a, StepParams<T> p,
-                                                         Recorder<T> rec, int frames, int substeps,
-                                                         int first_frame) {
+__global__ void __launch_bounds__(kThreads)
+    fused_kernel(SceneArrays<T> a, StepParams<T> p, Recorder<T> rec, int frames, int substeps, int first_frame) {
   const int64_t s = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (s >= a.num_scenes) return;
   T x[N], y[N], vx[N], vy[N], r[N], m[N], im[N], fx[N], fy[N];
@@ -82,8 +81,7 @@ __global__ void __launch_bounds__(kThreads) fused_kernel(SceneArrays<T> a, StepP
     r[i] = a.r[b], m[i] = a.m[b], im[i] = a.inv_m[b];
   }
   for (int f = 0; f < frames; ++f) {
-    for (int k = 0; k < substeps; ++k)
-      scene_substep(FixedCount<N>{}, x, y, vx, vy, r, m, im, fx, fy, p);
+    for (int k = 0; k < substeps; ++k) scene_substep(FixedCount<N>{}, x, y, vx, vy, r, m, im, fx, fy, p);
     if (rec.out) {
 #pragma unroll
       for (int i = 0; i < N; ++i) record_body(rec, first_frame + f, i, s, x[i], y[i], vx[i], vy[i], m[i]);
@@ -97,13 +95,20 @@ __global__ void __launch_bounds__(kThreads) fused_kernel(SceneArrays<T> a, StepP
 }
 
 template <class T>
-void launch_fused(int n, const SceneArrays<T>& a, const StepParams<T>& p, const Recorder<T>& rec,
-                  int frames, int substeps, int first_frame, cudaStream_t st) {
+void launch_fused(int n, const SceneArrays<T>& a, const StepParams<T>& p, const Recorder<T>& rec, int frames,
+                  int substeps, int first_frame, cudaStream_t st) {
   const int grid = blocks_for(a.num_scenes);
   switch (n) {
 #define NPE_CASE(K) \
   case K: fused_kernel<K, T><<<grid, kThreads, 0, st>>>(a, p, rec, frames, substeps, first_frame); break;
-    NPE_CASE(1) NPE_CASE(2) NPE_CASE(3) NPE_CASE(4) NPE_CASE(5) NPE_CASE(6) NPE_CASE(7) NPE_CASE(8)
+    NPE_CASE(1)
+    NPE_CASE(2)
+    NPE_CASE(3)
+    NPE_CASE(4)
+    NPE_CASE(5)
+    NPE_CASE(6)
+    NPE_CASE(7)
+    NPE_CASE(8)
 #undef NPE_CASE
     default: throw Error("launch_fused: unsupported ball count " + std::to_string(n));
   }
@@ -144,8 +149,8 @@ __global__ void sort_cells_kernel(int64_t num_cells, const int* start, int* sort
 }
 
 template <class T, bool kGrid>
-__global__ void __launch_bounds__(kThreads) body_kernel(BodiesK<T> b, GridK<T> g, CellsK cells,
-                                                        StepParams<T> p, StateOutK<T> out) {
+__global__ void __launch_bounds__(kThreads)
+    body_kernel(BodiesK<T> b, GridK<T> g, CellsK cells, StepParams<T> p, StateOutK<T> out) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= b.num_balls * b.num_scenes) return;
   body_substep<T, kGrid>(b, g, cells, p, i, out);
@@ -167,8 +172,8 @@ __global__ void contacts_kernel(BodiesK<T> b, GridK<T> g, CellsK cells, int* cou
   int c = 0;
   auto test = [&](int64_t j) {
     T fx, fy;
-    if (j > i && pair_force(b.x[i], b.y[i], b.vx[i], b.vy[i], b.r[i], b.m[i], b.x[j], b.y[j], b.vx[j],
-                            b.vy[j], b.r[j], b.m[j], true, ContactLaw<T>{T(1), T(0), T(0), T(0)}, fx, fy)) {
+    if (j > i && pair_force(b.x[i], b.y[i], b.vx[i], b.vy[i], b.r[i], b.m[i], b.x[j], b.y[j], b.vx[j], b.vy[j], b.r[j],
+                            b.m[j], true, ContactLaw<T>{T(1), T(0), T(0), T(0)}, fx, fy)) {
       if (c < kMaxPartners) partners[i * kMaxPartners + c] = static_cast<int>(j);
       ++c;
     }
@@ -221,8 +226,9 @@ struct CudaWorld<T>::Impl {
     num_cells = grid_cells(spec);
     cell_of.alloc(n), rank.alloc(n), sorted.alloc(n);
     count.alloc(num_cells + 1), start.alloc(num_cells + 1);
-    cuda_check(cub::DeviceScan::ExclusiveSum(nullptr, scan_bytes, count.p, start.p, static_cast<int>(num_cells + 1), stream),
-          "cub::DeviceScan::ExclusiveSum (size)");
+    cuda_check(
+        cub::DeviceScan::ExclusiveSum(nullptr, scan_bytes, count.p, start.p, static_cast<int>(num_cells + 1), stream),
+        "cub::DeviceScan::ExclusiveSum (size)");
     scan_tmp.alloc(std::max<size_t>(scan_bytes, 1));
   }
   void build_cells() {
@@ -230,9 +236,9 @@ struct CudaWorld<T>::Impl {
     cuda_check(cudaMemsetAsync(count.p, 0, (num_cells + 1) * sizeof(int), stream), "cudaMemsetAsync");
     cells_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(bodies(), grid, n, cell_of.p, rank.p, count.p);
     cuda_check_launch("cells_kernel");
-    cuda_check(cub::DeviceScan::ExclusiveSum(scan_tmp.p, scan_bytes, count.p, start.p,
-                                        static_cast<int>(num_cells + 1), stream),
-          "cub::DeviceScan::ExclusiveSum");
+    cuda_check(cub::DeviceScan::ExclusiveSum(scan_tmp.p, scan_bytes, count.p, start.p, static_cast<int>(num_cells + 1),
+                                             stream),
+               "cub::DeviceScan::ExclusiveSum");
     scatter_kernel<<<blocks_for(n), kThreads, 0, stream>>>(n, cell_of.p, rank.p, start.p, sorted.p);
     cuda_check_launch("scatter_kernel");
     sort_cells_kernel<<<blocks_for(num_cells), kThreads, 0, stream>>>(num_cells, start.p, sorted.p);
@@ -270,7 +276,9 @@ CudaWorld<T>::~CudaWorld() {
 }
 
 template <class T>
-const WorldSpec& CudaWorld<T>::spec() const { return impl_->spec; }
+const WorldSpec& CudaWorld<T>::spec() const {
+  return impl_->spec;
+}
 
 template <class T>
 void CudaWorld<T>::set_state(const WorldState<T>& st) {
@@ -285,8 +293,8 @@ template <class T>
 void CudaWorld<T>::set_masses(const std::vector<double>& mass) {
   Impl& I = *impl_;
   if (mass.size() != static_cast<size_t>(I.spec.num_bodies()))
-    throw Error("CudaWorld::set_masses: expected " + std::to_string(I.spec.num_bodies()) +
-                " masses, found " + std::to_string(mass.size()));
+    throw Error("CudaWorld::set_masses: expected " + std::to_string(I.spec.num_bodies()) + " masses, found " +
+                std::to_string(mass.size()));
   std::vector<T> m(mass.begin(), mass.end()), im(mass.size());
   for (size_t b = 0; b < m.size(); ++b) {
     if (!(mass[b] > 0 && std::isfinite(mass[b])))
@@ -368,13 +376,14 @@ std::vector<std::pair<int64_t, int64_t>> CudaWorld<T>::contact_pairs(BroadPhase 
   cuda_check_launch("contacts_kernel");
   std::vector<int> hc(n), hp(static_cast<size_t>(n) * kMaxPartners);
   cuda_check(cudaMemcpyAsync(hc.data(), count.p, n * sizeof(int), cudaMemcpyDeviceToHost, I.stream), "contacts");
-  cuda_check(cudaMemcpyAsync(hp.data(), partners.p, hp.size() * sizeof(int), cudaMemcpyDeviceToHost, I.stream), "contacts");
+  cuda_check(cudaMemcpyAsync(hp.data(), partners.p, hp.size() * sizeof(int), cudaMemcpyDeviceToHost, I.stream),
+             "contacts");
   cuda_check(cudaStreamSynchronize(I.stream), "contacts (synchronize)");
   std::vector<std::pair<int64_t, int64_t>> out;
   for (int64_t i = 0; i < n; ++i) {
     if (hc[i] > kMaxPartners)
-      throw Error("CudaWorld::contact_pairs: body " + std::to_string(i) + " overlaps " +
-                  std::to_string(hc[i]) + " balls, more than " + std::to_string(kMaxPartners));
+      throw Error("CudaWorld::contact_pairs: body " + std::to_string(i) + " overlaps " + std::to_string(hc[i]) +
+                  " balls, more than " + std::to_string(kMaxPartners));
     for (int k = 0; k < hc[i]; ++k) out.emplace_back(i, hp[i * kMaxPartners + k]);
   }
   std::sort(out.begin(), out.end());
@@ -405,10 +414,14 @@ std::vector<double> CudaWorld<T>::time_advance(const WorldState<T>& state, int f
 }
 
 template <class T>
-void CudaWorld<T>::synchronize() const { cuda_check(cudaStreamSynchronize(impl_->stream), "cudaStreamSynchronize"); }
+void CudaWorld<T>::synchronize() const {
+  cuda_check(cudaStreamSynchronize(impl_->stream), "cudaStreamSynchronize");
+}
 
 template <class T>
-void* CudaWorld<T>::stream() const { return impl_->stream; }
+void* CudaWorld<T>::stream() const {
+  return impl_->stream;
+}
 
 template class CudaWorld<float>;
 template class CudaWorld<double>;
@@ -472,7 +485,7 @@ DeviceBuffer::~DeviceBuffer() {
 }
 void DeviceBuffer::copy_to_host_async(void* host, size_t bytes, void* stream) const {
   cuda_check(cudaMemcpyAsync(host, ptr_, bytes, cudaMemcpyDeviceToHost, static_cast<cudaStream_t>(stream)),
-        "cudaMemcpyAsync (device to host)");
+             "cudaMemcpyAsync (device to host)");
 }
 void DeviceBuffer::copy_from_host(const void* host, size_t bytes, void* stream) {
   const auto st = static_cast<cudaStream_t>(stream);
@@ -487,7 +500,8 @@ void DeviceBuffer::fill_nan() { cuda_check(cudaMemset(ptr_, 0xff, bytes_), "cuda
 PinnedBuffer::PinnedBuffer(size_t bytes) {
   const cudaError_t e = cudaMallocHost(&ptr_, bytes);
   if (e != cudaSuccess)
-    throw Error("cannot allocate " + std::to_string(bytes >> 20) + " MiB of pinned host memory: " + cudaGetErrorString(e));
+    throw Error("cannot allocate " + std::to_string(bytes >> 20) +
+                " MiB of pinned host memory: " + cudaGetErrorString(e));
 }
 PinnedBuffer::~PinnedBuffer() {
   if (ptr_) cudaFreeHost(ptr_);

@@ -20,31 +20,51 @@ double cuda_copy_bandwidth() { unavailable(); }
 template <class T>
 struct CudaWorld<T>::Impl {};
 template <class T>
-CudaWorld<T>::CudaWorld(const WorldSpec&) { unavailable(); }
+CudaWorld<T>::CudaWorld(const WorldSpec&) {
+  unavailable();
+}
 template <class T>
 CudaWorld<T>::~CudaWorld() = default;
 template <class T>
-const WorldSpec& CudaWorld<T>::spec() const { unavailable(); }
+const WorldSpec& CudaWorld<T>::spec() const {
+  unavailable();
+}
 template <class T>
-void CudaWorld<T>::set_state(const WorldState<T>&) { unavailable(); }
+void CudaWorld<T>::set_state(const WorldState<T>&) {
+  unavailable();
+}
 template <class T>
-void CudaWorld<T>::set_masses(const std::vector<double>&) { unavailable(); }
+void CudaWorld<T>::set_masses(const std::vector<double>&) {
+  unavailable();
+}
 template <class T>
-WorldState<T> CudaWorld<T>::state() const { unavailable(); }
+WorldState<T> CudaWorld<T>::state() const {
+  unavailable();
+}
 template <class T>
-void CudaWorld<T>::advance(int, const Recorder<T>&, int) { unavailable(); }
+void CudaWorld<T>::advance(int, const Recorder<T>&, int) {
+  unavailable();
+}
 template <class T>
-void CudaWorld<T>::record(const Recorder<T>&, int) { unavailable(); }
+void CudaWorld<T>::record(const Recorder<T>&, int) {
+  unavailable();
+}
 template <class T>
-std::vector<std::pair<int64_t, int64_t>> CudaWorld<T>::contact_pairs(BroadPhase) { unavailable(); }
+std::vector<std::pair<int64_t, int64_t>> CudaWorld<T>::contact_pairs(BroadPhase) {
+  unavailable();
+}
 template <class T>
 std::vector<double> CudaWorld<T>::time_advance(const WorldState<T>&, int, const Recorder<T>&, int, int) {
   unavailable();
 }
 template <class T>
-void CudaWorld<T>::synchronize() const { unavailable(); }
+void CudaWorld<T>::synchronize() const {
+  unavailable();
+}
 template <class T>
-void* CudaWorld<T>::stream() const { unavailable(); }
+void* CudaWorld<T>::stream() const {
+  unavailable();
+}
 template class CudaWorld<float>;
 template class CudaWorld<double>;
 
@@ -62,8 +82,8 @@ void diff_forward_cuda(const WorldSpec&, const DiffRollout&, const DiffInputs<T>
   unavailable();
 }
 template <class T>
-void diff_backward_cuda(const WorldSpec&, const DiffRollout&, const DiffInputs<T>&, const T*, const uint32_t*,
-                        const T*, const DiffGrads<T>&, T*, void*) {
+void diff_backward_cuda(const WorldSpec&, const DiffRollout&, const DiffInputs<T>&, const T*, const uint32_t*, const T*,
+                        const DiffGrads<T>&, T*, void*) {
   unavailable();
 }
 template void diff_forward_cuda(const WorldSpec&, const DiffRollout&, const DiffInputs<float>&, float*, float*,

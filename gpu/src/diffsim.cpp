@@ -27,7 +27,8 @@ void validate_diff(const WorldSpec& s, const DiffRollout& r, int max_balls) {
   if (s.num_scenes < 1) throw Error(fmt::format("num_scenes: expected at least 1, found {}", s.num_scenes));
   if (s.num_balls < 1 || s.num_balls > max_balls)
     throw Error(fmt::format("num_balls: the differentiable simulator takes 1 to {} balls per scene on this "
-                            "backend, found {}", max_balls, s.num_balls));
+                            "backend, found {}",
+                            max_balls, s.num_balls));
   if (!(s.width > 0) || !(s.height > 0)) throw Error("box: expected a positive width and height");
   if (!(s.contact_omega > 0 && std::isfinite(s.contact_omega)))
     throw Error(fmt::format("contact_omega: expected a positive stiffness in 1/s, found {}", s.contact_omega));
@@ -35,7 +36,8 @@ void validate_diff(const WorldSpec& s, const DiffRollout& r, int max_balls) {
     throw Error(fmt::format("contact_ramp: expected a ramp >= 0 px, found {}", s.contact_ramp));
   if (s.substeps < 1) throw Error(fmt::format("substeps: expected at least 1, found {}", s.substeps));
   if (s.contact_omega * s.substep() > 1.0)
-    throw Error(fmt::format("substeps: omega * h = {:.3g}, expected <= 1 (more substeps)", s.contact_omega * s.substep()));
+    throw Error(
+        fmt::format("substeps: omega * h = {:.3g}, expected <= 1 (more substeps)", s.contact_omega * s.substep()));
   if (s.obstacles.size() > static_cast<size_t>(kMaxObstacles))
     throw Error(fmt::format("obstacles: expected at most {}, found {}", kMaxObstacles, s.obstacles.size()));
   if (r.frames < 1) throw Error(fmt::format("frames: expected at least 1, found {}", r.frames));
@@ -55,7 +57,6 @@ double dashpot_derivative(double e, double omega) {
 namespace {
 
 using namespace detail;
-
 
 
 // Local arrays of one scene for the forward sweep (CPU: vectors sized by the runtime ball count).

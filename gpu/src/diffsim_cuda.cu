@@ -57,7 +57,8 @@ struct LaneTeam {
   __device__ __forceinline__ SceneView<T> view(int k) const {
     T* f = sh + k * 6 * kField;
     T* c = sh + 12 * kField;
-    return {f, f + kField, f + 2 * kField, f + 3 * kField, f + 4 * kField, f + 5 * kField, c, c + kField, kScenesPerWarp};
+    return {f, f + kField, f + 2 * kField, f + 3 * kField, f + 4 * kField, f + 5 * kField,
+            c, c + kField, kScenesPerWarp};
   }
   __device__ __forceinline__ void sync() const { __syncwarp(mask); }
 };
@@ -70,7 +71,8 @@ struct LaneTeam {
 #endif
 
 template <int N, class T>
-__global__ void __launch_bounds__(kThreads, NPE_DIFF_BACKWARD_MIN_BLOCKS) diff_backward_kernel(DiffArrays<T> a, StepParams<T> p) {
+__global__ void __launch_bounds__(kThreads, NPE_DIFF_BACKWARD_MIN_BLOCKS)
+    diff_backward_kernel(DiffArrays<T> a, StepParams<T> p) {
   {
     using Team = LaneTeam<N, T>;
     __shared__ T shared[kThreads / 32][Team::kWarpShared];
@@ -116,12 +118,21 @@ void launch(const WorldSpec& spec, const DiffArrays<T>& a, cudaStream_t st) {
     return static_cast<int>((a.S + per_block - 1) / per_block);
   };
   switch (spec.num_balls) {
-#define NPE_CASE(K)                                                                  \
-  case K:                                                                            \
-    if (kBackward) diff_backward_kernel<K, T><<<backward_blocks(K), kThreads, 0, st>>>(a, p);\
-    else diff_forward_kernel<K, T><<<blocks, kThreads, 0, st>>>(a, p);               \
+#define NPE_CASE(K)                                                              \
+  case K:                                                                        \
+    if (kBackward)                                                               \
+      diff_backward_kernel<K, T><<<backward_blocks(K), kThreads, 0, st>>>(a, p); \
+    else                                                                         \
+      diff_forward_kernel<K, T><<<blocks, kThreads, 0, st>>>(a, p);              \
     break;
-    NPE_CASE(1) NPE_CASE(2) NPE_CASE(3) NPE_CASE(4) NPE_CASE(5) NPE_CASE(6) NPE_CASE(7) NPE_CASE(8)
+    NPE_CASE(1)
+    NPE_CASE(2)
+    NPE_CASE(3)
+    NPE_CASE(4)
+    NPE_CASE(5)
+    NPE_CASE(6)
+    NPE_CASE(7)
+    NPE_CASE(8)
 #undef NPE_CASE
     default: throw Error("differentiable simulator on CUDA: unsupported ball count " + std::to_string(spec.num_balls));
   }
@@ -144,8 +155,7 @@ void diff_forward_cuda(const WorldSpec& spec, const DiffRollout& r, const DiffIn
 
 template <class T>
 void diff_backward_cuda(const WorldSpec& spec, const DiffRollout& r, const DiffInputs<T>& in, const T* ckpt,
-                        const uint32_t* contacts, const T* traj_bar, const DiffGrads<T>& g, T* scratch,
-                        void* stream) {
+                        const uint32_t* contacts, const T* traj_bar, const DiffGrads<T>& g, T* scratch, void* stream) {
   validate_diff(spec, r, kDiffMaxBallsCuda);
   if (!scratch) throw Error("diff_backward_cuda: the scratch buffer is required");
   DiffArrays<T> a = diff_backward_arrays(spec, r, in, ckpt, contacts, traj_bar, g, "diff_backward_cuda");

@@ -32,9 +32,9 @@ DiffArrays<T> diff_arrays(const WorldSpec& spec, const DiffRollout& r, const Dif
 // As diff_arrays, plus the backward pass's inputs and gradient outputs. Throws npe::Error naming
 // `who` when a gradient output is missing (controls' only when there are controls).
 template <class T>
-DiffArrays<T> diff_backward_arrays(const WorldSpec& spec, const DiffRollout& r, const DiffInputs<T>& in,
-                                   const T* ckpt, const uint32_t* contacts, const T* traj_bar,
-                                   const DiffGrads<T>& g, const char* who) {
+DiffArrays<T> diff_backward_arrays(const WorldSpec& spec, const DiffRollout& r, const DiffInputs<T>& in, const T* ckpt,
+                                   const uint32_t* contacts, const T* traj_bar, const DiffGrads<T>& g,
+                                   const char* who) {
   if (!g.init || !g.mass || !g.radius || !g.damping || (in.controls && !g.controls))
     throw Error(std::string(who) + ": every gradient output is required (controls when there are controls)");
   DiffArrays<T> a = diff_arrays(spec, r, in);

@@ -22,7 +22,8 @@ std::string shape(c10::IntArrayRef sizes) {
 
 void expect_shape(const torch::Tensor& t, c10::IntArrayRef want, const char* name) {
   if (!t.defined()) throw Error(std::string(name) + ": expected a tensor, found none");
-  if (t.sizes() != want) throw Error(std::string(name) + ": expected shape " + shape(want) + ", found " + shape(t.sizes()));
+  if (t.sizes() != want)
+    throw Error(std::string(name) + ": expected shape " + shape(want) + ", found " + shape(t.sizes()));
 }
 
 // [S, N, F] -> engine layout [F][N][S] (contiguous)
@@ -44,8 +45,8 @@ torch::Tensor dashpot_tensor(const torch::Tensor& e, double omega) {
 // What backward needs of the spec, as values autograd can keep: box, omega, gravity, dt, ramp (a double
 // tensor), substeps, sizes, and the obstacles as a [K, 7] double tensor.
 void save_spec(AutogradContext* ctx, const WorldSpec& s) {
-  ctx->saved_data["specd"] = torch::tensor({s.width, s.height, s.contact_omega, s.gravity_x, s.gravity_y, s.frame_dt, s.contact_ramp},
-                                           torch::kFloat64);
+  ctx->saved_data["specd"] = torch::tensor(
+      {s.width, s.height, s.contact_omega, s.gravity_x, s.gravity_y, s.frame_dt, s.contact_ramp}, torch::kFloat64);
   ctx->saved_data["substeps"] = static_cast<int64_t>(s.substeps);
   ctx->saved_data["S"] = s.num_scenes;
   ctx->saved_data["N"] = s.num_balls;
@@ -61,7 +62,8 @@ WorldSpec load_spec(AutogradContext* ctx) {
   WorldSpec s;
   const auto d = ctx->saved_data["specd"].toTensor();
   const double* v = d.data_ptr<double>();
-  s.width = v[0], s.height = v[1], s.contact_omega = v[2], s.gravity_x = v[3], s.gravity_y = v[4], s.frame_dt = v[5], s.contact_ramp = v[6];
+  s.width = v[0], s.height = v[1], s.contact_omega = v[2], s.gravity_x = v[3], s.gravity_y = v[4], s.frame_dt = v[5],
+  s.contact_ramp = v[6];
   s.substeps = static_cast<int>(ctx->saved_data["substeps"].toInt());
   s.num_scenes = ctx->saved_data["S"].toInt();
   s.num_balls = ctx->saved_data["N"].toInt();
@@ -82,8 +84,8 @@ struct Simulate : public torch::autograd::Function<Simulate> {
   // inputs in the engine layout: init [4][N][S], mass/radius [N][S], damping [S], controls
   // [frames][2][N][S] or an empty tensor
   static tensor_list forward(AutogradContext* ctx, torch::Tensor init, torch::Tensor mass, torch::Tensor radius,
-                             torch::Tensor damping, torch::Tensor controls, const WorldSpec& spec,
-                             int64_t frames, int64_t k) {
+                             torch::Tensor damping, torch::Tensor controls, const WorldSpec& spec, int64_t frames,
+                             int64_t k) {
     DiffRollout r;
     r.frames = static_cast<int>(frames);
     r.checkpoint_every = static_cast<int>(k);
@@ -97,7 +99,8 @@ struct Simulate : public torch::autograd::Function<Simulate> {
     const bool has_controls = controls.numel() > 0;
     AT_DISPATCH_FLOATING_TYPES(init.scalar_type(), "npe::gpu::simulate", [&] {
       const DiffInputs<scalar_t> in{init.data_ptr<scalar_t>(), mass.data_ptr<scalar_t>(), radius.data_ptr<scalar_t>(),
-                                    damping.data_ptr<scalar_t>(), has_controls ? controls.data_ptr<scalar_t>() : nullptr};
+                                    damping.data_ptr<scalar_t>(),
+                                    has_controls ? controls.data_ptr<scalar_t>() : nullptr};
       if (init.is_cuda())
         diff_forward_cuda(spec, r, in, traj.data_ptr<scalar_t>(), ckpt.data_ptr<scalar_t>(), words_ptr, nullptr);
       else
@@ -121,25 +124,30 @@ struct Simulate : public torch::autograd::Function<Simulate> {
     r.checkpoint_every = static_cast<int>(ctx->saved_data["k"].toInt());
     const torch::Tensor traj_bar = grad_out[0].defined()
                                        ? grad_out[0].contiguous()
-                                       : torch::zeros({r.frames + 1, 4, spec.num_balls, spec.num_scenes}, init.options());
-    torch::Tensor g_init = torch::empty_like(init), g_mass = torch::empty_like(mass), g_radius = torch::empty_like(radius),
-                  g_damping = torch::empty_like(damping), g_controls = torch::empty_like(controls);
+                                       : torch::zeros({r.frames + 1, 4, spec.num_balls, spec.num_scenes},
+                                                      init.options());
+    torch::Tensor g_init = torch::empty_like(init), g_mass = torch::empty_like(mass),
+                  g_radius = torch::empty_like(radius), g_damping = torch::empty_like(damping),
+                  g_controls = torch::empty_like(controls);
     const bool has_controls = controls.numel() > 0;
     AT_DISPATCH_FLOATING_TYPES(init.scalar_type(), "npe::gpu::simulate backward", [&] {
       const DiffInputs<scalar_t> in{init.data_ptr<scalar_t>(), mass.data_ptr<scalar_t>(), radius.data_ptr<scalar_t>(),
-                                    damping.data_ptr<scalar_t>(), has_controls ? controls.data_ptr<scalar_t>() : nullptr};
-      const DiffGrads<scalar_t> g{g_init.data_ptr<scalar_t>(), g_mass.data_ptr<scalar_t>(), g_radius.data_ptr<scalar_t>(),
-                                  g_damping.data_ptr<scalar_t>(), has_controls ? g_controls.data_ptr<scalar_t>() : nullptr};
+                                    damping.data_ptr<scalar_t>(),
+                                    has_controls ? controls.data_ptr<scalar_t>() : nullptr};
+      const DiffGrads<scalar_t> g{g_init.data_ptr<scalar_t>(), g_mass.data_ptr<scalar_t>(),
+                                  g_radius.data_ptr<scalar_t>(), g_damping.data_ptr<scalar_t>(),
+                                  has_controls ? g_controls.data_ptr<scalar_t>() : nullptr};
       if (init.is_cuda()) {
-        torch::Tensor scratch = torch::empty({static_cast<int64_t>(r.resolved_k(spec)) * 4 * spec.num_bodies()}, init.options());
+        torch::Tensor scratch = torch::empty({static_cast<int64_t>(r.resolved_k(spec)) * 4 * spec.num_bodies()},
+                                             init.options());
         diff_backward_cuda(spec, r, in, ckpt.data_ptr<scalar_t>(), words_ptr, traj_bar.data_ptr<scalar_t>(), g,
                            scratch.data_ptr<scalar_t>(), nullptr);
       } else {
         diff_backward_cpu(spec, r, in, ckpt.data_ptr<scalar_t>(), words_ptr, traj_bar.data_ptr<scalar_t>(), g, 0);
       }
     });
-    return {g_init, g_mass, g_radius, g_damping, has_controls ? g_controls : torch::Tensor(), torch::Tensor(),
-            torch::Tensor(), torch::Tensor()};
+    return {g_init,          g_mass,          g_radius,       g_damping, has_controls ? g_controls : torch::Tensor(),
+            torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -162,12 +170,13 @@ torch::Tensor simulate(const WorldSpec& spec_in, const torch::Tensor& initial_st
     throw Error(std::string("initial_state: expected float32 or float64, found ") + c10::toString(dtype));
   const auto device = initial_state.device();
   for (auto [t, name] : {std::pair<const torch::Tensor*, const char*>{&params.mass, "params.mass"},
-                         {&params.radius, "params.radius"}, {&params.restitution, "params.restitution"},
+                         {&params.radius, "params.radius"},
+                         {&params.restitution, "params.restitution"},
                          {&controls, "controls"}}) {
     if (!t->defined()) continue;
     if (t->scalar_type() != dtype || t->device() != device)
-      throw Error(std::string(name) + ": expected " + c10::toString(dtype) + " on " + device.str() + " like initial_state, found " +
-                  c10::toString(t->scalar_type()) + " on " + t->device().str());
+      throw Error(std::string(name) + ": expected " + c10::toString(dtype) + " on " + device.str() +
+                  " like initial_state, found " + c10::toString(t->scalar_type()) + " on " + t->device().str());
   }
   {
     torch::NoGradGuard g;

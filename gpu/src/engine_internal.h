@@ -32,8 +32,7 @@ int64_t grid_cells(const WorldSpec& spec);  // nx * ny * num_scenes
 
 // Writes body b's state (and mass when rec.fields == 5) at frame `frame`.
 template <class T>
-NPE_HD void record_body(const Recorder<T>& rec, int frame, int64_t ball, int64_t scene, T x, T y,
-                        T vx, T vy, T m) {
+NPE_HD void record_body(const Recorder<T>& rec, int frame, int64_t ball, int64_t scene, T x, T y, T vx, T vy, T m) {
   T* o = rec.out + frame * rec.frame + ball * rec.ball_stride + scene * rec.scene;
   o[0] = x * rec.scale[0];
   o[rec.field] = y * rec.scale[1];

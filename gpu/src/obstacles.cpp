@@ -20,9 +20,9 @@ std::vector<Obstacle> parse_obstacles(const std::string& text) {
     const std::string kind = colon == std::string::npos ? "" : item.substr(0, colon);
     const bool capsule = kind == "capsule", box = kind == "box";
     if (!capsule && !box)
-      throw Error(fmt::format("--obstacles: item '{}': expected 'capsule:x0,y0,x1,y1,r' or "
-                              "'box:cx,cy,half_width,half_height,angle_deg', found kind '{}'",
-                              item, kind));
+      throw FieldError("obstacles", fmt::format(": item '{}': expected 'capsule:x0,y0,x1,y1,r' or "
+                                                "'box:cx,cy,half_width,half_height,angle_deg', found kind '{}'",
+                                                item, kind));
     std::vector<double> v;
     std::stringstream nums(item.substr(colon + 1));
     std::string tok;
@@ -35,11 +35,11 @@ std::vector<Obstacle> parse_obstacles(const std::string& text) {
         used = 0;
       }
       if (used == 0 || tok.find_first_not_of(" \t", used) != std::string::npos || !std::isfinite(x))
-        throw Error(fmt::format("--obstacles: item '{}': expected a finite number, found '{}'", item, tok));
+        throw FieldError("obstacles", fmt::format(": item '{}': expected a finite number, found '{}'", item, tok));
       v.push_back(x);
     }
     if (v.size() != 5)
-      throw Error(fmt::format("--obstacles: item '{}': expected 5 numbers, found {}", item, v.size()));
+      throw FieldError("obstacles", fmt::format(": item '{}': expected 5 numbers, found {}", item, v.size()));
     Obstacle o;
     o.kind = capsule ? Obstacle::Kind::kCapsule : Obstacle::Kind::kBox;
     o.ax = v[0];
@@ -49,12 +49,13 @@ std::vector<Obstacle> parse_obstacles(const std::string& text) {
     if (capsule) {
       o.radius = v[4];
       if (!(o.radius > 0))
-        throw Error(fmt::format("--obstacles: item '{}': expected a positive capsule radius, found {}", item, v[4]));
+        throw FieldError("obstacles",
+                         fmt::format(": item '{}': expected a positive capsule radius, found {}", item, v[4]));
     } else {
       o.angle = v[4] * M_PI / 180.0;
       if (!(o.bx > 0 && o.by > 0))
-        throw Error(fmt::format("--obstacles: item '{}': expected positive half extents, found {} x {}",
-                                item, o.bx, o.by));
+        throw FieldError("obstacles",
+                         fmt::format(": item '{}': expected positive half extents, found {} x {}", item, o.bx, o.by));
     }
     out.push_back(o);
   }

@@ -196,8 +196,8 @@ struct StepParams {
 // when the balls do not overlap. `i_lower` (i < j) orients the normal when the centres coincide,
 // so that the pair stays antisymmetric there too.
 template <class T>
-NPE_HD bool pair_force(T xi, T yi, T vxi, T vyi, T ri, T mi, T xj, T yj, T vxj, T vyj, T rj, T mj,
-                       bool i_lower, const ContactLaw<T>& law, T& fx, T& fy) {
+NPE_HD bool pair_force(T xi, T yi, T vxi, T vyi, T ri, T mi, T xj, T yj, T vxj, T vyj, T rj, T mj, bool i_lower,
+                       const ContactLaw<T>& law, T& fx, T& fy) {
   const T dx = xi - xj, dy = yi - yj;
   const T rr = ri + rj;
   const T d2 = dx * dx + dy * dy;
@@ -223,8 +223,7 @@ NPE_HD bool pair_force(T xi, T yi, T vxi, T vyi, T ri, T mi, T xj, T yj, T vxj, 
 // Penalty force of a static surface with SDF value/normal `s` on a ball (radius r, mass m,
 // velocity v), added to (fx, fy) when the ball penetrates it. Returns whether it does.
 template <class T>
-NPE_HD bool add_static_contact(const Sdf<T>& s, T vx, T vy, T r, T m, const ContactLaw<T>& law,
-                               T& fx, T& fy) {
+NPE_HD bool add_static_contact(const Sdf<T>& s, T vx, T vy, T r, T m, const ContactLaw<T>& law, T& fx, T& fy) {
   const T delta = r - s.phi;
   if (!(delta > T(0))) return false;
   const T vn = vx * s.nx + vy * s.ny;
@@ -237,8 +236,7 @@ NPE_HD bool add_static_contact(const Sdf<T>& s, T vx, T vy, T r, T m, const Cont
 // Forces of the four walls (left, right, bottom, top: half-planes facing into the box) and of
 // the obstacles, in that order, added to (fx, fy). Returns whether any of them touches the ball.
 template <class T>
-NPE_HD bool add_boundary_forces(const StepParams<T>& p, T x, T y, T vx, T vy, T r, T m, T& fx,
-                                T& fy) {
+NPE_HD bool add_boundary_forces(const StepParams<T>& p, T x, T y, T vx, T vy, T r, T m, T& fx, T& fy) {
   bool touched = add_static_contact(sdf_halfplane(x, y, T(1), T(0), T(0)), vx, vy, r, m, p.law, fx, fy);
   touched |= add_static_contact(sdf_halfplane(x, y, T(-1), T(0), -p.width), vx, vy, r, m, p.law, fx, fy);
   touched |= add_static_contact(sdf_halfplane(x, y, T(0), T(1), T(0)), vx, vy, r, m, p.law, fx, fy);
@@ -271,8 +269,8 @@ struct FixedCount {
 // and obstacles. Returns the balls in contact (bit i: ball i touches a ball, wall or obstacle;
 // n <= 32); a ball whose bit is clear got exactly (+0, +0).
 template <class T, class Count>
-NPE_HD uint32_t contact_forces(Count n, const T* x, const T* y, const T* vx, const T* vy, const T* r,
-                               const T* m, T* fx, T* fy, const StepParams<T>& p) {
+NPE_HD uint32_t contact_forces(Count n, const T* x, const T* y, const T* vx, const T* vy, const T* r, const T* m, T* fx,
+                               T* fy, const StepParams<T>& p) {
   uint32_t touched = 0;
   NPE_UNROLL
   for (int i = 0; i < n; ++i) fx[i] = fy[i] = T(0);
@@ -281,8 +279,7 @@ NPE_HD uint32_t contact_forces(Count n, const T* x, const T* y, const T* vx, con
     NPE_UNROLL
     for (int j = i + 1; j < n; ++j) {
       T gx, gy;
-      if (pair_force(x[i], y[i], vx[i], vy[i], r[i], m[i], x[j], y[j], vx[j], vy[j], r[j], m[j],
-                     true, p.law, gx, gy)) {
+      if (pair_force(x[i], y[i], vx[i], vy[i], r[i], m[i], x[j], y[j], vx[j], vy[j], r[j], m[j], true, p.law, gx, gy)) {
         fx[i] += gx;
         fy[i] += gy;
         fx[j] -= gx;
@@ -300,8 +297,8 @@ NPE_HD uint32_t contact_forces(Count n, const T* x, const T* y, const T* vx, con
 // One substep of one scene of n balls held in local arrays: contact forces, then semi-implicit
 // Euler.
 template <class T, class Count>
-NPE_HD void scene_substep(Count n, T* x, T* y, T* vx, T* vy, const T* r, const T* m,
-                          const T* inv_m, T* fx, T* fy, const StepParams<T>& p) {
+NPE_HD void scene_substep(Count n, T* x, T* y, T* vx, T* vy, const T* r, const T* m, const T* inv_m, T* fx, T* fy,
+                          const StepParams<T>& p) {
   contact_forces(n, x, y, vx, vy, r, m, fx, fy, p);
   NPE_UNROLL
   for (int i = 0; i < n; ++i) integrate(p, fx[i], fy[i], inv_m[i], x[i], y[i], vx[i], vy[i]);

@@ -13,7 +13,8 @@ namespace npe::gpu {
 Scene large_world(int64_t n, double radius, double phi, double max_speed, uint64_t seed) {
   if (n < 1 || !(radius > 0) || !(phi > 0 && phi <= 0.5) || !(max_speed > 0))
     throw Error(fmt::format("large_world: expected n >= 1, radius > 0, phi in (0, 0.5], max_speed > 0; "
-                            "found {}, {}, {}, {}", n, radius, phi, max_speed));
+                            "found {}, {}, {}, {}",
+                            n, radius, phi, max_speed));
   Scene sc;
   WorldSpec& s = sc.spec;
   const double side = std::sqrt(n * M_PI * radius * radius / phi);
@@ -53,8 +54,8 @@ Scene overlapping_world(int64_t n, double radius, double phi, double max_speed, 
   return sc;
 }
 
-Scene explicit_scene(const std::vector<BallInit>& balls, double radius, double width,
-                     double height, double omega, int substeps, double frame_dt) {
+Scene explicit_scene(const std::vector<BallInit>& balls, double radius, double width, double height, double omega,
+                     int substeps, double frame_dt) {
   Scene sc;
   WorldSpec& s = sc.spec;
   s.num_scenes = 1;

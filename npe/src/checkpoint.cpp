@@ -12,8 +12,7 @@
 
 namespace npe::model {
 
-void save_checkpoint(const std::string& path, NPEImpl& net, nlohmann::json meta,
-                     torch::optim::Optimizer* optimizer) {
+void save_checkpoint(const std::string& path, NPEImpl& net, nlohmann::json meta, torch::optim::Optimizer* optimizer) {
   meta["format"] = "npe-checkpoint";
   meta["format_version"] = 1;
   meta["model"] = net.config().to_json();
@@ -71,9 +70,10 @@ void check_stored_tensors(const torch::nn::Module& module, torch::serialize::Inp
       throw Error(fmt::format("{}: tensor '{}{}' is missing", who, prefix, name));
     const bool finite = torch::isfinite(stored).all().item<bool>();
     if (stored.scalar_type() != torch::kFloat32 || stored.sizes() != want.sizes() || !finite)
-      throw Error(fmt::format("{}: tensor '{}{}' expected float32 of shape [{}] with finite values, found {} [{}]{}", who,
-                              prefix, name, fmt::join(want.sizes().vec(), ", "), c10::toString(stored.scalar_type()),
-                              fmt::join(stored.sizes().vec(), ", "), finite ? "" : " with non-finite values"));
+      throw Error(fmt::format("{}: tensor '{}{}' expected float32 of shape [{}] with finite values, found {} [{}]{}",
+                              who, prefix, name, fmt::join(want.sizes().vec(), ", "),
+                              c10::toString(stored.scalar_type()), fmt::join(stored.sizes().vec(), ", "),
+                              finite ? "" : " with non-finite values"));
   };
   for (const auto& kv : module.named_parameters(/*recurse=*/false)) check(kv.key(), kv.value(), false);
   for (const auto& kv : module.named_buffers(/*recurse=*/false)) check(kv.key(), kv.value(), true);
@@ -85,8 +85,8 @@ void check_stored_tensors(const torch::nn::Module& module, torch::serialize::Inp
   }
 }
 
-Checkpoint from_archive(torch::serialize::InputArchive& archive, const std::string& who,
-                        std::optional<Kind> expected, const torch::Device& device) {
+Checkpoint from_archive(torch::serialize::InputArchive& archive, const std::string& who, std::optional<Kind> expected,
+                        const torch::Device& device) {
   c10::IValue meta_value;
   try {
     if (!archive.try_read("npe_meta", meta_value) || !meta_value.isString())
@@ -109,7 +109,8 @@ Checkpoint from_archive(torch::serialize::InputArchive& archive, const std::stri
   if (ck.meta.contains("step")) {
     const auto step = json_as<int64_t>(ck.meta["step"]);
     if (!step || *step < 0)
-      throw Error(fmt::format("{}: step expected an integer >= 0, found {}", who, ck.meta["step"].dump().substr(0, 40)));
+      throw Error(
+          fmt::format("{}: step expected an integer >= 0, found {}", who, ck.meta["step"].dump().substr(0, 40)));
     ck.step = *step;
   }
   if (ck.meta.contains("loss_count") && !(json_as<int64_t>(ck.meta["loss_count"]) >= int64_t{0}))
@@ -117,8 +118,8 @@ Checkpoint from_archive(torch::serialize::InputArchive& archive, const std::stri
                             ck.meta["loss_count"].dump().substr(0, 40)));
   ck.config = ModelConfig::from_json(ck.meta["model"], who);
   if (expected && ck.config.kind != *expected)
-    throw Error(fmt::format("{}: holds a {} model, expected a {} model", who,
-                            kind_name(ck.config.kind), kind_name(*expected)));
+    throw Error(
+        fmt::format("{}: holds a {} model, expected a {} model", who, kind_name(ck.config.kind), kind_name(*expected)));
   ck.net = make_model(ck.config);
   torch::serialize::InputArchive model_archive;
   try {
@@ -129,8 +130,8 @@ Checkpoint from_archive(torch::serialize::InputArchive& archive, const std::stri
   } catch (const Error&) {
     throw;
   } catch (const std::exception&) {
-    throw Error(fmt::format("{}: weights do not match the {} model described in its config",
-                            who, kind_name(ck.config.kind)));
+    throw Error(
+        fmt::format("{}: weights do not match the {} model described in its config", who, kind_name(ck.config.kind)));
   }
   ck.net->to(device);
   ck.net->eval();
@@ -138,8 +139,8 @@ Checkpoint from_archive(torch::serialize::InputArchive& archive, const std::stri
 }
 }  // namespace
 
-Checkpoint load_checkpoint(const std::string& path, std::optional<Kind> expected,
-                           const std::string& flag, const torch::Device& device) {
+Checkpoint load_checkpoint(const std::string& path, std::optional<Kind> expected, const std::string& flag,
+                           const torch::Device& device) {
   auto archive = open_archive(path, device, flag);
   return from_archive(archive, who_for(path, flag), expected, device);
 }
@@ -162,8 +163,8 @@ std::vector<datagen::IdentityDifference> check_dataset_matches(const Checkpoint&
                             "retrain, or allow every field to differ (allow_world_transfer all)",
                             ckpt_path, prefix));
   }
-  const datagen::WorldIdentity trained =
-      datagen::WorldIdentity::from_json(ck.meta["world_identity"], "checkpoint '" + ckpt_path + "'");
+  const datagen::WorldIdentity trained = datagen::WorldIdentity::from_json(ck.meta["world_identity"],
+                                                                           "checkpoint '" + ckpt_path + "'");
   std::vector<datagen::IdentityDifference> transfers;
   for (const auto& d : datagen::identity_differences(trained, data)) {
     if (allowed.count(d.field) || allowed.count("all")) {
@@ -178,16 +179,16 @@ std::vector<datagen::IdentityDifference> check_dataset_matches(const Checkpoint&
   return transfers;
 }
 
-void load_optimizer_state(const std::string& path, torch::optim::Optimizer& optimizer,
-                          const torch::Device& device) {
-  auto archive = open_archive(path, device, "--resume");
+void load_optimizer_state(const std::string& path, torch::optim::Optimizer& optimizer, const torch::Device& device) {
+  auto archive = open_archive(path, device, "");
   torch::serialize::InputArchive opt_archive;
   try {
     archive.read("optimizer", opt_archive);
     optimizer.load(opt_archive);
   } catch (const std::exception&) {
-    throw Error(fmt::format("--resume '{}': the optimizer state is missing or does not match "
-                            "this run's optimizer", path));
+    throw FieldError("resume", fmt::format(" '{}': the optimizer state is missing or does not match "
+                                           "this run's optimizer",
+                                           path));
   }
 }
 

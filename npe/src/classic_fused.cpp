@@ -44,22 +44,24 @@ void block_loss_grad(const Batch& a, int64_t step, int w0, int nw, const float* 
   const int nf = br.focus_count, np = br.pair_count;
   std::vector<float> foc(static_cast<size_t>(std::max(nf, 1)) * kFocFloats, 0.0f);
   std::vector<float> pair(static_cast<size_t>(std::max(np, 1)) * kPairFloats, 0.0f);
-  auto F = [&](int r) { return &foc[r * kFocFloats]; };
+  auto foc_row = [&](int r) { return &foc[r * kFocFloats]; };
   auto Pr = [&](int r) { return &pair[r * kPairFloats]; };
   auto state = [&](const std::vector<const float*>& frame, int r, int ball) { return frame[fw[r]] + 5 * ball; };
 
   // forward: features and the input layers
-  for (int r = 0; r < nf; ++r) focus_features(state(prev, r, fb[r]), state(cur, r, fb[r]), a.mean, a.std, F(r) + kFocF);
+  for (int r = 0; r < nf; ++r)
+    focus_features(state(prev, r, fb[r]), state(cur, r, fb[r]), a.mean, a.std, foc_row(r) + kFocF);
   for (int r = 0; r < np; ++r) {
     const int f = pf[r];
     context_features(state(prev, f, fb[f]), state(cur, f, fb[f]), state(prev, f, pj[r]), state(cur, f, pj[r]), a.mean,
                      a.std, Pr(r) + kPairC);
   }
   for (int r = 0; r < nf; ++r)
-    for (int u = 0; u < kIn; ++u) F(r)[kFocf + u] = relu(dense_unit<kFeat>(W(P, kFocusIn), Bias(P, kFocusIn), F(r) + kFocF, u));
+    for (int u = 0; u < kIn; ++u)
+      foc_row(r)[kFocf + u] = relu(dense_unit<kFeat>(W(P, kFocusIn), Bias(P, kFocusIn), foc_row(r) + kFocF, u));
   for (int r = 0; r < np; ++r) {
     for (int u = 0; u < kIn; ++u) {
-      Pr(r)[kPairH0 + u] = relu(dense_unit<kFeat>(W(P, kFocusIn), Bias(P, kFocusIn), F(pf[r]) + kFocF, u));
+      Pr(r)[kPairH0 + u] = relu(dense_unit<kFeat>(W(P, kFocusIn), Bias(P, kFocusIn), foc_row(pf[r]) + kFocF, u));
       Pr(r)[kPairH0 + kIn + u] = relu(dense_unit<kFeat>(W(P, kContextIn), Bias(P, kContextIn), Pr(r) + kPairC, u));
     }
   }
@@ -67,34 +69,35 @@ void block_loss_grad(const Batch& a, int64_t step, int w0, int nw, const float* 
   for (int l = 0; l < kEncLayers; ++l)
     for (int r = 0; r < np; ++r)
       for (int o = 0; o < kHidden; ++o)
-        Pr(r)[kPairH1 + l * kHidden + o] =
-            relu(dense_unit<kHidden>(W(P, kEnc0 + l), Bias(P, kEnc0 + l), Pr(r) + kPairH0 + l * kHidden, o));
+        Pr(r)[kPairH1 + l * kHidden + o] = relu(
+            dense_unit<kHidden>(W(P, kEnc0 + l), Bias(P, kEnc0 + l), Pr(r) + kPairH0 + l * kHidden, o));
   // sum over the neighbourhood, decoder
   constexpr int kH5 = kPairH1 + (kEncLayers - 1) * kHidden;
   for (int r = 0; r < nf; ++r) {
     for (int u = 0; u < kHidden; ++u) {
       float s = 0.0f;
       for (int q = pbegin[r]; q < pbegin[r + 1]; ++q) s += Pr(q)[kH5 + u];
-      F(r)[kFocD0 + u] = s;
+      foc_row(r)[kFocD0 + u] = s;
     }
-    for (int k = 0; k < kFeat; ++k) F(r)[kFocD0 + kHidden + k] = F(r)[kFocF + k];
+    for (int k = 0; k < kFeat; ++k) foc_row(r)[kFocD0 + kHidden + k] = foc_row(r)[kFocF + k];
   }
   for (int r = 0; r < nf; ++r)
     for (int o = 0; o < kHidden; ++o)
-      F(r)[kFocD1 + o] = relu(dense_unit<kHidden + kFeat>(W(P, kDec0), Bias(P, kDec0), F(r) + kFocD0, o));
+      foc_row(r)[kFocD1 + o] = relu(dense_unit<kHidden + kFeat>(W(P, kDec0), Bias(P, kDec0), foc_row(r) + kFocD0, o));
   for (int l = 1; l < kDecLayers - 1; ++l)
     for (int r = 0; r < nf; ++r)
       for (int o = 0; o < kHidden; ++o)
-        F(r)[kFocD1 + l * kHidden + o] =
-            relu(dense_unit<kHidden>(W(P, kDec0 + l), Bias(P, kDec0 + l), F(r) + kFocD1 + (l - 1) * kHidden, o));
+        foc_row(r)[kFocD1 + l * kHidden + o] = relu(
+            dense_unit<kHidden>(W(P, kDec0 + l), Bias(P, kDec0 + l), foc_row(r) + kFocD1 + (l - 1) * kHidden, o));
   constexpr int kD4 = kFocD1 + (kDecLayers - 2) * kHidden;
   for (int r = 0; r < nf; ++r)
     for (int o = 0; o < kOut; ++o)
-      F(r)[kFocOut + o] = dense_unit<kHidden>(W(P, kLayers - 1), Bias(P, kLayers - 1), F(r) + kD4, o);
+      foc_row(r)[kFocOut + o] = dense_unit<kHidden>(W(P, kLayers - 1), Bias(P, kLayers - 1), foc_row(r) + kD4, o);
   // loss and its gradient with respect to the head's output (times D)
   float loss = 0.0f;
   for (int r = 0; r < nf; ++r) {
-    loss += velocity_loss(state(cur, r, fb[r]), state(next, r, fb[r]), F(r) + kFocOut, a.dv_std, F(r) + kFocGA);
+    loss += velocity_loss(state(cur, r, fb[r]), state(next, r, fb[r]), foc_row(r) + kFocOut, a.dv_std,
+                          foc_row(r) + kFocGA);
   }
   out[kParams] = loss;
   out[kParams + 1] = static_cast<float>(nf);
@@ -109,17 +112,20 @@ void block_loss_grad(const Batch& a, int64_t step, int w0, int nw, const float* 
       for (int i = 0; i < kHidden; ++i) {
         const float* w = W(P, layer);
         float g;
-        if (l == kDecLayers - 1) g = relu_grad(dense_input_grad<kOut, kHidden>(w, F(r) + dz, i), F(r)[dec_in[l] + i]);
-        else if (l > 0) g = relu_grad(dense_input_grad<kHidden, kHidden>(w, F(r) + dz, i), F(r)[dec_in[l] + i]);
-        else g = dense_input_grad<kHidden, kHidden + kFeat>(w, F(r) + dz, i);  // dS: the sum is linear
-        F(r)[dx + i] = g;
+        if (l == kDecLayers - 1)
+          g = relu_grad(dense_input_grad<kOut, kHidden>(w, foc_row(r) + dz, i), foc_row(r)[dec_in[l] + i]);
+        else if (l > 0)
+          g = relu_grad(dense_input_grad<kHidden, kHidden>(w, foc_row(r) + dz, i), foc_row(r)[dec_in[l] + i]);
+        else
+          g = dense_input_grad<kHidden, kHidden + kFeat>(w, foc_row(r) + dz, i);  // dS: the sum is linear
+        foc_row(r)[dx + i] = g;
       }
     }
     std::swap(dz, dx);
   }
-  // now F(r) + dz holds dS of focus row r; encoder: from its last layer to the first
+  // now foc_row(r) + dz holds dS of focus row r; encoder: from its last layer to the first
   for (int q = 0; q < np; ++q)
-    for (int u = 0; u < kHidden; ++u) Pr(q)[kPairGA + u] = relu_grad(F(pf[q])[dz + u], Pr(q)[kH5 + u]);
+    for (int u = 0; u < kHidden; ++u) Pr(q)[kPairGA + u] = relu_grad(foc_row(pf[q])[dz + u], Pr(q)[kH5 + u]);
   int pdz = kPairGA, pdx = kPairGB;
   for (int l = kEncLayers - 1; l >= 0; --l) {
     const int layer = kEnc0 + l, in = kPairH0 + l * kHidden;
@@ -130,8 +136,8 @@ void block_loss_grad(const Batch& a, int64_t step, int w0, int nw, const float* 
           Pr(q)[pdx + i] = relu_grad(dense_input_grad<kHidden, kHidden>(W(P, layer), Pr(q) + pdz, i), Pr(q)[in + i]);
       } else {  // the context half of h0
         for (int i = 0; i < kIn; ++i)
-          Pr(q)[pdx + i] =
-              relu_grad(dense_input_grad<kHidden, kHidden>(W(P, layer), Pr(q) + pdz, kIn + i), Pr(q)[in + kIn + i]);
+          Pr(q)[pdx + i] = relu_grad(dense_input_grad<kHidden, kHidden>(W(P, layer), Pr(q) + pdz, kIn + i),
+                                     Pr(q)[in + kIn + i]);
       }
     }
     if (l > 0) std::swap(pdz, pdx);
@@ -141,11 +147,12 @@ void block_loss_grad(const Batch& a, int64_t step, int w0, int nw, const float* 
     for (int o = 0; o < kHidden; ++o) {
       float s = 0.0f;
       for (int q = pbegin[r]; q < pbegin[r + 1]; ++q) s += Pr(q)[pdz + o];
-      F(r)[kFocDZ + o] = s;
+      foc_row(r)[kFocDZ + o] = s;
     }
   for (int r = 0; r < nf; ++r)
     for (int u = 0; u < kIn; ++u)
-      F(r)[kFocDf + u] = relu_grad(dense_input_grad<kHidden, kHidden>(W(P, kEnc0), F(r) + kFocDZ, u), F(r)[kFocf + u]);
+      foc_row(r)[kFocDf + u] = relu_grad(dense_input_grad<kHidden, kHidden>(W(P, kEnc0), foc_row(r) + kFocDZ, u),
+                                         foc_row(r)[kFocf + u]);
   layer_grad(kContextIn, pair, np, kPairFloats, pdx, kPairC, out);
   layer_grad(kFocusIn, foc, nf, kFocFloats, kFocDf, kFocF, out);
 }
@@ -165,8 +172,10 @@ float classic_loss_grad_cpu(const Batch& a, int64_t step, int wpb, const float* 
   for (int p = 0; p < kParams + 1; ++p) {
     float s = 0.0f;
     for (int b = 0; b < blocks; ++b) s += partial[static_cast<size_t>(b) * (kParams + 2) + p];
-    if (p < kParams) grad[p] = s / D;
-    else loss = s / D;
+    if (p < kParams)
+      grad[p] = s / D;
+    else
+      loss = s / D;
   }
   return loss;
 }

@@ -27,16 +27,16 @@ constexpr int kUpdateThreads = 256;
 
 
 struct Shared {
-  float* P;      // [kParams]
-  float* foc;    // [wpb N, kFocFloats]
-  float* pair;   // [wpb N (N-1), kPairFloats]
-  float* states; // [wpb, 3, N, 5]: prev, cur, next
-  int* fw;       // [wpb N] window slot of each focus row
-  int* fb;       // [wpb N] ball of each focus row
-  int* pbegin;   // [wpb N + 1]
-  int* pf;       // [wpb N (N-1)] focus row of each pair
-  int* pj;       // [wpb N (N-1)] context ball of each pair
-  int* counts;   // [2]: focus rows, pairs
+  float* P;       // [kParams]
+  float* foc;     // [wpb N, kFocFloats]
+  float* pair;    // [wpb N (N-1), kPairFloats]
+  float* states;  // [wpb, 3, N, 5]: prev, cur, next
+  int* fw;        // [wpb N] window slot of each focus row
+  int* fb;        // [wpb N] ball of each focus row
+  int* pbegin;    // [wpb N + 1]
+  int* pf;        // [wpb N (N-1)] focus row of each pair
+  int* pj;        // [wpb N (N-1)] context ball of each pair
+  int* counts;    // [2]: focus rows, pairs
 };
 
 __device__ Shared carve(void* smem, int wpb, int N) {
@@ -89,9 +89,12 @@ __device__ void dec_backward(const float* P, float* foc, int nf, int dz, int dx,
     const int r = k / kHidden, i = k % kHidden;
     float* row = foc + r * kFocFloats;
     float g;
-    if (l == kDecLayers - 1) g = relu_grad(dense_input_grad<kOut, kHidden>(w, row + dz, i), row[in + i]);
-    else if (l > 0) g = relu_grad(dense_input_grad<kHidden, kHidden>(w, row + dz, i), row[in + i]);
-    else g = dense_input_grad<kHidden, kHidden + kFeat>(w, row + dz, i);
+    if (l == kDecLayers - 1)
+      g = relu_grad(dense_input_grad<kOut, kHidden>(w, row + dz, i), row[in + i]);
+    else if (l > 0)
+      g = relu_grad(dense_input_grad<kHidden, kHidden>(w, row + dz, i), row[in + i]);
+    else
+      g = dense_input_grad<kHidden, kHidden + kFeat>(w, row + dz, i);
     row[dx + i] = g;
   }
   __syncthreads();
@@ -146,13 +149,13 @@ __global__ void __launch_bounds__(kThreads) loss_grad_kernel(Batch a, int wpb, c
   const int nf = s.counts[0], np = s.counts[1];
   float* foc = s.foc;
   float* pair = s.pair;
-  auto F = [&](int r) { return foc + r * kFocFloats; };
+  auto foc_row = [&](int r) { return foc + r * kFocFloats; };
   auto Pr = [&](int r) { return pair + r * kPairFloats; };
 
   // features
   for (int k = threadIdx.x; k < nf + np; k += blockDim.x) {
     if (k < nf) {
-      focus_features(prev(s.fw[k], s.fb[k]), cur(s.fw[k], s.fb[k]), a.mean, a.std, F(k) + kFocF);
+      focus_features(prev(s.fw[k], s.fb[k]), cur(s.fw[k], s.fb[k]), a.mean, a.std, foc_row(k) + kFocF);
     } else {
       const int q = k - nf, f = s.pf[q];
       context_features(prev(s.fw[f], s.fb[f]), cur(s.fw[f], s.fb[f]), prev(s.fw[f], s.pj[q]), cur(s.fw[f], s.pj[q]),
@@ -164,13 +167,14 @@ __global__ void __launch_bounds__(kThreads) loss_grad_kernel(Batch a, int wpb, c
   for (int k = threadIdx.x; k < nf * kIn + np * 2 * kIn; k += blockDim.x) {
     if (k < nf * kIn) {
       const int r = k / kIn, u = k % kIn;
-      F(r)[kFocf + u] = relu(dense_unit<kFeat>(P + weight_offset(kFocusIn), P + bias_offset(kFocusIn), F(r) + kFocF, u));
+      foc_row(r)[kFocf + u] = relu(
+          dense_unit<kFeat>(P + weight_offset(kFocusIn), P + bias_offset(kFocusIn), foc_row(r) + kFocF, u));
     } else {
       const int q = (k - nf * kIn) / (2 * kIn), u = (k - nf * kIn) % (2 * kIn);
-      Pr(q)[kPairH0 + u] =
-          u < kIn ? relu(dense_unit<kFeat>(P + weight_offset(kFocusIn), P + bias_offset(kFocusIn), F(s.pf[q]) + kFocF, u))
-                  : relu(dense_unit<kFeat>(P + weight_offset(kContextIn), P + bias_offset(kContextIn), Pr(q) + kPairC,
-                                           u - kIn));
+      Pr(q)[kPairH0 + u] = u < kIn ? relu(dense_unit<kFeat>(P + weight_offset(kFocusIn), P + bias_offset(kFocusIn),
+                                                            foc_row(s.pf[q]) + kFocF, u))
+                                   : relu(dense_unit<kFeat>(P + weight_offset(kContextIn), P + bias_offset(kContextIn),
+                                                            Pr(q) + kPairC, u - kIn));
     }
   }
   __syncthreads();
@@ -191,9 +195,9 @@ __global__ void __launch_bounds__(kThreads) loss_grad_kernel(Batch a, int wpb, c
     if (u < kHidden) {
       float sum = 0.0f;
       for (int q = s.pbegin[r]; q < s.pbegin[r + 1]; ++q) sum += Pr(q)[kH5 + u];
-      F(r)[kFocD0 + u] = sum;
+      foc_row(r)[kFocD0 + u] = sum;
     } else {
-      F(r)[kFocD0 + u] = F(r)[kFocF + u - kHidden];
+      foc_row(r)[kFocD0 + u] = foc_row(r)[kFocF + u - kHidden];
     }
   }
   __syncthreads();
@@ -203,22 +207,25 @@ __global__ void __launch_bounds__(kThreads) loss_grad_kernel(Batch a, int wpb, c
     const float* b = P + bias_offset(kDec0 + l);
     for (int k = threadIdx.x; k < nf * kHidden; k += blockDim.x) {
       const int r = k / kHidden, o = k % kHidden;
-      F(r)[kFocD1 + l * kHidden + o] = relu(l == 0 ? dense_unit<kHidden + kFeat>(w, b, F(r) + kFocD0, o)
-                                                   : dense_unit<kHidden>(w, b, F(r) + kFocD1 + (l - 1) * kHidden, o));
+      foc_row(r)[kFocD1 + l * kHidden + o] = relu(
+          l == 0 ? dense_unit<kHidden + kFeat>(w, b, foc_row(r) + kFocD0, o)
+                 : dense_unit<kHidden>(w, b, foc_row(r) + kFocD1 + (l - 1) * kHidden, o));
     }
     __syncthreads();
   }
   constexpr int kD4 = kFocD1 + (kDecLayers - 2) * kHidden;
   for (int k = threadIdx.x; k < nf * kOut; k += blockDim.x) {
     const int r = k / kOut, o = k % kOut;
-    F(r)[kFocOut + o] = dense_unit<kHidden>(P + weight_offset(kLayers - 1), P + bias_offset(kLayers - 1), F(r) + kD4, o);
+    foc_row(r)[kFocOut + o] = dense_unit<kHidden>(P + weight_offset(kLayers - 1), P + bias_offset(kLayers - 1),
+                                                  foc_row(r) + kD4, o);
   }
   __syncthreads();
   // loss, and the gradient of the head's output (times D)
   if (threadIdx.x == 0) {
     float loss = 0.0f;
     for (int r = 0; r < nf; ++r) {
-      loss += velocity_loss(cur(s.fw[r], s.fb[r]), next(s.fw[r], s.fb[r]), F(r) + kFocOut, a.dv_std, F(r) + kFocGA);
+      loss += velocity_loss(cur(s.fw[r], s.fb[r]), next(s.fw[r], s.fb[r]), foc_row(r) + kFocOut, a.dv_std,
+                            foc_row(r) + kFocGA);
     }
     out[kParams] = loss;
     out[kParams + 1] = static_cast<float>(nf);
@@ -235,7 +242,7 @@ __global__ void __launch_bounds__(kThreads) loss_grad_kernel(Batch a, int wpb, c
   // the encoder's last layer, from dS
   for (int k = threadIdx.x; k < np * kHidden; k += blockDim.x) {
     const int q = k / kHidden, u = k % kHidden;
-    Pr(q)[kPairGA + u] = relu_grad(F(s.pf[q])[dz + u], Pr(q)[kH5 + u]);
+    Pr(q)[kPairGA + u] = relu_grad(foc_row(s.pf[q])[dz + u], Pr(q)[kH5 + u]);
   }
   __syncthreads();
   enc_backward<4>(P, pair, np, kPairGA, kPairGB, out);
@@ -249,13 +256,13 @@ __global__ void __launch_bounds__(kThreads) loss_grad_kernel(Batch a, int wpb, c
     const int r = k / kHidden, o = k % kHidden;
     float sum = 0.0f;
     for (int q = s.pbegin[r]; q < s.pbegin[r + 1]; ++q) sum += Pr(q)[pdz + o];
-    F(r)[kFocDZ + o] = sum;
+    foc_row(r)[kFocDZ + o] = sum;
   }
   __syncthreads();
   for (int k = threadIdx.x; k < nf * kIn; k += blockDim.x) {
     const int r = k / kIn, u = k % kIn;
-    F(r)[kFocDf + u] =
-        relu_grad(dense_input_grad<kHidden, kHidden>(P + weight_offset(kEnc0), F(r) + kFocDZ, u), F(r)[kFocf + u]);
+    foc_row(r)[kFocDf + u] = relu_grad(
+        dense_input_grad<kHidden, kHidden>(P + weight_offset(kEnc0), foc_row(r) + kFocDZ, u), foc_row(r)[kFocf + u]);
   }
   __syncthreads();
   layer_grad<kContextIn>(pair, np, kPairFloats, pdx, kPairC, out);
@@ -271,7 +278,9 @@ __device__ float sum_over_blocks(const float* partial, int blocks, int p) {
 }
 
 // D = max(1, 2 x present balls of the batch), from the blocks' counts.
-__device__ float loss_normaliser(const float* partial, int blocks) { return fmaxf(1.0f, 2.0f * sum_over_blocks(partial, blocks, kParams + 1)); }
+__device__ float loss_normaliser(const float* partial, int blocks) {
+  return fmaxf(1.0f, 2.0f * sum_over_blocks(partial, blocks, kParams + 1));
+}
 
 // The batch's gradient and loss: the sums over blocks / D.
 __global__ void reduce_kernel(const float* partial, int blocks, float* grad, float* loss) {
@@ -303,8 +312,8 @@ __device__ int tensor_of(int p, int* index) {
 // order (the same value in every block). The last block to finish (a ticket counter, reset by it)
 // then writes the step's scalars, once every block has read them.
 template <bool kReduce>
-__global__ void __launch_bounds__(kUpdateThreads) update_kernel(UpdateConfig c, StepState st, const float* partial,
-                                                                 int blocks) {
+__global__ void __launch_bounds__(kUpdateThreads)
+    update_kernel(UpdateConfig c, StepState st, const float* partial, int blocks) {
   __shared__ float red[kUpdateThreads];
   __shared__ float coef, lr, bc1, bc2_sqrt, D;
   __shared__ bool last;
@@ -344,7 +353,8 @@ __global__ void __launch_bounds__(kUpdateThreads) update_kernel(UpdateConfig c, 
     int k = 0;
     const int t = tensor_of(p, &k);
     float unused = 0.0f;
-    update_element(c, lr, bc1, bc2_sqrt, g * coef, st.param[t][k], st.moment1[t][k], st.moment2[t] ? st.moment2[t][k] : unused);
+    update_element(c, lr, bc1, bc2_sqrt, g * coef, st.param[t][k], st.moment1[t][k],
+                   st.moment2[t] ? st.moment2[t][k] : unused);
   } else if (kReduce && p == kParams) {
     st.loss[0] = sum_over_blocks(partial, blocks, kParams) / D;
     st.loss[1] = D;
@@ -387,7 +397,9 @@ void prepare_loss_grad(int wpb, int balls) {
   int64_t limit = 0;
   if (!device_limits(&sms, &limit)) throw std::runtime_error("classic fused step: no CUDA device");
   if (block_smem_bytes(wpb, balls) > limit) throw std::runtime_error("classic fused step: block too large");
-  cuda_check(cudaFuncSetAttribute(loss_grad_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(limit)), "classic fused step: shared memory");
+  cuda_check(
+      cudaFuncSetAttribute(loss_grad_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(limit)),
+      "classic fused step: shared memory");
 }
 
 namespace {
@@ -413,7 +425,8 @@ void launch_loss_grad(const Batch& batch, const StepState& state, int wpb, void*
 }
 
 void launch_update(const UpdateConfig& config, const StepState& state, void* stream) {
-  update_kernel<false><<<kUpdateBlocks, kUpdateThreads, 0, static_cast<cudaStream_t>(stream)>>>(config, state, nullptr, 0);
+  update_kernel<false>
+      <<<kUpdateBlocks, kUpdateThreads, 0, static_cast<cudaStream_t>(stream)>>>(config, state, nullptr, 0);
   cuda_check(cudaGetLastError(), "classic fused step: update kernel");
 }
 
@@ -425,7 +438,8 @@ void launch_step(const Batch& batch, const UpdateConfig& config, const StepState
   }
   auto s = static_cast<cudaStream_t>(stream);
   launch_loss_grad_kernel(batch, state, wpb, s);
-  update_kernel<true><<<kUpdateBlocks, kUpdateThreads, 0, s>>>(config, state, state.partial, loss_grad_blocks(batch, wpb));
+  update_kernel<true>
+      <<<kUpdateBlocks, kUpdateThreads, 0, s>>>(config, state, state.partial, loss_grad_blocks(batch, wpb));
   cuda_check(cudaGetLastError(), "classic fused step: update kernel");
 }
 

@@ -158,8 +158,10 @@ NPE_HD void update_element(const UpdateConfig& c, float lr, float bc1, float bc2
     case Update::AdamW:
     case Update::Adam: {
       if (c.weight_decay != 0.0f) {
-        if (c.kind == Update::AdamW) p -= lr * c.weight_decay * p;
-        else g += c.weight_decay * p;
+        if (c.kind == Update::AdamW)
+          p -= lr * c.weight_decay * p;
+        else
+          g += c.weight_decay * p;
       }
       m1 = c.beta1 * m1 + (1.0f - c.beta1) * g;
       m2 = c.beta2 * m2 + (1.0f - c.beta2) * g * g;
@@ -180,18 +182,18 @@ NPE_HD void update_element(const UpdateConfig& c, float lr, float bc1, float bc2
 
 // What the step reads: the training split, the run's data order and the model's standardisation.
 struct Batch {
-  const float* traj = nullptr;   // [S, T, N, 5] float32, contiguous
+  const float* traj = nullptr;  // [S, T, N, 5] float32, contiguous
   int64_t scenes = 0, frames = 0;
-  int balls = 0;                 // N
-  const int64_t* perm = nullptr; // [windows]: this epoch's order of the training windows
-  int64_t windows = 0;           // S (T - 2)
+  int balls = 0;                  // N
+  const int64_t* perm = nullptr;  // [windows]: this epoch's order of the training windows
+  int64_t windows = 0;            // S (T - 2)
   int64_t steps_per_epoch = 1;
-  int batch = 0;                 // B: this process's windows per step
-  int world = 1, rank = 0;       // data parallel: the step's global batch is world x B windows
-  const float* mean = nullptr;   // [5]
-  const float* std = nullptr;    // [5]
-  const float* dv_std = nullptr; // [2]
-  float r2 = 0.0f;               // neighbourhood radius squared (normalised position units)
+  int batch = 0;                  // B: this process's windows per step
+  int world = 1, rank = 0;        // data parallel: the step's global batch is world x B windows
+  const float* mean = nullptr;    // [5]
+  const float* std = nullptr;     // [5]
+  const float* dv_std = nullptr;  // [2]
+  float r2 = 0.0f;                // neighbourhood radius squared (normalised position units)
 };
 
 // Window id of the step's b-th window of this process (WindowOrder; train_step.h).
@@ -247,7 +249,8 @@ inline int windows_per_block(int batch, int balls, int sms, int64_t smem_bytes);
 // Shared memory of a block of `wpb` windows of N balls (weights, rows, lists, states).
 inline int64_t block_smem_bytes(int wpb, int balls) {
   const int64_t rows_f = static_cast<int64_t>(wpb) * balls, rows_p = rows_f * (balls - 1);
-  const int64_t floats = kParams + rows_p * kPairFloats + rows_f * kFocFloats + static_cast<int64_t>(wpb) * balls * 15 + 64;
+  const int64_t floats = kParams + rows_p * kPairFloats + rows_f * kFocFloats + static_cast<int64_t>(wpb) * balls * 15 +
+                         64;
   const int64_t ints = 2 * rows_f + (rows_f + 1) + 2 * rows_p + 2 * static_cast<int64_t>(wpb);
   return floats * 4 + ints * 4 + static_cast<int64_t>(wpb) * 16;
 }
@@ -272,17 +275,17 @@ float classic_loss_grad_cpu(const Batch& batch, int64_t step, int wpb, const flo
 // partial_floats(blocks) floats, and the step's scalars.
 struct StepState {
   float* param[2 * kLayers];
-  float* moment1[2 * kLayers];  // exp_avg / square_avg
-  float* moment2[2 * kLayers];  // exp_avg_sq (Adam, AdamW); unused by RMSprop
-  float* grad = nullptr;        // [kParams]
-  float* partial = nullptr;     // [blocks, kParams + 2]: per-block gradient sums, then loss and count
-  float* loss = nullptr;        // [2]: the step's loss and D (written by the reduction)
-  int64_t* step = nullptr;      // the step being taken (incremented by the update)
-  float* opt_steps = nullptr;   // optimizer steps taken (incremented by the update)
-  float* lr = nullptr;          // the step's learning rate (written by the update)
-  float* loss_sum = nullptr;    // += the step's loss
-  int64_t* first_bad = nullptr; // the first step whose loss was not finite, or -1
-  unsigned int* done = nullptr; // 0: the update's count of finished blocks (reset by the last)
+  float* moment1[2 * kLayers];   // exp_avg / square_avg
+  float* moment2[2 * kLayers];   // exp_avg_sq (Adam, AdamW); unused by RMSprop
+  float* grad = nullptr;         // [kParams]
+  float* partial = nullptr;      // [blocks, kParams + 2]: per-block gradient sums, then loss and count
+  float* loss = nullptr;         // [2]: the step's loss and D (written by the reduction)
+  int64_t* step = nullptr;       // the step being taken (incremented by the update)
+  float* opt_steps = nullptr;    // optimizer steps taken (incremented by the update)
+  float* lr = nullptr;           // the step's learning rate (written by the update)
+  float* loss_sum = nullptr;     // += the step's loss
+  int64_t* first_bad = nullptr;  // the first step whose loss was not finite, or -1
+  unsigned int* done = nullptr;  // 0: the update's count of finished blocks (reset by the last)
 };
 inline int64_t partial_floats(int blocks) { return static_cast<int64_t>(blocks) * (kParams + 2); }
 

@@ -97,7 +97,8 @@ DeviceOptimizer::DeviceOptimizer(torch::optim::Optimizer& opt, const torch::Devi
     }
     if (state_step >= 0 && s != state_step)
       throw Error(fmt::format("train step: the optimizer's parameters have taken different numbers of steps ({} "
-                              "and {})", state_step, s));
+                              "and {})",
+                              state_step, s));
     state_step = s;
   }
   const auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device);
@@ -114,10 +115,12 @@ void DeviceOptimizer::update(const Tensor& lr) {
   const std::vector<Tensor> step_counts(params.size(), steps);
   switch (kind) {
     case UpdateKind::AdamW:
-      at::_fused_adamw_(params, grads, moment1, moment2, {}, step_counts, lr, beta1, beta2, weight_decay, eps, false, false);
+      at::_fused_adamw_(params, grads, moment1, moment2, {}, step_counts, lr, beta1, beta2, weight_decay, eps, false,
+                        false);
       break;
     case UpdateKind::Adam:
-      at::_fused_adam_(params, grads, moment1, moment2, {}, step_counts, lr, beta1, beta2, weight_decay, eps, false, false);
+      at::_fused_adam_(params, grads, moment1, moment2, {}, step_counts, lr, beta1, beta2, weight_decay, eps, false,
+                       false);
       break;
     case UpdateKind::RMSprop: {
       std::vector<Tensor> g = grads;

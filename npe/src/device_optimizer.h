@@ -32,7 +32,7 @@ class DeviceOptimizer {
 
   UpdateKind kind = UpdateKind::AdamW;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, alpha = 0.99, weight_decay = 0;
-  std::vector<torch::Tensor> params, grads;    // grads: views of grad_flat
+  std::vector<torch::Tensor> params, grads;     // grads: views of grad_flat
   std::vector<torch::Tensor> moment1, moment2;  // exp_avg / square_avg, exp_avg_sq (empty for RMSprop)
   torch::Tensor grad_flat;                      // float32 [parameters]
   std::vector<torch::Tensor> buckets;           // views of grad_flat, all-reduced in turn (data parallel)

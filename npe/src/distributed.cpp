@@ -82,7 +82,8 @@ DistEnv dist_env_from(const std::function<const char*(const char*)>& getenv) {
 
 torch::Device local_cuda_device(const DistEnv& env) {
   const int count = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
-  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(count > 0 ? env.local_rank % count : env.local_rank));
+  return torch::Device(torch::kCUDA,
+                       static_cast<c10::DeviceIndex>(count > 0 ? env.local_rank % count : env.local_rank));
 }
 
 DistEnv dist_env_from_environment() {
@@ -115,9 +116,9 @@ c10::intrusive_ptr<c10d::Store> join_store(const DistEnv& env, std::chrono::mill
     if (env.agent_store) store = c10::make_intrusive<c10d::PrefixStore>(env.store_prefix, store);
     return store;
   } catch (const std::exception& e) {
-    throw Error(fmt::format("rendezvous at MASTER_ADDR {} MASTER_PORT {} (rank {} of {}{}) failed: {}",
-                            env.master_addr, env.master_port, env.rank, env.world_size,
-                            env.agent_store ? ", torchrun's store" : "", plain_message(e)));
+    throw Error(fmt::format("rendezvous at MASTER_ADDR {} MASTER_PORT {} (rank {} of {}{}) failed: {}", env.master_addr,
+                            env.master_port, env.rank, env.world_size, env.agent_store ? ", torchrun's store" : "",
+                            plain_message(e)));
   }
 }
 
@@ -131,7 +132,8 @@ ProcessGroup::ProcessGroup(const DistEnv& env, torch::Device device, std::chrono
   if (!env.distributed()) return;
   if (!device.is_cuda())
     throw Error(fmt::format("WORLD_SIZE {}: data-parallel training runs one process per CUDA device (NCCL); this "
-                            "run's device is {} (--device)", env.world_size, device.str()));
+                            "run's device is {}",
+                            env.world_size, device.str()));
   if (!nccl_available())
     throw Error(fmt::format("WORLD_SIZE {}: data-parallel training needs NCCL, and this npe was built without it "
                             "(no CUDA compiler, or no nvidia/nccl beside the torch wheel); run one process",
@@ -178,7 +180,8 @@ void ProcessGroup::broadcast(const torch::Tensor& t, int root) {
 bool ProcessGroup::any(bool local) {
   need_collectives(*this, impl_->coll.get());
   if (!impl_->coll) return local;
-  const torch::Tensor flag = torch::full({}, local ? 1 : 0, torch::TensorOptions().dtype(torch::kLong).device(impl_->device));
+  const torch::Tensor flag = torch::full({}, local ? 1 : 0,
+                                         torch::TensorOptions().dtype(torch::kLong).device(impl_->device));
   impl_->coll->all_reduce(flag, Reduce::Max);
   return flag.item<int64_t>() != 0;
 }
@@ -202,8 +205,8 @@ void ProcessGroup::agree(const std::string& phase, const std::function<void()>& 
     try {
       v = m.store->get(key + std::to_string(r));  // waits up to the store's timeout
     } catch (const std::exception& e) {
-      throw Error(fmt::format("rank {} did not finish '{}' within the rendezvous timeout: {}", r, phase,
-                              plain_message(e)));
+      throw Error(
+          fmt::format("rank {} did not finish '{}' within the rendezvous timeout: {}", r, phase, plain_message(e)));
     }
     if (!v.empty()) throw Error(fmt::format("rank {}: {}", r, std::string(v.begin(), v.end())));
   }

@@ -20,7 +20,8 @@ torch::Tensor mass_hypothesis_errors(NPEImpl& net, const torch::Tensor& traj, co
       for (int64_t i = 0; i < prev.size(0); i += batch) {
         const int64_t n = std::min(batch, prev.size(0) - i);
         const torch::Tensor c = cur.narrow(0, i, n);
-        err.push_back(((net.forward(prev.narrow(0, i, n), c) - next_v.narrow(0, i, n)).pow(2).sum(2) * present_balls(c)).sum(1));
+        err.push_back(
+            ((net.forward(prev.narrow(0, i, n), c) - next_v.narrow(0, i, n)).pow(2).sum(2) * present_balls(c)).sum(1));
       }
       out.select(1, f).select(1, h).copy_(torch::cat(err).view({S, T - 2}).mean(1).to(torch::kCPU, torch::kFloat64));
     }

@@ -36,7 +36,8 @@ std::vector<MetricsRow> parse_metrics_csv(const std::string& text, const std::st
     const auto cells = static_cast<size_t>(std::count(line.begin(), line.end(), ',')) + 1;
     if (cells != 6)
       throw Error(fmt::format("{}: line {}: expected 6 cells (step,samples_seen,train_loss,val_loss,lr,seconds), "
-                              "found {}", source, number, cells));
+                              "found {}",
+                              source, number, cells));
     double v[6] = {};
     for (size_t k = 0, at = 0; k < 6; ++k) {
       const size_t comma = std::min(line.find(',', at), line.size());

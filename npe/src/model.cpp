@@ -29,14 +29,16 @@ Kind kind_from_name(const std::string& s) {
 }
 
 nlohmann::json ModelConfig::to_json() const {
-  return {{"kind", kind_name(kind)}, {"neighborhood", neighborhood}, {"msg_dim", msg_dim},
-          {"enc_blocks", enc_blocks}, {"dec_blocks", dec_blocks}, {"expansion", expansion},
-          {"dropout", dropout}, {"residual_velocity", residual_velocity}};
+  return {{"kind", kind_name(kind)},  {"neighborhood", neighborhood},
+          {"msg_dim", msg_dim},       {"enc_blocks", enc_blocks},
+          {"dec_blocks", dec_blocks}, {"expansion", expansion},
+          {"dropout", dropout},       {"residual_velocity", residual_velocity}};
 }
 
 ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& source) {
   ModelConfig c;
-  if (!j.is_object()) throw Error(fmt::format("{}: model config expected a JSON object, found {}", source, j.dump().substr(0, 80)));
+  if (!j.is_object())
+    throw Error(fmt::format("{}: model config expected a JSON object, found {}", source, j.dump().substr(0, 80)));
   auto get = [&](const char* key, auto* out) {
     using T = std::remove_pointer_t<decltype(out)>;
     const auto v = j.contains(key) ? json_as<T>(j.at(key)) : std::nullopt;
@@ -56,8 +58,8 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& s
   get("dropout", &c.dropout);
   // absent in checkpoints written before the option: their modern heads predict v(t+1)
   if (j.contains("residual_velocity")) get("residual_velocity", &c.residual_velocity);
-  if (c.msg_dim < 1 || c.enc_blocks < 0 || c.dec_blocks < 0 || c.expansion < 1 ||
-      !(c.dropout >= 0 && c.dropout < 1) || !(c.neighborhood > 0) || !std::isfinite(c.neighborhood))
+  if (c.msg_dim < 1 || c.enc_blocks < 0 || c.dec_blocks < 0 || c.expansion < 1 || !(c.dropout >= 0 && c.dropout < 1) ||
+      !(c.neighborhood > 0) || !std::isfinite(c.neighborhood))
     throw Error(fmt::format("{}: model config out of range: {}", source, j.dump()));
   c.check_size(source);
   return c;
@@ -202,7 +204,7 @@ Tensor ClassicNPEImpl::forward(const Tensor& prev, const Tensor& cur) {
   auto f = torch::relu(focus_in_(p.focus)).unsqueeze(2).expand({-1, -1, std::max<int64_t>(N - 1, 0), -1});
   auto c = torch::relu(context_in_(p.context));
   auto e = encoder_->forward(torch::cat({f, c}, -1));  // [B, N, N-1, 50]
-  auto sum = (e * p.mask.unsqueeze(-1)).sum(2);         // [B, N, 50]
+  auto sum = (e * p.mask.unsqueeze(-1)).sum(2);        // [B, N, 50]
   auto dv = decoder_->forward(torch::cat({sum, p.focus}, -1)) * dv_std_;
   return cur.narrow(-1, 2, 2) + dv;
 }
@@ -231,7 +233,7 @@ Tensor ModernNPEImpl::forward(const Tensor& prev, const Tensor& cur) {
   // dv in units of the velocity's standard deviation: O(1) for collisions (in units of dv_std, the
   // RMS change over all windows, about 20x larger)
   if (config_.residual_velocity) return cur.narrow(-1, 2, 2) + out * state_std_.narrow(0, 2, 2);
-  return out * state_std_.narrow(0, 2, 2) + state_mean_.narrow(0, 2, 2);        // standardised v(t+1)
+  return out * state_std_.narrow(0, 2, 2) + state_mean_.narrow(0, 2, 2);  // standardised v(t+1)
 }
 
 NoPairwiseImpl::NoPairwiseImpl(const ModelConfig& c) : NPEImpl(c) {
@@ -244,7 +246,7 @@ NoPairwiseImpl::NoPairwiseImpl(const ModelConfig& c) : NPEImpl(c) {
 Tensor NoPairwiseImpl::forward(const Tensor& prev, const Tensor& cur) {
   check_inputs(prev, cur);
   const auto ctx_idx = context_index(cur.size(1), cur.device());
-  auto own = own_features(prev, cur, state_mean_, state_std_);                    // [B, N, 10]
+  auto own = own_features(prev, cur, state_mean_, state_std_);                         // [B, N, 10]
   auto e = encoder_->forward(torch::relu(context_in_(gather_context(own, ctx_idx))));  // [B, N, N-1, 50]
   auto sum = (e * neighbourhood_mask(cur, ctx_idx, config_.neighborhood).unsqueeze(-1)).sum(2);
   auto dv = decoder_->forward(torch::cat({sum, own}, -1)) * dv_std_;
@@ -265,7 +267,7 @@ Tensor LstmImpl::forward(const Tensor& prev, const Tensor& cur) {
   auto order = torch::cat({context_index(N, cur.device()).flip(1), torch::arange(N, idx).unsqueeze(1)}, 1);
   auto own = own_features(prev, cur, state_mean_, state_std_) * present_balls(cur).unsqueeze(-1);
   auto seq = own.index_select(1, order.reshape(-1)).reshape({B * N, N, 10});
-  auto out = std::get<0>(lstm_->forward(seq));                          // [B*N, N, 100]
+  auto out = std::get<0>(lstm_->forward(seq));  // [B*N, N, 100]
   auto dv = head_(out.select(1, N - 1)).reshape({B, N, 2}) * dv_std_;
   return cur.narrow(-1, 2, 2) + dv;
 }
@@ -286,8 +288,9 @@ int64_t parameter_count(const NPEImpl& m) {
   return n;
 }
 
-std::function<void(const float*, const float*, int64_t, int64_t, float*)> make_predictor(
-    std::shared_ptr<NPEImpl> net, torch::Device device, int64_t batch) {
+std::function<void(const float*, const float*, int64_t, int64_t, float*)> make_predictor(std::shared_ptr<NPEImpl> net,
+                                                                                         torch::Device device,
+                                                                                         int64_t batch) {
   return [net, device, batch](const float* prev, const float* cur, int64_t scenes, int64_t n, float* out) {
     torch::NoGradGuard no_grad;
     net->eval();

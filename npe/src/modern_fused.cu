@@ -149,8 +149,10 @@ __device__ __forceinline__ void stage(const float* __restrict__ src, T* dst, int
     const float e[4] = {v[k].x, v[k].y, v[k].z, v[k].w};
     for (int t = 0; t < 4; ++t) {
       const int f = 4 * i + t;
-      if constexpr (std::is_same_v<T, bf16>) dst[(f / Cols) * ld + f % Cols] = __float2bfloat16(e[t]);
-      else dst[(f / Cols) * ld + f % Cols] = e[t];
+      if constexpr (std::is_same_v<T, bf16>)
+        dst[(f / Cols) * ld + f % Cols] = __float2bfloat16(e[t]);
+      else
+        dst[(f / Cols) * ld + f % Cols] = e[t];
     }
   }
 }
@@ -182,7 +184,8 @@ __device__ __forceinline__ void load_grad_rows(const GradIn& g, int r0, int rows
 __device__ __forceinline__ void stage_block(const BlockW& p, bf16* W1s, bf16* W2s, float* prm) {
   stage<H, D>(p.w1, W1s, LDD);
   stage<D, H>(p.w2, W2s, LDH);
-  for (int i = threadIdx.x; i < D; i += kThreads) prm[i] = p.ln_w[i], prm[D + i] = p.ln_b[i], prm[2 * D + H + i] = p.b2[i];
+  for (int i = threadIdx.x; i < D; i += kThreads)
+    prm[i] = p.ln_w[i], prm[D + i] = p.ln_b[i], prm[2 * D + H + i] = p.b2[i];
   for (int i = threadIdx.x; i < H; i += kThreads) prm[2 * D + i] = p.b1[i];
   __syncthreads();
 }
@@ -207,8 +210,10 @@ __device__ __forceinline__ void tile_product(const bf16* A, int lda, const bf16*
     for (int f = 0; f < NF; ++f) {
       const int n0 = nb + f * 16;
       wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, LayoutB> b;
-      if constexpr (std::is_same_v<LayoutB, wmma::col_major>) wmma::load_matrix_sync(b, Bs + n0 * ldb + k0, ldb);
-      else wmma::load_matrix_sync(b, Bs + k0 * ldb + n0, ldb);
+      if constexpr (std::is_same_v<LayoutB, wmma::col_major>)
+        wmma::load_matrix_sync(b, Bs + n0 * ldb + k0, ldb);
+      else
+        wmma::load_matrix_sync(b, Bs + k0 * ldb + n0, ldb);
       wmma::mma_sync(acc[f], a, b, acc[f]);
     }
   }
@@ -447,7 +452,8 @@ __global__ void __launch_bounds__(kThreads)
   float* red = Fs;  // [warps][3][d]
   for (int k = 0; k < kLaneCols; ++k) {
     const int c = lane + 32 * k;
-    red[(warp * 3 + 0) * D + c] = s_lnw[k], red[(warp * 3 + 1) * D + c] = s_lnb[k], red[(warp * 3 + 2) * D + c] = s_b2[k];
+    red[(warp * 3 + 0) * D + c] = s_lnw[k], red[(warp * 3 + 1) * D + c] = s_lnb[k],
+                             red[(warp * 3 + 2) * D + c] = s_b2[k];
   }
   __syncthreads();
   float* out = colsum + static_cast<size_t>(blockIdx.x) * kColSums;
@@ -481,12 +487,14 @@ __device__ __forceinline__ void weight_grad(const bf16* __restrict__ A, const bf
 #pragma unroll
     for (int k = 0; k < NA; ++k) {
       const int i = threadIdx.x + k * kThreads, r = r0 + i / (M / 8);
-      ra[k] = r < end ? reinterpret_cast<const uint4*>(A + static_cast<size_t>(r) * M)[i % (M / 8)] : make_uint4(0, 0, 0, 0);
+      ra[k] = r < end ? reinterpret_cast<const uint4*>(A + static_cast<size_t>(r) * M)[i % (M / 8)]
+                      : make_uint4(0, 0, 0, 0);
     }
 #pragma unroll
     for (int k = 0; k < NB; ++k) {
       const int i = threadIdx.x + k * kThreads, r = r0 + i / (N / 8);
-      rb[k] = r < end ? reinterpret_cast<const uint4*>(B + static_cast<size_t>(r) * N)[i % (N / 8)] : make_uint4(0, 0, 0, 0);
+      rb[k] = r < end ? reinterpret_cast<const uint4*>(B + static_cast<size_t>(r) * N)[i % (N / 8)]
+                      : make_uint4(0, 0, 0, 0);
     }
   };
   if (begin < end) fetch(begin);
@@ -529,8 +537,10 @@ __global__ void __launch_bounds__(kThreads)
     weight_grad_kernel(const bf16* __restrict__ Dg, const bf16* __restrict__ Gg, const bf16* __restrict__ DHg,
                        const bf16* __restrict__ Yg, int rows, int chunk, float* __restrict__ part) {
   __shared__ __align__(128) bf16 sm[kRangeRows * (D + 8 + H + 8)];
-  if (blockIdx.y == 0) weight_grad<D, H>(Dg, Gg, rows, chunk, sm, part + static_cast<size_t>(blockIdx.x) * kWFloats);
-  else weight_grad<H, D>(DHg, Yg, rows, chunk, sm, part + static_cast<size_t>(gridDim.x + blockIdx.x) * kWFloats);
+  if (blockIdx.y == 0)
+    weight_grad<D, H>(Dg, Gg, rows, chunk, sm, part + static_cast<size_t>(blockIdx.x) * kWFloats);
+  else
+    weight_grad<H, D>(DHg, Yg, rows, chunk, sm, part + static_cast<size_t>(gridDim.x + blockIdx.x) * kWFloats);
 }
 
 // dec_in: z = [sum over the pairs of m x_E, F] (kept for the backward), its pre-activation and
@@ -550,7 +560,8 @@ __global__ void __launch_bounds__(kThreads)
     const int o = threadIdx.x + t * kThreads, rr = o / D, u = o % D, q = r0 + rr;
     float s = 0.0f;
     if (q < rows)
-      for (int k = 0; k < P; ++k) s += xE[(static_cast<size_t>(q) * P + k) * D + u] * mask[static_cast<size_t>(q) * P + k];
+      for (int k = 0; k < P; ++k)
+        s += xE[(static_cast<size_t>(q) * P + k) * D + u] * mask[static_cast<size_t>(q) * P + k];
     Z[rr * (kDecIn + 1) + u] = s;
   }
   if (threadIdx.x < kChunk) {
@@ -673,7 +684,8 @@ __global__ void __launch_bounds__(kThreads)
 // weight [d, d + 10], then the bias). The weight gradient's register tile: units o = t / 16 +
 // 16 a (a < 6) by inputs i = t % 16 + 16 b (b < 7; i = d + 10 is the bias's input 1).
 constexpr int kDecInCols = 112;  // z, 1, zeros: 16 x 7
-constexpr int64_t kDecInSmem = (int64_t{D} * (kDecIn + 1) + int64_t{kChunk} * kDecInCols + int64_t{kChunk} * (D + 1)) * 4;
+constexpr int64_t kDecInSmem = (int64_t{D} * (kDecIn + 1) + int64_t{kChunk} * kDecInCols + int64_t{kChunk} * (D + 1)) *
+                               4;
 __global__ void __launch_bounds__(kThreads)
     dec_in_backward_kernel(const float* __restrict__ W, const float* __restrict__ dy0, const float* __restrict__ pre,
                            const float* __restrict__ z, int rows, float* __restrict__ dS, float* __restrict__ part) {
@@ -692,8 +704,8 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int t = 0; t < kChunk * D / kThreads; ++t) {
       const int o = threadIdx.x + t * kThreads, rr = o / D, u = o % D, q = r0 + rr;
-      dP[rr * LP + u] =
-          q < rows ? dy0[static_cast<size_t>(q) * D + u] * gelu_grad(pre[static_cast<size_t>(q) * D + u]) : 0.0f;
+      dP[rr * LP + u] = q < rows ? dy0[static_cast<size_t>(q) * D + u] * gelu_grad(pre[static_cast<size_t>(q) * D + u])
+                                 : 0.0f;
     }
 #pragma unroll
     for (int t = 0; t < kChunk * LZ / kThreads; ++t) {
@@ -703,8 +715,8 @@ __global__ void __launch_bounds__(kThreads)
     __syncthreads();
     {  // dS for rows rg, rg + 1, units ig + 16 j
       float ds[2][kTileUnits] = {};
-      tile_2x6<D>([&](int k, int h) { return dP[(rg + h) * LP + k]; }, [&](int k, int j) { return Ws[k * LW + ig + 16 * j]; },
-                  ds);
+      tile_2x6<D>([&](int k, int h) { return dP[(rg + h) * LP + k]; },
+                  [&](int k, int j) { return Ws[k * LW + ig + 16 * j]; }, ds);
       for (int h = 0; h < 2; ++h) {
         const int q = r0 + rg + h;
         if (q >= rows) break;
@@ -758,7 +770,7 @@ __global__ void __launch_bounds__(kThreads)
       In[rr][i] = r < rows && i <= kInFeat ? (i < kInFeat ? feat[static_cast<size_t>(r) * kInFeat + i] : 1.0f) : 0.0f;
     }
     __syncthreads();
-    {  // dP for rows rg, rg + 1, units ig + 16 j
+    {                               // dP for rows rg, rg + 1, units ig + 16 j
       float z[2][kTileUnits] = {};  // as enc_in_kernel
       tile_2x6<kInFeat>([&](int i, int h) { return In[rg + h][i]; }, [&](int i, int j) { return Ws[i][ig + 16 * j]; },
                         z);
@@ -779,7 +791,8 @@ __global__ void __launch_bounds__(kThreads)
       for (int a2 = 0; a2 < kTileUnits; ++a2) pv[a2] = dP[rr][og + 16 * a2];
       const float in0 = In[rr][ig], in1 = In[rr][ig + 16];
 #pragma unroll
-      for (int a2 = 0; a2 < kTileUnits; ++a2) acc[a2][0] = fmaf(pv[a2], in0, acc[a2][0]), acc[a2][1] = fmaf(pv[a2], in1, acc[a2][1]);
+      for (int a2 = 0; a2 < kTileUnits; ++a2)
+        acc[a2][0] = fmaf(pv[a2], in0, acc[a2][0]), acc[a2][1] = fmaf(pv[a2], in1, acc[a2][1]);
     }
     __syncthreads();
   }
@@ -788,7 +801,8 @@ __global__ void __launch_bounds__(kThreads)
     for (int b2 = 0; b2 < 2; ++b2) {
       const int o = og + 16 * a2, i = ig + 16 * b2;
       if (i <= kInFeat)
-        part[static_cast<size_t>(blockIdx.x) * kEncInW + (i < kInFeat ? o * kInFeat + i : D * kInFeat + o)] = acc[a2][b2];
+        part[static_cast<size_t>(blockIdx.x) * kEncInW + (i < kInFeat ? o * kInFeat + i : D * kInFeat + o)] =
+            acc[a2][b2];
     }
 }
 
@@ -854,7 +868,7 @@ __global__ void __launch_bounds__(kThreads)
 
 struct Plan {
   int P = 0, Re = 0, Rd = 0, E = 0, Dd = 0;
-  int grid_e = 0, grid_d = 0;                       // persistent residual-block kernels
+  int grid_e = 0, grid_d = 0;                                // persistent residual-block kernels
   int ranges_e = 0, chunk_e = 0, ranges_d = 0, chunk_d = 0;  // weight gradients
   int grid_enc_in = 0, grid_enc_in_bwd = 0, grid_dec_in = 0, grid_dec_in_bwd = 0, grid_head = 0;
   int segments = 0;
@@ -945,14 +959,22 @@ int64_t modern_workspace_bytes(const ModernShape& shape) { return make_plan(shap
 
 void modern_prepare(const ModernShape& shape, const ModernModel& m, void* work) {
   const Plan p = make_plan(shape);
-  cuda_check(cudaFuncSetAttribute(block_forward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kFwdSmem)), "modern fused step: block forward shared memory");
+  cuda_check(cudaFuncSetAttribute(block_forward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  static_cast<int>(kFwdSmem)),
+             "modern fused step: block forward shared memory");
   cuda_check(cudaFuncSetAttribute(block_backward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             static_cast<int>(kBwdSmem)), "modern fused step: block backward shared memory");
-  cuda_check(cudaFuncSetAttribute(dec_in_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kDecInFwdSmem)), "modern fused step: dec_in shared memory");
+                                  static_cast<int>(kBwdSmem)),
+             "modern fused step: block backward shared memory");
+  cuda_check(
+      cudaFuncSetAttribute(dec_in_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kDecInFwdSmem)),
+      "modern fused step: dec_in shared memory");
   cuda_check(cudaFuncSetAttribute(dec_in_backward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             static_cast<int>(kDecInSmem)), "modern fused step: dec_in backward shared memory");
+                                  static_cast<int>(kDecInSmem)),
+             "modern fused step: dec_in backward shared memory");
   std::vector<Segment> seg;
-  auto add = [&](float* dst, const float* src, int n, int parts, int stride) { seg.push_back({dst, src, n, parts, stride}); };
+  auto add = [&](float* dst, const float* src, int n, int parts, int stride) {
+    seg.push_back({dst, src, n, parts, stride});
+  };
   const float* enc_in = at<float>(work, p.enc_in_part);
   add(m.g_enc_in_w, enc_in, D * kInFeat, p.grid_enc_in_bwd, kEncInW);
   add(m.g_enc_in_b, enc_in + D * kInFeat, D, p.grid_enc_in_bwd, kEncInW);
@@ -979,7 +1001,8 @@ void modern_prepare(const ModernShape& shape, const ModernModel& m, void* work) 
   blocks(m.enc, shape.enc_blocks, at<float>(work, p.cols_e), p.grid_e, at<float>(work, p.w_e), p.ranges_e);
   blocks(m.dec, shape.dec_blocks, at<float>(work, p.cols_d), p.grid_d, at<float>(work, p.w_d), p.ranges_d);
   if (static_cast<int>(seg.size()) != p.segments) throw std::logic_error("modern fused step: segment count");
-  cuda_check(cudaMemcpy(at<Segment>(work, p.seg), seg.data(), seg.size() * sizeof(Segment), cudaMemcpyHostToDevice), "modern fused step: copying the reduction's table");
+  cuda_check(cudaMemcpy(at<Segment>(work, p.seg), seg.data(), seg.size() * sizeof(Segment), cudaMemcpyHostToDevice),
+             "modern fused step: copying the reduction's table");
 }
 
 void launch_modern_loss_grad(const Batch& a, const int64_t* step, const ModernShape& shape, const ModernModel& m,
@@ -1006,12 +1029,14 @@ void launch_modern_loss_grad(const Batch& a, const int64_t* step, const ModernSh
   };
   enc_in_kernel<<<p.grid_enc_in, kThreads, 0, stream>>>(a, step, m.enc_in_w, m.enc_in_b, p.Re, x, mask, feat);
   for (int k = 0; k < p.E; ++k)
-    block_forward_kernel<<<p.grid_e, kThreads, kFwdSmem, stream>>>(x + k * eD, x + (k + 1) * eD, p.Re, block_w(m.enc[k]));
+    block_forward_kernel<<<p.grid_e, kThreads, kFwdSmem, stream>>>(x + k * eD, x + (k + 1) * eD, p.Re,
+                                                                   block_w(m.enc[k]));
   dec_in_kernel<<<p.grid_dec_in, kThreads, kDecInFwdSmem, stream>>>(a, step, m.dec_in_w, m.dec_in_b, x + p.E * eD, mask,
-                                                                 p.Rd, at<float>(work, p.z), at<float>(work, p.pre), y,
-                                                                 counts);
+                                                                    p.Rd, at<float>(work, p.z), at<float>(work, p.pre),
+                                                                    y, counts);
   for (int k = 0; k < p.Dd; ++k)
-    block_forward_kernel<<<p.grid_d, kThreads, kFwdSmem, stream>>>(y + k * dD, y + (k + 1) * dD, p.Rd, block_w(m.dec[k]));
+    block_forward_kernel<<<p.grid_d, kThreads, kFwdSmem, stream>>>(y + k * dD, y + (k + 1) * dD, p.Rd,
+                                                                   block_w(m.dec[k]));
   head_kernel<<<p.grid_head, kThreads, 0, stream>>>(a, step, m.residual_velocity, y + p.Dd * dD, m.norm_w, m.norm_b,
                                                     m.head_w, m.head_b, counts, p.grid_dec_in, p.Rd, dy,
                                                     at<float>(work, p.head_part), dscale);
@@ -1029,7 +1054,8 @@ void launch_modern_loss_grad(const Batch& a, const int64_t* step, const ModernSh
     cur = 1 - cur;
   }
   dec_in_backward_kernel<<<p.grid_dec_in_bwd, kThreads, kDecInSmem, stream>>>(
-      m.dec_in_w, dy + cur * dD, at<float>(work, p.pre), at<float>(work, p.z), p.Rd, dS, at<float>(work, p.dec_in_part));
+      m.dec_in_w, dy + cur * dD, at<float>(work, p.pre), at<float>(work, p.z), p.Rd, dS,
+      at<float>(work, p.dec_in_part));
   // encoder blocks, last first: the last one's output gradient is dS broadcast to the pairs, masked
   GradIn g;
   g.dsum = dS, g.mask = mask, g.pairs = p.P;

@@ -11,7 +11,8 @@ int64_t modern_workspace_bytes(const ModernShape&) { return 0; }
 void modern_prepare(const ModernShape&, const ModernModel&, void*) {
   throw std::runtime_error("modern fused step: built without a CUDA compiler");
 }
-void launch_modern_loss_grad(const Batch&, const int64_t*, const ModernShape&, const ModernModel&, void*, float*, void*) {
+void launch_modern_loss_grad(const Batch&, const int64_t*, const ModernShape&, const ModernModel&, void*, float*,
+                             void*) {
   throw std::runtime_error("modern fused step: built without a CUDA compiler");
 }
 

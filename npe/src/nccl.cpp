@@ -15,9 +15,8 @@ namespace {
 
 std::string nccl_failure(ncclResult_t r, ncclComm_t comm, const char* what) {
   const char* last = comm ? ncclGetLastError(comm) : nullptr;
-  return fmt::format("NCCL {} failed: {}{}{} (NCCL {}.{}.{}; NCCL_DEBUG=INFO prints more)", what,
-                     ncclGetErrorString(r), last && *last ? ": " : "", last ? last : "", NCCL_MAJOR, NCCL_MINOR,
-                     NCCL_PATCH);
+  return fmt::format("NCCL {} failed: {}{}{} (NCCL {}.{}.{}; NCCL_DEBUG=INFO prints more)", what, ncclGetErrorString(r),
+                     last && *last ? ": " : "", last ? last : "", NCCL_MAJOR, NCCL_MINOR, NCCL_PATCH);
 }
 
 ncclDataType_t nccl_type(const torch::Tensor& t) {
@@ -48,12 +47,14 @@ class NcclCollectives final : public Collectives {
     const int count = static_cast<int>(c10::cuda::device_count());
     if (device < 0 || device >= count)
       throw Error(fmt::format("CUDA device {} (from LOCAL_RANK): this process sees {} CUDA device{}; data-parallel "
-                              "training runs one process per GPU", device, count, count == 1 ? "" : "s"));
+                              "training runs one process per GPU",
+                              device, count, count == 1 ? "" : "s"));
     c10::cuda::set_device(static_cast<c10::DeviceIndex>(device));
     ncclUniqueId id;
     const std::string key = "npe/nccl_unique_id";
     if (rank == 0) {
-      if (const ncclResult_t r = ncclGetUniqueId(&id); r != ncclSuccess) throw Error(nccl_failure(r, nullptr, "ncclGetUniqueId"));
+      if (const ncclResult_t r = ncclGetUniqueId(&id); r != ncclSuccess)
+        throw Error(nccl_failure(r, nullptr, "ncclGetUniqueId"));
       const auto* b = reinterpret_cast<const uint8_t*>(&id);
       store.set(key, std::vector<uint8_t>(b, b + sizeof(id)));
     } else {
@@ -76,8 +77,8 @@ class NcclCollectives final : public Collectives {
 
   void broadcast(const torch::Tensor& t, int root) override {
     check(t);
-    const ncclResult_t r = ncclBroadcast(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t),
-                                         root, comm_, at::cuda::getCurrentCUDAStream(device_).stream());
+    const ncclResult_t r = ncclBroadcast(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t), root,
+                                         comm_, at::cuda::getCurrentCUDAStream(device_).stream());
     if (r != ncclSuccess) throw Error(nccl_failure(r, comm_, "broadcast"));
   }
 

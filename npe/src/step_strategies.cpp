@@ -129,8 +129,9 @@ class ClassicFusedStep : public StepStrategy {
     state_.loss_sum = c.loss_sum_t.data_ptr<float>();
     state_.first_bad = c.first_bad_t.data_ptr<int64_t>();
     state_.done = reinterpret_cast<unsigned int*>(done_t_.data_ptr<int32_t>());
-    update_.kind = o.kind == UpdateKind::AdamW ? fused::Update::AdamW
-                   : o.kind == UpdateKind::Adam ? fused::Update::Adam : fused::Update::RMSprop;
+    update_.kind = o.kind == UpdateKind::AdamW  ? fused::Update::AdamW
+                   : o.kind == UpdateKind::Adam ? fused::Update::Adam
+                                                : fused::Update::RMSprop;
     update_.beta1 = static_cast<float>(o.beta1), update_.beta2 = static_cast<float>(o.beta2);
     update_.eps = static_cast<float>(o.eps), update_.alpha = static_cast<float>(o.alpha);
     update_.weight_decay = static_cast<float>(o.weight_decay);

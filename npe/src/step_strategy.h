@@ -23,21 +23,21 @@ struct StepContext {
   const TrainConfig& cfg;
   Kind kind;
   NPEImpl& net;
-  torch::Tensor traj;          // float32 [S, T, N, 5] on the device
+  torch::Tensor traj;  // float32 [S, T, N, 5] on the device
   int64_t total_steps;
   StepOptions options;
   torch::Device device;
-  ProcessGroup* processes;     // data parallel (nullptr: one process)
+  ProcessGroup* processes;  // data parallel (nullptr: one process)
   int rank, world;
   DeviceOptimizer& optimizer;
   WindowOrder& order;
 
-  torch::Tensor step_t;        // int64 scalar: the step being taken
-  torch::Tensor lr_t;          // float32 scalar: the last step's learning rate
-  torch::Tensor perm_t;        // int64 [windows]: the current epoch's permutation
-  torch::Tensor arange_t;      // int64 [batch]
-  torch::Tensor loss_sum_t;    // float32 scalar: the loss accumulated since the last read
-  torch::Tensor first_bad_t;   // int64 scalar: the first step with a NaN/Inf loss, -1: none
+  torch::Tensor step_t;       // int64 scalar: the step being taken
+  torch::Tensor lr_t;         // float32 scalar: the last step's learning rate
+  torch::Tensor perm_t;       // int64 [windows]: the current epoch's permutation
+  torch::Tensor arange_t;     // int64 [batch]
+  torch::Tensor loss_sum_t;   // float32 scalar: the loss accumulated since the last read
+  torch::Tensor first_bad_t;  // int64 scalar: the first step with a NaN/Inf loss, -1: none
 
   // The step after a loss and gradient computed by libtorch or by the modern kernels: the
   // all-reduce (data parallel), the loss's accumulators, clipping, the learning rate and the

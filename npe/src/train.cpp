@@ -13,8 +13,8 @@ namespace npe::model {
 using torch::Tensor;
 
 Tensor to_tensor(const datagen::Trajectories& t, const torch::Device& device) {
-  return torch::from_blob(const_cast<float*>(t.data.data()),
-                          {t.scenes, t.timesteps, t.num_balls, datagen::kStateDim}, torch::kFloat32)
+  return torch::from_blob(const_cast<float*>(t.data.data()), {t.scenes, t.timesteps, t.num_balls, datagen::kStateDim},
+                          torch::kFloat32)
       .to(device, /*non_blocking=*/false, /*copy=*/true);
 }
 
@@ -80,24 +80,22 @@ torch::Device pick_device(const std::string& d) {
   if (d == "cpu") return torch::kCPU;
   if (d == "cuda") {
     if (!torch::cuda::is_available())
-      throw Error("--device cuda: no CUDA device is available on this machine (use --device cpu)");
+      throw FieldError("device", " cuda: no CUDA device is available on this machine (use the cpu)");
     return torch::kCUDA;
   }
-  throw Error(fmt::format("--device: expected auto, cpu or cuda, found '{}'", d));
+  throw FieldError("device", fmt::format(": expected auto, cpu or cuda, found '{}'", d));
 }
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& c, NPEImpl& net) {
   auto params = net.parameters();
   if (c.optimizer == "rmsprop")
-    return std::make_unique<torch::optim::RMSprop>(
-        params, torch::optim::RMSpropOptions(c.lr).weight_decay(c.weight_decay));
+    return std::make_unique<torch::optim::RMSprop>(params,
+                                                   torch::optim::RMSpropOptions(c.lr).weight_decay(c.weight_decay));
   if (c.optimizer == "adam")
-    return std::make_unique<torch::optim::Adam>(
-        params, torch::optim::AdamOptions(c.lr).weight_decay(c.weight_decay));
+    return std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(c.lr).weight_decay(c.weight_decay));
   if (c.optimizer == "adamw")
-    return std::make_unique<torch::optim::AdamW>(
-        params, torch::optim::AdamWOptions(c.lr).weight_decay(c.weight_decay));
-  throw Error(fmt::format("--optimizer: expected rmsprop, adam or adamw, found '{}'", c.optimizer));
+    return std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(c.lr).weight_decay(c.weight_decay));
+  throw FieldError("optimizer", fmt::format(": expected rmsprop, adam or adamw, found '{}'", c.optimizer));
 }
 
 double scheduled_lr(const TrainConfig& c, Kind kind, int64_t step, int64_t total_steps) {
@@ -107,8 +105,12 @@ double scheduled_lr(const TrainConfig& c, Kind kind, int64_t step, int64_t total
 }
 
 WindowOrder::WindowOrder(int64_t windows, int64_t batch, uint64_t seed, torch::Device device)
-    : windows_(windows), batch_(batch), steps_per_epoch_(std::max<int64_t>(1, windows / batch)), seed_(seed),
-      device_(device), perm_(static_cast<size_t>(windows)) {}
+    : windows_(windows),
+      batch_(batch),
+      steps_per_epoch_(std::max<int64_t>(1, windows / batch)),
+      seed_(seed),
+      device_(device),
+      perm_(static_cast<size_t>(windows)) {}
 
 const std::vector<int64_t>& WindowOrder::permutation(int64_t epoch) {
   if (epoch != epoch_) {

@@ -26,83 +26,117 @@ namespace {
 std::vector<std::string> read_csv_rows(const std::string& path, int64_t max_step) {
   std::vector<std::string> rows;
   if (!fs::exists(path)) return rows;
-  for (const MetricsRow& r : parse_metrics_csv(read_file(path), fmt::format("--metrics_csv '{}'", path)))
+  for (const MetricsRow& r : parse_metrics_csv(read_file(path), fmt::format("'{}'", path)))
     if (r.step <= max_step) rows.push_back(r.line);
   return rows;
+}
+
+// Runs `read`; a plain npe::Error it throws becomes an error about `field` (the setting that made
+// npe-train read the file), so that the tool names its flag.
+template <typename F>
+auto about_field(const char* field, F&& read) {
+  try {
+    return read();
+  } catch (const FieldError&) {
+    throw;
+  } catch (const Interrupted&) {
+    throw;
+  } catch (const Error& e) {
+    throw FieldError(field, std::string(" ") + e.what());
+  }
+}
+
+// A notice for the user (resume, fallbacks): through cfg.note, else one line on stderr.
+void note(const TrainConfig& cfg, const std::string& text) {
+  if (cfg.note)
+    cfg.note(text);
+  else
+    fmt::print(stderr, "{}\n", text);
 }
 
 double meta_number(const nlohmann::json& meta, const char* key, double fallback) {
   return meta.contains(key) && meta[key].is_number() ? meta[key].get<double>() : fallback;
 }
 
-// --resume continues the run that wrote the checkpoint: flags that change the model, the data
-// order or the optimizer must be the same. A different --total_samples extends or shortens the
+// resume continues the run that wrote the checkpoint: settings that change the model, the data
+// order or the optimizer must be the same. A different total_samples extends or shortens the
 // run (for --modern it also reshapes the cosine schedule), so it is allowed with a note.
-void check_resume_matches(const Checkpoint& ck, const TrainConfig& cfg, const ModelConfig& mc,
-                          const std::string& path, int64_t world) {
+void check_resume_matches(const Checkpoint& ck, const TrainConfig& cfg, const ModelConfig& mc, const std::string& path,
+                          int64_t world) {
   const nlohmann::json& t = ck.meta.contains("train") ? ck.meta["train"] : nlohmann::json::object();
   // The global batch is processes x --batch_size: a run resumes with as many processes as it had.
-  const int64_t was_world = t.contains("world_size") && t["world_size"].is_number_integer() ? t["world_size"].get<int64_t>() : 1;
+  const int64_t was_world = t.contains("world_size") && t["world_size"].is_number_integer()
+                                ? t["world_size"].get<int64_t>()
+                                : 1;
   if (was_world != world)
-    throw Error(fmt::format("--resume '{}': the run was trained by {} process{} (WORLD_SIZE), this launch has {}; "
-                            "resume with as many processes, or start a new run with another --name",
-                            path, was_world, was_world == 1 ? "" : "es", world));
-  auto same = [&](const char* flag, const char* key, const nlohmann::json& now) {
+    throw FieldError("resume",
+                     fmt::format(" '{}': the run was trained by {} process{} (WORLD_SIZE), this launch has {}; "
+                                 "resume with as many processes, or start a new run with another name",
+                                 path, was_world, was_world == 1 ? "" : "es", world));
+  // A setting that differs is the error's field (the tool names its flag).
+  auto same = [&](const char* key, const nlohmann::json& now) {
     if (!t.contains(key)) return;
     const nlohmann::json& was = t[key];
     const bool equal = was.is_number() && now.is_number()
                            ? std::abs(was.get<double>() - now.get<double>()) <= 1e-12 * std::abs(now.get<double>())
                            : was == now;
     if (!equal)
-      throw Error(fmt::format("--resume '{}': the run was trained with --{} {}, this command asks for {}; "
-                              "resume with the same flags or start a new run with another --name",
-                              path, flag, was.dump(), now.dump()));
+      throw FieldError(key, fmt::format(" {}: resuming '{}', whose run was trained with {} {}; resume with the "
+                                        "same value or start a new run with another name",
+                                        now.dump(), path, key, was.dump()));
   };
-  same("batch_size", "batch_size", cfg.batch_size);
-  same("seed", "seed", cfg.seed);
-  same("optimizer", "optimizer", cfg.optimizer);
-  same("lr", "lr", cfg.lr);
-  same("weight_decay", "weight_decay", cfg.weight_decay);
-  same("max_grad_norm", "max_grad_norm", cfg.max_grad_norm);
-  same("input_noise", "input_noise", cfg.input_noise);
+  same("batch_size", cfg.batch_size);
+  same("seed", cfg.seed);
+  same("optimizer", cfg.optimizer);
+  same("lr", cfg.lr);
+  same("weight_decay", cfg.weight_decay);
+  same("max_grad_norm", cfg.max_grad_norm);
+  same("input_noise", cfg.input_noise);
   const nlohmann::json was = ck.config.to_json(), now = mc.to_json();
   for (const char* key : {"msg_dim", "enc_blocks", "dec_blocks", "expansion", "dropout", "neighborhood"})
-    if (std::abs(was[key].get<double>() - now[key].get<double>()) > 1e-9 * std::max(1.0, std::abs(now[key].get<double>())))
-      throw Error(fmt::format("--resume '{}': the model was built with {} {}, this command asks for {}", path,
-                              key, was[key].dump(), now[key].dump()));
+    if (std::abs(was[key].get<double>() - now[key].get<double>()) >
+        1e-9 * std::max(1.0, std::abs(now[key].get<double>())))
+      throw FieldError(key, fmt::format(" {}: resuming '{}', whose model was built with {} {}", now[key].dump(), path,
+                                        key, was[key].dump()));
   if (was["residual_velocity"] != now["residual_velocity"])
-    throw Error(fmt::format("--resume '{}': the model was built with residual_velocity {}, this command asks for {} "
-                            "(--residual_velocity)", path, was["residual_velocity"].dump(), now["residual_velocity"].dump()));
+    throw FieldError("residual_velocity",
+                     fmt::format(" {}: resuming '{}', whose model was built with residual_velocity {}",
+                                 now["residual_velocity"].dump(), path, was["residual_velocity"].dump()));
   if (t.contains("total_samples") && t["total_samples"] != nlohmann::json(cfg.total_samples))
-    fmt::print(stderr, "npe-train: --resume: --total_samples changed from {} to {}\n", t["total_samples"].dump(),
-               cfg.total_samples);
+    note(cfg, fmt::format("resume: total_samples changed from {} to {}", t["total_samples"].dump(), cfg.total_samples));
 }
 
 }  // namespace
 
 void validate_config(const TrainConfig& cfg) {
-  if (cfg.name.empty()) throw Error("--name: expected a run name, found an empty string");
-  if (cfg.batch_size < 1) throw Error(fmt::format("--batch_size: expected >= 1, found {}", cfg.batch_size));
+  if (cfg.name.empty()) throw FieldError("name", ": expected a run name, found an empty string");
+  if (cfg.batch_size < 1) throw FieldError("batch_size", fmt::format(": expected >= 1, found {}", cfg.batch_size));
   // A batch's pair inputs alone are batch x N x (N - 1) x 20 floats; refused before any allocation.
   constexpr int64_t kMaxBatch = int64_t{1} << 24;
   if (cfg.batch_size > kMaxBatch)
-    throw Error(fmt::format("--batch_size {}: one batch's pair inputs alone would take {:.3g} GiB for 4 balls; "
-                            "expected at most {} windows", cfg.batch_size,
-                            static_cast<double>(cfg.batch_size) * 4 * 3 * 20 * 4 / (1 << 30), kMaxBatch));
+    throw FieldError(
+        "batch_size",
+        fmt::format(" {}: one batch's pair inputs alone would take {:.3g} GiB for 4 balls; "
+                    "expected at most {} windows",
+                    cfg.batch_size, static_cast<double>(cfg.batch_size) * 4 * 3 * 20 * 4 / (1 << 30), kMaxBatch));
   if (cfg.total_samples > int64_t{1} << 50)
-    throw Error(fmt::format("--total_samples: expected at most 2^50 windows, found {}", cfg.total_samples));
-  if (!(cfg.lr > 0)) throw Error(fmt::format("--lr: expected > 0, found {}", cfg.lr));
-  if (cfg.weight_decay < 0) throw Error(fmt::format("--weight_decay: expected >= 0, found {}", cfg.weight_decay));
-  if (cfg.max_grad_norm < 0) throw Error(fmt::format("--max_grad_norm: expected >= 0, found {}", cfg.max_grad_norm));
+    throw FieldError("total_samples", fmt::format(": expected at most 2^50 windows, found {}", cfg.total_samples));
+  if (!(cfg.lr > 0)) throw FieldError("lr", fmt::format(": expected > 0, found {}", cfg.lr));
+  if (cfg.weight_decay < 0)
+    throw FieldError("weight_decay", fmt::format(": expected >= 0, found {}", cfg.weight_decay));
+  if (cfg.max_grad_norm < 0)
+    throw FieldError("max_grad_norm", fmt::format(": expected >= 0, found {}", cfg.max_grad_norm));
   if (!(cfg.input_noise >= 0 && cfg.input_noise < 100))
-    throw Error(fmt::format("--input_noise: expected a noise scale in [0, 100) feature standard deviations, found {}",
-                            cfg.input_noise));
-  if (cfg.eval_every < 0) throw Error(fmt::format("--eval_every: expected >= 0, found {}", cfg.eval_every));
+    throw FieldError(
+        "input_noise",
+        fmt::format(": expected a noise scale in [0, 100) feature standard deviations, found {}", cfg.input_noise));
+  if (cfg.eval_every < 0) throw FieldError("eval_every", fmt::format(": expected >= 0, found {}", cfg.eval_every));
   if (cfg.checkpoint_every < 0)
-    throw Error(fmt::format("--checkpoint_every: expected >= 0 steps (0: at each validation), found {}", cfg.checkpoint_every));
-  if (cfg.val_windows < 1) throw Error(fmt::format("--val_windows: expected >= 1, found {}", cfg.val_windows));
+    throw FieldError("checkpoint_every",
+                     fmt::format(": expected >= 0 steps (0: at each validation), found {}", cfg.checkpoint_every));
+  if (cfg.val_windows < 1) throw FieldError("val_windows", fmt::format(": expected >= 1, found {}", cfg.val_windows));
   if (cfg.precision != "auto" && cfg.precision != "fp32" && cfg.precision != "bf16")
-    throw Error(fmt::format("--precision: expected auto, fp32 or bf16, found '{}'", cfg.precision));
+    throw FieldError("precision", fmt::format(": expected auto, fp32 or bf16, found '{}'", cfg.precision));
 }
 
 Plan make_plan(const TrainConfig& cfg, const torch::Device& device, ProcessGroup& group) {
@@ -111,20 +145,24 @@ Plan make_plan(const TrainConfig& cfg, const torch::Device& device, ProcessGroup
   p.world = group.size();
   const bool root = group.is_root();
   if (cfg.precision == "bf16" && !device.is_cuda())
-    throw Error("--precision bf16: bf16 autocast is for CUDA training (the CPU path stays float32)");
-  p.step_options.bf16 = cfg.precision == "bf16" || (cfg.precision == "auto" && device.is_cuda() && cfg.model.kind == Kind::Modern);
+    throw FieldError("precision", " bf16: bf16 autocast is for CUDA training (the CPU path stays float32)");
+  p.step_options.bf16 = cfg.precision == "bf16" ||
+                        (cfg.precision == "auto" && device.is_cuda() && cfg.model.kind == Kind::Modern);
   p.step_options.cuda_graph = cfg.cuda_graph && device.is_cuda() && cuda_graphs_available();
   p.step_options.group = p.world > 1 ? &group : nullptr;
   p.step_options.fused = cfg.fused_step;
   if (cfg.cuda_graph && device.is_cuda() && !cuda_graphs_available() && root)
-    fmt::print(stderr, "npe-train: this build has no CUDA graphs (built without a CUDA compiler); steps run eagerly\n");
+    note(cfg, "this build has no CUDA graphs (built without a CUDA compiler); steps run eagerly");
   p.global_batch = cfg.batch_size * p.world;
   if (cfg.total_samples < p.global_batch)
-    throw Error(fmt::format("--total_samples: expected at least one global batch ({} processes x --batch_size {} = "
-                            "{}), found {}", p.world, cfg.batch_size, p.global_batch, cfg.total_samples));
+    throw FieldError("total_samples",
+                     fmt::format(": expected at least one global batch ({} processes x batch_size {} = "
+                                 "{}), found {}",
+                                 p.world, cfg.batch_size, p.global_batch, cfg.total_samples));
   p.last_path = (fs::path(cfg.checkpoint_dir) / (cfg.name + ".pt")).string();
   p.best_path = (fs::path(cfg.checkpoint_dir) / (cfg.name + ".best.pt")).string();
-  p.csv_path = cfg.metrics_csv.empty() ? (fs::path(cfg.checkpoint_dir) / (cfg.name + ".csv")).string() : cfg.metrics_csv;
+  p.csv_path = cfg.metrics_csv.empty() ? (fs::path(cfg.checkpoint_dir) / (cfg.name + ".csv")).string()
+                                       : cfg.metrics_csv;
   p.total_steps = cfg.total_samples / p.global_batch;
   p.eval_every = cfg.eval_every > 0 ? cfg.eval_every : std::max<int64_t>(1, p.total_steps / 20);
   return p;
@@ -153,13 +191,16 @@ Setup set_up(const TrainConfig& cfg, const Plan& plan, bool root) {
   const int64_t val_total = val_traj.windows();
   const int64_t nval = std::min(cfg.val_windows, val_total);
   s.val_ids = (torch::arange(nval, torch::kFloat64) * (static_cast<double>(val_total) / nval))
-                  .floor().to(torch::kLong).to(device);
+                  .floor()
+                  .to(torch::kLong)
+                  .to(device);
 
   // model
   torch::manual_seed(cfg.seed);
   ModelConfig mc = cfg.model;
   if (!(cfg.neighborhood_radii > 0))
-    throw Error(fmt::format("--neighborhood: expected a positive number of radii, found {}", cfg.neighborhood_radii));
+    throw FieldError("neighborhood",
+                     fmt::format(": expected a positive number of radii, found {}", cfg.neighborhood_radii));
   mc.neighborhood = cfg.neighborhood_radii * s.manifest.world.radius / s.manifest.world.width;
   s.net = make_model(mc);
   s.net->fit_normalisation(train_host);
@@ -168,29 +209,33 @@ Setup set_up(const TrainConfig& cfg, const Plan& plan, bool root) {
 
   // resume: process 0 reads the checkpoint; the others receive its state (TrainStep::broadcast_state)
   if (cfg.resume && root && fs::exists(plan.last_path)) {
-    Checkpoint ck = load_checkpoint(plan.last_path, mc.kind, "--resume", device);
+    Checkpoint ck = about_field("resume", [&] { return load_checkpoint(plan.last_path, mc.kind, "", device); });
     check_resume_matches(ck, cfg, mc, plan.last_path, plan.world);
     // the run continues on data of the world it was trained on (a checkpoint written before
     // checkpoints recorded their world is resumed unchecked, and records it from now on)
     if (ck.meta.contains("world_identity"))
       check_dataset_matches(ck, s.manifest, plan.last_path, cfg.dataset_prefix);
     else
-      fmt::print(stderr, "npe-train: --resume: '{}' records no training world (an older checkpoint); not checked "
-                 "against the dataset\n", plan.last_path);
+      note(cfg, fmt::format("resume: '{}' records no training world (an older checkpoint); not checked against the "
+                            "dataset",
+                            plan.last_path));
     s.net = ck.net;
     s.net->train();
     s.optimizer = make_optimizer(cfg, *s.net);
-    load_optimizer_state(plan.last_path, *s.optimizer, device);
+    about_field("resume", [&] {
+      load_optimizer_state(plan.last_path, *s.optimizer, device);
+      return 0;
+    });
     Resumed& r = s.resumed;
     r.step = ck.step;
     r.best_val = meta_number(ck.meta, "best_val", INFINITY);
     r.elapsed = meta_number(ck.meta, "seconds", 0.0);
     r.loss_sum = meta_number(ck.meta, "loss_sum", 0.0);
     r.loss_count = ck.meta.contains("loss_count") ? ck.meta["loss_count"].get<int64_t>() : -1;
-    r.csv_rows = read_csv_rows(plan.csv_path, r.step);
-    fmt::print(stderr, "npe-train: resuming '{}' at step {} of {}\n", plan.last_path, r.step, plan.total_steps);
+    r.csv_rows = about_field("metrics_csv", [&] { return read_csv_rows(plan.csv_path, r.step); });
+    note(cfg, fmt::format("resuming '{}' at step {} of {}", plan.last_path, r.step, plan.total_steps));
   } else if (cfg.resume && root) {
-    fmt::print(stderr, "npe-train: --resume: no checkpoint '{}' yet, starting from step 0\n", plan.last_path);
+    note(cfg, fmt::format("resume: no checkpoint '{}' yet, starting from step 0", plan.last_path));
   }
   s.net->train();
   return s;
@@ -200,8 +245,10 @@ void share_resumed(Resumed& r, ProcessGroup& group, const torch::Device& device)
   if (group.size() == 1) return;
   // the step, the loss accumulator and the time already spent; best_val and the CSV stay on
   // process 0, which alone validates and writes
-  const Tensor head = torch::tensor({static_cast<double>(r.step), r.loss_sum, static_cast<double>(r.loss_count), r.elapsed},
-                                    torch::TensorOptions().dtype(torch::kFloat64)).to(device);
+  const Tensor head = torch::tensor(
+                          {static_cast<double>(r.step), r.loss_sum, static_cast<double>(r.loss_count), r.elapsed},
+                          torch::TensorOptions().dtype(torch::kFloat64))
+                          .to(device);
   group.broadcast(head, 0);
   const Tensor h = head.cpu();
   r.step = static_cast<int64_t>(h[0].item<double>());
@@ -211,20 +258,34 @@ void share_resumed(Resumed& r, ProcessGroup& group, const torch::Device& device)
 }
 
 nlohmann::json run_metadata(const TrainConfig& cfg, const Plan& plan, const datagen::Manifest& manifest) {
-  return {
-      {"train", {{"dataset_prefix", cfg.dataset_prefix}, {"batch_size", cfg.batch_size},
-                 {"total_samples", cfg.total_samples}, {"optimizer", cfg.optimizer}, {"lr", cfg.lr},
-                 {"weight_decay", cfg.weight_decay}, {"max_grad_norm", cfg.max_grad_norm},
-                 {"input_noise", cfg.input_noise}, {"seed", cfg.seed}, {"name", cfg.name},
-                 {"precision", plan.step_options.bf16 ? "bf16" : "fp32"},
-                 {"cuda_graph", plan.step_options.cuda_graph}, {"fused_step", cfg.fused_step}, {"world_size", plan.world}}},
-      {"dataset", {{"pos_scale", manifest.pos_scale()}, {"vel_scale", manifest.vel_scale()},
-                   {"step_scale", manifest.step_scale()}, {"radius", manifest.world.radius},
-                   {"width", manifest.world.width}, {"height", manifest.world.height},
-                   {"num_balls", manifest.world.num_balls}, {"ball_counts", manifest.world.ball_counts},
-                   {"frame_dt", manifest.world.frame_dt},
-                   {"variable_mass", manifest.world.variable_mass}, {"preset", manifest.world.preset}}},
-      {"world_identity", datagen::world_identity(manifest).to_json()}};
+  return {{"train",
+           {{"dataset_prefix", cfg.dataset_prefix},
+            {"batch_size", cfg.batch_size},
+            {"total_samples", cfg.total_samples},
+            {"optimizer", cfg.optimizer},
+            {"lr", cfg.lr},
+            {"weight_decay", cfg.weight_decay},
+            {"max_grad_norm", cfg.max_grad_norm},
+            {"input_noise", cfg.input_noise},
+            {"seed", cfg.seed},
+            {"name", cfg.name},
+            {"precision", plan.step_options.bf16 ? "bf16" : "fp32"},
+            {"cuda_graph", plan.step_options.cuda_graph},
+            {"fused_step", cfg.fused_step},
+            {"world_size", plan.world}}},
+          {"dataset",
+           {{"pos_scale", manifest.pos_scale()},
+            {"vel_scale", manifest.vel_scale()},
+            {"step_scale", manifest.step_scale()},
+            {"radius", manifest.world.radius},
+            {"width", manifest.world.width},
+            {"height", manifest.world.height},
+            {"num_balls", manifest.world.num_balls},
+            {"ball_counts", manifest.world.ball_counts},
+            {"frame_dt", manifest.world.frame_dt},
+            {"variable_mass", manifest.world.variable_mass},
+            {"preset", manifest.world.preset}}},
+          {"world_identity", datagen::world_identity(manifest).to_json()}};
 }
 
 TrainResult loop(const TrainConfig& cfg, const Plan& plan, Setup& setup, ProcessGroup& group) {
@@ -295,7 +356,7 @@ TrainResult loop(const TrainConfig& cfg, const Plan& plan, Setup& setup, Process
     throw Error(fmt::format("training loss became NaN or infinite at step {} (batch of samples {}..{} of the "
                             "run's data order); stopped; last good checkpoint: {}",
                             bad + 1, bad * global_batch, (bad + 1) * global_batch - 1,
-                            saved_step >= 0 ? fmt::format("'{}' (step {})", last_path, saved_step)
+                            saved_step >= 0         ? fmt::format("'{}' (step {})", last_path, saved_step)
                             : fs::exists(last_path) ? fmt::format("'{}' (from before this run)", last_path)
                                                     : std::string("none written yet")));
   };
@@ -324,8 +385,8 @@ TrainResult loop(const TrainConfig& cfg, const Plan& plan, Setup& setup, Process
       const double secs = seconds();
       if (root) {
         last_val = window_mse(&net, val_t, val_ids);
-        csv_rows.push_back(fmt::format("{},{},{:.9g},{:.9g},{:.9g},{:.3f}", step, step * global_batch,
-                                       last_train, last_val, lr, secs));
+        csv_rows.push_back(fmt::format("{},{},{:.9g},{:.9g},{:.9g},{:.3f}", step, step * global_batch, last_train,
+                                       last_val, lr, secs));
         std::string csv = std::string(kMetricsCsvHeader) + "\n";
         for (const auto& r : csv_rows) csv += r + "\n";
         write_file_atomic(csv_path, csv);
@@ -344,9 +405,9 @@ TrainResult loop(const TrainConfig& cfg, const Plan& plan, Setup& setup, Process
     if (cfg.progress && root) {
       const double rate = (step - start_step) * global_batch / std::max(1e-9, seconds() - elapsed_before);
       progress->update(step, std::isnan(last_val)
-                                ? fmt::format("{:.0f} samples/s (first validation at step {})", rate, eval_every)
-                                : fmt::format("{:.0f} samples/s train {:.3e} val {:.3e} (baseline {:.3e})",
-                                              rate, last_train, last_val, res.baseline_val));
+                                 ? fmt::format("{:.0f} samples/s (first validation at step {})", rate, eval_every)
+                                 : fmt::format("{:.0f} samples/s train {:.3e} val {:.3e} (baseline {:.3e})", rate,
+                                               last_train, last_val, res.baseline_val));
     }
   }
   if (progress) progress->finish();

@@ -26,10 +26,10 @@ void validate_config(const TrainConfig& config);
 struct Plan {
   torch::Device device = torch::kCPU;
   StepOptions step_options;
-  int64_t world = 1;           // processes
-  int64_t global_batch = 0;    // processes x batch_size windows per step
+  int64_t world = 1;         // processes
+  int64_t global_batch = 0;  // processes x batch_size windows per step
   int64_t total_steps = 0;
-  int64_t eval_every = 0;      // steps between validations
+  int64_t eval_every = 0;  // steps between validations
   std::string last_path, best_path, csv_path;
 };
 Plan make_plan(const TrainConfig& config, const torch::Device& device, ProcessGroup& group);
@@ -38,9 +38,9 @@ Plan make_plan(const TrainConfig& config, const torch::Device& device, ProcessGr
 struct Resumed {
   int64_t step = 0;
   double best_val = INFINITY;
-  double elapsed = 0;              // seconds spent before this run
-  double loss_sum = 0;             // the loss accumulator of the interrupted evaluation interval
-  int64_t loss_count = -1;         // -1: none saved
+  double elapsed = 0;                 // seconds spent before this run
+  double loss_sum = 0;                // the loss accumulator of the interrupted evaluation interval
+  int64_t loss_count = -1;            // -1: none saved
   std::vector<std::string> csv_rows;  // the metrics CSV's rows up to `step`
 };
 

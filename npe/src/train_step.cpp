@@ -54,11 +54,31 @@ struct TrainStep::Impl {
 
   Impl(const TrainConfig& c, NPEImpl& n, torch::optim::Optimizer& o, Tensor traj, int64_t total, int64_t start,
        StepOptions so)
-      : cfg(c), net(n), step(start), options(so), world(so.group ? so.group->size() : 1),
+      : cfg(c),
+        net(n),
+        step(start),
+        options(so),
+        world(so.group ? so.group->size() : 1),
         optimizer(o, traj.device()),
         order(traj.size(0) * (traj.size(1) - 2), c.batch_size * world, c.seed, traj.device()),
-        ctx{cfg, n.config().kind, n, traj, total, so, traj.device(), so.group, so.group ? so.group->rank() : 0, world,
-            optimizer, order, {}, {}, {}, {}, {}, {}} {}
+        ctx{cfg,
+            n.config().kind,
+            n,
+            traj,
+            total,
+            so,
+            traj.device(),
+            so.group,
+            so.group ? so.group->rank() : 0,
+            world,
+            optimizer,
+            order,
+            {},
+            {},
+            {},
+            {},
+            {},
+            {}} {}
 
   void refresh_epoch();
 };
@@ -68,14 +88,15 @@ void TrainStep::Impl::refresh_epoch() {
   if (epoch == loaded_epoch) return;
   const std::vector<int64_t>& perm = order.permutation(epoch);
   // A synchronous copy, ordered on the current stream after the steps that read the old one.
-  ctx.perm_t.copy_(torch::from_blob(const_cast<int64_t*>(perm.data()), {static_cast<int64_t>(perm.size())}, torch::kLong));
+  ctx.perm_t.copy_(
+      torch::from_blob(const_cast<int64_t*>(perm.data()), {static_cast<int64_t>(perm.size())}, torch::kLong));
   loaded_epoch = epoch;
 }
 
 TrainStep::TrainStep(const TrainConfig& config, NPEImpl& net, torch::optim::Optimizer& optimizer, Tensor traj,
                      int64_t total_steps, int64_t start_step, StepOptions options) {
   if (options.bf16 && !traj.device().is_cuda())
-    throw Error("--bf16: bf16 autocast is for CUDA training (the CPU path stays float32)");
+    throw FieldError("precision", ": bf16 autocast is for CUDA training (the CPU path stays float32)");
   if (traj.dim() != 4 || traj.size(1) < 3)
     throw Error(fmt::format("train step: expected trajectories [S, T >= 3, N, 5], found {}", c10::str(traj.sizes())));
   if (traj.scalar_type() != torch::kFloat32 || !traj.is_contiguous())

@@ -21,14 +21,19 @@ TEST(Io, AtomicWriteReplacesOnlyOnSuccess) {
   const std::string p = dir / "sub/file.txt";
   write_file_atomic(p, "first");
   EXPECT_EQ(read_file(p), "first");
-  EXPECT_THROW(write_file_atomic(p, [](std::FILE* f) {
-                 std::fputs("partial", f);
-                 throw Error("boom");
-               }),
+  EXPECT_THROW(write_file_atomic(
+                   p,
+                   [](std::FILE* f) {
+    std::fputs("partial", f);
+    throw Error("boom");
+                   }),
                Error);
   EXPECT_EQ(read_file(p), "first");  // the old content survives a failed write
   int entries = 0;
-  for (auto& e : fs::directory_iterator(dir.path / "sub")) { (void)e; ++entries; }
+  for (auto& e : fs::directory_iterator(dir.path / "sub")) {
+    (void)e;
+    ++entries;
+  }
   EXPECT_EQ(entries, 1);  // no temporary file left behind
 }
 
@@ -88,7 +93,7 @@ TEST(Io, CommitRemovesTemporaryFilesOfDeadWriters) {
   ASSERT_EQ(::waitpid(dead, &status, 0), dead);  // reaped: its pid names no process now
   const fs::path stale = dir.path / fmt::format(".x.npy.tmp.{}", dead);
   const fs::path live = dir.path / fmt::format(".x.npy.tmp.{}", ::getppid());  // our parent runs
-  const fs::path other = dir.path / fmt::format(".y.npy.tmp.{}", dead);          // another file's
+  const fs::path other = dir.path / fmt::format(".y.npy.tmp.{}", dead);        // another file's
   for (const auto& f : {stale, live, other}) write_file_atomic(f, "partial");
   write_file_atomic(p, "complete");
   EXPECT_FALSE(fs::exists(stale));

@@ -75,8 +75,8 @@ TEST(Box2dSim, LightBallTrappedAgainstTheWallKeepsEnergy) {
   const uint64_t seed = test::fresh_seed();
   Rng rng(seed, 0);
   const double x = rng.uniform(200, 600), gap = rng.uniform(0.2, 2.0);
-  auto traj = simulate_box2d_px(d, {{x, 60 + gap, rng.uniform(-3, 3), 0, 1},
-                                    {x + rng.uniform(-5, 5), 300, 0, -rng.uniform(40, 60), 25}});
+  auto traj = simulate_box2d_px(
+      d, {{x, 60 + gap, rng.uniform(-3, 3), 0, 1}, {x + rng.uniform(-5, 5), 300, 0, -rng.uniform(40, 60), 25}});
   auto energy = [](const std::vector<BallInit>& f) {
     double e = 0;
     for (const BallInit& b : f) e += 0.5 * b.mass * (b.vx * b.vx + b.vy * b.vy);

@@ -292,18 +292,27 @@ TEST(Dataset, ManifestPartsAreChecked) {
   ASSERT_GE(good["splits"][0]["parts"].size(), 2u);
   using Mutation = std::function<void(nlohmann::json&)>;
   const std::vector<std::tuple<const char*, Mutation, std::vector<std::string>>> cases = {
-      {"path", [](nlohmann::json& s) { s["parts"][1]["file"] = "../x.npy"; },
+      {"path",
+       [](nlohmann::json& s) { s["parts"][1]["file"] = "../x.npy"; },
        {"split 'train' part 1", "file name beside the manifest", "../x.npy"}},
       {"absolute", [](nlohmann::json& s) { s["parts"][0]["file"] = "/tmp/x.npy"; }, {"part 0", "/tmp/x.npy"}},
-      {"gap", [](nlohmann::json& s) { s["parts"][1]["first_scene"] = s["parts"][1]["first_scene"].get<int64_t>() + 1; },
+      {"gap",
+       [](nlohmann::json& s) { s["parts"][1]["first_scene"] = s["parts"][1]["first_scene"].get<int64_t>() + 1; },
        {"split 'train' part 1", "tile"}},
       {"empty part", [](nlohmann::json& s) { s["parts"][0]["scenes"] = 0; }, {"part 0", "has 0 scenes", "tile"}},
-      {"too many scenes", [](nlohmann::json& s) { s["parts"].back()["scenes"] = s["parts"].back()["scenes"].get<int64_t>() + 1; },
+      {"too many scenes",
+       [](nlohmann::json& s) { s["parts"].back()["scenes"] = s["parts"].back()["scenes"].get<int64_t>() + 1; },
        {"split 'train' part", "tile"}},
-      {"part left out", [](nlohmann::json& s) { s["parts"].erase(s["parts"].size() - 1); }, {"split 'train'", "parts hold"}},
+      {"part left out",
+       [](nlohmann::json& s) { s["parts"].erase(s["parts"].size() - 1); },
+       {"split 'train'", "parts hold"}},
       {"file and parts", [](nlohmann::json& s) { s["file"] = "x.npy"; }, {"split 'train'", "found both"}},
-      {"no parts", [](nlohmann::json& s) { s["parts"] = nlohmann::json::array(); }, {"split 'train'", "non-empty array"}},
-      {"part field", [](nlohmann::json& s) { s["parts"][0].erase("scenes"); }, {"splits[train].parts[0].scenes", "missing"}},
+      {"no parts",
+       [](nlohmann::json& s) { s["parts"] = nlohmann::json::array(); },
+       {"split 'train'", "non-empty array"}},
+      {"part field",
+       [](nlohmann::json& s) { s["parts"][0].erase("scenes"); },
+       {"splits[train].parts[0].scenes", "missing"}},
   };
   for (const auto& [name, mutate, needles] : cases) {
     nlohmann::json j = good;

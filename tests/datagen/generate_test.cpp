@@ -116,7 +116,7 @@ TEST(Generate, BadParametersAreRefusedBeforeWork) {
 TEST(Generate, ShardsMergedAreASingleRunByteForByte) {
   for (int trial = 0; trial < 4; ++trial) {
     const uint64_t seed = test::fresh_seed();
-    const int64_t S = 3 + static_cast<int64_t>(seed % 38);               // [3, 40]
+    const int64_t S = 3 + static_cast<int64_t>(seed % 38);                              // [3, 40]
     const int64_t N = 1 + static_cast<int64_t>((seed >> 8) % std::min<int64_t>(7, S));  // [1, min(7, S)]
     SCOPED_TRACE(fmt::format("S = {} scenes, N = {} shards, seed {}", S, N, seed));
     std::fprintf(stderr, "[shards] S = %lld, N = %lld, seed %llu\n", static_cast<long long>(S),
@@ -168,8 +168,11 @@ TEST(Generate, ShardsMergedAreASingleRunByteForByte) {
 // The shards tile [0, S) in order, each S / N or S / N + 1 scenes, for counts up to 10^12 scenes.
 TEST(Generate, ShardRangesTileTheScenes) {
   const uint64_t seed = test::fresh_seed();
-  for (const auto& [S, N] : {std::pair<int64_t, int64_t>{3, 3}, {40, 7}, {static_cast<int64_t>(3 + seed % 1000), 1 + static_cast<int64_t>(seed % 3)},
-                             {1000000000000, 999983}, {1000000000000 - static_cast<int64_t>(seed % 1000), 1000}}) {
+  for (const auto& [S, N] : {std::pair<int64_t, int64_t>{3, 3},
+                             {40, 7},
+                             {static_cast<int64_t>(3 + seed % 1000), 1 + static_cast<int64_t>(seed % 3)},
+                             {1000000000000, 999983},
+                             {1000000000000 - static_cast<int64_t>(seed % 1000), 1000}}) {
     int64_t next = 0;
     for (int64_t k = 0; k < N; k += std::max<int64_t>(1, N / 5000)) {  // every shard, or 5000 of them
       const SceneRange r = shard_range(S, k, N);
@@ -183,8 +186,8 @@ TEST(Generate, ShardRangesTileTheScenes) {
     EXPECT_EQ(last.first + last.count, S) << S << " " << N;
     EXPECT_EQ(shard_range(S, 0, N).first, 0);
   }
-  EXPECT_NE(error_of([] { shard_range(5, 0, 6); }).find("--num_scenes (5)"), std::string::npos);
-  EXPECT_NE(error_of([] { shard_range(5, 2, 2); }).find("--shard 2/2"), std::string::npos);
+  EXPECT_NE(error_of([] { shard_range(5, 0, 6); }).find("num_scenes (5)"), std::string::npos);
+  EXPECT_NE(error_of([] { shard_range(5, 2, 2); }).find("shard 2/2"), std::string::npos);
 }
 
 // --shard's text: clear errors naming --shard, what was expected and what was found.
@@ -197,11 +200,15 @@ TEST(Generate, ParseShardErrorsNameTheFlag) {
   EXPECT_EQ(c.shard, 0);
   EXPECT_EQ(c.num_shards, 1);
   for (const auto& [text, needle] : {std::pair<const char*, const char*>{"3/2", "found k = 3 with N = 2"},
-                                     {"-1/4", "found '-1/4'"}, {"a/b", "found 'a/b'"}, {"1/0", "found N = 0"},
-                                     {"", "found ''"}, {"1/2/3", "found '1/2/3'"}, {"2", "found '2'"},
+                                     {"-1/4", "found '-1/4'"},
+                                     {"a/b", "found 'a/b'"},
+                                     {"1/0", "found N = 0"},
+                                     {"", "found ''"},
+                                     {"1/2/3", "found '1/2/3'"},
+                                     {"2", "found '2'"},
                                      {"99999999999999999999/3", "found '99999999999999999999/3'"}}) {
     const std::string e = error_of([&, text = text] { parse_shard(text, c); });
-    EXPECT_NE(e.find("--shard"), std::string::npos) << e;
+    EXPECT_NE(e.find("shard"), std::string::npos) << e;
     EXPECT_NE(e.find(needle), std::string::npos) << e;
     EXPECT_TRUE(e.find("0 <= k < N") != std::string::npos || e.find("N >= 1") != std::string::npos) << e;
   }
@@ -214,12 +221,12 @@ TEST(Generate, ShardDiskCheckIsForItsShare) {
   c.shard = 3;
   c.num_shards = 10;  // 10^11 scenes each: 64 TB
   const std::string e = error_of([&] { generate_dataset(c); });
-  EXPECT_NE(e.find("--shard 3/10"), std::string::npos) << e;
+  EXPECT_NE(e.find("shard 3/10"), std::string::npos) << e;
   EXPECT_NE(e.find("shard (100000000000 scenes)"), std::string::npos) << e;
   EXPECT_NE(e.find("GiB"), std::string::npos) << e;
   EXPECT_FALSE(fs::exists(manifest_path(shard_prefix(c.out_prefix, 3, 10))));  // refused before any file
   c.shard = 10;
-  EXPECT_NE(error_of([&] { generate_dataset(c); }).find("--shard 10/10"), std::string::npos);
+  EXPECT_NE(error_of([&] { generate_dataset(c); }).find("shard 10/10"), std::string::npos);
 }
 
 // The merge refuses a missing shard, a shard of another seed, world or scene count, a shard
@@ -283,7 +290,7 @@ TEST(Generate, MergeRefusesMissingOrInconsistentShards) {
   expect("range", {"shard-00001-of-00003.json", "shard.first_scene"});
   write_file_atomic(shard_json(1, 3), good1);
   EXPECT_NO_THROW(merge_shards(p, 3));
-  EXPECT_NE(error_of([&] { merge_shards(p, 0); }).find("--merge_shards"), std::string::npos);
+  EXPECT_NE(error_of([&] { merge_shards(p, 0); }).find("merge_shards"), std::string::npos);
 }
 
 }  // namespace

@@ -19,15 +19,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string npy = npe::fuzz::bytes(data + 4 + len, size - 4 - len);
   npe::fuzz::expect_npe_error([&] {
     const npe::datagen::Manifest m = npe::datagen::parse_manifest(manifest, "fuzz.json");
-    const npe::datagen::Trajectories t =
-        npe::datagen::check_split(m, "train", npe::parse_npy_f32(npy, "fuzz_train.npy"), "fuzz_train.npy");
+    const npe::datagen::Trajectories t = npe::datagen::check_split(
+        m, "train", npe::parse_npy_f32(npy, "fuzz_train.npy"), "fuzz_train.npy");
     // what the trainers do next with an accepted split: count each scene's balls
     for (int64_t s = 0; s < t.scenes; ++s)
       if (t.balls_in(s) < 1 || t.balls_in(s) > t.num_balls) std::abort();
   });
   return npe::fuzz::expect_npe_error([&] {
-    const npe::datagen::Manifest m =
-        npe::datagen::Manifest::from_json(npe::parse_json(manifest, "fuzz.json", "a shard manifest"), "fuzz.json", true);
+    const npe::datagen::Manifest m = npe::datagen::Manifest::from_json(
+        npe::parse_json(manifest, "fuzz.json", "a shard manifest"), "fuzz.json", true);
     if (m.shard.count < 1 || m.shard.index < 0 || m.shard.index >= m.shard.count) std::abort();
   });
 }

@@ -5,7 +5,8 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   return npe::fuzz::expect_npe_error([&] {
-    const npe::rollout::LaunchProblem p = npe::rollout::LaunchProblem::from_json_text(npe::fuzz::bytes(data, size), "fuzz.json");
+    const npe::rollout::LaunchProblem p = npe::rollout::LaunchProblem::from_json_text(npe::fuzz::bytes(data, size),
+                                                                                      "fuzz.json");
     if (p.shooter == p.target_ball || p.balls.size() < 2) std::abort();
   });
 }

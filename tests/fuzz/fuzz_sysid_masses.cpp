@@ -7,7 +7,8 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   return npe::fuzz::expect_npe_error([&] {
-    const auto m = npe::rollout::parse_identified_masses(npe::fuzz::bytes(data, size), "fuzz.json", "--sim_masses", 3, 4);
+    const auto m = npe::rollout::parse_identified_masses(npe::fuzz::bytes(data, size), "fuzz.json", "--sim_masses", 3,
+                                                         4);
     if (m.size() != 3) std::abort();
     for (const auto& row : m)
       for (double v : row)

@@ -53,8 +53,8 @@ struct Collision {
 
 // Head-on collision along x of balls of mass m1 (moving at u1) and m2 (at u2), far from walls.
 Collision head_on(double m1, double m2, double u1, double u2, int substeps, double offset = 0) {
-  Scene sc = explicit_scene({{400 - 70 + offset, 1000, u1, 0, m1}, {400 + 70, 1000, u2, 0, m2}},
-                            60, 2000, 2000, 200, substeps);
+  Scene sc = explicit_scene({{400 - 70 + offset, 1000, u1, 0, m1}, {400 + 70, 1000, u2, 0, m2}}, 60, 2000, 2000, 200,
+                            substeps);
   double p0x, p0y, p1x, p1y;
   momentum(sc.spec, sc.state, 0, p0x, p0y);
   const double e0 = kinetic_energy(sc.spec, sc.state, 0);
@@ -107,7 +107,7 @@ TEST(CpuEngine, ObliqueCollisionConvergesToTheElasticImpulse) {
     return std::array<double, 4>{sc.state.vx[0], sc.state.vy[0], sc.state.vx[1], sc.state.vy[1]};
   };
   const double nx = std::sqrt(4 * r * r - b * b) / (2 * r), ny = -b / (2 * r);  // from 0 to 1
-  const double j = 2 * m1 * m2 / (m1 + m2) * (u * nx);  // impulse magnitude on ball 1 along n
+  const double j = 2 * m1 * m2 / (m1 + m2) * (u * nx);                          // impulse magnitude on ball 1 along n
   const std::array<double, 4> ideal{u - j / m1 * nx, -j / m1 * ny, j / m2 * nx, j / m2 * ny};
   auto err = [&](const std::array<double, 4>& o) {
     double e = 0;
@@ -248,7 +248,7 @@ TEST(CpuEngine, RejectsMismatchedStateAndBadSpecs) {
     validate(bad);
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("--substeps"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("substeps"), std::string::npos) << e.what();
   }
   bad = sc.spec;
   bad.mass[0] = -1;

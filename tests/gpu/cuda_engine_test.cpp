@@ -16,10 +16,10 @@
 namespace npe::gpu {
 namespace {
 
-#define NPE_REQUIRE_CUDA()                                   \
-  do {                                                       \
-    std::string why;                                         \
-    if (!cuda_available(&why)) GTEST_SKIP() << why;          \
+#define NPE_REQUIRE_CUDA()                          \
+  do {                                              \
+    std::string why;                                \
+    if (!cuda_available(&why)) GTEST_SKIP() << why; \
   } while (0)
 
 template <class T>
@@ -118,8 +118,8 @@ TEST(CudaEngine, Float32StaysCloseToTheFloat64Reference) {
     const double ev99 = ev[static_cast<size_t>(0.99 * (ev.size() - 1))];
     std::printf("[float32 vs float64, %d x %d substeps, %lld scenes] max |dx| %.3g px (bound %.3g); "
                 "max |dv| %.3g px/s (bound %.3g), 99%% of scenes %.3g px/s (bound %.3g)\n",
-                frames, sc.spec.substeps, static_cast<long long>(sc.spec.num_scenes), ex.back(), tol_x,
-                ev.back(), tol_v, ev99, tol_v99);
+                frames, sc.spec.substeps, static_cast<long long>(sc.spec.num_scenes), ex.back(), tol_x, ev.back(),
+                tol_v, ev99, tol_v99);
     EXPECT_LT(ex.back(), tol_x) << frames << " frames";
     EXPECT_LT(ev.back(), tol_v) << frames << " frames";
     EXPECT_LT(ev99, tol_v99) << frames << " frames";

@@ -44,11 +44,14 @@ void check_backend_equality(const Scene& sc, int frames, int k, uint64_t seed) {
   r.checkpoint_every = k;
   datagen::Rng rng(seed, 1);
   Host<T> h;
-  for (const auto* v : {&sc.state.x, &sc.state.y, &sc.state.vx, &sc.state.vy}) h.init.insert(h.init.end(), v->begin(), v->end());
+  for (const auto* v : {&sc.state.x, &sc.state.y, &sc.state.vx, &sc.state.vy})
+    h.init.insert(h.init.end(), v->begin(), v->end());
   h.mass.assign(spec.mass.begin(), spec.mass.end());
   h.radius.assign(spec.radius.begin(), spec.radius.end());
-  for (int64_t s = 0; s < S; ++s) h.damping.push_back(static_cast<T>(dashpot(rng.uniform(0.5, 1.0), spec.contact_omega)));
-  for (int64_t i = 0; i < static_cast<int64_t>(frames) * 2 * n; ++i) h.controls.push_back(static_cast<T>(rng.uniform(-200, 200)));
+  for (int64_t s = 0; s < S; ++s)
+    h.damping.push_back(static_cast<T>(dashpot(rng.uniform(0.5, 1.0), spec.contact_omega)));
+  for (int64_t i = 0; i < static_cast<int64_t>(frames) * 2 * n; ++i)
+    h.controls.push_back(static_cast<T>(rng.uniform(-200, 200)));
   std::vector<T> w(static_cast<size_t>(frames + 1) * 4 * n);
   for (T& v : w) v = static_cast<T>(rng.uniform(-1, 1));
   const size_t traj_n = w.size(), ckpt_n = static_cast<size_t>(r.num_checkpoints(spec)) * 4 * n;
@@ -59,9 +62,11 @@ void check_backend_equality(const Scene& sc, int frames, int k, uint64_t seed) {
   std::vector<uint32_t> words(words_n);
   const DiffInputs<T> in{h.init.data(), h.mass.data(), h.radius.data(), h.damping.data(), h.controls.data()};
   diff_forward_cpu(spec, r, in, traj.data(), ckpt.data(), words.data(), 0);
-  Host<T> g{std::vector<T>(h.init.size()), std::vector<T>(n), std::vector<T>(n), std::vector<T>(S), std::vector<T>(h.controls.size())};
+  Host<T> g{std::vector<T>(h.init.size()), std::vector<T>(n), std::vector<T>(n), std::vector<T>(S),
+            std::vector<T>(h.controls.size())};
   diff_backward_cpu(spec, r, in, ckpt.data(), words.data(), w.data(),
-                    DiffGrads<T>{g.init.data(), g.mass.data(), g.radius.data(), g.damping.data(), g.controls.data()}, 0);
+                    DiffGrads<T>{g.init.data(), g.mass.data(), g.radius.data(), g.damping.data(), g.controls.data()},
+                    0);
 
   // CUDA
   void* st = nullptr;
@@ -70,15 +75,18 @@ void check_backend_equality(const Scene& sc, int frames, int k, uint64_t seed) {
   DeviceBuffer d_traj(traj_n * sizeof(T)), d_ckpt(ckpt_n * sizeof(T)), d_words(words_n * sizeof(uint32_t));
   d_traj.fill_nan();
   d_words.fill_nan();
-  const DiffInputs<T> din{static_cast<T*>(d_init->get()), static_cast<T*>(d_mass->get()), static_cast<T*>(d_radius->get()),
-                          static_cast<T*>(d_damping->get()), static_cast<T*>(d_controls->get())};
+  const DiffInputs<T> din{static_cast<T*>(d_init->get()), static_cast<T*>(d_mass->get()),
+                          static_cast<T*>(d_radius->get()), static_cast<T*>(d_damping->get()),
+                          static_cast<T*>(d_controls->get())};
   diff_forward_cuda(spec, r, din, static_cast<T*>(d_traj.get()), static_cast<T*>(d_ckpt.get()),
                     static_cast<uint32_t*>(d_words.get()), st);
-  DeviceBuffer g_init(h.init.size() * sizeof(T)), g_mass(n * sizeof(T)), g_radius(n * sizeof(T)), g_damping(S * sizeof(T)),
-      g_controls(h.controls.size() * sizeof(T)), scratch(static_cast<size_t>(r.resolved_k(spec)) * 4 * n * sizeof(T));
+  DeviceBuffer g_init(h.init.size() * sizeof(T)), g_mass(n * sizeof(T)), g_radius(n * sizeof(T)),
+      g_damping(S * sizeof(T)), g_controls(h.controls.size() * sizeof(T)),
+      scratch(static_cast<size_t>(r.resolved_k(spec)) * 4 * n * sizeof(T));
   auto same = [](const std::vector<T>& a, const std::vector<T>& b, const std::string& what) {
     ASSERT_EQ(a.size(), b.size());
-    EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(T))) << what << (sizeof(T) == 4 ? " float" : " double");
+    EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(T)))
+        << what << (sizeof(T) == 4 ? " float" : " double");
   };
   same(to_host<T>(d_traj, traj_n, st), traj, "trajectory");
   std::vector<uint32_t> d_words_h(words_n);
@@ -89,11 +97,12 @@ void check_backend_equality(const Scene& sc, int frames, int k, uint64_t seed) {
   // a contact), and without them (every substep): the CPU's bits either way
   for (const bool dense : {false, true}) {
     for (DeviceBuffer* b : {&g_init, &g_mass, &g_radius, &g_damping, &g_controls, &scratch}) b->fill_nan();
-    diff_backward_cuda(spec, r, din, static_cast<T*>(d_ckpt.get()), dense ? nullptr : static_cast<const uint32_t*>(d_words.get()),
-                       static_cast<T*>(d_w->get()),
-                       DiffGrads<T>{static_cast<T*>(g_init.get()), static_cast<T*>(g_mass.get()), static_cast<T*>(g_radius.get()),
-                                    static_cast<T*>(g_damping.get()), static_cast<T*>(g_controls.get())},
-                       static_cast<T*>(scratch.get()), st);
+    diff_backward_cuda(
+        spec, r, din, static_cast<T*>(d_ckpt.get()), dense ? nullptr : static_cast<const uint32_t*>(d_words.get()),
+        static_cast<T*>(d_w->get()),
+        DiffGrads<T>{static_cast<T*>(g_init.get()), static_cast<T*>(g_mass.get()), static_cast<T*>(g_radius.get()),
+                     static_cast<T*>(g_damping.get()), static_cast<T*>(g_controls.get())},
+        static_cast<T*>(scratch.get()), st);
     const std::string tag = dense ? " (dense)" : " (contact words)";
     same(to_host<T>(g_init, h.init.size(), st), g.init, "init gradient" + tag);
     same(to_host<T>(g_mass, n, st), g.mass, "mass gradient" + tag);

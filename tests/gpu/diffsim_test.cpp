@@ -52,7 +52,8 @@ struct Problem {
             std::vector<T>(damping.size()), std::vector<T>(controls.size())};
     diff_backward_cpu(spec, rollout, inputs(), ckpt.data(), dense ? nullptr : words.data(), traj_bar.data(),
                       DiffGrads<T>{g.init.data(), g.mass.data(), g.radius.data(), g.damping.data(),
-                                   controls.empty() ? nullptr : g.controls.data()}, 2);
+                                   controls.empty() ? nullptr : g.controls.data()},
+                      2);
     return g;
   }
 };
@@ -63,14 +64,17 @@ Problem<T> from_scene(const Scene& sc, int frames, double restitution, bool cont
   p.spec = sc.spec;
   p.rollout.frames = frames;
   const int64_t n = sc.spec.num_bodies();
-  for (const auto* v : {&sc.state.x, &sc.state.y, &sc.state.vx, &sc.state.vy}) p.init.insert(p.init.end(), v->begin(), v->end());
+  for (const auto* v : {&sc.state.x, &sc.state.y, &sc.state.vx, &sc.state.vy})
+    p.init.insert(p.init.end(), v->begin(), v->end());
   p.mass.assign(sc.spec.mass.begin(), sc.spec.mass.end());
   p.radius.assign(sc.spec.radius.begin(), sc.spec.radius.end());
   datagen::Rng rng(seed, 77);
   for (int64_t s = 0; s < sc.spec.num_scenes; ++s)
-    p.damping.push_back(static_cast<T>(dashpot(restitution < 0 ? rng.uniform(0.5, 1.0) : restitution, sc.spec.contact_omega)));
+    p.damping.push_back(
+        static_cast<T>(dashpot(restitution < 0 ? rng.uniform(0.5, 1.0) : restitution, sc.spec.contact_omega)));
   if (controls)
-    for (int64_t k = 0; k < static_cast<int64_t>(frames) * 2 * n; ++k) p.controls.push_back(static_cast<T>(rng.uniform(-300, 300)));
+    for (int64_t k = 0; k < static_cast<int64_t>(frames) * 2 * n; ++k)
+      p.controls.push_back(static_cast<T>(rng.uniform(-300, 300)));
   return p;
 }
 
@@ -114,8 +118,10 @@ void check_ball_force_bits(uint64_t seed) {
     for (int i = 0; i < n; ++i) {
       T bx, by;
       detail::ball_contact_force(n, i, x[i], y[i], vx[i], vy[i], r[i], m[i], v, p, bx, by);
-      ASSERT_EQ(0, std::memcmp(&bx, &fx[i], sizeof(T))) << "trial " << trial << " ball " << i << ": " << bx << " vs " << fx[i];
-      ASSERT_EQ(0, std::memcmp(&by, &fy[i], sizeof(T))) << "trial " << trial << " ball " << i << ": " << by << " vs " << fy[i];
+      ASSERT_EQ(0, std::memcmp(&bx, &fx[i], sizeof(T)))
+          << "trial " << trial << " ball " << i << ": " << bx << " vs " << fx[i];
+      ASSERT_EQ(0, std::memcmp(&by, &fy[i], sizeof(T)))
+          << "trial " << trial << " ball " << i << ": " << by << " vs " << fy[i];
     }
   }
 }
@@ -157,10 +163,10 @@ double fd_group(Problem<double>& p, std::vector<double>& x, const std::vector<do
     const double x0 = x[k];
     const auto d = test::richardson_derivative(
         [&](double e) {
-          x[k] = x0 + e;
-          const double l = loss(p, w);
-          x[k] = x0;
-          return l;
+      x[k] = x0 + e;
+      const double l = loss(p, w);
+      x[k] = x0;
+      return l;
         },
         h);
     if (!d) {
@@ -215,7 +221,8 @@ TEST(DiffSim, PairAdjointAtCoincidentCentresMatchesDifferences) {
   datagen::Rng rng(test::fresh_seed(), 7);
   for (int trial = 0; trial < 50; ++trial) {
     const double x = rng.uniform(0, 500), y = rng.uniform(0, 500);
-    double vx[2] = {rng.uniform(-300, 300), rng.uniform(-300, 300)}, vy[2] = {rng.uniform(-300, 300), rng.uniform(-300, 300)};
+    double vx[2] = {rng.uniform(-300, 300), rng.uniform(-300, 300)},
+           vy[2] = {rng.uniform(-300, 300), rng.uniform(-300, 300)};
     double r[2] = {rng.uniform(5, 30), rng.uniform(5, 30)}, m[2] = {rng.uniform(1, 25), rng.uniform(1, 25)};
     detail::ContactLaw<double> law{rng.uniform(1e4, 1e6), rng.uniform(1, 300), 0.15, 1 / 0.15};
     const double gi[2] = {rng.uniform(-1, 1), rng.uniform(-1, 1)}, gj[2] = {rng.uniform(-1, 1), rng.uniform(-1, 1)};
@@ -223,12 +230,13 @@ TEST(DiffSim, PairAdjointAtCoincidentCentresMatchesDifferences) {
     // L = (g_i - g_j) . F_i, F_i the force on ball 0 (i) from ball 1 (j)
     auto L = [&] {
       double fx = 0, fy = 0;
-      if (!detail::pair_force(x, y, vx[0], vy[0], r[0], m[0], x, y, vx[1], vy[1], r[1], m[1], i_lower, law, fx, fy)) return 0.0;
+      if (!detail::pair_force(x, y, vx[0], vy[0], r[0], m[0], x, y, vx[1], vy[1], r[1], m[1], i_lower, law, fx, fy))
+        return 0.0;
       return (gi[0] - gj[0]) * fx + (gi[1] - gj[1]) * fy;
     };
     double ax = 0, ay = 0, avx = 0, avy = 0, rbar = 0, mbar = 0, cbar = 0, fdot = 0;
-    detail::pair_adjoint_ball(x, y, vx[0], vy[0], r[0], m[0], x, y, vx[1], vy[1], r[1], m[1], i_lower, law, gi[0], gi[1],
-                              gj[0], gj[1], ax, ay, avx, avy, rbar, mbar, cbar, fdot);
+    detail::pair_adjoint_ball(x, y, vx[0], vy[0], r[0], m[0], x, y, vx[1], vy[1], r[1], m[1], i_lower, law, gi[0],
+                              gi[1], gj[0], gj[1], ax, ay, avx, avy, rbar, mbar, cbar, fdot);
     // (past the onset ramp the force is linear in v, r and c and smooth in m: central
     // differences with steps of about 1e-5 of each scale suffice)
     // A central difference (L(v+h) - L(v-h)) / 2h carries a rounding error of about
@@ -278,7 +286,8 @@ template <class A, class B>
 SceneErrors scene_errors(int64_t S, const A& a, const B& b, double sign_floor) {
   SceneErrors e{std::vector<double>(S, 0.0), std::vector<double>(S, 0.0), std::vector<int>(S, 0)};
   std::vector<double> den(S, 0.0), num2(S, 0.0), den2(S, 0.0);
-  const auto groups = {std::pair{&a.init, &b.init}, {&a.mass, &b.mass}, {&a.radius, &b.radius}, {&a.controls, &b.controls}};
+  const auto groups = {
+      std::pair{&a.init, &b.init}, {&a.mass, &b.mass}, {&a.radius, &b.radius}, {&a.controls, &b.controls}};
   for (const auto& [x, y] : groups)
     for (size_t k = 0; k < x->size(); ++k) den[k % S] = std::max(den[k % S], std::abs((*x)[k]));
   for (const auto& [x, y] : groups)
@@ -327,7 +336,8 @@ TEST(DiffSim, Float32GradientsFollowFloat64WithTheLinearLaw) {
       worst_on = std::max(worst_on, e.worst[s]);
   }
   std::printf("linear law, float32 vs float64 gradients: largest relative error %.2e over %lld scenes; %d "
-              "scenes on another piece\n", worst_on, static_cast<long long>(S - off_piece), off_piece);
+              "scenes on another piece\n",
+              worst_on, static_cast<long long>(S - off_piece), off_piece);
   EXPECT_LE(off_piece, 4);
   EXPECT_LT(worst_on, 1e-2);
 }
@@ -351,7 +361,8 @@ TEST(DiffSim, Float32GradientsFollowFloat64WithTheRamp) {
   for (int64_t s = 0; s < S; ++s)
     if (e.norm[s] < 1e-3) flips += e.flips[s];
   std::printf("ramp, float32 vs float64 gradients (normwise, per scene): median %.2e, 90th percentile %.2e, "
-              "largest %.2e; %d sign flips in the scenes within 1e-3\n", norm[S / 2], norm[S * 9 / 10], norm.back(), flips);
+              "largest %.2e; %d sign flips in the scenes within 1e-3\n",
+              norm[S / 2], norm[S * 9 / 10], norm.back(), flips);
   EXPECT_LT(norm[S / 2], 1e-4);
   EXPECT_LT(norm[S * 9 / 10], 3e-2);
   EXPECT_EQ(flips, 0);
@@ -515,7 +526,7 @@ TEST(DiffSim, WallBounceHasTheAnalyticJacobianOverTheOnsetPhase) {
     Problem<double> p = from_scene<double>(sc, 20, 1.0, false, 0);  // 2 s: the bounce is over
     std::vector<double> w(p.traj_size(), 0.0);
     const size_t last = static_cast<size_t>(p.rollout.frames) * 4;  // [frame][field][1][1]
-    w[last + 0] = 1.0;  // x_T
+    w[last + 0] = 1.0;                                              // x_T
     const auto gx = p.backward(w);
     std::fill(w.begin(), w.end(), 0.0);
     w[last + 2] = 1.0;  // vx_T
@@ -552,8 +563,9 @@ TEST(DiffSim, HeadOnCollisionHasTheElasticJacobianOverTheOnsetPhase) {
                                  g2.init[4], g2.init[5], g2.mass[0], g2.mass[1]};
     });
     // d v1 / d(u1, u2, m1, m2), then d v2 / d(u1, u2, m1, m2)
-    const double expect[8] = {(m1 - m2) / M, 2 * m2 / M, 2 * m2 * (u1 - u2) / (M * M), -2 * m1 * (u1 - u2) / (M * M),
-                              2 * m1 / M, (m2 - m1) / M, 2 * m2 * (u1 - u2) / (M * M), -2 * m1 * (u1 - u2) / (M * M)};
+    const double expect[8] = {
+        (m1 - m2) / M, 2 * m2 / M,    2 * m2 * (u1 - u2) / (M * M), -2 * m1 * (u1 - u2) / (M * M),
+        2 * m1 / M,    (m2 - m1) / M, 2 * m2 * (u1 - u2) / (M * M), -2 * m1 * (u1 - u2) / (M * M)};
     for (int k = 0; k < 8; ++k) {
       std::printf("head-on m %g,%g entry %d: %.5f (%.5f)\n", m1, m2, k, g[k], expect[k]);
       EXPECT_NEAR(g[k], expect[k], 2e-2 * (1 + std::abs(expect[k]))) << "m " << m1 << "," << m2 << " entry " << k;
@@ -593,8 +605,8 @@ TEST(DiffSim, GradientConvergesAsSubstepsGrowAndStiffnessRises) {
   std::vector<double> ramped, linear;
   for (int substeps : {64, 256, 1024, 4096}) {
     const auto a = worst_at(200, 0.15, substeps), b = worst_at(200, 0.0, substeps);
-    std::printf("substeps %5d: ramp 0.15 px: |dv/dx0| %.2e |dv/dv0 + 1| %.2e;  linear law: %.2e %.2e\n",
-                substeps, a[0], a[1], b[0], b[1]);
+    std::printf("substeps %5d: ramp 0.15 px: |dv/dx0| %.2e |dv/dv0 + 1| %.2e;  linear law: %.2e %.2e\n", substeps, a[0],
+                a[1], b[0], b[1]);
     ramped.push_back(std::max(a[0], a[1]));
     linear.push_back(std::max(b[0], b[1]));
   }
@@ -608,8 +620,8 @@ TEST(DiffSim, GradientConvergesAsSubstepsGrowAndStiffnessRises) {
   for (double omega : {200.0, 800.0, 3200.0}) {
     const int substeps = static_cast<int>(std::lround(4096 * std::pow(omega / 200, 1.5)));
     const auto a = worst_at(omega, 0.25 * 2 * std::abs(v0) / omega, substeps);
-    std::printf("omega %6.0f (%d substeps): |dx/dv0 + T| %.2e (pi / omega %.2e), |dv/dv0 + 1| %.2e\n", omega,
-                substeps, a[2], M_PI / omega, a[1]);
+    std::printf("omega %6.0f (%d substeps): |dx/dv0 + T| %.2e (pi / omega %.2e), |dv/dv0 + 1| %.2e\n", omega, substeps,
+                a[2], M_PI / omega, a[1]);
     dxdv.push_back(a[2]);
     EXPECT_LT(a[1], 1e-4);
     EXPECT_NEAR(a[2], M_PI / omega, 0.05 * M_PI / omega);  // the contact's duration
@@ -640,4 +652,3 @@ TEST(DiffSim, RejectsWhatItCannotSimulate) {
 
 }  // namespace
 }  // namespace npe::gpu
-

@@ -27,7 +27,9 @@ Inputs make_inputs(int64_t scenes, int frames, uint64_t seed, torch::Dtype dtype
   Inputs in;
   in.spec = sc.spec;
   auto o = torch::TensorOptions().dtype(torch::kFloat64);
-  auto arr = [&](const std::vector<double>& v) { return torch::tensor(v, o).view({N, scenes}).t().contiguous(); };  // [S, N]
+  auto arr = [&](const std::vector<double>& v) {
+    return torch::tensor(v, o).view({N, scenes}).t().contiguous();
+  };  // [S, N]
   in.init = torch::stack({arr(sc.state.x), arr(sc.state.y), arr(sc.state.vx), arr(sc.state.vy)}, -1).to(dtype);
   in.mass = arr(sc.spec.mass).to(dtype);
   in.radius = arr(sc.spec.radius).to(dtype);
@@ -76,9 +78,10 @@ TEST(DiffSimTorch, ShapesAndGradientsMatchCentralDifferences) {
       worst = std::max(worst, std::abs(*d - grad[k].item<double>()));
       scale = std::max(scale, std::abs(*d));
     }
-    std::printf("torch simulate, %s: gradient vs central differences, relative error %.2e (largest %.2e; %d of %ld left "
-                "out)\n",
-                name, scale > 0 ? worst / scale : 0.0, scale, skipped, static_cast<long>(n));
+    std::printf(
+        "torch simulate, %s: gradient vs central differences, relative error %.2e (largest %.2e; %d of %ld left "
+        "out)\n",
+        name, scale > 0 ? worst / scale : 0.0, scale, skipped, static_cast<long>(n));
     // entries whose steps straddle an end of a contact's onset ramp are left out; at least a third
     // must be checked. Over 3000 runs (15000 checks) of 12 entries spread over the scenes, 1 in 60
     // checks left out 3, 1 in 400 left out 4, 1 in 2000 left out 5; 7 was the most, and 3 of 5
@@ -106,10 +109,22 @@ TEST(DiffSimTorch, BadArgumentsAreNamed) {
     }
     return std::string("no error");
   };
-  EXPECT_NE(msg([&] { simulate(in.spec, in.init, {in.mass.t(), in.radius, in.restitution}, {}, 2); }).find("params.mass"), std::string::npos);
-  EXPECT_NE(msg([&] { simulate(in.spec, in.init, {in.mass, in.radius.to(torch::kFloat64), in.restitution}, {}, 2); }).find("params.radius"), std::string::npos);
-  EXPECT_NE(msg([&] { simulate(in.spec, in.init, {in.mass, in.radius, in.restitution + 1}, {}, 2); }).find("restitution"), std::string::npos);
-  EXPECT_NE(msg([&] { simulate(in.spec, in.init, {in.mass, in.radius, in.restitution}, in.controls, 5); }).find("controls"), std::string::npos);
+  EXPECT_NE(msg([&] {
+              simulate(in.spec, in.init, {in.mass.t(), in.radius, in.restitution}, {}, 2);
+            }).find("params.mass"),
+            std::string::npos);
+  EXPECT_NE(msg([&] {
+              simulate(in.spec, in.init, {in.mass, in.radius.to(torch::kFloat64), in.restitution}, {}, 2);
+            }).find("params.radius"),
+            std::string::npos);
+  EXPECT_NE(msg([&] {
+              simulate(in.spec, in.init, {in.mass, in.radius, in.restitution + 1}, {}, 2);
+            }).find("restitution"),
+            std::string::npos);
+  EXPECT_NE(msg([&] {
+              simulate(in.spec, in.init, {in.mass, in.radius, in.restitution}, in.controls, 5);
+            }).find("controls"),
+            std::string::npos);
 }
 
 TEST(DiffSimTorch, CudaEqualsCpu) {

@@ -106,8 +106,10 @@ TEST(ClassicFused, LayoutIsTheModelsParameterOrder) {
     const int l = static_cast<int>(t / 2);
     const auto& p = named[t].value();
     EXPECT_EQ(offset, t % 2 == 0 ? fused::weight_offset(l) : fused::bias_offset(l)) << named[t].key();
-    if (t % 2 == 0) EXPECT_EQ(p.sizes(), torch::IntArrayRef({fused::layer_out(l), fused::layer_in(l)})) << named[t].key();
-    else EXPECT_EQ(p.sizes(), torch::IntArrayRef({fused::layer_out(l)})) << named[t].key();
+    if (t % 2 == 0)
+      EXPECT_EQ(p.sizes(), torch::IntArrayRef({fused::layer_out(l), fused::layer_in(l)})) << named[t].key();
+    else
+      EXPECT_EQ(p.sizes(), torch::IntArrayRef({fused::layer_out(l)})) << named[t].key();
     offset += p.numel();
   }
   EXPECT_EQ(offset, fused::kParams);
@@ -220,14 +222,15 @@ TEST(ClassicFusedCuda, KernelsGiveTheCpuReferenceBitForBit) {
       if (fused::block_smem_bytes(wpb, N) > smem) continue;
       const std::vector<float> params = flat_parameters(*p.net);
       std::vector<float> want(fused::kParams);
-      const float want_loss =
-          fused::classic_loss_grad_cpu(p.batch(p.traj, p.perm), p.step, wpb, params.data(), want.data());
+      const float want_loss = fused::classic_loss_grad_cpu(p.batch(p.traj, p.perm), p.step, wpb, params.data(),
+                                                           want.data());
 
       p.net->to(torch::kCUDA);
       const auto traj = p.traj.to(torch::kCUDA), perm = p.perm.to(torch::kCUDA);
       const auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(torch::kCUDA);
       const int blocks = (B + wpb - 1) / wpb;
-      auto grad = torch::full({fused::kParams}, NAN, f32), partial = torch::full({fused::partial_floats(blocks)}, NAN, f32);
+      auto grad = torch::full({fused::kParams}, NAN, f32),
+           partial = torch::full({fused::partial_floats(blocks)}, NAN, f32);
       auto loss = torch::zeros({2}, f32);
       auto step = torch::full({}, p.step, torch::TensorOptions().dtype(torch::kLong).device(torch::kCUDA));
       fused::StepState st{};
@@ -306,15 +309,18 @@ TEST(ClassicFusedCuda, UpdateFollowsTheOptimizersFormulas) {
       const double n = 5, bc1 = 1 - std::pow(0.9, n), bc2 = 1 - std::pow(0.999, n);
       auto Pd = P;
       auto g2 = G;
-      if (k.kind == fused::Update::AdamW) Pd = P - rate * wd * P;
-      else g2 = G + wd * P;
+      if (k.kind == fused::Update::AdamW)
+        Pd = P - rate * wd * P;
+      else
+        g2 = G + wd * P;
       const auto a1 = 0.9 * M1 + 0.1 * g2, a2 = 0.999 * M2 + 0.001 * g2 * g2;
       want = Pd - (rate / bc1) * a1 / (a2.sqrt() / std::sqrt(bc2) + 1e-8);
     }
     const double moved = (want - P).abs().max().item<double>();
     const double err = (p.cpu().to(torch::kFloat64) - want).abs().max().item<double>();
     // float32 rounding of the update (relative) and of the parameter itself (a few ulps)
-    EXPECT_LT(err, 1e-5 * moved + 1e-7 * P.abs().max().item<double>()) << static_cast<int>(k.kind) << ": moved " << moved;
+    EXPECT_LT(err, 1e-5 * moved + 1e-7 * P.abs().max().item<double>())
+        << static_cast<int>(k.kind) << ": moved " << moved;
     EXPECT_NEAR(lr.item<double>(), rate, 1e-7 * rate);
     EXPECT_EQ(step.item<int64_t>(), k.step + 1);
     EXPECT_EQ(opt_steps.item<float>(), 5.0f);
@@ -364,7 +370,8 @@ TEST(ClassicFusedCuda, TrainStepFollowsLibtorchsStep) {
         loss[run][interval] = steps[run]->take_mean_loss();
       }
     for (int interval = 0; interval < 4; ++interval)
-      EXPECT_NEAR(loss[0][interval], loss[1][interval], 1e-3 * loss[1][interval]) << optimizer << " interval " << interval;
+      EXPECT_NEAR(loss[0][interval], loss[1][interval], 1e-3 * loss[1][interval])
+          << optimizer << " interval " << interval;
     EXPECT_TRUE(steps[0]->captured());
     EXPECT_EQ(steps[0]->step(), 40);
     EXPECT_NEAR(steps[0]->lr(), steps[1]->lr(), 1e-7 * cfg.lr);

@@ -49,10 +49,15 @@ TEST(DistEnv, TorchrunVariables) {
   std::mt19937_64 rng(test::fresh_seed());
   const int world = 2 + static_cast<int>(rng() % 30), rank = static_cast<int>(rng() % world);
   const int local = rank % 8, port = 1024 + static_cast<int>(rng() % 60000);
-  const DistEnv e = parse({{"RANK", std::to_string(rank)}, {"WORLD_SIZE", std::to_string(world)},
-                           {"LOCAL_RANK", std::to_string(local)}, {"MASTER_ADDR", "node17"},
-                           {"MASTER_PORT", std::to_string(port)}, {"TORCHELASTIC_USE_AGENT_STORE", "True"},
-                           {"TORCHELASTIC_RESTART_COUNT", "3"}, {"SLURM_NTASKS", "99"}, {"SLURM_PROCID", "98"}});
+  const DistEnv e = parse({{"RANK", std::to_string(rank)},
+                           {"WORLD_SIZE", std::to_string(world)},
+                           {"LOCAL_RANK", std::to_string(local)},
+                           {"MASTER_ADDR", "node17"},
+                           {"MASTER_PORT", std::to_string(port)},
+                           {"TORCHELASTIC_USE_AGENT_STORE", "True"},
+                           {"TORCHELASTIC_RESTART_COUNT", "3"},
+                           {"SLURM_NTASKS", "99"},
+                           {"SLURM_PROCID", "98"}});
   EXPECT_TRUE(e.distributed());
   EXPECT_EQ(e.launcher, "env");  // RANK/WORLD_SIZE win over Slurm's variables
   EXPECT_EQ(e.rank, rank);
@@ -71,8 +76,8 @@ TEST(DistEnv, TorchrunVariables) {
 }
 
 TEST(DistEnv, SlurmVariables) {
-  const DistEnv e = parse({{"SLURM_NTASKS", "8"}, {"SLURM_PROCID", "5"}, {"SLURM_LOCALID", "1"},
-                           {"MASTER_ADDR", "gpu-a01"}});
+  const DistEnv e = parse(
+      {{"SLURM_NTASKS", "8"}, {"SLURM_PROCID", "5"}, {"SLURM_LOCALID", "1"}, {"MASTER_ADDR", "gpu-a01"}});
   EXPECT_EQ(e.launcher, "slurm");
   EXPECT_EQ(e.world_size, 8);
   EXPECT_EQ(e.rank, 5);
@@ -88,7 +93,8 @@ TEST(DistEnv, BadValuesNameTheVariable) {
   expect_error({{"RANK", "one"}, {"WORLD_SIZE", "2"}}, {"RANK", "expected an integer", "'one'"});
   expect_error({{"RANK", "0"}, {"WORLD_SIZE", "0"}}, {"WORLD_SIZE", "found '0'"});
   expect_error({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"LOCAL_RANK", "-1"}}, {"LOCAL_RANK", "'-1'"});
-  expect_error({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_PORT", "70000"}}, {"MASTER_PORT", "[1, 65535]", "'70000'"});
+  expect_error({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_PORT", "70000"}},
+               {"MASTER_PORT", "[1, 65535]", "'70000'"});
   expect_error({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", ""}}, {"MASTER_ADDR", "empty"});
   expect_error({{"SLURM_NTASKS", "4"}, {"SLURM_PROCID", "4"}, {"MASTER_ADDR", "h"}}, {"SLURM_PROCID", "[0, 4)"});
 }
@@ -188,9 +194,10 @@ class DistributedCuda : public ::testing::Test {
     const int port = test::free_tcp_port();
     std::string script;
     for (int r = 0; r < world; ++r)
-      script += fmt::format("(RANK={0} LOCAL_RANK={0} WORLD_SIZE={1} MASTER_ADDR=127.0.0.1 MASTER_PORT={2} timeout 300 {3} {4} "
-                            "> {5}.{0}.log 2>&1; echo $? > {5}.{0}.rc) &\n",
-                            r, world, port, test::tool("npe-train"), args, dir / tag);
+      script += fmt::format(
+          "(RANK={0} LOCAL_RANK={0} WORLD_SIZE={1} MASTER_ADDR=127.0.0.1 MASTER_PORT={2} timeout 300 {3} {4} "
+          "> {5}.{0}.log 2>&1; echo $? > {5}.{0}.rc) &\n",
+          r, world, port, test::tool("npe-train"), args, dir / tag);
     script += meanwhile + "\nwait\n";
     write_file_atomic(dir / (tag + ".sh"), script);
     test::run_command("bash " + dir / (tag + ".sh"));
@@ -212,9 +219,10 @@ class DistributedCuda : public ::testing::Test {
       diff = std::max(diff, (item.value() - py[item.key()]).abs().max().item<double>());
       scale = std::max(scale, item.value().abs().max().item<double>());
     }
-    EXPECT_LE(diff, rel * scale) << what << ": largest parameter difference " << diff << " (largest parameter "
-                                 << scale << ")";
-    fmt::print("[{}] step {}: largest parameter difference {:.3g}, relative {:.3g}\n", what, x.step, diff, diff / scale);
+    EXPECT_LE(diff, rel * scale) << what << ": largest parameter difference " << diff << " (largest parameter " << scale
+                                 << ")";
+    fmt::print("[{}] step {}: largest parameter difference {:.3g}, relative {:.3g}\n", what, x.step, diff,
+               diff / scale);
   }
 };
 
@@ -232,7 +240,8 @@ TEST_F(DistributedCuda, OneGpuBatchBEqualsTwoGpusBatchHalf) {
     const int B = modern ? 256 : 50, steps = 60;
     const std::string common = fmt::format(
         "--model {} --dataset_prefix {} --total_samples {} --eval_every 20 --val_windows 500 --precision fp32 "
-        "--seed {} --no_progress --checkpoint_dir {}", model, prefix, B * steps, seed, dir.path.string());
+        "--seed {} --no_progress --checkpoint_dir {}",
+        model, prefix, B * steps, seed, dir.path.string());
     const auto one = test::run_command(fmt::format("CUDA_VISIBLE_DEVICES=0 {} {} --batch_size {} --name one_{}",
                                                    test::tool("npe-train"), common, B, model));
     ASSERT_EQ(one.exit_code, 0) << one.output;
@@ -242,8 +251,7 @@ TEST_F(DistributedCuda, OneGpuBatchBEqualsTwoGpusBatchHalf) {
     EXPECT_NE(two[0].output.find("data parallel: 2 processes"), std::string::npos) << two[0].output;
     EXPECT_NE(two[0].output.find("difference at the end 0\n"), std::string::npos) << two[0].output;
     EXPECT_EQ(two[1].output.find("npe-train"), std::string::npos) << "rank 1 reports nothing: " << two[1].output;
-    expect_close(dir / fmt::format("one_{}.pt", model), dir / fmt::format("two_{}.pt", model), 5e-5,
-                 model);
+    expect_close(dir / fmt::format("one_{}.pt", model), dir / fmt::format("two_{}.pt", model), 5e-5, model);
     // the validation losses of the two runs, step by step
     const auto a = parse_metrics_csv(read_file(dir / fmt::format("one_{}.csv", model)), "one");
     const auto b = parse_metrics_csv(read_file(dir / fmt::format("two_{}.csv", model)), "two");
@@ -272,7 +280,8 @@ TEST_F(DistributedCuda, ModernHandWrittenStepDataParallel) {
   const int B = 256, steps = 200;
   const std::string common = fmt::format(
       "--model modern --dataset_prefix {} --total_samples {} --eval_every 50 --val_windows 1000 --seed {} "
-      "--no_progress --checkpoint_dir {}", prefix, B * steps, test::fresh_seed() % 1000, dir.path.string());
+      "--no_progress --checkpoint_dir {}",
+      prefix, B * steps, test::fresh_seed() % 1000, dir.path.string());
   const auto one = test::run_command(
       fmt::format("CUDA_VISIBLE_DEVICES=0 {} {} --batch_size {} --name one", test::tool("npe-train"), common, B));
   ASSERT_EQ(one.exit_code, 0) << one.output;
@@ -299,12 +308,14 @@ TEST_F(DistributedCuda, InterruptStopsEveryProcessAndResumes) {
   const std::string prefix = test_util::make_dataset(dir, test::fresh_seed());
   const std::string common = fmt::format("--model modern --dataset_prefix {} --total_samples {} --batch_size 128 "
                                          "--eval_every 500 --val_windows 500 --precision fp32 --no_progress "
-                                         "--checkpoint_dir {}", prefix, 256 * 3000, dir.path.string());
+                                         "--checkpoint_dir {}",
+                                         prefix, 256 * 3000, dir.path.string());
   for (const auto& r : launch(2, common + " --name whole", dir, "whole")) ASSERT_EQ(r.exit_code, 0) << r.output;
   // SIGINT to both processes once the first checkpoint (step 500) is written
-  const std::string signal = fmt::format(
-      "for i in $(seq 600); do [ -e {0} ] && break; sleep 0.05; done\n"
-      "for p in $(pgrep -x npe-train); do tr '\\0' ' ' < /proc/$p/cmdline | grep -q -- '--name cut' && kill -INT $p; done", dir / "cut.pt");
+  const std::string signal = fmt::format("for i in $(seq 600); do [ -e {0} ] && break; sleep 0.05; done\n"
+                                         "for p in $(pgrep -x npe-train); do tr '\\0' ' ' < /proc/$p/cmdline | grep -q "
+                                         "-- '--name cut' && kill -INT $p; done",
+                                         dir / "cut.pt");
   const auto cut = launch(2, common + " --name cut", dir, "cut", signal);
   for (const auto& r : cut) EXPECT_EQ(r.exit_code, 130) << r.output;
   EXPECT_NE(cut[0].output.find("interrupted at step"), std::string::npos) << cut[0].output;
@@ -323,8 +334,10 @@ TEST_F(DistributedCuda, SetUpErrorOnOneProcessStopsBoth) {
   test::TempDir dir;
   const std::string prefix = test_util::make_dataset(dir, test::fresh_seed());
   write_file_atomic(dir / "bad.pt", "not a checkpoint");
-  const auto r = launch(2, fmt::format("--model modern --dataset_prefix {} --total_samples 4096 --batch_size 256 "
-                                       "--no_progress --checkpoint_dir {} --name bad --resume", prefix, dir.path.string()),
+  const auto r = launch(2,
+                        fmt::format("--model modern --dataset_prefix {} --total_samples 4096 --batch_size 256 "
+                                    "--no_progress --checkpoint_dir {} --name bad --resume",
+                                    prefix, dir.path.string()),
                         dir, "bad");
   ASSERT_EQ(r.size(), 2u);
   EXPECT_EQ(r[0].exit_code, 2) << r[0].output;

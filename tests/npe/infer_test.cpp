@@ -28,7 +28,8 @@ TEST(MassHypotheses, PickTheTrueMassOfEveryFocusBall) {
   const int64_t S = 5, T = 7, N = 3;
   const std::vector<double> choices{1, 5, 25};
   const torch::Tensor idx = torch::randint(0, 3, {S, N});
-  const torch::Tensor truth_mass = torch::tensor(choices).to(torch::kFloat32).index_select(0, idx.view(-1)).view({S, N});
+  const torch::Tensor truth_mass =
+      torch::tensor(choices).to(torch::kFloat32).index_select(0, idx.view(-1)).view({S, N});
   // constant random velocities; masses as given (the test must overwrite the focus ball's only)
   torch::Tensor traj = torch::rand({S, T, N, 5});
   traj.narrow(-1, 2, 2).copy_(traj.narrow(-1, 2, 2).select(1, 0).unsqueeze(1).expand({S, T, N, 2}));
@@ -43,7 +44,8 @@ TEST(MassHypotheses, PickTheTrueMassOfEveryFocusBall) {
   for (int64_t s = 0; s < S; ++s)
     for (int64_t f = 0; f < N; ++f)
       for (int64_t h = 0; h < 3; ++h)
-        EXPECT_NEAR(err[s][f][h].item<double>(), 2e-4 * std::pow(choices[h] - truth_mass[s][f].item<double>(), 2), 1e-6);
+        EXPECT_NEAR(err[s][f][h].item<double>(), 2e-4 * std::pow(choices[h] - truth_mass[s][f].item<double>(), 2),
+                    1e-6);
   EXPECT_TRUE(net.seen_eval_) << "the model runs in eval mode";
   EXPECT_TRUE(net.is_training()) << "and is given back in training mode";
 }

@@ -47,7 +47,8 @@ TEST(MetricsCsv, RowsRoundTripWithTheirText) {
   }
   EXPECT_TRUE(parse_metrics_csv(std::string(kMetricsCsvHeader) + "\n", "m.csv").empty());
   // nan losses (no batch averaged) are numbers to the reader
-  EXPECT_TRUE(std::isnan(parse_metrics_csv(std::string(kMetricsCsvHeader) + "\n1,5,nan,0.1,0.1,1\n", "m.csv")[0].train_loss));
+  EXPECT_TRUE(
+      std::isnan(parse_metrics_csv(std::string(kMetricsCsvHeader) + "\n1,5,nan,0.1,0.1,1\n", "m.csv")[0].train_loss));
 }
 
 TEST(MetricsCsv, BadTextNamesTheLineAndWhatWasFound) {

@@ -47,8 +47,10 @@ TEST_P(ModelTest, NeighbourhoodMaskIgnoresFarBalls) {
   const double r = m->config().neighborhood;
   auto prev = random_states(1, 2), cur = prev.clone();
   // ball 0 at (0.3, 0.3); ball 1 beyond the neighbourhood, then moved and re-aimed, still beyond
-  cur[0][0][0] = 0.3; cur[0][0][1] = 0.3;
-  cur[0][1][0] = 0.3 + 1.5 * r; cur[0][1][1] = 0.3;
+  cur[0][0][0] = 0.3;
+  cur[0][0][1] = 0.3;
+  cur[0][1][0] = 0.3 + 1.5 * r;
+  cur[0][1][1] = 0.3;
   auto a = m->forward(prev, cur)[0][0];
   auto cur2 = cur.clone();
   cur2[0][1][0] = 0.3 + 2.5 * r;
@@ -122,8 +124,8 @@ TEST(Model, NoPairwiseArchitecture) {
   ModelConfig c;
   c.kind = Kind::NP;
   auto m = make_model(c);
-  const int64_t expected = (10 * 25 + 25) + (25 * 50 + 50) + 4 * (50 * 50 + 50) + (60 * 50 + 50) +
-                           3 * (50 * 50 + 50) + (50 * 2 + 2);
+  const int64_t expected = (10 * 25 + 25) + (25 * 50 + 50) + 4 * (50 * 50 + 50) + (60 * 50 + 50) + 3 * (50 * 50 + 50) +
+                           (50 * 2 + 2);
   EXPECT_EQ(parameter_count(*m), expected);
 }
 
@@ -217,7 +219,8 @@ TEST(Model, ModernPredictsTheVelocityChange) {
     for (auto& item : m->named_parameters())
       if (item.key().rfind("head.", 0) == 0) item.value().zero_();
     const auto out = m->forward(prev, cur);
-    const auto expected = residual ? cur.narrow(-1, 2, 2) : m->named_buffers()["state_mean"].narrow(0, 2, 2).expand({3, 4, 2});
+    const auto expected = residual ? cur.narrow(-1, 2, 2)
+                                   : m->named_buffers()["state_mean"].narrow(0, 2, 2).expand({3, 4, 2});
     EXPECT_TRUE(torch::equal(out, expected)) << residual;
   }
 }

@@ -66,8 +66,10 @@ std::shared_ptr<NPEImpl> random_modern(const ModelConfig& mc) {
   for (auto& kv : net->named_parameters()) {
     torch::Tensor& t = kv.value();
     const std::string& name = kv.key();
-    if (name.find("norm.weight") != std::string::npos) t.copy_(1.0 + 0.3 * torch::randn_like(t));
-    else if (name.find("bias") != std::string::npos) t.copy_(0.2 * torch::randn_like(t));
+    if (name.find("norm.weight") != std::string::npos)
+      t.copy_(1.0 + 0.3 * torch::randn_like(t));
+    else if (name.find("bias") != std::string::npos)
+      t.copy_(0.2 * torch::randn_like(t));
   }
   return net;
 }
@@ -191,7 +193,7 @@ TEST(ModernFusedCuda, LossAndGradientMatchFloat32Autograd) {
     const uint64_t seed = test::fresh_seed();
     Problem s = make_setup(c, seed);
     const std::string what = "N " + std::to_string(c.N) + " B " + std::to_string(c.B) + " blocks " +
-                              std::to_string(c.enc) + "+" + std::to_string(c.dec) + (c.residual ? " residual" : "");
+                             std::to_string(c.enc) + "+" + std::to_string(c.dec) + (c.residual ? " residual" : "");
     const auto [loss, got] = fused_loss_grad(s, c);
     const auto [want_loss, want] = autograd_loss_grad(s, false);
     const auto [amp_loss, amp] = autograd_loss_grad(s, true);
@@ -256,7 +258,8 @@ TEST(ModernFusedCuda, GridSizeChangesOnlyTheSummationOrder) {
       EXPECT_EQ(loss_b[1].item<float>(), loss_a[1].item<float>());
       for (size_t k = 0; k < a.size(); ++k) {
         ASSERT_TRUE(torch::isfinite(b[k]).all().item<bool>()) << k;
-        EXPECT_LT(relative_error(b[k], a[k]), 1e-4) << "parameter " << k << ", " << sms << " multiprocessors, N " << c.N;
+        EXPECT_LT(relative_error(b[k], a[k]), 1e-4)
+            << "parameter " << k << ", " << sms << " multiprocessors, N " << c.N;
       }
     }
   }

@@ -56,7 +56,8 @@ TEST(Evaluate, LoadsByKindAndRecordsAllowedTransfers) {
   datagen::Manifest other = f.manifest;
   other.world.restitution = 0.5;
   EXPECT_THROW(load_models({{model::Kind::Classic, f.ckpt, "--classic_ckpt"}}, torch::kCPU, other, f.prefix), Error);
-  models = load_models({{model::Kind::Classic, f.ckpt, "--classic_ckpt"}}, torch::kCPU, other, f.prefix, {"restitution"});
+  models = load_models({{model::Kind::Classic, f.ckpt, "--classic_ckpt"}}, torch::kCPU, other, f.prefix,
+                       {"restitution"});
   ASSERT_EQ(models[0].transfers.size(), 1u);
   const auto j = transfers_json(models[0].transfers);
   EXPECT_EQ(j["restitution"]["trained"], "1");
@@ -73,7 +74,8 @@ TEST(Evaluate, ConstantVelocityScoreIsItsRolloutAndWindowMse) {
   EXPECT_EQ(s.metrics.cosine.size(), 5u);
   for (int k = 0; k < 5; ++k) {
     EXPECT_EQ(s.metrics.pos_error_px[k], direct.pos_error_px[k]);
-    EXPECT_TRUE(s.metrics.cosine[k] == direct.cosine[k] || (std::isnan(s.metrics.cosine[k]) && std::isnan(direct.cosine[k])));
+    EXPECT_TRUE(s.metrics.cosine[k] == direct.cosine[k] ||
+                (std::isnan(s.metrics.cosine[k]) && std::isnan(direct.cosine[k])));
   }
   const auto ids = torch::arange(val_t.size(0) * (val_t.size(1) - 2), torch::kLong);
   EXPECT_EQ(s.val_mse, model::window_mse(nullptr, val_t, ids));

@@ -90,11 +90,21 @@ TEST(Optimize, BadProblemsAreNamed) {
   };
   const std::string balls = R"("balls": [[100, 300, 0, 0, 1], [300, 300, 0, 0, 1]])";
   EXPECT_NE(message("{").find("not valid JSON"), std::string::npos);
-  EXPECT_NE(message("{" + balls + R"(, "shooter": 0, "target_ball": 1, "frames": 5})").find("'target' is missing"), std::string::npos);
-  EXPECT_NE(message("{" + balls + R"(, "shooter": 0, "target_ball": 1, "target": [1], "frames": 5})").find("[x, y]"), std::string::npos);
-  EXPECT_NE(message("{" + balls + R"(, "shooter": 0, "target_ball": 0, "target": [1, 2], "frames": 5})").find("two different balls"), std::string::npos);
-  EXPECT_NE(message(R"({"balls": [[100, 300, 0, 0]], "shooter": 0, "target_ball": 1, "target": [1, 2], "frames": 5})").find("[x, y, vx, vy, mass]"), std::string::npos);
-  EXPECT_NE(message(R"({"balls": [[100, 300, 0, 0, 1], [150, 300, 0, 0, 1]], "shooter": 0, "target_ball": 1, "target": [1, 2], "frames": 5})").find("overlap"), std::string::npos);
+  EXPECT_NE(message("{" + balls + R"(, "shooter": 0, "target_ball": 1, "frames": 5})").find("'target' is missing"),
+            std::string::npos);
+  EXPECT_NE(message("{" + balls + R"(, "shooter": 0, "target_ball": 1, "target": [1], "frames": 5})").find("[x, y]"),
+            std::string::npos);
+  EXPECT_NE(message("{" + balls + R"(, "shooter": 0, "target_ball": 0, "target": [1, 2], "frames": 5})")
+                .find("two different balls"),
+            std::string::npos);
+  EXPECT_NE(message(R"({"balls": [[100, 300, 0, 0]], "shooter": 0, "target_ball": 1, "target": [1, 2], "frames": 5})")
+                .find("[x, y, vx, vy, mass]"),
+            std::string::npos);
+  EXPECT_NE(
+      message(
+          R"({"balls": [[100, 300, 0, 0, 1], [150, 300, 0, 0, 1]], "shooter": 0, "target_ball": 1, "target": [1, 2], "frames": 5})")
+          .find("overlap"),
+      std::string::npos);
 }
 
 }  // namespace

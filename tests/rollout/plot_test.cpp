@@ -20,7 +20,10 @@ TEST(Plot, WritesAPng) {
   EXPECT_EQ(bytes.substr(1, 3), "PNG");
   // only the final file is left
   int n = 0;
-  for (auto& e : std::filesystem::directory_iterator(dir.path)) { (void)e; ++n; }
+  for (auto& e : std::filesystem::directory_iterator(dir.path)) {
+    (void)e;
+    ++n;
+  }
   EXPECT_EQ(n, 1);
 }
 

@@ -27,9 +27,11 @@ Trajectories free_flight(int64_t scenes, int64_t T, int64_t N, double step_scale
   for (int64_t s = 0; s < scenes; ++s)
     for (int64_t b = 0; b < N; ++b) {
       float* f0 = t.frame(s, 0) + b * kStateDim;
-      f0[0] = u(rng); f0[1] = u(rng);
+      f0[0] = u(rng);
+      f0[1] = u(rng);
       do {  // speeds of 0.1 or more: slower balls would fall under the metrics' 1% threshold
-        f0[2] = u(rng); f0[3] = u(rng);
+        f0[2] = u(rng);
+        f0[3] = u(rng);
       } while (std::hypot(f0[2], f0[3]) < 0.1f);
       f0[4] = 1;
       for (int64_t k = 1; k < T; ++k) {
@@ -37,7 +39,9 @@ Trajectories free_flight(int64_t scenes, int64_t T, int64_t N, double step_scale
         float* c = t.frame(s, k) + b * kStateDim;
         c[0] = static_cast<float>(p[0] + p[2] * step_scale);
         c[1] = static_cast<float>(p[1] + p[3] * step_scale);
-        c[2] = p[2]; c[3] = p[3]; c[4] = 1;
+        c[2] = p[2];
+        c[3] = p[3];
+        c[4] = 1;
       }
     }
   return t;
@@ -76,7 +80,8 @@ TEST(Rollout, DoubledSpeedGivesRelativeErrorOneAndKnownDrift) {
   // after k steps each ball has moved an extra k |v| step_scale
   double mean_speed = 0;
   for (int64_t s = 0; s < 5; ++s)
-    for (int64_t b = 0; b < 2; ++b) mean_speed += std::hypot(truth.frame(s, 0)[b * 5 + 2], truth.frame(s, 0)[b * 5 + 3]);
+    for (int64_t b = 0; b < 2; ++b)
+      mean_speed += std::hypot(truth.frame(s, 0)[b * 5 + 2], truth.frame(s, 0)[b * 5 + 3]);
   mean_speed /= 10;
   for (int k = 1; k <= 6; ++k) {
     EXPECT_NEAR(m.cosine[k - 1], 1.0, 1e-6);
@@ -99,7 +104,10 @@ TEST(Rollout, ZeroSpeedGroundTruthIsMaskedOut) {
   auto truth = free_flight(2, 4, 2, 0.01, test::fresh_seed());
   for (int64_t k = 0; k < 4; ++k)  // ball 1 of scene 0 nearly at rest: below 1% of the velocity scale
     for (int j : {2, 3}) truth.frame(0, k)[kStateDim + j] = j == 2 ? 0.004f : 0.0f;
-  for (int64_t k = 1; k < 4; ++k) { truth.frame(0, k)[kStateDim] = truth.frame(0, 0)[kStateDim]; truth.frame(0, k)[kStateDim + 1] = truth.frame(0, 0)[kStateDim + 1]; }
+  for (int64_t k = 1; k < 4; ++k) {
+    truth.frame(0, k)[kStateDim] = truth.frame(0, 0)[kStateDim];
+    truth.frame(0, k)[kStateDim + 1] = truth.frame(0, 0)[kStateDim + 1];
+  }
   auto pred = rollout(truth, 2, 2, 0.01, constant_velocity());
   auto m = rollout_metrics(truth, pred, 800);
   EXPECT_EQ(m.velocity_count[0], 3);
@@ -152,8 +160,8 @@ TEST(TouchesAnotherBall, FlagsBallsThatCollideAndNotNearMisses) {
   datagen::Rng rng(test::fresh_seed(), 0);
   const double dx = rng.uniform(-40, 40);
   datagen::WorldDef w;
-  const std::vector<datagen::BallInit> init{{200 + dx, 150, 40, 0, 1}, {600 + dx, 150, -40, 0, 5},
-                                            {150, 330, 50, 0, 1}, {350 + dx, 456, 0, 0, 25}};
+  const std::vector<datagen::BallInit> init{
+      {200 + dx, 150, 40, 0, 1}, {600 + dx, 150, -40, 0, 5}, {150, 330, 50, 0, 1}, {350 + dx, 456, 0, 0, 25}};
   const double rn = w.radius / w.width, ss = w.frame_dt * w.max_speed / w.width, slack = 0.6 / w.width;
   for (int frames : {60, 35}) {  // 35 frames end 0.1 s before the contact, 8 px apart
     w.timesteps = frames;
@@ -164,7 +172,8 @@ TEST(TouchesAnotherBall, FlagsBallsThatCollideAndNotNearMisses) {
     t.data.resize(frames * 4 * kStateDim);
     datagen::simulate_box2d(w, init, t.data.data());
     const auto hit = touches_another_ball(t, 0, rn, ss, slack);
-    const std::vector<uint8_t> want = frames == 60 ? std::vector<uint8_t>{1, 1, 0, 0} : std::vector<uint8_t>{0, 0, 0, 0};
+    const std::vector<uint8_t> want = frames == 60 ? std::vector<uint8_t>{1, 1, 0, 0}
+                                                   : std::vector<uint8_t>{0, 0, 0, 0};
     EXPECT_EQ(hit, want) << frames << " frames";
   }
 }

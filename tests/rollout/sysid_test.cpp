@@ -85,7 +85,14 @@ TEST(SysId, RecoversMassesOfTheEnginesOwnData) {
   const auto back = read_identified_masses(path.string(), "--sim_masses", 20, 4);
   EXPECT_EQ(back, r.estimate);
   EXPECT_THROW(read_identified_masses(path.string(), "--sim_masses", 21, 4), Error);
-  EXPECT_THROW(identify_masses(m, obs, 2, [] { SysIdOptions x; x.window = 31; return x; }()), Error);
+  EXPECT_THROW(identify_masses(
+                   m, obs, 2,
+                   [] {
+    SysIdOptions x;
+    x.window = 31;
+    return x;
+                   }()),
+               Error);
 }
 
 TEST(SysId, ReadIdentifiedMassesNamesTheProblem) {
@@ -102,12 +109,15 @@ TEST(SysId, ReadIdentifiedMassesNamesTheProblem) {
   };
   EXPECT_NE(msg("[").find("not valid JSON"), std::string::npos);
   EXPECT_NE(msg(R"({"format": "x"})").find("expected npe-sysid output"), std::string::npos);
-  EXPECT_NE(msg(R"({"format": "npe-sysid", "estimate": [[1, 2]]})").find("at least 2 scenes, found 1"), std::string::npos);
-  EXPECT_NE(msg(R"({"format": "npe-sysid", "estimate": [[1, 2], [1]]})").find("expected 2 masses, found 1"), std::string::npos);
+  EXPECT_NE(msg(R"({"format": "npe-sysid", "estimate": [[1, 2]]})").find("at least 2 scenes, found 1"),
+            std::string::npos);
+  EXPECT_NE(msg(R"({"format": "npe-sysid", "estimate": [[1, 2], [1]]})").find("expected 2 masses, found 1"),
+            std::string::npos);
   EXPECT_NE(msg(R"({"format": "npe-sysid", "estimate": [[1, 2], [1, -3]]})").find("positive"), std::string::npos);
   EXPECT_NE(msg(R"({"format": "npe-sysid", "estimate": [[1, 2], "a"]})").find("array of numbers"), std::string::npos);
   EXPECT_EQ(msg(R"({"format": "npe-sysid", "estimate": [[1, 2], [3, 4], [5, 6]]})"), "no error");
-  EXPECT_NE(msg(R"({"format": "npe-sysid", "split": "val", "estimate": [[1, 2], [3, 4]]})").find("identified on the \"val\" split"),
+  EXPECT_NE(msg(R"({"format": "npe-sysid", "split": "val", "estimate": [[1, 2], [3, 4]]})")
+                .find("identified on the \"val\" split"),
             std::string::npos);
 }
 

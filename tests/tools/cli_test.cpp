@@ -51,7 +51,8 @@ class Cli : public ::testing::Test {
     // exit status 2 and "error:" (not "internal error:"): a diagnosed user error
     EXPECT_EQ(r.exit_code, 2) << cmd << "\n" << r.output;
     EXPECT_NE(r.output.find(": error: "), std::string::npos) << r.output;
-    for (const auto& n : needles) EXPECT_NE(r.output.find(n), std::string::npos) << "missing '" << n << "' in:\n" << r.output;
+    for (const auto& n : needles)
+      EXPECT_NE(r.output.find(n), std::string::npos) << "missing '" << n << "' in:\n" << r.output;
   }
 
   static test::TempDir* dir_;
@@ -62,17 +63,19 @@ std::string Cli::prefix_;
 
 TEST_F(Cli, EvalAndRenderRunOnTrainedCheckpoints) {
   const std::string out = *dir_ / "out";
-  auto r = run_command(tool("npe-eval") + " --device cpu --classic_ckpt " + (*dir_ / "ck/classic.pt") + " --modern_ckpt " +
-                       (*dir_ / "ck/modern.best.pt") + " --dataset_prefix " + prefix_ + " --num_scenes 4 --rollout_steps 10" +
-                       " --out_png " + out + "/m.png --out_json " + out + "/m.json --out_csv " + out + "/m.csv");
+  auto r = run_command(tool("npe-eval") + " --device cpu --classic_ckpt " + (*dir_ / "ck/classic.pt") +
+                       " --modern_ckpt " + (*dir_ / "ck/modern.best.pt") + " --dataset_prefix " + prefix_ +
+                       " --num_scenes 4 --rollout_steps 10" + " --out_png " + out + "/m.png --out_json " + out +
+                       "/m.json --out_csv " + out + "/m.csv");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("constant_velocity"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("simulator"), std::string::npos) << r.output;  // the engine's row
   for (const char* f : {"m.png", "m.json", "m.csv"}) EXPECT_TRUE(fs::exists(out + "/" + f)) << f;
   EXPECT_NE(read_file(out + "/m.csv").find("\nsimulator,10,"), std::string::npos);
   r = run_command(tool("npe-render") + " --device cpu --classic_ckpt " + (*dir_ / "ck/classic.pt") + " --modern_ckpt " +
-                  (*dir_ / "ck/modern.pt") + " --dataset_prefix " + prefix_ + " --num_scenes 1 --rollout_steps 8 --out_dir " +
-                  out + " --metrics_csv " + (*dir_ / "ck/classic.csv") + "," + (*dir_ / "ck/modern.csv"));
+                  (*dir_ / "ck/modern.pt") + " --dataset_prefix " + prefix_ +
+                  " --num_scenes 1 --rollout_steps 8 --out_dir " + out + " --metrics_csv " +
+                  (*dir_ / "ck/classic.csv") + "," + (*dir_ / "ck/modern.csv"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(fs::exists(out + "/rollout_gt_classic_modern_sim_scene0.mp4"));
   EXPECT_TRUE(fs::exists(out + "/training_curves.png"));
@@ -82,20 +85,24 @@ TEST_F(Cli, EvalAndRenderRunOnTrainedCheckpoints) {
 // obstacles, then npe-render on the dataset alone: the engine's scenes can be looked at.
 TEST_F(Cli, GpuEngineDatasetWithObstaclesRenders) {
   const std::string p = *dir_ / "gpu/obs";
-  auto r = run_command(tool("npe-datagen") + " --engine gpu --num_scenes 12 --timesteps 16 --variable_mass --no_progress"
-                       " --obstacles 'capsule:250,300,550,300,30;box:650,150,60,30,30' --out_prefix " + p);
+  auto r = run_command(tool("npe-datagen") +
+                       " --engine gpu --num_scenes 12 --timesteps 16 --variable_mass --no_progress"
+                       " --obstacles 'capsule:250,300,550,300,30;box:650,150,60,30,30' --out_prefix " +
+                       p);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   // without a GPU one line says so (and says why); with one, nothing
   const std::string line = "running the engine's CPU reference";
   const size_t said = r.output.find(line);
   if (said != std::string::npos) {
-    EXPECT_EQ(r.output.find("CPU reference", said + line.size()), std::string::npos) << "said more than once:\n" << r.output;
+    EXPECT_EQ(r.output.find("CPU reference", said + line.size()), std::string::npos) << "said more than once:\n"
+                                                                                     << r.output;
   }
   const auto m = read_file(p + ".json");
   EXPECT_NE(m.find("\"engine\": \"npe-gpu\""), std::string::npos) << m;
   EXPECT_NE(m.find("\"capsule\""), std::string::npos) << m;
   const std::string out = *dir_ / "gpu/render";
-  r = run_command(tool("npe-render") + " --dataset_prefix " + p + " --split train --num_scenes 2 --rollout_steps 14 --out_dir " + out);
+  r = run_command(tool("npe-render") + " --dataset_prefix " + p +
+                  " --split train --num_scenes 2 --rollout_steps 14 --out_dir " + out);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(fs::exists(out + "/train_scene1.mp4")) << r.output;
   expect_error(tool("npe-render") + " --dataset_prefix " + p + " --split nope --out_dir " + out, {"--split", "nope"});
@@ -103,9 +110,12 @@ TEST_F(Cli, GpuEngineDatasetWithObstaclesRenders) {
 
 TEST_F(Cli, BadObstaclesAndEngineFlags) {
   const std::string p = *dir_ / "bad/obs";
-  expect_error(tool("npe-datagen") + " --engine gpu --obstacles 'circle:1,2,3' --out_prefix " + p, {"--obstacles", "circle"});
-  expect_error(tool("npe-datagen") + " --engine gpu --obstacles 'box:1,2,0,4,5' --out_prefix " + p, {"--obstacles", "half extents"});
-  expect_error(tool("npe-datagen") + " --obstacles 'capsule:1,2,3,4,5' --out_prefix " + p, {"--obstacles", "--engine gpu"});
+  expect_error(tool("npe-datagen") + " --engine gpu --obstacles 'circle:1,2,3' --out_prefix " + p,
+               {"--obstacles", "circle"});
+  expect_error(tool("npe-datagen") + " --engine gpu --obstacles 'box:1,2,0,4,5' --out_prefix " + p,
+               {"--obstacles", "half extents"});
+  expect_error(tool("npe-datagen") + " --obstacles 'capsule:1,2,3,4,5' --out_prefix " + p,
+               {"--obstacles", "--engine gpu"});
   expect_error(tool("npe-datagen") + " --engine warp --out_prefix " + p, {"--engine", "warp"});
   expect_error(tool("npe-datagen") + " --engine gpu --substeps 2 --out_prefix " + p, {"--substeps"});
   expect_error(tool("npe-datagen") + " --engine gpu --contact_ramp -0.5 --out_prefix " + p, {"--contact_ramp", "-0.5"});
@@ -119,7 +129,8 @@ TEST_F(Cli, BadObstaclesAndEngineFlags) {
 TEST_F(Cli, ShardedDatasetIsASingleRunThatTheToolsRead) {
   const std::string p = *dir_ / "shards/balls";
   for (int k = 0; k < 3; ++k) {
-    const auto r = run_command(tool("npe-datagen") + fmt::format(" --num_scenes 40 --timesteps 20 --no_progress --shard {}/3", k) +
+    const auto r = run_command(tool("npe-datagen") +
+                               fmt::format(" --num_scenes 40 --timesteps 20 --no_progress --shard {}/3", k) +
                                " --out_prefix " + p);
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
@@ -132,18 +143,24 @@ TEST_F(Cli, ShardedDatasetIsASingleRunThatTheToolsRead) {
     ASSERT_EQ(a.data.size(), b.data.size()) << split;
     EXPECT_EQ(std::memcmp(a.data.data(), b.data.data(), a.data.size() * sizeof(float)), 0) << split;
   }
-  r = run_command(tool("npe-train") + " --device cpu --batch_size 16 --total_samples 160 --eval_every 5 --no_progress"
-                  " --name sharded --checkpoint_dir " + (*dir_ / "shards/ck") + " --dataset_prefix " + p);
+  r = run_command(tool("npe-train") +
+                  " --device cpu --batch_size 16 --total_samples 160 --eval_every 5 --no_progress"
+                  " --name sharded --checkpoint_dir " +
+                  (*dir_ / "shards/ck") + " --dataset_prefix " + p);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(fs::exists(*dir_ / "shards/ck/sharded.pt")) << r.output;
   expect_error(tool("npe-train") + " --device cpu --no_progress --checkpoint_dir " + (*dir_ / "shards/ck2") +
-               " --dataset_prefix " + p + ".shard-00001-of-00003", {"shard-00001-of-00003.json", "shard 1 of 3", "--merge_shards 3"});
+                   " --dataset_prefix " + p + ".shard-00001-of-00003",
+               {"shard-00001-of-00003.json", "shard 1 of 3", "--merge_shards 3"});
   for (const char* bad : {"3/2", "-1/4", "a/b", "1/0"})
-    expect_error(tool("npe-datagen") + " --num_scenes 10 --no_progress --shard " + bad + " --out_prefix " + (*dir_ / "shards/bad"),
+    expect_error(tool("npe-datagen") + " --num_scenes 10 --no_progress --shard " + bad + " --out_prefix " +
+                     (*dir_ / "shards/bad"),
                  {"--shard", bad});
-  expect_error(tool("npe-datagen") + " --num_scenes 10 --no_progress --shard 0/11 --out_prefix " + (*dir_ / "shards/bad"),
-               {"--shard 0/11", "--num_scenes (10)"});
-  expect_error(tool("npe-datagen") + " --merge_shards 4 --out_prefix " + p, {"--merge_shards 4", "shard-00000-of-00004.json", "N = 3"});
+  expect_error(
+      tool("npe-datagen") + " --num_scenes 10 --no_progress --shard 0/11 --out_prefix " + (*dir_ / "shards/bad"),
+      {"--shard 0/11", "num_scenes (10)"});
+  expect_error(tool("npe-datagen") + " --merge_shards 4 --out_prefix " + p,
+               {"--merge_shards 4", "shard-00000-of-00004.json", "N = 3"});
   expect_error(tool("npe-datagen") + " --merge_shards 3 --seed 1 --out_prefix " + p, {"--seed", "--merge_shards"});
   expect_error(tool("npe-datagen") + " --merge_shards 3", {"--merge_shards", "--out_prefix"});
   EXPECT_FALSE(fs::exists(*dir_ / "shards/bad.json"));
@@ -162,8 +179,8 @@ TEST_F(Cli, BenchAndCompareEnginesWriteTheirReports) {
   EXPECT_EQ(csv.find("b_4ball_final"), std::string::npos) << csv;
   expect_error(tool("npe-bench") + " engine --repeats 0", {"--repeats"});
   expect_error(tool("npe-bench") + " fluid", {"fluid", "engine, diffsim, train or train-dp"});
-  r = run_command(tool("npe-bench") + " train --quick --device cpu --threads 1 --out_csv " + out + "/t.csv --out_json " +
-                  out + "/t.json");
+  r = run_command(tool("npe-bench") + " train --quick --device cpu --threads 1 --out_csv " + out +
+                  "/t.csv --out_json " + out + "/t.json");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const std::string tcsv = read_file(out + "/t.csv");
   EXPECT_NE(tcsv.find("cpu,classic,eager,50,"), std::string::npos) << tcsv;
@@ -177,19 +194,23 @@ TEST_F(Cli, BenchAndCompareEnginesWriteTheirReports) {
 // a uniform-mass dataset.
 TEST_F(Cli, SysidIdentifiesMassesThatEvalUses) {
   const std::string p = *dir_ / "vm/vm", out = *dir_ / "vm/out";
-  auto r = run_command(tool("npe-datagen") + " --variable_mass --num_scenes 30 --timesteps 16 --no_progress --out_prefix " + p);
+  auto r = run_command(tool("npe-datagen") +
+                       " --variable_mass --num_scenes 30 --timesteps 16 --no_progress --out_prefix " + p);
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  r = run_command(tool("npe-sysid") + " --device cpu --dataset_prefix " + p + " --num_scenes 3 --iterations 6 --window 5" +
-                  " --out_json " + out + "/s.json --out_md " + out + "/s.md");
+  r = run_command(tool("npe-sysid") + " --device cpu --dataset_prefix " + p +
+                  " --num_scenes 3 --iterations 6 --window 5" + " --out_json " + out + "/s.json --out_md " + out +
+                  "/s.md");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("| simulator, gradient-based fit"), std::string::npos) << r.output;
   EXPECT_NE(read_file(out + "/s.md").find("| chance | 33.3% |"), std::string::npos);
-  r = run_command(tool("npe-eval") + " --device cpu --dataset_prefix " + p + " --num_scenes 3 --rollout_steps 8 --sim_masses " +
-                  out + "/s.json --out_png " + out + "/m.png --out_json " + out + "/m.json --out_csv " + out + "/m.csv");
+  r = run_command(tool("npe-eval") + " --device cpu --dataset_prefix " + p +
+                  " --num_scenes 3 --rollout_steps 8 --sim_masses " + out + "/s.json --out_png " + out +
+                  "/m.png --out_json " + out + "/m.json --out_csv " + out + "/m.csv");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(read_file(out + "/m.json").find(out + "/s.json"), std::string::npos);
-  expect_error(tool("npe-eval") + " --device cpu --dataset_prefix " + p + " --num_scenes 4 --sim_masses " + out + "/s.json",
-               {"--sim_masses", "at least 4 scenes, found 3"});
+  expect_error(
+      tool("npe-eval") + " --device cpu --dataset_prefix " + p + " --num_scenes 4 --sim_masses " + out + "/s.json",
+      {"--sim_masses", "at least 4 scenes, found 3"});
   expect_error(tool("npe-sysid") + " --dataset_prefix " + prefix_, {"--dataset_prefix", "--variable_mass"});
   expect_error(tool("npe-sysid") + " --dataset_prefix " + p + " --window 40", {"--window", "found 40"});
 }
@@ -204,9 +225,9 @@ TEST_F(Cli, EvalSkipsTheSimulatorOnWorldsTheEngineCannotReplay) {
   m.replace(at, 15, "\"friction\": 0.3");
   write_file_atomic(p + ".json", m);
   const std::string out = *dir_ / "friction/out";
-  const std::string eval = tool("npe-eval") + " --device cpu --classic_ckpt " + (*dir_ / "ck/classic.pt") + " --dataset_prefix " +
-                           p + " --num_scenes 2 --rollout_steps 5 --out_png " + out + "/m.png --out_json " + out +
-                           "/m.json --out_csv " + out + "/m.csv";
+  const std::string eval = tool("npe-eval") + " --device cpu --classic_ckpt " + (*dir_ / "ck/classic.pt") +
+                           " --dataset_prefix " + p + " --num_scenes 2 --rollout_steps 5 --out_png " + out +
+                           "/m.png --out_json " + out + "/m.json --out_csv " + out + "/m.csv";
   // the checkpoint was trained without friction: evaluated there only on purpose, and recorded
   expect_error(eval, {"classic.pt", "friction 0", "friction 0.3", "allow_world_transfer friction"});
   auto r = run_command(eval + " --allow_world_transfer 'masses, friction'");  // names, spaces allowed
@@ -222,14 +243,17 @@ TEST_F(Cli, EvalSkipsTheSimulatorOnWorldsTheEngineCannotReplay) {
 // npe-optimize on the shipped example converges and writes rollouts npe-render draws.
 TEST_F(Cli, OptimizeShippedExampleAndRenderIt) {
   const std::string out = *dir_ / "opt";
-  auto r = run_command(tool("npe-optimize") + " --problem " + NPE_SOURCE_DIR + "/data/examples/launch.json --out_prefix " + out + "/launch");
+  auto r = run_command(tool("npe-optimize") + " --problem " + NPE_SOURCE_DIR +
+                       "/data/examples/launch.json --out_prefix " + out + "/launch");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("(converged)"), std::string::npos) << r.output;
   r = run_command(tool("npe-render") + " --dataset_prefix " + out + "/launch --num_scenes 2 --out_dir " + out);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(fs::exists(out + "/test_scene1.mp4"));
-  std::ofstream(out + "/bad.json") << R"({"balls": [[100, 300, 0, 0, 1], [300, 300, 0, 0, 1]], "shooter": 0, "target_ball": 1, "frames": 5})";
-  expect_error(tool("npe-optimize") + " --problem " + out + "/bad.json --out_prefix " + out + "/b", {out + "/bad.json", "'target' is missing"});
+  std::ofstream(out + "/bad.json")
+      << R"({"balls": [[100, 300, 0, 0, 1], [300, 300, 0, 0, 1]], "shooter": 0, "target_ball": 1, "frames": 5})";
+  expect_error(tool("npe-optimize") + " --problem " + out + "/bad.json --out_prefix " + out + "/b",
+               {out + "/bad.json", "'target' is missing"});
   EXPECT_FALSE(fs::exists(out + "/b.json"));
 }
 
@@ -238,9 +262,11 @@ TEST_F(Cli, OptimizeShippedExampleAndRenderIt) {
 // and npe-results' table (n/a where the modern model is missing).
 TEST_F(Cli, ResultsTableFromMixedCountCheckpoints) {
   const std::string mix = *dir_ / "mix/mix", five = *dir_ / "five/five", ck = *dir_ / "ck_mix", out = *dir_ / "res";
-  auto r = run_command(tool("npe-datagen") + " --num_scenes 40 --timesteps 16 --num_balls 2,3 --no_progress --out_prefix " + mix);
+  auto r = run_command(tool("npe-datagen") +
+                       " --num_scenes 40 --timesteps 16 --num_balls 2,3 --no_progress --out_prefix " + mix);
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  r = run_command(tool("npe-datagen") + " --num_scenes 20 --timesteps 16 --num_balls 5 --no_progress --out_prefix " + five);
+  r = run_command(tool("npe-datagen") + " --num_scenes 20 --timesteps 16 --num_balls 5 --no_progress --out_prefix " +
+                  five);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   for (const char* kind : {"classic", "np"}) {
     r = run_command(tool("npe-train") + " --model " + kind + " --device cpu --batch_size 16 --total_samples 160 " +
@@ -253,9 +279,9 @@ TEST_F(Cli, ResultsTableFromMixedCountCheckpoints) {
                   "/e.png --out_json " + out + "/e.json --out_csv " + out + "/e.csv");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(read_file(out + "/e.csv").find("\nnp,10,"), std::string::npos);
-  r = run_command(tool("npe-results") + " --device cpu --world '5 balls:" + ck + ":" + five + "' --world '2-3 balls:" + ck +
-                  ":" + mix + "' --num_scenes 3 --rollout_steps 10 --steps 2,10 --out_md " + out + "/t.md --out_csv " + out +
-                  "/t.csv --out_json " + out + "/t.json");
+  r = run_command(tool("npe-results") + " --device cpu --world '5 balls:" + ck + ":" + five + "' --world '2-3 balls:" +
+                  ck + ":" + mix + "' --num_scenes 3 --rollout_steps 10 --steps 2,10 --out_md " + out +
+                  "/t.md --out_csv " + out + "/t.csv --out_json " + out + "/t.json");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const std::string md = read_file(out + "/t.md");
   for (const char* row : {"| 5 balls | classic |", "| 5 balls | np |", "| 5 balls | constant velocity |",
@@ -271,9 +297,12 @@ TEST_F(Cli, BadExperimentFlags) {
   expect_error(tool("npe-datagen") + " --num_balls 3,x --out_prefix " + e, {"--num_balls", "'x'"});
   expect_error(tool("npe-datagen") + " --preset npe2016 --out_prefix " + e, {"--preset", "npe2016"});
   expect_error(tool("npe-datagen") + " --preset npe2017 --max_speed 5 --out_prefix " + e, {"--max_speed", "--preset"});
-  expect_error(tool("npe-datagen") + " --engine gpu --num_balls 3,4 --num_scenes 3 --out_prefix " + e, {"--num_balls 3,4"});
-  expect_error(tool("npe-datagen") + " --engine gpu --preset npe2017 --num_scenes 3 --out_prefix " + e, {"--preset npe2017"});
-  expect_error(tool("npe-train") + " --device cpu --input_noise -1 --total_samples 100 --no_progress --checkpoint_dir " +
+  expect_error(tool("npe-datagen") + " --engine gpu --num_balls 3,4 --num_scenes 3 --out_prefix " + e,
+               {"--num_balls 3,4"});
+  expect_error(tool("npe-datagen") + " --engine gpu --preset npe2017 --num_scenes 3 --out_prefix " + e,
+               {"--preset npe2017"});
+  expect_error(tool("npe-train") +
+                   " --device cpu --input_noise -1 --total_samples 100 --no_progress --checkpoint_dir " +
                    (*dir_ / "ck6") + " --dataset_prefix " + copy_dataset("noise"),
                {"--input_noise", "-1"});
   expect_error(tool("npe-results") + " --device cpu --world nocolons", {"--world", "nocolons"});
@@ -300,61 +329,86 @@ TEST_F(Cli, UnknownOrConflictingModel) {
   expect_error(tool("npe-train") + " --device cpu --precision fp8 --total_samples 100 --no_progress --checkpoint_dir " +
                    (*dir_ / "ck4") + " --dataset_prefix " + copy_dataset("prec"),
                {"--precision", "fp8"});
-  expect_error(tool("npe-train") + " --device cpu --checkpoint_every -1 --total_samples 100 --no_progress "
-                   "--checkpoint_dir " + (*dir_ / "ck5") + " --dataset_prefix " + copy_dataset("ckev"),
+  expect_error(tool("npe-train") +
+                   " --device cpu --checkpoint_every -1 --total_samples 100 --no_progress "
+                   "--checkpoint_dir " +
+                   (*dir_ / "ck5") + " --dataset_prefix " + copy_dataset("ckev"),
                {"--checkpoint_every", "-1"});
 }
 
-TEST_F(Cli, ZeroScenes) { expect_error(tool("npe-datagen") + " --num_scenes 0 --out_prefix " + (*dir_ / "z/z"), {"--num_scenes"}); }
+TEST_F(Cli, ZeroScenes) {
+  expect_error(tool("npe-datagen") + " --num_scenes 0 --out_prefix " + (*dir_ / "z/z"), {"--num_scenes"});
+}
 
 TEST_F(Cli, NegativeRadius) {
-  expect_error(tool("npe-datagen") + " --num_scenes 10 --radius -3 --out_prefix " + (*dir_ / "r/r"), {"--radius", "-3"});
+  expect_error(tool("npe-datagen") + " --num_scenes 10 --radius -3 --out_prefix " + (*dir_ / "r/r"),
+               {"--radius", "-3"});
+}
+
+// The library names the field (frame_dt); the tool shows the flag that sets it (--dt), and a
+// field of no flag of the tool is shown as the library names it.
+TEST_F(Cli, FieldErrorsNameTheToolsFlag) {
+  expect_error(tool("npe-datagen") + " --num_scenes 10 --dt 0 --out_prefix " + (*dir_ / "dt/dt"),
+               {"npe-datagen: error: --dt: expected a positive frame interval in s, found 0"});
+  expect_error(tool("npe-datagen") + " --num_scenes 10 --engine gpu --cpu --num_balls 3,4 --out_prefix " +
+                   (*dir_ / "nb/nb"),
+               {"npe-datagen: error: --num_balls 3,4: the engine simulates scenes of one ball count"});
 }
 
 TEST_F(Cli, UnwritableOutputPath) {
   write_file_atomic(*dir_ / "a_file", "x");
-  expect_error(tool("npe-datagen") + " --num_scenes 10 --no_progress --out_prefix " + (*dir_ / "a_file/sub/x"), {"a_file/sub"});
+  expect_error(tool("npe-datagen") + " --num_scenes 10 --no_progress --out_prefix " + (*dir_ / "a_file/sub/x"),
+               {"a_file/sub"});
   EXPECT_FALSE(fs::exists(*dir_ / "a_file/sub"));
 }
 
 TEST_F(Cli, MissingDataset) {
   expect_error(tool("npe-train") + " --device cpu --total_samples 100 --checkpoint_dir " + (*dir_ / "ck3") +
-               " --dataset_prefix " + (*dir_ / "none/x"), {"none/x.json"});
+                   " --dataset_prefix " + (*dir_ / "none/x"),
+               {"none/x.json"});
 }
 
 TEST_F(Cli, TruncatedDatasetFile) {
   const std::string p = copy_dataset("trunc");
   fs::resize_file(p + "_train.npy", fs::file_size(p + "_train.npy") - 100);
-  expect_error(tool("npe-train") + " --device cpu --total_samples 100 --no_progress --checkpoint_dir " + (*dir_ / "ck2") +
-               " --dataset_prefix " + p, {"_train.npy", "truncated"});
+  expect_error(tool("npe-train") + " --device cpu --total_samples 100 --no_progress --checkpoint_dir " +
+                   (*dir_ / "ck2") + " --dataset_prefix " + p,
+               {"_train.npy", "truncated"});
 }
 
 TEST_F(Cli, WrongTensorShape) {
   const std::string p = copy_dataset("shape");
   std::vector<float> data(6 * 20 * 3 * 5, 0.25f);
   write_npy_f32(p + "_test.npy", {6, 20, 3, 5}, data.data());
-  expect_error(tool("npe-eval") + " --device cpu --classic_ckpt " + (*dir_ / "ck/classic.pt") + " --dataset_prefix " + p +
-               " --out_png " + (*dir_ / "o/a.png"), {"_test.npy", "shape", "(6, 20, 3, 5)"});
+  expect_error(tool("npe-eval") + " --device cpu --classic_ckpt " + (*dir_ / "ck/classic.pt") + " --dataset_prefix " +
+                   p + " --out_png " + (*dir_ / "o/a.png"),
+               {"_test.npy", "shape", "(6, 20, 3, 5)"});
 }
 
 TEST_F(Cli, CheckpointOfTheWrongKind) {
-  expect_error(tool("npe-eval") + " --device cpu --classic_ckpt " + (*dir_ / "ck/modern.pt") + " --dataset_prefix " + prefix_,
-               {"--classic_ckpt", "modern.pt", "holds a modern model"});
-  expect_error(tool("npe-render") + " --device cpu --modern_ckpt " + (*dir_ / "ck/classic.pt") + " --dataset_prefix " + prefix_ +
-               " --rollout_steps 10 --out_dir " + (*dir_ / "o"), {"--modern_ckpt", "holds a classic model"});
+  expect_error(
+      tool("npe-eval") + " --device cpu --classic_ckpt " + (*dir_ / "ck/modern.pt") + " --dataset_prefix " + prefix_,
+      {"--classic_ckpt", "modern.pt", "holds a modern model"});
+  expect_error(tool("npe-render") + " --device cpu --modern_ckpt " + (*dir_ / "ck/classic.pt") + " --dataset_prefix " +
+                   prefix_ + " --rollout_steps 10 --out_dir " + (*dir_ / "o"),
+               {"--modern_ckpt", "holds a classic model"});
 }
 
 TEST_F(Cli, CheckpointFromAnotherWorld) {
   const std::string p = *dir_ / "big/balls";
-  auto r = run_command(tool("npe-datagen") + " --num_scenes 10 --timesteps 20 --radius 40 --no_progress --out_prefix " + p);
+  auto r = run_command(tool("npe-datagen") + " --num_scenes 10 --timesteps 20 --radius 40 --no_progress --out_prefix " +
+                       p);
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  expect_error(tool("npe-eval") + " --device cpu --classic_ckpt " + (*dir_ / "ck/classic.pt") + " --dataset_prefix " + p,
-               {"classic.pt", "radius 60", "radius 40"});
+  expect_error(
+      tool("npe-eval") + " --device cpu --classic_ckpt " + (*dir_ / "ck/classic.pt") + " --dataset_prefix " + p,
+      {"classic.pt", "radius 60", "radius 40"});
 }
 
 TEST_F(Cli, ResumeWithOtherFlagsIsRefused) {
-  expect_error(tool("npe-train") + " --device cpu --batch_size 32 --total_samples 640 --no_progress --resume --name classic" +
-               " --checkpoint_dir " + (*dir_ / "ck") + " --dataset_prefix " + prefix_, {"--batch_size", "16", "32"});
+  expect_error(tool("npe-train") +
+                   " --device cpu --batch_size 32 --total_samples 640 --no_progress --resume --name classic" +
+                   " --checkpoint_dir " + (*dir_ / "ck") + " --dataset_prefix " + prefix_,
+               {"--batch_size", "16", "32"});
 }
 
 // Files directly in `dir` (hidden temporary files of killed writers included).
@@ -369,7 +423,8 @@ std::vector<std::string> entries(const std::string& dir) {
 // that bash reports for it (128 + the signal when it died of it).
 int signal_after(const std::string& command, const char* signal, double seconds) {
   const auto r = run_command(fmt::format("bash -c '{} > /dev/null 2>&1 & p=$!; sleep {:.3f}; kill -{} $p; wait $p; "
-                                         "echo status $?'", command, seconds, signal));
+                                         "echo status $?'",
+                                         command, seconds, signal));
   const size_t at = r.output.rfind("status ");
   return at == std::string::npos ? -1 : std::stoi(r.output.substr(at + 7));
 }
@@ -382,7 +437,8 @@ int signal_after(const std::string& command, const char* signal, double seconds)
 TEST_F(Cli, TrainingKilledOrInterruptedResumesToTheSameRun) {
   const std::string prefix = copy_dataset("sigkill");
   const std::string flags = " --device cpu --threads 1 --batch_size 16 --total_samples 48000 --eval_every 300"
-                            " --checkpoint_every 40 --no_progress --name run --dataset_prefix " + prefix;
+                            " --checkpoint_every 40 --no_progress --name run --dataset_prefix " +
+                            prefix;
   auto r = run_command(tool("npe-train") + flags + " --checkpoint_dir " + (*dir_ / "sk_full"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto losses = [](const std::string& csv) {  // columns step..lr, without the wall-clock seconds
@@ -401,11 +457,14 @@ TEST_F(Cli, TrainingKilledOrInterruptedResumesToTheSameRun) {
     r = run_command(tool("npe-train") + flags + " --checkpoint_dir " + ck + " --resume");
     ASSERT_EQ(r.exit_code, 0) << "killed after " << at << " s:\n" << r.output;
     EXPECT_EQ(losses(read_file(ck + "/run.csv")), want) << "killed after " << at << " s";
-    EXPECT_EQ(entries(ck), (std::vector<std::string>{"run.best.pt", "run.csv", "run.pt"})) << "killed after " << at << " s";
+    EXPECT_EQ(entries(ck), (std::vector<std::string>{"run.best.pt", "run.csv", "run.pt"}))
+        << "killed after " << at << " s";
   }
   const std::string ck = *dir_ / "sk_int";
-  r = run_command("bash -c '" + tool("npe-train") + flags + " --checkpoint_dir " + ck + " & p=$!; "
-                  "while [ ! -f " + ck + "/run.csv ]; do sleep 0.01; done; kill -INT $p; wait $p; echo status $?'");
+  r = run_command("bash -c '" + tool("npe-train") + flags + " --checkpoint_dir " + ck +
+                  " & p=$!; "
+                  "while [ ! -f " +
+                  ck + "/run.csv ]; do sleep 0.01; done; kill -INT $p; wait $p; echo status $?'");
   ASSERT_NE(r.output.find("status 130"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("interrupted at step"), std::string::npos) << r.output;
   r = run_command(tool("npe-train") + flags + " --checkpoint_dir " + ck + " --resume");
@@ -449,8 +508,10 @@ TEST_F(Cli, DatagenKilledOrInterruptedKeepsEveryFileWhole) {
   const std::string dir = base + "/int";
   fs::create_directories(dir);
   for (const auto& n : names) fs::copy_file(base + "/old/" + n, dir + "/" + n);
-  const auto r = run_command("bash -c '" + tool("npe-datagen") + " --num_scenes 1000000 --timesteps 40 --threads 1 "
-                             "--no_progress --out_prefix " + dir + "/d & p=$!; while ! ls -a " + dir +
+  const auto r = run_command("bash -c '" + tool("npe-datagen") +
+                             " --num_scenes 1000000 --timesteps 40 --threads 1 "
+                             "--no_progress --out_prefix " +
+                             dir + "/d & p=$!; while ! ls -a " + dir +
                              " | grep -q tmp; do sleep 0.01; done; sleep 0.2; kill -INT $p; wait $p; echo status $?'");
   ASSERT_NE(r.output.find("status 130"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("interrupted at scene"), std::string::npos) << r.output;
@@ -459,16 +520,19 @@ TEST_F(Cli, DatagenKilledOrInterruptedKeepsEveryFileWhole) {
 }
 
 TEST_F(Cli, AbsurdRolloutLength) {
-  expect_error(tool("npe-eval") + " --device cpu --classic_ckpt " + (*dir_ / "ck/classic.pt") + " --dataset_prefix " + prefix_ +
-               " --rollout_steps 2147483647", {"--rollout_steps"});
+  expect_error(tool("npe-eval") + " --device cpu --classic_ckpt " + (*dir_ / "ck/classic.pt") + " --dataset_prefix " +
+                   prefix_ + " --rollout_steps 2147483647",
+               {"--rollout_steps"});
 }
 
 TEST_F(Cli, CorruptCheckpointAndMetricsCsv) {
   write_file_atomic(*dir_ / "junk.pt", "not a checkpoint");
-  expect_error(tool("npe-eval") + " --device cpu --modern_ckpt " + (*dir_ / "junk.pt") + " --dataset_prefix " + prefix_, {"junk.pt"});
+  expect_error(tool("npe-eval") + " --device cpu --modern_ckpt " + (*dir_ / "junk.pt") + " --dataset_prefix " + prefix_,
+               {"junk.pt"});
   write_file_atomic(*dir_ / "bad.csv", "step,samples_seen,train_loss,val_loss,lr,seconds\n1,2,x,4,5,6\n");
-  expect_error(tool("npe-render") + " --num_scenes 0 --metrics_csv " + (*dir_ / "bad.csv") + " --out_dir " + (*dir_ / "o"),
-               {"bad.csv", "line 2"});
+  expect_error(
+      tool("npe-render") + " --num_scenes 0 --metrics_csv " + (*dir_ / "bad.csv") + " --out_dir " + (*dir_ / "o"),
+      {"bad.csv", "line 2"});
 }
 
 // Every row of tests/tools/bad_inputs.tsv: the damaged input gets one clear error (exit status 2,
@@ -498,12 +562,15 @@ TEST_F(Cli, BadInputsTable) {
     const std::string t = *dir_ / fmt::format("bad/{}", n++);
     const std::string d = t + "/data/balls";
     fs::create_directories(t + "/data");
-    for (const char* suffix : {".json", "_train.npy", "_val.npy", "_test.npy"}) fs::copy_file(prefix_ + suffix, d + suffix);
+    for (const char* suffix : {".json", "_train.npy", "_val.npy", "_test.npy"})
+      fs::copy_file(prefix_ + suffix, d + suffix);
     auto fill = [&](std::string s) {
-      s = replace_all(s, "{train}", "{bin}/npe-train --device cpu --no_progress --total_samples 320 --batch_size 16 "
-                                    "--checkpoint_dir {t}/ck --dataset_prefix {d}");
-      s = replace_all(s, "{eval}", "{bin}/npe-eval --device cpu --num_scenes 2 --rollout_steps 5 --out_png {t}/o.png "
-                                   "--out_json {t}/o.json --out_csv {t}/o.csv --dataset_prefix {d}");
+      s = replace_all(s, "{train}",
+                      "{bin}/npe-train --device cpu --no_progress --total_samples 320 --batch_size 16 "
+                      "--checkpoint_dir {t}/ck --dataset_prefix {d}");
+      s = replace_all(s, "{eval}",
+                      "{bin}/npe-eval --device cpu --num_scenes 2 --rollout_steps 5 --out_png {t}/o.png "
+                      "--out_json {t}/o.json --out_csv {t}/o.csv --dataset_prefix {d}");
       s = replace_all(s, "{render}", "{bin}/npe-render --num_scenes 0 --out_dir {t}/o --metrics_csv {t}/m.csv");
       s = replace_all(s, "{bin}", NPE_TEST_BIN_DIR);
       s = replace_all(s, "{src}", NPE_SOURCE_DIR);
@@ -522,7 +589,8 @@ TEST_F(Cli, BadInputsTable) {
     EXPECT_EQ(r.exit_code, 2) << cols[0] << "\n" << r.output;
     EXPECT_NE(answer.find(": error: "), std::string::npos) << cols[0] << ": no error line in:\n" << r.output;
     for (const auto& frag : split(cols[3], " | "))
-      EXPECT_NE(answer.find(fill(frag)), std::string::npos) << cols[0] << ": '" << fill(frag) << "' missing in: " << answer;
+      EXPECT_NE(answer.find(fill(frag)), std::string::npos)
+          << cols[0] << ": '" << fill(frag) << "' missing in: " << answer;
     // the table shows placeholders, not this machine's paths
     auto show = [&](std::string s) {
       s = replace_all(s, d, "{d}");
@@ -532,7 +600,10 @@ TEST_F(Cli, BadInputsTable) {
       return replace_all(replace_all(s, "|", "\\|"), "`", "'");
     };
     auto code = [&](const std::string& s) {
-      return "`" + replace_all(replace_all(replace_all(show(s), "{bin}/", ""), "{train}", "npe-train ..."), "{eval}", "npe-eval ...") + "`";
+      return "`" +
+             replace_all(replace_all(replace_all(show(s), "{bin}/", ""), "{train}", "npe-train ..."), "{eval}",
+                         "npe-eval ...") +
+             "`";
     };
     md += fmt::format("| {} | {} | {} | {} | {} |\n", cols[0], cols[1] == "true" ? "" : code(cols[1]),
                       replace_all(code(cols[2]), "{render}", "npe-render ..."), r.exit_code, show(answer));

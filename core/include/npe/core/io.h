@@ -41,8 +41,7 @@ void remove_stale_temps(const std::filesystem::path& path);
 // rename cannot cross file systems), which is flushed and renamed over `path` only when `write`
 // returns normally. On any error the temporary file is removed and `path` is left as it was.
 // Creates missing parent directories. Throws npe::Error naming `path` when it cannot be written.
-void write_file_atomic(const std::filesystem::path& path,
-                       const std::function<void(std::FILE*)>& write);
+void write_file_atomic(const std::filesystem::path& path, const std::function<void(std::FILE*)>& write);
 
 // Convenience overload for a whole in-memory buffer.
 void write_file_atomic(const std::filesystem::path& path, const std::string& bytes);

@@ -26,15 +26,24 @@ nlohmann::json parse_json(const std::string& text, const std::string& source, co
 // every element converts, std::array<double, 2> from arrays of two numbers. Otherwise nothing.
 template <typename T>
 std::optional<T> json_as(const nlohmann::json& v);
-template <> std::optional<int> json_as<int>(const nlohmann::json& v);
-template <> std::optional<int64_t> json_as<int64_t>(const nlohmann::json& v);
-template <> std::optional<uint64_t> json_as<uint64_t>(const nlohmann::json& v);
-template <> std::optional<double> json_as<double>(const nlohmann::json& v);
-template <> std::optional<bool> json_as<bool>(const nlohmann::json& v);
-template <> std::optional<std::string> json_as<std::string>(const nlohmann::json& v);
-template <> std::optional<std::vector<int>> json_as<std::vector<int>>(const nlohmann::json& v);
-template <> std::optional<std::vector<double>> json_as<std::vector<double>>(const nlohmann::json& v);
-template <> std::optional<std::array<double, 2>> json_as<std::array<double, 2>>(const nlohmann::json& v);
+template <>
+std::optional<int> json_as<int>(const nlohmann::json& v);
+template <>
+std::optional<int64_t> json_as<int64_t>(const nlohmann::json& v);
+template <>
+std::optional<uint64_t> json_as<uint64_t>(const nlohmann::json& v);
+template <>
+std::optional<double> json_as<double>(const nlohmann::json& v);
+template <>
+std::optional<bool> json_as<bool>(const nlohmann::json& v);
+template <>
+std::optional<std::string> json_as<std::string>(const nlohmann::json& v);
+template <>
+std::optional<std::vector<int>> json_as<std::vector<int>>(const nlohmann::json& v);
+template <>
+std::optional<std::vector<double>> json_as<std::vector<double>>(const nlohmann::json& v);
+template <>
+std::optional<std::array<double, 2>> json_as<std::array<double, 2>>(const nlohmann::json& v);
 
 // The field `key` of the object `j` as T (json_as). Throws npe::Error "<source>: <kind> field
 // '<where><key>' is missing", or "... has the wrong type or range (found <value>)"; `where` is the

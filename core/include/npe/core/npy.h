@@ -22,8 +22,7 @@ std::string npy_header_f32(const std::vector<int64_t>& shape);
 
 // Writes `data` (product(shape) floats) to `path` atomically (temp file + rename).
 // Throws npe::Error naming `path` on failure.
-void write_npy_f32(const std::filesystem::path& path, const std::vector<int64_t>& shape,
-                   const float* data);
+void write_npy_f32(const std::filesystem::path& path, const std::vector<int64_t>& shape, const float* data);
 
 // Reads and validates a .npy file: magic, version, header syntax, dtype '<f4', C order, shape,
 // and the data size against the file length. Throws npe::Error naming `path` and the field that

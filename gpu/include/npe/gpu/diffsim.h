@@ -31,19 +31,19 @@ namespace npe::gpu {
 
 // Largest scene the differentiable simulator takes: all pairs of a scene in one thread.
 constexpr int kDiffMaxBallsCpu = kAllPairsMaxBalls;  // 32
-constexpr int kDiffMaxBallsCuda = kFusedMaxBalls;     // 8
+constexpr int kDiffMaxBallsCuda = kFusedMaxBalls;    // 8
 
 // Inputs of a rollout. Pointers are host memory for the CPU functions and device memory for the
 // CUDA ones.
 template <class T>
 struct DiffInputs {
-  const T* init = nullptr;         // [4][N][S] initial x, y (px), vx, vy (px/s)
-  const T* mass = nullptr;         // [N][S] > 0
-  const T* radius = nullptr;       // [N][S] > 0, px
-  const T* damping = nullptr;      // [S] dashpot constant c = 2 zeta omega (1/s) of each scene:
-                                   // dashpot(restitution, omega), 0 for restitution 1
-  const T* controls = nullptr;     // [frames][2][N][S] force on each ball during each frame
-                                   // (mass px / s^2), or null for none
+  const T* init = nullptr;      // [4][N][S] initial x, y (px), vx, vy (px/s)
+  const T* mass = nullptr;      // [N][S] > 0
+  const T* radius = nullptr;    // [N][S] > 0, px
+  const T* damping = nullptr;   // [S] dashpot constant c = 2 zeta omega (1/s) of each scene:
+                                // dashpot(restitution, omega), 0 for restitution 1
+  const T* controls = nullptr;  // [frames][2][N][S] force on each ball during each frame
+                                // (mass px / s^2), or null for none
 };
 
 // Adjoints (gradients of the loss), same shapes as DiffInputs; each is overwritten. `controls`
@@ -85,26 +85,25 @@ double dashpot_derivative(double restitution, double omega);
 // [num_contact_words]. With restitution equal for all scenes and no controls, the same bits as
 // advance_cpu / CudaWorld.
 template <class T>
-void diff_forward_cpu(const WorldSpec& spec, const DiffRollout& rollout, const DiffInputs<T>& in, T* traj,
-                      T* ckpt, uint32_t* contacts, int threads = 0);
+void diff_forward_cpu(const WorldSpec& spec, const DiffRollout& rollout, const DiffInputs<T>& in, T* traj, T* ckpt,
+                      uint32_t* contacts, int threads = 0);
 // Backward: given traj_bar [frames + 1][4][N][S] (the loss's gradient with respect to the
 // trajectory), the forward pass's checkpoints and its contact words (or null: every substep is
 // treated as having contacts; same result, slower), writes the gradients with respect to every
 // input. Scenes never mix.
 template <class T>
-void diff_backward_cpu(const WorldSpec& spec, const DiffRollout& rollout, const DiffInputs<T>& in,
-                       const T* ckpt, const uint32_t* contacts, const T* traj_bar, const DiffGrads<T>& grads,
-                       int threads = 0);
+void diff_backward_cpu(const WorldSpec& spec, const DiffRollout& rollout, const DiffInputs<T>& in, const T* ckpt,
+                       const uint32_t* contacts, const T* traj_bar, const DiffGrads<T>& grads, int threads = 0);
 
 // CUDA versions (device pointers; the forward one thread per scene, the backward one lane per ball; queued on `stream`, a cudaStream_t, 0
 // for the default stream). The backward pass needs a device scratch buffer of
 // K * 4 * N * S elements. Throws npe::Error when built without CUDA.
 template <class T>
-void diff_forward_cuda(const WorldSpec& spec, const DiffRollout& rollout, const DiffInputs<T>& in, T* traj,
-                       T* ckpt, uint32_t* contacts, void* stream);
+void diff_forward_cuda(const WorldSpec& spec, const DiffRollout& rollout, const DiffInputs<T>& in, T* traj, T* ckpt,
+                       uint32_t* contacts, void* stream);
 template <class T>
-void diff_backward_cuda(const WorldSpec& spec, const DiffRollout& rollout, const DiffInputs<T>& in,
-                        const T* ckpt, const uint32_t* contacts, const T* traj_bar, const DiffGrads<T>& grads,
-                        T* scratch, void* stream);
+void diff_backward_cuda(const WorldSpec& spec, const DiffRollout& rollout, const DiffInputs<T>& in, const T* ckpt,
+                        const uint32_t* contacts, const T* traj_bar, const DiffGrads<T>& grads, T* scratch,
+                        void* stream);
 
 }  // namespace npe::gpu

@@ -37,17 +37,17 @@ constexpr int kFusedMaxBalls = 8;  // CUDA: scenes of up to 8 balls run one thre
 struct WorldSpec {
   int64_t num_scenes = 1;
   int64_t num_balls = 4;
-  double width = 800.0, height = 600.0;  // box, px: walls at x = 0, width and y = 0, height
-  std::vector<double> radius;  // [num_balls * num_scenes] px (body b = ball * num_scenes + scene)
-  std::vector<double> mass;    // [num_balls * num_scenes] mass units, > 0
-  double restitution = 1.0;    // normal restitution of every contact, (0, 1]; 1 = no dashpot
-  double contact_omega = 200.0;  // contact spring per unit effective mass: k = m_eff omega^2, 1/s
-  double contact_ramp = 0.15;  // px of penetration over which the contact switches on smoothly
-                               // (C1 force, see gpu/src/physics.h); 0 = linear law, kink at onset
+  double width = 800.0, height = 600.0;     // box, px: walls at x = 0, width and y = 0, height
+  std::vector<double> radius;               // [num_balls * num_scenes] px (body b = ball * num_scenes + scene)
+  std::vector<double> mass;                 // [num_balls * num_scenes] mass units, > 0
+  double restitution = 1.0;                 // normal restitution of every contact, (0, 1]; 1 = no dashpot
+  double contact_omega = 200.0;             // contact spring per unit effective mass: k = m_eff omega^2, 1/s
+  double contact_ramp = 0.15;               // px of penetration over which the contact switches on smoothly
+                                            // (C1 force, see gpu/src/physics.h); 0 = linear law, kink at onset
   double gravity_x = 0.0, gravity_y = 0.0;  // px/s^2
-  double frame_dt = 0.1;       // s between recorded frames
-  int substeps = 64;           // physics substeps per frame: h = frame_dt / substeps
-  std::vector<Obstacle> obstacles;  // static, at most kMaxObstacles
+  double frame_dt = 0.1;                    // s between recorded frames
+  int substeps = 64;                        // physics substeps per frame: h = frame_dt / substeps
+  std::vector<Obstacle> obstacles;          // static, at most kMaxObstacles
   BroadPhase broad_phase = BroadPhase::kAuto;
 
   int64_t num_bodies() const { return num_balls * num_scenes; }
@@ -78,8 +78,8 @@ struct ContactChoice {
   int substeps;
   double ramp;
 };
-ContactChoice choose_contact(double max_approach_speed, double min_radius, double frame_dt,
-                             double penetration = 0.01, int steps_per_contact = 10);
+ContactChoice choose_contact(double max_approach_speed, double min_radius, double frame_dt, double penetration = 0.01,
+                             int steps_per_contact = 10);
 
 // The dynamic state: positions (px) and velocities (px/s), [num_balls * num_scenes] each.
 template <class T>
@@ -108,24 +108,21 @@ Recorder<T> engine_layout(T* out, const WorldSpec& spec);
 // npe's dataset layout, [num_scenes][frames][num_balls][5], normalised: x / pos_scale,
 // v / vel_scale, mass.
 template <class T>
-Recorder<T> dataset_layout(T* out, const WorldSpec& spec, int frames, double pos_scale,
-                           double vel_scale);
+Recorder<T> dataset_layout(T* out, const WorldSpec& spec, int frames, double pos_scale, double vel_scale);
 
 // CPU reference. advance_cpu runs `frames` frames of spec.substeps substeps each and, when
 // rec.out is set, records the state after frame k at frame index first_frame + k. Scenes (and,
 // for the grid, bodies) are spread over `threads` threads (0 = all cores); the result does not
 // depend on the thread count. Throws npe::Error when the state's size does not match the spec.
 template <class T>
-void advance_cpu(const WorldSpec& spec, WorldState<T>& state, int frames, const Recorder<T>& rec,
-                 int first_frame, int threads = 0);
+void advance_cpu(const WorldSpec& spec, WorldState<T>& state, int frames, const Recorder<T>& rec, int first_frame,
+                 int threads = 0);
 template <class T>
-void record_cpu(const WorldSpec& spec, const WorldState<T>& state, const Recorder<T>& rec,
-                int frame);
+void record_cpu(const WorldSpec& spec, const WorldState<T>& state, const Recorder<T>& rec, int frame);
 
 // Ball-ball pairs in contact (overlapping) in `state`, found with the given broad phase, as
 // (body_i, body_j) with i < j, sorted. Both broad phases return the same set (tested).
-std::vector<std::pair<int64_t, int64_t>> contact_pairs_cpu(const WorldSpec& spec,
-                                                           const WorldState<double>& state,
+std::vector<std::pair<int64_t, int64_t>> contact_pairs_cpu(const WorldSpec& spec, const WorldState<double>& state,
                                                            BroadPhase broad_phase);
 
 // True when a CUDA device can be used; otherwise false and `why` says why (built without CUDA,
@@ -164,8 +161,8 @@ class CudaWorld {
   // Benchmark helper: `warmup` untimed runs, then `repeats` runs timed with CUDA events, each
   // starting from `state` (uploaded outside the timed region) and calling advance(frames, rec,
   // 0). Returns the seconds of each timed run.
-  std::vector<double> time_advance(const WorldState<T>& state, int frames, const Recorder<T>& rec,
-                                   int warmup, int repeats);
+  std::vector<double> time_advance(const WorldState<T>& state, int frames, const Recorder<T>& rec, int warmup,
+                                   int repeats);
   // Waits for all work queued on the world's stream.
   void synchronize() const;
   // The world's stream (a cudaStream_t), for callers that queue their own copies.

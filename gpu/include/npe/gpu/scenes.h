@@ -31,8 +31,8 @@ Scene overlapping_world(int64_t n, double radius, double phi, double max_speed, 
 
 // One scene of the given balls ({x, y, vx, vy, mass}, px and px/s) of radius `radius` in a
 // width x height box, with the given contact omega and substeps.
-Scene explicit_scene(const std::vector<BallInit>& balls, double radius, double width,
-                     double height, double omega, int substeps, double frame_dt = 0.1);
+Scene explicit_scene(const std::vector<BallInit>& balls, double radius, double width, double height, double omega,
+                     int substeps, double frame_dt = 0.1);
 
 template <class T>
 WorldState<T> cast_state(const WorldState<double>& s) {

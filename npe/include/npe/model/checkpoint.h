@@ -24,22 +24,21 @@
 namespace npe::model {
 
 struct Checkpoint {
-  nlohmann::json meta;                // everything in "npe_meta"
+  nlohmann::json meta;  // everything in "npe_meta"
   ModelConfig config;
-  std::shared_ptr<NPEImpl> net;       // on the requested device, in eval mode
+  std::shared_ptr<NPEImpl> net;  // on the requested device, in eval mode
   int64_t step = 0;
 };
 
 // Writes `path` atomically (temp file + rename). `meta` must contain "model" (ModelConfig json);
 // format fields are added here.
-void save_checkpoint(const std::string& path, NPEImpl& net, nlohmann::json meta,
-                     torch::optim::Optimizer* optimizer);
+void save_checkpoint(const std::string& path, NPEImpl& net, nlohmann::json meta, torch::optim::Optimizer* optimizer);
 
-// Loads and validates a checkpoint. `expected` (with the flag that named the file, e.g.
-// "--classic_ckpt") rejects a checkpoint of the other model kind. Throws npe::Error naming the
+// Loads and validates a checkpoint. `expected` rejects a checkpoint of the other model kind;
+// `label` names the file's role in errors (a tool passes its flag, e.g. "--classic_ckpt"). Throws npe::Error naming the
 // file and what is wrong: missing, not an npe checkpoint, wrong kind, weights not matching.
-Checkpoint load_checkpoint(const std::string& path, std::optional<Kind> expected,
-                           const std::string& flag, const torch::Device& device);
+Checkpoint load_checkpoint(const std::string& path, std::optional<Kind> expected, const std::string& label,
+                           const torch::Device& device);
 
 // As load_checkpoint, from a checkpoint's bytes already in memory, onto the CPU (`name` is used in
 // errors).
@@ -57,7 +56,6 @@ std::vector<datagen::IdentityDifference> check_dataset_matches(const Checkpoint&
                                                                const std::set<std::string>& allowed = {});
 
 // Restores the optimizer state saved in `path` (used by --resume).
-void load_optimizer_state(const std::string& path, torch::optim::Optimizer& optimizer,
-                          const torch::Device& device);
+void load_optimizer_state(const std::string& path, torch::optim::Optimizer& optimizer, const torch::Device& device);
 
 }  // namespace npe::model

@@ -35,8 +35,8 @@ struct DistEnv {
   int rank = 0, local_rank = 0, world_size = 1;
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
-  bool agent_store = false;   // torchrun's agent hosts the store (TORCHELASTIC_USE_AGENT_STORE)
-  std::string store_prefix;   // key prefix under the agent's store ("/worker/attempt_<n>")
+  bool agent_store = false;       // torchrun's agent hosts the store (TORCHELASTIC_USE_AGENT_STORE)
+  std::string store_prefix;       // key prefix under the agent's store ("/worker/attempt_<n>")
   std::string launcher = "none";  // "none" | "env" (RANK/WORLD_SIZE, e.g. torchrun) | "slurm"
   bool distributed() const { return world_size > 1; }
 };
@@ -68,8 +68,7 @@ class ProcessGroup {
   // Blocks until every process has joined or `timeout` passed. Throws npe::Error when the group
   // has several processes and this build has no NCCL or the device is not CUDA, when the process
   // sees no GPU, and when the rendezvous or NCCL fails (with NCCL's message).
-  ProcessGroup(const DistEnv& env, torch::Device device,
-               std::chrono::milliseconds timeout = std::chrono::minutes(30));
+  ProcessGroup(const DistEnv& env, torch::Device device, std::chrono::milliseconds timeout = std::chrono::minutes(30));
   // Joins the rendezvous store only, on any device: agree() works, the collectives throw
   // npe::Error. For tests of the rendezvous (on machines without GPUs) and processes that only
   // need to agree.

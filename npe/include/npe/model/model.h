@@ -27,8 +27,8 @@ namespace npe::model {
 
 // classic and modern: the NPE; np and lstm: the paper's baselines (section 3.2, figure 2).
 enum class Kind { Classic, Modern, NP, LSTM };
-std::string kind_name(Kind k);             // "classic" / "modern" / "np" / "lstm"
-Kind kind_from_name(const std::string& s); // throws npe::Error
+std::string kind_name(Kind k);              // "classic" / "modern" / "np" / "lstm"
+Kind kind_from_name(const std::string& s);  // throws npe::Error
 
 struct ModelConfig {
   Kind kind = Kind::Classic;
@@ -157,7 +157,8 @@ int64_t parameter_count(const NPEImpl& model);
 // Wraps a model as a rollout predictor (npe/rollout/rollout.h's Predictor signature):
 // prev, cur [scenes, N, 5] host float32 -> v_next [scenes, N, 2] host float32. Runs on `device`
 // in eval mode without gradients, `batch` scenes at a time.
-std::function<void(const float*, const float*, int64_t, int64_t, float*)> make_predictor(
-    std::shared_ptr<NPEImpl> net, torch::Device device, int64_t batch = 4096);
+std::function<void(const float*, const float*, int64_t, int64_t, float*)> make_predictor(std::shared_ptr<NPEImpl> net,
+                                                                                         torch::Device device,
+                                                                                         int64_t batch = 4096);
 
 }  // namespace npe::model

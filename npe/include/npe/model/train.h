@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,8 +30,7 @@ Windows gather_windows(const torch::Tensor& traj, const torch::Tensor& window_id
 // Mean squared velocity error of `net` over the given windows and their present balls (batched,
 // no grad).
 // With `net` == nullptr: the constant-velocity baseline (v_{t+1} = v_t).
-double window_mse(NPEImpl* net, const torch::Tensor& traj, const torch::Tensor& window_ids,
-                  int64_t batch = 4096);
+double window_mse(NPEImpl* net, const torch::Tensor& traj, const torch::Tensor& window_ids, int64_t batch = 4096);
 
 // "auto" (CUDA when present), "cpu" or "cuda"; throws npe::Error naming --device otherwise.
 torch::Device pick_device(const std::string& device);
@@ -43,50 +43,53 @@ double modern_lr(int64_t step, int64_t total_steps, double base);
 
 struct TrainConfig {
   std::string dataset_prefix = "data/balls_n4_t60_uniform/balls_n4_t60_uniform";
-  std::string name;                  // checkpoints/<name>.pt and <name>.best.pt
+  std::string name;  // checkpoints/<name>.pt and <name>.best.pt
   std::string checkpoint_dir = "checkpoints";
-  std::string metrics_csv;           // default: <checkpoint_dir>/<name>.csv
-  ModelConfig model;                 // neighborhood is set from neighborhood_radii and the data
-  double neighborhood_radii = 3.5;   // neighbourhood mask distance, in ball radii
+  std::string metrics_csv;          // default: <checkpoint_dir>/<name>.csv
+  ModelConfig model;                // neighborhood is set from neighborhood_radii and the data
+  double neighborhood_radii = 3.5;  // neighbourhood mask distance, in ball radii
   int64_t batch_size = 50;
   int64_t total_samples = 0;
-  int64_t eval_every = 0;            // steps between validations (0: 20 over the run)
-  int64_t checkpoint_every = 0;      // steps between checkpoints of <name>.pt (0: at each validation)
-  int64_t val_windows = 20000;       // validation windows (evenly spread subset of the val split)
-  std::string optimizer;             // rmsprop | adam | adamw
+  int64_t eval_every = 0;        // steps between validations (0: 20 over the run)
+  int64_t checkpoint_every = 0;  // steps between checkpoints of <name>.pt (0: at each validation)
+  int64_t val_windows = 20000;   // validation windows (evenly spread subset of the val split)
+  std::string optimizer;         // rmsprop | adam | adamw
   double lr = 3e-4;
   double weight_decay = 0.0;
-  double max_grad_norm = 0.0;        // 0: no clipping
-  double input_noise = 0.0;          // noise injection on the input states (window_loss); 0: none
-  std::string device = "auto";       // auto | cpu | cuda
-  std::string precision = "auto";    // auto (bf16 for the modern model on CUDA) | fp32 | bf16
-  bool cuda_graph = true;            // CUDA: capture the step as a CUDA graph (train_step.h)
-  bool fused_step = true;            // CUDA, classic model: the hand-written step (StepOptions::fused)
+  double max_grad_norm = 0.0;      // 0: no clipping
+  double input_noise = 0.0;        // noise injection on the input states (window_loss); 0: none
+  std::string device = "auto";     // auto | cpu | cuda
+  std::string precision = "auto";  // auto (bf16 for the modern model on CUDA) | fp32 | bf16
+  bool cuda_graph = true;          // CUDA: capture the step as a CUDA graph (train_step.h)
+  bool fused_step = true;          // CUDA, classic model: the hand-written step (StepOptions::fused)
   uint64_t seed = 0;
   bool resume = false;
-  int64_t stop_after_steps = 0;      // >0: stop (checkpointed) after this many steps of this run
+  int64_t stop_after_steps = 0;  // >0: stop (checkpointed) after this many steps of this run
 
   bool progress = true;
-  int threads = 0;                   // CPU threads (0: all cores)
+  int threads = 0;  // CPU threads (0: all cores)
+  // Notices for the user (resuming, a setting changed on resume, a fallback), one line each
+  // without a newline; empty: printed to stderr as they are. npe-train prefixes its name.
+  std::function<void(const std::string&)> note;
 };
 
 // Paper / --modern defaults for the hyper-parameters that differ between the two models.
 TrainConfig default_train_config(Kind kind);
 
 struct TrainResult {
-  int64_t steps = 0;                 // step reached
-  int64_t start_step = 0;            // step this run started from (> 0 when resumed)
-  bool stopped_early = false;        // by stop_after_steps
-  bool interrupted = false;          // by SIGINT/SIGTERM (install_interrupt_handlers), checkpointed
+  int64_t steps = 0;           // step reached
+  int64_t start_step = 0;      // step this run started from (> 0 when resumed)
+  bool stopped_early = false;  // by stop_after_steps
+  bool interrupted = false;    // by SIGINT/SIGTERM (install_interrupt_handlers), checkpointed
   double best_val = 0, final_val = 0;
-  double baseline_val = 0;           // constant-velocity MSE on the same validation windows
+  double baseline_val = 0;  // constant-velocity MSE on the same validation windows
   double seconds = 0, samples_per_s = 0;
   bool bf16 = false, cuda_graph = false;  // what the run used
-  bool fused_step = false;           // the classic model's hand-written step (train_step.h)
-  int rank = 0;                      // this process's rank; 0 writes the files and reports
-  int64_t world_size = 1;            // processes of the run (data parallel: distributed.h)
-  int64_t gradient_buckets = 0;      // all-reduces per step (0 with one process)
-  double replica_divergence = 0;     // max |parameter - process 0's| at the end (0 expected)
+  bool fused_step = false;                // the classic model's hand-written step (train_step.h)
+  int rank = 0;                           // this process's rank; 0 writes the files and reports
+  int64_t world_size = 1;                 // processes of the run (data parallel: distributed.h)
+  int64_t gradient_buckets = 0;           // all-reduces per step (0 with one process)
+  double replica_divergence = 0;          // max |parameter - process 0's| at the end (0 expected)
   std::string last_checkpoint, best_checkpoint, metrics_csv;
 };
 
@@ -126,8 +129,7 @@ class WindowOrder {
 // input_noise times each feature's standard deviation (the model's standardisation) is added to
 // x, y, vx and vy of both input frames, from torch's default generator; the target stays the true
 // next velocity, so the model learns to correct its own drift.
-torch::Tensor window_loss(NPEImpl& net, const torch::Tensor& traj, const torch::Tensor& ids,
-                          double input_noise = 0.0);
+torch::Tensor window_loss(NPEImpl& net, const torch::Tensor& traj, const torch::Tensor& ids, double input_noise = 0.0);
 
 // Back-propagates `loss` and takes one step of `optimizer` at learning rate `lr`, clipping the
 // gradient norm to `max_grad_norm` first when it is > 0: libtorch's own optimizers, eagerly. npe-train

@@ -81,9 +81,9 @@ class TrainStep {
   TrainStep(const TrainStep&) = delete;
   TrainStep& operator=(const TrainStep&) = delete;
 
-  void run();                        // one step
-  int64_t step() const;              // the next step's index (steps taken so far, from 0)
-  bool captured() const;             // replaying a CUDA graph
+  void run();             // one step
+  int64_t step() const;   // the next step's index (steps taken so far, from 0)
+  bool captured() const;  // replaying a CUDA graph
   // Mean training loss since the last call (waits for the device; data parallel: over every
   // process, a collective).
   double take_mean_loss();
@@ -94,8 +94,8 @@ class TrainStep {
   void restore_loss_accumulator(double sum, int64_t count);
   // First step whose loss was NaN/Inf on any process, or -1 (waits for the device; a collective).
   int64_t first_nonfinite_step();
-  double lr();                       // the learning rate the last step used (waits for the device)
-  void sync_optimizer();             // writes the step count into the optimizer's state (before a save)
+  double lr();            // the learning rate the last step used (waits for the device)
+  void sync_optimizer();  // writes the step count into the optimizer's state (before a save)
   // Data parallel: copies process 0's parameters, buffers and optimizer state (moments and step
   // count) to every process (a collective; before the first step, so that a run resumed from a
   // checkpoint only process 0 read starts everywhere from it).
@@ -103,8 +103,8 @@ class TrainStep {
   // Data parallel: the largest absolute difference between this process's parameters and process
   // 0's (a collective; 0 when the replicas are identical, as they should stay).
   double replica_divergence();
-  int64_t gradient_buckets() const;  // all-reduces per step (0 with one process)
-  bool fused() const;                // a hand-written step (StepOptions::fused)
+  int64_t gradient_buckets() const;         // all-reduces per step (0 with one process)
+  bool fused() const;                       // a hand-written step (StepOptions::fused)
   const std::string& fused_reason() const;  // why not, when fused() is false
 
  private:
@@ -114,7 +114,6 @@ class TrainStep {
 
 // The learning rate of scheduled_lr computed from a device step count (float64 scalar tensor):
 // the schedule inside a captured step. Equal to scheduled_lr to rounding (tested).
-torch::Tensor scheduled_lr_tensor(const TrainConfig& config, Kind kind, const torch::Tensor& step,
-                                  int64_t total_steps);
+torch::Tensor scheduled_lr_tensor(const TrainConfig& config, Kind kind, const torch::Tensor& step, int64_t total_steps);
 
 }  // namespace npe::model
