@@ -4,6 +4,7 @@
 // that stopped cleanly on SIGINT/SIGTERM (npe::Interrupted) exits with status 130.
 #pragma once
 
+#include <cstdint>
 #include <cstdio>
 #include <exception>
 #include <map>
@@ -58,6 +59,37 @@ int run_tool(const char* name, Fn&& body) {
   }
 }
 
+// Whether `s` is valid UTF-8 (no overlong forms, no surrogates, at most U+10FFFF).
+inline bool valid_utf8(const std::string& s) {
+  static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};  // shortest form of each length
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    int n = 0;
+    uint32_t cp = c;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c >> 5) == 0x6) {
+      n = 1, cp = c & 0x1f;
+    } else if ((c >> 4) == 0xe) {
+      n = 2, cp = c & 0x0f;
+    } else if ((c >> 3) == 0x1e) {
+      n = 3, cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + n >= s.size()) return false;
+    for (int k = 1; k <= n; ++k) {
+      const unsigned char d = static_cast<unsigned char>(s[i + k]);
+      if ((d >> 6) != 0x2) return false;
+      cp = (cp << 6) | (d & 0x3f);
+    }
+    if (cp < kMin[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += static_cast<size_t>(n) + 1;
+  }
+  return true;
+}
+
 // Parses argv; unknown flags and stray positional arguments are errors that name them. Registers
 // the flags, with `renames` (field -> flag), for the errors libraries raise about fields.
 inline cxxopts::ParseResult parse(cxxopts::Options& options, int argc, char** argv,
@@ -69,6 +101,13 @@ inline cxxopts::ParseResult parse(cxxopts::Options& options, int argc, char** ar
   cxxopts::ParseResult r = options.parse(argc, argv);
   if (!r.unmatched().empty())
     throw npe::Error(fmt::format("unexpected argument '{}' (flags start with --)", r.unmatched().front()));
+  // Paths and names end up in JSON outputs (manifests, checkpoints' metadata), which hold text:
+  // refused here, before anything is written, rather than half-way through a write.
+  for (const cxxopts::KeyValue& kv : r.arguments())
+    if (!valid_utf8(kv.value()))
+      throw npe::Error(fmt::format("--{}: expected UTF-8 text (names and paths are recorded in JSON), found bytes "
+                                   "that are not UTF-8",
+                                   kv.key()));
   return r;
 }
 

@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "npe/core/error.h"
+#include "npe/core/io.h"
 #include "npe/datagen/dataset.h"
 #include "npe/datagen/world_identity.h"
 #include "npe/rollout/evaluate.h"
@@ -65,6 +66,23 @@ inline void add_model_flags(cxxopts::Options& options) {
 
 using rollout::kAllKinds;
 using rollout::LoadedModel;
+
+// The files a command reads and writes, checked before any work: no output may be an input or
+// another output (npe::check_distinct_files). `outputs` are flags naming files; the inputs are the
+// dataset's files (when `prefix` is given), the model flags' checkpoints and --sim_masses.
+inline void check_command_files(const cxxopts::ParseResult& r, const std::string& prefix,
+                                const std::vector<std::string>& outputs, std::vector<CommandFile> files = {}) {
+  if (!prefix.empty())
+    for (const auto& f : datagen::dataset_files(prefix)) files.push_back({"--dataset_prefix file", f, false});
+  for (model::Kind kind : kAllKinds) {
+    const std::string flag = model::kind_name(kind) + "_ckpt";
+    if (r.count(flag) && !r[flag].as<std::string>().empty()) files.push_back({"--" + flag, r[flag].as<std::string>()});
+  }
+  if (r.count("sim_masses") && !r["sim_masses"].as<std::string>().empty())
+    files.push_back({"--sim_masses", r["sim_masses"].as<std::string>()});
+  for (const std::string& flag : outputs) files.push_back({"--" + flag, r[flag].as<std::string>(), true});
+  check_distinct_files(files);
+}
 
 // Whether any of --classic_ckpt, --modern_ckpt, --np_ckpt and --lstm_ckpt is given.
 inline bool any_model(const cxxopts::ParseResult& r) {

@@ -44,6 +44,7 @@ int main(int argc, char** argv) {
     if (num_scenes < 1) throw npe::Error(fmt::format("--num_scenes: expected >= 1, found {}", num_scenes));
 
     const auto manifest = npe::datagen::read_manifest(prefix);
+    npe::tools::check_command_files(r, prefix, {"out_json", "out_csv", "out_png"});
     simulator = npe::tools::simulator_enabled(r, simulator, manifest, prefix, "npe-eval", "row");
     if (!npe::tools::any_model(r) && !simulator)
       throw npe::Error("give at least one of --classic_ckpt, --modern_ckpt, --np_ckpt, --lstm_ckpt");

@@ -5,6 +5,8 @@
 
 #include "cli.h"
 #include "npe/core/error.h"
+#include "npe/core/io.h"
+#include "npe/datagen/dataset.h"
 #include "npe/rollout/optimize.h"
 #include "npe/model/train.h"
 
@@ -31,6 +33,11 @@ int main(int argc, char** argv) {
       return 0;
     }
     const std::string problem_path = r["problem"].as<std::string>();
+    const std::string prefix = r["out_prefix"].as<std::string>();
+    npe::check_distinct_files({{"--problem", problem_path},
+                               {"--out_prefix manifest", npe::datagen::manifest_path(prefix), true},
+                               {"--out_prefix array", npe::datagen::split_path(prefix, "test"), true},
+                               {"--out_prefix summary", prefix + "_summary.json", true}});
     const auto p = npe::rollout::LaunchProblem::from_json_file(problem_path);
     npe::rollout::LaunchOptions lo;
     const std::string method = r["method"].as<std::string>();
@@ -46,7 +53,6 @@ int main(int argc, char** argv) {
     if (lo.device.is_cuda() && !npe::gpu::cuda_available()) lo.device = torch::kCPU;
     const auto res = npe::rollout::optimize_launch(p, lo);
 
-    const std::string prefix = r["out_prefix"].as<std::string>();
     npe::rollout::write_launch_outputs(p, res, problem_path, method, prefix);
     const int64_t N = static_cast<int64_t>(p.balls.size());
 

@@ -75,6 +75,9 @@ int main(int argc, char** argv) {
       }
       std::string png = r["curves_png"].as<std::string>();
       if (png.empty()) png = (out_dir / "training_curves.png").string();
+      std::vector<npe::CommandFile> files = {{"--curves_png", png, true}};
+      for (const auto& path : csvs) files.push_back({"--metrics_csv", path});
+      npe::check_distinct_files(files);
       npe::rollout::write_plot_png(png, {p}, 900, 560);
       fmt::print("npe-render: wrote {}\n", png);
     }
@@ -84,6 +87,7 @@ int main(int argc, char** argv) {
     const std::string prefix = r["dataset_prefix"].as<std::string>();
     const auto device = npe::model::pick_device(r["device"].as<std::string>());
     const auto manifest = npe::datagen::read_manifest(prefix);
+    npe::tools::check_command_files(r, prefix, {});
     const std::string split = r["split"].as<std::string>();
     if (split != "train" && split != "val" && split != "test")
       throw npe::Error(fmt::format("--split: expected train, val or test, found '{}'", split));

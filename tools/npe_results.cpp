@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "npe/core/error.h"
 #include "npe/core/io.h"
+#include "npe/datagen/dataset.h"
 #include "npe/model/train.h"
 #include "npe/rollout/experiments.h"
 
@@ -69,6 +70,12 @@ int main(int argc, char** argv) {
     eo.device = npe::model::pick_device(r["device"].as<std::string>());
     std::vector<npe::rollout::ExperimentWorld> worlds;
     for (const auto& w : r["world"].as<std::vector<std::string>>()) worlds.push_back(parse_world(w));
+    std::vector<npe::CommandFile> files;
+    for (const auto& w : worlds)
+      for (const auto& f : npe::datagen::dataset_files(w.prefix)) files.push_back({"--world " + w.label + " file", f});
+    for (const char* flag : {"out_md", "out_csv", "out_json"})
+      files.push_back({std::string("--") + flag, r[flag].as<std::string>(), true});
+    npe::check_distinct_files(files);
     const npe::rollout::ExperimentReport rep = npe::rollout::experiments_table(
         worlds, eo, [](const std::string& line) { fmt::print("npe-results: {}\n", line); });
     const std::string& md = rep.markdown;

@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
     }
     const std::string prefix = r["dataset_prefix"].as<std::string>();
     const auto manifest = npe::datagen::read_manifest(prefix);
+    npe::tools::check_command_files(r, prefix, {"out_json", "out_md"});
     if (!manifest.world.variable_mass)
       throw npe::Error(fmt::format("--dataset_prefix '{}': expected a dataset made with --variable_mass (masses "
                                    "from {{{}}}), found uniform masses",

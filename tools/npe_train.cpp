@@ -60,6 +60,8 @@ int main(int argc, char** argv) {
                                                        cxxopts::value<int>()->default_value("0"))(
         "seed", "random seed (initialisation and data order)", cxxopts::value<uint64_t>()->default_value("0"))(
         "resume", "continue from <checkpoint_dir>/<name>.pt if it exists (same flags required)")(
+        "overwrite", "start afresh over an existing run of this --name (its checkpoints and metrics are replaced; "
+                     "without it such a run is refused)")(
         "stop_after_steps",
         "stop, checkpointed, after this many steps of this run (0 = run to the end); "
         "--resume continues: splits a long run into time-limited jobs",
@@ -116,6 +118,7 @@ int main(int argc, char** argv) {
     c.threads = r["threads"].as<int>();
     c.seed = r["seed"].as<uint64_t>();
     c.resume = r.count("resume") > 0;
+    c.overwrite = r.count("overwrite") > 0;
     c.stop_after_steps = r["stop_after_steps"].as<int64_t>();
     if (c.stop_after_steps < 0)
       throw npe::Error(fmt::format("--stop_after_steps: expected >= 0, found {}", c.stop_after_steps));

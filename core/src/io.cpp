@@ -4,11 +4,12 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <sstream>
+#include <random>
 
+#include <fcntl.h>
 #include <fmt/format.h>
-#include <signal.h>  // kill(pid, 0): is a temporary file's writer alive
+#include <sys/file.h>  // flock
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace npe {
@@ -27,56 +28,205 @@ void create_parent(const fs::path& path) {
         fmt::format("cannot create directory '{}' for output '{}': {}", parent.string(), path.string(), ec.message()));
 }
 
-}  // namespace
-
-fs::path temp_path_for(const fs::path& path) {
-  return path.parent_path() / fmt::format(".{}.tmp.{}", path.filename().string(), static_cast<long>(::getpid()));
-}
-
-void remove_stale_temps(const fs::path& path) {
-  const std::string stem = fmt::format(".{}.tmp.", path.filename().string());
-  std::error_code ec;
-  const fs::path dir = path.parent_path().empty() ? fs::path(".") : path.parent_path();
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (name.compare(0, stem.size(), stem) != 0) continue;
-    char* tail = nullptr;
-    const long pid = std::strtol(name.c_str() + stem.size(), &tail, 10);
-    if (pid <= 0 || *tail != '\0' || pid == static_cast<long>(::getpid())) continue;
-    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // its writer still runs
-    std::error_code rm;
-    fs::remove(it->path(), rm);
+// What a non-regular file is, in words.
+std::string kind_of(fs::file_type t) {
+  switch (t) {
+    case fs::file_type::directory: return "a directory";
+    case fs::file_type::character: return "a character device";
+    case fs::file_type::block: return "a block device";
+    case fs::file_type::fifo: return "a FIFO (named pipe)";
+    case fs::file_type::socket: return "a socket";
+    case fs::file_type::symlink: return "a symbolic link";
+    default: return "not a regular file";
   }
 }
 
-AtomicFile::AtomicFile(fs::path path) : path_(std::move(path)) {
-  create_parent(path_);
-  tmp_ = temp_path_for(path_);
-  file_ = std::fopen(tmp_.c_str(), "wb");
-  if (!file_) throw Error(fmt::format("cannot write output '{}': {}", path_.string(), errno_text()));
+// FNV-1a, for shortening long temporary names (not security).
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ULL;
+  return h;
+}
+
+// ".<name>.tmp." (long names shortened so that the temporary name stays within NAME_MAX).
+std::string temp_stem(const fs::path& target) {
+  const std::string name = target.filename().string();
+  constexpr size_t kMaxName = 180;  // + ".tmp." + pid + "." + 16 hex digits <= 255
+  if (name.size() <= kMaxName) return "." + name + ".tmp.";
+  return fmt::format(".{}~{:016x}.tmp.", name.substr(0, kMaxName - 17), fnv1a(name));
+}
+
+uint64_t random_u64() {
+  std::random_device rd;
+  return (static_cast<uint64_t>(rd()) << 32) ^ rd();
+}
+
+}  // namespace
+
+fs::path output_target(const fs::path& path) {
+  fs::path p = path;
+  for (int hops = 0;; ++hops) {
+    std::error_code ec;
+    const fs::file_status st = fs::symlink_status(p, ec);
+    if (ec || st.type() == fs::file_type::not_found) return p;  // a new file (or a parent to create)
+    if (st.type() == fs::file_type::regular) return p;
+    if (st.type() != fs::file_type::symlink)
+      throw Error(fmt::format("output '{}'{}: is {}; expected a regular file or a new path (npe replaces its "
+                              "outputs atomically and never writes into devices, pipes or directories)",
+                              path.string(), p == path ? "" : fmt::format(" (a link to '{}')", p.string()),
+                              kind_of(st.type())));
+    if (hops >= 40) throw Error(fmt::format("output '{}': too many levels of symbolic links", path.string()));
+    const fs::path to = fs::read_symlink(p, ec);
+    if (ec) throw Error(fmt::format("output '{}': cannot read the link: {}", path.string(), ec.message()));
+    p = to.is_absolute() ? to : p.parent_path() / to;
+  }
+}
+
+TempOutput::TempOutput(fs::path path) : path_(std::move(path)) {
+  target_ = output_target(path_);
+  create_parent(target_);
+  const std::string stem = temp_stem(target_);
+  for (int attempt = 0; fd_ < 0; ++attempt) {
+    temp_ = target_.parent_path() / fmt::format("{}{}.{:016x}", stem, static_cast<long>(::getpid()), random_u64());
+    fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd_ < 0 && (errno != EEXIST || attempt > 8))
+      throw Error(fmt::format("cannot write output '{}': {}", path_.string(), errno_text()));
+  }
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {  // a fresh unique file: nobody else can hold it
+    const std::string why = errno_text();
+    ::close(fd_);
+    ::unlink(temp_.c_str());
+    throw Error(fmt::format("cannot lock the temporary file of output '{}': {}", path_.string(), why));
+  }
+}
+
+TempOutput::~TempOutput() {
+  if (fd_ < 0) return;
+  ::unlink(temp_.c_str());  // while still locked: a stale-temp sweep never sees it half-removed
+  ::close(fd_);
+}
+
+void TempOutput::commit() {
+  if (::fsync(fd_) != 0) {
+    const std::string why = errno_text();
+    throw Error(fmt::format("error writing '{}': {}", path_.string(), why));
+  }
+  // the target may have become a device or a FIFO since we started: check again
+  if (output_target(path_) != target_)
+    throw Error(fmt::format("output '{}': its link changed while it was written; not replaced", path_.string()));
+  if (std::rename(temp_.c_str(), target_.c_str()) != 0) {
+    const std::string e = errno_text();
+    throw Error(fmt::format("cannot move '{}' into place as '{}': {}", temp_.string(), target_.string(), e));
+  }
+  ::close(fd_);
+  fd_ = -1;
+  remove_stale_temps(target_);
+}
+
+void remove_stale_temps(const fs::path& path) {
+  const std::string stem = temp_stem(path);
+  std::error_code ec;
+  const fs::path dir = path.parent_path().empty() ? fs::path(".") : path.parent_path();
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const fs::path f = it->path();
+    if (f.filename().string().compare(0, stem.size(), stem) != 0) continue;
+    const int fd = ::open(f.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) continue;
+    struct stat st {};
+    // a regular file whose lock is free: its writer is gone (a live writer holds LOCK_EX)
+    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && ::flock(fd, LOCK_EX | LOCK_NB) == 0) ::unlink(f.c_str());
+    ::close(fd);
+  }
+}
+
+AtomicFile::AtomicFile(fs::path path) : out_(std::move(path)) {
+  const int fd = ::dup(out_.fd());  // fclose closes the copy; the lock stays with out_'s descriptor
+  file_ = fd < 0 ? nullptr : ::fdopen(fd, "wb");
+  if (!file_) {
+    if (fd >= 0) ::close(fd);
+    throw Error(fmt::format("cannot write output '{}': {}", out_.path().string(), errno_text()));
+  }
 }
 
 AtomicFile::~AtomicFile() {
-  if (!file_) return;
-  std::fclose(file_);
-  std::remove(tmp_.c_str());
+  if (file_) std::fclose(file_);
 }
 
 void AtomicFile::commit() {
   std::FILE* f = file_;
   file_ = nullptr;
-  const bool written = std::fflush(f) == 0 && !std::ferror(f) && ::fsync(::fileno(f)) == 0;
+  const bool written = std::fflush(f) == 0 && !std::ferror(f);
   const std::string why = errno_text();
-  if (std::fclose(f) != 0 || !written) {
-    std::remove(tmp_.c_str());
-    throw Error(fmt::format("error writing '{}': {}", path_.string(), why));
+  if (std::fclose(f) != 0 || !written) throw Error(fmt::format("error writing '{}': {}", path().string(), why));
+  out_.commit();
+}
+
+OutputLock::OutputLock(const fs::path& path, const std::string& label) {
+  const fs::path target = output_target(path);
+  create_parent(target);
+  lock_ = target.parent_path() / ("." + target.filename().string() + ".lock");
+  for (;;) {
+    fd_ = ::open(lock_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd_ < 0)
+      throw Error(fmt::format("{} '{}': cannot create the lock file '{}': {}", label, path.string(), lock_.string(),
+                              errno_text()));
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      char buf[32] = {};
+      const ssize_t n = ::pread(fd_, buf, sizeof(buf) - 1, 0);
+      ::close(fd_);
+      fd_ = -1;
+      const std::string holder = n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string("?");
+      throw Error(fmt::format("{} '{}': another process (pid {}) is writing it (lock '{}'); wait for it to finish or "
+                              "choose another output",
+                              label, path.string(), holder.substr(0, holder.find('\n')), lock_.string()));
+    }
+    // The holder before us removes the lock file when it releases it: make sure ours is still the
+    // file at that name, else lock the new one.
+    struct stat held {
+    }, now{};
+    if (::fstat(fd_, &held) == 0 && ::stat(lock_.c_str(), &now) == 0 && held.st_ino == now.st_ino &&
+        held.st_dev == now.st_dev)
+      break;
+    ::close(fd_);
+    fd_ = -1;
   }
-  if (std::rename(tmp_.c_str(), path_.c_str()) != 0) {
-    const std::string e = errno_text();
-    std::remove(tmp_.c_str());
-    throw Error(fmt::format("cannot move '{}' into place as '{}': {}", tmp_.string(), path_.string(), e));
+  const std::string pid = fmt::format("{}\n", static_cast<long>(::getpid()));
+  if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, pid.data(), pid.size(), 0) < 0) {
+    // the pid is only for the message of a refused second writer
   }
-  remove_stale_temps(path_);
+}
+
+OutputLock::~OutputLock() {
+  if (fd_ < 0) return;
+  ::unlink(lock_.c_str());  // while still holding it (see the constructor's check)
+  ::close(fd_);
+}
+
+namespace {
+// The identity of a file that exists (device, inode), following links.
+bool same_file(const fs::path& a, const fs::path& b) {
+  struct stat sa {
+  }, sb{};
+  if (::stat(a.c_str(), &sa) != 0 || ::stat(b.c_str(), &sb) != 0) return false;
+  return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+}  // namespace
+
+void check_distinct_files(const std::vector<CommandFile>& files) {
+  std::vector<fs::path> resolved;
+  for (const CommandFile& f : files) {
+    std::error_code ec;
+    fs::path r = fs::weakly_canonical(f.path, ec);
+    resolved.push_back(ec ? fs::absolute(f.path).lexically_normal() : r);
+  }
+  for (size_t i = 0; i < files.size(); ++i)
+    for (size_t j = 0; j < files.size(); ++j) {
+      if (i == j || !files[i].output || (files[j].output && j < i)) continue;
+      if (resolved[i] == resolved[j] || same_file(files[i].path, files[j].path))
+        throw Error(fmt::format("{} '{}': is the same file as {} '{}'; expected an output that is {}", files[i].label,
+                                files[i].path.string(), files[j].label, files[j].path.string(),
+                                files[j].output ? "not another output of this command" : "not one of its inputs"));
+    }
 }
 
 void write_file_atomic(const fs::path& path, const std::function<void(std::FILE*)>& write) {
@@ -93,22 +243,50 @@ void write_file_atomic(const fs::path& path, const std::string& bytes) {
 }
 
 void check_writable(const fs::path& path) {
-  create_parent(path);
-  const fs::path probe = temp_path_for(path);
-  std::FILE* f = std::fopen(probe.c_str(), "wb");
-  if (!f) throw Error(fmt::format("cannot write output '{}': {}", path.string(), errno_text()));
-  std::fclose(f);
-  std::remove(probe.c_str());
+  TempOutput probe(path);  // resolves and checks the target, creates the parent; removed unused
 }
 
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    throw Error(fmt::format("cannot open '{}': {}", path.string(), fs::exists(path) ? errno_text() : "no such file"));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw Error(fmt::format("error reading '{}'", path.string()));
-  return ss.str();
+InputFile::InputFile(const fs::path& path) : path_(path) {
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);  // follows links
+  if (st.type() == fs::file_type::not_found) throw Error(fmt::format("cannot open '{}': no such file", path.string()));
+  if (ec) throw Error(fmt::format("cannot open '{}': {}", path.string(), ec.message()));
+  if (st.type() != fs::file_type::regular)
+    throw Error(fmt::format("'{}': is {}; expected a regular file", path.string(), kind_of(st.type())));
+  // O_NONBLOCK: were it swapped for a FIFO since the check, open must not wait for a writer
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  struct stat s {};
+  if (fd < 0 || ::fstat(fd, &s) != 0 || !S_ISREG(s.st_mode)) {
+    const std::string why = fd < 0 ? errno_text() : "not a regular file";
+    if (fd >= 0) ::close(fd);
+    throw Error(fmt::format("cannot open '{}': {}", path.string(), why));
+  }
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  file_ = ::fdopen(fd, "rb");
+  if (!file_) {
+    ::close(fd);
+    throw Error(fmt::format("cannot open '{}': {}", path.string(), errno_text()));
+  }
+  size_ = static_cast<uint64_t>(s.st_size);
+}
+
+InputFile::~InputFile() {
+  if (file_) std::fclose(file_);
+}
+
+void InputFile::read(void* dst, size_t n, const char* what) {
+  if (n && std::fread(dst, 1, n, file_) != n)
+    throw Error(fmt::format("error reading '{}' ({}): {}", path_.string(), what,
+                            std::ferror(file_) ? errno_text() : "the file ended early"));
+}
+
+std::string read_file(const fs::path& path, uint64_t max_bytes) {
+  InputFile in(path);
+  if (in.size() > max_bytes)
+    throw Error(fmt::format("'{}': expected at most {} bytes, found {}", path.string(), max_bytes, in.size()));
+  std::string bytes(static_cast<size_t>(in.size()), '\0');
+  in.read(bytes.data(), bytes.size(), "the whole file");
+  return bytes;
 }
 
 }  // namespace npe

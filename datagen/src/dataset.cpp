@@ -293,6 +293,21 @@ Manifest parse_manifest(const std::string& text, const std::string& source) {
   return Manifest::from_json(parse_json(text, source, "an npe dataset manifest"), source);
 }
 
+std::vector<std::filesystem::path> dataset_files(const std::string& prefix) {
+  const std::filesystem::path mp = manifest_path(prefix);
+  std::vector<std::filesystem::path> files = {mp};
+  try {
+    const Manifest m = read_manifest(prefix);
+    for (const SplitInfo& s : m.splits) {
+      if (s.parts.empty()) files.push_back(mp.parent_path() / s.file);
+      for (const SplitPart& p : s.parts) files.push_back(mp.parent_path() / p.file);
+    }
+  } catch (const Error&) {
+    // unreadable: the manifest alone; reading the dataset reports why
+  }
+  return files;
+}
+
 Manifest read_manifest(const std::string& prefix) {
   const fs::path path = manifest_path(prefix);
   return parse_manifest(read_file(path), path.string());

@@ -114,6 +114,8 @@ DatagenSummary write_dataset(const DatagenConfig& c, const std::string& engine, 
   const SceneRange range = scene_range(c);  // all scenes, or the shard's
   const bool sharded = c.num_shards > 0;
   const std::string prefix = sharded ? shard_prefix(c.out_prefix, c.shard, c.num_shards) : c.out_prefix;
+  // one writer per dataset: a second run on this prefix is refused while this one writes
+  const OutputLock lock(manifest_path(prefix), "out_prefix");
   check_writable(manifest_path(prefix));
   // Scenes are streamed to the files chunk by chunk, so memory is no limit; disk space is.
   const double bytes = dataset_bytes(c.world, range.count);
@@ -233,6 +235,7 @@ Manifest merge_shards(const std::string& prefix, int64_t n) {
                                  "found '{}'",
                                  prefix));
   const fs::path dir = manifest_path(prefix).parent_path();
+  const OutputLock lock(manifest_path(prefix), "out_prefix");
   Manifest merged;
   std::string first_path;  // shard 0's manifest, the reference the others are compared with
   json first_world;

@@ -142,6 +142,11 @@ void apply_preset(WorldDef& d, const std::string& name) {
 }
 
 void parse_ball_counts(WorldDef& d, const std::string& text) {
+  // getline drops a trailing empty item: "3,4," and ",3" are lists with an empty count
+  if (!text.empty() && (text.back() == ',' || text.front() == ','))
+    throw FieldError("num_balls", fmt::format(": expected a ball count or a list such as 3,4,5, found an empty count "
+                                              "in '{}'",
+                                              text));
   std::vector<int> counts;
   std::stringstream items(text);
   std::string tok;

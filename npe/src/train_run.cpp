@@ -110,6 +110,11 @@ void check_resume_matches(const Checkpoint& ck, const TrainConfig& cfg, const Mo
 
 void validate_config(const TrainConfig& cfg) {
   if (cfg.name.empty()) throw FieldError("name", ": expected a run name, found an empty string");
+  if (cfg.name.find('/') != std::string::npos || cfg.name == "." || cfg.name == "..")
+    throw FieldError("name", fmt::format(" '{}': expected a run name (a file name inside the checkpoint directory, "
+                                         "without '/'), found a path",
+                                         cfg.name));
+  if (cfg.resume && cfg.overwrite) throw FieldError("overwrite", ": replaces a run, resume continues it; choose one");
   if (cfg.batch_size < 1) throw FieldError("batch_size", fmt::format(": expected >= 1, found {}", cfg.batch_size));
   // A batch's pair inputs alone are batch x N x (N - 1) x 20 floats; refused before any allocation.
   constexpr int64_t kMaxBatch = int64_t{1} << 24;
@@ -172,6 +177,20 @@ Setup set_up(const TrainConfig& cfg, const Plan& plan, bool root) {
   Setup s;
   const torch::Device& device = plan.device;
   if (root) {
+    // One process writes a run at a time; a fresh run never replaces an existing one unasked.
+    s.lock = std::make_shared<OutputLock>(plan.last_path, "run");
+    if (!cfg.resume && !cfg.overwrite)
+      for (const std::string& path : {plan.last_path, plan.best_path, plan.csv_path})
+        if (fs::exists(fs::symlink_status(path)))
+          throw FieldError("name", fmt::format(" '{}': a run of this name exists ('{}'); continue it with resume, "
+                                               "replace it with overwrite, or choose another name",
+                                               cfg.name, path));
+    std::vector<CommandFile> files;
+    for (const fs::path& f : datagen::dataset_files(cfg.dataset_prefix)) files.push_back({"dataset file", f, false});
+    files.push_back({"checkpoint", plan.last_path, true});
+    files.push_back({"best checkpoint", plan.best_path, true});
+    files.push_back({"metrics_csv", plan.csv_path, true});
+    check_distinct_files(files);
     check_writable(plan.last_path);
     check_writable(plan.csv_path);
     // a run killed while writing one of its files (SIGKILL) leaves that file's temporary beside

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "npe/core/io.h"
 #include "npe/datagen/dataset.h"
 #include "npe/model/distributed.h"
 #include "npe/model/model.h"
@@ -51,6 +52,7 @@ struct Setup {
   std::shared_ptr<NPEImpl> net;
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   Resumed resumed;
+  std::shared_ptr<OutputLock> lock;  // process 0's: one run of a name at a time
 };
 // Loads the splits, builds the model (normalisation fitted on the training split) and the
 // optimizer; with config.resume on process 0 and a checkpoint at plan.last_path, continues it:

@@ -15,9 +15,8 @@ namespace npe::rollout {
 namespace fs = std::filesystem;
 
 void write_plot_png(const std::string& path, const std::vector<Panel>& panels, int width, int height) {
-  check_writable(path);
-  const fs::path tmp = fs::path(path).parent_path() /
-                       fmt::format(".{}.plot.{}.png", fs::path(path).filename().string(), ::getpid());
+  TempOutput out(path);  // refuses a device or FIFO target; removed unless committed
+  const fs::path tmp = out.temp();
   {
     plstream pls;
     pls.sdev("pngcairo");
@@ -105,15 +104,9 @@ void write_plot_png(const std::string& path, const std::vector<Panel>& panels, i
     }
   }  // plstream's destructor finishes the PNG
   std::error_code ec;
-  if (!fs::exists(tmp) || fs::file_size(tmp, ec) == 0) {
-    fs::remove(tmp, ec);
+  if (!fs::exists(tmp) || fs::file_size(tmp, ec) == 0)
     throw Error(fmt::format("cannot write plot '{}': PLplot produced no file", path));
-  }
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    throw Error(fmt::format("cannot move plot into place as '{}': {}", path, ec.message()));
-  }
+  out.commit();
 }
 
 }  // namespace npe::rollout

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <memory>
 
 #include <cairo.h>
 #include <fmt/format.h>
@@ -31,6 +32,7 @@ std::string av_err(int code) {
 
 struct VideoWriter::Impl {
   std::string path, tmp;
+  std::unique_ptr<TempOutput> out;  // the MP4 is written to out->temp(), renamed when closed
   int width = 0, height = 0;
   AVFormatContext* fmt = nullptr;
   AVCodecContext* enc = nullptr;
@@ -79,9 +81,9 @@ VideoWriter::VideoWriter(const std::string& path, int width, int height, int fps
   v.height = height;
   if (width <= 0 || height <= 0 || width % 2 || height % 2)
     throw Error(fmt::format("video '{}': frame size {}x{} must be positive and even (yuv420p)", path, width, height));
-  check_writable(path);
-  av_log_set_level(AV_LOG_ERROR);  // no per-file encoder statistics on stderr
-  v.tmp = temp_path_for(path).string();
+  v.out = std::make_unique<TempOutput>(path);  // refuses a device or FIFO target; removed unless closed
+  av_log_set_level(AV_LOG_ERROR);              // no per-file encoder statistics on stderr
+  v.tmp = v.out->temp().string();
   try {
     v.check(avformat_alloc_output_context2(&v.fmt, nullptr, "mp4", v.tmp.c_str()), "creating the MP4 container");
     const AVCodec* codec = avcodec_find_encoder_by_name("libx264");
@@ -116,7 +118,7 @@ VideoWriter::VideoWriter(const std::string& path, int width, int height, int fps
     if (!v.sws) throw Error(fmt::format("video '{}': cannot create the colour converter", path));
   } catch (...) {
     v.release();
-    std::remove(v.tmp.c_str());
+    v.out.reset();
     throw;
   }
 }
@@ -138,28 +140,23 @@ void VideoWriter::close() {
   v.check(av_write_trailer(v.fmt), "writing the MP4 trailer");
   v.release();
   v.closed = true;
-  std::error_code ec;
-  fs::rename(v.tmp, v.path, ec);
-  if (ec) {
-    fs::remove(v.tmp, ec);
-    throw Error(fmt::format("cannot move video into place as '{}': {}", v.path, ec.message()));
-  }
-  remove_stale_temps(v.path);
+  v.out->commit();
 }
 
 VideoWriter::~VideoWriter() {
   if (impl_ && !impl_->closed) {
     impl_->release();
-    std::remove(impl_->tmp.c_str());
+    impl_->out.reset();  // removes the temporary MP4
   }
 }
 
 std::pair<int, int> write_comparison_video(const std::string& path, const std::vector<VideoPanel>& panels, int frames,
                                            const VideoOptions& o) {
-  if (panels.empty()) throw Error("npe-render: no panels to draw");
+  if (panels.empty()) throw Error("comparison video: no panels to draw");
   for (const VideoPanel& p : panels)
     if (p.traj->timesteps < frames || p.scene >= p.traj->scenes)
-      throw Error(fmt::format("npe-render: panel '{}' has {} frames, {} needed", p.title, p.traj->timesteps, frames));
+      throw Error(
+          fmt::format("comparison video: panel '{}' has {} frames, {} needed", p.title, p.traj->timesteps, frames));
   const int margin = 10, header = 34;
   const int box_w = static_cast<int>(std::lround(o.box_width * o.scale));
   const int box_h = static_cast<int>(std::lround(o.box_height * o.scale));

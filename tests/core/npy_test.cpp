@@ -2,9 +2,12 @@
 
 #include <random>
 
+#include <sys/stat.h>
+
 #include <gtest/gtest.h>
 
 #include "npe/core/error.h"
+#include "npe/core/io.h"
 #include "test_util.h"
 
 namespace npe {
@@ -56,6 +59,61 @@ TEST(Npy, RejectsBadMagicDtypeAndOrder) {
   big[8] = '\xff';  // header length beyond the file
   EXPECT_THROW(parse_npy_f32(big, "x"), Error);
   EXPECT_THROW(read_npy_f32("/nonexistent/dir/a.npy"), Error);
+}
+
+// Reads are bounded: a FIFO or /dev/zero is refused before a byte is read, a header that claims
+// more than a corrupt file could hold is refused, and the data size is checked before allocation.
+TEST(Npy, ReadsAreBounded) {
+  test::TempDir dir;
+  const std::string fifo = dir / "a.npy";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_THROW(read_npy_f32(fifo), Error);
+  EXPECT_THROW(read_npy_f32("/dev/zero"), Error);
+  std::string big = npy_header_f32({2, 2});
+  big[8] = '\xff';  // header length 65535: more than the file holds
+  big[9] = '\xff';
+  EXPECT_THROW(parse_npy_f32(big, "x.npy"), Error);
+  std::string v2 = "\x93NUMPY\x02";
+  v2 += std::string(1, '\0') + std::string("\xff\xff\xff\x7f", 4) + std::string(100, ' ');
+  write_file_atomic(dir / "v2.npy", v2);
+  try {
+    read_npy_f32(dir / "v2.npy");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("expected at most"), std::string::npos) << e.what();
+  }
+  const float d[4] = {1, 2, 3, 4};
+  write_npy_f32(dir / "ok.npy", {2, 2}, d);
+  std::string bytes = read_file(dir / "ok.npy");
+  write_file_atomic(dir / "long.npy", bytes + std::string(8, '\0'));  // more data than the shape
+  EXPECT_THROW(read_npy_f32(dir / "long.npy"), Error);
+  EXPECT_EQ(read_npy_f32(dir / "ok.npy").data[3], 4.0f);
+}
+
+// Keys are found as keys, never inside another key's value.
+TEST(Npy, KeysAreKeysNotSubstrings) {
+  const float d[1] = {7};
+  std::string ok = npy_header_f32({1});
+  ok += std::string(reinterpret_cast<const char*>(d), 4);
+  EXPECT_EQ(parse_npy_f32(ok, "ok").shape, std::vector<int64_t>{1});
+  // a header whose 'descr' value mentions 'shape': the shape key must still be the real one
+  std::string dict = "{'descr': '<f4', 'fortran_order': False, 'note': 'shape', 'shape': (1,), }";
+  dict.append((64 - (10 + dict.size() + 1) % 64) % 64, ' ');
+  dict.push_back('\n');
+  std::string f = std::string("\x93NUMPY\x01\x00", 8);
+  f.push_back(static_cast<char>(dict.size() & 0xff));
+  f.push_back(static_cast<char>(dict.size() >> 8));
+  f += dict + std::string(reinterpret_cast<const char*>(d), 4);
+  EXPECT_EQ(parse_npy_f32(f, "note").shape, std::vector<int64_t>{1});
+  // a header whose only 'shape' is inside a value has no shape
+  std::string bad = "{'descr': '<f4', 'fortran_order': False, 'x': 'shape', }";
+  bad.append((64 - (10 + bad.size() + 1) % 64) % 64, ' ');
+  bad.push_back('\n');
+  std::string g = std::string("\x93NUMPY\x01\x00", 8);
+  g.push_back(static_cast<char>(bad.size() & 0xff));
+  g.push_back(static_cast<char>(bad.size() >> 8));
+  g += bad;
+  EXPECT_THROW(parse_npy_f32(g, "bad"), Error);
 }
 
 }  // namespace

@@ -10,7 +10,11 @@
 
 namespace npe {
 
+// More threads than this are refused: beyond it a count is a typo, not a machine.
+constexpr int kMaxThreads = 1024;
+
 // A thread count resolved: `threads` when positive, otherwise the hardware threads (at least 1).
+// Throws npe::FieldError (field "threads") for a negative count or one above kMaxThreads.
 int resolve_threads(int threads);
 
 // Runs fn(begin, end) over [0, n) in contiguous blocks on `threads` threads; rethrows the first

@@ -121,6 +121,10 @@ std::string shard_prefix(const std::string& prefix, int64_t shard, int64_t num_s
 
 // Reads and validates P.json. Throws npe::Error naming the file and field.
 Manifest read_manifest(const std::string& prefix);
+// The files of the dataset at `prefix`: its manifest, then every split's file or parts (beside
+// the manifest) when the manifest can be read; the manifest alone otherwise (a reader reports
+// what is wrong). For commands that must not write over their inputs (io.h check_distinct_files).
+std::vector<std::filesystem::path> dataset_files(const std::string& prefix);
 // As read_manifest, from the manifest's text (`source` names it in errors).
 Manifest parse_manifest(const std::string& text, const std::string& source);
 // Reads and validates a shard's manifest, `shard_prefix`.json (format "npe-dataset-shard").

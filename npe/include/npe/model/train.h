@@ -64,6 +64,9 @@ struct TrainConfig {
   bool fused_step = true;          // CUDA, classic model: the hand-written step (StepOptions::fused)
   uint64_t seed = 0;
   bool resume = false;
+  // A fresh run (no resume) over an existing run of the same name (its checkpoint or metrics CSV
+  // exists) is refused unless overwrite is set, so that no finished or live run is replaced.
+  bool overwrite = false;
   int64_t stop_after_steps = 0;  // >0: stop (checkpointed) after this many steps of this run
 
   bool progress = true;
