@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "model_flags.h"
 #include "npe/core/error.h"
+#include "npe/core/interrupt.h"
 #include "npe/core/io.h"
 #ifdef NPE_HAVE_MEDIA
 #include "npe/rollout/plot.h"
@@ -30,6 +31,7 @@ int main(int argc, char** argv) {
     npe::tools::add_model_flags(o);
     npe::tools::add_simulator_flags(o, "row");
     auto r = npe::tools::parse(o, argc, argv);
+    npe::install_interrupt_handlers();  // SIGINT/SIGTERM: stop between steps, remove unfinished outputs
     if (r.count("help")) {
       fmt::print("{}\n", o.help());
       return 0;

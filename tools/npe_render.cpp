@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "model_flags.h"
 #include "npe/core/error.h"
+#include "npe/core/interrupt.h"
 #include "npe/core/io.h"
 #include "npe/model/metrics_csv.h"
 #include "npe/rollout/sim_rollout.h"
@@ -50,6 +51,7 @@ int main(int argc, char** argv) {
     npe::tools::add_model_flags(o);
     npe::tools::add_simulator_flags(o, "panel");  // with checkpoints only
     auto r = npe::tools::parse(o, argc, argv);
+    npe::install_interrupt_handlers();  // SIGINT/SIGTERM: stop between steps, remove unfinished outputs
     if (r.count("help")) {
       fmt::print("{}\n", o.help());
       return 0;

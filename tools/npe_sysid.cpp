@@ -23,7 +23,8 @@ int main(int argc, char** argv) {
                        "any checkpoints given.");
     o.add_options()("split", "split whose scenes are used: train, val or test",
                     cxxopts::value<std::string>()->default_value("test"))(
-        "num_scenes", "scenes of the split (0: all)", cxxopts::value<int64_t>()->default_value("200"))(
+        "num_scenes", "scenes of the split (0: all; default: 200, or all when fewer)",
+        cxxopts::value<int64_t>()->default_value("200"))(
         "window", "frames per fitted window, each started from the observed state",
         cxxopts::value<int>()->default_value("10"))("iterations", "gradient evaluations",
                                                     cxxopts::value<int>()->default_value("100"))(
@@ -57,7 +58,9 @@ int main(int argc, char** argv) {
     int64_t scenes = r["num_scenes"].as<int64_t>();
     if (scenes == 0) scenes = obs.scenes;
     if (scenes < 0) throw npe::Error(fmt::format("--num_scenes: expected >= 0, found {}", scenes));
-    scenes = std::min(scenes, obs.scenes);
+    if (!r.count("num_scenes"))
+      scenes = std::min(scenes, obs.scenes);  // the default: at most 200; a count given
+                                              // beyond the split is refused, as npe-eval does
     const std::string dtype = r["dtype"].as<std::string>();
     if (dtype != "float64" && dtype != "float32")
       throw npe::Error(fmt::format("--dtype: expected float64 or float32, found '{}'", dtype));

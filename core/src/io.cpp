@@ -16,7 +16,8 @@ namespace npe {
 namespace fs = std::filesystem;
 
 namespace {
-std::string errno_text() { return std::strerror(errno); }
+// The system's reason, or a plain one when a call failed without setting errno (a short write).
+std::string errno_text() { return errno != 0 ? std::strerror(errno) : "an I/O error (a short read or write)"; }
 
 void create_parent(const fs::path& path) {
   const fs::path parent = path.parent_path();
@@ -64,22 +65,35 @@ uint64_t random_u64() {
 }  // namespace
 
 fs::path output_target(const fs::path& path) {
+  std::error_code ec;
+  const fs::file_status link = fs::symlink_status(path, ec);
+  if (ec || link.type() == fs::file_type::not_found) return path;  // a new file (or a parent to create)
+  if (link.type() == fs::file_type::regular) return path;
+  // What the path finally names, as the kernel resolves it (also /proc's magic links, such as
+  // /proc/self/fd/1 to a pipe): only a regular file or nothing yet may be replaced.
+  const fs::file_status final = fs::status(path, ec);
+  if (ec && final.type() != fs::file_type::not_found) {
+    if (ec == std::errc::too_many_symbolic_link_levels)
+      throw Error(fmt::format("output '{}': too many levels of symbolic links", path.string()));
+    throw Error(fmt::format("output '{}': {}", path.string(), ec.message()));
+  }
+  if (final.type() != fs::file_type::regular && final.type() != fs::file_type::not_found) {
+    std::error_code rl;
+    const fs::path to = link.type() == fs::file_type::symlink ? fs::read_symlink(path, rl) : fs::path();
+    throw Error(fmt::format("output '{}'{}: is {}; expected a regular file or a new path (npe replaces its outputs "
+                            "atomically and never writes into devices, pipes or directories)",
+                            path.string(), to.empty() ? "" : fmt::format(" (a link to '{}')", to.string()),
+                            kind_of(final.type())));
+  }
+  // a link to a regular file or to a new path: the file at the end of the chain is replaced
   fs::path p = path;
-  for (int hops = 0;; ++hops) {
-    std::error_code ec;
-    const fs::file_status st = fs::symlink_status(p, ec);
-    if (ec || st.type() == fs::file_type::not_found) return p;  // a new file (or a parent to create)
-    if (st.type() == fs::file_type::regular) return p;
-    if (st.type() != fs::file_type::symlink)
-      throw Error(fmt::format("output '{}'{}: is {}; expected a regular file or a new path (npe replaces its "
-                              "outputs atomically and never writes into devices, pipes or directories)",
-                              path.string(), p == path ? "" : fmt::format(" (a link to '{}')", p.string()),
-                              kind_of(st.type())));
+  for (int hops = 0; fs::is_symlink(fs::symlink_status(p, ec)); ++hops) {
     if (hops >= 40) throw Error(fmt::format("output '{}': too many levels of symbolic links", path.string()));
     const fs::path to = fs::read_symlink(p, ec);
     if (ec) throw Error(fmt::format("output '{}': cannot read the link: {}", path.string(), ec.message()));
     p = to.is_absolute() ? to : p.parent_path() / to;
   }
+  return p;
 }
 
 TempOutput::TempOutput(fs::path path) : path_(std::move(path)) {
@@ -213,6 +227,14 @@ bool same_file(const fs::path& a, const fs::path& b) {
 }  // namespace
 
 void check_distinct_files(const std::vector<CommandFile>& files) {
+  for (const CommandFile& f : files) {  // an output that is a device or a FIFO: refused before any work
+    if (!f.output) continue;
+    try {
+      output_target(f.path);
+    } catch (const Error& e) {
+      throw Error(fmt::format("{}: {}", f.label, e.what()));
+    }
+  }
   std::vector<fs::path> resolved;
   for (const CommandFile& f : files) {
     std::error_code ec;

@@ -147,8 +147,18 @@ Manifest Manifest::from_json(const json& j, const std::string& src, bool shard) 
   Manifest m;
   m.npe_version = field<std::string>(j, "npe_version", src, "");
   m.engine = field<std::string>(j, "engine", src, "");
+  if (m.engine != "box2d" && m.engine != "npe-gpu")
+    throw Error(fmt::format("{}: manifest 'engine' expected \"box2d\" or \"npe-gpu\", found \"{}\"", src,
+                            m.engine.substr(0, 80)));
   m.seed = field<uint64_t>(j, "seed", src, "");
   m.num_scenes = field<int64_t>(j, "num_scenes", src, "");
+  if (m.num_scenes < 1 || m.num_scenes > kMaxScenes)
+    throw Error(fmt::format("{}: manifest 'num_scenes' expected 1 to 10^12 scenes, found {}", src, m.num_scenes));
+  // the layout the arrays are in: readers index features by position
+  const json expected_layout = {"x/pos_scale", "y/pos_scale", "vx/vel_scale", "vy/vel_scale", "mass"};
+  if (!j.contains("state_layout") || j["state_layout"] != expected_layout)
+    throw Error(fmt::format("{}: manifest 'state_layout' expected {}, found {}", src, expected_layout.dump(),
+                            j.contains("state_layout") ? j["state_layout"].dump().substr(0, 120) : "nothing"));
   const json& w = j.contains("world") ? j["world"] : json();
   WorldDef& d = m.world;
   d.width = field<double>(w, "width", src, "world.");
@@ -286,6 +296,31 @@ Manifest Manifest::from_json(const json& j, const std::string& src, bool shard) 
     }
     m.splits.push_back(si);
   }
+  // The splits are named train, val or test, once each, and tile the scenes without overlap:
+  // [0, num_scenes) for a dataset, the shard's scenes for a shard.
+  const int64_t lo = shard ? m.shard.first_scene : 0, hi = shard ? lo + m.shard.scenes : m.num_scenes;
+  std::vector<const SplitInfo*> order;
+  for (const SplitInfo& si : m.splits) {
+    if (si.name != "train" && si.name != "val" && si.name != "test")
+      throw Error(fmt::format("{}: manifest 'splits' expected the names train, val and test, found '{}'", src,
+                              si.name.substr(0, 40)));
+    for (const SplitInfo* o : order)
+      if (o->name == si.name) throw Error(fmt::format("{}: manifest 'splits' lists split '{}' twice", src, si.name));
+    order.push_back(&si);
+  }
+  std::sort(order.begin(), order.end(),
+            [](const SplitInfo* x, const SplitInfo* y) { return x->first_scene < y->first_scene; });
+  int64_t next = lo;
+  for (const SplitInfo* si : order) {
+    if (si->first_scene != next)
+      throw Error(fmt::format("{}: manifest 'splits': split '{}' starts at scene {}, expected {} (the splits tile the "
+                              "{} scenes [{}, {}) without overlap or gap)",
+                              src, si->name, si->first_scene, next, shard ? "shard's" : "dataset's", lo, hi));
+    next += si->scenes;
+  }
+  if (next != hi)
+    throw Error(fmt::format("{}: manifest 'splits' hold scenes [{}, {}); expected [{}, {}) (num_scenes {})", src, lo,
+                            next, lo, hi, m.num_scenes));
   return m;
 }
 
@@ -329,6 +364,16 @@ Trajectories check_scenes(const Manifest& m, int64_t scenes, NpyArray a, const s
                             name, fmt::join(expected, ", "), fmt::join(a.shape, ", ")));
   const int64_t T = m.world.timesteps, N = m.world.num_balls;
   const bool mixed = !m.world.ball_counts.empty();
+  // What the manifest promises of every ball: its centre within the box up to one radius (a soft
+  // contact may press a ball into a wall, never through it), its mass one of the world's.
+  const double r = m.world.radius / m.pos_scale(), xmax = m.world.width / m.pos_scale(),
+               ymax = m.world.height / m.pos_scale();
+  std::vector<double> masses = m.world.variable_mass ? m.world.mass_choices : std::vector<double>{m.world.mass};
+  auto mass_ok = [&](float v) {
+    for (double c : masses)
+      if (std::abs(v - c) <= 1e-6 * c) return true;
+    return false;
+  };
   for (size_t i = 0; i < a.data.size(); ++i)
     if (!std::isfinite(a.data[i]))
       throw Error(fmt::format("{}: value {} (scene {}) is not finite", name, i, i / (T * N * kStateDim)));
@@ -353,6 +398,15 @@ Trajectories check_scenes(const Manifest& m, int64_t scenes, NpyArray a, const s
           throw Error(fmt::format(
               "{}: scene {} frame {} slot {}: expected {}, found mass {}", name, s, t, b,
               b < n ? "a ball (mass > 0) as at frame 0" : "an absent ball (all-zero state) as at frame 0", st[4]));
+        if (b >= n) continue;
+        if (!(st[0] >= -r && st[0] <= xmax + r && st[1] >= -r && st[1] <= ymax + r))
+          throw Error(fmt::format("{}: scene {} frame {} ball {}: centre ({}, {}) px, expected within the {} x {} px "
+                                  "box up to the radius {} px",
+                                  name, s, t, b, st[0] * m.pos_scale(), st[1] * m.pos_scale(), m.world.width,
+                                  m.world.height, m.world.radius));
+        if (!mass_ok(st[4]))
+          throw Error(fmt::format("{}: scene {} frame {} ball {}: mass {}, expected one of the world's masses ({})",
+                                  name, s, t, b, st[4], fmt::join(masses, ", ")));
       }
   }
   Trajectories t;

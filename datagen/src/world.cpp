@@ -49,6 +49,24 @@ void validate(const WorldDef& d) {
                                  d.timesteps, d.num_balls, scene_gib(d.num_balls, d.timesteps)));
   if (!(d.max_speed > 0) || !std::isfinite(d.max_speed)) bad("max_speed", "a positive speed in px/s", d.max_speed);
   if (!(d.frame_dt > 0) || !std::isfinite(d.frame_dt)) bad("frame_dt", "a positive frame interval in s", d.frame_dt);
+  // Bounds of what a simulation can represent. A ball at the largest initial speed crosses at most
+  // the box in one frame: beyond it the frames no longer sample the motion (and at 1e300 s or 1e30
+  // px/s the simulators return NaN or clamp the speed).
+  const double per_frame = d.max_speed * d.frame_dt, box = std::min(d.width, d.height);
+  if (per_frame > box)
+    throw FieldError("max_speed",
+                     fmt::format(" {} px/s with frame_dt {} s: a ball would cross {:.3g} px in one frame, more than "
+                                 "the {} px box; expected max_speed * frame_dt <= {} px",
+                                 d.max_speed, d.frame_dt, per_frame, box, box));
+  // Box2D moves a body at most b2_maxTranslation = 2 m per step and clamps faster ones: after a
+  // collision a ball may reach twice the largest initial speed.
+  const int box2d_steps = d.box2d.substeps > 0 ? d.box2d.substeps : kBox2dDefaultSubsteps;
+  const double box2d_limit = 2.0 * d.box2d.pixels_per_meter;
+  if (2 * per_frame / box2d_steps > box2d_limit)
+    throw FieldError("substeps", fmt::format(" {}: Box2D would move a ball up to {:.3g} px per step; its limit is {} "
+                                             "px (2 m); expected at least {} steps per frame",
+                                             box2d_steps, 2 * per_frame / box2d_steps, box2d_limit,
+                                             static_cast<int>(std::ceil(2 * per_frame / box2d_limit))));
   if (d.box2d.substeps < 0 || d.box2d.substeps > 10000000)
     bad("substeps", "0 (Box2D's default) to 10^7 steps per frame", d.box2d.substeps);
   if (d.engine.substeps < 0 || d.engine.substeps > 10000000)

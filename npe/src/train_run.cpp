@@ -232,8 +232,16 @@ Setup set_up(const TrainConfig& cfg, const Plan& plan, bool root) {
     check_resume_matches(ck, cfg, mc, plan.last_path, plan.world);
     // the run continues on data of the world it was trained on (a checkpoint written before
     // checkpoints recorded their world is resumed unchecked, and records it from now on)
-    if (ck.meta.contains("world_identity"))
-      check_dataset_matches(ck, s.manifest, plan.last_path, cfg.dataset_prefix);
+    if (ck.meta.contains("world_identity")) check_dataset_matches(ck, s.manifest, plan.last_path, cfg.dataset_prefix);
+    // ... and on the same dataset (another draw of the same world changes every later batch)
+    const nlohmann::json& was = ck.meta.contains("dataset") ? ck.meta["dataset"] : nlohmann::json::object();
+    if (was.contains("seed") && was.contains("num_scenes") &&
+        (was["seed"] != nlohmann::json(s.manifest.seed) || was["num_scenes"] != nlohmann::json(s.manifest.num_scenes)))
+      throw FieldError("dataset_prefix",
+                       fmt::format(" '{}': a dataset of seed {} with {} scenes; the run '{}' being resumed trained "
+                                   "on seed {} with {} scenes; resume on that dataset or start a new run",
+                                   cfg.dataset_prefix, s.manifest.seed, s.manifest.num_scenes, plan.last_path,
+                                   was["seed"].dump(), was["num_scenes"].dump()));
     else
       note(cfg, fmt::format("resume: '{}' records no training world (an older checkpoint); not checked against the "
                             "dataset",
@@ -303,7 +311,10 @@ nlohmann::json run_metadata(const TrainConfig& cfg, const Plan& plan, const data
             {"ball_counts", manifest.world.ball_counts},
             {"frame_dt", manifest.world.frame_dt},
             {"variable_mass", manifest.world.variable_mass},
-            {"preset", manifest.world.preset}}},
+            {"preset", manifest.world.preset},
+            {"seed", manifest.seed},  // the dataset's identity: a resumed run checks it
+            {"num_scenes", manifest.num_scenes},
+            {"engine", manifest.engine}}},
           {"world_identity", datagen::world_identity(manifest).to_json()}};
 }
 

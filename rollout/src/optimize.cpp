@@ -268,6 +268,12 @@ void write_launch_outputs(const LaunchProblem& p, const LaunchResult& res, const
   m.world = p.world;
   m.world.num_balls = static_cast<int>(p.balls.size());
   m.world.engine = {spec.substeps, spec.contact_omega, spec.contact_ramp};  // what ran
+  // the problem's balls may each have a mass of their own: the dataset's masses are theirs
+  m.world.variable_mass = true;
+  m.world.mass_choices.clear();
+  for (const auto& b : p.balls)
+    if (std::find(m.world.mass_choices.begin(), m.world.mass_choices.end(), b.mass) == m.world.mass_choices.end())
+      m.world.mass_choices.push_back(b.mass);
   m.engine = "npe-gpu";
   m.npe_version = NPE_VERSION;
   m.num_scenes = 2;

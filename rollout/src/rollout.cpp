@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "npe/core/error.h"
+#include "npe/core/interrupt.h"
 
 namespace npe::rollout {
 using datagen::kStateDim;
@@ -41,6 +42,7 @@ Trajectories rollout(const Trajectories& truth, int64_t scenes, int steps, doubl
   // Frames k-1 and k of every scene, contiguous, as the predictor expects.
   std::vector<float> prev(scenes * per_frame), cur(scenes * per_frame), v(scenes * N * 2);
   for (int k = 1; k <= steps; ++k) {
+    throw_if_interrupted(fmt::format("stopped at rollout step {} of {}", k, steps));  // SIGINT/SIGTERM
     for (int64_t s = 0; s < scenes; ++s) {
       std::copy(out.frame(s, k - 1), out.frame(s, k - 1) + per_frame, prev.data() + s * per_frame);
       std::copy(out.frame(s, k), out.frame(s, k) + per_frame, cur.data() + s * per_frame);

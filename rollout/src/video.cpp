@@ -17,6 +17,7 @@ extern "C" {
 #include <libswscale/swscale.h>
 }
 
+#include "npe/core/interrupt.h"
 #include "npe/core/io.h"
 
 namespace npe::rollout {
@@ -177,6 +178,8 @@ std::pair<int, int> write_comparison_video(const std::string& path, const std::v
   cairo_t* cr = cr_owner.get();
   VideoWriter writer(path, width, height, o.fps);
   for (int t = 0; t < frames; ++t) {
+    // SIGINT/SIGTERM: stop; the writer's destructor removes the unfinished MP4
+    throw_if_interrupted(fmt::format("stopped at frame {} of {}; '{}' not written", t, frames, path));
     cairo_set_source_rgb(cr, 1, 1, 1);
     cairo_paint(cr);
     for (size_t k = 0; k < panels.size(); ++k) {

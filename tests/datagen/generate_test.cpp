@@ -287,7 +287,7 @@ TEST(Generate, MergeRefusesMissingOrInconsistentShards) {
   j = nlohmann::json::parse(good1);
   j["shard"]["first_scene"] = j["shard"]["first_scene"].get<int64_t>() + 1;
   write_file_atomic(shard_json(1, 3), j.dump());
-  expect("range", {"shard-00001-of-00003.json", "shard.first_scene"});
+  expect("range", {"shard-00001-of-00003.json", "manifest 'splits'"});
   write_file_atomic(shard_json(1, 3), good1);
   EXPECT_NO_THROW(merge_shards(p, 3));
   EXPECT_NE(error_of([&] { merge_shards(p, 0); }).find("merge_shards"), std::string::npos);

@@ -11,6 +11,9 @@
 #include <string>
 #include <typeinfo>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "npe/core/error.h"
 
 namespace npe::fuzz {
@@ -18,6 +21,22 @@ namespace npe::fuzz {
 inline std::string bytes(const uint8_t* data, size_t size) {
   return std::string(reinterpret_cast<const char*>(data), size);
 }
+
+// The bytes as a file (an anonymous in-memory one, memfd_create), so that a harness reads them
+// through the bounded file readers (npe/core/io.h InputFile) as the tools do. path() names it.
+class MemFile {
+ public:
+  MemFile(const uint8_t* data, size_t size) : fd_(::memfd_create("npe-fuzz", MFD_CLOEXEC)) {
+    if (fd_ < 0 || (size && ::write(fd_, data, size) != static_cast<ssize_t>(size))) std::abort();
+  }
+  MemFile(const MemFile&) = delete;
+  MemFile& operator=(const MemFile&) = delete;
+  ~MemFile() { ::close(fd_); }
+  std::string path() const { return "/proc/self/fd/" + std::to_string(fd_); }
+
+ private:
+  int fd_;
+};
 
 template <typename F>
 int expect_npe_error(F&& read) {

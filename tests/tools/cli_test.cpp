@@ -350,9 +350,9 @@ TEST_F(Cli, NegativeRadius) {
 TEST_F(Cli, FieldErrorsNameTheToolsFlag) {
   expect_error(tool("npe-datagen") + " --num_scenes 10 --dt 0 --out_prefix " + (*dir_ / "dt/dt"),
                {"npe-datagen: error: --dt: expected a positive frame interval in s, found 0"});
-  expect_error(tool("npe-datagen") + " --num_scenes 10 --engine gpu --cpu --num_balls 3,4 --out_prefix " +
-                   (*dir_ / "nb/nb"),
-               {"npe-datagen: error: --num_balls 3,4: the engine simulates scenes of one ball count"});
+  expect_error(
+      tool("npe-datagen") + " --num_scenes 10 --engine gpu --cpu --num_balls 3,4 --out_prefix " + (*dir_ / "nb/nb"),
+      {"npe-datagen: error: --num_balls 3,4: the engine simulates scenes of one ball count"});
 }
 
 TEST_F(Cli, UnwritableOutputPath) {
@@ -517,6 +517,52 @@ TEST_F(Cli, DatagenKilledOrInterruptedKeepsEveryFileWhole) {
   EXPECT_NE(r.output.find("interrupted at scene"), std::string::npos) << r.output;
   EXPECT_EQ(entries(dir), names);
   for (const auto& n : names) EXPECT_EQ(read_file(dir + "/" + n), read_file(base + "/old/" + n)) << n;
+}
+
+// One writer per output: while npe-datagen writes a prefix, a second npe-datagen on it is refused
+// (naming the pid that holds it) and the first finishes a whole dataset. Repeated, since the
+// second starts at a different moment of the first's run each time.
+TEST_F(Cli, TwoDatagenWritersOnOnePrefix) {
+  for (int trial = 0; trial < 4; ++trial) {
+    const std::string dir = *dir_ / fmt::format("writers{}", trial);
+    fs::create_directories(dir);
+    const std::string gen = tool("npe-datagen") + " --num_scenes 2000 --timesteps 30 --threads 1 --no_progress " +
+                            "--out_prefix " + dir + "/d";
+    // the first runs in the background; the second starts once the first holds its lock
+    const auto r = run_command("bash -c '" + gen + " --seed 1 > " + dir + "/first.log 2>&1 & p=$!; while [ ! -e " +
+                               dir + "/.d.json.lock ]; do sleep 0.005; done; sleep 0." + std::to_string(trial) + "; " +
+                               gen + " --seed 2; echo second $?; wait $p; echo first $?'");
+    EXPECT_NE(r.output.find("second 2"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("another process (pid"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("first 0"), std::string::npos) << r.output << read_file(dir + "/first.log");
+    const auto m = datagen::read_manifest(dir + "/d");
+    EXPECT_EQ(m.seed, 1u);
+    for (const char* split : {"train", "val", "test"}) EXPECT_NO_THROW(datagen::load_split(dir + "/d", m, split));
+    EXPECT_FALSE(fs::exists(dir + "/.d.json.lock"));
+  }
+}
+
+// A fresh npe-train with the --name of a live run is refused (with or without --overwrite) and
+// leaves the live run's files alone; the live run, stopped by SIGTERM, resumes.
+TEST_F(Cli, TrainOverALiveRunIsRefused) {
+  const std::string data = copy_dataset("live");
+  const std::string ck = *dir_ / "live_ck";
+  const std::string train = tool("npe-train") + " --device cpu --no_progress --batch_size 16 --eval_every 5 " +
+                            "--threads 1 --checkpoint_dir " + ck + " --dataset_prefix " + data + " --name run";
+  for (int trial = 0; trial < 2; ++trial) {
+    const std::string extra = trial == 0 ? "" : " --overwrite";
+    const auto r = run_command(
+        "bash -c '" + train + " --total_samples 160000000" + extra + " > /dev/null 2>&1 & p=$!; while [ ! -e " + ck +
+        "/.run.pt.lock ]; do sleep 0.005; done; sleep 0.3; " + train +
+        " --total_samples 320 --overwrite; echo second $?; kill -TERM $p; wait $p; echo first $?'");
+    EXPECT_NE(r.output.find("second 2"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("another process (pid"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("first 130"), std::string::npos) << r.output;
+    EXPECT_FALSE(fs::exists(ck + "/.run.pt.lock"));
+    // the live run's checkpoint is its own: it resumes (total_samples is the live run's)
+    const auto again = run_command(train + " --total_samples 160000000 --resume --stop_after_steps 1");
+    EXPECT_EQ(again.exit_code, 0) << again.output;
+  }
 }
 
 TEST_F(Cli, AbsurdRolloutLength) {

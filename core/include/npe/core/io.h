@@ -93,7 +93,8 @@ struct CommandFile {
   std::filesystem::path path;
   bool output = false;
 };
-// Throws npe::Error naming both labels and the file when an output is the same file as an input
+// Throws npe::Error naming the label when an output is refused by output_target (a device, a
+// FIFO, ...), and naming both labels and the file when an output is the same file as an input
 // or as another output (the same path once links and ".." are resolved, or the same inode): a
 // command must never replace what it reads, nor write one file twice.
 void check_distinct_files(const std::vector<CommandFile>& files);
