@@ -14,9 +14,9 @@ grep -E 'tests passed|FAILED|Failed|SKIPPED|Skipped' "$out/ctest.log" | head -20
 b=build-gpu/bin
 d=/tmp/npe-data/balls
 "$b/npe-datagen" --num_scenes 12000 --no_progress --out_prefix "$d" 2>&1 | tee "$out/datagen.log" | head -1
-"$b/npe-train" --device cuda --total_samples "${CLASSIC_SAMPLES:-2000000}" --no_progress --name classic \
+"$b/npe-train" --device cuda --total_samples "${CLASSIC_SAMPLES:-2000000}" --no_progress --overwrite --name classic \
   --checkpoint_dir /tmp/npe-ck --dataset_prefix "$d" 2>&1 | tee "$out/classic.log" | head -1
-"$b/npe-train" --device cuda --modern --total_samples "${MODERN_SAMPLES:-20000000}" --no_progress --name modern \
+"$b/npe-train" --device cuda --modern --total_samples "${MODERN_SAMPLES:-20000000}" --no_progress --overwrite --name modern \
   --checkpoint_dir /tmp/npe-ck --dataset_prefix "$d" 2>&1 | tee "$out/modern.log" | head -1
 cp /tmp/npe-ck/*.csv "$out/" 2>/dev/null
 "$b/npe-eval" --device cuda --classic_ckpt /tmp/npe-ck/classic.best.pt --modern_ckpt /tmp/npe-ck/modern.best.pt \

@@ -18,11 +18,11 @@ step "1/5 npe-datagen: 12000 Box2D scenes"
 "$bin/npe-datagen" --num_scenes 12000 --out_prefix "$prefix"
 
 step "2/5 npe-train classic: ${classic_samples} samples, batch 50 (paper recipe, shortened)"
-"$bin/npe-train" --name classic --dataset_prefix "$prefix" --total_samples "$classic_samples" --eval_every 5000
+"$bin/npe-train" --overwrite --name classic --dataset_prefix "$prefix" --total_samples "$classic_samples" --eval_every 5000
 
 # The modern recipe's batch of 2048 gives too few steps for a CPU budget: batch 256 here.
 step "3/5 npe-train --modern: ${modern_samples} samples, batch 256"
-"$bin/npe-train" --modern --name modern --dataset_prefix "$prefix" --batch_size 256 \
+"$bin/npe-train" --overwrite --modern --name modern --dataset_prefix "$prefix" --batch_size 256 \
   --total_samples "$modern_samples" --eval_every 500
 
 step "4/5 npe-eval: 200 test scenes, 50-step rollouts (NPEs, the simulator, constant velocity)"

@@ -352,6 +352,7 @@ int main(int argc, char** argv) {
     std::string out_csv = r["out_csv"].as<std::string>(), out_json = r["out_json"].as<std::string>();
     if (out_csv.empty()) out_csv = "bench/" + what + ".csv";
     if (out_json.empty()) out_json = "bench/" + what + ".json";
+    npe::check_distinct_files({{"--out_csv", out_csv, true}, {"--out_json", out_json, true}});
     for (const std::string& f : {out_csv, out_json}) npe::check_writable(f);
     if (what == "train-dp") return npe::tools::bench_train_data_parallel(quick, out_csv, out_json);
     if (what == "train") return npe::tools::bench_train(do_cpu, do_cuda, quick, threads, out_csv, out_json);

@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
     if (n < 1) throw npe::Error(fmt::format("--num_scenes: expected at least 1, found {}", n));
     if (w.engine.substeps < 0) throw npe::Error(fmt::format("--substeps: expected >= 0, found {}", w.engine.substeps));
     const std::string out = r["out_json"].as<std::string>();
+    npe::check_distinct_files({{"--out_json", out, true}});  // refuses a device or FIFO before the work
     npe::check_writable(out);
     const auto c = npe::datagen::compare_with_box2d(w, n, r["seed"].as<uint64_t>(), r["threads"].as<int>());
     fmt::print("{} scenes, engine: {} substeps/frame, omega {} /s; Box2D: 10 steps/frame\n", c.scenes, c.substeps,
