@@ -1,6 +1,7 @@
 #include "npe/core/io.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -17,6 +18,7 @@ namespace fs = std::filesystem;
 
 namespace {
 // The system's reason, or a plain one when a call failed without setting errno (a short write).
+// Callers set errno = 0 before a call that may fail without setting it (fwrite, fread, fflush).
 std::string errno_text() { return errno != 0 ? std::strerror(errno) : "an I/O error (a short read or write)"; }
 
 void create_parent(const fs::path& path) {
@@ -93,24 +95,39 @@ fs::path output_target(const fs::path& path) {
     if (ec) throw Error(fmt::format("output '{}': cannot read the link: {}", path.string(), ec.message()));
     p = to.is_absolute() ? to : p.parent_path() / to;
   }
+  // The chain's end must be the file the kernel resolves (a /proc link to a deleted file reads
+  // back as "/x (deleted)", a path that is not that file).
+  struct stat named {
+  }, end{};
+  if (final.type() == fs::file_type::regular && (::stat(path.c_str(), &named) != 0 || ::stat(p.c_str(), &end) != 0 ||
+                                                 named.st_dev != end.st_dev || named.st_ino != end.st_ino))
+    throw Error(fmt::format("output '{}': its links lead to '{}', which is not the file it names (a deleted or "
+                            "anonymous file); expected a regular file or a new path",
+                            path.string(), p.string()));
   return p;
 }
 
 TempOutput::TempOutput(fs::path path) : path_(std::move(path)) {
   target_ = output_target(path_);
   create_parent(target_);
+  // Created under a name the stale-temp sweep does not match, locked, and only then renamed to
+  // the temporary name: a sweep never finds a live writer's file unlocked.
   const std::string stem = temp_stem(target_);
+  fs::path fresh;
   for (int attempt = 0; fd_ < 0; ++attempt) {
-    temp_ = target_.parent_path() / fmt::format("{}{}.{:016x}", stem, static_cast<long>(::getpid()), random_u64());
-    fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    const std::string tail = fmt::format("{}.{:016x}", static_cast<long>(::getpid()), random_u64());
+    fresh = target_.parent_path() / (stem.substr(0, stem.size() - 4) + "new." + tail);  // ".<name>.new.<tail>"
+    temp_ = target_.parent_path() / (stem + tail);
+    fd_ = ::open(fresh.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);  // 0666 & ~umask, as fopen
     if (fd_ < 0 && (errno != EEXIST || attempt > 8))
       throw Error(fmt::format("cannot write output '{}': {}", path_.string(), errno_text()));
   }
-  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {  // a fresh unique file: nobody else can hold it
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0 || ::rename(fresh.c_str(), temp_.c_str()) != 0) {
     const std::string why = errno_text();
+    ::unlink(fresh.c_str());
     ::close(fd_);
-    ::unlink(temp_.c_str());
-    throw Error(fmt::format("cannot lock the temporary file of output '{}': {}", path_.string(), why));
+    fd_ = -1;
+    throw Error(fmt::format("cannot create the temporary file of output '{}': {}", path_.string(), why));
   }
 }
 
@@ -139,11 +156,19 @@ void TempOutput::commit() {
 
 void remove_stale_temps(const fs::path& path) {
   const std::string stem = temp_stem(path);
+  // ".<name>.new.": a file between its creation and its lock (a writer killed there), removed once
+  // it is a minute old; ".<name>.tmp.": removed as soon as its lock is free
+  const std::string fresh = stem.substr(0, stem.size() - 4) + "new.";
   std::error_code ec;
   const fs::path dir = path.parent_path().empty() ? fs::path(".") : path.parent_path();
+  const auto now = fs::file_time_type::clock::now();
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     const fs::path f = it->path();
-    if (f.filename().string().compare(0, stem.size(), stem) != 0) continue;
+    const std::string name = f.filename().string();
+    const bool temp = name.compare(0, stem.size(), stem) == 0;
+    if (!temp && name.compare(0, fresh.size(), fresh) != 0) continue;
+    std::error_code te;
+    if (!temp && now - fs::last_write_time(f, te) < std::chrono::minutes(1)) continue;
     const int fd = ::open(f.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0) continue;
     struct stat st {};
@@ -154,7 +179,8 @@ void remove_stale_temps(const fs::path& path) {
 }
 
 AtomicFile::AtomicFile(fs::path path) : out_(std::move(path)) {
-  const int fd = ::dup(out_.fd());  // fclose closes the copy; the lock stays with out_'s descriptor
+  // fclose closes the copy; the lock stays with out_'s descriptor
+  const int fd = ::fcntl(out_.fd(), F_DUPFD_CLOEXEC, 0);
   file_ = fd < 0 ? nullptr : ::fdopen(fd, "wb");
   if (!file_) {
     if (fd >= 0) ::close(fd);
@@ -169,6 +195,7 @@ AtomicFile::~AtomicFile() {
 void AtomicFile::commit() {
   std::FILE* f = file_;
   file_ = nullptr;
+  errno = 0;
   const bool written = std::fflush(f) == 0 && !std::ferror(f);
   const std::string why = errno_text();
   if (std::fclose(f) != 0 || !written) throw Error(fmt::format("error writing '{}': {}", path().string(), why));
@@ -259,6 +286,7 @@ void write_file_atomic(const fs::path& path, const std::function<void(std::FILE*
 
 void write_file_atomic(const fs::path& path, const std::string& bytes) {
   write_file_atomic(path, [&](std::FILE* f) {
+    errno = 0;
     if (!bytes.empty() && std::fwrite(bytes.data(), 1, bytes.size(), f) != bytes.size())
       throw Error(fmt::format("error writing '{}': {}", path.string(), errno_text()));
   });
@@ -297,6 +325,7 @@ InputFile::~InputFile() {
 }
 
 void InputFile::read(void* dst, size_t n, const char* what) {
+  errno = 0;
   if (n && std::fread(dst, 1, n, file_) != n)
     throw Error(fmt::format("error reading '{}' ({}): {}", path_.string(), what,
                             std::ferror(file_) ? errno_text() : "the file ended early"));

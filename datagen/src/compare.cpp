@@ -83,6 +83,7 @@ EngineComparison compare_with_box2d(const WorldDef& world, int64_t scenes, uint6
   WorldDef bw = world;
   if (bw.box2d.substeps <= 0) bw.box2d.substeps = kBox2dDefaultSubsteps;
   validate(bw);
+  validate_box2d(bw);
   const int64_t N = world.num_balls, T = world.timesteps;
 
   // engine: all scenes at once, every frame recorded in float64

@@ -227,6 +227,7 @@ Manifest Manifest::from_json(const json& j, const std::string& src, bool shard) 
   if (w.is_object() && w.contains("preset")) d.preset = field<std::string>(w, "preset", src, "world.");
   try {
     validate(d);
+    if (m.engine == "box2d") validate_box2d(d);
   } catch (const Error& e) {
     throw Error(fmt::format("{}: manifest world is invalid: {}", src, e.what()));
   }

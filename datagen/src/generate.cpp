@@ -330,6 +330,7 @@ DatagenSummary generate_dataset(const DatagenConfig& config) {
   if (!c.world.obstacles.empty())
     throw FieldError("obstacles", ": obstacles are simulated by npe's engine only, not Box2D");
   validate(c.world);
+  validate_box2d(c.world);
   const WorldDef& w = c.world;
   const size_t per_scene = static_cast<size_t>(w.timesteps) * w.num_balls * kStateDim;
   const int threads = resolve_threads(c.threads);

@@ -10,6 +10,19 @@
 
 namespace npe::datagen {
 
+void validate_box2d(const WorldDef& d) {
+  const double per_frame = d.max_speed * d.frame_dt;
+  // Box2D moves a body at most b2_maxTranslation = 2 m per step and clamps faster ones: after a
+  // collision a ball may reach twice the largest initial speed.
+  const int box2d_steps = d.box2d.substeps > 0 ? d.box2d.substeps : kBox2dDefaultSubsteps;
+  const double box2d_limit = 2.0 * d.box2d.pixels_per_meter;
+  if (2 * per_frame / box2d_steps > box2d_limit)
+    throw FieldError("substeps", fmt::format(" {}: Box2D would move a ball up to {:.3g} px per step; its limit is {} "
+                                             "px (2 m); expected at least {} steps per frame",
+                                             box2d_steps, 2 * per_frame / box2d_steps, box2d_limit,
+                                             static_cast<int>(std::ceil(2 * per_frame / box2d_limit))));
+}
+
 void validate(const WorldDef& d) {
   auto bad = [](const std::string& field, const std::string& expected, auto found) {
     throw FieldError(field, fmt::format(": expected {}, found {}", expected, found));
@@ -58,15 +71,7 @@ void validate(const WorldDef& d) {
                      fmt::format(" {} px/s with frame_dt {} s: a ball would cross {:.3g} px in one frame, more than "
                                  "the {} px box; expected max_speed * frame_dt <= {} px",
                                  d.max_speed, d.frame_dt, per_frame, box, box));
-  // Box2D moves a body at most b2_maxTranslation = 2 m per step and clamps faster ones: after a
-  // collision a ball may reach twice the largest initial speed.
-  const int box2d_steps = d.box2d.substeps > 0 ? d.box2d.substeps : kBox2dDefaultSubsteps;
-  const double box2d_limit = 2.0 * d.box2d.pixels_per_meter;
-  if (2 * per_frame / box2d_steps > box2d_limit)
-    throw FieldError("substeps", fmt::format(" {}: Box2D would move a ball up to {:.3g} px per step; its limit is {} "
-                                             "px (2 m); expected at least {} steps per frame",
-                                             box2d_steps, 2 * per_frame / box2d_steps, box2d_limit,
-                                             static_cast<int>(std::ceil(2 * per_frame / box2d_limit))));
+
   if (d.box2d.substeps < 0 || d.box2d.substeps > 10000000)
     bad("substeps", "0 (Box2D's default) to 10^7 steps per frame", d.box2d.substeps);
   if (d.engine.substeps < 0 || d.engine.substeps > 10000000)

@@ -193,10 +193,18 @@ Setup set_up(const TrainConfig& cfg, const Plan& plan, bool root) {
     check_distinct_files(files);
     check_writable(plan.last_path);
     check_writable(plan.csv_path);
+    // overwrite: the old run's files go now, so that a new run stopped early never sits beside
+    // the old run's best checkpoint or metrics
+    if (cfg.overwrite)
+      for (const std::string& path : {plan.last_path, plan.best_path, plan.csv_path}) {
+        std::error_code ec;
+        fs::remove(output_target(path), ec);
+      }
     // a run killed while writing one of its files (SIGKILL) leaves that file's temporary beside
     // it; this run may never write that file again (run.best.pt when no later validation
     // improves), so they are removed here rather than at the next write
-    for (const std::string& path : {plan.last_path, plan.best_path, plan.csv_path}) remove_stale_temps(path);
+    for (const std::string& path : {plan.last_path, plan.best_path, plan.csv_path})
+      remove_stale_temps(output_target(path));  // temporaries lie beside the file a link names
   }
   // data
   s.manifest = datagen::read_manifest(cfg.dataset_prefix);
@@ -232,7 +240,13 @@ Setup set_up(const TrainConfig& cfg, const Plan& plan, bool root) {
     check_resume_matches(ck, cfg, mc, plan.last_path, plan.world);
     // the run continues on data of the world it was trained on (a checkpoint written before
     // checkpoints recorded their world is resumed unchecked, and records it from now on)
-    if (ck.meta.contains("world_identity")) check_dataset_matches(ck, s.manifest, plan.last_path, cfg.dataset_prefix);
+    if (ck.meta.contains("world_identity")) {
+      check_dataset_matches(ck, s.manifest, plan.last_path, cfg.dataset_prefix);
+    } else {
+      note(cfg, fmt::format("resume: '{}' records no training world (an older checkpoint); not checked against the "
+                            "dataset",
+                            plan.last_path));
+    }
     // ... and on the same dataset (another draw of the same world changes every later batch)
     const nlohmann::json& was = ck.meta.contains("dataset") ? ck.meta["dataset"] : nlohmann::json::object();
     if (was.contains("seed") && was.contains("num_scenes") &&
@@ -242,10 +256,6 @@ Setup set_up(const TrainConfig& cfg, const Plan& plan, bool root) {
                                    "on seed {} with {} scenes; resume on that dataset or start a new run",
                                    cfg.dataset_prefix, s.manifest.seed, s.manifest.num_scenes, plan.last_path,
                                    was["seed"].dump(), was["num_scenes"].dump()));
-    else
-      note(cfg, fmt::format("resume: '{}' records no training world (an older checkpoint); not checked against the "
-                            "dataset",
-                            plan.last_path));
     s.net = ck.net;
     s.net->train();
     s.optimizer = make_optimizer(cfg, *s.net);

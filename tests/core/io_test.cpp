@@ -1,9 +1,12 @@
 #include "npe/core/interrupt.h"
 #include "npe/core/io.h"
 
+#include <atomic>
 #include <csignal>
 #include <filesystem>
 #include <functional>
+#include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 #include <fcntl.h>
@@ -106,6 +109,27 @@ TEST(Io, CommitRemovesTemporaryFilesOfDeadWriters) {
   EXPECT_TRUE(fs::exists(other));
   EXPECT_EQ(read_file(p), "complete");
   ::close(held);
+}
+
+// Writers of one output that run at once never remove each other's temporary file: each is
+// locked before it has the name the stale-temp sweep looks for (a race a review found).
+TEST(Io, ConcurrentWritersOfOneOutputAllSucceed) {
+  test::TempDir dir;
+  const fs::path p = dir / "x.json";
+  std::vector<std::thread> writers;
+  std::atomic<int> failures{0};
+  for (int w = 0; w < 4; ++w)
+    writers.emplace_back([&, w] {
+      for (int k = 0; k < 300; ++k) try {
+          write_file_atomic(p, fmt::format("writer {} write {}", w, k));
+        } catch (const Error&) {
+          ++failures;
+        }
+    });
+  for (auto& t : writers) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(read_file(p).rfind("writer ", 0), 0u);
+  for (const auto& e : fs::directory_iterator(dir.path)) EXPECT_EQ(e.path(), p) << "left behind";
 }
 
 // Outputs: a device, a FIFO, a directory, or a link to one is refused and left as it was; a link to

@@ -103,21 +103,31 @@ TEST(Box2dSim, KineticEnergyConservedWithin1PercentOverRandomScenes) {
   }
 }
 
-TEST(Box2dSim, BallsStayInTheBox) {
-  const uint64_t seed = test::fresh_seed();
+// Balls penetrate a wall by at most what Box2D allows in one step: its position solver pushes a
+// ball out only beyond b2_linearSlop, and within a step a ball moves at most |v| h deeper before
+// the next solve. In this elastic world of equal masses energy is conserved, so no ball is faster
+// than sqrt(N) max_speed: the bound is slop + sqrt(N) max_speed h (0.5 + 1.2 px by default).
+// Observed worst over 1,300 seeds: 0.74 px. (A fixed 0.6 px, chosen before, failed on about 1 seed
+// in 45; seed 8341374396049026862 reached 0.606 px and is kept as a regression case.)
+void expect_balls_in_box(uint64_t seed) {
   WorldDef d;
+  const double slop = 0.005 * d.box2d.pixels_per_meter;  // b2_linearSlop, 0.005 m
+  const double h = d.frame_dt / kBox2dDefaultSubsteps;
+  const double tol = slop + std::sqrt(static_cast<double>(d.num_balls)) * d.max_speed * h;
   for (int s = 0; s < 100; ++s) {
     auto traj = simulate_box2d_px(d, sample_scene(d, seed, s));
     for (const auto& f : traj)
       for (const auto& b : f) {
-        ASSERT_GE(b.x, d.radius - 0.6);
-        ASSERT_LE(b.x, d.width - d.radius + 0.6);
-        ASSERT_GE(b.y, d.radius - 0.6);
-        ASSERT_LE(b.y, d.height - d.radius + 0.6);
+        ASSERT_GE(b.x, d.radius - tol) << "scene " << s;
+        ASSERT_LE(b.x, d.width - d.radius + tol) << "scene " << s;
+        ASSERT_GE(b.y, d.radius - tol) << "scene " << s;
+        ASSERT_LE(b.y, d.height - d.radius + tol) << "scene " << s;
       }
   }
 }
 
+TEST(Box2dSim, BallsStayInTheBox) { expect_balls_in_box(test::fresh_seed()); }
+TEST(Box2dSim, BallsStayInTheBoxRegressionSeed) { expect_balls_in_box(8341374396049026862ULL); }
 
 TEST(Box2dSim, MixedCountsLeaveAbsentSlotsZero) {
   const uint64_t seed = test::fresh_seed();

@@ -470,6 +470,7 @@ TEST_F(Cli, TrainingKilledOrInterruptedResumesToTheSameRun) {
   r = run_command(tool("npe-train") + flags + " --checkpoint_dir " + ck + " --resume");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("resuming"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("records no training world"), std::string::npos) << r.output;  // it records one
   EXPECT_EQ(losses(read_file(ck + "/run.csv")), want);
 }
 

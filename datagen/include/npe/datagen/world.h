@@ -106,6 +106,11 @@ inline Normalisation normalisation(const WorldDef& def) { return {def.width, def
 // Throws npe::Error naming the offending flag (--radius, --num_balls, ...) when `def` describes
 // no valid world: non-positive sizes, balls that cannot fit, fewer than 3 frames, etc.
 void validate(const WorldDef& def);
+// The world's limits under Box2D (npe-datagen --engine box2d, and a Box2D dataset's manifest):
+// Box2D moves a body at most 2 m per step and clamps faster ones, so a ball at twice max_speed
+// (after a collision) must move at most that far in one of def.box2d's steps. Throws
+// npe::FieldError naming substeps otherwise.
+void validate_box2d(const WorldDef& def);
 
 
 // Applies a named preset to `def` ("npe2017": Chang et al. 2017's data regime: velocities per
