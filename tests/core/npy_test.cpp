@@ -96,24 +96,21 @@ TEST(Npy, KeysAreKeysNotSubstrings) {
   std::string ok = npy_header_f32({1});
   ok += std::string(reinterpret_cast<const char*>(d), 4);
   EXPECT_EQ(parse_npy_f32(ok, "ok").shape, std::vector<int64_t>{1});
-  // a header whose 'descr' value mentions 'shape': the shape key must still be the real one
-  std::string dict = "{'descr': '<f4', 'fortran_order': False, 'note': 'shape', 'shape': (1,), }";
-  dict.append((64 - (10 + dict.size() + 1) % 64) % 64, ' ');
-  dict.push_back('\n');
-  std::string f = std::string("\x93NUMPY\x01\x00", 8);
-  f.push_back(static_cast<char>(dict.size() & 0xff));
-  f.push_back(static_cast<char>(dict.size() >> 8));
-  f += dict + std::string(reinterpret_cast<const char*>(d), 4);
+  // a version 1.0 file of header dict `dict` (padded to 64 bytes) followed by `data`
+  auto npy_file = [](std::string dict, const std::string& data) {
+    dict.append((64 - (10 + dict.size() + 1) % 64) % 64, ' ');
+    dict.push_back('\n');
+    std::string f = std::string("\x93NUMPY\x01\x00", 8);
+    f.push_back(static_cast<char>(dict.size() & 0xff));
+    f.push_back(static_cast<char>(dict.size() >> 8));
+    return f + dict + data;
+  };
+  const std::string seven(reinterpret_cast<const char*>(d), 4);
+  // a header whose 'note' value mentions 'shape': the shape key must still be the real one
+  const std::string f = npy_file("{'descr': '<f4', 'fortran_order': False, 'note': 'shape', 'shape': (1,), }", seven);
   EXPECT_EQ(parse_npy_f32(f, "note").shape, std::vector<int64_t>{1});
   // a header whose only 'shape' is inside a value has no shape
-  std::string bad = "{'descr': '<f4', 'fortran_order': False, 'x': 'shape', }";
-  bad.append((64 - (10 + bad.size() + 1) % 64) % 64, ' ');
-  bad.push_back('\n');
-  std::string g = std::string("\x93NUMPY\x01\x00", 8);
-  g.push_back(static_cast<char>(bad.size() & 0xff));
-  g.push_back(static_cast<char>(bad.size() >> 8));
-  g += bad;
-  EXPECT_THROW(parse_npy_f32(g, "bad"), Error);
+  EXPECT_THROW(parse_npy_f32(npy_file("{'descr': '<f4', 'fortran_order': False, 'x': 'shape', }", ""), "bad"), Error);
 }
 
 }  // namespace
