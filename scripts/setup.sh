@@ -34,17 +34,18 @@ else
   say "Debian packages: all present"
 fi
 
-# 2. project-local venv with libtorch (torch==${torch_version}) and numpy (used by the Python
-#    loading example and its test) ---------------------------------------------------------------
+# 2. project-local venv with libtorch (torch==${torch_version}), numpy (the Python loading
+#    examples), scikit-build-core (builds the Python package) and pytest (its tests) -------------
 venv="$root/.venv"
 [ -x "$venv/bin/python" ] || { say "creating $venv"; python3 -m venv "$venv"; }
 have_torch="$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("torch"))' 2>/dev/null || true)"
-have_numpy="$("$venv/bin/python" -c 'import numpy' 2>/dev/null && echo yes || true)"
-if [ "${have_torch%%+*}" != "$torch_version" ] || [ -z "$have_numpy" ]; then
-  say "installing torch==${torch_version} and numpy into $venv (large download, once)"
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check "torch==${torch_version}" numpy
+have_rest="$("$venv/bin/python" -c 'import numpy, pytest, scikit_build_core' 2>/dev/null && echo yes || true)"
+if [ "${have_torch%%+*}" != "$torch_version" ] || [ -z "$have_rest" ]; then
+  say "installing torch==${torch_version}, numpy, scikit-build-core and pytest into $venv (large download, once)"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "torch==${torch_version}" numpy \
+      "scikit-build-core==1.1.2" "pytest==8.4.2"
 else
-  say "venv: torch ${have_torch}, numpy present"
+  say "venv: torch ${have_torch}, numpy, scikit-build-core, pytest present"
 fi
 torch_prefix="$("$venv/bin/python" -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')"
 
@@ -57,4 +58,18 @@ if [ ! -f "$build_dir/CMakeCache.txt" ]; then
 fi
 say "building $build_dir"
 cmake --build "$build_dir" --parallel "$(nproc)"
-say "done: tools in $build_dir/bin"
+
+# 4. the Python package npe (python/) into the venv, built by the same CMake in the same build
+#    directory (pyproject.toml, scikit-build-core): only its operators' library is new. Re-installed
+#    when the library or the package's sources changed since the last install.
+stamp="$venv/.npe-python-installed"
+lib="$build_dir/lib/libnpe_torch_ops.so"
+if [ ! -f "$stamp" ] || [ ! -f "$lib" ] || [ -n "$(find "$lib" "$root/python/npe" "$root/pyproject.toml" -newer "$stamp" 2>/dev/null | head -1)" ]; then
+  say "installing the Python package npe into $venv"
+  PATH="$venv/bin:$PATH" "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation \
+      --no-deps -Cbuild-dir="$build_dir" -Ccmake.build-type="$build_type" "$root"
+  touch "$stamp"
+else
+  say "Python package npe: up to date"
+fi
+say "done: tools in $build_dir/bin; import npe with $venv/bin/python"

@@ -227,10 +227,17 @@ DiffRow run_diff(bool cuda, const std::string& world, int64_t scenes, int frames
 }
 
 int bench_diffsim(bool do_cpu, bool do_cuda, bool quick, int repeats, int threads, const std::string& csv_path,
-                  const std::string& json_path) {
+                  const std::string& json_path, int64_t only_scenes, int only_frames) {
   std::vector<DiffRow> rows;
   const uint64_t seed = 1;
-  if (do_cpu) {
+  if (only_scenes > 0) {  // one case: the dataset world, float32 and float64 (bench/python_ops.py)
+    for (bool cuda : {false, true}) {
+      if (cuda ? !do_cuda : !do_cpu) continue;
+      rows.push_back(run_diff<float>(cuda, "dataset", only_scenes, only_frames, 0, true, repeats, threads, seed));
+      rows.push_back(run_diff<double>(cuda, "dataset", only_scenes, only_frames, 0, true, repeats, threads, seed));
+    }
+  }
+  if (do_cpu && only_scenes == 0) {
     const int64_t s = quick ? 64 : 1024;
     rows.push_back(run_diff<float>(false, "dataset", s, 2, 0, true, repeats, threads, seed));
     rows.push_back(run_diff<double>(false, "dataset", s, 2, 0, true, repeats, threads, seed));
@@ -238,7 +245,7 @@ int bench_diffsim(bool do_cpu, bool do_cuda, bool quick, int repeats, int thread
     rows.push_back(run_diff<double>(false, "crowded", s, 2, 0, true, repeats, threads, seed));
     rows.push_back(run_diff<double>(false, "crowded", s, 2, 0, false, repeats, threads, seed));
   }
-  if (do_cuda) {
+  if (do_cuda && only_scenes == 0) {
     const int64_t s = quick ? 4096 : (int64_t{1} << 17);
     const int frames = quick ? 2 : 16;
     for (const char* world : {"dataset", "crowded"}) {
@@ -325,6 +332,11 @@ int main(int argc, char** argv) {
         "run only the cases whose names start with one of these (comma-separated: a, b, c, "
         "c_world_1000000, ...)",
         cxxopts::value<std::vector<std::string>>()->default_value(""))(
+        "scenes",
+        "diffsim: only the dataset world's float32 and float64 cases, with this many scenes (0: the whole "
+        "benchmark)",
+        cxxopts::value<int64_t>()->default_value("0"))("frames", "diffsim with --scenes: frames per rollout",
+                                                       cxxopts::value<int>()->default_value("60"))(
         "out_csv", "CSV output (default bench/<what>.csv)", cxxopts::value<std::string>()->default_value(""))(
         "out_json", "JSON output (default bench/<what>.json)", cxxopts::value<std::string>()->default_value(""))(
         "h,help", "this help");
@@ -356,7 +368,16 @@ int main(int argc, char** argv) {
     for (const std::string& f : {out_csv, out_json}) npe::check_writable(f);
     if (what == "train-dp") return npe::tools::bench_train_data_parallel(quick, out_csv, out_json);
     if (what == "train") return npe::tools::bench_train(do_cpu, do_cuda, quick, threads, out_csv, out_json);
-    if (what == "diffsim") return bench_diffsim(do_cpu, do_cuda, quick, repeats, threads, out_csv, out_json);
+    const int64_t scenes = r["scenes"].as<int64_t>();
+    const int frames = r["frames"].as<int>();
+    if (scenes < 0 || scenes > (int64_t{1} << 26))
+      throw npe::Error(fmt::format("--scenes: expected 0 to 2^26, found {}", scenes));
+    if (frames < 1 || frames > 100000)
+      throw npe::Error(fmt::format("--frames: expected 1 to 100000, found {}", frames));
+    if ((r.count("scenes") || r.count("frames")) && what != "diffsim")
+      throw npe::Error(fmt::format("--scenes/--frames: used by npe-bench diffsim only, not {}", what));
+    if (what == "diffsim")
+      return bench_diffsim(do_cpu, do_cuda, quick, repeats, threads, out_csv, out_json, scenes, frames);
 
     std::vector<std::string> only;
     for (const auto& x : r["cases"].as<std::vector<std::string>>())

@@ -78,6 +78,12 @@ PinnedBuffer::PinnedBuffer(size_t) { unavailable(); }
 PinnedBuffer::~PinnedBuffer() = default;
 
 template <class T>
+void dashpot_cuda(const T*, T*, T*, int64_t, double, void*) {
+  unavailable();
+}
+template void dashpot_cuda(const float*, float*, float*, int64_t, double, void*);
+template void dashpot_cuda(const double*, double*, double*, int64_t, double, void*);
+template <class T>
 void diff_forward_cuda(const WorldSpec&, const DiffRollout&, const DiffInputs<T>&, T*, T*, uint32_t*, void*) {
   unavailable();
 }

@@ -46,13 +46,25 @@ void validate_diff(const WorldSpec& s, const DiffRollout& r, int max_balls) {
   if (r.substeps_total(s) > (int64_t{1} << 40)) throw Error("frames * substeps: expected at most 2^40 substeps");
 }
 
-double dashpot(double e, double omega) { return 2.0 * damping_ratio(e) * omega; }
+double dashpot(double e, double omega) {
+  if (!(e > 0 && e <= 1)) throw Error(fmt::format("restitution: expected a value in (0, 1], found {}", e));
+  return detail::dashpot_constant(e, omega);
+}
 
 double dashpot_derivative(double e, double omega) {
   if (!(e > 0 && e <= 1)) throw Error(fmt::format("restitution: expected a value in (0, 1], found {}", e));
-  const double l = std::log(e), q = M_PI * M_PI + l * l;
-  return 2.0 * omega * (-M_PI * M_PI / (e * q * std::sqrt(q)));
+  return detail::dashpot_slope(e, omega);
 }
+
+template <class T>
+void dashpot_cpu(const T* e, T* damping, T* slope, int64_t n, double omega) {
+  for (int64_t i = 0; i < n; ++i) {
+    damping[i] = static_cast<T>(detail::dashpot_constant(static_cast<double>(e[i]), omega));
+    if (slope) slope[i] = static_cast<T>(detail::dashpot_slope(static_cast<double>(e[i]), omega));
+  }
+}
+template void dashpot_cpu(const float*, float*, float*, int64_t, double);
+template void dashpot_cpu(const double*, double*, double*, int64_t, double);
 
 namespace {
 

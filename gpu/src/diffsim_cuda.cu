@@ -106,12 +106,22 @@ struct DeviceObstacles {
   }
 };
 
+template <class T>
+__global__ void dashpot_kernel(const T* e, T* damping, T* slope, int64_t n, double omega) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  damping[i] = static_cast<T>(dashpot_constant(static_cast<double>(e[i]), omega));
+  if (slope) slope[i] = static_cast<T>(dashpot_slope(static_cast<double>(e[i]), omega));
+}
+
 template <class T, bool kBackward>
-void launch(const WorldSpec& spec, const DiffArrays<T>& a, cudaStream_t st) {
+void launch(const WorldSpec& spec, const DiffArrays<T>& a, const void* device_obstacles, cudaStream_t st) {
   std::string why;
   if (!cuda_available(&why)) throw Error("differentiable simulator on CUDA: " + why);
-  const DeviceObstacles<T> obs(spec, st);
-  const StepParams<T> p = step_params<T>(spec, obs.p);
+  // Obstacles given on the device need no upload (and no synchronisation).
+  const DeviceObstacles<T> obs(device_obstacles ? WorldSpec{} : spec, st);
+  const auto* obstacles = device_obstacles ? static_cast<const ObstacleK<T>*>(device_obstacles) : obs.p;
+  const StepParams<T> p = step_params<T>(spec, obstacles);
   const int blocks = static_cast<int>((a.S + kThreads - 1) / kThreads);
   auto backward_blocks = [&](int n) {
     const int64_t per_block = (kThreads / 32) * (32 / n);
@@ -150,7 +160,7 @@ void diff_forward_cuda(const WorldSpec& spec, const DiffRollout& r, const DiffIn
   a.traj = traj;
   a.ckpt = ckpt;
   a.contacts = contacts;
-  launch<T, false>(spec, a, static_cast<cudaStream_t>(stream));
+  launch<T, false>(spec, a, in.device_obstacles, static_cast<cudaStream_t>(stream));
 }
 
 template <class T>
@@ -160,8 +170,19 @@ void diff_backward_cuda(const WorldSpec& spec, const DiffRollout& r, const DiffI
   if (!scratch) throw Error("diff_backward_cuda: the scratch buffer is required");
   DiffArrays<T> a = diff_backward_arrays(spec, r, in, ckpt, contacts, traj_bar, g, "diff_backward_cuda");
   a.scratch = scratch;
-  launch<T, true>(spec, a, static_cast<cudaStream_t>(stream));
+  launch<T, true>(spec, a, in.device_obstacles, static_cast<cudaStream_t>(stream));
 }
+
+template <class T>
+void dashpot_cuda(const T* e, T* damping, T* slope, int64_t n, double omega, void* stream) {
+  if (n <= 0) return;
+  dashpot_kernel<T>
+      <<<static_cast<unsigned>((n + kThreads - 1) / kThreads), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+          e, damping, slope, n, omega);
+  cuda_check(cudaGetLastError(), "dashpot_kernel");
+}
+template void dashpot_cuda(const float*, float*, float*, int64_t, double, void*);
+template void dashpot_cuda(const double*, double*, double*, int64_t, double, void*);
 
 template void diff_forward_cuda(const WorldSpec&, const DiffRollout&, const DiffInputs<float>&, float*, float*,
                                 uint32_t*, void*);

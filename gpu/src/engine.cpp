@@ -17,8 +17,8 @@ BroadPhase WorldSpec::resolved_broad_phase() const {
 double damping_ratio(double e) {
   if (!(e > 0 && e <= 1)) throw FieldError("restitution", fmt::format(": expected a value in (0, 1], found {}", e));
   if (e == 1.0) return 0.0;
-  const double l = std::log(e);
-  return -l / std::sqrt(M_PI * M_PI + l * l);
+  const double l = detail::portable_log(e);  // the CUDA dashpot's bits (physics.h)
+  return -l / std::sqrt(detail::kPi2 + l * l);
 }
 
 ContactChoice choose_contact(double v, double r, double frame_dt, double penetration, int steps_per_contact) {
@@ -152,7 +152,7 @@ StepParams<T> step_params(const WorldSpec& s, const ObstacleK<T>* obstacles) {
   p.gx = static_cast<T>(s.gravity_x);
   p.gy = static_cast<T>(s.gravity_y);
   p.law.omega2 = static_cast<T>(s.contact_omega * s.contact_omega);
-  p.law.damping = static_cast<T>(2.0 * damping_ratio(s.restitution) * s.contact_omega);
+  p.law.damping = static_cast<T>(dashpot_constant(s.restitution, s.contact_omega));  // c = 2 zeta omega
   p.law.ramp = static_cast<T>(s.contact_ramp);
   p.law.inv_ramp = s.contact_ramp > 0 ? static_cast<T>(1.0 / s.contact_ramp) : T(0);
   p.num_obstacles = static_cast<int>(s.obstacles.size());

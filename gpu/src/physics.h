@@ -33,6 +33,37 @@ namespace npe::gpu::detail {
 NPE_HD float hd_sqrt(float a) { return sqrtf(a); }
 NPE_HD double hd_sqrt(double a) { return sqrt(a); }
 
+// The dashpot constant c = 2 zeta(e) omega of restitution e in (0, 1] (zeta = -ln e /
+// sqrt(pi^2 + ln^2 e), engine.h damping_ratio) and its derivative dc/de = 2 omega dzeta/de,
+// dzeta/de = -pi^2 / (e (pi^2 + ln^2 e)^(3/2)). The logarithm is computed here from frexp, +, -,
+// *, / and sqrt (each exact or correctly rounded on the host and on CUDA) rather than with the
+// platform's log, whose last bit differs between glibc and CUDA: the CPU reference and the
+// kernels then start from the same c, bit for bit. Accurate to a few ulp; ln 1 = 0 exactly.
+NPE_HD double portable_log(double x) {
+  int ex = 0;
+  double m = frexp(x, &ex);  // x = m 2^ex, m in [1/2, 1)
+  if (m < 0.70710678118654752440) {
+    m *= 2.0;
+    ex -= 1;
+  }
+  // ln m = 2 atanh z, z = (m - 1) / (m + 1), |z| < 0.1716: the series' 12th term is below 1e-19.
+  const double z = (m - 1.0) / (m + 1.0), z2 = z * z;
+  double s = 0.0;
+  for (int k = 11; k >= 0; --k) s = s * z2 + 1.0 / (2 * k + 1);
+  const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
+  return ex * ln2_hi + (ex * ln2_lo + 2.0 * z * s);
+}
+constexpr double kPi2 = 9.86960440108935861883;  // pi^2
+NPE_HD double dashpot_constant(double e, double omega) {
+  if (e == 1.0) return 0.0;
+  const double l = portable_log(e);
+  return 2.0 * omega * (-l / sqrt(kPi2 + l * l));
+}
+NPE_HD double dashpot_slope(double e, double omega) {
+  const double l = portable_log(e), q = kPi2 + l * l;
+  return 2.0 * omega * (-kPi2 / (e * q * sqrt(q)));
+}
+
 // Signed distance from a point to a shape (phi > 0 outside), the unit outward normal n (the
 // SDF's gradient) at that point, and the curvature kappa of the level set through it, so that
 // the SDF's Hessian is dn/dp = kappa (I - n n^T) (1 / distance around a point, 0 along flat

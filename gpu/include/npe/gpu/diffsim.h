@@ -44,6 +44,10 @@ struct DiffInputs {
                                 // dashpot(restitution, omega), 0 for restitution 1
   const T* controls = nullptr;  // [frames][2][N][S] force on each ball during each frame
                                 // (mass px / s^2), or null for none
+  // CUDA only: the spec's obstacles already on the device, as kernel_obstacles<T>(spec) lays them
+  // out (gpu/src/engine_internal.h; the torch ops fill it), or null: then each call uploads them
+  // and waits for the copy (a host synchronisation).
+  const void* device_obstacles = nullptr;
 };
 
 // Adjoints (gradients of the loss), same shapes as DiffInputs; each is overwritten. `controls`
@@ -77,8 +81,18 @@ void validate_diff(const WorldSpec& spec, const DiffRollout& rollout, int max_ba
 
 // The damping constant c = 2 zeta(e) omega of restitution e and its derivative dc/de
 // (zeta = -ln e / sqrt(pi^2 + ln^2 e), dzeta/de = -pi^2 / (e (pi^2 + ln^2 e)^(3/2))).
+// Both are computed with a portable logarithm (gpu/src/physics.h), so that the CPU and CUDA give
+// the same bits. Throw npe::FieldError (restitution) outside (0, 1].
 double dashpot(double restitution, double omega);
 double dashpot_derivative(double restitution, double omega);
+// Elementwise over n restitutions (host or, for the CUDA version, device memory; queued on
+// `stream`): damping[i] = dashpot(e[i], omega) and, unless `slope` is null, slope[i] =
+// dashpot_derivative(e[i], omega), computed in float64 and rounded to T. Values outside (0, 1]
+// are not checked here (they give NaN or infinities).
+template <class T>
+void dashpot_cpu(const T* restitution, T* damping, T* slope, int64_t n, double omega);
+template <class T>
+void dashpot_cuda(const T* restitution, T* damping, T* slope, int64_t n, double omega, void* stream);
 
 // Forward: writes the trajectory traj [frames + 1][4][N][S] (frame 0 = init), the
 // checkpoints ckpt [num_checkpoints][4][N][S] and, unless `contacts` is null, the contact words

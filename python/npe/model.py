@@ -1,0 +1,56 @@
+"""Trained Neural Physics Engine models (npe-train checkpoints) run by npe's C++ models
+(npe/model/model.h) from PyTorch."""
+import json
+import os
+
+import torch
+
+from . import _ops  # noqa: F401  (loads the operators)
+
+
+class Model(torch.nn.Module):
+    """A trained NPE (classic, modern, or the paper's NP / LSTM baselines) in eval mode, weights
+    frozen; gradients reach its inputs. Made by load_model.
+
+    model(window): window [B, 2 or more, N, 5] float32 on the model's device, frames t-1 and t
+      first (normalised as in the dataset: npe.WindowDataset items batch to this), ->
+      [B, N, 2] the predicted velocities of frame t+1, normalised (Chang et al. 2017, section 2).
+    model.rollout(frames, steps): frames [S, 2 or more, N, 5] -> [S, steps + 2, N, 5], npe-eval's
+      autoregressive rollout from the first two frames (positions advance by v * step_scale).
+    Attributes: kind ("classic", "modern", "np", "lstm"), meta (the checkpoint's record: model
+    configuration, training, the dataset's normalisation ("dataset"), training world), device.
+    Raises ValueError naming the argument for frames of the wrong shape or device, TypeError for
+    a dtype other than float32.
+    """
+
+    def __init__(self, handle, device):
+        super().__init__()
+        self._model = handle
+        self.kind = handle.kind()
+        self.meta = json.loads(handle.meta())
+        self.device = torch.device(device)
+        super().train(False)
+
+    def forward(self, window):
+        return self._model.forward(window)
+
+    def rollout(self, frames, steps):
+        return self._model.rollout(frames, steps)
+
+    def train(self, mode=True):
+        if mode:
+            raise ValueError("npe.Model: a loaded checkpoint runs in eval mode only (train with npe-train)")
+        return self
+
+    def extra_repr(self):
+        return f"kind={self.kind}, device={self.device}"
+
+
+def load_model(path, device="cpu"):
+    """Loads an npe-train checkpoint (e.g. "checkpoints/modern.best.pt") onto `device` ("cpu",
+    "cuda", "cuda:K"). Raises ValueError naming the file and what is wrong (missing, not an npe
+    checkpoint, weights that do not match) or the device."""
+    path = os.fspath(path)
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"npe.load_model: device: expected a string or torch.device, found {type(device).__name__}")
+    return Model(torch.classes.npe.Model(path, str(device)), str(device))

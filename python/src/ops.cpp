@@ -1,0 +1,347 @@
+// python/src/ops.cpp: npe's worlds, scenes, datasets and trained models as PyTorch operators and
+// a custom class (namespace "npe"), for the Python package (python/npe) and any libtorch program
+// that loads this library. The simulator's operators (npe::simulate and its adjoint) are
+// registered by npe_diffsim_torch (gpu/src/diffsim_torch.cpp), linked in whole.
+//
+// Every operator reports bad input as a ValueError (TypeError for wrong dtypes) naming the
+// argument or field, what was expected and what was found: npe::Error is caught at this boundary.
+//
+//   npe::version() -> str
+//   npe::resolve_world(str world) -> str          world JSON (docs/python.md) -> resolved JSON
+//   npe::dataset_world(str prefix) -> str         the world of a dataset's manifest, as given
+//   npe::read_manifest(str prefix) -> str         the checked manifest P.json
+//   npe::load_split(str prefix, str split) -> Tensor             [S, T, N, 5] float32
+//   npe::sample_scenes(str world, int seed, int num_scenes, int first_scene=0)
+//       -> (Tensor state [S, N, 4], Tensor mass [S, N], Tensor radius [S, N])   float64, px, px/s
+//   torch.classes.npe.Model(str checkpoint, str device)   a trained NPE: forward, rollout, meta
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/custom_class.h>
+#include <torch/library.h>
+#include <torch/torch.h>
+
+#include "npe/core/error.h"
+#include "npe/core/json.h"
+#include "npe/datagen/dataset.h"
+#include "npe/datagen/engine_world.h"
+#include "npe/datagen/world.h"
+#include "npe/gpu/diffsim_torch.h"
+#include "npe/model/checkpoint.h"
+#include "npe/model/model.h"
+#include "npe/rollout/rollout.h"
+
+namespace npe::python {
+namespace {
+
+using nlohmann::json;
+using torch::Tensor;
+
+// Runs `f`, turning npe's errors into ValueError (c10::ValueError) prefixed with `who`.
+template <class F>
+auto checked(const char* who, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const c10::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    TORCH_CHECK_VALUE(false, who, ": ", e.what());
+  }
+}
+
+// ---- worlds ------------------------------------------------------------------------------------
+// A world is a JSON object of WorldDef's fields (datagen/world.h) plus the engine's settings and
+// gravity; absent fields keep WorldDef's defaults. "Given" worlds hold what the user (or the
+// dataset) set; resolve_world fills every field and the engine's settings.
+
+struct World {
+  datagen::WorldDef def;
+  double gravity_x = 0, gravity_y = 0;
+};
+
+const char* const kKeys[] = {
+    "width",         "height",       "radius",      "num_balls",          "ball_counts",    "mass",
+    "variable_mass", "mass_choices", "max_speed",   "velocity_law",       "max_axis_speed", "min_separation",
+    "frame_dt",      "timesteps",    "restitution", "obstacles",          "substeps",       "contact_omega",
+    "contact_ramp",  "gravity_x",    "gravity_y",   "max_placement_tries"};
+// Written by resolve_world; accepted back and ignored.
+const char* const kDerived[] = {"simulate_world", "simulate_obstacles", "normalisation"};
+
+World parse_world(const std::string& text) {
+  const json j = parse_json(text, "world", "a JSON object of world fields");
+  if (!j.is_object()) throw Error("world: expected a JSON object of world fields, found " + j.dump().substr(0, 80));
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    bool known = false;
+    for (const char* k : kKeys) known |= it.key() == k;
+    for (const char* k : kDerived) known |= it.key() == k;
+    if (!known) {
+      std::string all;
+      for (const char* k : kKeys) all += std::string(all.empty() ? "" : ", ") + k;
+      throw FieldError(it.key(), ": not a world field (expected one of " + all + ")");
+    }
+  }
+  World w;
+  datagen::WorldDef& d = w.def;
+  auto get = [&](const char* key, auto& out) {
+    using T = std::decay_t<decltype(out)>;
+    if (j.contains(key)) out = json_field<T>(j, key, "world", "world", "");
+  };
+  get("width", d.width);
+  get("height", d.height);
+  get("radius", d.radius);
+  if (j.contains("ball_counts") && !j["ball_counts"].empty()) {
+    const auto counts = json_field<std::vector<int>>(j, "ball_counts", "world", "world", "");
+    std::string text;
+    for (int c : counts) text += (text.empty() ? "" : ",") + std::to_string(c);
+    datagen::parse_ball_counts(d, text);
+  } else {
+    get("num_balls", d.num_balls);
+  }
+  get("mass", d.mass);
+  get("variable_mass", d.variable_mass);
+  get("mass_choices", d.mass_choices);
+  get("max_speed", d.max_speed);
+  if (j.contains("velocity_law")) {
+    const auto law = json_field<std::string>(j, "velocity_law", "world", "world", "");
+    if (law != "polar" && law != "integer_per_axis")
+      throw FieldError("velocity_law", ": expected \"polar\" or \"integer_per_axis\", found \"" + law + "\"");
+    d.velocity_law = law == "polar" ? datagen::WorldDef::VelocityLaw::kPolar
+                                    : datagen::WorldDef::VelocityLaw::kIntegerPerAxis;
+  }
+  get("max_axis_speed", d.max_axis_speed);
+  get("min_separation", d.min_separation);
+  get("frame_dt", d.frame_dt);
+  get("timesteps", d.timesteps);
+  get("restitution", d.restitution);
+  if (j.contains("obstacles"))
+    d.obstacles = gpu::parse_obstacles(json_field<std::string>(j, "obstacles", "world", "world", ""));
+  get("substeps", d.engine.substeps);
+  get("contact_omega", d.engine.contact_omega);
+  get("contact_ramp", d.engine.contact_ramp);
+  get("gravity_x", w.gravity_x);
+  get("gravity_y", w.gravity_y);
+  get("max_placement_tries", d.max_placement_tries);
+  return w;
+}
+
+json given_json(const World& w) {
+  const datagen::WorldDef& d = w.def;
+  json j = {{"width", d.width},
+            {"height", d.height},
+            {"radius", d.radius},
+            {"num_balls", d.num_balls},
+            {"ball_counts", d.ball_counts},
+            {"mass", d.mass},
+            {"variable_mass", d.variable_mass},
+            {"mass_choices", d.mass_choices},
+            {"max_speed", d.max_speed},
+            {"velocity_law", d.velocity_law == datagen::WorldDef::VelocityLaw::kPolar ? "polar" : "integer_per_axis"},
+            {"max_axis_speed", d.max_axis_speed},
+            {"min_separation", d.min_separation},
+            {"frame_dt", d.frame_dt},
+            {"timesteps", d.timesteps},
+            {"restitution", d.restitution},
+            {"obstacles", gpu::format_obstacles(d.obstacles)},
+            {"substeps", d.engine.substeps},
+            {"contact_omega", d.engine.contact_omega},
+            {"contact_ramp", d.engine.contact_ramp},
+            {"gravity_x", w.gravity_x},
+            {"gravity_y", w.gravity_y},
+            {"max_placement_tries", d.max_placement_tries}};
+  return j;
+}
+
+// The world checked and its engine settings resolved (datagen::resolve_engine), with the
+// simulator's arguments (npe::simulate's world and obstacles) and the dataset units.
+json resolved_json(World w) {
+  datagen::validate(w.def);
+  w.def.engine = datagen::resolve_engine(w.def);
+  gpu::WorldSpec s;
+  s.num_scenes = 1;
+  s.num_balls = w.def.num_balls;
+  s.width = w.def.width;
+  s.height = w.def.height;
+  s.radius.assign(static_cast<size_t>(s.num_balls), w.def.radius);
+  s.mass.assign(static_cast<size_t>(s.num_balls), 1.0);
+  s.restitution = w.def.restitution;
+  s.contact_omega = w.def.engine.contact_omega;
+  s.contact_ramp = w.def.engine.contact_ramp;
+  s.substeps = w.def.engine.substeps;
+  s.frame_dt = w.def.frame_dt;
+  s.gravity_x = w.gravity_x;
+  s.gravity_y = w.gravity_y;
+  s.obstacles = w.def.obstacles;
+  gpu::validate(s);
+  json j = given_json(w);
+  j["simulate_world"] = gpu::simulate_world(s);
+  j["simulate_obstacles"] = gpu::simulate_obstacles(s);
+  const datagen::Normalisation n = datagen::normalisation(w.def);
+  j["normalisation"] = {{"pos_scale", n.pos_scale}, {"vel_scale", n.vel_scale}, {"frame_dt", n.frame_dt}};
+  return j;
+}
+
+std::string resolve_world(const std::string& text) {
+  return checked("npe.WorldSpec", [&] { return resolved_json(parse_world(text)).dump(); });
+}
+
+std::string dataset_world(const std::string& prefix) {
+  return checked("npe.WorldSpec.from_dataset", [&] {
+    const datagen::Manifest m = datagen::read_manifest(prefix);
+    World w;
+    w.def = m.world;
+    if (m.engine != "npe-gpu") w.def.engine = {};  // Box2D's steps are not the engine's
+    return given_json(w).dump();
+  });
+}
+
+// ---- scenes ------------------------------------------------------------------------------------
+
+std::tuple<Tensor, Tensor, Tensor> sample_scenes(const std::string& text, int64_t seed, int64_t num_scenes,
+                                                 int64_t first_scene) {
+  return checked("npe.sample_scenes", [&] {
+    const World w = parse_world(text);
+    datagen::validate(w.def);
+    if (!w.def.ball_counts.empty())
+      throw FieldError("ball_counts", ": the simulator runs scenes of one ball count; mixed counts are made with "
+                                      "npe-datagen (Box2D)");
+    if (num_scenes < 1 || num_scenes > (int64_t{1} << 32))
+      throw FieldError("num_scenes", ": expected 1 to 2^32 scenes, found " + std::to_string(num_scenes));
+    if (first_scene < 0) throw FieldError("first_scene", ": expected >= 0, found " + std::to_string(first_scene));
+    if (seed < 0) throw FieldError("seed", ": expected a seed >= 0, found " + std::to_string(seed));
+    const int64_t S = num_scenes, N = w.def.num_balls;
+    Tensor state = torch::empty({S, N, 4}, torch::kFloat64), mass = torch::empty({S, N}, torch::kFloat64);
+    auto* st = state.data_ptr<double>();
+    auto* ms = mass.data_ptr<double>();
+    // the same draws as the engine's datasets (datagen::dataset_scenes): centres clear of obstacles
+    auto is_free = [&](double x, double y) { return datagen::clear_of_obstacles(w.def, x, y); };
+    for (int64_t s = 0; s < S; ++s) {
+      const auto balls = datagen::sample_scene(w.def, static_cast<uint64_t>(seed), first_scene + s, is_free);
+      for (int64_t i = 0; i < N; ++i) {
+        double* o = st + (s * N + i) * 4;
+        o[0] = balls[i].x, o[1] = balls[i].y, o[2] = balls[i].vx, o[3] = balls[i].vy;
+        ms[s * N + i] = balls[i].mass;
+      }
+    }
+    return std::make_tuple(state, mass, torch::full({S, N}, w.def.radius, torch::kFloat64));
+  });
+}
+
+// ---- datasets ----------------------------------------------------------------------------------
+
+std::string read_manifest(const std::string& prefix) {
+  return checked("npe.read_manifest", [&] { return datagen::read_manifest(prefix).to_json().dump(); });
+}
+
+Tensor load_split(const std::string& prefix, const std::string& split) {
+  return checked("npe.load_split", [&] {
+    if (split != "train" && split != "val" && split != "test")
+      throw FieldError("split", ": expected \"train\", \"val\" or \"test\", found \"" + split + "\"");
+    const datagen::Manifest m = datagen::read_manifest(prefix);
+    auto t = std::make_unique<datagen::Trajectories>(datagen::load_split(prefix, m, split));
+    const std::vector<int64_t> sizes = {t->scenes, t->timesteps, t->num_balls, datagen::kStateDim};
+    float* data = t->data.data();
+    // the tensor owns the loaded arrays: no copy
+    return torch::from_blob(
+        data, sizes, [t = t.release()](void*) { delete t; }, torch::kFloat32);
+  });
+}
+
+// ---- trained models ----------------------------------------------------------------------------
+
+// A trained NPE loaded from an npe-train checkpoint, in eval mode with frozen weights (gradients
+// reach the inputs, not the weights).
+struct Model : torch::CustomClassHolder {
+  model::Checkpoint ck;
+  torch::Device device = torch::kCPU;
+  double step_scale = 0;
+
+  Model(const std::string& path, const std::string& device_name) {
+    checked("npe.load_model", [&] {
+      try {
+        device = torch::Device(device_name);
+      } catch (const c10::Error&) {
+        throw FieldError("device", ": expected \"cpu\", \"cuda\" or \"cuda:K\", found \"" + device_name + "\"");
+      }
+      if (device.is_cuda() && !torch::cuda::is_available())
+        throw FieldError("device", " " + device_name + ": PyTorch sees no CUDA device");
+      ck = model::load_checkpoint(path, std::nullopt, "checkpoint", device);
+      step_scale = json_field<double>(ck.meta["dataset"], "step_scale", path, "checkpoint", "dataset.");
+      for (auto& p : ck.net->parameters()) p.set_requires_grad(false);
+      ck.net->eval();
+      return 0;
+    });
+  }
+
+  void check_frames(const Tensor& t, const char* who, int64_t min_frames) const {
+    const int64_t N = t.dim() == 4 ? t.size(2) : 0;
+    TORCH_CHECK_VALUE(t.dim() == 4 && t.size(1) >= min_frames && t.size(3) == datagen::kStateDim && N >= 1, who,
+                      ": expected frames [batch, ", min_frames,
+                      " or more, balls, 5] (x, y, vx, vy normalised as in the dataset, mass), found ", t.sizes());
+    TORCH_CHECK_TYPE(t.scalar_type() == torch::kFloat32, who, ": expected float32 frames, found ", t.scalar_type());
+    TORCH_CHECK_VALUE(t.device() == device, who, ": expected frames on ", device, " (the model's device), found ",
+                      t.device());
+  }
+
+  // window [B, 2 or more, N, 5]: frames t-1 and t are window[:, 0] and window[:, 1]; -> [B, N, 2]
+  Tensor forward(const Tensor& window) {
+    check_frames(window, "npe.Model", 2);
+    return ck.net->forward(window.select(1, 0), window.select(1, 1));
+  }
+
+  // frames [S, 2 or more, N, 5] (the first two are used) -> [S, steps + 2, N, 5]: npe-eval's rollout
+  // (npe/rollout/rollout.h), positions advanced by v * step_scale; on the host, the model on its
+  // device.
+  Tensor rollout(const Tensor& frames, int64_t steps) {
+    check_frames(frames, "npe.Model.rollout", 2);
+    TORCH_CHECK_VALUE(steps >= 1 && steps <= (int64_t{1} << 20), "npe.Model.rollout: steps: expected 1 to 2^20, found ",
+                      steps);
+    return checked("npe.Model.rollout", [&] {
+      const Tensor first = frames.narrow(1, 0, 2).to(torch::kCPU).contiguous();
+      datagen::Trajectories truth;  // frames 0 and 1; the rest only sizes the rollout
+      truth.scenes = first.size(0);
+      truth.timesteps = steps + 2;
+      truth.num_balls = first.size(2);
+      truth.data.assign(static_cast<size_t>(truth.scenes * truth.timesteps * truth.num_balls * datagen::kStateDim),
+                        0.f);
+      const float* src = first.data_ptr<float>();
+      const int64_t per_frame = truth.num_balls * datagen::kStateDim;
+      for (int64_t s = 0; s < truth.scenes; ++s)
+        for (int t = 0; t < 2; ++t)
+          std::copy(src + (s * 2 + t) * per_frame, src + (s * 2 + t + 1) * per_frame, truth.frame(s, t));
+      auto out = std::make_unique<datagen::Trajectories>(rollout::rollout(
+          truth, truth.scenes, static_cast<int>(steps), step_scale, model::make_predictor(ck.net, device)));
+      float* data = out->data.data();
+      const std::vector<int64_t> sizes = {out->scenes, out->timesteps, out->num_balls, datagen::kStateDim};
+      return torch::from_blob(
+                 data, sizes, [o = out.release()](void*) { delete o; }, torch::kFloat32)
+          .to(device);
+    });
+  }
+
+  std::string meta() const { return ck.meta.dump(); }
+  std::string kind() const { return model::kind_name(ck.config.kind); }
+};
+
+std::string version() { return NPE_VERSION; }
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(npe, m) {
+  m.def("version() -> str", &version);
+  m.def("resolve_world(str world) -> str", &resolve_world);
+  m.def("dataset_world(str prefix) -> str", &dataset_world);
+  m.def("read_manifest(str prefix) -> str", &read_manifest);
+  m.def("load_split(str prefix, str split) -> Tensor", &load_split);
+  m.def("sample_scenes(str world, int seed, int num_scenes, int first_scene=0) -> (Tensor, Tensor, Tensor)",
+        &sample_scenes);
+  m.class_<Model>("Model")
+      .def(torch::init<std::string, std::string>())
+      .def("forward", &Model::forward)
+      .def("rollout", &Model::rollout)
+      .def("meta", &Model::meta)
+      .def("kind", &Model::kind);
+}
+
+}  // namespace npe::python
