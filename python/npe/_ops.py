@@ -69,3 +69,23 @@ def _simulate_backward_fake(trajectory_grad, initial_state, mass, radius, restit
                   else x.new_empty((0,)))
     return (x.new_empty((4, N, S)).permute(2, 1, 0), x.new_empty((N, S)).t(), x.new_empty((N, S)).t(),
             x.new_empty((S,)), g_controls)
+
+
+# The host-side operators' fakes compute their shapes from the world or the manifest (read at
+# trace time): a traced function may draw scenes or load a split.
+@torch.library.register_fake("npe::sample_scenes")
+def _sample_scenes_fake(world, seed, num_scenes, first_scene=0):
+    import json
+    n = json.loads(torch.ops.npe.resolve_world(world))["num_balls"]
+    return (torch.empty((num_scenes, n, 4), dtype=torch.float64), torch.empty((num_scenes, n), dtype=torch.float64),
+            torch.empty((num_scenes, n), dtype=torch.float64))
+
+
+@torch.library.register_fake("npe::load_split")
+def _load_split_fake(prefix, split):
+    import json
+    m = json.loads(torch.ops.npe.read_manifest(prefix))
+    info = next((s for s in m["splits"] if s["name"] == split), None)
+    if info is None:
+        raise ValueError(f"npe.load_split: split: expected one of the manifest's splits, found {split!r}")
+    return torch.empty(tuple(info["shape"]), dtype=torch.float32)

@@ -333,9 +333,12 @@ TORCH_LIBRARY_FRAGMENT(npe, m) {
   m.def("resolve_world(str world) -> str", &resolve_world);
   m.def("dataset_world(str prefix) -> str", &dataset_world);
   m.def("read_manifest(str prefix) -> str", &read_manifest);
-  m.def("load_split(str prefix, str split) -> Tensor", &load_split);
-  m.def("sample_scenes(str world, int seed, int num_scenes, int first_scene=0) -> (Tensor, Tensor, Tensor)",
-        &sample_scenes);
+  // CompositeExplicitAutograd (not the implicit kind m.def gives): the package registers fake
+  // kernels for these two, so that a traced function may call them
+  m.def("load_split(str prefix, str split) -> Tensor");
+  m.impl("load_split", torch::dispatch(c10::DispatchKey::CompositeExplicitAutograd, &load_split));
+  m.def("sample_scenes(str world, int seed, int num_scenes, int first_scene=0) -> (Tensor, Tensor, Tensor)");
+  m.impl("sample_scenes", torch::dispatch(c10::DispatchKey::CompositeExplicitAutograd, &sample_scenes));
   m.class_<Model>("Model")
       .def(torch::init<std::string, std::string>())
       .def("forward", &Model::forward)

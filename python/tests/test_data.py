@@ -66,3 +66,14 @@ def test_bad_datasets_raise_naming_the_file(box2d_dataset, tmp_path):
         npe.load_split(prefix, "val")
     assert "balls_val.npy" in str(e.value) and "Exception raised from" not in str(e.value)
     assert npe.load_split(prefix, "train").trajectories.shape[0] == 28  # the others still load
+
+
+def test_opcheck_the_host_operators(box2d_dataset):
+    # tensor-returning operators: every check; string-returning ones: schema and registration
+    # (AOT dispatch compares tensors only)
+    torch.library.opcheck(torch.ops.npe.load_split.default, (str(box2d_dataset), "val"))
+    torch.library.opcheck(torch.ops.npe.sample_scenes.default, ('{"num_balls": 3}', 1, 5, 2))
+    for op, args in ((torch.ops.npe.version.default, ()), (torch.ops.npe.resolve_world.default, ("{}",)),
+                     (torch.ops.npe.dataset_world.default, (str(box2d_dataset),)),
+                     (torch.ops.npe.read_manifest.default, (str(box2d_dataset),))):
+        torch.library.opcheck(op, args, test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
