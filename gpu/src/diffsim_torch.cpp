@@ -267,8 +267,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> simulate_backward_kernel(
                                   obs.defined() ? obs.data_ptr() : nullptr};
     const DiffGrads<scalar_t> g{g_init.data_ptr<scalar_t>(), g_mass.data_ptr<scalar_t>(), g_radius.data_ptr<scalar_t>(),
                                 g_damping.data_ptr<scalar_t>(), ctrl.defined() ? g_ctrl.data_ptr<scalar_t>() : nullptr};
-    const auto* w = reinterpret_cast<const uint32_t*>(words.contiguous().data_ptr<int32_t>());
-    const Tensor ck = ckpt.contiguous();
+    const Tensor wc = words.contiguous(), ck = ckpt.contiguous();  // kept alive for the kernels
+    const auto* w = reinterpret_cast<const uint32_t*>(wc.data_ptr<int32_t>());
     if (x0.is_cuda()) {
       void* stream = current_stream(x0.device());
       dashpot_cuda(e.data_ptr<scalar_t>(), damping.data_ptr<scalar_t>(), slope.data_ptr<scalar_t>(), S,
