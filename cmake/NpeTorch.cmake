@@ -24,7 +24,7 @@ endif()
 set(NPE_HAVE_CUDA OFF)
 message(STATUS "npe: no CUDA compiler found: building without CUDA code (the GPU engine runs its CPU reference; libtorch used without the toolkit)")
 find_path(NPE_TORCH_ROOT NAMES include/torch/torch.h include/torch/csrc/api/include/torch/torch.h
-          PATHS ${CMAKE_PREFIX_PATH} PATH_SUFFIXES ../.. .. NO_DEFAULT_PATH REQUIRED)
+          PATHS ${CMAKE_PREFIX_PATH} PATH_SUFFIXES ../.. .. torch NO_DEFAULT_PATH REQUIRED)  # torch: pip's site-packages
 get_filename_component(NPE_TORCH_ROOT "${NPE_TORCH_ROOT}" ABSOLUTE)
 set(_tl "${NPE_TORCH_ROOT}/lib")
 foreach(lib torch torch_cpu c10)

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include <torch/csrc/autograd/autograd_not_implemented_fallback.h>
 #include <torch/library.h>
 
 #include "engine_internal.h"
@@ -118,6 +119,10 @@ Call prepare(const Tensor& x0, const Tensor& mass, const Tensor& radius, const T
   s.mass.assign(static_cast<size_t>(s.num_bodies()), 1.0);
   c.rollout.frames = static_cast<int>(frames);
   c.rollout.checkpoint_every = static_cast<int>(checkpoint_every);
+  // the backward pass's scratch holds checkpoint_every substeps: no more than the rollout has
+  TORCH_CHECK_VALUE(checkpoint_every <= frames * substeps,
+                    "npe.simulate: checkpoint_every: expected 0 (one state per frame) to frames * substeps = ",
+                    frames * substeps, " substeps, found ", checkpoint_every);
   try {
     WorldSpec probe = s;
     probe.num_scenes = probe.num_balls = 1;
@@ -390,7 +395,13 @@ TORCH_LIBRARY_IMPL(npe, CUDA, m) {
 }
 #endif
 
-TORCH_LIBRARY_IMPL(npe, Autograd, m) { m.impl("simulate", &simulate_autograd); }
+// simulate's gradient through the adjoint; the other two have none of their own (a double backward
+// through simulate raises when it reaches simulate_backward instead of returning zeros)
+TORCH_LIBRARY_IMPL(npe, Autograd, m) {
+  m.impl("simulate", &simulate_autograd);
+  m.impl("simulate_forward", torch::autograd::autogradNotImplementedFallback());
+  m.impl("simulate_backward", torch::autograd::autogradNotImplementedFallback());
+}
 
 std::vector<double> simulate_world(const WorldSpec& s) {
   return {s.width, s.height, s.contact_omega, s.contact_ramp, s.gravity_x, s.gravity_y, s.frame_dt};

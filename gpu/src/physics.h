@@ -54,12 +54,15 @@ NPE_HD double portable_log(double x) {
   return ex * ln2_hi + (ex * ln2_lo + 2.0 * z * s);
 }
 constexpr double kPi2 = 9.86960440108935861883;  // pi^2
+// Outside (0, 1] both are NaN (the operators check no values: a bad restitution shows in the result).
 NPE_HD double dashpot_constant(double e, double omega) {
+  if (!(e > 0.0 && e <= 1.0)) return NAN;
   if (e == 1.0) return 0.0;
   const double l = portable_log(e);
   return 2.0 * omega * (-l / sqrt(kPi2 + l * l));
 }
 NPE_HD double dashpot_slope(double e, double omega) {
+  if (!(e > 0.0 && e <= 1.0)) return NAN;
   const double l = portable_log(e), q = kPi2 + l * l;
   return 2.0 * omega * (-kPi2 / (e * q * sqrt(q)));
 }

@@ -32,9 +32,17 @@ class Model(torch.nn.Module):
         super().train(False)
 
     def forward(self, window):
+        if not isinstance(window, torch.Tensor):
+            raise TypeError(f"npe.Model: window: expected a tensor [batch, 2 or more, balls, 5], "
+                            f"found {type(window).__name__}")
         return self._model.forward(window)
 
     def rollout(self, frames, steps):
+        if not isinstance(frames, torch.Tensor):
+            raise TypeError(f"npe.Model.rollout: frames: expected a tensor [scenes, 2 or more, balls, 5], "
+                            f"found {type(frames).__name__}")
+        if not isinstance(steps, int) or isinstance(steps, bool):
+            raise TypeError(f"npe.Model.rollout: steps: expected an int, found {type(steps).__name__}")
         return self._model.rollout(frames, steps)
 
     def train(self, mode=True):
@@ -53,4 +61,10 @@ def load_model(path, device="cpu"):
     path = os.fspath(path)
     if not isinstance(device, (str, torch.device)):
         raise TypeError(f"npe.load_model: device: expected a string or torch.device, found {type(device).__name__}")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"npe.load_model: device: expected \"cpu\", \"cuda\" or \"cuda:K\", found {device!r}") from None
+    if dev.type == "cuda" and dev.index is None and torch.cuda.is_available():
+        device = f"cuda:{torch.cuda.current_device()}"
     return Model(torch.classes.npe.Model(path, str(device)), str(device))

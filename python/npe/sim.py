@@ -56,7 +56,9 @@ def simulate(spec, initial_state, mass, radius=None, restitution=None, controls=
         smaller saves memory on long rollouts (docs/diffsim.md).
       check_values: check that masses, radii and restitutions are in range and the state finite
         (one read-back, a host synchronisation on CUDA); skipped under torch.compile. The operator
-        itself checks shapes, dtypes, devices and the world, and never synchronises.
+        itself checks shapes, dtypes, devices and the world, and never synchronises; a
+        restitution outside (0, 1] that reaches it unchecked gives NaN in every contact of its
+        scene and in its gradient.
 
     Returns:
       The trajectory [S, frames + 1, N, 4] (frame 0 = initial_state), same dtype and device.
@@ -73,8 +75,9 @@ def simulate(spec, initial_state, mass, radius=None, restitution=None, controls=
     if not isinstance(initial_state, torch.Tensor):
         raise TypeError(f"npe.simulate: initial_state: expected a tensor [scenes, balls, 4], "
                         f"found {type(initial_state).__name__}")
-    if not isinstance(frames, int) or isinstance(frames, bool):
-        raise TypeError(f"npe.simulate: frames: expected an int, found {type(frames).__name__}")
+    for name, v in (("frames", frames), ("checkpoint_every", checkpoint_every)):
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise TypeError(f"npe.simulate: {name}: expected an int, found {type(v).__name__}")
     if initial_state.dim() != 3:
         raise ValueError(f"npe.simulate: initial_state: expected shape [scenes, balls, 4], "
                          f"found {list(initial_state.shape)}")
@@ -88,7 +91,8 @@ def simulate(spec, initial_state, mass, radius=None, restitution=None, controls=
                         f"found {type(controls).__name__}")
     if check_values and not torch.compiler.is_compiling():
         same = all(t.shape == s for t, s in ((mass, (S, N)), (radius, (S, N)), (restitution, (S,)))) and all(
-            t.device == initial_state.device for t in (mass, radius, restitution))
+            t.device == initial_state.device for t in (mass, radius, restitution) + (
+                (controls,) if controls is not None else ()))
         if same:  # else the operator names the argument
             _check_values(initial_state, mass, radius, restitution, controls)
     return torch.ops.npe.simulate(initial_state, mass, radius, restitution, controls, spec.simulate_world,

@@ -2,6 +2,7 @@
 the engine's settings that simulate it. Defaults, checks and the engine's choice of contact
 stiffness and substeps all come from npe's C++ (datagen/world.h, datagen/engine_world.h)."""
 import json
+import math
 from typing import NamedTuple
 
 import torch
@@ -37,8 +38,10 @@ class WorldSpec:
     frame_dt s: a dataset's x / pos_scale, v / vel_scale); ``simulate_world`` and
     ``simulate_obstacles`` (the arguments of torch.ops.npe.simulate).
 
-    Raises ValueError naming the field for an unknown field or a world npe cannot simulate
-    (balls that cannot fit, omega h > 1, ...), TypeError for a field of the wrong type.
+    Raises ValueError naming the field for an unknown field, a value of the wrong kind or range
+    (num_balls=2.5, radius=-1, width=nan) or a world npe cannot simulate (balls that cannot fit,
+    omega h > 1, ...); TypeError for a value that is no JSON number, string or list (a tensor;
+    obstacles not given as text).
     """
 
     def __init__(self, **fields):
@@ -48,6 +51,8 @@ class WorldSpec:
                                 f"(\"capsule:x0,y0,x1,y1,r;box:cx,cy,hw,hh,deg\"), found {type(value).__name__}")
             if isinstance(value, torch.Tensor):
                 raise TypeError(f"npe.WorldSpec: {key}: expected a number, found a tensor")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"npe.WorldSpec: {key}: expected a finite number, found {value}")
         try:
             text = json.dumps(fields)
         except TypeError as e:
@@ -106,5 +111,7 @@ def sample_scenes(spec, seed, num_scenes, first_scene=0, device="cpu", dtype=tor
     for name, v in (("seed", seed), ("num_scenes", num_scenes), ("first_scene", first_scene)):
         if not isinstance(v, int) or isinstance(v, bool):
             raise TypeError(f"npe.sample_scenes: {name}: expected an int, found {type(v).__name__}")
+        if not -2**63 <= v < 2**63:
+            raise ValueError(f"npe.sample_scenes: {name}: expected a 64-bit integer, found {v}")
     state, mass, radius = torch.ops.npe.sample_scenes(json.dumps(spec._given), seed, num_scenes, first_scene)
     return Scenes(*(t.to(device=device, dtype=dtype) for t in (state, mass, radius)))

@@ -280,8 +280,10 @@ struct Model : torch::CustomClassHolder {
                       ": expected frames [batch, ", min_frames,
                       " or more, balls, 5] (x, y, vx, vy normalised as in the dataset, mass), found ", t.sizes());
     TORCH_CHECK_TYPE(t.scalar_type() == torch::kFloat32, who, ": expected float32 frames, found ", t.scalar_type());
-    TORCH_CHECK_VALUE(t.device() == device, who, ": expected frames on ", device, " (the model's device), found ",
-                      t.device());
+    // "cuda" without an index is the current device, whose tensors say cuda:K
+    const bool same = t.device().type() == device.type() && (!device.has_index() || t.device().index() == device.index());
+    TORCH_CHECK_VALUE(same, who, ": expected frames on ", device, " (the model's device), found ", t.device());
+    TORCH_CHECK_VALUE(t.size(0) >= 1, who, ": expected at least one scene, found ", t.sizes());
   }
 
   // window [B, 2 or more, N, 5]: frames t-1 and t are window[:, 0] and window[:, 1]; -> [B, N, 2]

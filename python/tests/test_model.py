@@ -54,6 +54,12 @@ def test_bad_models_and_inputs_raise(checkpoints, box2d_dataset, tmp_path):
         model.rollout(frames, 0)
     with pytest.raises(ValueError, match="eval mode"):
         model.train()
+    with pytest.raises(TypeError, match="steps: expected an int"):
+        model.rollout(frames, 2.0)
+    with pytest.raises(TypeError, match="window: expected a tensor"):
+        model([1])
+    with pytest.raises(ValueError, match="at least one scene"):
+        model.rollout(frames[:0], 2)
 
 
 def test_cuda_model_matches_cpu(checkpoints, box2d_dataset):

@@ -163,23 +163,45 @@ def test_torch_compile_fullgraph_equals_eager(gen):
     (lambda a: a.update(mass="heavy"), TypeError, ["mass", "str"]),
     (lambda a: a.update(spec={"width": 800}), TypeError, ["spec", "WorldSpec"]),
     (lambda a: a.update(x0=a["x0"].cpu().numpy()), TypeError, ["initial_state", "ndarray"]),
+    (lambda a: a.update(k=2.5), TypeError, ["checkpoint_every", "float"]),
 ])
 def test_bad_arguments_raise_naming_the_argument(gen, change, error, words):
     spec, x0, mass, radius, e, ctrl = inputs(gen, scenes=5)
-    a = dict(spec=spec, x0=x0, mass=mass, radius=radius, e=e, ctrl=ctrl, frames=3)
+    a = dict(spec=spec, x0=x0, mass=mass, radius=radius, e=e, ctrl=ctrl, frames=3, k=0)
     change(a)
     with pytest.raises(error) as info:
-        npe.simulate(a["spec"], a["x0"], a["mass"], a["radius"], a["e"], a["ctrl"], frames=a["frames"])
+        npe.simulate(a["spec"], a["x0"], a["mass"], a["radius"], a["e"], a["ctrl"], frames=a["frames"],
+                     checkpoint_every=a["k"])
     message = str(info.value)
     for w in words:
         assert w in message, message
     assert "Exception raised from" not in message  # no C++ stack
 
 
+def test_double_backward_raises_instead_of_returning_zeros(gen):
+    spec, x0, mass, radius, e, ctrl = inputs(gen)
+    x = x0.clone().requires_grad_(True)
+    traj = npe.simulate(spec, x, mass, radius, e, ctrl, frames=3)
+    (g,) = torch.autograd.grad((traj ** 2).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="simulate_backward"):
+        g.sum().backward()
+
+
+def test_unchecked_restitution_out_of_range_gives_nan(gen):
+    # no value checks: the dashpot constant is NaN, in every contact and in the gradient
+    spec, x0, mass, radius, e, ctrl = inputs(gen)
+    bad = (e + 1).requires_grad_(True)
+    traj = npe.simulate(spec, x0, mass, radius, bad, ctrl, frames=3, check_values=False)
+    traj.sum().backward()
+    assert bad.grad.isnan().all()
+
+
 def test_the_operator_checks_shapes_without_the_wrapper(gen):
     spec, x0, mass, radius, e, ctrl = inputs(gen)
     with pytest.raises(ValueError, match="restitution: expected shape"):
         torch.ops.npe.simulate(*op_args(spec, x0, mass, radius, e[:2], ctrl, 3))
+    with pytest.raises(ValueError, match="checkpoint_every: expected 0"):
+        torch.ops.npe.simulate(*op_args(spec, x0, mass, radius, e, ctrl, 3, 3 * spec.substeps + 1))
     with pytest.raises(ValueError, match="world: expected 7 numbers"):
         torch.ops.npe.simulate(x0, mass, radius, e, ctrl, [800.0], [], spec.substeps, 3)
     with pytest.raises(ValueError, match="balls"):  # 33 balls: beyond the CPU simulator's 32
@@ -198,12 +220,17 @@ def test_cuda_equals_cpu_bit_for_bit_without_synchronising(gen):
         gpu = [t.to(device).requires_grad_(True) for t in (x0, mass, radius, e, ctrl)]
         tc = npe.simulate(spec, *cpu, frames=3)
         torch.cuda.synchronize()
-        torch.cuda.set_sync_debug_mode("error")  # any host synchronisation raises
+        stream = torch.cuda.Stream()  # not the default stream: the kernels must follow the current one
+        torch.cuda.set_sync_debug_mode("error")  # a synchronisation through PyTorch raises
         try:
-            tg = npe.simulate(spec, *gpu, frames=3, check_values=False)
-            (tg ** 2).sum().backward()
+            with torch.cuda.stream(stream):
+                torch.cuda._sleep(200_000_000)  # the stream stays busy well past the calls below...
+                tg = npe.simulate(spec, *gpu, frames=3, check_values=False)
+                (tg ** 2).sum().backward()
+                assert not stream.query()  # ...so the host never waited for it (a raw CUDA sync would)
         finally:
             torch.cuda.set_sync_debug_mode("default")
+        torch.cuda.synchronize()
         (tc ** 2).sum().backward()
         assert torch.equal(tc.detach(), tg.detach().cpu())
         for a, b in zip(cpu, gpu):
@@ -215,3 +242,5 @@ def test_cuda_device_mismatch_is_named(gen):
     spec, x0, mass, radius, e, ctrl = inputs(gen)
     with pytest.raises(ValueError, match="mass: expected a tensor on cpu"):
         npe.simulate(spec, x0, mass.to(device), radius, e, ctrl, frames=3)
+    with pytest.raises(ValueError, match="controls: expected a tensor on cpu"):
+        npe.simulate(spec, x0, mass, radius, e, ctrl.to(device), frames=3)

@@ -41,6 +41,7 @@ def test_fields_set_obstacles_gravity_and_replace():
     ({"obstacles": "circle:1,2,3"}, ValueError, ["circle"]),
     ({"obstacles": [1, 2]}, TypeError, ["obstacles", "list"]),
     ({"width": torch.tensor(3.0)}, TypeError, ["width", "tensor"]),
+    ({"width": float("nan")}, ValueError, ["width", "finite", "nan"]),
 ])
 def test_bad_fields_raise_naming_the_field(fields, error, words):
     with pytest.raises(error) as e:

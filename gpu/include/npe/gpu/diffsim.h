@@ -88,7 +88,7 @@ double dashpot_derivative(double restitution, double omega);
 // Elementwise over n restitutions (host or, for the CUDA version, device memory; queued on
 // `stream`): damping[i] = dashpot(e[i], omega) and, unless `slope` is null, slope[i] =
 // dashpot_derivative(e[i], omega), computed in float64 and rounded to T. Values outside (0, 1]
-// are not checked here (they give NaN or infinities).
+// are not checked here: they give NaN, which the rollout carries.
 template <class T>
 void dashpot_cpu(const T* restitution, T* damping, T* slope, int64_t n, double omega);
 template <class T>
