@@ -173,6 +173,41 @@ struct DeviceGuard {
 #endif
 };
 
+// The inputs in the engine layout (initial state [4][N][S], masses and radii [N][S], controls
+// [frames][2][N][S]), the restitution and its dashpot constant [S], and the obstacles on the
+// device; `slope` (dc/de) when asked for.
+struct EngineInputs {
+  Tensor init, mass, radius, controls, restitution, damping, slope, obstacles;
+
+  EngineInputs(const WorldSpec& spec, const Tensor& x0, const Tensor& m, const Tensor& r, const Tensor& e,
+               const OptTensor& u, bool with_slope)
+      : init(to_engine(x0)),
+        mass(m.t().contiguous()),
+        radius(r.t().contiguous()),
+        controls(u ? seq_to_engine(*u) : Tensor()),
+        restitution(e.contiguous()),
+        damping(torch::empty({spec.num_scenes}, x0.options())),
+        slope(with_slope ? torch::empty({spec.num_scenes}, x0.options()) : Tensor()) {}
+
+  // Computes the dashpot constants (and slopes) and returns the simulator's view of the inputs.
+  template <class T>
+  DiffInputs<T> prepare(const WorldSpec& spec, void* stream) {
+    T* sl = slope.defined() ? slope.data_ptr<T>() : nullptr;
+    if (init.is_cuda()) {
+      obstacles = device_obstacles<T>(spec, init.device());
+      dashpot_cuda(restitution.data_ptr<T>(), damping.data_ptr<T>(), sl, spec.num_scenes, spec.contact_omega, stream);
+    } else {
+      dashpot_cpu(restitution.data_ptr<T>(), damping.data_ptr<T>(), sl, spec.num_scenes, spec.contact_omega);
+    }
+    return {init.data_ptr<T>(),
+            mass.data_ptr<T>(),
+            radius.data_ptr<T>(),
+            damping.data_ptr<T>(),
+            controls.defined() ? controls.data_ptr<T>() : nullptr,
+            obstacles.defined() ? obstacles.data_ptr() : nullptr};
+  }
+};
+
 // The forward rollout. `for_backward`: also the checkpoints and contact words the adjoint needs;
 // otherwise one checkpoint and no words (the engine's plain rollout, npe.advance).
 std::tuple<Tensor, Tensor, Tensor> forward_impl(const Tensor& x0, const Tensor& mass, const Tensor& radius,
@@ -193,28 +228,14 @@ std::tuple<Tensor, Tensor, Tensor> forward_impl(const Tensor& x0, const Tensor& 
   // the contact words: uint32 bits kept in an int32 tensor
   Tensor words = torch::empty({for_backward ? r.num_contact_words(spec) : 0}, opts.dtype(torch::kInt32));
   auto* words_ptr = for_backward ? reinterpret_cast<uint32_t*>(words.data_ptr<int32_t>()) : nullptr;
-  const Tensor init = to_engine(x0), m = mass.t().contiguous(), rad = radius.t().contiguous();
-  const Tensor ctrl = controls ? seq_to_engine(*controls) : Tensor();
-  Tensor damping = torch::empty({spec.num_scenes}, opts);
-  const Tensor e = restitution.contiguous();
+  EngineInputs a(spec, x0, mass, radius, restitution, controls, false);
+  void* stream = x0.is_cuda() ? current_stream(x0.device()) : nullptr;
   AT_DISPATCH_FLOATING_TYPES(x0.scalar_type(), "npe::simulate", [&] {
-    const Tensor obs = device_obstacles<scalar_t>(spec, x0.device());
-    const DiffInputs<scalar_t> in{init.data_ptr<scalar_t>(),
-                                  m.data_ptr<scalar_t>(),
-                                  rad.data_ptr<scalar_t>(),
-                                  damping.data_ptr<scalar_t>(),
-                                  ctrl.defined() ? ctrl.data_ptr<scalar_t>() : nullptr,
-                                  obs.defined() ? obs.data_ptr() : nullptr};
-    if (x0.is_cuda()) {
-      void* stream = current_stream(x0.device());
-      dashpot_cuda(e.data_ptr<scalar_t>(), damping.data_ptr<scalar_t>(), static_cast<scalar_t*>(nullptr),
-                   spec.num_scenes, spec.contact_omega, stream);
+    const DiffInputs<scalar_t> in = a.prepare<scalar_t>(spec, stream);
+    if (x0.is_cuda())
       diff_forward_cuda(spec, r, in, traj.data_ptr<scalar_t>(), ckpt.data_ptr<scalar_t>(), words_ptr, stream);
-    } else {
-      dashpot_cpu(e.data_ptr<scalar_t>(), damping.data_ptr<scalar_t>(), static_cast<scalar_t*>(nullptr),
-                  spec.num_scenes, spec.contact_omega);
+    else
       diff_forward_cpu(spec, r, in, traj.data_ptr<scalar_t>(), ckpt.data_ptr<scalar_t>(), words_ptr, 0);
-    }
   });
   return {seq_from_engine(traj), ckpt, words};
 }
@@ -254,42 +275,30 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> simulate_backward_kernel(
                       ", found one on ", t->device());
   const DeviceGuard guard(x0.device());
   const auto opts = x0.options();
-  const Tensor init = to_engine(x0), m = mass.t().contiguous(), rad = radius.t().contiguous();
-  const Tensor ctrl = controls ? seq_to_engine(*controls) : Tensor();
   const Tensor traj_bar = seq_to_engine(traj_grad);  // [S, F + 1, N, 4] -> [F + 1][4][N][S]
-  const Tensor e = restitution.contiguous();
-  Tensor damping = torch::empty({S}, opts), slope = torch::empty({S}, opts);
+  EngineInputs a(spec, x0, mass, radius, restitution, controls, true);
+  const bool has_controls = a.controls.defined();
   Tensor g_init = torch::empty({4, N, S}, opts), g_mass = torch::empty({N, S}, opts),
          g_radius = torch::empty({N, S}, opts), g_damping = torch::empty({S}, opts),
-         g_ctrl = torch::empty({ctrl.defined() ? frames : 0, 2, N, S}, opts);
+         g_ctrl = torch::empty({has_controls ? frames : 0, 2, N, S}, opts);
+  const Tensor wc = words.contiguous(), ck = ckpt.contiguous();  // kept alive for the kernels
+  const auto* w = reinterpret_cast<const uint32_t*>(wc.data_ptr<int32_t>());
+  void* stream = x0.is_cuda() ? current_stream(x0.device()) : nullptr;
   AT_DISPATCH_FLOATING_TYPES(x0.scalar_type(), "npe::simulate_backward", [&] {
-    const Tensor obs = device_obstacles<scalar_t>(spec, x0.device());
-    const DiffInputs<scalar_t> in{init.data_ptr<scalar_t>(),
-                                  m.data_ptr<scalar_t>(),
-                                  rad.data_ptr<scalar_t>(),
-                                  damping.data_ptr<scalar_t>(),
-                                  ctrl.defined() ? ctrl.data_ptr<scalar_t>() : nullptr,
-                                  obs.defined() ? obs.data_ptr() : nullptr};
+    const DiffInputs<scalar_t> in = a.prepare<scalar_t>(spec, stream);
     const DiffGrads<scalar_t> g{g_init.data_ptr<scalar_t>(), g_mass.data_ptr<scalar_t>(), g_radius.data_ptr<scalar_t>(),
-                                g_damping.data_ptr<scalar_t>(), ctrl.defined() ? g_ctrl.data_ptr<scalar_t>() : nullptr};
-    const Tensor wc = words.contiguous(), ck = ckpt.contiguous();  // kept alive for the kernels
-    const auto* w = reinterpret_cast<const uint32_t*>(wc.data_ptr<int32_t>());
+                                g_damping.data_ptr<scalar_t>(), has_controls ? g_ctrl.data_ptr<scalar_t>() : nullptr};
     if (x0.is_cuda()) {
-      void* stream = current_stream(x0.device());
-      dashpot_cuda(e.data_ptr<scalar_t>(), damping.data_ptr<scalar_t>(), slope.data_ptr<scalar_t>(), S,
-                   spec.contact_omega, stream);
       Tensor scratch = torch::empty({static_cast<int64_t>(r.resolved_k(spec)) * 4 * spec.num_bodies()}, opts);
       diff_backward_cuda(spec, r, in, ck.data_ptr<scalar_t>(), w, traj_bar.data_ptr<scalar_t>(), g,
                          scratch.data_ptr<scalar_t>(), stream);
     } else {
-      dashpot_cpu(e.data_ptr<scalar_t>(), damping.data_ptr<scalar_t>(), slope.data_ptr<scalar_t>(), S,
-                  spec.contact_omega);
       diff_backward_cpu(spec, r, in, ck.data_ptr<scalar_t>(), w, traj_bar.data_ptr<scalar_t>(), g, 0);
     }
   });
   // back to the callers' layouts; the restitution's gradient through dc/de
-  return {g_init.permute({2, 1, 0}), g_mass.t(), g_radius.t(), g_damping * slope,
-          ctrl.defined() ? seq_from_engine(g_ctrl) : g_ctrl.view({0})};
+  return {g_init.permute({2, 1, 0}), g_mass.t(), g_radius.t(), g_damping * a.slope,
+          has_controls ? seq_from_engine(g_ctrl) : g_ctrl.view({0})};
 }
 
 const auto& forward_op() {
