@@ -143,6 +143,14 @@ void launch(const WorldSpec& spec, const DiffArrays<T>& a, const void* device_ob
     NPE_CASE(6)
     NPE_CASE(7)
     NPE_CASE(8)
+    NPE_CASE(9)
+    NPE_CASE(10)
+    NPE_CASE(11)
+    NPE_CASE(12)
+    NPE_CASE(13)
+    NPE_CASE(14)
+    NPE_CASE(15)
+    NPE_CASE(16)
 #undef NPE_CASE
     default: throw Error("differentiable simulator on CUDA: unsupported ball count " + std::to_string(spec.num_balls));
   }

@@ -46,7 +46,7 @@ def simulate(spec, initial_state, mass, radius=None, restitution=None, controls=
         ramp, gravity and obstacles. Its radius, masses and restitution are not used: the
         arguments carry them, per scene.
       initial_state: [S, N, 4] x, y (px), vx, vy (px/s); float32 or float64, CPU or CUDA.
-        N is at most 32 on the CPU and 8 on CUDA.
+        N is at most 32 on the CPU and 16 on CUDA.
       mass: [S, N] (mass units) > 0.
       radius: [S, N] px > 0, or a number, or None for spec.radius.
       restitution: [S] in (0, 1], or a number, or None for spec.restitution.

@@ -120,10 +120,11 @@ TEST(DiffSimCuda, ForwardAndGradientsEqualTheCpuReferenceBitForBit) {
   w.variable_mass = true;
   w.max_speed = 200;
   w.obstacles = datagen::parse_obstacles("capsule:300,250,500,320,25;box:620,420,60,30,35");
-  for (int balls : {1, 4, 5, 8}) {
+  for (int balls : {1, 4, 5, 8, 11, 16}) {
     w.num_balls = balls;
-    w.radius = balls > 4 ? 40 : 60;
-    // 301 scenes: a partial last warp for every ball count (5 balls: 6 scenes and 2 idle lanes a warp)
+    w.radius = balls > 8 ? 30 : balls > 4 ? 40 : 60;
+    // 301 scenes: a partial last warp for every ball count (5 balls: 6 scenes and 2 idle lanes a
+    // warp; 11 balls: 2 scenes and 10 idle lanes)
     const Scene sc = datagen::dataset_scenes(w, 301, seed);
     check_backend_equality<double>(sc, 3, 0, seed);
     check_backend_equality<float>(sc, 3, 37, seed);

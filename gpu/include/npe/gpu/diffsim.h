@@ -31,7 +31,9 @@ namespace npe::gpu {
 
 // Largest scene the differentiable simulator takes: all pairs of a scene in one thread.
 constexpr int kDiffMaxBallsCpu = kAllPairsMaxBalls;  // 32
-constexpr int kDiffMaxBallsCuda = kFusedMaxBalls;    // 8
+// CUDA: the forward pass keeps a scene in one thread's registers (spilling beyond about 8 balls in
+// float64), the backward pass one lane per ball, 32 / N scenes a warp.
+constexpr int kDiffMaxBallsCuda = 16;
 
 // Inputs of a rollout. Pointers are host memory for the CPU functions and device memory for the
 // CUDA ones.

@@ -41,7 +41,7 @@ struct SimParams {
 // gravity, obstacles (its radius, mass and restitution are not used). `checkpoint_every`: as
 // DiffRollout (0 = one stored state per frame). Runs on the caller's device on PyTorch's current
 // CUDA stream. Throws npe::Error naming the argument on wrong shapes, devices, dtypes or values,
-// and on specs the simulator cannot run (more than 32 balls on the CPU, 8 on CUDA).
+// and on specs the simulator cannot run (more than 32 balls on the CPU, 16 on CUDA).
 // Through the operator npe::simulate; this C++ entry point also checks the values (masses and
 // radii positive, restitution in (0, 1]), which reads them back from the device.
 torch::Tensor simulate(const WorldSpec& spec, const torch::Tensor& initial_state, const SimParams& params,
