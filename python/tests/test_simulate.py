@@ -55,9 +55,9 @@ def test_gradients_match_finite_differences_in_float64(gen, k):
     check_gradients(gen, k)
 
 
-# Seeds that failed a sweep (1e-6 steps on the controls; a contact-free rollout, radius gradient 0),
-# replayed as the gen fixture drew them.
-@pytest.mark.parametrize("seed, k", [(1103705712, 0), (1277757109, 7)])
+# Seeds that failed a sweep (1e-6 steps on the controls, then on a mass; a contact-free rollout,
+# radius gradient 0; a graze), replayed as the gen fixture drew them.
+@pytest.mark.parametrize("seed, k", [(1103705712, 0), (1277757109, 7), (4140314906, 7), (843280564, 7)])
 def test_gradients_regression_seeds(seed, k):
     g = torch.Generator()
     name = f"test_gradients_match_finite_differences_in_float64[{k}]"
@@ -77,15 +77,18 @@ def check_gradients(gen, k):
     grads = torch.autograd.grad(loss(*args), args)
     # steps sized to each input (positions ~500 px, masses 1..25, radii 70 px, restitution ~0.7,
     # forces ~200): with the loss near 1e4, smaller steps drown in round-off (a 1e-6 step on the
-    # controls was off by 1e-4 of their largest derivative, 1e-3 by 1e-8)
-    steps = (1e-5, 1e-6, 1e-5, 1e-6, 1e-3)
+    # controls was off by 1e-4 of their largest derivative, 1e-3 by 1e-8; on a mass, 1e-6 by 5e-5
+    # and 1e-4 by 3e-7)
+    steps = (1e-5, 1e-4, 1e-5, 1e-6, 1e-3)
     for i, name in enumerate(("initial_state", "mass", "radius", "restitution", "controls")):
         def of_one(t):
             return loss(*args[:i], t, *args[i + 1:])
 
-        # tolerance relative to the input's largest derivative, as the C++ test's (1e-5)
+        # tolerance relative to the input's largest derivative, as the C++ test's (1e-5), plus the
+        # round-off of a central difference of a loss near 1e4 (1e-6: a graze, largest radius
+        # derivative 1e-4, was off by 2e-7)
         scale = grads[i].abs().max().item()
-        assert torch.autograd.gradcheck(of_one, (args[i],), eps=steps[i], atol=1e-5 * scale + 1e-9, rtol=1e-4), name
+        assert torch.autograd.gradcheck(of_one, (args[i],), eps=steps[i], atol=1e-5 * scale + 1e-6, rtol=1e-4), name
     # the state, masses (a = u / m) and controls always reach the loss; radii and restitution only
     # through contacts
     assert all(grads[i].abs().max() > 0 for i in (0, 1, 4)), [g.abs().max().item() for g in grads]
