@@ -57,7 +57,8 @@ def test_gradients_match_finite_differences_in_float64(gen, k):
 
 # Seeds that failed a sweep (1e-6 steps on the controls, then on a mass; a contact-free rollout,
 # radius gradient 0; a graze), replayed as the gen fixture drew them.
-@pytest.mark.parametrize("seed, k", [(1103705712, 0), (1277757109, 7), (4140314906, 7), (843280564, 7)])
+@pytest.mark.parametrize("seed, k", [(1103705712, 0), (1277757109, 7), (4140314906, 7), (843280564, 7),
+                                     (1756051672, 0)])
 def test_gradients_regression_seeds(seed, k):
     g = torch.Generator()
     name = f"test_gradients_match_finite_differences_in_float64[{k}]"
@@ -78,8 +79,9 @@ def check_gradients(gen, k):
     # steps sized to each input (positions ~500 px, masses 1..25, radii 70 px, restitution ~0.7,
     # forces ~200): with the loss near 1e4, smaller steps drown in round-off (a 1e-6 step on the
     # controls was off by 1e-4 of their largest derivative, 1e-3 by 1e-8; on a mass, 1e-6 by 5e-5
-    # and 1e-4 by 3e-7)
-    steps = (1e-5, 1e-4, 1e-5, 1e-6, 1e-3)
+    # and 1e-5 by 2e-7), larger ones straddle the kinks of the contact law's stiffness (a 1e-4 step
+    # on a mass was off by 3e-5 of the largest derivative where 1e-5 was off by 3e-7)
+    steps = (1e-5, 1e-5, 1e-5, 1e-6, 1e-3)
     for i, name in enumerate(("initial_state", "mass", "radius", "restitution", "controls")):
         def of_one(t):
             return loss(*args[:i], t, *args[i + 1:])
