@@ -4,6 +4,7 @@
 # tests of the simulator and of training), then the operator's overhead benchmark
 # (bench/python_ops.py). pytest travels as wheels in .whl (python3 there has torch, not pytest).
 # Usage there:  source .debs/gpu-env.sh && scripts/device_python.sh   (logs under $OUT)
+# NPE_PYTEST_FILTER="cuda": only the CUDA cases of pytest (a short lease).
 set -uo pipefail
 out="${OUT:-/tmp/npe-device}"
 mkdir -p "$out"
@@ -29,7 +30,7 @@ run diffsim_torch_tests "$b/diffsim_torch_tests"
 [ -n "${NPE_DEVICE_TRAIN:-}" ] &&
   run model_tests_cuda "$b/model_tests" --gtest_filter='TrainCuda.*:ClassicFused*:ModernFused*:TrainStepCuda.*'
 PYTHONPATH="$PWD/python:${PYTHONPATH:-}" NPE_TORCH_OPS="$PWD/build-gpu/lib/libnpe_torch_ops.so" NPE_BIN="$PWD/$b" \
-  run pytest python3 -m pytest -q -p no:cacheprovider -rs python/tests
+  run pytest python3 -m pytest -q -p no:cacheprovider -rs ${NPE_PYTEST_FILTER:+-k "$NPE_PYTEST_FILTER"} python/tests
 PYTHONPATH="$PWD/python:${PYTHONPATH:-}" NPE_TORCH_OPS="$PWD/build-gpu/lib/libnpe_torch_ops.so" \
   python3 bench/python_ops.py --device cuda --npe_bench "$b/npe-bench" --out "$out/python_ops_${tag:-gpu}.json" \
   2>&1 | tee "$out/python_ops.log" | tail -6
