@@ -62,9 +62,13 @@ cmake --build "$build_dir" --parallel "$(nproc)"
 # 4. the Python package npe (python/) into the venv, built by the same CMake in the same build
 #    directory (pyproject.toml, scikit-build-core): only its operators' library is new. Re-installed
 #    when the library or the package's sources changed since the last install.
+#    Builds without the operators (the sanitizer and fuzzing builds: NPE_SANITIZE, NPE_FUZZ,
+#    NPE_PYTHON_PACKAGE=OFF) install nothing.
 stamp="$venv/.npe-python-installed"
 lib="$build_dir/lib/libnpe_torch_ops.so"
-if [ ! -f "$stamp" ] || [ ! -f "$lib" ] || [ -n "$(find "$lib" "$root/python/npe" "$root/pyproject.toml" -newer "$stamp" 2>/dev/null | head -1)" ]; then
+if [ ! -f "$lib" ]; then
+  say "Python package npe: not built in $build_dir (not installed from it)"
+elif [ ! -f "$stamp" ] || [ -n "$(find "$lib" "$root/python/npe" "$root/pyproject.toml" -newer "$stamp" 2>/dev/null | head -1)" ]; then
   say "installing the Python package npe into $venv"
   PATH="$venv/bin:$PATH" "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation \
       --no-deps -Cbuild-dir="$build_dir" -Ccmake.build-type="$build_type" "$root"
