@@ -281,7 +281,8 @@ struct Model : torch::CustomClassHolder {
                       " or more, balls, 5] (x, y, vx, vy normalised as in the dataset, mass), found ", t.sizes());
     TORCH_CHECK_TYPE(t.scalar_type() == torch::kFloat32, who, ": expected float32 frames, found ", t.scalar_type());
     // "cuda" without an index is the current device, whose tensors say cuda:K
-    const bool same = t.device().type() == device.type() && (!device.has_index() || t.device().index() == device.index());
+    const bool same = t.device().type() == device.type() &&
+                      (!device.has_index() || t.device().index() == device.index());
     TORCH_CHECK_VALUE(same, who, ": expected frames on ", device, " (the model's device), found ", t.device());
     TORCH_CHECK_VALUE(t.size(0) >= 1, who, ": expected at least one scene, found ", t.sizes());
   }
