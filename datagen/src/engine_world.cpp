@@ -156,13 +156,13 @@ WorldSpec spec_from_world(const WorldDef& w, int64_t num_scenes) {
   return s;
 }
 
-gpu::Scene dataset_scenes(const WorldDef& w, int64_t num_scenes, uint64_t seed) {
+gpu::Scene dataset_scenes(const WorldDef& w, int64_t num_scenes, uint64_t seed, int64_t first_scene) {
   gpu::Scene sc;
   sc.spec = spec_from_world(w, num_scenes);
   sc.state = WorldState<double>(sc.spec.num_bodies());
   auto is_free = [&](double x, double y) { return clear_of_obstacles(w, x, y); };
   for (int64_t s = 0; s < num_scenes; ++s) {
-    const auto balls = sample_scene(w, seed, s, is_free);
+    const auto balls = sample_scene(w, seed, first_scene + s, is_free);
     for (int64_t i = 0; i < w.num_balls; ++i) {
       const int64_t b = i * num_scenes + s;
       sc.state.x[b] = balls[i].x, sc.state.y[b] = balls[i].y;

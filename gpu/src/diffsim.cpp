@@ -58,10 +58,7 @@ double dashpot_derivative(double e, double omega) {
 
 template <class T>
 void dashpot_cpu(const T* e, T* damping, T* slope, int64_t n, double omega) {
-  for (int64_t i = 0; i < n; ++i) {
-    damping[i] = static_cast<T>(detail::dashpot_constant(static_cast<double>(e[i]), omega));
-    if (slope) slope[i] = static_cast<T>(detail::dashpot_slope(static_cast<double>(e[i]), omega));
-  }
+  for (int64_t i = 0; i < n; ++i) detail::dashpot_item(e, damping, slope, i, omega);
 }
 template void dashpot_cpu(const float*, float*, float*, int64_t, double);
 template void dashpot_cpu(const double*, double*, double*, int64_t, double);

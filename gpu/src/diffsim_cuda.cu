@@ -109,9 +109,7 @@ struct DeviceObstacles {
 template <class T>
 __global__ void dashpot_kernel(const T* e, T* damping, T* slope, int64_t n, double omega) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= n) return;
-  damping[i] = static_cast<T>(dashpot_constant(static_cast<double>(e[i]), omega));
-  if (slope) slope[i] = static_cast<T>(dashpot_slope(static_cast<double>(e[i]), omega));
+  if (i < n) dashpot_item(e, damping, slope, i, omega);
 }
 
 template <class T, bool kBackward>

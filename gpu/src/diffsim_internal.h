@@ -10,6 +10,13 @@
 
 namespace npe::gpu::detail {
 
+// Restitution i's dashpot constant and, unless `slope` is null, dc/de (dashpot_cpu, dashpot_cuda).
+template <class T>
+NPE_HD void dashpot_item(const T* e, T* damping, T* slope, int64_t i, double omega) {
+  damping[i] = static_cast<T>(dashpot_constant(static_cast<double>(e[i]), omega));
+  if (slope) slope[i] = static_cast<T>(dashpot_slope(static_cast<double>(e[i]), omega));
+}
+
 // Inputs and rollout shape; outputs, gradients and scratch are filled in by the caller.
 // Throws npe::Error when a required input is missing.
 template <class T>

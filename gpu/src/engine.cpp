@@ -17,8 +17,7 @@ BroadPhase WorldSpec::resolved_broad_phase() const {
 double damping_ratio(double e) {
   if (!(e > 0 && e <= 1)) throw FieldError("restitution", fmt::format(": expected a value in (0, 1], found {}", e));
   if (e == 1.0) return 0.0;
-  const double l = detail::portable_log(e);  // the CUDA dashpot's bits (physics.h)
-  return -l / std::sqrt(detail::kPi2 + l * l);
+  return detail::dashpot_zeta(e);  // the CUDA dashpot's bits (physics.h)
 }
 
 ContactChoice choose_contact(double v, double r, double frame_dt, double penetration, int steps_per_contact) {

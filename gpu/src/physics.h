@@ -54,12 +54,16 @@ NPE_HD double portable_log(double x) {
   return ex * ln2_hi + (ex * ln2_lo + 2.0 * z * s);
 }
 constexpr double kPi2 = 9.86960440108935861883;  // pi^2
+// The damping ratio zeta(e) for e in (0, 1) (engine.h damping_ratio).
+NPE_HD double dashpot_zeta(double e) {
+  const double l = portable_log(e);
+  return -l / sqrt(kPi2 + l * l);
+}
 // Outside (0, 1] both are NaN (the operators check no values: a bad restitution shows in the result).
 NPE_HD double dashpot_constant(double e, double omega) {
   if (!(e > 0.0 && e <= 1.0)) return NAN;
   if (e == 1.0) return 0.0;
-  const double l = portable_log(e);
-  return 2.0 * omega * (-l / sqrt(kPi2 + l * l));
+  return 2.0 * omega * dashpot_zeta(e);
 }
 NPE_HD double dashpot_slope(double e, double omega) {
   if (!(e > 0.0 && e <= 1.0)) return NAN;

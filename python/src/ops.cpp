@@ -158,21 +158,12 @@ json given_json(const World& w) {
 json resolved_json(World w) {
   datagen::validate(w.def);
   w.def.engine = datagen::resolve_engine(w.def);
-  gpu::WorldSpec s;
-  s.num_scenes = 1;
-  s.num_balls = w.def.num_balls;
-  s.width = w.def.width;
-  s.height = w.def.height;
-  s.radius.assign(static_cast<size_t>(s.num_balls), w.def.radius);
-  s.mass.assign(static_cast<size_t>(s.num_balls), 1.0);
-  s.restitution = w.def.restitution;
-  s.contact_omega = w.def.engine.contact_omega;
-  s.contact_ramp = w.def.engine.contact_ramp;
-  s.substeps = w.def.engine.substeps;
-  s.frame_dt = w.def.frame_dt;
+  // the engine's spec of one scene of the largest count (the simulator runs one count a batch)
+  datagen::WorldDef one_count = w.def;
+  one_count.ball_counts.clear();
+  gpu::WorldSpec s = datagen::spec_from_world(one_count, 1);
   s.gravity_x = w.gravity_x;
   s.gravity_y = w.gravity_y;
-  s.obstacles = w.def.obstacles;
   gpu::validate(s);
   json j = given_json(w);
   j["simulate_world"] = gpu::simulate_world(s);
@@ -210,21 +201,13 @@ std::tuple<Tensor, Tensor, Tensor> sample_scenes(const std::string& text, int64_
       throw FieldError("num_scenes", ": expected 1 to 2^32 scenes, found " + std::to_string(num_scenes));
     if (first_scene < 0) throw FieldError("first_scene", ": expected >= 0, found " + std::to_string(first_scene));
     if (seed < 0) throw FieldError("seed", ": expected a seed >= 0, found " + std::to_string(seed));
+    // the engine's datasets' draws (centres clear of obstacles), in its layout: body = ball * S + scene
+    const gpu::Scene sc = datagen::dataset_scenes(w.def, num_scenes, static_cast<uint64_t>(seed), first_scene);
     const int64_t S = num_scenes, N = w.def.num_balls;
-    Tensor state = torch::empty({S, N, 4}, torch::kFloat64), mass = torch::empty({S, N}, torch::kFloat64);
-    auto* st = state.data_ptr<double>();
-    auto* ms = mass.data_ptr<double>();
-    // the same draws as the engine's datasets (datagen::dataset_scenes): centres clear of obstacles
-    auto is_free = [&](double x, double y) { return datagen::clear_of_obstacles(w.def, x, y); };
-    for (int64_t s = 0; s < S; ++s) {
-      const auto balls = datagen::sample_scene(w.def, static_cast<uint64_t>(seed), first_scene + s, is_free);
-      for (int64_t i = 0; i < N; ++i) {
-        double* o = st + (s * N + i) * 4;
-        o[0] = balls[i].x, o[1] = balls[i].y, o[2] = balls[i].vx, o[3] = balls[i].vy;
-        ms[s * N + i] = balls[i].mass;
-      }
-    }
-    return std::make_tuple(state, mass, torch::full({S, N}, w.def.radius, torch::kFloat64));
+    auto per_ball = [&](const std::vector<double>& v) { return torch::tensor(v, torch::kFloat64).view({N, S}).t(); };
+    const Tensor state = torch::stack(
+        {per_ball(sc.state.x), per_ball(sc.state.y), per_ball(sc.state.vx), per_ball(sc.state.vy)}, -1);
+    return std::make_tuple(state, per_ball(sc.spec.mass).contiguous(), per_ball(sc.spec.radius).contiguous());
   });
 }
 

@@ -27,9 +27,10 @@ gpu::WorldSpec spec_from_world(const WorldDef& world, int64_t num_scenes);
 // True when the centre (x, y) px keeps a ball of the world's radius clear of every obstacle.
 bool clear_of_obstacles(const WorldDef& world, double x, double y);
 
-// `num_scenes` scenes of the dataset world `w` (sample_scene(w, seed, i) for scene i, masses
-// included, centres clear of obstacles), with the engine spec of spec_from_world.
-gpu::Scene dataset_scenes(const WorldDef& w, int64_t num_scenes, uint64_t seed);
+// `num_scenes` scenes of the dataset world `w`, from scene `first_scene` on (sample_scene(w, seed,
+// first_scene + i) for scene i, masses included, centres clear of obstacles), with the engine spec
+// of spec_from_world.
+gpu::Scene dataset_scenes(const WorldDef& w, int64_t num_scenes, uint64_t seed, int64_t first_scene = 0);
 
 // Writes a dataset simulated by the engine: scene i depends only on (seed, i) (the same
 // initial conditions as the Box2D generator, plus rejection of centres that overlap an
