@@ -9,7 +9,9 @@ variable masses (4 balls), 60 frames, float32 and float64.
             (checkpoints and contact words stored, as the C++ forward does), and npe.advance
 
 Both are timed alike: wall clock around calls synchronised before and after, median of --repeats
-after two warm-up runs; the backward pass takes a gradient of ones, as npe-bench's.
+after two warm-up runs; the backward pass takes a gradient of ones, as npe-bench's. --rounds
+rounds alternate the two (a drift of the GPU's clocks touches both); the table gives each side's
+best round, the JSON every round.
 
   .venv/bin/python bench/python_ops.py --device cuda --out bench/python_ops_h100.json
 """
@@ -30,17 +32,20 @@ p.add_argument("--device", default="cuda")
 p.add_argument("--scenes", type=int, default=100000)
 p.add_argument("--frames", type=int, default=60)
 p.add_argument("--repeats", type=int, default=7)
+p.add_argument("--rounds", type=int, default=3)
 p.add_argument("--npe_bench", default="build/bin/npe-bench")
 p.add_argument("--out", required=True)
 a = p.parse_args()
 device = torch.device(a.device)
 sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
-with tempfile.TemporaryDirectory() as tmp:
-    subprocess.run([a.npe_bench, "diffsim", "--device", device.type, "--scenes", str(a.scenes), "--frames",
-                    str(a.frames), "--repeats", str(a.repeats), "--out_csv", f"{tmp}/d.csv", "--out_json",
-                    f"{tmp}/d.json"], check=True)
-    cpp = json.loads(pathlib.Path(f"{tmp}/d.json").read_text())
+def cpp_bench():
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([a.npe_bench, "diffsim", "--device", device.type, "--scenes", str(a.scenes), "--frames",
+                        str(a.frames), "--repeats", str(a.repeats), "--out_csv", f"{tmp}/d.csv", "--out_json",
+                        f"{tmp}/d.json"], check=True, stdout=subprocess.DEVNULL)
+        return json.loads(pathlib.Path(f"{tmp}/d.json").read_text())
+
 
 spec = npe.WorldSpec(variable_mass=True)  # npe-bench's "dataset" world; its scenes with seed 1
 scenes = npe.sample_scenes(spec, 1, a.scenes)
@@ -58,8 +63,7 @@ def timed(fn):
     return statistics.median(times)
 
 
-rows = []
-for dtype, precision in ((torch.float32, "float32"), (torch.float64, "float64")):
+def op_times(dtype):
     x0, mass, radius = (t.to(device, dtype) for t in scenes)
     e = torch.ones(a.scenes, device=device, dtype=dtype)
     xg = x0.clone().requires_grad_(True)
@@ -74,15 +78,33 @@ for dtype, precision in ((torch.float32, "float32"), (torch.float64, "float64"))
     def advance():
         npe.advance(spec, x0, mass, radius, e, frames=a.frames, check_values=False)
 
-    ref = next(r for r in cpp["rows"] if r["precision"] == precision and r["backend"] == device.type)
+    return {"forward_s": timed(forward), "forward_backward_s": timed(forward_backward), "advance_s": timed(advance)}
+
+
+# Rounds alternate the C++ benchmark (its own process) and the operator, so that a drift of the
+# GPU's clocks between the two touches both; each side's figure is its best round's median.
+precisions = ((torch.float32, "float32"), (torch.float64, "float64"))
+rounds = []
+cpp = None
+for _ in range(a.rounds):
+    cpp = cpp_bench()
+    rounds.append({"cpp": {p: next(r for r in cpp["rows"] if r["precision"] == p and r["backend"] == device.type)
+                           for _, p in precisions},
+                   "op": {p: op_times(d) for d, p in precisions}})
+
+rows = []
+for _, precision in precisions:
+    best = lambda side, key: min(r[side][precision][key] for r in rounds)
     row = {"precision": precision, "scenes": a.scenes, "balls": spec.num_balls, "frames": a.frames,
-           "substeps": a.frames * spec.substeps, "cpp_forward_s": ref["forward_s"],
-           "cpp_forward_backward_s": ref["forward_backward_s"], "op_forward_s": timed(forward),
-           "op_forward_backward_s": timed(forward_backward), "op_advance_s": timed(advance)}
+           "substeps": a.frames * spec.substeps, "cpp_forward_s": best("cpp", "forward_s"),
+           "cpp_forward_backward_s": best("cpp", "forward_backward_s"), "op_forward_s": best("op", "forward_s"),
+           "op_forward_backward_s": best("op", "forward_backward_s"), "op_advance_s": best("op", "advance_s"),
+           "rounds": [{"cpp_forward_s": r["cpp"][precision]["forward_s"],
+                       "cpp_forward_backward_s": r["cpp"][precision]["forward_backward_s"],
+                       **{"op_" + k: v for k, v in r["op"][precision].items()}} for r in rounds]}
     row["forward_overhead"] = row["op_forward_s"] / row["cpp_forward_s"] - 1
     row["forward_backward_overhead"] = row["op_forward_backward_s"] / row["cpp_forward_backward_s"] - 1
     rows.append(row)
-    del x0, mass, radius, e, xg
 
 result = {"benchmark": "python_ops", "device": cpp["cuda_device"] if device.type == "cuda" else "cpu",
           "torch": torch.__version__, "npe": npe.__version__, "command": "bench/python_ops.py " + " ".join(

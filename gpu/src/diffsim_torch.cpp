@@ -425,6 +425,13 @@ std::vector<double> simulate_obstacles(const WorldSpec& s) {
   return v;
 }
 
+torch::Tensor simulate_unchecked(const WorldSpec& spec, const torch::Tensor& initial_state, const SimParams& params,
+                                 const torch::Tensor& controls, int frames, int checkpoint_every) {
+  const OptTensor ctrl = controls.defined() ? OptTensor(controls) : c10::nullopt;
+  return simulate_op().call(initial_state, params.mass, params.radius, params.restitution, ctrl, simulate_world(spec),
+                            simulate_obstacles(spec), spec.substeps, frames, checkpoint_every);
+}
+
 torch::Tensor simulate(const WorldSpec& spec, const torch::Tensor& initial_state, const SimParams& params,
                        const torch::Tensor& controls, int frames, int checkpoint_every) {
   for (auto [t, name] : {std::pair<const torch::Tensor*, const char*>{&initial_state, "initial_state"},

@@ -47,6 +47,13 @@ struct SimParams {
 torch::Tensor simulate(const WorldSpec& spec, const torch::Tensor& initial_state, const SimParams& params,
                        const torch::Tensor& controls, int frames, int checkpoint_every = 0);
 
+// The operator npe::simulate itself, without simulate's value checks: nothing is read back from
+// the device, so a caller that steps every frame on the GPU (npe/control's environments) queues
+// work without host synchronisation. Keeping the values valid (masses and radii positive,
+// restitution in (0, 1]) is the caller's task; shapes, dtypes and devices are still checked.
+torch::Tensor simulate_unchecked(const WorldSpec& spec, const torch::Tensor& initial_state, const SimParams& params,
+                                 const torch::Tensor& controls, int frames, int checkpoint_every = 0);
+
 // The operators' `world` argument: width, height (px), contact_omega (1/s), contact_ramp (px),
 // gravity_x, gravity_y (px/s^2), frame_dt (s).
 std::vector<double> simulate_world(const WorldSpec& spec);
