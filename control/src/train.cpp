@@ -318,7 +318,7 @@ TrainSummary train(const TrainConfig& c, const std::function<void(const ControlM
       throw Error(fmt::format("{}: not a readable npe-control checkpoint ({})", f.checkpoint.string(),
                               e.what_without_backtrace()));
     }
-    Tensor identity, progress, rows_json, env_gen, glob_gen, state, t, pos, active, goal;
+    Tensor identity, progress, secs, rows_json, env_gen, glob_gen, state, t, pos, active, goal;
     a.read("identity", identity);
     const std::string saved(static_cast<const char*>(identity.data_ptr()), identity.numel());
     if (saved != run_identity(c).dump())
@@ -327,8 +327,8 @@ TrainSummary train(const TrainConfig& c, const std::function<void(const ControlM
                                               f.dir.string()));
     agent->load(a);
     a.read("progress", progress);  // env_steps, frames
-    a.read("seconds", rows_json);
-    seconds = rows_json.item<double>();
+    a.read("seconds", secs);
+    seconds = secs.item<double>();
     a.read("rows", rows_json);
     const std::string rows_text(static_cast<const char*>(rows_json.data_ptr()), rows_json.numel());
     for (const auto& j : nlohmann::json::parse(rows_text)) {
