@@ -5,7 +5,12 @@
 #include <fmt/format.h>
 
 #include "cli.h"
+#include "npe/control/diagnostics.h"
 #include "npe/control/train.h"
+#include "npe/core/io.h"
+#ifdef NPE_HAVE_MEDIA
+#include "npe/rollout/plot.h"
+#endif
 #include "npe/core/interrupt.h"
 #include "npe/gpu/engine.h"
 
@@ -32,6 +37,91 @@ torch::Device pick(const std::string& name) {
   throw npe::Error(fmt::format("--device: expected cpu, cuda or auto, found '{}'", name));
 }
 
+std::vector<int> parse_ints(const std::string& flag, const std::string& text) {
+  std::vector<int> out;
+  for (const auto& item : split_list(text)) {
+    size_t used = 0;
+    int v = 0;
+    try {
+      v = std::stoi(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != item.size() || v < 1 || v > 100000)
+      throw npe::Error(fmt::format("--{}: expected positive integers separated by commas, found '{}'", flag, item));
+    out.push_back(v);
+  }
+  if (out.empty()) throw npe::Error(fmt::format("--{}: expected at least one value", flag));
+  return out;
+}
+
+// npe-control diagnose: gradient norm, variance and agreement with the score function against the
+// horizon; for the billiards shot, the reward along a sweep of the shot's angle.
+int diagnose(npe::control::TrainConfig& c, const cxxopts::ParseResult& r) {
+  namespace ctl = npe::control;
+  if (c.algo == ctl::Algo::kCem) throw npe::Error("--algo: diagnose needs a policy: sac, apg or hybrid, found cem");
+  const bool fresh = r.count("fresh") > 0;
+  const std::string dir = r["diag_dir"].as<std::string>().empty() ? c.out_dir + "/diagnose"
+                                                                  : r["diag_dir"].as<std::string>();
+  const auto horizons = parse_ints("horizons", r["horizons"].as<std::string>());
+  const int batches = r["batches"].as<int>();
+  auto agent = ctl::run_agent(c, fresh);
+  fmt::print("npe-control diagnose: {} policy of {} ({}), {} environments in {} batches\n",
+             fresh ? "an untrained" : "the trained", ctl::algo_name(c.algo), fresh ? "seed" : c.out_dir, c.num_envs,
+             batches);
+  const auto rows = ctl::gradient_vs_horizon(c.task, *agent, horizons, c.num_envs, batches, c.agent.gamma, c.seed,
+                                             c.device);
+  std::string csv = "horizon,grad_norm,grad_variance,score_norm,cosine\n";
+  std::vector<double> k, norm, var, cosine;
+  fmt::print("{:>8} {:>12} {:>14} {:>12} {:>8}\n", "horizon", "|grad|", "variance", "|score|", "cosine");
+  for (const auto& h : rows) {
+    csv += fmt::format("{},{:.6g},{:.6g},{:.6g},{:.6g}\n", h.horizon, h.norm, h.variance, h.score_norm, h.cosine);
+    fmt::print("{:>8} {:>12.4g} {:>14.4g} {:>12.4g} {:>8.3f}\n", h.horizon, h.norm, h.variance, h.score_norm, h.cosine);
+    k.push_back(h.horizon);
+    norm.push_back(h.norm);
+    var.push_back(h.variance);
+    cosine.push_back(h.cosine);
+  }
+  npe::write_file_atomic(dir + "/gradients.csv", csv);
+#ifdef NPE_HAVE_MEDIA
+  namespace ro = npe::rollout;
+  ro::write_plot_png(dir + "/gradients.png",
+                     {ro::Panel{"policy gradient against the horizon",
+                                "horizon K (steps)",
+                                "gradient",
+                                true,
+                                {ro::Series{"|first-order|", k, norm, 1}, ro::Series{"variance per env", k, var, 2}}},
+                      ro::Panel{"agreement with the score function",
+                                "horizon K (steps)",
+                                "cosine similarity",
+                                false,
+                                {ro::Series{"cosine", k, cosine, 3}}}});
+#endif
+  if (c.task.kind == ctl::TaskKind::kBilliards) {
+    const auto layouts = ctl::held_out_layouts(c.task, 4, c.eval_seed, c.device, c.dtype);
+    const auto shots = ctl::shot_landscape(c.task, layouts, 0.8, 720);
+    std::string lcsv = "layout,angle,reward,slope,success\n";
+    for (const auto& s : shots)
+      lcsv += fmt::format("{},{:.6f},{:.6g},{:.6g},{}\n", s.layout, s.angle, s.reward, s.slope, s.success ? 1 : 0);
+    npe::write_file_atomic(dir + "/landscape.csv", lcsv);
+#ifdef NPE_HAVE_MEDIA
+    ro::Panel reward{"reward along the shot angle", "angle (rad)", "reward", false, {}};
+    ro::Panel slope{"d reward / d angle from the adjoint", "angle (rad)", "slope (1/rad)", false, {}};
+    for (int64_t l = 0; l < 4; ++l) {
+      std::vector<double> a, rw, sl;
+      for (const auto& s : shots)
+        if (s.layout == l) a.push_back(s.angle), rw.push_back(s.reward), sl.push_back(s.slope);
+      reward.series.push_back({fmt::format("layout {}", l), a, rw, static_cast<int>(l) + 1});
+      slope.series.push_back({fmt::format("layout {}", l), a, sl, static_cast<int>(l) + 1});
+    }
+    ro::write_plot_png(dir + "/landscape.png", {reward, slope});
+#endif
+  }
+  fmt::print("npe-control diagnose: wrote {}/gradients.csv{}\n", dir,
+             c.task.kind == ctl::TaskKind::kBilliards ? " and landscape.csv" : "");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -39,7 +129,8 @@ int main(int argc, char** argv) {
     cxxopts::Options o("npe-control",
                        "Control through the differentiable simulator (docs/control.md).\n"
                        "  npe-control train --task billiards|herding|FILE --algo sac|apg|hybrid|cem --seed S\n"
-                       "  npe-control compare --task T --algos sac,apg,hybrid,cem --seeds 5");
+                       "  npe-control compare --task T --algos sac,apg,hybrid,cem --seeds 5\n"
+                       "  npe-control diagnose --task T --algo A [--out_dir RUN]   gradients against the horizon");
     o.add_options()("command", "train or compare", cxxopts::value<std::string>()->default_value(""))(
         "task", "billiards, herding or a task file (JSON)", cxxopts::value<std::string>()->default_value("billiards"))(
         "algo", "train: sac, apg, hybrid or cem", cxxopts::value<std::string>()->default_value("sac"))(
@@ -74,7 +165,15 @@ int main(int argc, char** argv) {
         "horizon", "APG, hybrid: steps back-propagated per update (billiards: 1)",
         cxxopts::value<int>()->default_value("16"))("cem_population", "CEM: shots per layout and iteration",
                                                     cxxopts::value<int>()->default_value("64"))(
-        "cem_elites", "CEM: elites per iteration", cxxopts::value<int>()->default_value("8"))("h,help", "this help");
+        "cem_elites", "CEM: elites per iteration", cxxopts::value<int>()->default_value("8"))(
+        "video_layouts", "train: held-out layouts in out_dir/policy.mp4 (0: no video)",
+        cxxopts::value<int64_t>()->default_value("4"))(
+        "horizons", "diagnose: horizons K, comma-separated",
+        cxxopts::value<std::string>()->default_value("1,2,4,8,16,32,64"))(
+        "batches", "diagnose: batches of environments for the variance", cxxopts::value<int>()->default_value("8"))(
+        "fresh", "diagnose: an untrained policy (seed --seed) instead of the run in --out_dir")(
+        "diag_dir", "diagnose: where the tables and plots go (default: <out_dir>/diagnose)",
+        cxxopts::value<std::string>()->default_value(""))("h,help", "this help");
     o.parse_positional({"command"});
     o.positional_help("train|compare");
     auto r = npe::tools::parse(o, argc, argv);
@@ -83,8 +182,8 @@ int main(int argc, char** argv) {
       fmt::print("{}\n", o.help());
       return command.empty() && !r.count("help") ? 2 : 0;
     }
-    if (command != "train" && command != "compare")
-      throw npe::Error(fmt::format("expected a command, train or compare, found '{}'", command));
+    if (command != "train" && command != "compare" && command != "diagnose")
+      throw npe::Error(fmt::format("expected a command, train, compare or diagnose, found '{}'", command));
     npe::control::TrainConfig c;
     c.task = npe::control::load_task(r["task"].as<std::string>());
     c.algo = npe::control::parse_algo(r["algo"].as<std::string>());
@@ -118,10 +217,15 @@ int main(int argc, char** argv) {
     a.cem_elites = r["cem_elites"].as<int>();
     npe::install_interrupt_handlers();
     const std::string task_name = npe::control::task_kind_name(c.task.kind);
-    if (command == "train") {
+    const int64_t video_layouts = r["video_layouts"].as<int64_t>();
+    if (video_layouts < 0 || video_layouts > 16)
+      throw npe::Error(fmt::format("--video_layouts: expected 0 to 16, found {}", video_layouts));
+    if (command == "train" || command == "diagnose")
       c.out_dir = r["out_dir"].as<std::string>().empty()
                       ? fmt::format("out/control/{}/{}/seed{}", task_name, npe::control::algo_name(c.algo), c.seed)
                       : r["out_dir"].as<std::string>();
+    if (command == "diagnose") return diagnose(c, r);
+    if (command == "train") {
       fmt::print("npe-control train: {} with {}, seed {}, {} environments on {}, {} frames; {}\n", task_name,
                  npe::control::algo_name(c.algo), c.seed, c.num_envs, c.device.str(), c.max_frames, c.out_dir);
       const auto s = npe::control::train(c, [](const npe::control::ControlMetrics& m) {
@@ -136,6 +240,12 @@ int main(int argc, char** argv) {
                      ? fmt::format("after {} frames, {:.1f} s", s.frames_to_target, s.seconds_to_target)
                      : std::string("never"),
                  c.out_dir);
+#ifdef NPE_HAVE_MEDIA
+      if (video_layouts > 0 && c.algo != npe::control::Algo::kCem) {
+        npe::control::write_policy_video(c, c.out_dir + "/policy.mp4", video_layouts);
+        fmt::print("npe-control train: wrote {}/policy.mp4\n", c.out_dir);
+      }
+#endif
       return 0;
     }
     npe::control::CompareConfig cc;

@@ -59,6 +59,14 @@ struct PolicyImpl : nn::Cloneable<PolicyImpl> {
     const Tensor log_jacobian = (2 * (std::log(2.0) - u - torch::softplus(-2 * u))).sum(1);
     return {a, log_normal - log_jacobian};
   }
+  Tensor log_prob(const Tensor& obs, const Tensor& action) {
+    const auto out = body->forward(obs).chunk(2, 1);
+    const Tensor mean = out[0], log_std = torch::clamp(out[1], -5.0, 2.0);
+    const Tensor u = torch::atanh(torch::clamp(action, -1 + 1e-6, 1 - 1e-6));
+    const Tensor z = (u - mean) / log_std.exp();
+    const Tensor log_jacobian = (2 * (std::log(2.0) - u - torch::softplus(-2 * u))).sum(1);
+    return (-0.5 * z.pow(2) - log_std - 0.5 * std::log(2 * M_PI)).sum(1) - log_jacobian;
+  }
 };
 TORCH_MODULE(Policy);
 
@@ -200,6 +208,7 @@ class SoftActorCritic : public Agent {
   std::pair<Tensor, Tensor> sample(const Tensor& obs, bool deterministic) override {
     return policy_->sample(obs, deterministic);
   }
+  Tensor log_prob(const Tensor& obs, const Tensor& action) override { return policy_->log_prob(obs, action); }
   std::vector<Tensor> policy_parameters() override { return policy_->parameters(); }
 
   void save(torch::serialize::OutputArchive& a) override {
@@ -482,6 +491,7 @@ class Apg : public Agent {
   std::pair<Tensor, Tensor> sample(const Tensor& obs, bool deterministic) override {
     return policy_->sample(obs, deterministic);
   }
+  Tensor log_prob(const Tensor& obs, const Tensor& action) override { return policy_->log_prob(obs, action); }
   std::vector<Tensor> policy_parameters() override { return policy_->parameters(); }
   void save(torch::serialize::OutputArchive& a) override {
     save_module(a, "policy", policy_);

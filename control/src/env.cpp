@@ -231,6 +231,7 @@ StepResult VecEnv::step(const Tensor& action) {
   frames_ += num_envs_ * task_frames_per_step(task_);
   std::tie(r.reward, r.success) = reward_success(next);
   r.final_obs = observe_at(task_, next, t_next, layouts_);
+  r.final_state = next;
   if (task_.kind == TaskKind::kBilliards) {
     r.terminated = torch::ones({num_envs_}, torch::TensorOptions().dtype(torch::kBool).device(device_));
     r.truncated = torch::zeros_like(r.terminated);

@@ -17,7 +17,7 @@
 #include "npe/core/io.h"
 #include "npe/core/json.h"
 #ifdef NPE_HAVE_MEDIA
-#include "npe/rollout/plot.h"
+#include "npe/rollout/video.h"
 #endif
 
 namespace npe::control {
@@ -223,6 +223,23 @@ TrainSummary train_cem(const TrainConfig& c, const RunFiles& f,
 
 }  // namespace
 
+std::unique_ptr<Agent> run_agent(const TrainConfig& c, bool fresh) {
+  validate_train(c);
+  torch::manual_seed(c.seed);
+  auto agent = make_agent(c.algo, c.agent, c.task, c.device, c.dtype);
+  if (fresh) return agent;
+  const RunFiles f(c.out_dir);
+  torch::serialize::InputArchive a;
+  try {
+    a.load_from(f.checkpoint.string(), c.device);
+    agent->load(a);
+  } catch (const c10::Error& e) {
+    throw Error(fmt::format("{}: not a readable npe-control checkpoint of a {} run with these settings ({})",
+                            f.checkpoint.string(), algo_name(c.algo), e.what_without_backtrace()));
+  }
+  return agent;
+}
+
 Layouts held_out_layouts(const TaskSpec& task, int64_t n, uint64_t seed, torch::Device device,
                          torch::ScalarType dtype) {
   torch::NoGradGuard g;
@@ -252,6 +269,70 @@ Evaluation evaluate(const TaskSpec& task, const Layouts& layouts,
   e.success = success.to(torch::kFloat64).mean().item<double>();
   e.mean_return = ret.to(torch::kFloat64).mean().item<double>();
   return e;
+}
+
+Tensor policy_episodes(const TaskSpec& task, const Layouts& layouts,
+                       const std::function<torch::Tensor(const torch::Tensor&)>& policy) {
+  torch::NoGradGuard g;
+  const int64_t n = layouts.position.size(0);
+  VecEnv env(task, n, layouts.position.device(), 0, layouts.position.scalar_type());
+  Tensor obs = env.reset(layouts);
+  if (task.kind == TaskKind::kBilliards) return env.shot_trajectory(policy(obs));
+  std::vector<Tensor> states{env.state()};
+  Tensor ended = torch::zeros({n}, torch::TensorOptions().dtype(torch::kBool).device(obs.device()));
+  for (int s = 0; s < task.episode_frames; ++s) {
+    const StepResult r = env.step(policy(obs));
+    states.push_back(torch::where(ended.view({-1, 1, 1}), states.back(), r.final_state));
+    ended = ended | r.terminated | r.truncated;
+    obs = r.obs;
+  }
+  return torch::stack(states, 1);
+}
+
+void write_policy_video(const TrainConfig& c, const std::string& path, int64_t n) {
+#ifdef NPE_HAVE_MEDIA
+  auto agent = run_agent(c);
+  const Layouts l = held_out_layouts(c.task, n, c.eval_seed, c.device, c.dtype);
+  const Tensor states =
+      policy_episodes(c.task, l, [&](const Tensor& o) { return agent->act(o, true); }).cpu().to(torch::kFloat32);
+  const gpu::WorldSpec w = task_world(c.task, 1);
+  datagen::Trajectories traj;
+  traj.scenes = n;
+  traj.timesteps = states.size(1);
+  traj.num_balls = states.size(2);
+  traj.data.assign(static_cast<size_t>(traj.scenes * traj.timesteps * traj.num_balls * datagen::kStateDim), 0.f);
+  const Tensor active = l.active.cpu();
+  const auto acc = states.accessor<float, 4>();
+  for (int64_t s = 0; s < n; ++s)
+    for (int64_t t = 0; t < traj.timesteps; ++t)
+      for (int64_t b = 0; b < traj.num_balls; ++b) {
+        float* f = traj.frame(s, t) + b * datagen::kStateDim;
+        for (int k = 0; k < 4; ++k) f[k] = acc[s][t][b][k];
+        // the actuated disc or the cue drawn dark (heaviest shade); idle balls left out
+        f[4] = !active[s][b].item<bool>() ? 0.f : b == 0 ? 25.f : 1.f;
+      }
+  const Tensor goal = l.goal.cpu().to(torch::kFloat64);
+  std::vector<rollout::VideoPanel> panels;
+  for (int64_t s = 0; s < n; ++s) {
+    rollout::VideoPanel p{fmt::format("{} layout {}", algo_name(c.algo), s), &traj, s};
+    if (c.task.kind != TaskKind::kHerding)
+      p.rings.push_back({goal[s][0].item<double>(), goal[s][1].item<double>(), c.task.goal_radius});
+    panels.push_back(p);
+  }
+  rollout::VideoOptions o;
+  o.box_width = w.width;
+  o.box_height = w.height;
+  o.radius = c.task.radius;
+  o.pos_scale = 1;
+  o.scale = std::min(1.0, 360.0 / w.width);
+  o.fps = static_cast<int>(std::lround(1 / c.task.frame_dt));
+  o.max_mass = 25;
+  o.obstacles = w.obstacles;
+  rollout::write_comparison_video(path, panels, static_cast<int>(traj.timesteps), o);
+#else
+  (void)c, (void)path, (void)n;
+  throw Error("policy videos need npe built with media (NPE_WITH_MEDIA=ON)");
+#endif
 }
 
 std::vector<CemProgress> cem_plan(const TaskSpec& task, const Layouts& layouts, const AgentConfig& c, int iterations,

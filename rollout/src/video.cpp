@@ -228,6 +228,14 @@ std::pair<int, int> write_comparison_video(const std::string& path, const std::v
           cairo_fill(cr);
         }
       }
+      // rings (goals): green outlines
+      for (const auto& [rx, ry, rr] : p.rings) {
+        cairo_new_sub_path(cr);
+        cairo_arc(cr, ox + rx * o.scale, oy + box_h - ry * o.scale, rr * o.scale, 0, 2 * M_PI);
+        cairo_set_source_rgb(cr, 0.1, 0.6, 0.2);
+        cairo_set_line_width(cr, 2);
+        cairo_stroke(cr);
+      }
       cairo_restore(cr);
       const float* f = p.traj->frame(p.scene, t);
       for (int64_t b = 0; b < p.traj->num_balls; ++b) {

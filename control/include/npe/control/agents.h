@@ -76,6 +76,8 @@ class Agent {
   virtual std::vector<torch::Tensor> policy_parameters() = 0;
   // Differentiable actions and log-probabilities for observations (reparameterised).
   virtual std::pair<torch::Tensor, torch::Tensor> sample(const torch::Tensor& obs, bool deterministic) = 0;
+  // log pi(action | obs) [E] of given actions in (-1, 1), differentiable in the parameters.
+  virtual torch::Tensor log_prob(const torch::Tensor& obs, const torch::Tensor& action) = 0;
   // Networks, optimisers and the agent's own state (replay buffer included).
   virtual void save(torch::serialize::OutputArchive& archive) = 0;
   virtual void load(torch::serialize::InputArchive& archive) = 0;

@@ -33,12 +33,13 @@ struct Layouts {
 Layouts sample_layouts(const TaskSpec& task, int64_t n, at::Generator generator, torch::ScalarType dtype);
 
 struct StepResult {
-  torch::Tensor obs;         // [E, obs_dim] (next episode's first observation where done)
-  torch::Tensor reward;      // [E]
-  torch::Tensor terminated;  // [E] bool: billiards always; herding on success
-  torch::Tensor truncated;   // [E] bool: herding at the frame limit
-  torch::Tensor success;     // [E] bool: the step ended its episode in success
-  torch::Tensor final_obs;   // [E, obs_dim]: the observation reached by this step (before autoreset)
+  torch::Tensor obs;          // [E, obs_dim] (next episode's first observation where done)
+  torch::Tensor reward;       // [E]
+  torch::Tensor terminated;   // [E] bool: billiards always; herding on success
+  torch::Tensor truncated;    // [E] bool: herding at the frame limit
+  torch::Tensor success;      // [E] bool: the step ended its episode in success
+  torch::Tensor final_obs;    // [E, obs_dim]: the observation reached by this step (before autoreset)
+  torch::Tensor final_state;  // [E, bodies, 4]: the state reached by this step (before autoreset)
 };
 
 class VecEnv {

@@ -56,6 +56,10 @@ struct TrainSummary {
 // after writing a checkpoint.
 TrainSummary train(const TrainConfig& config, const std::function<void(const ControlMetrics&)>& on_eval = {});
 
+// The agent of the run in config.out_dir (its checkpoint.pt), for videos and diagnostics; a fresh
+// one (torch::manual_seed(config.seed)) when `fresh`. Throws npe::Error naming the file.
+std::unique_ptr<Agent> run_agent(const TrainConfig& config, bool fresh = false);
+
 // The held-out layouts: drawn on the CPU from `seed`, so that every device sees the same ones.
 Layouts held_out_layouts(const TaskSpec& task, int64_t n, uint64_t seed, torch::Device device, torch::ScalarType dtype);
 
@@ -67,6 +71,16 @@ struct Evaluation {
 };
 Evaluation evaluate(const TaskSpec& task, const Layouts& layouts,
                     const std::function<torch::Tensor(const torch::Tensor&)>& policy);
+
+// One episode of `policy` from each layout: the states [n, frames + 1, bodies, 4] (px, px/s),
+// frame by frame (billiards: the shot's frames); an episode that ends early holds its last state.
+torch::Tensor policy_episodes(const TaskSpec& task, const Layouts& layouts,
+                              const std::function<torch::Tensor(const torch::Tensor&)>& policy);
+
+// Writes `path` (H.264 MP4, through npe/rollout's video writer) with the deterministic policy of
+// the run in config.out_dir on its first `n` held-out layouts, side by side: the actuated disc
+// or cue dark, goals as green rings. Throws npe::Error when built without media.
+void write_policy_video(const TrainConfig& config, const std::string& path, int64_t n);
 
 // The cross-entropy method, planning each layout's billiards shot with the simulator: each
 // iteration draws cem_population shots per layout from a Gaussian, keeps the cem_elites best by

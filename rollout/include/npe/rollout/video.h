@@ -2,6 +2,7 @@
 // (yuv420p, MP4) with FFmpeg's libavcodec/libavformat.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -32,6 +33,7 @@ struct VideoPanel {
   std::string title;
   const datagen::Trajectories* traj;
   int64_t scene;
+  std::vector<std::array<double, 3>> rings = {};  // outlined circles (x, y, radius; world px), e.g. a goal
 };
 
 struct VideoOptions {

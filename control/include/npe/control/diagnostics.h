@@ -1,0 +1,40 @@
+// npe/control/diagnostics.h: what the policy gradient through the simulator looks like
+// (npe-control diagnose, docs/control.md): its norm and variance against the horizon, its
+// agreement with a zeroth-order (score-function) estimate of the same gradient, and, for the
+// billiards shot, the reward along a sweep of the shot's angle, the landscape the gradient sees.
+// After Suh et al. 2022 (arXiv:2202.00817), who show the first-order estimate biased at contact
+// discontinuities and of high variance on long chaotic rollouts.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "npe/control/agents.h"
+
+namespace npe::control {
+
+// Gradient of the mean K-step discounted return (no bootstrap) with respect to the policy's
+// parameters, from the same initial layouts for every K, estimated in `batches` batches of
+// num_envs / batches environments.
+struct HorizonGradient {
+  int horizon = 0;
+  double norm = 0;        // |mean over batches of the first-order (simulator) gradient|
+  double variance = 0;    // per-environment variance: batch size x mean |g_b - g|^2
+  double score_norm = 0;  // |score-function (REINFORCE) estimate of the same gradient|
+  double cosine = 0;      // cosine similarity of the two estimates
+};
+std::vector<HorizonGradient> gradient_vs_horizon(const TaskSpec& task, Agent& agent, const std::vector<int>& horizons,
+                                                 int64_t num_envs, int batches, double gamma, uint64_t seed,
+                                                 torch::Device device);
+
+// Billiards: the reward of shots at `speed` (a fraction of max_speed) along `points` angles in
+// [0, 2 pi) on each of the first `layouts` held-out layouts, with d reward / d angle from the
+// simulator's adjoint.
+struct ShotSample {
+  int64_t layout = 0;
+  double angle = 0, reward = 0, slope = 0;
+  bool success = false;
+};
+std::vector<ShotSample> shot_landscape(const TaskSpec& task, const Layouts& layouts, double speed, int points);
+
+}  // namespace npe::control

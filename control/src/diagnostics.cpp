@@ -1,0 +1,94 @@
+// Gradient diagnostics of the control tasks (diagnostics.h).
+#include "npe/control/diagnostics.h"
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "npe/core/error.h"
+
+namespace npe::control {
+namespace {
+
+using torch::Tensor;
+
+Tensor flat_grad(const Tensor& loss, const std::vector<Tensor>& params) {
+  const auto g = torch::autograd::grad({loss}, params, {}, /*retain_graph=*/false, false, /*allow_unused=*/true);
+  std::vector<Tensor> parts;
+  for (size_t i = 0; i < g.size(); ++i)
+    parts.push_back(g[i].defined() ? g[i].reshape(-1) : torch::zeros({params[i].numel()}, params[i].options()));
+  return torch::cat(parts).to(torch::kFloat64);
+}
+
+}  // namespace
+
+std::vector<HorizonGradient> gradient_vs_horizon(const TaskSpec& task, Agent& agent, const std::vector<int>& horizons,
+                                                 int64_t num_envs, int batches, double gamma, uint64_t seed,
+                                                 torch::Device device) {
+  if (batches < 2 || num_envs < batches)
+    throw FieldError("num_envs", fmt::format(": expected at least {} environments for {} batches, found {}", batches,
+                                             batches, num_envs));
+  const int64_t per = num_envs / batches;
+  const auto params = agent.policy_parameters();
+  std::vector<HorizonGradient> out;
+  for (const int k : horizons) {
+    const int steps = task.kind == TaskKind::kBilliards ? 1 : k;
+    std::vector<Tensor> first_order, score;
+    for (int b = 0; b < batches; ++b) {
+      torch::manual_seed(static_cast<int64_t>(seed + b));
+      VecEnv env(task, per, device, seed + static_cast<uint64_t>(b));
+      Tensor obs = env.observe(env.state());
+      Tensor ret = torch::zeros({per}, obs.options()), discount = torch::ones({per}, obs.options());
+      Tensor alive = torch::ones({per}, obs.options());
+      Tensor logp_sum = torch::zeros({per}, obs.options());
+      for (int t = 0; t < steps; ++t) {
+        auto [a, logp] = agent.sample(obs, false);
+        const StepResult r = env.step(a);
+        ret = ret + discount * alive * r.reward;
+        // the score function: log pi of the action taken, with the state held fixed
+        logp_sum = logp_sum + alive * agent.log_prob(obs.detach(), a.detach());
+        alive = alive * (1 - (r.terminated | r.truncated).to(obs.scalar_type()));
+        discount = discount * gamma;
+        obs = r.obs;
+      }
+      first_order.push_back(flat_grad(ret.mean(), params));
+      const Tensor centred = (ret - ret.mean()).detach();
+      score.push_back(flat_grad((centred * logp_sum).mean(), params));
+    }
+    const Tensor g = torch::stack(first_order), s = torch::stack(score);
+    const Tensor gm = g.mean(0), sm = s.mean(0);
+    HorizonGradient h;
+    h.horizon = k;
+    h.norm = gm.norm().item<double>();
+    h.variance = static_cast<double>(per) * (g - gm).pow(2).sum(1).mean().item<double>();
+    h.score_norm = sm.norm().item<double>();
+    h.cosine = (gm.dot(sm) / (gm.norm() * sm.norm() + 1e-300)).item<double>();
+    out.push_back(h);
+    if (task.kind == TaskKind::kBilliards) break;  // one step: every horizon is the same
+  }
+  return out;
+}
+
+std::vector<ShotSample> shot_landscape(const TaskSpec& task, const Layouts& layouts, double speed, int points) {
+  if (task.kind != TaskKind::kBilliards) throw FieldError("task", ": the shot landscape is the billiards task's");
+  if (points < 2) throw FieldError("points", fmt::format(": expected at least 2 angles, found {}", points));
+  const int64_t n = layouts.position.size(0);
+  const auto o = layouts.position.options();
+  VecEnv env(task, n * points, layouts.position.device(), 0, layouts.position.scalar_type());
+  env.reset({layouts.position.repeat_interleave(points, 0), layouts.active.repeat_interleave(points, 0),
+             layouts.goal.repeat_interleave(points, 0)});
+  const Tensor angle =
+      (torch::arange(points, o) * (2 * M_PI / points)).repeat({n}).requires_grad_(true);  // [n * points]
+  const Tensor action = torch::stack({torch::cos(angle), torch::sin(angle)}, 1) * speed;
+  const StepResult r = env.step(action);
+  r.reward.sum().backward();
+  const Tensor rew = r.reward.detach().cpu().to(torch::kFloat64), slope = angle.grad().cpu().to(torch::kFloat64);
+  const Tensor ok = r.success.cpu(), a = angle.detach().cpu().to(torch::kFloat64);
+  std::vector<ShotSample> out;
+  for (int64_t i = 0; i < n * points; ++i)
+    out.push_back(
+        {i / points, a[i].item<double>(), rew[i].item<double>(), slope[i].item<double>(), ok[i].item<bool>()});
+  return out;
+}
+
+}  // namespace npe::control
