@@ -19,4 +19,11 @@ int bench_train(bool do_cpu, bool do_cuda, bool quick, int threads, const std::s
 // `csv_path` and `json_path`. Returns the process exit code.
 int bench_train_data_parallel(bool quick, const std::string& csv_path, const std::string& json_path);
 
+// npe-bench control (bench_control.cpp): the herding task's environment frames per second,
+// forward (random actions, no gradient) and forward + backward (windows of 16 steps
+// back-propagated into the actions, as APG does), with 4,096 environments on CUDA and 256 on the
+// CPU; prints a table and writes `csv_path` and `json_path`. Returns the process exit code.
+int bench_control(bool do_cpu, bool do_cuda, bool quick, int repeats, const std::string& csv_path,
+                  const std::string& json_path);
+
 }  // namespace npe::tools

@@ -320,8 +320,9 @@ int main(int argc, char** argv) {
                      "  npe-bench diffsim [flags]   the differentiable simulator, forward and forward + backward\n"
                      "  npe-bench train [flags]     npe-train's inner loop, samples/s (classic batch 50, modern 2048)\n"
                      "  npe-bench train-dp [flags]  data-parallel npe-train step, under a launcher: torchrun "
-                     "--no-python --nproc_per_node=K npe-bench train-dp");
-    o.add_options()("what", "benchmark: engine, diffsim, train or train-dp",
+                     "--no-python --nproc_per_node=K npe-bench train-dp\n"
+                     "  npe-bench control [flags]   herding environments, frames/s forward and forward + backward");
+    o.add_options()("what", "benchmark: engine, diffsim, train, train-dp or control",
                     cxxopts::value<std::string>()->default_value(""))(
         "device", "cpu, cuda or all (all: cuda only where a device is present)",
         cxxopts::value<std::string>()->default_value("all"))("repeats", "timed repeats (median reported)",
@@ -347,9 +348,9 @@ int main(int argc, char** argv) {
       return 0;
     }
     const std::string what = r["what"].as<std::string>();
-    if (what != "engine" && what != "diffsim" && what != "train" && what != "train-dp")
-      throw npe::Error(
-          fmt::format("npe-bench: expected a benchmark name (engine, diffsim, train or train-dp), found '{}'", what));
+    if (what != "engine" && what != "diffsim" && what != "train" && what != "train-dp" && what != "control")
+      throw npe::Error(fmt::format(
+          "npe-bench: expected a benchmark name (engine, diffsim, train, train-dp or control), found '{}'", what));
     const std::string device = r["device"].as<std::string>();
     if (device != "cpu" && device != "cuda" && device != "all")
       throw npe::Error(fmt::format("--device: expected cpu, cuda or all, found '{}'", device));
@@ -368,6 +369,7 @@ int main(int argc, char** argv) {
     for (const std::string& f : {out_csv, out_json}) npe::check_writable(f);
     if (what == "train-dp") return npe::tools::bench_train_data_parallel(quick, out_csv, out_json);
     if (what == "train") return npe::tools::bench_train(do_cpu, do_cuda, quick, threads, out_csv, out_json);
+    if (what == "control") return npe::tools::bench_control(do_cpu, do_cuda, quick, repeats, out_csv, out_json);
     const int64_t scenes = r["scenes"].as<int64_t>();
     const int frames = r["frames"].as<int>();
     if (scenes < 0 || scenes > (int64_t{1} << 26))
