@@ -71,12 +71,15 @@ int diagnose(npe::control::TrainConfig& c, const cxxopts::ParseResult& r) {
              batches);
   const auto rows = ctl::gradient_vs_horizon(c.task, *agent, horizons, c.num_envs, batches, c.agent.gamma, c.seed,
                                              c.device);
-  std::string csv = "horizon,grad_norm,grad_variance,score_norm,cosine\n";
+  std::string csv = "horizon,grad_norm,grad_variance,score_norm,cosine,first_order_self,score_self\n";
   std::vector<double> k, norm, var, cosine;
-  fmt::print("{:>8} {:>12} {:>14} {:>12} {:>8}\n", "horizon", "|grad|", "variance", "|score|", "cosine");
+  fmt::print("{:>8} {:>12} {:>14} {:>12} {:>8} {:>8} {:>8}\n", "horizon", "|grad|", "variance", "|score|", "cosine",
+             "self 1st", "self sf");
   for (const auto& h : rows) {
-    csv += fmt::format("{},{:.6g},{:.6g},{:.6g},{:.6g}\n", h.horizon, h.norm, h.variance, h.score_norm, h.cosine);
-    fmt::print("{:>8} {:>12.4g} {:>14.4g} {:>12.4g} {:>8.3f}\n", h.horizon, h.norm, h.variance, h.score_norm, h.cosine);
+    csv += fmt::format("{},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g}\n", h.horizon, h.norm, h.variance, h.score_norm,
+                       h.cosine, h.first_order_self, h.score_self);
+    fmt::print("{:>8} {:>12.4g} {:>14.4g} {:>12.4g} {:>8.3f} {:>8.3f} {:>8.3f}\n", h.horizon, h.norm, h.variance,
+               h.score_norm, h.cosine, h.first_order_self, h.score_self);
     k.push_back(h.horizon);
     norm.push_back(h.norm);
     var.push_back(h.variance);

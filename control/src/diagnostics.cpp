@@ -62,7 +62,13 @@ std::vector<HorizonGradient> gradient_vs_horizon(const TaskSpec& task, Agent& ag
     h.norm = gm.norm().item<double>();
     h.variance = static_cast<double>(per) * (g - gm).pow(2).sum(1).mean().item<double>();
     h.score_norm = sm.norm().item<double>();
-    h.cosine = (gm.dot(sm) / (gm.norm() * sm.norm() + 1e-300)).item<double>();
+    auto cos = [](const Tensor& a, const Tensor& b) {
+      return (a.dot(b) / (a.norm() * b.norm() + 1e-300)).item<double>();
+    };
+    h.cosine = cos(gm, sm);
+    const int64_t half = batches / 2;
+    h.first_order_self = cos(g.slice(0, 0, half).mean(0), g.slice(0, half).mean(0));
+    h.score_self = cos(s.slice(0, 0, half).mean(0), s.slice(0, half).mean(0));
     out.push_back(h);
     if (task.kind == TaskKind::kBilliards) break;  // one step: every horizon is the same
   }

@@ -22,6 +22,9 @@ struct HorizonGradient {
   double variance = 0;    // per-environment variance: batch size x mean |g_b - g|^2
   double score_norm = 0;  // |score-function (REINFORCE) estimate of the same gradient|
   double cosine = 0;      // cosine similarity of the two estimates
+  // each estimator's agreement with itself: the cosine between its means over the first and the
+  // second half of the batches (near 0: too noisy at this many environments to judge `cosine`)
+  double first_order_self = 0, score_self = 0;
 };
 std::vector<HorizonGradient> gradient_vs_horizon(const TaskSpec& task, Agent& agent, const std::vector<int>& horizons,
                                                  int64_t num_envs, int batches, double gamma, uint64_t seed,
