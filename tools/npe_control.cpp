@@ -153,7 +153,9 @@ int main(int argc, char** argv) {
         cxxopts::value<double>()->default_value("0.8"))(
         "out_dir", "train: the run's directory; compare: the comparison's",
         cxxopts::value<std::string>()->default_value(""))("resume", "train: continue the run in --out_dir")(
-        "device", "cpu, cuda or auto", cxxopts::value<std::string>()->default_value("auto"))(
+        "checkpoint_seconds", "seconds between checkpoints (0: at every evaluation; always one at the end)",
+        cxxopts::value<double>()->default_value("300"))("device", "cpu, cuda or auto",
+                                                        cxxopts::value<std::string>()->default_value("auto"))(
         "dtype", "float32 or float64", cxxopts::value<std::string>()->default_value("float32"))(
         "hidden", "units per hidden layer", cxxopts::value<int>()->default_value("256"))(
         "layers", "hidden layers", cxxopts::value<int>()->default_value("2"))(
@@ -166,8 +168,14 @@ int main(int argc, char** argv) {
         "updates_per_step", "SAC, hybrid: updates per environment step", cxxopts::value<int>()->default_value("2"))(
         "warmup_steps", "SAC, hybrid: steps of random actions first", cxxopts::value<int64_t>()->default_value("1"))(
         "horizon", "APG, hybrid: steps back-propagated per update (billiards: 1)",
-        cxxopts::value<int>()->default_value("16"))("cem_population", "CEM: shots per layout and iteration",
-                                                    cxxopts::value<int>()->default_value("64"))(
+        cxxopts::value<int>()->default_value("16"))("zo_mix",
+                                                    "APG, hybrid, billiards: share of the zeroth-order estimate "
+                                                    "in the shot's gradient (the remedy; 0: none)",
+                                                    cxxopts::value<double>()->default_value("0"))(
+        "zo_samples", "the zeroth-order estimate's antithetic pairs per shot",
+        cxxopts::value<int>()->default_value("4"))("zo_sigma", "their perturbation (action units)",
+                                                   cxxopts::value<double>()->default_value("0.1"))(
+        "cem_population", "CEM: shots per layout and iteration", cxxopts::value<int>()->default_value("64"))(
         "cem_elites", "CEM: elites per iteration", cxxopts::value<int>()->default_value("8"))(
         "video_layouts", "train: held-out layouts in out_dir/policy.mp4 (0: no video)",
         cxxopts::value<int64_t>()->default_value("4"))(
@@ -199,6 +207,7 @@ int main(int argc, char** argv) {
     c.eval_seed = r["eval_seed"].as<uint64_t>();
     c.target_success = r["target_success"].as<double>();
     c.resume = r.count("resume") > 0;
+    c.checkpoint_seconds = r["checkpoint_seconds"].as<double>();
     c.device = pick(r["device"].as<std::string>());
     const std::string dtype = r["dtype"].as<std::string>();
     if (dtype != "float32" && dtype != "float64")
@@ -216,6 +225,9 @@ int main(int argc, char** argv) {
     a.updates_per_step = r["updates_per_step"].as<int>();
     a.warmup_steps = r["warmup_steps"].as<int64_t>();
     a.horizon = r["horizon"].as<int>();
+    a.zo_mix = r["zo_mix"].as<double>();
+    a.zo_samples = r["zo_samples"].as<int>();
+    a.zo_sigma = r["zo_sigma"].as<double>();
     a.cem_population = r["cem_population"].as<int>();
     a.cem_elites = r["cem_elites"].as<int>();
     npe::install_interrupt_handlers();

@@ -385,9 +385,47 @@ Window rollout_window(VecEnv& env, int horizon, double gamma, const Tensor& alph
     discount = torch::where(done, torch::ones_like(discount), discount * gamma);
     obs = r.obs;
   }
-  w.ret = ret + discount * value(obs);
+  // the horizon's bootstrap, for episodes still running: one that ended on the last step was
+  // bootstrapped (truncated) or ends there (terminated), and the next episode is not its future
+  const Tensor running = 1 - w.done.back().to(obs.scalar_type());
+  w.ret = ret + discount * running * value(obs);
   w.last_obs = obs.detach();
   return w;
+}
+
+// The billiards shot with the alpha-order gradient (AgentConfig::zo_mix): samples shots, steps the
+// environments, and returns the surrogate -mean(g . a) whose gradient in the policy's parameters is
+// the mixed reward gradient g pushed through the sampled actions a.
+struct MixedShot {
+  Tensor surrogate, reward, logp, obs, action;
+  StepResult step;
+};
+MixedShot mixed_shot(VecEnv& env, std::unique_ptr<VecEnv>& aux, PolicyImpl& policy, const AgentConfig& c) {
+  MixedShot m;
+  env.detach();
+  m.obs = env.observe(env.state()).detach();
+  const Layouts layouts = env.layouts();
+  std::tie(m.action, m.logp) = policy.sample(m.obs, false);
+  const Tensor a = m.action.detach().requires_grad_(true);
+  m.step = env.step(a);
+  m.reward = m.step.reward.detach();
+  const Tensor g_first = torch::autograd::grad({m.step.reward.sum()}, {a})[0];
+  Tensor g = g_first;
+  if (c.zo_mix > 0) {
+    const int64_t E = env.num_envs(), M = c.zo_samples;
+    if (!aux) aux = std::make_unique<VecEnv>(env.task(), E * 2 * M, env.device(), 1, env.dtype());
+    torch::NoGradGuard ng;
+    const Tensor eps = torch::randn({E, M, 2}, m.obs.options());
+    const Tensor base = a.detach().unsqueeze(1);
+    const Tensor shots = torch::cat({base + c.zo_sigma * eps, base - c.zo_sigma * eps}, 1).reshape({E * 2 * M, 2});
+    aux->reset({layouts.position.repeat_interleave(2 * M, 0), layouts.active.repeat_interleave(2 * M, 0),
+                layouts.goal.repeat_interleave(2 * M, 0)});
+    const Tensor r = aux->step(shots).reward.view({E, 2, M});  // the environment scales onto the unit disc
+    const Tensor g_zero = ((r.select(1, 0) - r.select(1, 1)).unsqueeze(2) * eps).mean(1) / (2 * c.zo_sigma);
+    g = c.zo_mix * g_zero + (1 - c.zo_mix) * g_first;
+  }
+  m.surrogate = -(g.detach() * m.action).sum(1).mean();
+  return m;
 }
 
 class Hybrid : public SoftActorCritic {
@@ -395,8 +433,26 @@ class Hybrid : public SoftActorCritic {
   using SoftActorCritic::SoftActorCritic;
   int steps_per_iteration() const override { return c_.horizon; }
 
+  int64_t extra_frames() const override { return extra_base_ + (aux_ ? aux_->frames() : 0); }
+
   IterationStats iterate(VecEnv& env) override {
     IterationStats s;
+    if (env.task().kind == TaskKind::kBilliards && c_.zo_mix > 0) {
+      MixedShot m = mixed_shot(env, aux_, *policy_, c_);
+      replay_.add(m.obs, m.action, m.reward, m.step.final_obs, m.step.terminated);
+      ++steps_;
+      const Tensor loss = m.surrogate + (alpha() * m.logp).mean();
+      actor_opt_->zero_grad();
+      loss.backward();
+      s.grad_norm = clip_gradients(policy_->parameters(), c_.max_grad_norm);
+      actor_opt_->step();
+      update_alpha(m.logp);
+      for (int u = 0; u < c_.updates_per_step; ++u) s.critic_loss = update_critic();
+      s.actor_loss = loss.detach();
+      s.reward = m.reward.mean();
+      s.alpha = alpha().squeeze();
+      return s;
+    }
     const int horizon = env.task().kind == TaskKind::kBilliards ? 1 : c_.horizon;
     Window w = rollout_window(
         env, horizon, c_.gamma, alpha(), [&](const Tensor& o) { return policy_->sample(o, false); },
@@ -418,6 +474,19 @@ class Hybrid : public SoftActorCritic {
     s.alpha = alpha().squeeze();
     return s;
   }
+  void save(torch::serialize::OutputArchive& a) override {
+    SoftActorCritic::save(a);
+    a.write("extra_frames", torch::tensor(extra_frames()));
+  }
+  void load(torch::serialize::InputArchive& a) override {
+    SoftActorCritic::load(a);
+    Tensor x;
+    if (a.try_read("extra_frames", x)) extra_base_ = x.item<int64_t>();
+  }
+
+ private:
+  std::unique_ptr<VecEnv> aux_;  // the zeroth-order shots' environments
+  int64_t extra_base_ = 0;
 };
 
 class Apg : public Agent {
@@ -435,9 +504,21 @@ class Apg : public Agent {
     critic_opt_ = std::make_unique<torch::optim::Adam>(value_->parameters(), torch::optim::AdamOptions(c.critic_lr));
   }
   int steps_per_iteration() const override { return c_.horizon; }
+  int64_t extra_frames() const override { return extra_base_ + (aux_ ? aux_->frames() : 0); }
 
   IterationStats iterate(VecEnv& env) override {
     IterationStats s;
+    if (env.task().kind == TaskKind::kBilliards && c_.zo_mix > 0) {
+      MixedShot m = mixed_shot(env, aux_, *policy_, c_);
+      actor_opt_->zero_grad();
+      m.surrogate.backward();
+      s.grad_norm = clip_gradients(policy_->parameters(), c_.max_grad_norm);
+      actor_opt_->step();
+      s.actor_loss = m.surrogate.detach();
+      s.reward = m.reward.mean();
+      s.alpha = torch::zeros({}, opts_);
+      return s;
+    }
     const int horizon = env.task().kind == TaskKind::kBilliards ? 1 : c_.horizon;
     // the value of states reached: the target critic, differentiable through the state
     auto value = [&](const Tensor& o) { return target_->forward(o).squeeze(1); };
@@ -499,6 +580,7 @@ class Apg : public Agent {
     save_module(a, "target", target_);
     save_optimizer(a, "actor_opt", *actor_opt_);
     save_optimizer(a, "critic_opt", *critic_opt_);
+    a.write("extra_frames", torch::tensor(extra_frames()));
   }
   void load(torch::serialize::InputArchive& a) override {
     load_module(a, "policy", policy_);
@@ -506,9 +588,13 @@ class Apg : public Agent {
     load_module(a, "target", target_);
     load_optimizer(a, "actor_opt", *actor_opt_);
     load_optimizer(a, "critic_opt", *critic_opt_);
+    Tensor x;
+    if (a.try_read("extra_frames", x)) extra_base_ = x.item<int64_t>();
   }
 
  private:
+  std::unique_ptr<VecEnv> aux_;  // the zeroth-order shots' environments
+  int64_t extra_base_ = 0;
   AgentConfig c_;
   torch::TensorOptions opts_;
   Policy policy_;
@@ -558,6 +644,9 @@ void validate_agent(const AgentConfig& c) {
   range("value_tau", c.value_tau, 0, 1);
   range("critic_iterations", c.critic_iterations, 0, 10000);
   range("max_grad_norm", c.max_grad_norm, 1e-12, 1e12);
+  range("zo_mix", c.zo_mix, 0, 1);
+  range("zo_samples", c.zo_samples, 1, 1024);
+  range("zo_sigma", c.zo_sigma, 1e-6, 2);
   range("cem_population", c.cem_population, 2, 1 << 20);
   range("cem_elites", c.cem_elites, 1, c.cem_population);
   range("cem_init_std", c.cem_init_std, 1e-6, 10);

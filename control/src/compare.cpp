@@ -90,6 +90,18 @@ void compare(const CompareConfig& cc) {
           std::fflush(stdout);
         });
       }
+      {  // a finished run is reused only when it was made with these settings
+        const auto j = parse_json(read_file(summary), summary.string(), "a run summary");
+        const auto id = run_identity(c);
+        for (auto it = id.begin(); it != id.end(); ++it)
+          if (it.key() != "device" && (!j.contains(it.key()) || j.at(it.key()) != it.value()))
+            throw FieldError("out_dir", fmt::format(" '{}': {} holds a run whose '{}' differs from this comparison's; "
+                                                    "choose another directory or remove it",
+                                                    cc.out_dir, summary.string(), it.key()));
+        if (!j.contains("max_frames") || j.at("max_frames") != c.max_frames)
+          throw FieldError(
+              "out_dir", fmt::format(" '{}': {} holds a run with another frame budget", cc.out_dir, summary.string()));
+      }
       runs.push_back(read_run(summary, seed));
     }
     // frames and seconds to the target: a seed that never reaches it counts as infinitely many

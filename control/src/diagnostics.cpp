@@ -25,18 +25,20 @@ Tensor flat_grad(const Tensor& loss, const std::vector<Tensor>& params) {
 std::vector<HorizonGradient> gradient_vs_horizon(const TaskSpec& task, Agent& agent, const std::vector<int>& horizons,
                                                  int64_t num_envs, int batches, double gamma, uint64_t seed,
                                                  torch::Device device) {
-  if (batches < 2 || num_envs < batches)
-    throw FieldError("num_envs", fmt::format(": expected at least {} environments for {} batches, found {}", batches,
-                                             batches, num_envs));
-  const int64_t per = num_envs / batches;
+  if (batches < 2) throw FieldError("batches", fmt::format(": expected at least 2 batches, found {}", batches));
+  if (num_envs < batches)
+    throw FieldError("num_envs",
+                     fmt::format(": expected at least one environment per batch ({}), found {}", batches, num_envs));
   const auto params = agent.policy_parameters();
+  const torch::ScalarType dtype = params.front().scalar_type();
+  const int64_t per = num_envs / batches;
   std::vector<HorizonGradient> out;
   for (const int k : horizons) {
     const int steps = task.kind == TaskKind::kBilliards ? 1 : k;
     std::vector<Tensor> first_order, score;
     for (int b = 0; b < batches; ++b) {
       torch::manual_seed(static_cast<int64_t>(seed + b));
-      VecEnv env(task, per, device, seed + static_cast<uint64_t>(b));
+      VecEnv env(task, per, device, seed + static_cast<uint64_t>(b), dtype);
       Tensor obs = env.observe(env.state());
       Tensor ret = torch::zeros({per}, obs.options()), discount = torch::ones({per}, obs.options());
       Tensor alive = torch::ones({per}, obs.options());

@@ -49,50 +49,71 @@ at::Generator device_generator(torch::Device device, uint64_t seed) {
 
 }  // namespace
 
-Layouts sample_layouts(const TaskSpec& t, int64_t n, at::Generator gen, torch::ScalarType dtype) {
-  validate_task(t);
-  const auto o = torch::TensorOptions().dtype(dtype).device(gen.device());
+// The constant tensors layouts are drawn with, made once per device (copies from the host would
+// wait for the device on every step).
+struct LayoutTables {
+  Tensor origin;   // [cells, 2] px, the usable cells' corners
+  Tensor margin;   // [1, slots, 1] px, each slot's distance from its cell's sides
+  Tensor parking;  // [bodies, 2] px
+  Tensor body;     // [bodies] int64
   double side = 0;
-  const auto cells = task_layout_cells(t, &side);
+};
+
+namespace {
+
+LayoutTables layout_tables(const TaskSpec& t, const torch::TensorOptions& o) {
+  LayoutTables lt;
+  const auto cells = task_layout_cells(t, &lt.side);
   std::vector<double> flat;
   for (auto [x, y] : cells) {
     flat.push_back(x);
     flat.push_back(y);
   }
-  const int64_t num_cells = static_cast<int64_t>(cells.size());
-  const Tensor origin = torch::tensor(flat, torch::kFloat64).view({num_cells, 2}).to(o);
-  const int bodies = task_bodies(t);
+  lt.origin = torch::tensor(flat, torch::kFloat64).view({static_cast<int64_t>(cells.size()), 2}).to(o);
   // billiards: the balls then the goal; herding: the herder then the balls; reach: the disc, the goal
   const int slots = t.max_balls + (t.kind == TaskKind::kReach ? 2 : 1);
-  // a random choice of distinct cells: the first `slots` of a random permutation per layout
-  const Tensor order = std::get<1>(torch::sort(torch::rand({n, num_cells}, gen, o), /*stable=*/true, 1, false));
-  const Tensor chosen = origin.index_select(0, order.slice(1, 0, slots).reshape(-1)).view({n, slots, 2});
   std::vector<double> margin(slots, t.radius + 1);
   if (t.kind != TaskKind::kHerding) margin[slots - 1] = t.goal_radius;
-  const Tensor m = torch::tensor(margin, torch::kFloat64).to(o).view({1, slots, 1});
-  const Tensor pos = chosen + m + torch::rand({n, slots, 2}, gen, o) * (side - 2 * m);
+  lt.margin = torch::tensor(margin, torch::kFloat64).to(o).view({1, slots, 1});
+  lt.parking = parking(t, o);
+  lt.body = torch::arange(task_bodies(t), torch::TensorOptions().dtype(torch::kInt64).device(o.device()));
+  return lt;
+}
+
+Layouts sample_with(const TaskSpec& t, const LayoutTables& lt, int64_t n, at::Generator& gen,
+                    const torch::TensorOptions& o) {
+  const int64_t num_cells = lt.origin.size(0), slots = lt.margin.size(1);
+  const int bodies = task_bodies(t);
+  // a random choice of distinct cells: the first `slots` of a random permutation per layout
+  const Tensor order = std::get<1>(torch::sort(torch::rand({n, num_cells}, gen, o), /*stable=*/true, 1, false));
+  const Tensor chosen = lt.origin.index_select(0, order.slice(1, 0, slots).reshape(-1)).view({n, slots, 2});
+  const Tensor pos = chosen + lt.margin + torch::rand({n, slots, 2}, gen, o) * (lt.side - 2 * lt.margin);
   // balls in play: min_balls + a uniform draw of 0 .. max_balls - min_balls more
   const int spread = t.max_balls - t.min_balls + 1;
   const Tensor count = t.min_balls +
                        torch::clamp_max(torch::floor(torch::rand({n}, gen, o) * spread), spread - 1).to(torch::kInt64);
   Layouts l;
-  const Tensor body = torch::arange(bodies, torch::TensorOptions().dtype(torch::kInt64).device(gen.device()));
-  Tensor placed;
+  const Tensor placed = pos.slice(1, 0, bodies);
   if (t.kind == TaskKind::kBilliards) {
-    placed = pos.slice(1, 0, bodies);
-    l.active = body.unsqueeze(0) < count.unsqueeze(1);
+    l.active = lt.body.unsqueeze(0) < count.unsqueeze(1);
     l.goal = pos.select(1, slots - 1);
   } else if (t.kind == TaskKind::kReach) {
-    placed = pos.slice(1, 0, bodies);
-    l.active = torch::ones({n, bodies}, torch::TensorOptions().dtype(torch::kBool).device(gen.device()));
+    l.active = torch::ones({n, bodies}, torch::TensorOptions().dtype(torch::kBool).device(o.device()));
     l.goal = pos.select(1, slots - 1);
   } else {
-    placed = pos.slice(1, 0, bodies);
-    l.active = (body.unsqueeze(0) - 1) < count.unsqueeze(1);  // the herder (body 0) always
+    l.active = (lt.body.unsqueeze(0) - 1) < count.unsqueeze(1);  // the herder (body 0) always
     l.goal = torch::full({n, 2}, t.pen_size / 2, o);
   }
-  l.position = torch::where(l.active.unsqueeze(2), placed, parking(t, o).unsqueeze(0));
+  l.position = torch::where(l.active.unsqueeze(2), placed, lt.parking.unsqueeze(0));
   return l;
+}
+
+}  // namespace
+
+Layouts sample_layouts(const TaskSpec& t, int64_t n, at::Generator gen, torch::ScalarType dtype) {
+  validate_task(t);
+  const auto o = torch::TensorOptions().dtype(dtype).device(gen.device());
+  return sample_with(t, layout_tables(t, o), n, gen, o);
 }
 
 VecEnv::VecEnv(const TaskSpec& task, int64_t num_envs, torch::Device device, uint64_t seed, torch::ScalarType dtype)
@@ -102,8 +123,13 @@ VecEnv::VecEnv(const TaskSpec& task, int64_t num_envs, torch::Device device, uin
   if (dtype != torch::kFloat32 && dtype != torch::kFloat64)
     throw FieldError("dtype", fmt::format(": expected float32 or float64, found {}", c10::toString(dtype)));
   world_ = task_world(task_, num_envs);
-  generator_ = device_generator(device, seed);
-  const auto o = torch::TensorOptions().dtype(dtype).device(device);
+  // "cuda" names the current device; tensors say which (cuda:K), and actions are checked against it
+  if (device_.is_cuda() && !device_.has_index())
+    device_ = torch::empty({0}, torch::TensorOptions().device(device_)).device();
+  generator_ = device_generator(device_, seed);
+  tables_ = std::make_shared<const LayoutTables>(
+      layout_tables(task_, torch::TensorOptions().dtype(dtype).device(device_)));
+  const auto o = torch::TensorOptions().dtype(dtype).device(device_);
   const int b = task_bodies(task_);
   mass_ = torch::full({num_envs, b}, task_.mass, o);
   radius_ = torch::full({num_envs, b}, task_.radius, o);
@@ -117,7 +143,8 @@ Tensor VecEnv::initial_state(const Layouts& l) const {
 
 Tensor VecEnv::reset() {
   torch::NoGradGuard g;
-  return reset(sample_layouts(task_, num_envs_, generator_, dtype_));
+  return reset(
+      sample_with(task_, *tables_, num_envs_, generator_, torch::TensorOptions().dtype(dtype_).device(device_)));
 }
 
 Tensor VecEnv::reset(const Layouts& l) {
@@ -244,7 +271,7 @@ StepResult VecEnv::step(const Tensor& action) {
   Layouts fresh;
   {
     torch::NoGradGuard g;
-    fresh = sample_layouts(task_, num_envs_, generator_, dtype_);
+    fresh = sample_with(task_, *tables_, num_envs_, generator_, torch::TensorOptions().dtype(dtype_).device(device_));
   }
   const Tensor d2 = done.unsqueeze(1), d3 = done.view({-1, 1, 1});
   layouts_ = {torch::where(d3, fresh.position, layouts_.position), torch::where(d2, fresh.active, layouts_.active),

@@ -175,7 +175,11 @@ TaskSpec load_task(const std::string& name) {
   } catch (const Error& e) {
     throw FieldError("task", std::string(": ") + e.what());
   }
-  validate_task(t);
+  try {
+    validate_task(t);
+  } catch (const FieldError& e) {  // the file's field, not a flag
+    throw FieldError("task", fmt::format(": {}: task field '{}'{}", source, e.field(), e.rest()));
+  }
   return t;
 }
 

@@ -77,7 +77,7 @@ ControlMetrics metrics_from_json(const nlohmann::json& j, const std::string& sou
 double scalar(const Tensor& t) { return t.defined() ? t.to(torch::kCPU, torch::kFloat64).item<double>() : 0.0; }
 
 // What a resumed run must share with the checkpoint's run (budgets may change).
-nlohmann::json run_identity(const TrainConfig& c) {
+nlohmann::json identity_of(const TrainConfig& c) {
   const AgentConfig& a = c.agent;
   return {{"task", task_to_json(c.task)},
           {"algo", algo_name(c.algo)},
@@ -106,7 +106,11 @@ nlohmann::json run_identity(const TrainConfig& c) {
             {"max_grad_norm", a.max_grad_norm},
             {"cem_population", a.cem_population},
             {"cem_elites", a.cem_elites},
-            {"cem_init_std", a.cem_init_std}}}};
+            {"cem_init_std", a.cem_init_std},
+            {"zo_mix", a.zo_mix},
+            {"zo_samples", a.zo_samples},
+            {"zo_sigma", a.zo_sigma}}},
+          {"device", c.device.is_cuda() ? "cuda" : "cpu"}};
 }
 
 void validate_train(const TrainConfig& c) {
@@ -116,6 +120,9 @@ void validate_train(const TrainConfig& c) {
     throw FieldError("num_envs", fmt::format(": expected 1 to 2^24 environments, found {}", c.num_envs));
   if (c.max_frames < 1)
     throw FieldError("max_frames", fmt::format(": expected at least 1 frame, found {}", c.max_frames));
+  if (!(c.checkpoint_seconds >= 0))
+    throw FieldError("checkpoint_seconds",
+                     fmt::format(": expected seconds >= 0 (0: at every evaluation), found {}", c.checkpoint_seconds));
   if (!(c.max_seconds >= 0))
     throw FieldError("max_seconds", fmt::format(": expected seconds >= 0 (0: no limit), found {}", c.max_seconds));
   if (c.eval_every_frames < 0)
@@ -125,6 +132,10 @@ void validate_train(const TrainConfig& c) {
     throw FieldError("eval_layouts", fmt::format(": expected 1 to 10^6 layouts, found {}", c.eval_layouts));
   if (!(c.target_success > 0 && c.target_success <= 1))
     throw FieldError("target_success", fmt::format(": expected a rate in (0, 1], found {}", c.target_success));
+  if ((c.algo == Algo::kSac || c.algo == Algo::kHybrid) && c.agent.replay_capacity < c.num_envs * 2)
+    throw FieldError("replay_capacity", fmt::format(": expected room for at least two steps of the {} environments "
+                                                    "({} transitions), found {}",
+                                                    c.num_envs, 2 * c.num_envs, c.agent.replay_capacity));
   if (c.algo == Algo::kCem && c.task.kind != TaskKind::kBilliards)
     throw FieldError("algo", ": cem plans the billiards shot only; use sac, apg or hybrid for herding");
 }
@@ -161,7 +172,7 @@ void write_outputs(const RunFiles& f, const TrainConfig& c, const std::vector<Co
   write_file_atomic(f.csv, csv);
   if (!finished) return;
   const TrainSummary s = summarise(rows, c.target_success);
-  nlohmann::json j = run_identity(c);
+  nlohmann::json j = identity_of(c);
   j["device"] = c.device.str();
   j["max_frames"] = c.max_frames;
   j["target_success"] = c.target_success;
@@ -239,6 +250,8 @@ std::unique_ptr<Agent> run_agent(const TrainConfig& c, bool fresh) {
   }
   return agent;
 }
+
+nlohmann::json run_identity(const TrainConfig& config) { return identity_of(config); }
 
 Layouts held_out_layouts(const TaskSpec& task, int64_t n, uint64_t seed, torch::Device device,
                          torch::ScalarType dtype) {
@@ -391,57 +404,65 @@ TrainSummary train(const TrainConfig& c, const std::function<void(const ControlM
   int64_t env_steps = 0, frames_base = 0;
   double seconds = 0;
   at::Generator global = global_generator(c.device);
-  if (c.resume && fs::exists(f.checkpoint)) {
-    torch::serialize::InputArchive a;
-    try {
+  if (c.resume && fs::exists(f.checkpoint)) try {
+      torch::serialize::InputArchive a;
       a.load_from(f.checkpoint.string(), c.device);
+      Tensor identity, progress, secs, rows_json, env_gen, glob_gen, state, t, pos, active, goal;
+      a.read("identity", identity);
+      identity = identity.cpu().contiguous();  // bytes, read on the host
+      const std::string saved(static_cast<const char*>(identity.data_ptr()), identity.numel());
+      if (saved != identity_of(c).dump())
+        throw FieldError("out_dir",
+                         fmt::format(" '{}': its checkpoint belongs to another run (task, algorithm, seed or "
+                                     "settings differ; only max_frames and max_seconds may change)",
+                                     f.dir.string()));
+      agent->load(a);
+      a.read("progress", progress);  // env_steps, frames
+      a.read("seconds", secs);
+      seconds = secs.item<double>();
+      a.read("rows", rows_json);
+      rows_json = rows_json.cpu().contiguous();
+      const std::string rows_text(static_cast<const char*>(rows_json.data_ptr()), rows_json.numel());
+      for (const auto& j : nlohmann::json::parse(rows_text)) {
+        ControlMetrics m = metrics_from_json(j, f.checkpoint.string());
+        m.train_reward = j.value("train_reward", 0.0);
+        m.actor_loss = j.value("actor_loss", 0.0);
+        m.critic_loss = j.value("critic_loss", 0.0);
+        m.alpha = j.value("alpha", 0.0);
+        m.grad_norm = j.value("grad_norm", 0.0);
+        rows.push_back(m);
+      }
+      a.read("env_generator", env_gen);
+      a.read("global_generator", glob_gen);
+      a.read("env_state", state);
+      a.read("env_t", t);
+      a.read("env_position", pos);
+      a.read("env_active", active);
+      a.read("env_goal", goal);
+      env_steps = progress[0].item<int64_t>();
+      frames_base = progress[1].item<int64_t>();
+      env.set_state(state, t, {pos, active, goal});
+      set_generator_state(env.generator(), env_gen.cpu());
+      set_generator_state(global, glob_gen.cpu());
     } catch (const c10::Error& e) {
-      throw Error(fmt::format("{}: not a readable npe-control checkpoint ({})", f.checkpoint.string(),
-                              e.what_without_backtrace()));
+      throw FieldError("out_dir",
+                       fmt::format(" '{}': checkpoint.pt is not a readable npe-control checkpoint of this run "
+                                   "({})",
+                                   f.dir.string(), e.what_without_backtrace()));
+    } catch (const nlohmann::json::exception& e) {
+      throw FieldError("out_dir",
+                       fmt::format(" '{}': checkpoint.pt holds unreadable metrics ({})", f.dir.string(), e.what()));
     }
-    Tensor identity, progress, secs, rows_json, env_gen, glob_gen, state, t, pos, active, goal;
-    a.read("identity", identity);
-    const std::string saved(static_cast<const char*>(identity.data_ptr()), identity.numel());
-    if (saved != run_identity(c).dump())
-      throw FieldError("out_dir", fmt::format(" '{}': its checkpoint belongs to another run (task, algorithm, seed or "
-                                              "settings differ; only max_frames and max_seconds may change)",
-                                              f.dir.string()));
-    agent->load(a);
-    a.read("progress", progress);  // env_steps, frames
-    a.read("seconds", secs);
-    seconds = secs.item<double>();
-    a.read("rows", rows_json);
-    const std::string rows_text(static_cast<const char*>(rows_json.data_ptr()), rows_json.numel());
-    for (const auto& j : nlohmann::json::parse(rows_text)) {
-      ControlMetrics m = metrics_from_json(j, f.checkpoint.string());
-      m.train_reward = j.value("train_reward", 0.0);
-      m.actor_loss = j.value("actor_loss", 0.0);
-      m.critic_loss = j.value("critic_loss", 0.0);
-      m.alpha = j.value("alpha", 0.0);
-      m.grad_norm = j.value("grad_norm", 0.0);
-      rows.push_back(m);
-    }
-    a.read("env_generator", env_gen);
-    a.read("global_generator", glob_gen);
-    a.read("env_state", state);
-    a.read("env_t", t);
-    a.read("env_position", pos);
-    a.read("env_active", active);
-    a.read("env_goal", goal);
-    env_steps = progress[0].item<int64_t>();
-    frames_base = progress[1].item<int64_t>();
-    env.set_state(state, t, {pos, active, goal});
-    set_generator_state(env.generator(), env_gen.cpu());
-    set_generator_state(global, glob_gen.cpu());
-  }
-  auto frames = [&] { return frames_base + env.frames(); };
+  // every simulated frame counts: the environments' and the agent's own (zeroth-order shots)
+  auto frames = [&] { return frames_base + env.frames() + agent->extra_frames(); };
   auto save = [&] {
     torch::serialize::OutputArchive a;
-    const std::string id = run_identity(c).dump();
+    const std::string id = identity_of(c).dump();
     a.write("identity",
             torch::from_blob(const_cast<char*>(id.data()), {static_cast<int64_t>(id.size())}, torch::kUInt8).clone());
     agent->save(a);
-    a.write("progress", torch::tensor({env_steps, frames()}, torch::kInt64));
+    // the environments' frames; the agent keeps its own (extra_frames)
+    a.write("progress", torch::tensor({env_steps, frames_base + env.frames()}, torch::kInt64));
     a.write("seconds", torch::tensor(seconds, torch::kFloat64));
     nlohmann::json rj = nlohmann::json::array();
     for (const auto& r : rows) rj.push_back(metrics_json(r));
@@ -460,7 +481,8 @@ TrainSummary train(const TrainConfig& c, const std::function<void(const ControlM
     write_file_atomic(f.checkpoint, os.str());
   };
   IterationStats last;
-  auto evaluate_now = [&] {
+  auto last_save = Clock::now();
+  auto evaluate_now = [&](bool force_save) {
     ControlMetrics m;
     m.evaluation = static_cast<int64_t>(rows.size());
     m.frames = frames();
@@ -476,27 +498,35 @@ TrainSummary train(const TrainConfig& c, const std::function<void(const ControlM
     m.grad_norm = scalar(last.grad_norm);
     rows.push_back(m);
     write_outputs(f, c, rows, false);
-    save();
+    if (force_save || seconds_since(last_save) >= c.checkpoint_seconds) {
+      save();
+      last_save = Clock::now();
+    }
     if (on_eval) on_eval(m);
   };
-  if (rows.empty()) evaluate_now();
+  if (rows.empty()) evaluate_now(true);
   int64_t next_eval = (frames() / eval_every + 1) * eval_every;
   auto segment = Clock::now();
-  auto out_of_budget = [&] {
-    return frames() >= c.max_frames || (c.max_seconds > 0 && seconds + seconds_since(segment) >= c.max_seconds);
-  };
-  while (!out_of_budget()) {
+  auto finished = [&] { return frames() >= c.max_frames || (c.max_seconds > 0 && seconds >= c.max_seconds); };
+  while (!finished()) {
     last = agent->iterate(env);
     env_steps += c.task.kind == TaskKind::kBilliards ? 1 : agent->steps_per_iteration();
     const bool stop = interrupt_requested();
-    if (frames() >= next_eval || out_of_budget() || stop) {
-      synchronize(c.device);
-      seconds += seconds_since(segment);
-      evaluate_now();
-      next_eval = (frames() / eval_every + 1) * eval_every;
-      if (stop) throw Interrupted(fmt::format("npe-control: interrupted; resume from {}", f.checkpoint.string()));
-      segment = Clock::now();
+    // one decision per iteration: the budget, an evaluation, or an interruption
+    const bool time_up = c.max_seconds > 0 && seconds + seconds_since(segment) >= c.max_seconds;
+    if (!(frames() >= next_eval || frames() >= c.max_frames || time_up || stop)) continue;
+    synchronize(c.device);
+    seconds += seconds_since(segment);
+    if (stop && !finished() && frames() < next_eval) {
+      // no evaluation off the schedule: the checkpoint alone, and a resumed run's rows stay those
+      // of an uninterrupted one
+      save();
+      throw Interrupted(fmt::format("npe-control: interrupted; resume from {}", f.checkpoint.string()));
     }
+    evaluate_now(stop || finished());
+    next_eval = (frames() / eval_every + 1) * eval_every;
+    if (stop) throw Interrupted(fmt::format("npe-control: interrupted; resume from {}", f.checkpoint.string()));
+    segment = Clock::now();  // evaluations are not training time
   }
   write_outputs(f, c, rows, true);
   return summarise(rows, c.target_success);

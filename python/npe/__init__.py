@@ -7,7 +7,7 @@ operators over npe's C++ library. docs/python.md documents every function.
     x0, mass, radius = npe.sample_scenes(spec, seed=0, num_scenes=8)
     traj = npe.simulate(spec, x0.requires_grad_(), mass, radius, frames=60)   # [8, 61, 4, 4]
 """
-from . import _ops
+from . import _ops, control
 from .data import Split, WindowDataset, load_split, read_manifest
 from .model import Model, load_model
 from .sim import advance, simulate
@@ -16,4 +16,4 @@ from .world import Scenes, WorldSpec, sample_scenes
 __version__ = _ops.version
 
 __all__ = ["WorldSpec", "Scenes", "sample_scenes", "simulate", "advance", "read_manifest", "load_split", "Split",
-           "WindowDataset", "load_model", "Model", "__version__"]
+           "WindowDataset", "load_model", "Model", "control", "__version__"]

@@ -23,6 +23,7 @@
 #include <torch/library.h>
 #include <torch/torch.h>
 
+#include "npe/control/env.h"
 #include "npe/core/error.h"
 #include "npe/core/json.h"
 #include "npe/datagen/dataset.h"
@@ -310,6 +311,49 @@ struct Model : torch::CustomClassHolder {
   std::string kind() const { return model::kind_name(ck.config.kind); }
 };
 
+// ---- control environments ----------------------------------------------------------------------
+// torch.classes.npe.VecEnv(task, num_envs, device, seed, dtype): npe/control's VecEnv (Gymnasium
+// vector-environment conventions, same-step autoreset); python/npe/control.py wraps it.
+
+struct VecEnv : torch::CustomClassHolder {
+  std::unique_ptr<control::VecEnv> env;
+
+  VecEnv(const std::string& task, int64_t num_envs, const std::string& device_name, int64_t seed,
+         const std::string& dtype) {
+    checked("npe.control.VecEnv", [&] {
+      torch::Device device = torch::kCPU;
+      try {
+        device = torch::Device(device_name);
+      } catch (const c10::Error&) {
+        throw FieldError("device", ": expected \"cpu\", \"cuda\" or \"cuda:K\", found \"" + device_name + "\"");
+      }
+      if (device.is_cuda() && !torch::cuda::is_available())
+        throw FieldError("device", " " + device_name + ": PyTorch sees no CUDA device");
+      if (dtype != "float32" && dtype != "float64")
+        throw FieldError("dtype", ": expected \"float32\" or \"float64\", found \"" + dtype + "\"");
+      if (seed < 0) throw FieldError("seed", ": expected a seed >= 0, found " + std::to_string(seed));
+      env = std::make_unique<control::VecEnv>(control::load_task(task), num_envs, device, static_cast<uint64_t>(seed),
+                                              dtype == "float64" ? torch::kFloat64 : torch::kFloat32);
+      return 0;
+    });
+  }
+  Tensor reset() {
+    return checked("npe.control.VecEnv.reset", [&] { return env->reset(); });
+  }
+  std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> step(const Tensor& action) {
+    return checked("npe.control.VecEnv.step", [&] {
+      const control::StepResult r = env->step(action);
+      return std::make_tuple(r.obs, r.reward, r.terminated, r.truncated, r.success, r.final_obs, r.final_state);
+    });
+  }
+  void detach() { env->detach(); }
+  Tensor state() { return env->state(); }
+  int64_t frames() { return env->frames(); }
+  int64_t obs_dim() { return env->obs_dim(); }
+  int64_t num_envs() { return env->num_envs(); }
+  std::string task() { return control::task_to_json(env->task()).dump(); }
+};
+
 std::string version() { return NPE_VERSION; }
 
 }  // namespace
@@ -331,6 +375,16 @@ TORCH_LIBRARY_FRAGMENT(npe, m) {
       .def("rollout", &Model::rollout)
       .def("meta", &Model::meta)
       .def("kind", &Model::kind);
+  m.class_<VecEnv>("VecEnv")
+      .def(torch::init<std::string, int64_t, std::string, int64_t, std::string>())
+      .def("reset", &VecEnv::reset)
+      .def("step", &VecEnv::step)
+      .def("detach", &VecEnv::detach)
+      .def("state", &VecEnv::state)
+      .def("frames", &VecEnv::frames)
+      .def("obs_dim", &VecEnv::obs_dim)
+      .def("num_envs", &VecEnv::num_envs)
+      .def("task", &VecEnv::task);
 }
 
 }  // namespace npe::python

@@ -13,6 +13,14 @@
 namespace npe::control {
 namespace {
 
+// One intra-op thread for the whole test binary: its tensors are tiny, and ctest runs two test
+// processes at once on CI's two cores, where libtorch's spinning OpenMP threads of both slowed
+// these runs twentyfold.
+const bool kOneThread = [] {
+  torch::set_num_threads(1);
+  return true;
+}();
+
 TrainConfig reach_config(Algo algo, const std::string& dir, int64_t frames) {
   TrainConfig c;
   c.task = reach_task();

@@ -161,10 +161,12 @@ TEST(Env, LayoutsDoNotOverlapAndRepeatForASeed) {
     // balls in play inside the playing area; the billiards goal clear of every ball
     const Tensor in = a.active.unsqueeze(2).expand_as(p);
     EXPECT_GE(p.masked_select(in).min().item<double>(), task.radius);
-    if (task.kind == TaskKind::kBilliards)
+    if (task.kind == TaskKind::kBilliards) {
       EXPECT_GT((p - a.goal.unsqueeze(1)).norm(2, 2).min().item<double>(), task.goal_radius + task.radius);
-    if (task.kind == TaskKind::kHerding)  // nothing starts in the pen
+    }
+    if (task.kind == TaskKind::kHerding) {  // nothing starts in the pen
       EXPECT_FALSE(((p.select(2, 0) < task.pen_size) & (p.select(2, 1) < task.pen_size)).any().item<bool>());
+    }
     // every ball count of the task's range is drawn
     const Tensor count = a.active.sum(1);
     EXPECT_EQ(count.min().item<int64_t>(), task.min_balls + (task.kind == TaskKind::kBilliards ? 0 : 1));

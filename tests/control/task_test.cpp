@@ -44,7 +44,9 @@ TEST(Task, ParkingSpotsAreBehindTheWallAndApart) {
     const auto [x, y] = parking_spot(t, k);
     EXPECT_GT(x - t.radius, t.width);
     EXPECT_LE(y + t.radius, t.height);
-    if (k > 0) EXPECT_GT(y - parking_spot(t, k - 1).second, 2 * t.radius);
+    if (k > 0) {
+      EXPECT_GT(y - parking_spot(t, k - 1).second, 2 * t.radius);
+    }
   }
 }
 
@@ -84,7 +86,7 @@ TEST(Task, BadTasksAreNamed) {
             std::string::npos);
   EXPECT_NE(error_of([&] {
               load_task(file("g.json", R"({"kind": "herding", "restitution": 0})"));
-            }).find("restitution: expected a value in (0, 1], found 0"),
+            }).find("g.json': task field 'restitution': expected a value in (0, 1], found 0"),
             std::string::npos);
   EXPECT_NE(error_of([&] {
               load_task(file("h.json", R"({"kind": "reach", "max_balls": 2})"));

@@ -178,7 +178,7 @@ TEST_F(Cli, BenchAndCompareEnginesWriteTheirReports) {
   EXPECT_NE(csv.find("c_world_2000,cpu,float32"), std::string::npos) << csv;
   EXPECT_EQ(csv.find("b_4ball_final"), std::string::npos) << csv;
   expect_error(tool("npe-bench") + " engine --repeats 0", {"--repeats"});
-  expect_error(tool("npe-bench") + " fluid", {"fluid", "engine, diffsim, train or train-dp"});
+  expect_error(tool("npe-bench") + " fluid", {"fluid", "engine, diffsim, train, train-dp or control"});
   r = run_command(tool("npe-bench") + " train --quick --device cpu --threads 1 --out_csv " + out +
                   "/t.csv --out_json " + out + "/t.json");
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -188,6 +188,34 @@ TEST_F(Cli, BenchAndCompareEnginesWriteTheirReports) {
   r = run_command(tool("npe-compare-engines") + " --num_scenes 40 --out_json " + out + "/c.json");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(read_file(out + "/c.json").find("speed_ks_statistic"), std::string::npos);
+}
+
+// npe-control: a short run writes its files; bad flags and task files get one-line errors naming
+// the flag or the file and field.
+TEST_F(Cli, ControlTrainsAndNamesBadInputs) {
+  const std::string out = *dir_ / "control";
+  auto r = run_command(tool("npe-control") +
+                       " train --task reach --algo apg --device cpu --num_envs 8 --max_frames 960 " +
+                       "--eval_layouts 8 --hidden 16 --video_layouts 0 --out_dir " + out + "/run");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(read_file(out + "/run/metrics.csv").find("evaluation,frames,env_steps,seconds,success"), std::string::npos);
+  EXPECT_NE(read_file(out + "/run/summary.json").find("\"frames_to_target\""), std::string::npos);
+  const std::string train = tool("npe-control") + " train --device cpu --out_dir " + out + "/bad";
+  expect_error(train + " --task pool", {"--task", "expected billiards, herding, reach or a task file", "pool"});
+  expect_error(train + " --algo ppo", {"--algo", "expected sac, apg, hybrid or cem", "ppo"});
+  expect_error(train + " --num_envs 0", {"--num_envs", "found 0"});
+  expect_error(train + " --gamma 2", {"--gamma", "[0, 1]", "found 2"});
+  expect_error(train + " --task herding --algo cem", {"--algo", "billiards"});
+  expect_error(tool("npe-control") + " fly", {"train, compare or diagnose", "fly"});
+  write_file_atomic(out + "/t.json", R"({"kind": "herding", "drag": -1})");
+  expect_error(train + " --task " + out + "/t.json", {"--task", "t.json", "task field 'drag'", "positive", "-1"});
+  write_file_atomic(out + "/u.json", R"({"kind": "herding", "speed": 3})");
+  expect_error(train + " --task " + out + "/u.json", {"u.json", "unknown task field 'speed'"});
+  write_file_atomic(out + "/v.json", "{\"kind\": ");
+  expect_error(train + " --task " + out + "/v.json", {"v.json", "not valid JSON"});
+  // an earlier run is never overwritten
+  expect_error(tool("npe-control") + " train --task reach --device cpu --out_dir " + out + "/run",
+               {"--out_dir", "holds an earlier run", "resume"});
 }
 
 // npe-sysid on a variable-mass dataset, its masses used by npe-eval's simulator row; refused on

@@ -50,9 +50,17 @@ struct AgentConfig {
   double value_tau = 0.2;             // APG: target critic <- (1 - value_tau) target + value_tau critic
   int critic_iterations = 8;          // APG: critic minibatch updates per iteration
   double max_grad_norm = 1.0;         // actor and critic gradients are clipped to this norm
-  int cem_population = 64;            // CEM: candidate shots per layout and iteration
-  int cem_elites = 8;                 // CEM: best candidates refitted
-  double cem_init_std = 0.6;          // CEM: first standard deviation of the action
+  // APG, hybrid, billiards: the remedy for gradients that contacts make useless (Suh et al. 2022,
+  // arXiv:2202.00817, the alpha-order estimator): the shot's reward gradient is mixed as
+  // zo_mix * (zeroth-order estimate) + (1 - zo_mix) * (the simulator's gradient); the zeroth-order
+  // estimate from zo_samples antithetic pairs of shots a +- zo_sigma eps, eps ~ N(0, I) (their
+  // frames count towards the budget). 0: the simulator's gradient alone.
+  double zo_mix = 0;
+  int zo_samples = 4;
+  double zo_sigma = 0.1;
+  int cem_population = 64;    // CEM: candidate shots per layout and iteration
+  int cem_elites = 8;         // CEM: best candidates refitted
+  double cem_init_std = 0.6;  // CEM: first standard deviation of the action
 };
 // Throws npe::FieldError naming the field, the expected range and the value found.
 void validate_agent(const AgentConfig& config);
@@ -78,6 +86,8 @@ class Agent {
   virtual std::pair<torch::Tensor, torch::Tensor> sample(const torch::Tensor& obs, bool deterministic) = 0;
   // log pi(action | obs) [E] of given actions in (-1, 1), differentiable in the parameters.
   virtual torch::Tensor log_prob(const torch::Tensor& obs, const torch::Tensor& action) = 0;
+  // Environment frames the agent simulated beyond the environments' own (zeroth-order shots).
+  virtual int64_t extra_frames() const { return 0; }
   // Networks, optimisers and the agent's own state (replay buffer included).
   virtual void save(torch::serialize::OutputArchive& archive) = 0;
   virtual void load(torch::serialize::InputArchive& archive) = 0;

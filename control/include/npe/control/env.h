@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
 #include <torch/torch.h>
 
@@ -41,6 +42,8 @@ struct StepResult {
   torch::Tensor final_obs;    // [E, obs_dim]: the observation reached by this step (before autoreset)
   torch::Tensor final_state;  // [E, bodies, 4]: the state reached by this step (before autoreset)
 };
+
+struct LayoutTables;
 
 class VecEnv {
  public:
@@ -100,7 +103,8 @@ class VecEnv {
   torch::Device device_;
   torch::ScalarType dtype_;
   at::Generator generator_;
-  torch::Tensor mass_, radius_, restitution_;  // the simulator's parameters [E, bodies], [E]
+  torch::Tensor mass_, radius_, restitution_;   // the simulator's parameters [E, bodies], [E]
+  std::shared_ptr<const LayoutTables> tables_;  // constants of the layout sampler, on the device
   Layouts layouts_;
   torch::Tensor state_, t_;
   int64_t frames_ = 0;

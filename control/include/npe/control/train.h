@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "npe/control/agents.h"
@@ -26,6 +27,9 @@ struct TrainConfig {
   double target_success = 0.8;              // the success rate whose first crossing is reported
   std::string out_dir = "out/control/run";  // metrics.csv, checkpoint.pt, summary.json
   bool resume = false;                      // continue from out_dir/checkpoint.pt
+  // a checkpoint at the first evaluation this long after the last one (0: at every evaluation), and
+  // always at the end
+  double checkpoint_seconds = 300;
   torch::Device device = torch::kCPU;
   torch::ScalarType dtype = torch::kFloat32;
   AgentConfig agent;
@@ -49,12 +53,18 @@ struct TrainSummary {
   double seconds_to_target = -1;
 };
 
-// Checks the config (FieldError naming the field) and trains, writing out_dir/metrics.csv,
-// out_dir/checkpoint.pt (after every evaluation; with `resume`, read back first, and the run
-// continues as if uninterrupted: on the CPU, bit for bit) and out_dir/summary.json.
+// Checks the config (FieldError naming the field) and trains, writing out_dir/metrics.csv (after
+// every evaluation), out_dir/checkpoint.pt (every checkpoint_seconds, at the end and when
+// interrupted; with `resume`, read back first, and the run continues as if uninterrupted from it:
+// on the CPU, bit for bit) and out_dir/summary.json.
 // `on_eval` is called after each evaluation. Stops cleanly on SIGINT/SIGTERM (npe::Interrupted)
 // after writing a checkpoint.
 TrainSummary train(const TrainConfig& config, const std::function<void(const ControlMetrics&)>& on_eval = {});
+
+// What identifies a run (task, algorithm, seed, environments, evaluation, precision, agent settings,
+// device type): a resumed run must match its checkpoint's, and compare reuses only a finished run
+// whose summary.json matches it (and max_frames).
+nlohmann::json run_identity(const TrainConfig& config);
 
 // The agent of the run in config.out_dir (its checkpoint.pt), for videos and diagnostics; a fresh
 // one (torch::manual_seed(config.seed)) when `fresh`. Throws npe::Error naming the file.
