@@ -236,6 +236,20 @@ Tensor load_split(const std::string& prefix, const std::string& split) {
 
 // A trained NPE loaded from an npe-train checkpoint, in eval mode with frozen weights (gradients
 // reach the inputs, not the weights).
+// The `device` argument of load_model and control.VecEnv: "cpu", "cuda" or "cuda:K" that PyTorch
+// can use. Throws npe::FieldError on the field "device".
+torch::Device parse_device(const std::string& name) {
+  torch::Device device = torch::kCPU;
+  try {
+    device = torch::Device(name);
+  } catch (const c10::Error&) {
+    throw FieldError("device", ": expected \"cpu\", \"cuda\" or \"cuda:K\", found \"" + name + "\"");
+  }
+  if (device.is_cuda() && !torch::cuda::is_available())
+    throw FieldError("device", " " + name + ": PyTorch sees no CUDA device");
+  return device;
+}
+
 struct Model : torch::CustomClassHolder {
   model::Checkpoint ck;
   torch::Device device = torch::kCPU;
@@ -243,13 +257,7 @@ struct Model : torch::CustomClassHolder {
 
   Model(const std::string& path, const std::string& device_name) {
     checked("npe.load_model", [&] {
-      try {
-        device = torch::Device(device_name);
-      } catch (const c10::Error&) {
-        throw FieldError("device", ": expected \"cpu\", \"cuda\" or \"cuda:K\", found \"" + device_name + "\"");
-      }
-      if (device.is_cuda() && !torch::cuda::is_available())
-        throw FieldError("device", " " + device_name + ": PyTorch sees no CUDA device");
+      device = parse_device(device_name);
       ck = model::load_checkpoint(path, std::nullopt, "checkpoint", device);
       step_scale = json_field<double>(ck.meta["dataset"], "step_scale", path, "checkpoint", "dataset.");
       for (auto& p : ck.net->parameters()) p.set_requires_grad(false);
@@ -321,14 +329,7 @@ struct VecEnv : torch::CustomClassHolder {
   VecEnv(const std::string& task, int64_t num_envs, const std::string& device_name, int64_t seed,
          const std::string& dtype) {
     checked("npe.control.VecEnv", [&] {
-      torch::Device device = torch::kCPU;
-      try {
-        device = torch::Device(device_name);
-      } catch (const c10::Error&) {
-        throw FieldError("device", ": expected \"cpu\", \"cuda\" or \"cuda:K\", found \"" + device_name + "\"");
-      }
-      if (device.is_cuda() && !torch::cuda::is_available())
-        throw FieldError("device", " " + device_name + ": PyTorch sees no CUDA device");
+      const torch::Device device = parse_device(device_name);
       if (dtype != "float32" && dtype != "float64")
         throw FieldError("dtype", ": expected \"float32\" or \"float64\", found \"" + dtype + "\"");
       if (seed < 0) throw FieldError("seed", ": expected a seed >= 0, found " + std::to_string(seed));
