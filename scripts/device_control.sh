@@ -1,25 +1,56 @@
 #!/usr/bin/env bash
-# Developer script for the lent GPU machine (the device tool's notes): trains npe-control runs of
-# the comparison there, a few per call (a call lasts at most 10 minutes), into
-# $OUT/compare/<task>/<algo>/seed<S> without their checkpoints (hundreds of MB with SAC's replay
-# buffer). Copy those folders into out/control/compare/<task>/ here and run
-#   build/bin/npe-control compare --task <task> --algos ... --seeds 5 --out_dir out/control/compare/<task> [same flags]
+# Developer script for the lent GPU machine (the device tool's notes): trains the runs of an
+# npe-control comparison there, PARALLEL at a time on the one GPU (one run alone leaves the GPU
+# mostly idle: its kernels are small), into $OUT/compare/<dir>/<algo>/seed<S>. Checkpoints larger
+# than 20 MB (SAC's and the hybrid's, with their replay buffers) are removed. Copy the folders into
+# out/control/compare/ here and run
+#   build/bin/npe-control compare --task <task> --algos ... --seeds 5 --out_dir out/control/compare/<dir> [same flags]
 # which finds every run finished and only writes the table and the plot (docs/control.md).
-# Usage there:  source .debs/gpu-env.sh && scripts/device_control.sh TASK "ALGOS" "SEEDS" [npe-control flags...]
-#   e.g. scripts/device_control.sh herding "sac apg hybrid" "0 1" --max_seconds 60
+#
+# Usage there:  source .debs/gpu-env.sh && scripts/device_control.sh JOBS [PARALLEL]
+# JOBS: one run per line, "<dir> <task> <algo> <seed> [npe-control train flags...]"; # comments.
+# NPE_CONTROL: the npe-control binary (default: build it into build-gpu).
 set -uo pipefail
-task="$1"; algos="$2"; seeds="$3"; shift 3
+jobs_file="$1"; parallel="${2:-8}"
 out="${OUT:-/tmp/npe-device}"
-cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DNPE_WITH_MEDIA=OFF > "$out/configure.log" 2>&1 &&
-  cmake --build build-gpu --parallel "$(nproc)" --target npe-control > "$out/build.log" 2>&1 ||
-  { grep -E 'error' -A5 "$out/build.log" | head -40; exit 1; }
-nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tee "$out/gpu.txt"
-for algo in $algos; do
-  for seed in $seeds; do
-    dir="$out/compare/$task/$algo/seed$seed"
-    build-gpu/bin/npe-control train --task "$task" --algo "$algo" --seed "$seed" --device cuda --out_dir "$dir" \
-      --video_layouts 0 "$@" > "$out/${task}_${algo}_$seed.log" 2>&1
-    echo "$task $algo seed $seed: exit $? $(tail -1 "$out/${task}_${algo}_$seed.log" | cut -c1-160)"
-    rm -f "$dir/checkpoint.pt"
-  done
-done
+mkdir -p "$out/logs"
+bin="${NPE_CONTROL:-}"
+if [ -z "$bin" ]; then
+  cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DNPE_WITH_MEDIA=OFF > "$out/configure.log" 2>&1 &&
+    cmake --build build-gpu --parallel "$(nproc)" --target npe-control > "$out/build.log" 2>&1 ||
+    { grep -E 'error' -A5 "$out/build.log" | head -40; exit 1; }
+  bin=build-gpu/bin/npe-control
+fi
+# CUDA MPS lets the runs' kernels share the GPU at once instead of taking turns (where it starts)
+if [ "${NPE_MPS:-1}" = 1 ] && command -v nvidia-cuda-mps-control > /dev/null &&
+  nvidia-cuda-mps-control -d > "$out/mps.log" 2>&1; then
+  if python3 -c "import torch; torch.zeros(1, device='cuda')" >> "$out/mps.log" 2>&1; then echo "MPS on" | tee -a "$out/gpu.txt"
+  else echo quit | nvidia-cuda-mps-control; echo "MPS failed: $(tail -1 "$out/mps.log")" | tee -a "$out/gpu.txt"; fi
+fi
+nvidia-smi --query-gpu=name,clocks.max.sm --format=csv,noheader | head -1 | tee -a "$out/gpu.txt"
+# sampled utilisation while the runs share the GPU
+nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used,power.draw --format=csv -l 5 > "$out/smi.csv" 2>&1 &
+smi=$!
+
+run_job() {
+  local dir="$1" task="$2" algo="$3" seed="$4"; shift 4
+  local run="$out/compare/$dir/$algo/seed$seed" log="$out/logs/${dir}_${algo}_$seed.log"
+  "$bin" train --task "$task" --algo "$algo" --seed "$seed" --device cuda --out_dir "$run" --video_layouts 0 "$@" \
+    > "$log" 2>&1
+  local rc=$?
+  [ -f "$run/checkpoint.pt" ] && [ "$(stat -c %s "$run/checkpoint.pt")" -gt 20000000 ] && rm -f "$run/checkpoint.pt"
+  echo "$dir $algo seed $seed: exit $rc $(tail -1 "$log" | cut -c1-150)"
+}
+
+running=0
+while read -r line; do
+  line="${line%%#*}"
+  [ -z "${line// }" ] && continue
+  # shellcheck disable=SC2086
+  run_job $line &
+  running=$((running + 1))
+  if [ "$running" -ge "$parallel" ]; then wait -n; running=$((running - 1)); fi
+done < "$jobs_file"
+while [ "$running" -gt 0 ]; do wait -n; running=$((running - 1)); done
+kill "$smi" 2>/dev/null
+pgrep -x nvidia-cuda-mps-control > /dev/null && echo quit | nvidia-cuda-mps-control

@@ -24,6 +24,7 @@ struct Run {
   uint64_t seed = 0;
   TrainSummary summary;
   std::vector<std::pair<double, double>> curve;  // (frames, success)
+  std::vector<double> seconds;                   // training seconds at each evaluation
 };
 
 Run read_run(const fs::path& summary_path, uint64_t seed) {
@@ -35,13 +36,26 @@ Run read_run(const fs::path& summary_path, uint64_t seed) {
   r.summary.seconds = json_field<double>(j, "seconds", source, "summary");
   r.summary.final_success = json_field<double>(j, "final_success", source, "summary");
   r.summary.best_success = json_field<double>(j, "best_success", source, "summary");
-  r.summary.frames_to_target = json_field<int64_t>(j, "frames_to_target", source, "summary");
-  r.summary.seconds_to_target = json_field<double>(j, "seconds_to_target", source, "summary");
   if (!j.contains("curve") || !j["curve"].is_array()) throw Error(source + ": summary field 'curve' is missing");
-  for (const auto& p : j["curve"])
+  for (const auto& p : j["curve"]) {
     r.curve.emplace_back(json_field<double>(p, "frames", source, "curve"),
                          json_field<double>(p, "success", source, "curve"));
+    r.seconds.push_back(json_field<double>(p, "seconds", source, "curve"));
+  }
   return r;
+}
+
+// The first evaluation at or above `target` (the comparison's, which may differ from the one the
+// run was trained with: the crossing is read from its curve).
+void find_target(Run& r, double target) {
+  r.summary.frames_to_target = -1;
+  r.summary.seconds_to_target = -1;
+  for (size_t i = 0; i < r.curve.size(); ++i)
+    if (r.curve[i].second >= target) {
+      r.summary.frames_to_target = static_cast<int64_t>(r.curve[i].first);
+      r.summary.seconds_to_target = r.seconds[i];
+      return;
+    }
 }
 
 std::string fmt_interval(const Interval& i, double scale, int digits) {
@@ -57,6 +71,8 @@ std::string fmt_interval(const Interval& i, double scale, int digits) {
 void compare(const CompareConfig& cc) {
   if (cc.algos.empty()) throw FieldError("algos", ": expected at least one algorithm");
   if (cc.seeds.empty()) throw FieldError("seeds", ": expected at least one seed");
+  if (!(cc.base.target_success > 0 && cc.base.target_success <= 1))
+    throw FieldError("target_success", fmt::format(": expected a rate in (0, 1], found {}", cc.base.target_success));
   const fs::path out(cc.out_dir);
   nlohmann::json all = nlohmann::json::object();
   std::string md = fmt::format(
@@ -103,6 +119,7 @@ void compare(const CompareConfig& cc) {
               "out_dir", fmt::format(" '{}': {} holds a run with another frame budget", cc.out_dir, summary.string()));
       }
       runs.push_back(read_run(summary, seed));
+      find_target(runs.back(), cc.base.target_success);
     }
     // frames and seconds to the target: a seed that never reaches it counts as infinitely many
     std::vector<double> frames, secs, final, best;
