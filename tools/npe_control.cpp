@@ -133,8 +133,9 @@ int main(int argc, char** argv) {
                        "Control through the differentiable simulator (docs/control.md).\n"
                        "  npe-control train --task billiards|herding|FILE --algo sac|apg|hybrid|cem --seed S\n"
                        "  npe-control compare --task T --algos sac,apg,hybrid,cem --seeds 5\n"
-                       "  npe-control diagnose --task T --algo A [--out_dir RUN]   gradients against the horizon");
-    o.add_options()("command", "train or compare", cxxopts::value<std::string>()->default_value(""))(
+                       "  npe-control diagnose --task T --algo A [--out_dir RUN]   gradients against the horizon\n"
+                       "  npe-control video --task T --algo A --out_dir RUN         the run's policy, RUN/policy.mp4");
+    o.add_options()("command", "train, compare, diagnose or video", cxxopts::value<std::string>()->default_value(""))(
         "task", "billiards, herding or a task file (JSON)", cxxopts::value<std::string>()->default_value("billiards"))(
         "algo", "train: sac, apg, hybrid or cem", cxxopts::value<std::string>()->default_value("sac"))(
         "algos", "compare: the algorithms, comma-separated",
@@ -193,8 +194,8 @@ int main(int argc, char** argv) {
       fmt::print("{}\n", o.help());
       return command.empty() && !r.count("help") ? 2 : 0;
     }
-    if (command != "train" && command != "compare" && command != "diagnose")
-      throw npe::Error(fmt::format("expected a command, train, compare or diagnose, found '{}'", command));
+    if (command != "train" && command != "compare" && command != "diagnose" && command != "video")
+      throw npe::Error(fmt::format("expected a command, train, compare, diagnose or video, found '{}'", command));
     npe::control::TrainConfig c;
     c.task = npe::control::load_task(r["task"].as<std::string>());
     c.algo = npe::control::parse_algo(r["algo"].as<std::string>());
@@ -235,11 +236,22 @@ int main(int argc, char** argv) {
     const int64_t video_layouts = r["video_layouts"].as<int64_t>();
     if (video_layouts < 0 || video_layouts > 16)
       throw npe::Error(fmt::format("--video_layouts: expected 0 to 16, found {}", video_layouts));
-    if (command == "train" || command == "diagnose")
+    if (command == "train" || command == "diagnose" || command == "video")
       c.out_dir = r["out_dir"].as<std::string>().empty()
                       ? fmt::format("out/control/{}/{}/seed{}", task_name, npe::control::algo_name(c.algo), c.seed)
                       : r["out_dir"].as<std::string>();
     if (command == "diagnose") return diagnose(c, r);
+    if (command == "video") {
+      // a finished run's policy (trained on any device; its settings flags as in train)
+#ifdef NPE_HAVE_MEDIA
+      if (c.algo == npe::control::Algo::kCem) throw npe::Error("--algo: cem has no policy to film");
+      npe::control::write_policy_video(c, c.out_dir + "/policy.mp4", std::max<int64_t>(1, video_layouts));
+      fmt::print("npe-control video: wrote {}/policy.mp4\n", c.out_dir);
+      return 0;
+#else
+      throw npe::Error("npe-control video: this build has no media (configure with NPE_WITH_MEDIA=ON)");
+#endif
+    }
     if (command == "train") {
       fmt::print("npe-control train: {} with {}, seed {}, {} environments on {}, {} frames; {}\n", task_name,
                  npe::control::algo_name(c.algo), c.seed, c.num_envs, c.device.str(), c.max_frames, c.out_dir);

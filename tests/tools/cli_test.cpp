@@ -200,13 +200,18 @@ TEST_F(Cli, ControlTrainsAndNamesBadInputs) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(read_file(out + "/run/metrics.csv").find("evaluation,frames,env_steps,seconds,success"), std::string::npos);
   EXPECT_NE(read_file(out + "/run/summary.json").find("\"frames_to_target\""), std::string::npos);
+  // the finished run's policy filmed afterwards (as for runs trained on the GPU machine)
+  r = run_command(tool("npe-control") + " video --task reach --algo apg --device cpu --num_envs 8 --hidden 16 " +
+                  "--video_layouts 2 --out_dir " + out + "/run");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_GT(fs::file_size(out + "/run/policy.mp4"), 1000u);
   const std::string train = tool("npe-control") + " train --device cpu --out_dir " + out + "/bad";
   expect_error(train + " --task pool", {"--task", "expected billiards, herding, reach or a task file", "pool"});
   expect_error(train + " --algo ppo", {"--algo", "expected sac, apg, hybrid or cem", "ppo"});
   expect_error(train + " --num_envs 0", {"--num_envs", "found 0"});
   expect_error(train + " --gamma 2", {"--gamma", "[0, 1]", "found 2"});
   expect_error(train + " --task herding --algo cem", {"--algo", "billiards"});
-  expect_error(tool("npe-control") + " fly", {"train, compare or diagnose", "fly"});
+  expect_error(tool("npe-control") + " fly", {"train, compare, diagnose or video", "fly"});
   write_file_atomic(out + "/t.json", R"({"kind": "herding", "drag": -1})");
   expect_error(train + " --task " + out + "/t.json", {"--task", "t.json", "task field 'drag'", "positive", "-1"});
   write_file_atomic(out + "/u.json", R"({"kind": "herding", "speed": 3})");
