@@ -179,17 +179,40 @@ void load_optimizer(torch::serialize::InputArchive& a, const std::string& key, t
   o.load(sub);
 }
 
-// ---- the soft actor-critic parts shared by SAC and the hybrid ----------------------------------
+// ---- the policy every learning agent has --------------------------------------------------------
 
-class SoftActorCritic : public Agent {
+class PolicyAgent : public Agent {
  public:
-  SoftActorCritic(const AgentConfig& c, const TaskSpec& task, torch::Device device, torch::ScalarType dtype)
+  PolicyAgent(const AgentConfig& c, const TaskSpec& task, torch::Device device, torch::ScalarType dtype)
       : c_(c),
         opts_(torch::TensorOptions().dtype(dtype).device(device)),
-        policy_(task_obs_dim(task), task_act_dim(task), c.hidden, c.layers),
+        policy_(task_obs_dim(task), task_act_dim(task), c.hidden, c.layers) {
+    policy_->to(device, dtype);
+  }
+  Tensor act(const Tensor& obs, bool deterministic) override {
+    torch::NoGradGuard g;
+    return policy_->sample(obs, deterministic).first;
+  }
+  std::pair<Tensor, Tensor> sample(const Tensor& obs, bool deterministic) override {
+    return policy_->sample(obs, deterministic);
+  }
+  Tensor log_prob(const Tensor& obs, const Tensor& action) override { return policy_->log_prob(obs, action); }
+  std::vector<Tensor> policy_parameters() override { return policy_->parameters(); }
+
+ protected:
+  AgentConfig c_;
+  torch::TensorOptions opts_;
+  Policy policy_;
+};
+
+// ---- the soft actor-critic parts shared by SAC and the hybrid ----------------------------------
+
+class SoftActorCritic : public PolicyAgent {
+ public:
+  SoftActorCritic(const AgentConfig& c, const TaskSpec& task, torch::Device device, torch::ScalarType dtype)
+      : PolicyAgent(c, task, device, dtype),
         critic_(task_obs_dim(task) + task_act_dim(task), c.hidden, c.layers),
         target_entropy_(-static_cast<double>(task_act_dim(task))) {
-    policy_->to(device, dtype);
     critic_->to(device, dtype);
     target_ = std::dynamic_pointer_cast<TwinQImpl>(critic_->clone());
     for (auto& p : target_->parameters()) p.set_requires_grad(false);
@@ -201,15 +224,6 @@ class SoftActorCritic : public Agent {
     replay_.init(c.replay_capacity, task_obs_dim(task), task_act_dim(task), opts_);
   }
 
-  Tensor act(const Tensor& obs, bool deterministic) override {
-    torch::NoGradGuard g;
-    return policy_->sample(obs, deterministic).first;
-  }
-  std::pair<Tensor, Tensor> sample(const Tensor& obs, bool deterministic) override {
-    return policy_->sample(obs, deterministic);
-  }
-  Tensor log_prob(const Tensor& obs, const Tensor& action) override { return policy_->log_prob(obs, action); }
-  std::vector<Tensor> policy_parameters() override { return policy_->parameters(); }
 
   void save(torch::serialize::OutputArchive& a) override {
     save_module(a, "policy", policy_);
@@ -286,9 +300,6 @@ class SoftActorCritic : public Agent {
     return torch::min(q1, q2) - alpha() * logp;
   }
 
-  AgentConfig c_;
-  torch::TensorOptions opts_;
-  Policy policy_;
   TwinQ critic_, target_{nullptr};
   Tensor log_alpha_;
   double target_entropy_;
@@ -489,14 +500,10 @@ class Hybrid : public SoftActorCritic {
   int64_t extra_base_ = 0;
 };
 
-class Apg : public Agent {
+class Apg : public PolicyAgent {
  public:
   Apg(const AgentConfig& c, const TaskSpec& task, torch::Device device, torch::ScalarType dtype)
-      : c_(c),
-        opts_(torch::TensorOptions().dtype(dtype).device(device)),
-        policy_(task_obs_dim(task), task_act_dim(task), c.hidden, c.layers),
-        value_(task_obs_dim(task), 1, c.hidden, c.layers) {
-    policy_->to(device, dtype);
+      : PolicyAgent(c, task, device, dtype), value_(task_obs_dim(task), 1, c.hidden, c.layers) {
     value_->to(device, dtype);
     target_ = std::dynamic_pointer_cast<MlpImpl>(value_->clone());
     for (auto& p : target_->parameters()) p.set_requires_grad(false);
@@ -565,15 +572,6 @@ class Apg : public Agent {
     return s;
   }
 
-  Tensor act(const Tensor& obs, bool deterministic) override {
-    torch::NoGradGuard g;
-    return policy_->sample(obs, deterministic).first;
-  }
-  std::pair<Tensor, Tensor> sample(const Tensor& obs, bool deterministic) override {
-    return policy_->sample(obs, deterministic);
-  }
-  Tensor log_prob(const Tensor& obs, const Tensor& action) override { return policy_->log_prob(obs, action); }
-  std::vector<Tensor> policy_parameters() override { return policy_->parameters(); }
   void save(torch::serialize::OutputArchive& a) override {
     save_module(a, "policy", policy_);
     save_module(a, "value", value_);
@@ -595,9 +593,6 @@ class Apg : public Agent {
  private:
   std::unique_ptr<VecEnv> aux_;  // the zeroth-order shots' environments
   int64_t extra_base_ = 0;
-  AgentConfig c_;
-  torch::TensorOptions opts_;
-  Policy policy_;
   Mlp value_, target_{nullptr};
   std::unique_ptr<torch::optim::Adam> actor_opt_, critic_opt_;
 };
