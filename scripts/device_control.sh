@@ -46,6 +46,8 @@ running=0
 while read -r line; do
   line="${line%%#*}"
   [ -z "${line// }" ] && continue
+  # NPE_LAUNCH_UNTIL: no run starts this many seconds after the script (the call's limit)
+  if [ "$SECONDS" -gt "${NPE_LAUNCH_UNTIL:-1000000}" ]; then echo "not started (time): $line"; continue; fi
   # shellcheck disable=SC2086
   run_job $line &
   running=$((running + 1))
