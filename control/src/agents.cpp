@@ -45,27 +45,30 @@ struct PolicyImpl : nn::Cloneable<PolicyImpl> {
   Mlp body{nullptr};
   PolicyImpl(int64_t o, int64_t a, int64_t h, int64_t l) : obs_dim(o), act_dim(a), hidden(h), layers(l) { reset(); }
   void reset() override { body = register_module("body", Mlp(obs_dim, 2 * act_dim, hidden, layers)); }
+  // The Gaussian before the tanh squash: its mean and log standard deviation [E, act_dim].
+  std::pair<Tensor, Tensor> distribution(const Tensor& obs) {
+    const auto out = body->forward(obs).chunk(2, 1);
+    return {out[0], torch::clamp(out[1], -5.0, 2.0)};
+  }
   // Reparameterised sample (or tanh of the mean) and its log-probability [E].
   std::pair<Tensor, Tensor> sample(const Tensor& obs, bool deterministic) {
-    const auto out = body->forward(obs).chunk(2, 1);
-    const Tensor mean = out[0], log_std = torch::clamp(out[1], -5.0, 2.0);
+    const auto [mean, log_std] = distribution(obs);
     if (deterministic) return {torch::tanh(mean), torch::zeros({obs.size(0)}, obs.options())};
-    const Tensor std = log_std.exp();
     const Tensor eps = torch::randn_like(mean);
-    const Tensor u = mean + std * eps;
-    const Tensor a = torch::tanh(u);
-    // log N(u; mean, std) - sum log(1 - tanh(u)^2), the latter written stably
+    const Tensor u = mean + log_std.exp() * eps;
+    // log N(u; mean, std) - sum log(1 - tanh(u)^2)
     const Tensor log_normal = (-0.5 * eps.pow(2) - log_std - 0.5 * std::log(2 * M_PI)).sum(1);
-    const Tensor log_jacobian = (2 * (std::log(2.0) - u - torch::softplus(-2 * u))).sum(1);
-    return {a, log_normal - log_jacobian};
+    return {torch::tanh(u), log_normal - log_tanh_jacobian(u)};
   }
   Tensor log_prob(const Tensor& obs, const Tensor& action) {
-    const auto out = body->forward(obs).chunk(2, 1);
-    const Tensor mean = out[0], log_std = torch::clamp(out[1], -5.0, 2.0);
+    const auto [mean, log_std] = distribution(obs);
     const Tensor u = torch::atanh(torch::clamp(action, -1 + 1e-6, 1 - 1e-6));
     const Tensor z = (u - mean) / log_std.exp();
-    const Tensor log_jacobian = (2 * (std::log(2.0) - u - torch::softplus(-2 * u))).sum(1);
-    return (-0.5 * z.pow(2) - log_std - 0.5 * std::log(2 * M_PI)).sum(1) - log_jacobian;
+    return (-0.5 * z.pow(2) - log_std - 0.5 * std::log(2 * M_PI)).sum(1) - log_tanh_jacobian(u);
+  }
+  // sum log(1 - tanh(u)^2), written stably
+  static Tensor log_tanh_jacobian(const Tensor& u) {
+    return (2 * (std::log(2.0) - u - torch::softplus(-2 * u))).sum(1);
   }
 };
 TORCH_MODULE(Policy);
@@ -197,6 +200,7 @@ class PolicyAgent : public Agent {
     return policy_->sample(obs, deterministic);
   }
   Tensor log_prob(const Tensor& obs, const Tensor& action) override { return policy_->log_prob(obs, action); }
+  std::pair<Tensor, Tensor> distribution(const Tensor& obs) override { return policy_->distribution(obs); }
   std::vector<Tensor> policy_parameters() override { return policy_->parameters(); }
 
  protected:

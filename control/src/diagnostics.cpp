@@ -26,12 +26,16 @@ std::vector<HorizonGradient> gradient_vs_horizon(const TaskSpec& task, Agent& ag
                                                  int64_t num_envs, int batches, double gamma, uint64_t seed,
                                                  torch::Device device) {
   if (batches < 2) throw FieldError("batches", fmt::format(": expected at least 2 batches, found {}", batches));
-  if (num_envs < batches)
-    throw FieldError("num_envs",
-                     fmt::format(": expected at least one environment per batch ({}), found {}", batches, num_envs));
+  // every initial layout is played kSamplesPerLayout times: the score function's baseline for a
+  // sample is the mean return of the layout's other samples (leave one out), which removes the
+  // variance between layouts and keeps the estimate unbiased
+  constexpr int64_t kSamplesPerLayout = 4;
+  if (num_envs < batches * kSamplesPerLayout)
+    throw FieldError("num_envs", fmt::format(": expected at least {} environments per batch ({} batches), found {}",
+                                             kSamplesPerLayout, batches, num_envs));
   const auto params = agent.policy_parameters();
   const torch::ScalarType dtype = params.front().scalar_type();
-  const int64_t per = num_envs / batches;
+  const int64_t per = num_envs / batches / kSamplesPerLayout * kSamplesPerLayout;
   std::vector<HorizonGradient> out;
   for (const int k : horizons) {
     const int steps = task.kind == TaskKind::kBilliards ? 1 : k;
@@ -39,22 +43,32 @@ std::vector<HorizonGradient> gradient_vs_horizon(const TaskSpec& task, Agent& ag
     for (int b = 0; b < batches; ++b) {
       torch::manual_seed(static_cast<int64_t>(seed + b));
       VecEnv env(task, per, device, seed + static_cast<uint64_t>(b), dtype);
-      Tensor obs = env.observe(env.state());
+      const Layouts drawn = sample_layouts(task, per / kSamplesPerLayout, env.generator(), dtype);
+      Tensor obs = env.reset({drawn.position.repeat_interleave(kSamplesPerLayout, 0),
+                              drawn.active.repeat_interleave(kSamplesPerLayout, 0),
+                              drawn.goal.repeat_interleave(kSamplesPerLayout, 0)});
       Tensor ret = torch::zeros({per}, obs.options()), discount = torch::ones({per}, obs.options());
       Tensor alive = torch::ones({per}, obs.options());
       Tensor logp_sum = torch::zeros({per}, obs.options());
       for (int t = 0; t < steps; ++t) {
-        auto [a, logp] = agent.sample(obs, false);
-        const StepResult r = env.step(a);
+        // the policy's reparameterised sample, as Agent::sample draws it
+        const auto [mean, log_std] = agent.distribution(obs);
+        const Tensor u = mean + log_std.exp() * torch::randn_like(mean);
+        const StepResult r = env.step(torch::tanh(u));
         ret = ret + discount * alive * r.reward;
-        // the score function: log pi of the action taken, with the state held fixed
-        logp_sum = logp_sum + alive * agent.log_prob(obs.detach(), a.detach());
+        // the score function: d log pi / d parameters at the sample taken, state and sample held
+        // fixed. Written on the Gaussian of u (the squash's Jacobian does not depend on the
+        // parameters), not on tanh(u), whose inverse is lost where the action rounds to +-1.
+        const auto [m0, s0] = agent.distribution(obs.detach());
+        logp_sum = logp_sum + alive * (-0.5 * ((u.detach() - m0) / s0.exp()).pow(2) - s0).sum(1);
         alive = alive * (1 - (r.terminated | r.truncated).to(obs.scalar_type()));
         discount = discount * gamma;
         obs = r.obs;
       }
       first_order.push_back(flat_grad(ret.mean(), params));
-      const Tensor centred = (ret - ret.mean()).detach();
+      const Tensor by_layout = ret.detach().reshape({-1, kSamplesPerLayout});
+      const Tensor others = (by_layout.sum(1, true) - by_layout) / static_cast<double>(kSamplesPerLayout - 1);
+      const Tensor centred = (by_layout - others).reshape(-1);
       score.push_back(flat_grad((centred * logp_sum).mean(), params));
     }
     const Tensor g = torch::stack(first_order), s = torch::stack(score);

@@ -84,8 +84,13 @@ class Agent {
   virtual std::vector<torch::Tensor> policy_parameters() = 0;
   // Differentiable actions and log-probabilities for observations (reparameterised).
   virtual std::pair<torch::Tensor, torch::Tensor> sample(const torch::Tensor& obs, bool deterministic) = 0;
-  // log pi(action | obs) [E] of given actions in (-1, 1), differentiable in the parameters.
+  // log pi(action | obs) [E] of given actions in (-1, 1), differentiable in the parameters. The
+  // pre-squash value is recovered as atanh(action): inexact where the action rounds to +-1 in its
+  // dtype (|atanh| above about 8 in float32); distribution() has no such limit.
   virtual torch::Tensor log_prob(const torch::Tensor& obs, const torch::Tensor& action) = 0;
+  // The policy's Gaussian before the tanh squash (actions = tanh(u), u ~ N(mean, exp(log_std)^2)):
+  // {mean, log_std}, each [E, 2], differentiable in the parameters.
+  virtual std::pair<torch::Tensor, torch::Tensor> distribution(const torch::Tensor& obs) = 0;
   // Environment frames the agent simulated beyond the environments' own (zeroth-order shots).
   virtual int64_t extra_frames() const { return 0; }
   // Networks, optimisers and the agent's own state (replay buffer included).

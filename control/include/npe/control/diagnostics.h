@@ -15,7 +15,9 @@ namespace npe::control {
 
 // Gradient of the mean K-step discounted return (no bootstrap) with respect to the policy's
 // parameters, from the same initial layouts for every K, estimated in `batches` batches of
-// num_envs / batches environments.
+// num_envs / batches environments (rounded down to a multiple of 4: each initial layout is played
+// 4 times, and the score function's baseline for one is the mean return of the other 3). Throws
+// npe::FieldError when batches < 2 or num_envs < 4 batches.
 struct HorizonGradient {
   int horizon = 0;
   double norm = 0;        // |mean over batches of the first-order (simulator) gradient|
