@@ -2,14 +2,21 @@
 # Developer script for the lent GPU machine (the device tool's notes): trains the runs of an
 # npe-control comparison there, PARALLEL at a time on the one GPU (one run alone leaves the GPU
 # mostly idle: its kernels are small), into $OUT/compare/<dir>/<algo>/seed<S>. Checkpoints larger
-# than 20 MB (SAC's and the hybrid's, with their replay buffers) are removed. Copy the folders into
+# than NPE_KEEP_CHECKPOINT_MB (20: SAC's and the hybrid's, with their replay buffers, are hundreds
+# of MB) are removed; APG's stay, for npe-control video and diagnose here. Copy the folders into
 # out/control/compare/ here and run
 #   build/bin/npe-control compare --task <task> --algos ... --seeds 5 --out_dir out/control/compare/<dir> [same flags]
 # which finds every run finished and only writes the table and the plot (docs/control.md).
 #
 # Usage there:  source .debs/gpu-env.sh && scripts/device_control.sh JOBS [PARALLEL]
 # JOBS: one run per line, "<dir> <task> <algo> <seed> [npe-control train flags...]"; # comments.
-# NPE_CONTROL: the npe-control binary (default: build it into build-gpu).
+# Environment:
+#   NPE_CONTROL       the npe-control binary (default: build it into build-gpu)
+#   NPE_KEEP_CHECKPOINT_MB  checkpoints above this size are removed (default 20)
+#   NPE_MPS=0         do not start CUDA MPS (default: start it where it starts, and stop it after)
+#   NPE_LAUNCH_UNTIL  no run starts later than this many seconds after the script (set it to the
+#                     call's limit minus one run's length, so that no run is killed half-way)
+# Exits with the number of runs that failed (or 1 when the build fails).
 set -uo pipefail
 jobs_file="$1"; parallel="${2:-8}"
 out="${OUT:-/tmp/npe-device}"
@@ -21,11 +28,19 @@ if [ -z "$bin" ]; then
     { grep -E 'error' -A5 "$out/build.log" | head -40; exit 1; }
   bin=build-gpu/bin/npe-control
 fi
-# CUDA MPS lets the runs' kernels share the GPU at once instead of taking turns (where it starts)
+
+smi="" mps=0
+cleanup() {
+  [ -n "$smi" ] && kill "$smi" 2> /dev/null
+  [ "$mps" = 1 ] && echo quit | nvidia-cuda-mps-control
+}
+trap cleanup EXIT
+# CUDA MPS lets the runs' kernels share the GPU at once instead of taking turns
 if [ "${NPE_MPS:-1}" = 1 ] && command -v nvidia-cuda-mps-control > /dev/null &&
   nvidia-cuda-mps-control -d > "$out/mps.log" 2>&1; then
+  mps=1
   if python3 -c "import torch; torch.zeros(1, device='cuda')" >> "$out/mps.log" 2>&1; then echo "MPS on" | tee -a "$out/gpu.txt"
-  else echo quit | nvidia-cuda-mps-control; echo "MPS failed: $(tail -1 "$out/mps.log")" | tee -a "$out/gpu.txt"; fi
+  else echo quit | nvidia-cuda-mps-control; mps=0; echo "MPS failed: $(tail -1 "$out/mps.log")" | tee -a "$out/gpu.txt"; fi
 fi
 nvidia-smi --query-gpu=name,clocks.max.sm --format=csv,noheader | head -1 | tee -a "$out/gpu.txt"
 # sampled utilisation while the runs share the GPU
@@ -38,21 +53,28 @@ run_job() {
   "$bin" train --task "$task" --algo "$algo" --seed "$seed" --device cuda --out_dir "$run" --video_layouts 0 "$@" \
     > "$log" 2>&1
   local rc=$?
-  [ -f "$run/checkpoint.pt" ] && [ "$(stat -c %s "$run/checkpoint.pt")" -gt 20000000 ] && rm -f "$run/checkpoint.pt"
+  if [ -f "$run/checkpoint.pt" ] && [ "$(stat -c %s "$run/checkpoint.pt")" -gt $((${NPE_KEEP_CHECKPOINT_MB:-20} * 1000000)) ]; then
+    rm -f "$run/checkpoint.pt"
+  fi
   echo "$dir $algo seed $seed: exit $rc $(tail -1 "$log" | cut -c1-150)"
+  return "$rc"
 }
 
-running=0
-while read -r line; do
-  line="${line%%#*}"
-  [ -z "${line// }" ] && continue
-  # NPE_LAUNCH_UNTIL: no run starts this many seconds after the script (the call's limit)
+pids=() failed=0
+reap() {  # waits for one of the runs (never for nvidia-smi) and forgets the finished ones
+  wait -n "${pids[@]}" || failed=$((failed + 1))
+  local alive=() p
+  for p in "${pids[@]}"; do kill -0 "$p" 2> /dev/null && alive+=("$p"); done
+  pids=("${alive[@]}")
+}
+while read -r line || [ -n "$line" ]; do
+  read -r -a f <<< "${line%%#*}"  # an array: no glob expansion
+  [ "${#f[@]}" -eq 0 ] && continue
+  if [ "${#f[@]}" -lt 4 ]; then echo "bad job line (expected dir task algo seed [flags]): $line"; failed=$((failed + 1)); continue; fi
   if [ "$SECONDS" -gt "${NPE_LAUNCH_UNTIL:-1000000}" ]; then echo "not started (time): $line"; continue; fi
-  # shellcheck disable=SC2086
-  run_job $line &
-  running=$((running + 1))
-  if [ "$running" -ge "$parallel" ]; then wait -n; running=$((running - 1)); fi
+  run_job "${f[@]}" &
+  pids+=("$!")
+  while [ "${#pids[@]}" -ge "$parallel" ]; do reap; done
 done < "$jobs_file"
-while [ "$running" -gt 0 ]; do wait -n; running=$((running - 1)); done
-kill "$smi" 2>/dev/null
-pgrep -x nvidia-cuda-mps-control > /dev/null && echo quit | nvidia-cuda-mps-control
+while [ "${#pids[@]}" -gt 0 ]; do reap; done
+exit "$failed"

@@ -178,7 +178,7 @@ int main(int argc, char** argv) {
                                                    cxxopts::value<double>()->default_value("0.1"))(
         "cem_population", "CEM: shots per layout and iteration", cxxopts::value<int>()->default_value("64"))(
         "cem_elites", "CEM: elites per iteration", cxxopts::value<int>()->default_value("8"))(
-        "video_layouts", "train: held-out layouts in out_dir/policy.mp4 (0: no video)",
+        "video_layouts", "train, video: held-out layouts in out_dir/policy.mp4 (train: 0, no video)",
         cxxopts::value<int64_t>()->default_value("4"))(
         "horizons", "diagnose: horizons K, comma-separated",
         cxxopts::value<std::string>()->default_value("1,2,4,8,16,32,64"))(
@@ -245,7 +245,8 @@ int main(int argc, char** argv) {
       // a finished run's policy (trained on any device; its settings flags as in train)
 #ifdef NPE_HAVE_MEDIA
       if (c.algo == npe::control::Algo::kCem) throw npe::Error("--algo: cem has no policy to film");
-      npe::control::write_policy_video(c, c.out_dir + "/policy.mp4", std::max<int64_t>(1, video_layouts));
+      if (video_layouts < 1) throw npe::Error("--video_layouts: expected 1 to 16 layouts to film, found 0");
+      npe::control::write_policy_video(c, c.out_dir + "/policy.mp4", video_layouts);
       fmt::print("npe-control video: wrote {}/policy.mp4\n", c.out_dir);
       return 0;
 #else

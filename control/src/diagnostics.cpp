@@ -22,6 +22,15 @@ Tensor flat_grad(const Tensor& loss, const std::vector<Tensor>& params) {
 
 }  // namespace
 
+Tensor leave_one_out_centred(const Tensor& returns, int64_t group) {
+  if (group < 2 || returns.dim() != 1 || returns.size(0) % group != 0)
+    throw FieldError("group", fmt::format(": expected at least 2 dividing the {} returns, found {}",
+                                          returns.dim() == 1 ? returns.size(0) : -1, group));
+  const Tensor by_group = returns.reshape({-1, group});
+  const Tensor others = (by_group.sum(1, true) - by_group) / static_cast<double>(group - 1);
+  return (by_group - others).reshape(-1);
+}
+
 std::vector<HorizonGradient> gradient_vs_horizon(const TaskSpec& task, Agent& agent, const std::vector<int>& horizons,
                                                  int64_t num_envs, int batches, double gamma, uint64_t seed,
                                                  torch::Device device) {
@@ -31,8 +40,8 @@ std::vector<HorizonGradient> gradient_vs_horizon(const TaskSpec& task, Agent& ag
   // variance between layouts and keeps the estimate unbiased
   constexpr int64_t kSamplesPerLayout = 4;
   if (num_envs < batches * kSamplesPerLayout)
-    throw FieldError("num_envs", fmt::format(": expected at least {} environments per batch ({} batches), found {}",
-                                             kSamplesPerLayout, batches, num_envs));
+    throw FieldError("num_envs", fmt::format(": expected at least {} ({} per batch, {} batches), found {}",
+                                             kSamplesPerLayout * batches, kSamplesPerLayout, batches, num_envs));
   const auto params = agent.policy_parameters();
   const torch::ScalarType dtype = params.front().scalar_type();
   const int64_t per = num_envs / batches / kSamplesPerLayout * kSamplesPerLayout;
@@ -66,9 +75,7 @@ std::vector<HorizonGradient> gradient_vs_horizon(const TaskSpec& task, Agent& ag
         obs = r.obs;
       }
       first_order.push_back(flat_grad(ret.mean(), params));
-      const Tensor by_layout = ret.detach().reshape({-1, kSamplesPerLayout});
-      const Tensor others = (by_layout.sum(1, true) - by_layout) / static_cast<double>(kSamplesPerLayout - 1);
-      const Tensor centred = (by_layout - others).reshape(-1);
+      const Tensor centred = leave_one_out_centred(ret.detach(), kSamplesPerLayout);
       score.push_back(flat_grad((centred * logp_sum).mean(), params));
     }
     const Tensor g = torch::stack(first_order), s = torch::stack(score);
@@ -81,10 +88,14 @@ std::vector<HorizonGradient> gradient_vs_horizon(const TaskSpec& task, Agent& ag
     auto cos = [](const Tensor& a, const Tensor& b) {
       return (a.dot(b) / (a.norm() * b.norm() + 1e-300)).item<double>();
     };
-    h.cosine = cos(gm, sm);
+    // across halves of the batches: the two estimates from the same samples share their noise,
+    // which would lift their cosine
     const int64_t half = batches / 2;
-    h.first_order_self = cos(g.slice(0, 0, half).mean(0), g.slice(0, half).mean(0));
-    h.score_self = cos(s.slice(0, 0, half).mean(0), s.slice(0, half).mean(0));
+    const Tensor ga = g.slice(0, 0, half).mean(0), gb = g.slice(0, half).mean(0);
+    const Tensor sa = s.slice(0, 0, half).mean(0), sb = s.slice(0, half).mean(0);
+    h.cosine = 0.5 * (cos(ga, sb) + cos(gb, sa));
+    h.first_order_self = cos(ga, gb);
+    h.score_self = cos(sa, sb);
     out.push_back(h);
     if (task.kind == TaskKind::kBilliards) break;  // one step: every horizon is the same
   }

@@ -240,6 +240,18 @@ std::unique_ptr<Agent> run_agent(const TrainConfig& c, bool fresh) {
   auto agent = make_agent(c.algo, c.agent, c.task, c.device, c.dtype);
   if (fresh) return agent;
   const RunFiles f(c.out_dir);
+  if (!fs::exists(f.checkpoint))
+    throw FieldError("out_dir", fmt::format(" '{}': holds no checkpoint.pt to load the {} policy from", c.out_dir,
+                                            algo_name(c.algo)));
+  if (fs::exists(f.summary)) {  // a finished run: the settings its policy depends on must be these
+    const auto j = parse_json(read_file(f.summary), f.summary.string(), "a run summary");
+    const auto id = identity_of(c);
+    for (const char* key : {"task", "algo", "agent", "dtype"})
+      if (!j.contains(key) || j.at(key) != id.at(key))
+        throw FieldError("out_dir", fmt::format(" '{}': its run was trained with another '{}' ({}); give the run's "
+                                                "settings",
+                                                c.out_dir, key, f.summary.string()));
+  }
   torch::serialize::InputArchive a;
   try {
     a.load_from(f.checkpoint.string(), c.device);

@@ -35,7 +35,9 @@ void expect_estimators_agree(uint64_t seed) {
     EXPECT_GT(g.first_order_self, 0.85) << "K " << g.horizon << ", seed " << seed;
     EXPECT_GT(g.score_self, 0.5) << "K " << g.horizon << ", seed " << seed;
     EXPECT_GT(g.cosine, 0.8) << "K " << g.horizon << ", seed " << seed;
-    EXPECT_NEAR(g.score_norm / g.norm, 1, 0.3) << "K " << g.horizon << ", seed " << seed;
+    // the score function's norm carries more noise: above 1 by up to about 0.2
+    EXPECT_GT(g.score_norm / g.norm, 0.85) << "K " << g.horizon << ", seed " << seed;
+    EXPECT_LT(g.score_norm / g.norm, 1.4) << "K " << g.horizon << ", seed " << seed;
   }
 }
 
@@ -44,12 +46,35 @@ TEST(Diagnostics, FirstOrderAndScoreFunctionAgreeOnASmoothTask) {
   // seeds whose first-order self-cosine (0.936, 0.940) failed an earlier threshold of 0.95
   expect_estimators_agree(1665924956057388083ull);
   expect_estimators_agree(3395249095994580540ull);
+  // seeds whose score-function norm came out 1.21 and 1.15 times the first-order one
+  expect_estimators_agree(13884386404397850847ull);
+  expect_estimators_agree(3107976767544034136ull);
+}
+
+// The baseline leaves the sample out: a baseline counting it would scale the estimate by 3/4.
+TEST(Diagnostics, LeaveOneOutCentring) {
+  const auto r = torch::tensor({1.0, 2.0, 3.0, 6.0, 10.0, 10.0, 10.0, 14.0}, torch::kFloat64);
+  const auto c = leave_one_out_centred(r, 4);
+  const auto expected = torch::tensor(
+      {1 - 11.0 / 3, 2 - 10.0 / 3, 3 - 9.0 / 3, 6 - 2.0, 10 - 34.0 / 3, 10 - 34.0 / 3, 10 - 34.0 / 3, 4.0},
+      torch::kFloat64);
+  EXPECT_TRUE(torch::allclose(c, expected, 0, 1e-12)) << c;
+  EXPECT_THROW(leave_one_out_centred(r, 3), FieldError);
+  EXPECT_THROW(leave_one_out_centred(r, 1), FieldError);
 }
 
 TEST(Diagnostics, BadSizesAreNamed) {
   auto agent = make_agent(Algo::kApg, AgentConfig{}, reach_task(), torch::kCPU, torch::kFloat64);
-  EXPECT_THROW(gradient_vs_horizon(reach_task(), *agent, {1}, 16, 8, 0.99, 0, torch::kCPU), FieldError);
-  EXPECT_THROW(gradient_vs_horizon(reach_task(), *agent, {1}, 64, 1, 0.99, 0, torch::kCPU), FieldError);
+  auto field = [&](int64_t num_envs, int batches) {
+    try {
+      gradient_vs_horizon(reach_task(), *agent, {1}, num_envs, batches, 0.99, 0, torch::kCPU);
+    } catch (const FieldError& e) {
+      return e.field() + ":" + e.what();
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(field(16, 8), "num_envs:num_envs: expected at least 32 (4 per batch, 8 batches), found 16");
+  EXPECT_NE(field(64, 1).find("batches:"), std::string::npos) << field(64, 1);
 }
 
 // A cue ball and a target: shots away from the target touch nothing (the reward is the resting

@@ -78,10 +78,15 @@ TEST(Walls, LHasSixtyLayouts) {
 
 // The authors' first orientation, cell by cell: the inner corner block at (h-1, v-1) = (2, 1).
 TEST(Walls, LMatchesTheGeneratorsTopLeftCorner) {
-  for (uint64_t seed = 0;; ++seed) {
+  bool found = false;
+  for (uint64_t seed = 0; seed < 100000 && !found; ++seed) {
     Rng rng(seed, 0);
     const WallLayout w = draw_walls(WallShape::kL, rng);
-    if (has(w.blocks, 0, 0) || !has(w.blocks, 2, 1) || has(w.blocks, 2, 2) || !has(w.blocks, 0, 2)) continue;
+    // top left, h = 3, v = 2: the corner (0, 0) out, (1, 0) out and (2, 0) in, the inner row 1
+    if (has(w.blocks, 0, 0) || has(w.blocks, 1, 0) || !has(w.blocks, 2, 0) || !has(w.blocks, 2, 1) ||
+        has(w.blocks, 3, 1) || has(w.blocks, 2, 2))
+      continue;
+    found = true;
     // h = 3, v = 2, top left: the top border from column 2 on, the left border from row 1 on
     const std::set<std::pair<int, int>> expected = [] {
       std::set<std::pair<int, int>> s;
@@ -95,8 +100,8 @@ TEST(Walls, LMatchesTheGeneratorsTopLeftCorner) {
     }();
     EXPECT_EQ(as_set(w.blocks), expected);
     EXPECT_EQ(w.inside.size(), 33u);
-    break;
   }
+  EXPECT_TRUE(found) << "no L of h = 3, v = 2 at the top left in 100,000 draws";
 }
 
 // 8 layouts: a bar of 3 blocks from the top or bottom at column 3, 4 or 5, or from the left or

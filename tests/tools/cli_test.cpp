@@ -201,10 +201,15 @@ TEST_F(Cli, ControlTrainsAndNamesBadInputs) {
   EXPECT_NE(read_file(out + "/run/metrics.csv").find("evaluation,frames,env_steps,seconds,success"), std::string::npos);
   EXPECT_NE(read_file(out + "/run/summary.json").find("\"frames_to_target\""), std::string::npos);
   // the finished run's policy filmed afterwards (as for runs trained on the GPU machine)
-  r = run_command(tool("npe-control") + " video --task reach --algo apg --device cpu --num_envs 8 --hidden 16 " +
-                  "--video_layouts 2 --out_dir " + out + "/run");
+  r = run_command(tool("npe-control") + " video --task reach --algo apg --device cpu --hidden 16 --video_layouts 2 " +
+                  "--out_dir " + out + "/run");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_GT(fs::file_size(out + "/run/policy.mp4"), 1000u);
+  const std::string video = tool("npe-control") +
+                            " video --task reach --algo apg --device cpu --num_envs 8 --eval_layouts 8 --out_dir ";
+  expect_error(video + out + "/run --hidden 16 --video_layouts 0", {"--video_layouts", "found 0"});
+  expect_error(video + out + "/run", {"--out_dir", "another 'agent'", "summary.json"});  // hidden 256, not 16
+  expect_error(video + out + "/none --hidden 16", {"--out_dir", "none", "no checkpoint.pt"});
   const std::string train = tool("npe-control") + " train --device cpu --out_dir " + out + "/bad";
   expect_error(train + " --task pool", {"--task", "expected billiards, herding, reach or a task file", "pool"});
   expect_error(train + " --algo ppo", {"--algo", "expected sac, apg, hybrid or cem", "ppo"});

@@ -85,11 +85,11 @@ class Agent {
   // Differentiable actions and log-probabilities for observations (reparameterised).
   virtual std::pair<torch::Tensor, torch::Tensor> sample(const torch::Tensor& obs, bool deterministic) = 0;
   // log pi(action | obs) [E] of given actions in (-1, 1), differentiable in the parameters. The
-  // pre-squash value is recovered as atanh(action): inexact where the action rounds to +-1 in its
-  // dtype (|atanh| above about 8 in float32); distribution() has no such limit.
+  // pre-squash value is recovered as atanh of the action clamped to 1 - 1e-6: inexact for |u|
+  // above about 7.25 in any dtype; distribution() has no such limit.
   virtual torch::Tensor log_prob(const torch::Tensor& obs, const torch::Tensor& action) = 0;
   // The policy's Gaussian before the tanh squash (actions = tanh(u), u ~ N(mean, exp(log_std)^2)):
-  // {mean, log_std}, each [E, 2], differentiable in the parameters.
+  // {mean, log_std}, each [E, act_dim], log_std clamped to [-5, 2]; differentiable in the parameters.
   virtual std::pair<torch::Tensor, torch::Tensor> distribution(const torch::Tensor& obs) = 0;
   // Environment frames the agent simulated beyond the environments' own (zeroth-order shots).
   virtual int64_t extra_frames() const { return 0; }

@@ -21,9 +21,11 @@ namespace npe::control {
 struct HorizonGradient {
   int horizon = 0;
   double norm = 0;        // |mean over batches of the first-order (simulator) gradient|
-  double variance = 0;    // per-environment variance: batch size x mean |g_b - g|^2
+  double variance = 0;    // batch size x mean |g_b - g|^2: per environment, 4 plays per layout
   double score_norm = 0;  // |score-function (REINFORCE) estimate of the same gradient|
-  double cosine = 0;      // cosine similarity of the two estimates
+  // cosine similarity of the two estimates, each from a different half of the batches (and the
+  // mean with the halves swapped), so that their noise is independent
+  double cosine = 0;
   // each estimator's agreement with itself: the cosine between its means over the first and the
   // second half of the batches (near 0: too noisy at this many environments to judge `cosine`)
   double first_order_self = 0, score_self = 0;
@@ -31,6 +33,11 @@ struct HorizonGradient {
 std::vector<HorizonGradient> gradient_vs_horizon(const TaskSpec& task, Agent& agent, const std::vector<int>& horizons,
                                                  int64_t num_envs, int batches, double gamma, uint64_t seed,
                                                  torch::Device device);
+
+// returns [n] in consecutive groups of `group` samples of one layout: each minus the mean of the
+// other samples of its group (the leave-one-out baseline, independent of the sample's own action).
+// Throws npe::FieldError on "group" unless group >= 2 divides n.
+torch::Tensor leave_one_out_centred(const torch::Tensor& returns, int64_t group);
 
 // Billiards: the reward of shots at `speed` (a fraction of max_speed) along `points` angles in
 // [0, 2 pi) on each of the first `layouts` held-out layouts, with d reward / d angle from the
