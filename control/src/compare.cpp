@@ -22,40 +22,23 @@ namespace fs = std::filesystem;
 
 struct Run {
   uint64_t seed = 0;
-  TrainSummary summary;
-  std::vector<std::pair<double, double>> curve;  // (frames, success)
-  std::vector<double> seconds;                   // training seconds at each evaluation
+  std::vector<ControlMetrics> curve;  // frames, seconds and success of each evaluation
+  TrainSummary summary;               // at the comparison's target, which may differ from the run's
 };
 
-Run read_run(const fs::path& summary_path, uint64_t seed) {
-  const std::string source = summary_path.string();
-  const auto j = parse_json(read_file(summary_path), source, "a run summary");
+Run read_run(const nlohmann::json& j, const std::string& source, uint64_t seed, double target) {
   Run r;
   r.seed = seed;
-  r.summary.frames = json_field<int64_t>(j, "frames", source, "summary");
-  r.summary.seconds = json_field<double>(j, "seconds", source, "summary");
-  r.summary.final_success = json_field<double>(j, "final_success", source, "summary");
-  r.summary.best_success = json_field<double>(j, "best_success", source, "summary");
   if (!j.contains("curve") || !j["curve"].is_array()) throw Error(source + ": summary field 'curve' is missing");
   for (const auto& p : j["curve"]) {
-    r.curve.emplace_back(json_field<double>(p, "frames", source, "curve"),
-                         json_field<double>(p, "success", source, "curve"));
-    r.seconds.push_back(json_field<double>(p, "seconds", source, "curve"));
+    ControlMetrics m;
+    m.frames = json_field<int64_t>(p, "frames", source, "curve");
+    m.seconds = json_field<double>(p, "seconds", source, "curve");
+    m.success = json_field<double>(p, "success", source, "curve");
+    r.curve.push_back(m);
   }
+  r.summary = summarise(r.curve, target);
   return r;
-}
-
-// The first evaluation at or above `target` (the comparison's, which may differ from the one the
-// run was trained with: the crossing is read from its curve).
-void find_target(Run& r, double target) {
-  r.summary.frames_to_target = -1;
-  r.summary.seconds_to_target = -1;
-  for (size_t i = 0; i < r.curve.size(); ++i)
-    if (r.curve[i].second >= target) {
-      r.summary.frames_to_target = static_cast<int64_t>(r.curve[i].first);
-      r.summary.seconds_to_target = r.seconds[i];
-      return;
-    }
 }
 
 std::string fmt_interval(const Interval& i, double scale, int digits) {
@@ -106,20 +89,17 @@ void compare(const CompareConfig& cc) {
           std::fflush(stdout);
         });
       }
-      {  // a finished run is reused only when it was made with these settings
-        const auto j = parse_json(read_file(summary), summary.string(), "a run summary");
-        const auto id = run_identity(c);
-        for (auto it = id.begin(); it != id.end(); ++it)
-          if (it.key() != "device" && (!j.contains(it.key()) || j.at(it.key()) != it.value()))
-            throw FieldError("out_dir", fmt::format(" '{}': {} holds a run whose '{}' differs from this comparison's; "
-                                                    "choose another directory or remove it",
-                                                    cc.out_dir, summary.string(), it.key()));
-        if (!j.contains("max_frames") || j.at("max_frames") != c.max_frames)
-          throw FieldError(
-              "out_dir", fmt::format(" '{}': {} holds a run with another frame budget", cc.out_dir, summary.string()));
-      }
-      runs.push_back(read_run(summary, seed));
-      find_target(runs.back(), cc.base.target_success);
+      // a finished run is reused only when it was made with these settings
+      const auto j = parse_json(read_file(summary), summary.string(), "a run summary");
+      const std::string key = differing_setting(j, c, false);
+      if (!key.empty())
+        throw FieldError("out_dir", fmt::format(" '{}': {} holds a run whose '{}' differs from this comparison's; "
+                                                "choose another directory or remove it",
+                                                cc.out_dir, summary.string(), key));
+      if (!j.contains("max_frames") || j.at("max_frames") != c.max_frames)
+        throw FieldError("out_dir",
+                         fmt::format(" '{}': {} holds a run with another frame budget", cc.out_dir, summary.string()));
+      runs.push_back(read_run(j, summary.string(), seed, cc.base.target_success));
     }
     // frames and seconds to the target: a seed that never reaches it counts as infinitely many
     std::vector<double> frames, secs, final, best;
@@ -151,8 +131,8 @@ void compare(const CompareConfig& cc) {
       std::vector<double> v;
       double fx = 0;
       for (const Run& r : runs) {
-        v.push_back(r.curve[p].second);
-        fx += r.curve[p].first / static_cast<double>(runs.size());
+        v.push_back(r.curve[p].success);
+        fx += static_cast<double>(r.curve[p].frames) / static_cast<double>(runs.size());
       }
       double m = 0;
       for (double y : v) m += y / static_cast<double>(v.size());

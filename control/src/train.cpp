@@ -146,21 +146,6 @@ struct RunFiles {
       : dir(out), csv(dir / "metrics.csv"), checkpoint(dir / "checkpoint.pt"), summary(dir / "summary.json") {}
 };
 
-TrainSummary summarise(const std::vector<ControlMetrics>& rows, double target) {
-  TrainSummary s;
-  if (rows.empty()) return s;
-  s.frames = rows.back().frames;
-  s.seconds = rows.back().seconds;
-  s.final_success = rows.back().success;
-  for (const auto& r : rows) {
-    s.best_success = std::max(s.best_success, r.success);
-    if (s.frames_to_target < 0 && r.success >= target) {
-      s.frames_to_target = r.frames;
-      s.seconds_to_target = r.seconds;
-    }
-  }
-  return s;
-}
 
 void write_outputs(const RunFiles& f, const TrainConfig& c, const std::vector<ControlMetrics>& rows, bool finished) {
   std::string csv = std::string(kControlCsvHeader) + "\n";
@@ -234,6 +219,22 @@ TrainSummary train_cem(const TrainConfig& c, const RunFiles& f,
 
 }  // namespace
 
+TrainSummary summarise(const std::vector<ControlMetrics>& rows, double target) {
+  TrainSummary s;
+  if (rows.empty()) return s;
+  s.frames = rows.back().frames;
+  s.seconds = rows.back().seconds;
+  s.final_success = rows.back().success;
+  for (const auto& r : rows) {
+    s.best_success = std::max(s.best_success, r.success);
+    if (s.frames_to_target < 0 && r.success >= target) {
+      s.frames_to_target = r.frames;
+      s.seconds_to_target = r.seconds;
+    }
+  }
+  return s;
+}
+
 std::unique_ptr<Agent> run_agent(const TrainConfig& c, bool fresh) {
   validate_train(c);
   torch::manual_seed(c.seed);
@@ -244,13 +245,12 @@ std::unique_ptr<Agent> run_agent(const TrainConfig& c, bool fresh) {
     throw FieldError("out_dir", fmt::format(" '{}': holds no checkpoint.pt to load the {} policy from", c.out_dir,
                                             algo_name(c.algo)));
   if (fs::exists(f.summary)) {  // a finished run: the settings its policy depends on must be these
-    const auto j = parse_json(read_file(f.summary), f.summary.string(), "a run summary");
-    const auto id = identity_of(c);
-    for (const char* key : {"task", "algo", "agent", "dtype"})
-      if (!j.contains(key) || j.at(key) != id.at(key))
-        throw FieldError("out_dir", fmt::format(" '{}': its run was trained with another '{}' ({}); give the run's "
-                                                "settings",
-                                                c.out_dir, key, f.summary.string()));
+    const std::string key = differing_setting(parse_json(read_file(f.summary), f.summary.string(), "a run summary"), c,
+                                              true);
+    if (!key.empty())
+      throw FieldError("out_dir", fmt::format(" '{}': its run was trained with another '{}' ({}); give the run's "
+                                              "settings",
+                                              c.out_dir, key, f.summary.string()));
   }
   torch::serialize::InputArchive a;
   try {
@@ -264,6 +264,17 @@ std::unique_ptr<Agent> run_agent(const TrainConfig& c, bool fresh) {
 }
 
 nlohmann::json run_identity(const TrainConfig& config) { return identity_of(config); }
+
+std::string differing_setting(const nlohmann::json& summary, const TrainConfig& config, bool policy_only) {
+  const auto id = identity_of(config);
+  for (auto it = id.begin(); it != id.end(); ++it) {
+    const std::string& key = it.key();
+    if (key == "device" || (policy_only && key != "task" && key != "algo" && key != "agent" && key != "dtype"))
+      continue;
+    if (!summary.contains(key) || summary.at(key) != it.value()) return key;
+  }
+  return "";
+}
 
 Layouts held_out_layouts(const TaskSpec& task, int64_t n, uint64_t seed, torch::Device device,
                          torch::ScalarType dtype) {

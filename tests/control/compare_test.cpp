@@ -99,6 +99,24 @@ TEST(Compare, ReadsItsTargetFromTheCurves) {
   EXPECT_EQ(j["sac"]["reached"], 4);
   EXPECT_DOUBLE_EQ(j["sac"]["frames_to_target_iqm"].get<double>(), 300);
   EXPECT_THROW(table(0), FieldError);
+  // runs of other settings or another budget are refused, naming what differs
+  auto refusal = [&](CompareConfig other) {
+    try {
+      compare(other);
+    } catch (const FieldError& e) {
+      return e.field() + ":" + e.what();
+    }
+    return std::string("no error");
+  };
+  CompareConfig wider = cc;
+  wider.base.target_success = 0.5;
+  wider.base.agent.hidden = 128;
+  EXPECT_NE(refusal(wider).find("out_dir:"), std::string::npos);
+  EXPECT_NE(refusal(wider).find("whose 'agent' differs"), std::string::npos) << refusal(wider);
+  CompareConfig longer = cc;
+  longer.base.target_success = 0.5;
+  longer.base.max_frames = 600;
+  EXPECT_NE(refusal(longer).find("another frame budget"), std::string::npos) << refusal(longer);
 }
 
 }  // namespace

@@ -52,6 +52,9 @@ struct TrainSummary {
   int64_t frames_to_target = -1;  // first evaluation at or above target_success (-1: never)
   double seconds_to_target = -1;
 };
+// The summary of a run's evaluations (frames, seconds and success of each row are read): its last
+// row, its best success and its first row at or above `target`.
+TrainSummary summarise(const std::vector<ControlMetrics>& rows, double target);
 
 // Checks the config (FieldError naming the field) and trains, writing out_dir/metrics.csv (after
 // every evaluation), out_dir/checkpoint.pt (every checkpoint_seconds, at the end and when
@@ -65,6 +68,10 @@ TrainSummary train(const TrainConfig& config, const std::function<void(const Con
 // device type): a resumed run must match its checkpoint's, and compare reuses only a finished run
 // whose summary.json matches it (and max_frames).
 nlohmann::json run_identity(const TrainConfig& config);
+// The first key of run_identity in which a run's summary.json `summary` differs from `config`, or
+// "" when none; "device" is not compared (a run is read on any device). `policy_only`: only the
+// settings its policy depends on (task, algo, agent, dtype).
+std::string differing_setting(const nlohmann::json& summary, const TrainConfig& config, bool policy_only);
 
 // The agent of the run in config.out_dir (its checkpoint.pt), for videos and diagnostics; a fresh
 // one (torch::manual_seed(config.seed)) when `fresh`. Throws npe::Error naming the file.
