@@ -3,12 +3,14 @@
 # scripts/device_control.sh bench/control_compare_h100/jobs.txt (docs/control.md). Copies the
 # fetched runs into out/control/compare/, runs `npe-control compare` for each comparison at the
 # targets 0.8 and 0.2 (with the jobs file's flags), and keeps the tables, plots and each run's
-# metrics in bench/control_compare_h100/.
+# metrics in bench/control_compare_<gpu>/ (h100 or h200, read from the call's gpu.txt).
 #   scripts/control_tables.sh FILES_AT SEEDS      FILES_AT: the device call's files; SEEDS: 0 .. SEEDS-1
 set -euo pipefail
 src="$1"; n="$2"
 bin=build/bin/npe-control
-dst=bench/control_compare_h100
+gpu=$(grep -oiE 'H100|H200' "$src/gpu.txt" 2> /dev/null | head -1 | tr 'A-Z' 'a-z')
+[ -n "$gpu" ] || { echo "control_tables: $src/gpu.txt names no H100 or H200" >&2; exit 1; }
+dst=bench/control_compare_$gpu
 [ -d "$src/compare" ] && [ -n "$(ls -A "$src/compare")" ] || { echo "control_tables: no runs in $src/compare" >&2; exit 1; }
 mkdir -p out/control/compare
 cp -r "$src"/compare/* out/control/compare/
