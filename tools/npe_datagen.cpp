@@ -13,7 +13,8 @@ int main(int argc, char** argv) {
     npe::datagen::WorldDef& w = c.world;
     cxxopts::Options o("npe-datagen",
                        "Generate 2-D ball-world trajectories with Box2D or npe's GPU engine.\n"
-                       "Writes PREFIX_{train,val,test}.npy ([scenes, T, N, 5] float32) and PREFIX.json.\n"
+                       "Writes PREFIX_{train,val,test}.npy ([scenes, T, N, 5] float32) and PREFIX.json\n"
+                       "(walls worlds: PREFIX_{train,val,test}_walls.npy too).\n"
                        "Sharded: each of N runs with --shard k/N writes PREFIX.shard-KKKKK-of-NNNNN{_*.npy,.json},\n"
                        "then --merge_shards N --out_prefix PREFIX writes PREFIX.json listing them (copies no data).");
     o.add_options()("num_scenes", "scenes to simulate (split 70/15/15 by scene)",
@@ -25,7 +26,12 @@ int main(int argc, char** argv) {
         "preset",
         "npe2017: Chang et al. 2017's data regime (integer velocities per axis in [-20, 20] px/frame, "
         "masses {1, 5, 25}, centres >= 2.5 r apart, scenes redrawn when a speed exceeds 60 px/frame or a ball "
-        "leaves the box; velocities normalised by 60 px/frame)",
+        "leaves the box; velocities normalised by 60 px/frame); walls: its walls worlds (npe2017's velocities, "
+        "2 balls of mass 1 unless --num_balls, --variable_mass, inside walls of the shapes O,L unless --walls)",
+        cxxopts::value<std::string>()->default_value(""))(
+        "walls",
+        "walls worlds (Box2D): each scene inside walls of 80 px blocks of a shape drawn from this list of O, L, "
+        "U and I (Chang et al. 2017, section 4), recorded in PREFIX_{split}_walls.npy",
         cxxopts::value<std::string>()->default_value(""))("timesteps", "recorded frames per scene",
                                                           cxxopts::value<int>()->default_value("60"))(
         "seed", "random seed; scene i depends only on (seed, i)", cxxopts::value<uint64_t>()->default_value("0"))(
@@ -117,17 +123,26 @@ int main(int argc, char** argv) {
     if (r.count("shard")) npe::datagen::parse_shard(r["shard"].as<std::string>(), c);
     if (const std::string preset = r["preset"].as<std::string>(); !preset.empty()) {
       for (const char* flag : {"max_speed", "variable_mass"})
-        if (r.count(flag)) throw npe::Error(fmt::format("--{}: --preset {} sets it; leave it out", flag, preset));
+        if (r.count(flag) && !(preset == "walls" && std::string(flag) == "variable_mass"))
+          throw npe::Error(fmt::format("--{}: --preset {} sets it; leave it out", flag, preset));
       npe::datagen::apply_preset(w, preset);
+      if (preset == "walls") {  // the flags given change the preset's walls world
+        if (r.count("num_balls")) npe::datagen::parse_ball_counts(w, r["num_balls"].as<std::string>());
+        w.variable_mass = r.count("variable_mass") > 0;
+      }
     }
+    if (r.count("walls")) w.walls = npe::datagen::parse_wall_shapes(r["walls"].as<std::string>());
     c.out_prefix = r["out_prefix"].as<std::string>();
     if (c.out_prefix.empty()) {
       std::string counts;
       for (char ch : npe::datagen::format_ball_counts(w))
         if (ch != ',') counts += ch;
-      const std::string name = fmt::format("balls_n{}_t{}_{}{}", counts, w.timesteps,
-                                           w.variable_mass ? "variable" : "uniform",
-                                           w.preset.empty() ? "" : "_" + w.preset);
+      std::string shapes;
+      for (char ch : npe::datagen::format_wall_shapes(w.walls))
+        if (ch != ',') shapes += ch;
+      const std::string name = fmt::format(
+          "balls_n{}_t{}_{}{}{}", counts, w.timesteps, w.variable_mass ? "variable" : "uniform",
+          w.preset.empty() || w.preset == "walls" ? "" : "_" + w.preset, shapes.empty() ? "" : "_walls_" + shapes);
       c.out_prefix = "data/" + name + "/" + name;
     }
     if (w.engine.contact_omega < 0)

@@ -28,6 +28,9 @@ fs::path manifest_path(const std::string& prefix) { return fs::path(prefix + ".j
 fs::path split_path(const std::string& prefix, const std::string& split) {
   return fs::path(prefix + "_" + split + ".npy");
 }
+fs::path walls_path(const std::string& prefix, const std::string& split) {
+  return fs::path(prefix + "_" + split + "_walls.npy");
+}
 std::string shard_prefix(const std::string& prefix, int64_t shard, int64_t num_shards) {
   return fmt::format("{}.shard-{:05d}-of-{:05d}", prefix, shard, num_shards);
 }
@@ -90,6 +93,10 @@ json Manifest::to_json() const {
   if (w.min_separation != 2.0) j["world"]["min_separation"] = w.min_separation;
   if (w.reject_speed > 0) j["world"]["reject_speed"] = w.reject_speed;
   if (!w.preset.empty()) j["world"]["preset"] = w.preset;
+  if (!w.walls.empty()) {
+    j["world"]["walls"] = json::array();
+    for (WallShape shape : w.walls) j["world"]["walls"].push_back(wall_shape_name(shape));
+  }
   json sp = json::array();
   for (const SplitInfo& s : splits) {
     json e = {{"name", s.name},
@@ -99,6 +106,10 @@ json Manifest::to_json() const {
               {"shape", {s.scenes, w.timesteps, w.num_balls, kStateDim}}};
     if (s.parts.empty()) {
       e["file"] = s.file;
+      if (!s.walls_file.empty()) {
+        e["walls_file"] = s.walls_file;
+        e["walls_shape"] = {s.scenes, kWallSlots, kWallDim};
+      }
     } else {
       e["parts"] = json::array();
       for (const SplitPart& p : s.parts)
@@ -225,6 +236,23 @@ Manifest Manifest::from_json(const json& j, const std::string& src, bool shard) 
     d.min_separation = field<double>(w, "min_separation", src, "world.");
   if (w.is_object() && w.contains("reject_speed")) d.reject_speed = field<double>(w, "reject_speed", src, "world.");
   if (w.is_object() && w.contains("preset")) d.preset = field<std::string>(w, "preset", src, "world.");
+  if (w.is_object() && w.contains("walls")) {
+    const json& names = w["walls"];
+    try {
+      if (!names.is_array() || names.empty())
+        throw FieldError("walls", fmt::format(": expected a list of shapes such as [\"O\", \"L\"], found {}",
+                                              names.dump().substr(0, 80)));
+      std::string list;
+      for (const json& n : names) {
+        if (!n.is_string())
+          throw FieldError("walls", fmt::format(": expected shape names, found {}", n.dump().substr(0, 80)));
+        list += (list.empty() ? "" : ",") + n.get<std::string>();
+      }
+      d.walls = parse_wall_shapes(list);
+    } catch (const Error& e) {
+      throw Error(fmt::format("{}: manifest field 'world.walls': {}", src, e.what()));
+    }
+  }
   try {
     validate(d);
     if (m.engine == "box2d") validate_box2d(d);
@@ -260,6 +288,14 @@ Manifest Manifest::from_json(const json& j, const std::string& src, bool shard) 
     } else {
       si.file = field<std::string>(s, "file", src, "splits[].");
       check_file_name(si.file, src, what);
+    }
+    if (!d.walls.empty()) {
+      if (s.contains("parts"))
+        throw Error(fmt::format("{}: {}: a walls world's split is one file, found field 'parts'", src, what));
+      si.walls_file = field<std::string>(s, "walls_file", src, "splits[].");
+      check_file_name(si.walls_file, src, what + " walls");
+    } else if (s.is_object() && s.contains("walls_file")) {
+      throw Error(fmt::format("{}: {}: field 'walls_file' found, but the world has no walls (world.walls)", src, what));
     }
     si.first_scene = field<int64_t>(s, "first_scene", src, "splits[].");
     si.scenes = field<int64_t>(s, "scenes", src, "splits[].");
@@ -336,6 +372,7 @@ std::vector<std::filesystem::path> dataset_files(const std::string& prefix) {
     const Manifest m = read_manifest(prefix);
     for (const SplitInfo& s : m.splits) {
       if (s.parts.empty()) files.push_back(mp.parent_path() / s.file);
+      if (!s.walls_file.empty()) files.push_back(mp.parent_path() / s.walls_file);
       for (const SplitPart& p : s.parts) files.push_back(mp.parent_path() / p.file);
     }
   } catch (const Error&) {
@@ -424,7 +461,9 @@ Trajectories load_split(const std::string& prefix, const Manifest& m, const std:
   const fs::path dir = manifest_path(prefix).parent_path();
   if (info.parts.empty()) {
     const fs::path path = dir / info.file;
-    return check_split(m, split, read_npy_f32(path), path.string());
+    Trajectories t = check_split(m, split, read_npy_f32(path), path.string());
+    t.walls = load_walls(prefix, m, split);
+    return t;
   }
   // Parts: each read and checked as a split of its own, then appended. The memory reserved is
   // bounded by the files' sizes, not by the manifest's counts (which a corrupt manifest inflates).
@@ -453,6 +492,48 @@ Trajectories load_split(const std::string& prefix, const Manifest& m, const std:
 
 Trajectories check_split(const Manifest& m, const std::string& split, NpyArray a, const std::string& name) {
   return check_scenes(m, m.split(split).scenes, std::move(a), name);
+}
+
+std::vector<float> load_walls(const std::string& prefix, const Manifest& m, const std::string& split) {
+  if (m.world.walls.empty()) return {};
+  const SplitInfo& info = m.split(split);
+  const fs::path path = manifest_path(prefix).parent_path() / info.walls_file;
+  return check_walls(m, info.scenes, read_npy_f32(path), path.string());
+}
+
+std::vector<float> check_walls(const Manifest& m, int64_t scenes, NpyArray a, const std::string& name) {
+  const std::vector<int64_t> expected = {scenes, kWallSlots, kWallDim};
+  if (a.shape != expected)
+    throw Error(fmt::format("{}: array shape expected ({}) [scenes, blocks, 4] as the manifest says, found ({})", name,
+                            fmt::join(expected, ", "), fmt::join(a.shape, ", ")));
+  const double half = kWallBlock / 2 / m.pos_scale(), xmax = m.world.width / m.pos_scale(),
+               ymax = m.world.height / m.pos_scale();
+  for (int64_t s = 0; s < scenes; ++s)
+    for (int64_t k = 0; k < kWallSlots; ++k) {
+      const float* row = a.data.data() + (s * kWallSlots + k) * kWallDim;
+      for (int c = 0; c < kWallDim; ++c)
+        if (!std::isfinite(row[c]))
+          throw Error(fmt::format("{}: scene {} block {}: value {} is not finite", name, s, k, c));
+      if (row[2] == 0) {
+        if (row[0] != 0 || row[1] != 0 || row[3] != 0)
+          throw Error(
+              fmt::format("{}: scene {} row {}: expected an empty row (all zero) after half side 0", name, s, k));
+        continue;
+      }
+      const int code = static_cast<int>(row[3]);
+      const bool listed = code >= 1 && code <= 4 && row[3] == code &&
+                          std::find(m.world.walls.begin(), m.world.walls.end(), static_cast<WallShape>(code - 1)) !=
+                              m.world.walls.end();
+      if (std::abs(row[2] - half) > 1e-6 * half || !(row[0] >= 0 && row[0] <= xmax && row[1] >= 0 && row[1] <= ymax) ||
+          !listed)
+        throw Error(fmt::format("{}: scene {} block {}: found centre ({}, {}) px, half side {} px, shape code {}; "
+                                "expected a block of half side {} px inside the {} x {} px box, of a shape among "
+                                "world.walls ({})",
+                                name, s, k, row[0] * m.pos_scale(), row[1] * m.pos_scale(), row[2] * m.pos_scale(),
+                                row[3], kWallBlock / 2, m.world.width, m.world.height,
+                                format_wall_shapes(m.world.walls)));
+    }
+  return std::move(a.data);
 }
 
 }  // namespace npe::datagen

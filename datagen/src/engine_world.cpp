@@ -174,6 +174,9 @@ gpu::Scene dataset_scenes(const WorldDef& w, int64_t num_scenes, uint64_t seed, 
 }
 
 DatagenSummary generate_dataset_gpu(const DatagenConfig& config, bool use_cuda, int64_t chunk_scenes) {
+  if (!config.world.walls.empty())
+    throw FieldError("walls", ": walls worlds are simulated with Box2D only (npe's engine takes one obstacle layout "
+                              "per dataset, a walls world one per scene); use the Box2D engine");
   if (config.world.reject_speed > 0)
     throw FieldError("preset", fmt::format(" {}: its rejection of scenes (speeds over {} px/s, balls leaving the box) "
                                            "runs with Box2D only",
@@ -203,14 +206,14 @@ DatagenSummary generate_dataset_gpu(const DatagenConfig& config, bool use_cuda, 
     std::unique_ptr<CudaSource> src;
     if (c.num_scenes >= 3) src = std::make_unique<CudaSource>(c, chunk_scenes);
     return write_dataset(
-        c, "npe-gpu", chunk_scenes, [&](int64_t first, int64_t count, float* out) { src->fetch(first, count, out); },
-        energy);
+        c, "npe-gpu", chunk_scenes,
+        [&](int64_t first, int64_t count, float* out, float*) { src->fetch(first, count, out); }, energy);
   }
   // CPU reference, float32: the same operations as the CUDA kernels, hence the same bytes.
   const int threads = resolve_threads(c.threads);
   return write_dataset(
       c, "npe-gpu", chunk_scenes,
-      [&](int64_t first, int64_t count, float* out) {
+      [&](int64_t first, int64_t count, float* out, float*) {
     WorldSpec spec = spec_from_world(c.world, count);
     WorldState<float> st;
     sample_chunk(c, first, count, count, st, spec.mass, threads);

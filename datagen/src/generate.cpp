@@ -26,7 +26,8 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 double dataset_bytes(const WorldDef& w, int64_t n) {
-  return static_cast<double>(n) * w.timesteps * w.num_balls * kStateDim * sizeof(float);
+  const double walls = w.walls.empty() ? 0.0 : double{kWallSlots} * kWallDim;
+  return static_cast<double>(n) * (double{1} * w.timesteps * w.num_balls * kStateDim + walls) * sizeof(float);
 }
 
 SceneRange shard_range(int64_t s, int64_t k, int64_t n) {
@@ -113,6 +114,10 @@ DatagenSummary write_dataset(const DatagenConfig& c, const std::string& engine, 
   if (c.num_shards < 0) throw FieldError("shard", fmt::format(": expected N >= 1 shards, found N = {}", c.num_shards));
   const SceneRange range = scene_range(c);  // all scenes, or the shard's
   const bool sharded = c.num_shards > 0;
+  const bool walls = !c.world.walls.empty();
+  if (sharded && walls)
+    throw FieldError("shard", ": walls worlds are written whole (the merge does not list walls files yet); write them "
+                              "unsharded");
   const std::string prefix = sharded ? shard_prefix(c.out_prefix, c.shard, c.num_shards) : c.out_prefix;
   // one writer per dataset: a second run on this prefix is refused while this one writes
   const OutputLock lock(manifest_path(prefix), "out_prefix");
@@ -137,6 +142,8 @@ DatagenSummary write_dataset(const DatagenConfig& c, const std::string& engine, 
   const int64_t chunk = std::max<int64_t>(1, std::min(chunk_scenes, range.count));
   const int threads = resolve_threads(c.threads);
   std::vector<float> buf(per_scene * static_cast<size_t>(chunk));
+  constexpr size_t per_walls = size_t{kWallSlots} * kWallDim;
+  std::vector<float> walls_buf(walls ? per_walls * static_cast<size_t>(chunk) : 0);
   DatagenSummary summary;
   Progress progress("npe-datagen", range.count);
   const auto t0 = std::chrono::steady_clock::now();
@@ -169,19 +176,35 @@ DatagenSummary write_dataset(const DatagenConfig& c, const std::string& engine, 
     const std::string header = npy_header_f32({count, w.timesteps, w.num_balls, kStateDim});
     if (std::fwrite(header.data(), 1, header.size(), f) != header.size())
       throw Error(fmt::format("error writing '{}'", path.string()));
+    const fs::path wpath = walls_path(prefix, name);
+    std::FILE* wf = nullptr;
+    if (walls) {
+      outputs.push_back(std::make_unique<AtomicFile>(wpath));
+      wf = outputs.back()->get();
+      const std::string wheader = npy_header_f32({count, kWallSlots, kWallDim});
+      if (std::fwrite(wheader.data(), 1, wheader.size(), wf) != wheader.size())
+        throw Error(fmt::format("error writing '{}'", wpath.string()));
+    }
     for (int64_t s = lo; s < hi; s += chunk) {
       throw_if_interrupted(
           fmt::format("interrupted at scene {} of {}; no file was written or changed", s, c.num_scenes));
       const int64_t n = std::min(chunk, hi - s);
-      source(s, n, buf.data());
+      source(s, n, buf.data(), walls ? walls_buf.data() : nullptr);
       summary.max_energy_drift = std::max(summary.max_energy_drift, chunk_drift(buf.data(), n, w, energy, threads));
       const size_t nbytes = per_scene * n * sizeof(float);
       if (std::fwrite(buf.data(), 1, nbytes, f) != nbytes)
         throw Error(fmt::format("error writing '{}' (disk full?)", path.string()));
+      const size_t wbytes = per_walls * n * sizeof(float);
+      if (walls && std::fwrite(walls_buf.data(), 1, wbytes, wf) != wbytes)
+        throw Error(fmt::format("error writing '{}' (disk full?)", wpath.string()));
       if (c.progress) progress.update(s - range.first + n);
     }
     m.splits.push_back({name, path.filename().string(), lo, count, count * (w.timesteps - 2)});
     summary.files.push_back(path.string());
+    if (walls) {
+      m.splits.back().walls_file = wpath.filename().string();
+      summary.files.push_back(wpath.string());
+    }
   }
   throw_if_interrupted("interrupted after the last scene; no file was written or changed");
   for (auto& out : outputs) out->commit();
@@ -336,14 +359,16 @@ DatagenSummary generate_dataset(const DatagenConfig& config) {
   const int threads = resolve_threads(c.threads);
   std::atomic<int64_t> redrawn{0};
   // Box2D scenes are independent: a chunk is shared out scene by scene among the threads.
-  auto source = [&](int64_t first, int64_t count, float* out) {
+  auto source = [&](int64_t first, int64_t count, float* out, float* walls) {
     std::atomic<int64_t> next{0};
     std::exception_ptr failure;
     std::mutex failure_mutex;
     auto worker = [&] {
       try {
         for (int64_t i; (i = next.fetch_add(1)) < count;)
-          redrawn += simulate_scene_box2d(w, c.seed, first + i, out + per_scene * i) - 1;
+          redrawn += simulate_scene_box2d(w, c.seed, first + i, out + per_scene * i,
+                                          walls ? walls + size_t{kWallSlots} * kWallDim * i : nullptr) -
+                     1;
       } catch (...) {
         std::lock_guard<std::mutex> lock(failure_mutex);
         if (!failure) failure = std::current_exception();

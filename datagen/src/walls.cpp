@@ -2,6 +2,7 @@
 #include "npe/datagen/walls.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -84,16 +85,21 @@ const char* wall_shape_name(WallShape shape) {
 double wall_cell_x(int i) { return kWallBlock / 2 + (kWallBoxWidth - kWallColumns * kWallBlock) / 2 + kWallBlock * i; }
 double wall_cell_y(int j) { return kWallBlock / 2 + (kWallBoxHeight - kWallRows * kWallBlock) / 2 + kWallBlock * j; }
 
+namespace {
+gpu::Obstacle block_at(double x, double y) {
+  gpu::Obstacle ob;
+  ob.kind = gpu::Obstacle::Kind::kBox;
+  ob.ax = x;
+  ob.ay = y;
+  ob.bx = ob.by = kWallBlock / 2;
+  return ob;
+}
+}  // namespace
+
 std::vector<gpu::Obstacle> WallLayout::obstacles() const {
   std::vector<gpu::Obstacle> o;
-  for (const WallCell& b : blocks) {
-    gpu::Obstacle ob;
-    ob.kind = gpu::Obstacle::Kind::kBox;
-    ob.ax = wall_cell_x(b.i);
-    ob.ay = wall_cell_y(b.j);
-    ob.bx = ob.by = kWallBlock / 2;
-    o.push_back(ob);
-  }
+  for (const WallCell& b : blocks) o.push_back(block_at(wall_cell_x(b.i), wall_cell_y(b.j)));
+  for (const FreeBlock& f : free_blocks) o.push_back(block_at(f.x, f.y));
   return o;
 }
 
@@ -132,6 +138,150 @@ WallLayout draw_walls(WallShape shape, Rng& rng) {
   }
   w.inside = enclosed(w.blocks);
   return w;
+}
+
+void place_free_blocks(WallLayout& w, const std::vector<gpu::BallInit>& balls, double radius, Rng& rng, int64_t scene,
+                       int max_tries) {
+  w.free_blocks.clear();
+  if (w.shape != WallShape::kI) return;
+  // the enclosed cells' span, and a block's reach from its centre
+  double lo_x = 1e300, hi_x = -1e300, lo_y = 1e300, hi_y = -1e300;
+  for (const WallCell& c : w.inside) {
+    lo_x = std::min(lo_x, wall_cell_x(c.i) - kWallBlock / 2), hi_x = std::max(hi_x, wall_cell_x(c.i) + kWallBlock / 2);
+    lo_y = std::min(lo_y, wall_cell_y(c.j) - kWallBlock / 2), hi_y = std::max(hi_y, wall_cell_y(c.j) + kWallBlock / 2);
+  }
+  const double half = kWallBlock / 2, diagonal = half * std::sqrt(2.0), margin = 1.1;
+  int tries = 0;
+  while (static_cast<int>(w.free_blocks.size()) < kIFreeBlocks) {
+    if (++tries > max_tries)
+      throw Error(fmt::format("scene {}: could not place the I walls' {} free blocks among {} balls of radius {} px "
+                              "after {} draws",
+                              scene, kIFreeBlocks, balls.size(), radius, max_tries));
+    const FreeBlock f{rng.uniform(lo_x + half, hi_x - half), rng.uniform(lo_y + half, hi_y - half)};
+    bool ok = true;
+    for (const gpu::BallInit& b : balls) {
+      const double d = margin * (radius + diagonal);
+      if ((b.x - f.x) * (b.x - f.x) + (b.y - f.y) * (b.y - f.y) < d * d) ok = false;
+    }
+    for (const FreeBlock& g : w.free_blocks) {
+      const double d = margin * 2 * diagonal;
+      if ((g.x - f.x) * (g.x - f.x) + (g.y - f.y) * (g.y - f.y) < d * d) ok = false;
+    }
+    if (ok) w.free_blocks.push_back(f);
+  }
+}
+
+void record_walls(const WallLayout& w, double pos_scale, float* out) {
+  std::fill(out, out + kWallSlots * kWallDim, 0.0f);
+  const std::vector<gpu::Obstacle> blocks = w.obstacles();
+  if (blocks.size() > static_cast<size_t>(kWallSlots))
+    throw Error(fmt::format("walls of {} blocks: a dataset records at most {}", blocks.size(), kWallSlots));
+  for (size_t k = 0; k < blocks.size(); ++k) {
+    float* row = out + k * kWallDim;
+    row[0] = static_cast<float>(blocks[k].ax / pos_scale);
+    row[1] = static_cast<float>(blocks[k].ay / pos_scale);
+    row[2] = static_cast<float>(blocks[k].bx / pos_scale);
+    row[3] = static_cast<float>(static_cast<int>(w.shape) + 1);
+  }
+}
+
+WallLayout recorded_walls(const float* rows, double pos_scale) {
+  WallLayout w;
+  for (int k = 0; k < kWallSlots; ++k) {
+    const float* row = rows + k * kWallDim;
+    if (!(row[2] > 0)) continue;
+    const int code = static_cast<int>(row[3]);
+    if (code < 1 || code > 4 || std::abs(row[2] * pos_scale - kWallBlock / 2) > 1e-3)
+      throw Error(fmt::format("recorded walls row {}: expected a block of half side {} px and a shape code 1-4, found "
+                              "half side {} px and code {}",
+                              k, kWallBlock / 2, row[2] * pos_scale, row[3]));
+    w.shape = static_cast<WallShape>(code - 1);
+    const double x = row[0] * pos_scale, y = row[1] * pos_scale;
+    const double fi = (x - wall_cell_x(0)) / kWallBlock, fj = (y - wall_cell_y(0)) / kWallBlock;
+    const int i = static_cast<int>(std::lround(fi)), j = static_cast<int>(std::lround(fj));
+    // grid blocks come first and lie on the grid (float32 rounding: within 1e-3 px)
+    if (w.free_blocks.empty() && std::abs(fi - i) * kWallBlock < 1e-3 && std::abs(fj - j) * kWallBlock < 1e-3 &&
+        i >= 0 && i < kWallColumns && j >= 0 && j < kWallRows)
+      w.blocks.push_back({i, j});
+    else
+      w.free_blocks.push_back({x, y});
+  }
+  w.inside = enclosed(w.blocks);
+  return w;
+}
+
+std::vector<std::array<double, 2>> WallLayout::room_outline() const {
+  // The boundary edges of the enclosed cells, each cell walked (x0,y0) (x0,y1) (x1,y1) (x1,y0), so
+  // that the cell lies right of each edge; edges between two enclosed cells are left out. Grid
+  // corners are indexed (i, j) in [0, columns] x [0, rows].
+  auto is_inside = [&](int i, int j) {
+    return std::find(inside.begin(), inside.end(), WallCell{i, j}) != inside.end();
+  };
+  const int W = kWallColumns + 1;
+  std::vector<int> next(W * (kWallRows + 1), -1);  // corner -> the corner its boundary edge leads to
+  auto add = [&](int a, int b) {
+    if (next[a] != -1) throw Error("walls: enclosed cells touch only at a corner; their outline is not one loop");
+    next[a] = b;
+  };
+  for (const WallCell& c : inside) {
+    const int c00 = c.j * W + c.i, c01 = (c.j + 1) * W + c.i, c11 = (c.j + 1) * W + c.i + 1, c10 = c.j * W + c.i + 1;
+    if (!is_inside(c.i - 1, c.j)) add(c00, c01);
+    if (!is_inside(c.i, c.j + 1)) add(c01, c11);
+    if (!is_inside(c.i + 1, c.j)) add(c11, c10);
+    if (!is_inside(c.i, c.j - 1)) add(c10, c00);
+  }
+  int start = -1, edges = 0;
+  for (int k = 0; k < static_cast<int>(next.size()); ++k)
+    if (next[k] != -1) start = start == -1 ? k : start, ++edges;
+  std::vector<std::array<double, 2>> loop;
+  if (start == -1) return loop;
+  auto corner = [&](int k) {
+    return std::array<double, 2>{wall_cell_x(k % W) - kWallBlock / 2, wall_cell_y(k / W) - kWallBlock / 2};
+  };
+  int k = start, walked = 0;
+  do {
+    loop.push_back(corner(k));
+    k = next[k];
+    ++walked;
+  } while (k != start && walked <= edges);
+  if (walked != edges) throw Error("walls: the enclosed cells' outline is not one loop");
+  // corners only: the vertices where the outline turns
+  std::vector<std::array<double, 2>> corners;
+  const size_t n = loop.size();
+  for (size_t v = 0; v < n; ++v) {
+    const auto& a = loop[(v + n - 1) % n];
+    const auto& b = loop[v];
+    const auto& c = loop[(v + 1) % n];
+    const double cross = (b[0] - a[0]) * (c[1] - b[1]) - (b[1] - a[1]) * (c[0] - b[0]);
+    if (cross != 0) corners.push_back(b);
+  }
+  return corners;
+}
+
+std::vector<WallShape> parse_wall_shapes(const std::string& list) {
+  std::vector<WallShape> shapes;
+  size_t start = 0;
+  for (;;) {
+    const size_t comma = list.find(',', start);
+    const std::string item = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (item.empty())
+      throw FieldError("walls", fmt::format(": expected a list of wall shapes such as O,L, found an empty item in "
+                                            "'{}'",
+                                            list));
+    const WallShape s = parse_wall_shape(item);
+    if (std::find(shapes.begin(), shapes.end(), s) != shapes.end())
+      throw FieldError("walls", fmt::format(": shape {} listed twice in '{}'", item, list));
+    shapes.push_back(s);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return shapes;
+}
+
+std::string format_wall_shapes(const std::vector<WallShape>& shapes) {
+  std::string s;
+  for (WallShape w : shapes) s += (s.empty() ? "" : ",") + std::string(wall_shape_name(w));
+  return s;
 }
 
 }  // namespace npe::datagen

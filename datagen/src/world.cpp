@@ -72,6 +72,17 @@ void validate(const WorldDef& d) {
                                  "the {} px box; expected max_speed * frame_dt <= {} px",
                                  d.max_speed, d.frame_dt, per_frame, box, box));
 
+  if (!d.walls.empty()) {
+    if (d.width != kWallBoxWidth || d.height != kWallBoxHeight)
+      throw FieldError("walls", fmt::format(": the walls worlds fill the {} x {} px box, found a {} x {} px box",
+                                            kWallBoxWidth, kWallBoxHeight, d.width, d.height));
+    if (!d.obstacles.empty()) throw FieldError("walls", ": expected either walls or obstacles, found both");
+    // the narrowest enclosed space (an L's arms, 2 cells wide) holds balls of radius up to 80 px
+    if (d.radius > kWallBlock)
+      throw FieldError("radius", fmt::format(": expected at most {} px in a walls world (the walls enclose a "
+                                             "corridor {} px wide), found {}",
+                                             kWallBlock, 2 * kWallBlock, d.radius));
+  }
   if (d.box2d.substeps < 0 || d.box2d.substeps > 10000000)
     bad("substeps", "0 (Box2D's default) to 10^7 steps per frame", d.box2d.substeps);
   if (d.engine.substeps < 0 || d.engine.substeps > 10000000)
@@ -149,8 +160,10 @@ bool rejected(const WorldDef& d, const std::vector<std::vector<BallInit>>& frame
 }
 
 void apply_preset(WorldDef& d, const std::string& name) {
-  if (name != "npe2017")
-    throw FieldError("preset", fmt::format(": expected npe2017 (Chang et al. 2017's data regime), found '{}'", name));
+  if (name != "npe2017" && name != "walls")
+    throw FieldError("preset", fmt::format(": expected npe2017 (Chang et al. 2017's data regime) or walls (its walls "
+                                           "worlds), found '{}'",
+                                           name));
   // Chang et al. 2017, section 3 and the authors' data generator: velocities per axis drawn as
   // integers of px per frame in [-20, 20], masses from {1, 5, 25}, balls placed at least 2.5 radii
   // apart; trajectories with a speed over 60 px per frame, or a ball outside the box, are redrawn.
@@ -162,6 +175,27 @@ void apply_preset(WorldDef& d, const std::string& name) {
   d.min_separation = 2.5;
   d.reject_speed = 60.0 / d.frame_dt;
   d.max_speed = 60.0 / d.frame_dt;  // the normaliser: accepted speeds are at most 1
+  if (name == "walls") {
+    // the authors' walls worlds (Examples.js, Walls): 2 balls of mass 1 unless variableMass, the
+    // objects placed with the margin 1.1 on the sum of their sizes; trained on O and L
+    d.num_balls = 2;
+    d.ball_counts.clear();
+    d.variable_mass = false;
+    d.mass = 1.0;
+    d.min_separation = 2.2;
+    d.walls = {WallShape::kO, WallShape::kL};
+  }
+}
+
+WallsScene sample_walls_scene(const WorldDef& d, Rng& rng, int64_t scene) {
+  WallsScene s;
+  const WallShape shape = d.walls.size() == 1
+                              ? d.walls[0]
+                              : d.walls[static_cast<size_t>(rng.below(static_cast<int64_t>(d.walls.size())))];
+  s.walls = draw_walls(shape, rng);
+  s.balls = sample_scene(d, rng, scene, [&](double x, double y) { return s.walls.holds(x, y, d.radius); });
+  place_free_blocks(s.walls, s.balls, d.radius, rng, scene);
+  return s;
 }
 
 void parse_ball_counts(WorldDef& d, const std::string& text) {

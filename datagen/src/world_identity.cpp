@@ -35,7 +35,8 @@ json WorldIdentity::to_json() const {
   return {{"width", width},       {"height", height},           {"radius", radius},
           {"masses", masses},     {"ball_counts", ball_counts}, {"restitution", restitution},
           {"friction", friction}, {"obstacles", obstacles},     {"engine", engine},
-          {"frame_dt", frame_dt}, {"pos_scale", pos_scale},     {"vel_scale", vel_scale}};
+          {"frame_dt", frame_dt}, {"pos_scale", pos_scale},     {"vel_scale", vel_scale},
+          {"walls", walls}};
 }
 
 WorldIdentity WorldIdentity::from_json(const json& j, const std::string& source) {
@@ -53,6 +54,7 @@ WorldIdentity WorldIdentity::from_json(const json& j, const std::string& source)
   w.frame_dt = field<double>(j, "frame_dt", source);
   w.pos_scale = field<double>(j, "pos_scale", source);
   w.vel_scale = field<double>(j, "vel_scale", source);
+  if (j.contains("walls")) w.walls = field<bool>(j, "walls", source);  // absent before the walls worlds
   return w;
 }
 
@@ -71,13 +73,14 @@ WorldIdentity world_identity(const Manifest& m) {
   w.frame_dt = d.frame_dt;
   w.pos_scale = m.pos_scale();
   w.vel_scale = m.vel_scale();
+  w.walls = !d.walls.empty();
   return w;
 }
 
 const std::vector<std::string>& identity_fields() {
   static const std::vector<std::string> names = {"width",       "height",    "radius",    "masses",
                                                  "restitution", "friction",  "obstacles", "engine",
-                                                 "frame_dt",    "pos_scale", "vel_scale"};
+                                                 "frame_dt",    "pos_scale", "vel_scale", "walls"};
   return names;
 }
 
@@ -102,6 +105,7 @@ std::vector<IdentityDifference> identity_differences(const WorldIdentity& a, con
   number("frame_dt", a.frame_dt, b.frame_dt);
   number("pos_scale", a.pos_scale, b.pos_scale);
   number("vel_scale", a.vel_scale, b.vel_scale);
+  if (a.walls != b.walls) out.push_back({"walls", a.walls ? "walls" : "none", b.walls ? "walls" : "none"});
   return out;
 }
 

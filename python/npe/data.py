@@ -1,7 +1,7 @@
 """npe datasets (docs/dataset-format.md) from PyTorch, read and checked by npe's C++ reader
 (datagen/dataset.h): P.json and P_{train,val,test}.npy, merged shards too."""
 import json
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import torch
 
@@ -24,12 +24,16 @@ class Split(NamedTuple):
     normalisation: pos_scale (px), vel_scale (px/s), frame_dt (s), step_scale (normalised
       positions advance by v * step_scale per frame).
     manifest: the whole manifest (read_manifest).
+    walls: a walls world's walls, [S, 32, 4] float32 (CPU), a block per row: x / pos_scale,
+      y / pos_scale, half side / pos_scale (0: an empty row), the scene's shape code (1 O, 2 L, 3 U,
+      4 I; Chang et al. 2017, section 4); None for a world without walls (manifest world.walls).
     """
     name: str
     trajectories: torch.Tensor
     world: WorldSpec
     normalisation: dict
     manifest: dict
+    walls: Optional[torch.Tensor] = None
 
 
 def load_split(prefix, split):
@@ -44,7 +48,8 @@ def load_split(prefix, split):
     n = world.normalisation
     norm = {"pos_scale": n["pos_scale"], "vel_scale": n["vel_scale"], "frame_dt": n["frame_dt"],
             "step_scale": n["frame_dt"] * n["vel_scale"] / n["pos_scale"]}
-    return Split(split, trajectories, world, norm, manifest)
+    walls = torch.ops.npe.load_walls(str(prefix), split) if manifest["world"].get("walls") else None
+    return Split(split, trajectories, world, norm, manifest, walls)
 
 
 class WindowDataset(torch.utils.data.Dataset):

@@ -11,6 +11,8 @@
 //   npe::dataset_world(str prefix) -> str         the world of a dataset's manifest, as given
 //   npe::read_manifest(str prefix) -> str         the checked manifest P.json
 //   npe::load_split(str prefix, str split) -> Tensor             [S, T, N, 5] float32
+//   npe::load_walls(str prefix, str split) -> Tensor             [S, 32, 4] float32 (walls worlds;
+//                                                                 [S, 0, 4] without walls)
 //   npe::sample_scenes(str world, int seed, int num_scenes, int first_scene=0)
 //       -> (Tensor state [S, N, 4], Tensor mass [S, N], Tensor radius [S, N])   float64, px, px/s
 //   torch.classes.npe.Model(str checkpoint, str device)   a trained NPE: forward, rollout, meta
@@ -232,6 +234,20 @@ Tensor load_split(const std::string& prefix, const std::string& split) {
   });
 }
 
+Tensor load_walls(const std::string& prefix, const std::string& split) {
+  return checked("npe.load_walls", [&] {
+    if (split != "train" && split != "val" && split != "test")
+      throw FieldError("split", ": expected \"train\", \"val\" or \"test\", found \"" + split + "\"");
+    const datagen::Manifest m = datagen::read_manifest(prefix);
+    const int64_t scenes = m.split(split).scenes;
+    if (m.world.walls.empty()) return torch::zeros({scenes, 0, datagen::kWallDim}, torch::kFloat32);
+    auto w = std::make_unique<std::vector<float>>(datagen::load_walls(prefix, m, split));
+    return torch::from_blob(
+        w->data(), {scenes, datagen::kWallSlots, datagen::kWallDim}, [w = w.release()](void*) { delete w; },
+        torch::kFloat32);
+  });
+}
+
 // ---- trained models ----------------------------------------------------------------------------
 
 // A trained NPE loaded from an npe-train checkpoint, in eval mode with frozen weights (gradients
@@ -368,6 +384,7 @@ TORCH_LIBRARY_FRAGMENT(npe, m) {
   // kernels for these two, so that a traced function may call them
   m.def("load_split(str prefix, str split) -> Tensor");
   m.impl("load_split", torch::dispatch(c10::DispatchKey::CompositeExplicitAutograd, &load_split));
+  m.def("load_walls(str prefix, str split) -> Tensor", &load_walls);
   m.def("sample_scenes(str world, int seed, int num_scenes, int first_scene=0) -> (Tensor, Tensor, Tensor)");
   m.impl("sample_scenes", torch::dispatch(c10::DispatchKey::CompositeExplicitAutograd, &sample_scenes));
   m.class_<Model>("Model")

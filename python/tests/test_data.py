@@ -23,6 +23,26 @@ def test_load_split_is_the_npy_file_with_the_manifests_world(box2d_dataset):
     assert split.manifest["engine"] == "box2d" and split.manifest["seed"] == 5
 
 
+def test_walls_worlds_load_their_walls(data_dir, box2d_dataset):
+    prefix = data_dir / "walls" / "w"
+    run_tool("npe-datagen", "--preset", "walls", "--walls", "U,I", "--num_scenes", 20, "--timesteps", 10, "--seed", 3,
+             "--no_progress", "--out_prefix", prefix)
+    for name in ("train", "val", "test"):
+        split = npe.load_split(prefix, name)
+        expected = np.load(f"{prefix}_{name}_walls.npy")
+        assert torch.equal(split.walls, torch.from_numpy(expected))
+        S = split.trajectories.shape[0]
+        assert split.walls.shape == (S, 32, 4)
+        blocks = (split.walls[..., 2] > 0).sum(1)
+        assert set(blocks.tolist()) <= {30, 31}  # I: the ring and 2 free blocks; U: the ring and a bar
+        assert set(split.walls[:, 0, 3].tolist()) <= {3.0, 4.0}
+    assert split.manifest["world"]["walls"] == ["U", "I"]
+    assert npe.load_split(box2d_dataset, "val").walls is None
+    with pytest.raises(ValueError, match="w_val_walls.npy"):
+        (data_dir / "walls" / "w_val_walls.npy").write_bytes(b"bad")
+        npe.load_split(prefix, "val")
+
+
 def test_merged_shards_load_as_the_single_runs_arrays(box2d_dataset, data_dir):
     prefix = data_dir / "sharded" / "balls"
     for k in range(3):

@@ -181,5 +181,81 @@ TEST(Box2dSim, Npe2017ScenesKeepTheRejectionRule) {
   EXPECT_TRUE(fast);
 }
 
+// A walls world's walls (the O ring: inner faces at x = 120, 680 and y = 100, 500): a ball bounces
+// off the right face elastically, as off the box's wall.
+TEST(Box2dSim, WallsBounceIsElastic) {
+  WorldDef d;
+  d.num_balls = 1;
+  Rng rng(0, 0);
+  const WallLayout o = draw_walls(WallShape::kO, rng);
+  // contact with the face x = 680 when the centre reaches 620, at t = 2.4 s
+  auto traj = simulate_box2d_px(d, {{500, 300, 50, 0, 1}}, &o);
+  const double t_end = 0.1 * (d.timesteps - 1);
+  EXPECT_NEAR(traj.back()[0].vx, -50, 50 * kVelTol);
+  EXPECT_NEAR(traj.back()[0].x, 620 - 50 * (t_end - 2.4), kPosTol);
+  EXPECT_NEAR(traj.back()[0].y, 300, 1e-3);
+  for (const auto& frame : traj) EXPECT_LE(frame[0].x, 620 + 0.6);
+}
+
+// A ball that meets the top face where two blocks join (x = 520) bounces as off one flat wall:
+// the blocks as separate boxes caught it on the seam (velocity (94, -86) px/s came back as
+// (93.5, 88.2), +1.9% kinetic energy); the outline has no seam. Contact at the centre (520, 160).
+TEST(Box2dSim, WallsHaveNoSeams) {
+  WorldDef d;
+  d.num_balls = 1;
+  d.timesteps = 21;
+  Rng rng(0, 0);
+  const WallLayout o = draw_walls(WallShape::kO, rng);
+  for (const double vx : {94.0, -94.0, 30.0, 0.0}) {
+    const double vy = -86, t_hit = 1.0;
+    auto traj = simulate_box2d_px(d, {{520 - vx * t_hit, 160 - vy * t_hit, vx, vy, 1}}, &o);
+    const auto& f = traj.back()[0];
+    EXPECT_NEAR(f.vx, vx, 1e-3) << vx;
+    EXPECT_NEAR(f.vy, -vy, 1e-3 * std::abs(vy)) << vx;
+    EXPECT_NEAR(f.x, 520 + vx * (2.0 - t_hit), kPosTol) << vx;
+    // the bounce resolves up to one substep's travel early: up to 2 |vy| h off afterwards
+    EXPECT_NEAR(f.y, 160 - vy * (2.0 - t_hit), 2 * std::abs(vy) * d.frame_dt / kBox2dDefaultSubsteps + 0.01) << vx;
+  }
+}
+
+// Walls worlds' scenes (--preset walls, every shape): the same bytes for the same (seed, scene);
+// balls never closer to a block than the radius less what Box2D allows in one step (slop and one
+// substep's travel at the scene's largest possible speed); kinetic energy kept to the tolerance
+// past which a scene is re-simulated with more substeps.
+void expect_walls_scenes_hold(uint64_t seed) {
+  for (const char* shapes : {"O,L", "U", "I"}) {
+    WorldDef d;
+    apply_preset(d, "walls");
+    d.walls = parse_wall_shapes(shapes);
+    d.timesteps = 60;
+    const double slop = 0.005 * d.box2d.pixels_per_meter, h = d.frame_dt / kBox2dDefaultSubsteps;
+    std::vector<float> a(static_cast<size_t>(d.timesteps) * d.num_balls * kStateDim), b(a.size());
+    std::vector<float> wa(kWallSlots * kWallDim), wb(wa.size());
+    for (int s = 0; s < 40; ++s) {
+      simulate_scene_box2d(d, seed, s, a.data(), wa.data());
+      simulate_scene_box2d(d, seed, s, b.data(), wb.data());
+      ASSERT_EQ(a, b);
+      ASSERT_EQ(wa, wb);
+      const WallLayout w = recorded_walls(wa.data(), d.width);
+      EXPECT_NE(std::string(shapes).find(wall_shape_name(w.shape)), std::string::npos);
+      const double e0 = kinetic_energy(a.data(), d.num_balls);
+      const double fastest = std::sqrt(2 * e0) * d.max_speed;  // mass 1: all the energy in one ball
+      for (int t = 0; t < d.timesteps; ++t) {
+        const float* f = a.data() + t * d.num_balls * kStateDim;
+        ASSERT_NEAR(kinetic_energy(f, d.num_balls), e0, kBox2dEnergyTolerance * e0) << shapes << " scene " << s;
+        for (int i = 0; i < d.num_balls; ++i) {
+          const double x = f[i * kStateDim] * d.width, y = f[i * kStateDim + 1] * d.width;
+          for (const gpu::Obstacle& o : w.obstacles()) {
+            const double dx = std::max(std::abs(x - o.ax) - o.bx, 0.0), dy = std::max(std::abs(y - o.ay) - o.by, 0.0);
+            ASSERT_GE(std::hypot(dx, dy), d.radius - slop - fastest * h)
+                << shapes << " scene " << s << " frame " << t << " ball " << i << " seed " << seed;
+          }
+        }
+      }
+    }
+  }
+}
+TEST(Box2dSim, WallsScenesHold) { expect_walls_scenes_hold(test::fresh_seed()); }
+
 }  // namespace
 }  // namespace npe::datagen

@@ -154,5 +154,19 @@ TEST(GenerateGpu, ShardsMergedAreASingleRunByteForByte) {
   }
 }
 
+// A walls world has one layout per scene; the engine takes one per dataset: refused, naming walls.
+TEST(GenerateGpu, WallsWorldsAreRefused) {
+  test::TempDir dir;
+  auto c = config(dir, "w", 1);
+  c.world.walls = datagen::parse_wall_shapes("O");
+  try {
+    datagen::generate_dataset_gpu(c, false, 7);
+    FAIL();
+  } catch (const FieldError& e) {
+    EXPECT_EQ(e.field(), "walls");
+    EXPECT_NE(std::string(e.what()).find("Box2D"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace npe::datagen

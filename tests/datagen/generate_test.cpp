@@ -293,5 +293,85 @@ TEST(Generate, MergeRefusesMissingOrInconsistentShards) {
   EXPECT_NE(error_of([&] { merge_shards(p, 0); }).find("merge_shards"), std::string::npos);
 }
 
+// A walls world's dataset: each split's walls beside it, named in the manifest; load_split reads
+// them back with the trajectories (the same scenes as simulate_scene_box2d draws); a dataset
+// without walls has no walls file and loads none.
+TEST(Generate, WallsWorldsWriteAndLoadTheirWalls) {
+  const uint64_t seed = test::fresh_seed();
+  test::TempDir dir;
+  DatagenConfig c;
+  apply_preset(c.world, "walls");
+  c.world.walls = parse_wall_shapes("U,I");
+  c.world.timesteps = 12;
+  c.num_scenes = 20;
+  c.seed = seed;
+  c.threads = 2;
+  c.progress = false;
+  c.out_prefix = dir / "w/d";
+  const auto summary = generate_dataset(c);
+  EXPECT_EQ(summary.files.size(), 7u);  // 3 splits, 3 walls files, the manifest
+  EXPECT_LT(summary.max_energy_drift, kBox2dEnergyTolerance);
+  const Manifest m = read_manifest(c.out_prefix);
+  EXPECT_EQ(format_wall_shapes(m.world.walls), "U,I");
+  int64_t first = 0;
+  for (const char* name : {"train", "val", "test"}) {
+    EXPECT_EQ(m.split(name).walls_file, walls_path("d", name).string());
+    const Trajectories t = load_split(c.out_prefix, m, name);
+    ASSERT_EQ(t.walls.size(), static_cast<size_t>(t.scenes) * kWallSlots * kWallDim);
+    for (int64_t s = 0; s < t.scenes; ++s) {
+      std::vector<float> out(static_cast<size_t>(c.world.timesteps) * c.world.num_balls * kStateDim);
+      std::vector<float> walls(kWallSlots * kWallDim);
+      simulate_scene_box2d(m.world, seed, first + s, out.data(), walls.data());
+      EXPECT_TRUE(std::equal(walls.begin(), walls.end(), t.walls_of(s))) << name << " scene " << s;
+      EXPECT_TRUE(std::equal(out.begin(), out.end(), t.frame(s, 0))) << name << " scene " << s;
+    }
+    first += t.scenes;
+  }
+  const std::vector<fs::path> files = dataset_files(c.out_prefix);
+  EXPECT_EQ(files.size(), 7u);
+
+  DatagenConfig plain = c;
+  plain.world = WorldDef{};
+  plain.world.timesteps = 5;
+  plain.out_prefix = dir / "p/d";
+  generate_dataset(plain);
+  EXPECT_FALSE(fs::exists(walls_path(plain.out_prefix, "train")));
+  EXPECT_TRUE(load_split(plain.out_prefix, read_manifest(plain.out_prefix), "train").walls.empty());
+  const std::string text = read_file(manifest_path(plain.out_prefix));
+  EXPECT_EQ(text.find("walls"), std::string::npos);  // older readers see nothing new
+}
+
+// What a walls world refuses, each naming its field: another box, the GPU engine, sharding, a
+// radius wider than the corridors, obstacles besides walls.
+TEST(Generate, WallsWorldsRefuseWhatTheyCannotBe) {
+  test::TempDir dir;
+  DatagenConfig c;
+  apply_preset(c.world, "walls");
+  c.num_scenes = 10;
+  c.progress = false;
+  c.out_prefix = dir / "w/d";
+  auto field_of = [](auto&& f) {
+    try {
+      f();
+    } catch (const FieldError& e) {
+      return e.field();
+    }
+    return std::string("(none)");
+  };
+  DatagenConfig wide = c;
+  wide.world.width = 900;
+  EXPECT_EQ(field_of([&] { generate_dataset(wide); }), "walls");
+  DatagenConfig big = c;
+  big.world.radius = 90;
+  EXPECT_EQ(field_of([&] { generate_dataset(big); }), "radius");
+  DatagenConfig sharded = c;
+  parse_shard("0/2", sharded);
+  EXPECT_EQ(field_of([&] { generate_dataset(sharded); }), "shard");
+  DatagenConfig both = c;
+  both.world.obstacles = parse_obstacles("box:400,300,20,20,0");
+  EXPECT_NE(field_of([&] { generate_dataset(both); }), "(none)");
+  EXPECT_FALSE(fs::exists(dir / "w"));  // nothing written
+}
+
 }  // namespace
 }  // namespace npe::datagen

@@ -38,6 +38,7 @@ std::vector<FieldCase> field_cases() {
       {"frame_dt", [](Manifest& m) { m.world.frame_dt = 0.05; }},
       {"pos_scale", [](Manifest& m) { m.world.width = 801; }},  // pos_scale is the width
       {"vel_scale", [](Manifest& m) { m.world.max_speed = 30; }},
+      {"walls", [](Manifest& m) { m.world.walls = parse_wall_shapes("O,L"); }},
   };
 }
 
@@ -98,6 +99,23 @@ TEST(WorldIdentity, BallCountsMayDiffer) {
   EXPECT_EQ(world_identity(a).ball_counts, (std::vector<int>{4}));
 }
 
+// The wall shapes may differ (trained on O and L, tested on U and I); walls or none may not.
+// Checkpoints older than the walls worlds read as no walls.
+TEST(WorldIdentity, WallShapesMayDiffer) {
+  Manifest a = default_manifest(), b = default_manifest();
+  a.world.walls = parse_wall_shapes("O,L");
+  b.world.walls = parse_wall_shapes("U");
+  EXPECT_TRUE(identity_differences(world_identity(a), world_identity(b)).empty());
+  const auto d = identity_differences(world_identity(a), world_identity(default_manifest()));
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].first, "walls");
+  EXPECT_EQ(d[0].second, "none");
+  nlohmann::json old = world_identity(default_manifest()).to_json();
+  old.erase("walls");
+  EXPECT_FALSE(WorldIdentity::from_json(old, "old.pt").walls);
+  EXPECT_TRUE(WorldIdentity::from_json(world_identity(a).to_json(), "new.pt").walls);
+}
+
 TEST(WorldIdentity, JsonRoundTripAndMissingFields) {
   Manifest m = default_manifest();
   m.world.variable_mass = true;
@@ -107,6 +125,7 @@ TEST(WorldIdentity, JsonRoundTripAndMissingFields) {
   EXPECT_TRUE(identity_differences(w, back).empty());
   EXPECT_EQ(back.ball_counts, w.ball_counts);
   for (const auto& f : identity_fields()) {
+    if (f == "walls") continue;  // optional: checkpoints older than the walls worlds lack it
     nlohmann::json j = w.to_json();
     j.erase(f);
     try {

@@ -9,6 +9,10 @@
 // Mixed ball counts (world.ball_counts in the manifest): N is the largest count; a scene of n balls
 // fills slots [0, n), and slots [n, N) hold all-zero states (mass 0) in every frame.
 // Python: arr = numpy.load("P_train.npy")  # shape (S, T, N, 5); present = arr[..., 4] > 0
+// Walls worlds (world.walls in the manifest: the shapes scenes were drawn from) add
+//   P_train_walls.npy, P_val_walls.npy, P_test_walls.npy  float32 [scenes, 32, 4]: each scene's
+//                                        blocks (walls.h record_walls: x, y, half side, shape code)
+// named by each split's "walls_file"; a dataset without walls has neither.
 //
 // A sharded dataset (npe-datagen --shard k/N, then --merge_shards N) is
 //   P.shard-KKKKK-of-NNNNN_{train,val,test}.npy  the scenes of shard k that fall in each split
@@ -40,6 +44,9 @@ namespace npe::datagen {
 struct Trajectories {
   int64_t scenes = 0, timesteps = 0, num_balls = 0;
   std::vector<float> data;
+  // A walls world's walls: [scenes, kWallSlots, kWallDim] (walls.h record_walls); empty otherwise.
+  std::vector<float> walls;
+  const float* walls_of(int64_t scene) const { return walls.data() + scene * kWallSlots * kWallDim; }
 
   const float* frame(int64_t scene, int64_t t) const {
     return data.data() + ((scene * timesteps + t) * num_balls) * kStateDim;
@@ -71,6 +78,7 @@ struct SplitInfo {
   // A split stored in parts (a merged sharded dataset): the files whose scenes, concatenated in
   // this order, are the split's; they tile [first_scene, first_scene + scenes). Empty: one `file`.
   std::vector<SplitPart> parts = {};
+  std::string walls_file = {};  // a walls world's P_<split>_walls.npy, beside the manifest; else empty
 };
 
 // The place of a shard's manifest (npe-datagen --shard index/count) in the whole dataset: scenes
@@ -115,6 +123,8 @@ SplitSizes split_sizes(int64_t num_scenes);
 
 std::filesystem::path manifest_path(const std::string& prefix);
 std::filesystem::path split_path(const std::string& prefix, const std::string& split);
+// P_<split>_walls.npy: a walls world's walls of the split's scenes.
+std::filesystem::path walls_path(const std::string& prefix, const std::string& split);
 // The prefix of shard `shard` of `num_shards`: P.shard-KKKKK-of-NNNNN (5 digits at least, so that
 // the names sort in shard order up to 10^5 shards).
 std::string shard_prefix(const std::string& prefix, int64_t shard, int64_t num_shards);
@@ -131,12 +141,19 @@ Manifest parse_manifest(const std::string& text, const std::string& source);
 Manifest read_shard_manifest(const std::string& shard_prefix);
 
 // Loads one split, validated against the manifest: shape [scenes, T, N, 5] as the manifest says,
-// all values finite, masses positive. A split in parts is the concatenation of its part files,
+// all values finite, masses positive; a walls world's walls too (shape [scenes, 32, 4], finite,
+// blocks of the recorded size inside the box, the shape code one of the manifest's shapes). A split in parts is the concatenation of its part files,
 // each checked so (shape [part scenes, T, N, 5]); the result is as if it were one file.
 // Throws npe::Error naming the file, expected and found.
 Trajectories load_split(const std::string& prefix, const Manifest& manifest, const std::string& split);
 // The checks of load_split on an array already read (`source` names it in errors); for a split in
 // parts, on the whole split (the parts concatenated).
+// The walls are checked by check_walls and set by the caller.
 Trajectories check_split(const Manifest& manifest, const std::string& split, NpyArray array, const std::string& source);
+// A walls world's walls of one split ([scenes, kWallSlots, kWallDim], checked by check_walls);
+// empty for a world without walls. Throws npe::Error naming the file.
+std::vector<float> load_walls(const std::string& prefix, const Manifest& manifest, const std::string& split);
+// The checks of a walls array of `scenes` scenes (`source` names it); returns its data.
+std::vector<float> check_walls(const Manifest& manifest, int64_t scenes, NpyArray array, const std::string& source);
 
 }  // namespace npe::datagen

@@ -52,13 +52,14 @@ struct DatagenSummary {
 };
 
 // A source of simulated scenes: fills `out` ([count, T, N, 5] float32, the dataset layout) with
-// scenes [first, first + count), each a function of (seed, scene index) alone.
-using SceneSource = std::function<void(int64_t first, int64_t count, float* out)>;
+// scenes [first, first + count), each a function of (seed, scene index) alone, and for a walls
+// world `walls` ([count, kWallSlots, kWallDim], record_walls) with their walls (nullptr otherwise).
+using SceneSource = std::function<void(int64_t first, int64_t count, float* out, float* walls)>;
 
 // The writer both engines share: validates the config, checks the output is writable and the
 // disk has room, asks `source` for the scenes in order, `chunk_scenes` at a time, streams them
-// into P_{train,val,test}.npy (each written atomically; 70/15/15 by scene) and writes P.json
-// last with `engine` recorded. Memory use is one chunk, whatever num_scenes.
+// into P_{train,val,test}.npy (each written atomically; 70/15/15 by scene), for a walls world
+// their walls into P_{train,val,test}_walls.npy, and writes P.json last with `engine` recorded. Memory use is one chunk, whatever num_scenes.
 // Sharded (config.num_shards > 0): asks only for the shard's scenes (scene_range, never across a
 // split's end), writes them to PS_{split}.npy for the splits the shard holds scenes of (no file
 // for the others), PS = shard_prefix(P, k, N), and the shard's manifest PS.json last; the splits
@@ -75,10 +76,11 @@ DatagenSummary write_dataset(const DatagenConfig& config, const std::string& eng
 // scene and writes P_{train,val,test}.npy and P.json atomically (manifest last).
 // Throws npe::Error on invalid parameters (naming the flag), an unwritable output path (checked
 // before simulating), a dataset too large for the disk (estimated up front), or obstacles
-// (simulated by the GPU engine only).
+// (simulated by the GPU engine only). Walls worlds (world.walls) are written with their walls and
+// are not sharded (npe::FieldError on "shard").
 DatagenSummary generate_dataset(const DatagenConfig& config);
 
-// Bytes of float32 trajectories for the given world and scene count.
+// Bytes of float32 trajectories (and walls, for a walls world) for the given world and scene count.
 double dataset_bytes(const WorldDef& world, int64_t num_scenes);
 
 // npe-datagen --merge_shards N: reads the N shard manifests shard_prefix(prefix, k, N).json,

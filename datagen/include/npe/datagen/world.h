@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "npe/core/rng.h"
+#include "npe/datagen/walls.h"
 #include "npe/gpu/obstacles.h"
 #include "npe/gpu/scenes.h"
 
@@ -86,6 +87,10 @@ struct WorldDef {
   double restitution = 1.0;
   double friction = 0.0;
   std::vector<Obstacle> obstacles;  // static obstacles (GPU engine only)
+  // Walls worlds (Chang et al. 2017, section 4; walls.h): non-empty, each scene draws its wall
+  // shape uniformly from this list, then its layout, and its balls inside the walls (then I's free
+  // blocks); the 800 x 600 px box only, Box2D only. Empty: no walls.
+  std::vector<WallShape> walls;
 
   Box2dSettings box2d;    // used by --engine box2d only
   EngineSettings engine;  // used by --engine gpu only
@@ -116,9 +121,20 @@ void validate_box2d(const WorldDef& def);
 // Applies a named preset to `def` ("npe2017": Chang et al. 2017's data regime: velocities per
 // axis integers in [-20, 20] px per frame, masses from {1, 5, 25}, initial centres at least 2.5
 // radii apart, scenes redrawn when a speed exceeds 60 px per frame or a ball leaves the box;
-// max_speed, the velocity normaliser, becomes 60 px per frame). Throws npe::Error naming --preset
-// for an unknown name.
+// max_speed, the velocity normaliser, becomes 60 px per frame; "walls": the paper's walls worlds,
+// npe2017's velocities and rejection with 2 balls of mass 1 placed at least 2.2 radii apart
+// (the authors' margin 1.1) inside walls of the shapes O and L, the training shapes). Throws
+// npe::Error naming --preset for an unknown name.
 void apply_preset(WorldDef& def, const std::string& name);
+
+// A walls world's scene (def.walls non-empty) drawn from `rng`: its wall shape (uniform over
+// def.walls) and layout (draw_walls), its balls inside the walls (sample_scene) and I's free
+// blocks (place_free_blocks). Throws npe::Error as those do.
+struct WallsScene {
+  WallLayout walls;
+  std::vector<BallInit> balls;
+};
+WallsScene sample_walls_scene(const WorldDef& def, Rng& rng, int64_t scene);
 
 // Parses --num_balls: "4" (every scene) or a comma-separated list "3,4,5" (mixed counts; sets
 // ball_counts and num_balls = the largest). Throws npe::Error naming --num_balls.
@@ -149,7 +165,9 @@ bool rejected(const WorldDef& def, const std::vector<std::vector<BallInit>>& fra
 // draws it, simulates it and, while the world's rejection rule rejects it, draws it again from the
 // same stream (at most 1000 attempts; then npe::Error naming --preset). out: [timesteps,
 // num_balls, kStateDim] float32, absent slots zero. Returns the attempts made (1: none rejected).
-int simulate_scene_box2d(const WorldDef& def, uint64_t seed, int64_t scene, float* out);
+// A walls world's scene is drawn with sample_walls_scene, its blocks are static boxes, and its walls
+// are recorded into `walls_out` ([kWallSlots, kWallDim], record_walls; required then, else unused).
+int simulate_scene_box2d(const WorldDef& def, uint64_t seed, int64_t scene, float* out, float* walls_out = nullptr);
 
 // Simulates one scene with Box2D and records `def.timesteps` frames (frame 0 = `init`) of
 // def.num_balls slots; slots past init.size() (mixed ball counts) are zero.
@@ -157,10 +175,15 @@ int simulate_scene_box2d(const WorldDef& def, uint64_t seed, int64_t scene, floa
 // kBox2dEnergyTolerance (a light ball trapped between a heavy ball and a wall, which Box2D's
 // one-restitution-per-step solver gets wrong) is re-simulated with 4x, then 16x the substeps.
 // out: [timesteps, num_balls, kStateDim] float32, normalised as described above.
-void simulate_box2d(const WorldDef& def, const std::vector<BallInit>& init, float* out);
+// `walls`: a walls world's walls besides the box's four sides: the outline of their enclosed space
+// (WallLayout::room_outline, a Box2D chain loop: no seams between blocks) and the free blocks
+// (boxes).
+void simulate_box2d(const WorldDef& def, const std::vector<BallInit>& init, float* out,
+                    const WallLayout* walls = nullptr);
 
 // Same simulation, unnormalised, in float64 px and px/s: [timesteps][ball] = {x, y, vx, vy, m}.
-std::vector<std::vector<BallInit>> simulate_box2d_px(const WorldDef& def, const std::vector<BallInit>& init);
+std::vector<std::vector<BallInit>> simulate_box2d_px(const WorldDef& def, const std::vector<BallInit>& init,
+                                                     const WallLayout* walls = nullptr);
 
 // Total kinetic energy 0.5 sum m |v|^2 of one recorded frame ([num_balls, kStateDim] normalised
 // states), in units of mass * (normalised velocity)^2 (absent slots have mass 0).

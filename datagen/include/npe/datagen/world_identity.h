@@ -26,6 +26,9 @@ struct WorldIdentity {
   double frame_dt = 0;    // s between frames
   double pos_scale = 0;   // px per normalised position unit
   double vel_scale = 0;   // px/s per normalised velocity unit
+  // a walls world (world.walls non-empty); its shapes are not compared: testing on other shapes
+  // (U, I after O, L) is a use of the model
+  bool walls = false;
 
   // {"width": ..., "height": ..., ...}: the fields above under these names.
   nlohmann::json to_json() const;
