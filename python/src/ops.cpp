@@ -242,8 +242,9 @@ Tensor load_walls(const std::string& prefix, const std::string& split) {
     const int64_t scenes = m.split(split).scenes;
     if (m.world.walls.empty()) return torch::zeros({scenes, 0, datagen::kWallDim}, torch::kFloat32);
     auto w = std::make_unique<std::vector<float>>(datagen::load_walls(prefix, m, split));
+    float* data = w->data();  // before the release below: argument order is unspecified
     return torch::from_blob(
-        w->data(), {scenes, datagen::kWallSlots, datagen::kWallDim}, [w = w.release()](void*) { delete w; },
+        data, {scenes, datagen::kWallSlots, datagen::kWallDim}, [w = w.release()](void*) { delete w; },
         torch::kFloat32);
   });
 }
