@@ -7,6 +7,7 @@
 
 #include "npe/core/error.h"
 #include "npe/core/json.h"
+#include "npe/datagen/dataset.h"
 
 namespace npe::model {
 namespace nn = torch::nn;
@@ -29,10 +30,15 @@ Kind kind_from_name(const std::string& s) {
 }
 
 nlohmann::json ModelConfig::to_json() const {
-  return {{"kind", kind_name(kind)},  {"neighborhood", neighborhood},
-          {"msg_dim", msg_dim},       {"enc_blocks", enc_blocks},
-          {"dec_blocks", dec_blocks}, {"expansion", expansion},
-          {"dropout", dropout},       {"residual_velocity", residual_velocity}};
+  return {{"kind", kind_name(kind)},
+          {"neighborhood", neighborhood},
+          {"msg_dim", msg_dim},
+          {"enc_blocks", enc_blocks},
+          {"dec_blocks", dec_blocks},
+          {"expansion", expansion},
+          {"dropout", dropout},
+          {"residual_velocity", residual_velocity},
+          {"walls", walls}};
 }
 
 ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& source) {
@@ -58,6 +64,7 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& s
   get("dropout", &c.dropout);
   // absent in checkpoints written before the option: their modern heads predict v(t+1)
   if (j.contains("residual_velocity")) get("residual_velocity", &c.residual_velocity);
+  if (j.contains("walls")) get("walls", &c.walls);  // absent before the walls worlds: no walls
   if (c.msg_dim < 1 || c.enc_blocks < 0 || c.dec_blocks < 0 || c.expansion < 1 || !(c.dropout >= 0 && c.dropout < 1) ||
       !(c.neighborhood > 0) || !std::isfinite(c.neighborhood))
     throw Error(fmt::format("{}: model config out of range: {}", source, j.dump()));
@@ -82,12 +89,43 @@ void ModelConfig::check_size(const std::string& source) const {
 }
 
 NPEImpl::NPEImpl(const ModelConfig& config) : config_(config) {
-  state_mean_ = register_buffer("state_mean", torch::zeros({5}));
-  state_std_ = register_buffer("state_std", torch::ones({5}));
+  state_mean_ = register_buffer("state_mean", torch::zeros({config.state_dim()}));
+  state_std_ = register_buffer("state_std", torch::ones({config.state_dim()}));
   dv_std_ = register_buffer("dv_std", torch::ones({2}));
 }
 
 Tensor present_balls(const Tensor& states) { return (states.select(-1, 4) > 0).to(states.dtype()); }
+
+Tensor present_objects(const Tensor& states) {
+  if (states.size(-1) != kWallStateDim) return present_balls(states);
+  return ((states.select(-1, 4) > 0) | (states.select(-1, 5) > 0.5)).to(states.dtype());
+}
+
+Tensor object_states(const Tensor& traj, const Tensor& walls, double radius) {
+  TORCH_CHECK(traj.dim() == 4 && traj.size(3) == 5 && walls.dim() == 3 && walls.size(0) == traj.size(0) &&
+                  walls.size(1) == kWallObjects && walls.size(2) == 4,
+              "object_states expects trajectories [S, T, N, 5] and walls [S, ", kWallObjects, ", 4], got ",
+              traj.sizes(), " and ", walls.sizes());
+  const int64_t S = traj.size(0), T = traj.size(1), N = traj.size(2);
+  const auto o = traj.options();
+  // balls: obstacle 0, size 1 radius (absent slots all zero)
+  const Tensor present = present_balls(traj).unsqueeze(-1);
+  Tensor balls = torch::cat({traj, torch::zeros({S, T, N, 1}, o), present}, -1);
+  // blocks: position, velocity and mass 0, obstacle 1, half side in radii (empty rows all zero)
+  const Tensor block = (walls.select(-1, 2) > 0).to(o.dtype()).unsqueeze(-1);  // [S, K, 1]
+  Tensor blocks = torch::cat(
+      {walls.narrow(-1, 0, 2), torch::zeros({S, kWallObjects, 3}, o), block, walls.narrow(-1, 2, 1) / radius}, -1);
+  return torch::cat({balls, blocks.unsqueeze(1).expand({S, T, kWallObjects, kWallStateDim})}, 2).contiguous();
+}
+
+Tensor object_states(const datagen::Trajectories& t, double radius) {
+  if (t.walls.empty()) throw Error("object_states: the trajectories carry no walls (not a walls world)");
+  const Tensor traj = torch::from_blob(const_cast<float*>(t.data.data()),
+                                       {t.scenes, t.timesteps, t.num_balls, datagen::kStateDim}, torch::kFloat32);
+  const Tensor walls = torch::from_blob(const_cast<float*>(t.walls.data()),
+                                        {t.scenes, datagen::kWallSlots, datagen::kWallDim}, torch::kFloat32);
+  return object_states(traj, walls, radius);
+}
 
 Tensor masked_velocity_mse(const Tensor& pred, const Tensor& target, const Tensor& present) {
   auto err = (pred - target).pow(2).sum(-1) * present;  // [B, N]
@@ -96,7 +134,7 @@ Tensor masked_velocity_mse(const Tensor& pred, const Tensor& target, const Tenso
 
 void NPEImpl::fit_normalisation(const Tensor& states, const Tensor& dv) {
   torch::NoGradGuard no_grad;
-  auto s = states.reshape({-1, 5}).to(torch::kFloat64);
+  auto s = states.reshape({-1, states.size(-1)}).to(torch::kFloat64);
   s = s.index({s.select(1, 4) > 0});  // absent slots (mixed ball counts) are no states
   auto mean = s.mean(0);
   auto std = s.std(0);
@@ -121,48 +159,57 @@ namespace {
 Tensor own_features(const Tensor& prev, const Tensor& cur, const Tensor& mean, const Tensor& std) {
   return torch::cat({(prev - mean) / std, (cur - mean) / std}, -1);
 }
-// Context index table: row i lists every ball j != i in index order, entry k being k + (k >= i)
-// ([N, N-1]). Computed without masked_select, whose data-dependent shape waits for the device
-// and cannot be captured in a CUDA graph.
-Tensor context_index(int64_t N, const torch::Device& device) {
+// The focus balls of a model's inputs: all N objects, or for a walls model the first N - kWallObjects.
+int64_t check_inputs(const ModelConfig& config, const Tensor& prev, const Tensor& cur) {
+  const int64_t F = config.state_dim();
+  TORCH_CHECK(prev.dim() == 3 && prev.size(2) == F && cur.sizes() == prev.sizes() &&
+                  (!config.walls || prev.size(1) > kWallObjects),
+              "NPE expects prev and cur of shape [B, N", config.walls ? " + 32 wall slots" : "", ", ", F, "], got ",
+              prev.sizes(), " and ", cur.sizes());
+  return config.walls ? prev.size(1) - kWallObjects : prev.size(1);
+}
+// Context index table for `N` focus objects among `M`: row i lists every object j != i in index
+// order, entry k being k + (k >= i) ([N, M-1]). Computed without masked_select, whose
+// data-dependent shape waits for the device and cannot be captured in a CUDA graph.
+Tensor context_index(int64_t N, int64_t M, const torch::Device& device) {
   const auto idx = torch::TensorOptions().dtype(torch::kLong).device(device);
-  auto k = torch::arange(std::max<int64_t>(N - 1, 0), idx).unsqueeze(0);
+  auto k = torch::arange(std::max<int64_t>(M - 1, 0), idx).unsqueeze(0);
   return k + (k >= torch::arange(N, idx).unsqueeze(1)).to(torch::kLong);
 }
-void check_inputs(const Tensor& prev, const Tensor& cur) {
-  TORCH_CHECK(prev.dim() == 3 && prev.size(2) == 5 && cur.sizes() == prev.sizes(),
-              "NPE expects prev and cur of shape [B, N, 5], got ", prev.sizes(), " and ", cur.sizes());
-}
-// [B, N, F] -> [B, N, N-1, F]: row i holds the balls other than i (context_index).
+// [B, M, F] -> [B, N, M-1, F]: row i holds the objects other than i (context_index).
 Tensor gather_context(const Tensor& s, const Tensor& ctx_idx) {
-  const int64_t B = s.size(0), N = s.size(1);
-  return s.index_select(1, ctx_idx.reshape(-1)).reshape({B, N, N - 1, s.size(2)});
+  const int64_t B = s.size(0), N = ctx_idx.size(0), M = s.size(1);
+  return s.index_select(1, ctx_idx.reshape(-1)).reshape({B, N, M - 1, s.size(2)});
 }
-// 1 where the context ball is present and its centre at t is within `r` of the focus ball's, else
-// 0: [B, N, N-1].
+// 1 where the context object is present and its centre at t is within `r` of the focus ball's,
+// else 0: [B, N, M-1].
 Tensor neighbourhood_mask(const Tensor& cur, const Tensor& ctx_idx, double r) {
   auto c = gather_context(cur, ctx_idx);
-  auto d = c.narrow(-1, 0, 2) - cur.narrow(-1, 0, 2).unsqueeze(2);
-  return (d.pow(2).sum(-1) <= r * r).to(cur.dtype()) * present_balls(c);
+  auto d = c.narrow(-1, 0, 2) - cur.narrow(-1, 0, 2).narrow(1, 0, ctx_idx.size(0)).unsqueeze(2);
+  return (d.pow(2).sum(-1) <= r * r).to(cur.dtype()) * present_objects(c);
 }
 }  // namespace
 
 NPEImpl::Pairs NPEImpl::make_pairs(const Tensor& prev, const Tensor& cur) const {
-  check_inputs(prev, cur);
-  const int64_t N = cur.size(1);
+  const int64_t N = check_inputs(config_, prev, cur), M = cur.size(1), F = config_.state_dim();
   Pairs p;
-  p.focus = own_features(prev, cur, state_mean_, state_std_);  // [B, N, 10]
+  p.focus = own_features(prev, cur, state_mean_, state_std_).narrow(1, 0, N);  // [B, N, 2F]
 
-  auto ctx_idx = context_index(N, cur.device());
+  auto ctx_idx = context_index(N, M, cur.device());
   auto relative = [&](const Tensor& s) {  // context state with position relative to the focus
     auto c = gather_context(s, ctx_idx);
-    auto rel_pos = (c.narrow(-1, 0, 2) - s.narrow(-1, 0, 2).unsqueeze(2)) / state_std_.narrow(0, 0, 2);
-    auto rest = (c.narrow(-1, 2, 3) - state_mean_.narrow(0, 2, 3)) / state_std_.narrow(0, 2, 3);
+    auto rel_pos = (c.narrow(-1, 0, 2) - s.narrow(1, 0, N).narrow(-1, 0, 2).unsqueeze(2)) / state_std_.narrow(0, 0, 2);
+    auto rest = (c.narrow(-1, 2, F - 2) - state_mean_.narrow(0, 2, F - 2)) / state_std_.narrow(0, 2, F - 2);
     return torch::cat({rel_pos, rest}, -1);
   };
-  p.context = torch::cat({relative(prev), relative(cur)}, -1);  // [B, N, N-1, 10]
+  p.context = torch::cat({relative(prev), relative(cur)}, -1);  // [B, N, M-1, 2F]
   p.mask = neighbourhood_mask(cur, ctx_idx, config_.neighborhood);
   return p;
+}
+
+Tensor NPEImpl::pad_objects(const Tensor& v, const Tensor& cur) const {
+  if (!config_.walls) return v;
+  return torch::cat({v, torch::zeros({cur.size(0), kWallObjects, 2}, v.options())}, 1);
 }
 
 namespace {
@@ -191,28 +238,30 @@ TORCH_MODULE(ResidualBlock);
 }  // namespace
 
 ClassicNPEImpl::ClassicNPEImpl(const ModelConfig& c) : NPEImpl(c) {
-  focus_in_ = register_module("focus_in", nn::Linear(10, 25));
-  context_in_ = register_module("context_in", nn::Linear(10, 25));
+  const int64_t f2 = 2 * c.state_dim();
+  focus_in_ = register_module("focus_in", nn::Linear(f2, 25));
+  context_in_ = register_module("context_in", nn::Linear(f2, 25));
   encoder_ = register_module("encoder", relu_mlp(50, 50, 5));
-  decoder_ = register_module("decoder", relu_mlp(50 + 10, 50, 4));
+  decoder_ = register_module("decoder", relu_mlp(50 + f2, 50, 4));
   decoder_->push_back(nn::Linear(50, 2));
 }
 
 Tensor ClassicNPEImpl::forward(const Tensor& prev, const Tensor& cur) {
   Pairs p = make_pairs(prev, cur);
-  const int64_t N = cur.size(1);
-  auto f = torch::relu(focus_in_(p.focus)).unsqueeze(2).expand({-1, -1, std::max<int64_t>(N - 1, 0), -1});
+  const int64_t N = p.focus.size(1), M = cur.size(1);
+  auto f = torch::relu(focus_in_(p.focus)).unsqueeze(2).expand({-1, -1, std::max<int64_t>(M - 1, 0), -1});
   auto c = torch::relu(context_in_(p.context));
-  auto e = encoder_->forward(torch::cat({f, c}, -1));  // [B, N, N-1, 50]
+  auto e = encoder_->forward(torch::cat({f, c}, -1));  // [B, N, M-1, 50]
   auto sum = (e * p.mask.unsqueeze(-1)).sum(2);        // [B, N, 50]
   auto dv = decoder_->forward(torch::cat({sum, p.focus}, -1)) * dv_std_;
-  return cur.narrow(-1, 2, 2) + dv;
+  return pad_objects(cur.narrow(1, 0, N).narrow(-1, 2, 2) + dv, cur);
 }
 
 ModernNPEImpl::ModernNPEImpl(const ModelConfig& c) : NPEImpl(c) {
   const int64_t d = c.msg_dim, h = c.msg_dim * c.expansion;
-  enc_in_ = register_module("enc_in", nn::Linear(20, d));
-  dec_in_ = register_module("dec_in", nn::Linear(d + 10, d));
+  const int64_t f2 = 2 * c.state_dim();
+  enc_in_ = register_module("enc_in", nn::Linear(2 * f2, d));
+  dec_in_ = register_module("dec_in", nn::Linear(d + f2, d));
   enc_blocks_ = register_module("enc_blocks", nn::ModuleList());
   dec_blocks_ = register_module("dec_blocks", nn::ModuleList());
   for (int i = 0; i < c.enc_blocks; ++i) enc_blocks_->push_back(ResidualBlock(d, h, c.dropout));
@@ -223,53 +272,54 @@ ModernNPEImpl::ModernNPEImpl(const ModelConfig& c) : NPEImpl(c) {
 
 Tensor ModernNPEImpl::forward(const Tensor& prev, const Tensor& cur) {
   Pairs p = make_pairs(prev, cur);
-  const int64_t N = cur.size(1);
-  auto f = p.focus.unsqueeze(2).expand({-1, -1, std::max<int64_t>(N - 1, 0), -1});
-  auto x = torch::gelu(enc_in_(torch::cat({f, p.context}, -1)));  // [B, N, N-1, d]
+  const int64_t N = p.focus.size(1), M = cur.size(1);
+  auto f = p.focus.unsqueeze(2).expand({-1, -1, std::max<int64_t>(M - 1, 0), -1});
+  auto x = torch::gelu(enc_in_(torch::cat({f, p.context}, -1)));  // [B, N, M-1, d]
   for (auto& b : *enc_blocks_) x = b->as<ResidualBlock>()->forward(x);
   auto y = torch::gelu(dec_in_(torch::cat({(x * p.mask.unsqueeze(-1)).sum(2), p.focus}, -1)));
   for (auto& b : *dec_blocks_) y = b->as<ResidualBlock>()->forward(y);
   auto out = head_(final_norm_(y));
   // dv in units of the velocity's standard deviation: O(1) for collisions (in units of dv_std, the
   // RMS change over all windows, about 20x larger)
-  if (config_.residual_velocity) return cur.narrow(-1, 2, 2) + out * state_std_.narrow(0, 2, 2);
-  return out * state_std_.narrow(0, 2, 2) + state_mean_.narrow(0, 2, 2);  // standardised v(t+1)
+  if (config_.residual_velocity)
+    return pad_objects(cur.narrow(1, 0, N).narrow(-1, 2, 2) + out * state_std_.narrow(0, 2, 2), cur);
+  return pad_objects(out * state_std_.narrow(0, 2, 2) + state_mean_.narrow(0, 2, 2), cur);  // standardised v(t+1)
 }
 
 NoPairwiseImpl::NoPairwiseImpl(const ModelConfig& c) : NPEImpl(c) {
-  context_in_ = register_module("context_in", nn::Linear(10, 25));
+  const int64_t f2 = 2 * c.state_dim();
+  context_in_ = register_module("context_in", nn::Linear(f2, 25));
   encoder_ = register_module("encoder", relu_mlp(25, 50, 5));
-  decoder_ = register_module("decoder", relu_mlp(50 + 10, 50, 4));
+  decoder_ = register_module("decoder", relu_mlp(50 + f2, 50, 4));
   decoder_->push_back(nn::Linear(50, 2));
 }
 
 Tensor NoPairwiseImpl::forward(const Tensor& prev, const Tensor& cur) {
-  check_inputs(prev, cur);
-  const auto ctx_idx = context_index(cur.size(1), cur.device());
-  auto own = own_features(prev, cur, state_mean_, state_std_);                         // [B, N, 10]
-  auto e = encoder_->forward(torch::relu(context_in_(gather_context(own, ctx_idx))));  // [B, N, N-1, 50]
+  const int64_t N = check_inputs(config_, prev, cur);
+  const auto ctx_idx = context_index(N, cur.size(1), cur.device());
+  auto own = own_features(prev, cur, state_mean_, state_std_);                         // [B, M, 2F]
+  auto e = encoder_->forward(torch::relu(context_in_(gather_context(own, ctx_idx))));  // [B, N, M-1, 50]
   auto sum = (e * neighbourhood_mask(cur, ctx_idx, config_.neighborhood).unsqueeze(-1)).sum(2);
-  auto dv = decoder_->forward(torch::cat({sum, own}, -1)) * dv_std_;
-  return cur.narrow(-1, 2, 2) + dv;
+  auto dv = decoder_->forward(torch::cat({sum, own.narrow(1, 0, N)}, -1)) * dv_std_;
+  return pad_objects(cur.narrow(1, 0, N).narrow(-1, 2, 2) + dv, cur);
 }
 
 LstmImpl::LstmImpl(const ModelConfig& c) : NPEImpl(c) {
-  lstm_ = register_module("lstm", nn::LSTM(nn::LSTMOptions(10, 100).num_layers(3).batch_first(true)));
+  lstm_ = register_module("lstm", nn::LSTM(nn::LSTMOptions(2 * c.state_dim(), 100).num_layers(3).batch_first(true)));
   head_ = register_module("head", nn::Linear(100, 2));
 }
 
 Tensor LstmImpl::forward(const Tensor& prev, const Tensor& cur) {
-  check_inputs(prev, cur);
-  const int64_t B = cur.size(0), N = cur.size(1);
+  const int64_t N = check_inputs(config_, prev, cur), B = cur.size(0), M = cur.size(1);
   const auto idx = torch::TensorOptions().dtype(torch::kLong).device(cur.device());
-  // sequence of focus f: the context balls in decreasing index order, then f ([N, N]); absent
-  // slots (mixed ball counts: the last ones) thus come first, fed as zero vectors
-  auto order = torch::cat({context_index(N, cur.device()).flip(1), torch::arange(N, idx).unsqueeze(1)}, 1);
-  auto own = own_features(prev, cur, state_mean_, state_std_) * present_balls(cur).unsqueeze(-1);
-  auto seq = own.index_select(1, order.reshape(-1)).reshape({B * N, N, 10});
-  auto out = std::get<0>(lstm_->forward(seq));  // [B*N, N, 100]
-  auto dv = head_(out.select(1, N - 1)).reshape({B, N, 2}) * dv_std_;
-  return cur.narrow(-1, 2, 2) + dv;
+  // sequence of focus f: the context objects in decreasing index order, then f ([N, M]); absent
+  // slots (mixed ball counts, empty wall rows) are fed as zero vectors
+  auto order = torch::cat({context_index(N, M, cur.device()).flip(1), torch::arange(N, idx).unsqueeze(1)}, 1);
+  auto own = own_features(prev, cur, state_mean_, state_std_) * present_objects(cur).unsqueeze(-1);
+  auto seq = own.index_select(1, order.reshape(-1)).reshape({B * N, M, own.size(-1)});
+  auto out = std::get<0>(lstm_->forward(seq));  // [B*N, M, 100]
+  auto dv = head_(out.select(1, M - 1)).reshape({B, N, 2}) * dv_std_;
+  return pad_objects(cur.narrow(1, 0, N).narrow(-1, 2, 2) + dv, cur);
 }
 
 std::shared_ptr<NPEImpl> make_model(const ModelConfig& c) {
@@ -288,20 +338,28 @@ int64_t parameter_count(const NPEImpl& m) {
   return n;
 }
 
-std::function<void(const float*, const float*, int64_t, int64_t, float*)> make_predictor(std::shared_ptr<NPEImpl> net,
-                                                                                         torch::Device device,
-                                                                                         int64_t batch) {
-  return [net, device, batch](const float* prev, const float* cur, int64_t scenes, int64_t n, float* out) {
+std::function<void(const float*, const float*, int64_t, int64_t, float*)> make_predictor(
+    std::shared_ptr<NPEImpl> net, torch::Device device, int64_t batch, const float* walls, double radius) {
+  if (net->config().walls && (!walls || !(radius > 0)))
+    throw Error("a walls model predicts with its scenes' walls: the dataset has none (not a walls world)");
+  return
+      [net, device, batch, walls, radius](const float* prev, const float* cur, int64_t scenes, int64_t n, float* out) {
     torch::NoGradGuard no_grad;
     net->eval();
     for (int64_t s = 0; s < scenes; s += batch) {
       const int64_t b = std::min(batch, scenes - s);
       auto p = torch::from_blob(const_cast<float*>(prev) + s * n * 5, {b, n, 5}).to(device);
       auto c = torch::from_blob(const_cast<float*>(cur) + s * n * 5, {b, n, 5}).to(device);
-      auto v = net->forward(p, c).to(torch::kCPU).contiguous();
+      if (net->config().walls) {  // the balls and their scenes' blocks as objects
+        const auto w =
+            torch::from_blob(const_cast<float*>(walls) + s * kWallObjects * 4, {b, kWallObjects, 4}).to(device);
+        p = object_states(p.unsqueeze(1), w, radius).squeeze(1);
+        c = object_states(c.unsqueeze(1), w, radius).squeeze(1);
+      }
+      auto v = net->forward(p, c).narrow(1, 0, n).to(torch::kCPU).contiguous();
       std::copy(v.data_ptr<float>(), v.data_ptr<float>() + b * n * 2, out + s * n * 2);
     }
-  };
+      };
 }
 
 }  // namespace npe::model

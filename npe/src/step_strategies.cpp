@@ -235,6 +235,7 @@ std::unique_ptr<StepStrategy> bound(StepContext& c, std::string* why) {
 std::unique_ptr<StepStrategy> make_hand_written_step(StepContext& c, std::string* why) {
   if (!c.options.fused) return *why = "not asked for", nullptr;
   if (!c.device.is_cuda()) return *why = "CPU training", nullptr;
+  if (c.net.config().walls) return *why = "a walls model (wall blocks as context objects)", nullptr;
   if (c.kind == Kind::Modern) return bound<ModernFusedStep>(c, why);
   if (c.kind != Kind::Classic) return *why = fmt::format("the {} model", kind_name(c.kind)), nullptr;
   return bound<ClassicFusedStep>(c, why);

@@ -20,13 +20,20 @@ Tensor to_tensor(const datagen::Trajectories& t, const torch::Device& device) {
 
 Windows gather_windows(const Tensor& traj, const Tensor& ids) {
   const int64_t T = traj.size(1), N = traj.size(2);
-  auto flat = traj.reshape({-1, N, datagen::kStateDim});
+  auto flat = traj.reshape({-1, N, traj.size(3)});
   auto frame = ids.div(T - 2, "floor") * T + ids.remainder(T - 2) + 1;  // index of frame t
   return {flat.index_select(0, frame - 1), flat.index_select(0, frame), flat.index_select(0, frame + 1)};
 }
 
-double window_mse(NPEImpl* net, const Tensor& traj, const Tensor& ids, int64_t batch) {
+double window_mse(NPEImpl* net, const Tensor& traj_in, const Tensor& ids, int64_t batch) {
   torch::NoGradGuard no_grad;
+  // a model without walls on a walls world's objects: it sees the balls alone
+  const bool objects = traj_in.size(3) == kWallStateDim;
+  const Tensor traj = net && !net->config().walls && objects
+                          ? traj_in.narrow(2, 0, traj_in.size(2) - kWallObjects).narrow(3, 0, 5)
+                          : traj_in;
+  if (net && net->config().walls && !objects)
+    throw Error("window_mse: a walls model needs the object states of a walls world (object_states)");
   const bool was_training = net && net->is_training();
   if (net) net->eval();
   double sum = 0;
@@ -134,7 +141,8 @@ Tensor window_loss(NPEImpl& net, const Tensor& traj, const Tensor& ids, double i
   auto w = gather_windows(traj, ids);
   const Tensor present = present_balls(w.cur);
   if (input_noise > 0) {  // x, y, vx, vy of present balls; masses and targets untouched
-    const Tensor scale = torch::cat({net.state_std().narrow(0, 0, 4) * input_noise, torch::zeros({1}, traj.options())});
+    const Tensor scale = torch::cat(
+        {net.state_std().narrow(0, 0, 4) * input_noise, torch::zeros({traj.size(3) - 4}, traj.options())});
     w.prev = w.prev + torch::randn_like(w.prev) * scale * present.unsqueeze(-1);
     w.cur = w.cur + torch::randn_like(w.cur) * scale * present.unsqueeze(-1);
   }

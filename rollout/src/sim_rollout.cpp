@@ -24,6 +24,8 @@ WorldSpec replay_spec(const datagen::Manifest& m, int64_t num_scenes) {
 }
 
 std::string replay_unsupported(const datagen::Manifest& m) {
+  if (!m.world.walls.empty())
+    return "a walls world's wall layout differs per scene, and the engine takes one obstacle layout per dataset";
   if (m.world.friction != 0)
     return fmt::format("the dataset's friction is {}, and the engine's contacts are frictionless", m.world.friction);
   try {

@@ -114,6 +114,102 @@ TEST_P(ModelTest, AbsentSlotsChangeNothing) {
   }
 }
 
+// Walls models (ModelConfig::walls): states [B, N + 32, 7], the wall rows after the balls.
+namespace walls {
+constexpr double kRadius = 60.0 / 800;  // a ball's radius over the position scale
+
+// Object states of one frame: `balls` [B, N, 5] and `blocks` block centres (normalised), the rest
+// of the 32 wall rows empty.
+torch::Tensor objects(const torch::Tensor& balls, const std::vector<std::pair<double, double>>& blocks) {
+  const int64_t B = balls.size(0);
+  auto rows = torch::zeros({B, kWallObjects, 4});
+  for (size_t k = 0; k < blocks.size(); ++k) {
+    rows.select(1, static_cast<int64_t>(k)).select(-1, 0).fill_(blocks[k].first);
+    rows.select(1, static_cast<int64_t>(k)).select(-1, 1).fill_(blocks[k].second);
+    rows.select(1, static_cast<int64_t>(k)).select(-1, 2).fill_(40.0 / 800);
+    rows.select(1, static_cast<int64_t>(k)).select(-1, 3).fill_(1);
+  }
+  return object_states(balls.unsqueeze(1), rows, kRadius).squeeze(1);
+}
+
+std::shared_ptr<NPEImpl> model(Kind kind) {
+  ModelConfig c;
+  c.kind = kind;
+  c.msg_dim = 32;
+  c.walls = true;
+  auto m = make_model(c);
+  auto s = objects(random_states(64, 2), {{0.1, 0.1}});
+  m->fit_normalisation(s, torch::randn({64 * 2, 2}) * 0.1);
+  m->eval();
+  return m;
+}
+}  // namespace walls
+
+// Each object's features: a ball [x, y, vx, vy, m, 0, 1], a block [x, y, 0, 0, 0, 1, 40/60], an
+// empty wall row all zero; every frame carries the scene's blocks.
+TEST(Model, ObjectStatesOfAWallsWorld) {
+  auto traj = random_states(3 * 4, 2).reshape({3, 4, 2, 5});
+  auto rows = torch::zeros({3, kWallObjects, 4});
+  rows[1][0] = torch::tensor({0.5f, 0.25f, 0.05f, 2.0f});
+  const auto o = object_states(traj, rows, walls::kRadius);
+  ASSERT_EQ(o.sizes(), (std::vector<int64_t>{3, 4, 2 + kWallObjects, kWallStateDim}));
+  EXPECT_TRUE(torch::equal(o.narrow(-1, 0, 5).narrow(2, 0, 2), traj));
+  EXPECT_TRUE(torch::equal(o[1][3][1].narrow(0, 5, 2), torch::tensor({0.0f, 1.0f})));
+  EXPECT_TRUE(torch::allclose(o[1][2][2], torch::tensor({0.5f, 0.25f, 0.0f, 0.0f, 0.0f, 1.0f, 0.05f / 0.075f})));
+  EXPECT_EQ(o[0][0][2].abs().sum().item<float>(), 0.0f);  // scene 0 has no blocks
+  EXPECT_EQ(o[1][0][3].abs().sum().item<float>(), 0.0f);  // an empty row
+  // present objects: the balls and the block; present balls: the balls alone
+  EXPECT_EQ(present_objects(o[1][0]).sum().item<float>(), 3.0f);
+  EXPECT_EQ(present_balls(o[1][0]).sum().item<float>(), 2.0f);
+  EXPECT_THROW(object_states(traj, torch::zeros({3, 5, 4}), walls::kRadius), std::exception);
+}
+
+// Every model of a walls world: blocks are context within the neighbourhood and never focus (their
+// rows predict 0); a block beyond the neighbourhood, an empty wall row and the order of the blocks
+// change nothing (the LSTM reads every object in order: only the shapes are checked for it).
+TEST(Model, WallsModelsSeeBlocksAsContext) {
+  torch::manual_seed(test::fresh_seed());
+  torch::NoGradGuard ng;
+  for (const Kind kind : {Kind::Classic, Kind::Modern, Kind::NP, Kind::LSTM}) {
+    auto m = walls::model(kind);
+    EXPECT_EQ(m->config().state_dim(), kWallStateDim);
+    const double r = m->config().neighborhood;
+    auto balls = random_states(2, 2);
+    balls.select(-1, 0).select(1, 0).fill_(0.3), balls.select(-1, 1).select(1, 0).fill_(0.3);
+    balls.select(-1, 0).select(1, 1).fill_(0.3 + 3 * r), balls.select(-1, 1).select(1, 1).fill_(0.3);
+    const auto none = walls::objects(balls, {});
+    const auto out = m->forward(none, none);
+    ASSERT_EQ(out.sizes(), (std::vector<int64_t>{2, 2 + kWallObjects, 2})) << kind_name(kind);
+    EXPECT_EQ(out.narrow(1, 2, kWallObjects).abs().sum().item<float>(), 0.0f) << kind_name(kind);
+    if (kind == Kind::LSTM) continue;
+    // a block far from ball 0 (and from ball 1): nothing changes
+    const auto far = walls::objects(balls, {{0.3 + 1.5 * r, 0.3 + 1.2 * r}});
+    EXPECT_TRUE(torch::allclose(m->forward(far, far), out, 1e-5, 1e-6)) << kind_name(kind);
+    // two blocks next to ball 0, in either order: the same prediction, not the block-free one
+    const auto near = walls::objects(balls, {{0.3 + 0.6 * r, 0.3}, {0.3, 0.3 - 0.6 * r}});
+    const auto swapped = walls::objects(balls, {{0.3, 0.3 - 0.6 * r}, {0.3 + 0.6 * r, 0.3}});
+    const auto a = m->forward(near, near), b = m->forward(swapped, swapped);
+    EXPECT_TRUE(torch::allclose(a, b, 1e-5, 1e-6)) << kind_name(kind);
+    // (a random ReLU encoder can be dead for every pair of a focus ball: up to 5 fresh models)
+    bool changed = !torch::allclose(a.narrow(1, 0, 1), out.narrow(1, 0, 1));
+    for (int attempt = 0; attempt < 4 && !changed; ++attempt) {
+      auto fresh = walls::model(kind);
+      changed = !torch::allclose(fresh->forward(near, near).narrow(1, 0, 1),
+                                 fresh->forward(none, none).narrow(1, 0, 1));
+    }
+    EXPECT_TRUE(changed) << kind_name(kind);
+    const auto mask = m->make_pairs(near, near).mask;
+    ASSERT_EQ(mask.sizes(), (std::vector<int64_t>{2, 2, 1 + kWallObjects}));
+    EXPECT_EQ(mask[0][0].sum().item<float>(), 2.0f) << kind_name(kind);  // the 2 blocks; ball 1 is far
+  }
+  // a walls model refuses ball states without wall rows, a plain model refuses object states
+  auto m = walls::model(Kind::Classic);
+  EXPECT_THROW(m->forward(random_states(1, 2), random_states(1, 2)), std::exception);
+  EXPECT_THROW(random_model(Kind::Classic)
+                   ->forward(walls::objects(random_states(1, 2), {}), walls::objects(random_states(1, 2), {})),
+               std::exception);
+}
+
 // (The LSTM baseline has its own tests below: it has no mask and reads the context in order.)
 INSTANTIATE_TEST_SUITE_P(Kinds, ModelTest, ::testing::Values(Kind::Classic, Kind::Modern, Kind::NP),
                          [](const auto& info) { return kind_name(info.param); });
@@ -239,6 +335,11 @@ TEST(Model, ConfigJsonRoundTrip) {
   auto old = c.to_json();
   old.erase("residual_velocity");  // a checkpoint from before the option: direct prediction
   EXPECT_FALSE(ModelConfig::from_json(old, "x").residual_velocity);
+  c.walls = true;
+  EXPECT_TRUE(ModelConfig::from_json(c.to_json(), "x").walls);
+  old.erase("walls");  // a checkpoint from before the walls worlds: no walls
+  EXPECT_FALSE(ModelConfig::from_json(old, "x").walls);
+  EXPECT_EQ(ModelConfig::from_json(old, "x").state_dim(), 5);
   for (const Kind k : {Kind::Classic, Kind::Modern, Kind::NP, Kind::LSTM}) EXPECT_EQ(kind_from_name(kind_name(k)), k);
   EXPECT_THROW(kind_from_name("gru"), std::exception);
 }

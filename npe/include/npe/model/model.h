@@ -14,6 +14,14 @@
 // Mixed ball counts: a ball slot whose mass is 0 is absent (npe/datagen/dataset.h). Absent balls
 // are never context (the mask below), their predictions are meaningless and left out of losses
 // and metrics, and the models do not depend on how many absent slots pad a scene.
+// Walls worlds (ModelConfig::walls; Chang et al. 2017, section 4): every object carries a type and
+// a size, and the wall blocks are objects of the scene. A walls model's states are
+// [B, N + kWallObjects, kWallStateDim]: the N balls first, then the scene's wall blocks
+// (object_states), each [x, y, vx, vy, mass, obstacle, size] with obstacle 0 for a ball and 1 for
+// a block, size a ball's radius or a block's half side in ball radii, a block's velocity and mass
+// 0. Blocks are context objects of the balls within the neighbourhood, never focus objects: the
+// models return [B, N + kWallObjects, 2] with the blocks' velocities 0, so that a rollout leaves
+// them in place and the losses (over objects of positive mass) leave them out.
 #pragma once
 
 #include <functional>
@@ -23,7 +31,15 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+namespace datagen {
+struct Trajectories;
+}
+
 namespace npe::model {
+
+// Walls models' objects: the wall slots after the balls (datagen::kWallSlots) and the features.
+constexpr int64_t kWallObjects = 32;
+constexpr int64_t kWallStateDim = 7;  // x, y, vx, vy, mass, obstacle, size
 
 // classic and modern: the NPE; np and lstm: the paper's baselines (section 3.2, figure 2).
 enum class Kind { Classic, Modern, NP, LSTM };
@@ -45,6 +61,10 @@ struct ModelConfig {
   // 4-ball world at 20 M samples (H100) the residual head's validation MSE was 7.6e-4 against
   // 6.8e-4 for the direct head (README, npe-train); it starts at the constant-velocity loss.
   bool residual_velocity = false;
+  // A walls model (the module comment): objects of kWallStateDim features, wall blocks as context.
+  bool walls = false;
+  // Features per object: 5 (x, y, vx, vy, mass), or kWallStateDim for a walls model.
+  int64_t state_dim() const { return walls ? kWallStateDim : 5; }
 
   nlohmann::json to_json() const;
   // Throws npe::Error naming `source` when a field is missing, mistyped or out of range.
@@ -61,26 +81,30 @@ class NPEImpl : public torch::nn::Module {
   explicit NPEImpl(const ModelConfig& config);
   virtual torch::Tensor forward(const torch::Tensor& prev, const torch::Tensor& cur) = 0;
   const ModelConfig& config() const { return config_; }
-  // The standardisation fitted by fit_normalisation: [5] per state feature.
+  // The standardisation fitted by fit_normalisation: [state_dim()] per state feature.
   const torch::Tensor& state_std() const { return state_std_; }
 
-  // Fits the input standardisation to training states [*, 5] (rows with mass 0, absent balls,
-  // left out) and velocity changes [*, 2] (of present balls only).
+  // Fits the input standardisation to training states [*, F] (rows with mass 0, absent balls and
+  // wall blocks, left out) and velocity changes [*, 2] (of present balls only).
   void fit_normalisation(const torch::Tensor& states, const torch::Tensor& dv);
-  // The same, fitted to trajectories [S, T, N, 5]: their present balls' states and frame-to-frame
+  // The same, fitted to trajectories [S, T, N, F]: their present balls' states and frame-to-frame
   // velocity changes.
   void fit_normalisation(const torch::Tensor& trajectories);
 
-  // Focus features [B, N, 10], context features [B, N, N-1, 10] (standardised) and the
-  // neighbourhood mask [B, N, N-1] (1 = present and within `neighborhood`, 0 = masked out).
+  // Focus features [B, N, 2F] of the N focus balls (a walls model: the first M - kWallObjects
+  // objects), context features [B, N, M-1, 2F] of every other object (standardised) and the
+  // neighbourhood mask [B, N, M-1] (1 = present and within `neighborhood`, 0 = masked out).
   struct Pairs {
     torch::Tensor focus, context, mask;
   };
   Pairs make_pairs(const torch::Tensor& prev, const torch::Tensor& cur) const;
+  // The focus balls' predicted velocities [B, N, 2] padded to every object [B, M, 2] (the wall
+  // blocks' rows 0).
+  torch::Tensor pad_objects(const torch::Tensor& v, const torch::Tensor& cur) const;
 
  protected:
   ModelConfig config_;
-  torch::Tensor state_mean_, state_std_;  // [5] buffers
+  torch::Tensor state_mean_, state_std_;  // [state_dim()] buffers
   torch::Tensor dv_std_;                  // [2] buffer: scale of velocity changes
 };
 
@@ -145,9 +169,20 @@ class LstmImpl : public NPEImpl {
 
 std::shared_ptr<NPEImpl> make_model(const ModelConfig& config);
 
-// Which balls of states [..., N, 5] are present: 1 where the mass is > 0, 0 for the absent slots
-// of mixed-count datasets ([..., N], the states' dtype).
+// Which balls of states [..., N, F] are present: 1 where the mass is > 0, 0 for the absent slots
+// of mixed-count datasets and for wall blocks ([..., N], the states' dtype).
 torch::Tensor present_balls(const torch::Tensor& states);
+// Which objects are present: the present balls, and for walls states (F = kWallStateDim) the wall
+// blocks ([..., M], the states' dtype).
+torch::Tensor present_objects(const torch::Tensor& states);
+
+// A walls world's object states [S, T, N + kWallObjects, kWallStateDim] (the module comment) from
+// its trajectories (with their walls, datagen::Trajectories::walls) and the ball radius over the
+// position scale. Throws npe::Error when the trajectories carry no walls.
+torch::Tensor object_states(const datagen::Trajectories& trajectories, double radius);
+// The same from tensors: trajectories [S, T, N, 5] and walls [S, kWallObjects, 4] (record_walls
+// rows), on their device.
+torch::Tensor object_states(const torch::Tensor& trajectories, const torch::Tensor& walls, double radius);
 // Mean squared error over the present balls and both velocity components: pred and target
 // [B, N, 2], present [B, N] (0/1). Equals torch::mse_loss when every ball is present.
 torch::Tensor masked_velocity_mse(const torch::Tensor& pred, const torch::Tensor& target, const torch::Tensor& present);
@@ -156,9 +191,14 @@ int64_t parameter_count(const NPEImpl& model);
 
 // Wraps a model as a rollout predictor (npe/rollout/rollout.h's Predictor signature):
 // prev, cur [scenes, N, 5] host float32 -> v_next [scenes, N, 2] host float32. Runs on `device`
-// in eval mode without gradients, `batch` scenes at a time.
+// in eval mode without gradients, `batch` scenes at a time. A walls model needs the walls of the
+// scenes the rollout runs, in its order: `walls` [scenes, kWallObjects, 4] (the dataset's rows,
+// datagen::Trajectories::walls) and `radius` (the ball radius over the position scale); it sees
+// them with the balls as object_states does. Throws npe::Error when a walls model has no walls.
 std::function<void(const float*, const float*, int64_t, int64_t, float*)> make_predictor(std::shared_ptr<NPEImpl> net,
                                                                                          torch::Device device,
-                                                                                         int64_t batch = 4096);
+                                                                                         int64_t batch = 4096,
+                                                                                         const float* walls = nullptr,
+                                                                                         double radius = 0);
 
 }  // namespace npe::model

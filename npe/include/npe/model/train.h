@@ -29,7 +29,8 @@ Windows gather_windows(const torch::Tensor& traj, const torch::Tensor& window_id
 
 // Mean squared velocity error of `net` over the given windows and their present balls (batched,
 // no grad).
-// With `net` == nullptr: the constant-velocity baseline (v_{t+1} = v_t).
+// With `net` == nullptr: the constant-velocity baseline (v_{t+1} = v_t). `traj` may hold a walls
+// world's object states (object_states): a model without walls then sees the balls alone.
 double window_mse(NPEImpl* net, const torch::Tensor& traj, const torch::Tensor& window_ids, int64_t batch = 4096);
 
 // "auto" (CUDA when present), "cpu" or "cuda"; throws npe::Error naming --device otherwise.
