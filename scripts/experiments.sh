@@ -11,7 +11,7 @@
 #                modern: 200 M at batch 2048), default 0.1
 #   SCENES       scenes per training dataset (default 12000); EVAL_SCENES per 6/7/8-ball dataset (3000)
 #   KINDS        models to train (default "classic modern np lstm"); WORLDS training worlds
-#                (default "n4 n4v n345 p4 p345 n4noise")
+#                (default "n4 n4v n345 p4 p345 n4noise walls")
 #   NOISE        npe-train --input_noise of the n4noise runs (default 0.05)
 #   TRAIN_FLAGS  extra npe-train flags for every run (e.g. --residual_velocity)
 #   DEVICE       auto | cpu | cuda (default auto); BIN the tools' folder (default build/bin)
@@ -22,7 +22,10 @@
 #   n4: 4 balls, mass 1      n4v: 4 balls, masses {1, 5, 25}      n345: 3, 4 or 5 balls, mass 1
 #   p4: npe2017, 4 balls     p345: npe2017, 3, 4 or 5 balls
 #   n4noise: n4's data, trained with noise injection (classic and modern only)
-# Evaluation: n4, n4v and p4 on their own test splits; n345 and p345 on 6, 7 and 8 balls.
+#   walls: the paper's walls worlds (npe-datagen --preset walls), 2 balls inside walls of the
+#          shapes O and L
+# Evaluation: n4, n4v and p4 on their own test splits; n345 and p345 on 6, 7 and 8 balls; walls
+# on O and L (held-out scenes) and on the shapes U and I.
 set -euo pipefail
 out="${1:-out/experiments}"
 bin="${BIN:-build/bin}"
@@ -30,7 +33,7 @@ scale="${SCALE:-0.1}"
 scenes="${SCENES:-12000}"
 eval_scenes="${EVAL_SCENES:-3000}"
 kinds="${KINDS:-classic modern np lstm}"
-worlds="${WORLDS:-n4 n4v n345 p4 p345 n4noise}"
+worlds="${WORLDS:-n4 n4v n345 p4 p345 n4noise walls}"
 noise="${NOISE:-0.05}"
 device="${DEVICE:-auto}"
 num_scenes="${NUM_SCENES:-200}"
@@ -54,6 +57,11 @@ for n in 6 7 8; do
   dataset "n$n" "$eval_scenes" "1$n" --num_balls "$n"
   dataset "p$n" "$eval_scenes" "2$n" --num_balls "$n" --preset npe2017
 done
+if [[ " $worlds " == *" walls "* ]]; then
+  dataset walls "$scenes" 6 --preset walls
+  dataset wallsU "$eval_scenes" 31 --preset walls --walls U
+  dataset wallsI "$eval_scenes" 32 --preset walls --walls I
+fi
 
 samples() {  # kind -> total samples at this SCALE
   local full=60000000
@@ -85,5 +93,8 @@ for n in 6 7 8; do add "$n balls (trained on 3-5)" n345 "n$n"; done
 add "npe2017 4 balls" p4 p4
 for n in 6 7 8; do add "npe2017 $n balls (trained on 3-5)" p345 "p$n"; done
 add "4 balls input noise $noise" n4noise n4
+add "walls O, L" walls walls
+add "walls U (trained on O, L)" walls wallsU
+add "walls I (trained on O, L)" walls wallsI
 "$bin/npe-results" "${args[@]}" --device "$device" --num_scenes "$num_scenes" \
   --out_md "$out/results.md" --out_csv "$out/results.csv" --out_json "$out/results.json"

@@ -107,8 +107,11 @@ int main(int argc, char** argv) {
       for (const auto& d : m.transfers)  // the videos cannot hold it: said on stdout
         fmt::print("npe-render: {} model: world transfer of {}: trained {}, dataset {}\n", m.name, d.field, d.first,
                    d.second);
-      rollouts.emplace_back(m.name, npe::rollout::rollout(test, num_scenes, steps, manifest.step_scale(),
-                                                          npe::model::make_predictor(m.checkpoint.net, device)));
+      rollouts.emplace_back(
+          m.name, npe::rollout::rollout(test, num_scenes, steps, manifest.step_scale(),
+                                        npe::model::make_predictor(m.checkpoint.net, device, 4096,
+                                                                   test.walls.empty() ? nullptr : test.walls.data(),
+                                                                   manifest.world.radius / manifest.pos_scale())));
     }
     std::vector<std::pair<std::string, npe::datagen::Trajectories>> sim;
     if (npe::tools::simulator_enabled(r, !rollouts.empty() && r["simulator"].as<bool>(), manifest, prefix, "npe-render",
@@ -133,6 +136,8 @@ int main(int argc, char** argv) {
                                : manifest.engine == "npe-gpu" ? "npe engine"
                                                               : manifest.engine;
     for (int64_t s = 0; s < num_scenes; ++s) {
+      if (!test.walls.empty())  // a walls world: the scene's own blocks
+        vo.obstacles = npe::datagen::recorded_walls(test.walls_of(s), manifest.pos_scale()).obstacles();
       std::vector<npe::rollout::VideoPanel> panels{{rollouts.empty() ? fmt::format("{} scene {} ({})", split, s, engine)
                                                                      : fmt::format("ground truth ({})", engine),
                                                     &test, s}};

@@ -311,6 +311,11 @@ TEST_F(Cli, WallsWorldsTrainOnOAndLAndEvaluateOnU) {
   }
   // trained on O and L, evaluated on U: the shapes may differ, so no transfer is recorded
   EXPECT_FALSE(report.contains("world_transfer")) << report.dump();
+  // the rollout beside the ground truth, each scene with its own walls
+  r = run_command(tool("npe-render") + " --device cpu --classic_ckpt " + d + "/ck/classic.pt --dataset_prefix " + d +
+                  "/U/w --num_scenes 2 --rollout_steps 6 --out_dir " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(out + "/rollout_gt_classic_scene1.mp4")) << r.output;
   // a model trained without walls: refused on a walls world unless asked for, then it sees the balls
   expect_error(tool("npe-eval") + " --device cpu --simulator=false --classic_ckpt " + (*dir_ / "ck/classic.pt") +
                    " --dataset_prefix " + d + "/U/w --num_scenes 2 --rollout_steps 5 --out_png " + out +
