@@ -37,8 +37,12 @@ int main(int argc, char** argv) {
         "input_noise",
         "noise injection: Gaussian noise of this many feature standard deviations added to the "
         "input positions and velocities during training (0 = off)",
-        cxxopts::value<double>()->default_value("0"))("msg_dim", "modern: message width",
-                                                      cxxopts::value<int>()->default_value("96"))(
+        cxxopts::value<double>()->default_value("0"))(
+        "noise",
+        "the input noise's law: independent (Gaussian on both input frames, target untouched) or random_walk "
+        "(graph network simulators': a walk over the input frames, the target corrected to undo it)",
+        cxxopts::value<std::string>()->default_value("independent"))("msg_dim", "modern: message width",
+                                                                     cxxopts::value<int>()->default_value("96"))(
         "residual_velocity", "modern: the head predicts the velocity change dv and returns v(t) + dv (default: "
                              "it predicts v(t+1) directly)")("enc_blocks", "modern: encoder residual blocks",
                                                              cxxopts::value<int>()->default_value("3"))(
@@ -99,6 +103,7 @@ int main(int argc, char** argv) {
     if (r.count("weight_decay")) c.weight_decay = r["weight_decay"].as<double>();
     if (r.count("max_grad_norm")) c.max_grad_norm = r["max_grad_norm"].as<double>();
     c.input_noise = r["input_noise"].as<double>();
+    c.noise = r["noise"].as<std::string>();
     c.model.dropout = r["dropout"].as<double>();
     c.model.msg_dim = r["msg_dim"].as<int>();
     c.model.residual_velocity = r.count("residual_velocity") > 0;

@@ -48,7 +48,7 @@ class LibtorchStep : public StepStrategy {
         at::autocast::set_autocast_cache_enabled(false);  // casts inside a capture must not be cached
         at::autocast::increment_nesting();
       }
-      loss = window_loss(c.net, c.traj, ids, c.cfg.input_noise);
+      loss = window_loss(c.net, c.traj, ids, c.cfg.input_noise, c.cfg.noise == "random_walk", c.cfg.step_scale);
       if (c.options.bf16) {
         at::autocast::decrement_nesting();
         at::autocast::set_autocast_enabled(at::kCUDA, false);

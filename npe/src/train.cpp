@@ -137,10 +137,30 @@ Tensor WindowOrder::batch(int64_t s) {
   return torch::tensor(ids, torch::kLong).to(device_);
 }
 
-Tensor window_loss(NPEImpl& net, const Tensor& traj, const Tensor& ids, double input_noise) {
+Windows add_random_walk_noise(const Windows& w, const Tensor& vel_std, double scale, double step_scale) {
+  TORCH_CHECK(step_scale > 0, "random-walk noise needs the dataset's step_scale > 0");
+  const Tensor present = present_balls(w.cur).unsqueeze(-1);  // [B, N, 1]
+  const Tensor sigma = vel_std * (scale / std::sqrt(2.0)) * present;
+  const Tensor e1 = torch::randn_like(w.cur.narrow(-1, 2, 2)) * sigma, e2 = torch::randn_like(e1) * sigma;
+  const Tensor dv_prev = e1, dv_cur = e1 + e2;
+  const Tensor dx_prev = dv_prev * step_scale, dx_cur = dx_prev + dv_cur * step_scale;
+  auto noised = [](const Tensor& s, const Tensor& dx, const Tensor& dv) {
+    return torch::cat({s.narrow(-1, 0, 2) + dx, s.narrow(-1, 2, 2) + dv, s.narrow(-1, 4, s.size(-1) - 4)}, -1);
+  };
+  Windows out;
+  out.prev = noised(w.prev, dx_prev, dv_prev);
+  out.cur = noised(w.cur, dx_cur, dv_cur);
+  out.next = noised(w.next, torch::zeros_like(dx_cur), -dx_cur / step_scale);
+  return out;
+}
+
+Tensor window_loss(NPEImpl& net, const Tensor& traj, const Tensor& ids, double input_noise, bool random_walk,
+                   double step_scale) {
   auto w = gather_windows(traj, ids);
   const Tensor present = present_balls(w.cur);
-  if (input_noise > 0) {  // x, y, vx, vy of present balls; masses and targets untouched
+  if (input_noise > 0 && random_walk) {
+    w = add_random_walk_noise(w, net.state_std().narrow(0, 2, 2), input_noise, step_scale);
+  } else if (input_noise > 0) {  // x, y, vx, vy of present balls; masses and targets untouched
     const Tensor scale = torch::cat(
         {net.state_std().narrow(0, 0, 4) * input_noise, torch::zeros({traj.size(3) - 4}, traj.options())});
     w.prev = w.prev + torch::randn_like(w.prev) * scale * present.unsqueeze(-1);

@@ -92,6 +92,7 @@ void check_resume_matches(const Checkpoint& ck, const TrainConfig& cfg, const Mo
   same("weight_decay", cfg.weight_decay);
   same("max_grad_norm", cfg.max_grad_norm);
   same("input_noise", cfg.input_noise);
+  same("noise", cfg.noise);
   const nlohmann::json was = ck.config.to_json(), now = mc.to_json();
   for (const char* key : {"msg_dim", "enc_blocks", "dec_blocks", "expansion", "dropout", "neighborhood"})
     if (std::abs(was[key].get<double>() - now[key].get<double>()) >
@@ -135,6 +136,8 @@ void validate_config(const TrainConfig& cfg) {
     throw FieldError(
         "input_noise",
         fmt::format(": expected a noise scale in [0, 100) feature standard deviations, found {}", cfg.input_noise));
+  if (cfg.noise != "independent" && cfg.noise != "random_walk")
+    throw FieldError("noise", fmt::format(": expected independent or random_walk, found '{}'", cfg.noise));
   if (cfg.eval_every < 0) throw FieldError("eval_every", fmt::format(": expected >= 0, found {}", cfg.eval_every));
   if (cfg.checkpoint_every < 0)
     throw FieldError("checkpoint_every",
@@ -308,6 +311,7 @@ nlohmann::json run_metadata(const TrainConfig& cfg, const Plan& plan, const data
             {"weight_decay", cfg.weight_decay},
             {"max_grad_norm", cfg.max_grad_norm},
             {"input_noise", cfg.input_noise},
+            {"noise", cfg.noise},
             {"seed", cfg.seed},
             {"name", cfg.name},
             {"precision", plan.step_options.bf16 ? "bf16" : "fp32"},
@@ -359,7 +363,9 @@ TrainResult loop(const TrainConfig& cfg, const Plan& plan, Setup& setup, Process
   if (root) progress.emplace(fmt::format("npe-train {}", cfg.name), total_steps);
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t start_step = step;
-  TrainStep trainer(cfg, net, *setup.optimizer, setup.train_t, total_steps, step, step_options);
+  TrainConfig step_cfg = cfg;  // the step's noise integrates positions as the dataset does
+  step_cfg.step_scale = setup.manifest.step_scale();
+  TrainStep trainer(step_cfg, net, *setup.optimizer, setup.train_t, total_steps, step, step_options);
   trainer.broadcast_state();
   if (setup.resumed.loss_count >= 0) trainer.restore_loss_accumulator(setup.resumed.loss_sum, setup.resumed.loss_count);
   res.gradient_buckets = trainer.gradient_buckets();

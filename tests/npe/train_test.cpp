@@ -275,8 +275,59 @@ TEST(Train, BadConfigurationIsRefused) {
   c.optimizer = "sgdx";
   EXPECT_THROW(train(c), Error);
   c.optimizer = "rmsprop";
+  c.noise = "brownian";
+  try {
+    train(c);
+    FAIL();
+  } catch (const FieldError& e) {
+    EXPECT_EQ(e.field(), "noise");
+  }
+  c.noise = "independent";
   c.dataset_prefix = dir / "nothing/here";
   EXPECT_THROW(train(c), Error);
+}
+
+// Random-walk noise (add_random_walk_noise) on windows whose frames follow the rollout's
+// kinematics x(t) = x(t-1) + v(t) s: the noisy frames follow them too (the walk's position noise is
+// its velocity noise integrated), the corrected target brings the noisy position to where the clean
+// one goes, x'(t) + v_target s = x(t) + v(t+1) s; the last velocity noise has std sigma; absent balls,
+// masses and the other features are untouched.
+TEST(Train, RandomWalkNoiseKeepsTheKinematics) {
+  torch::manual_seed(test::fresh_seed());
+  const int64_t B = 20000, N = 3;
+  const double s = 0.075;
+  auto v = torch::randn({3, B, N, 2});  // v(t-1), v(t), v(t+1)
+  auto x0 = torch::rand({B, N, 2});
+  auto frame = [&](const torch::Tensor& x, const torch::Tensor& vel) {
+    return torch::cat({x, vel, torch::ones({B, N, 1}) * 5, torch::full({B, N, 2}, 0.25)}, -1);  // F = 7
+  };
+  const auto x1 = x0 + v[1] * s, x2 = x1 + v[2] * s;
+  Windows w{frame(x0, v[0]), frame(x1, v[1]), frame(x2, v[2])};
+  w.prev[0][2].zero_(), w.cur[0][2].zero_(), w.next[0][2].zero_();  // an absent ball
+  const auto vel_std = torch::tensor({0.5f, 2.0f});
+  const Windows n = add_random_walk_noise(w, vel_std, 0.1, s);
+  auto pos = [](const torch::Tensor& f) { return f.narrow(-1, 0, 2); };
+  auto vel = [](const torch::Tensor& f) { return f.narrow(-1, 2, 2); };
+  EXPECT_TRUE(torch::allclose(pos(n.cur) - pos(n.prev), vel(n.cur) * s, 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(pos(n.cur) + vel(n.next) * s, pos(w.cur) + vel(w.next) * s, 1e-5, 1e-6));
+  EXPECT_TRUE(torch::equal(pos(n.next), pos(w.next)));
+  const auto dv = (vel(n.cur) - vel(w.cur)).reshape({-1, 2}).slice(0, N);  // past the absent ball's window
+  const auto std = dv.std(0);
+  EXPECT_NEAR(std[0].item<double>(), 0.05, 0.05 * 0.03);
+  EXPECT_NEAR(std[1].item<double>(), 0.2, 0.2 * 0.03);
+  for (const auto& [a, b] : {std::pair{n.prev, w.prev}, {n.cur, w.cur}, {n.next, w.next}}) {
+    EXPECT_TRUE(torch::equal(a.narrow(-1, 4, 3), b.narrow(-1, 4, 3)));
+    EXPECT_TRUE(torch::equal(a[0][2], b[0][2]));
+  }
+  // the loss with noise 0 is the plain loss
+  ModelConfig mc;
+  auto net = make_model(mc);
+  const auto traj = torch::cat({w.prev.narrow(-1, 0, 5).unsqueeze(1), w.cur.narrow(-1, 0, 5).unsqueeze(1),
+                                w.next.narrow(-1, 0, 5).unsqueeze(1)},
+                               1)
+                        .slice(0, 1, 9);
+  const auto ids = torch::arange(8, torch::kLong);
+  EXPECT_TRUE(torch::equal(window_loss(*net, traj, ids, 0.0, true, s), window_loss(*net, traj, ids)));
 }
 
 }  // namespace

@@ -57,8 +57,12 @@ struct TrainConfig {
   std::string optimizer;         // rmsprop | adam | adamw
   double lr = 3e-4;
   double weight_decay = 0.0;
-  double max_grad_norm = 0.0;      // 0: no clipping
-  double input_noise = 0.0;        // noise injection on the input states (window_loss); 0: none
+  double max_grad_norm = 0.0;         // 0: no clipping
+  double input_noise = 0.0;           // noise injection on the input states (window_loss); 0: none
+  std::string noise = "independent";  // input_noise's law: independent | random_walk (window_loss)
+  // Normalised position advance per unit of normalised velocity per frame (the dataset's
+  // step_scale): set from the dataset by train(); random-walk noise keeps the kinematics with it.
+  double step_scale = 0.0;
   std::string device = "auto";     // auto | cpu | cuda
   std::string precision = "auto";  // auto (bf16 for the modern model on CUDA) | fp32 | bf16
   bool cuda_graph = true;          // CUDA: capture the step as a CUDA graph (train_step.h)
@@ -127,13 +131,29 @@ class WindowOrder {
   std::vector<int64_t> perm_;
 };
 
-// The training loss of `net` on windows `ids` of `traj` [S, T, N, 5] (a scalar on the device): the
-// velocity MSE over present balls. With input_noise > 0 (noise injection, as graph network
-// simulators train: Sanchez-Gonzalez et al. 2020, section 4.2), independent Gaussian noise of
-// input_noise times each feature's standard deviation (the model's standardisation) is added to
-// x, y, vx and vy of both input frames, from torch's default generator; the target stays the true
-// next velocity, so the model learns to correct its own drift.
-torch::Tensor window_loss(NPEImpl& net, const torch::Tensor& traj, const torch::Tensor& ids, double input_noise = 0.0);
+// The training loss of `net` on windows `ids` of `traj` [S, T, N, F] (a scalar on the device): the
+// velocity MSE over present balls. With input_noise > 0, noise of input_noise times each
+// feature's standard deviation (the model's standardisation) is drawn from torch's default
+// generator for x, y, vx and vy of the present balls:
+// - `random_walk` false: independent Gaussian noise on both input frames; the target stays the
+//   true next velocity;
+// - `random_walk` true (graph network simulators' noise, Sanchez-Gonzalez et al. 2020, section
+//   4.2): add_random_walk_noise, whose target is corrected so that the model learns to undo the
+//   drift; `step_scale` as TrainConfig's.
+torch::Tensor window_loss(NPEImpl& net, const torch::Tensor& traj, const torch::Tensor& ids, double input_noise = 0.0,
+                          bool random_walk = false, double step_scale = 0.0);
+
+// Random-walk noise on a batch of windows (Sanchez-Gonzalez et al. 2020, section 4.2, there on
+// velocities over the input sequence): the velocity noise is a walk over the two input frames,
+// dv(t-1) = e1 and dv(t) = e1 + e2 with e1, e2 ~ N(0, sigma^2 / 2) per ball and axis (so dv(t)
+// has std sigma = vel_std * scale), and the positions drift with it as the rollout integrates:
+// dx(t-1) = dv(t-1) step_scale, dx(t) = dx(t-1) + dv(t) step_scale. The target velocity is
+// corrected to bring the noisy position back where the true one goes, v(t+1) - dx(t) / step_scale,
+// so that a model trained on it undoes its own drift in a rollout. Only present balls (mass > 0)
+// are noised; masses, wall blocks and the other features are untouched. vel_std: [2] (the model's
+// state_std of vx, vy); the position noise follows from the velocity noise. Returns the noisy
+// windows, `next` holding the corrected target velocity in its vx, vy.
+Windows add_random_walk_noise(const Windows& w, const torch::Tensor& vel_std, double scale, double step_scale);
 
 // Back-propagates `loss` and takes one step of `optimizer` at learning rate `lr`, clipping the
 // gradient norm to `max_grad_norm` first when it is > 0: libtorch's own optimizers, eagerly. npe-train
