@@ -8,9 +8,9 @@
 # Usage: scripts/experiments.sh [OUT_DIR]          (default out/experiments)
 # Environment:
 #   SCALE        fraction of each model's full recipe (classic, np, lstm: 60 M samples at batch 50;
-#                modern: 200 M at batch 2048), default 0.1
+#                modern, gns: 200 M at batch 2048), default 0.1
 #   SCENES       scenes per training dataset (default 12000); EVAL_SCENES per 6/7/8-ball dataset (3000)
-#   KINDS        models to train (default "classic modern np lstm"); WORLDS training worlds
+#   KINDS        models to train (default "classic modern np lstm gns"); WORLDS training worlds
 #                (default "n4 n4v n345 p4 p345 n4noise walls")
 #   NOISE        npe-train --input_noise of the n4noise runs (default 0.05)
 #   TRAIN_FLAGS  extra npe-train flags for every run (e.g. --residual_velocity)
@@ -32,7 +32,7 @@ bin="${BIN:-build/bin}"
 scale="${SCALE:-0.1}"
 scenes="${SCENES:-12000}"
 eval_scenes="${EVAL_SCENES:-3000}"
-kinds="${KINDS:-classic modern np lstm}"
+kinds="${KINDS:-classic modern np lstm gns}"
 worlds="${WORLDS:-n4 n4v n345 p4 p345 n4noise walls}"
 noise="${NOISE:-0.05}"
 device="${DEVICE:-auto}"
@@ -65,7 +65,7 @@ fi
 
 samples() {  # kind -> total samples at this SCALE
   local full=60000000
-  [[ $1 == modern ]] && full=200000000
+  [[ $1 == modern || $1 == gns ]] && full=200000000
   awk -v f="$full" -v s="$scale" 'BEGIN { printf "%d\n", f * s }'
 }
 for w in $worlds; do
@@ -74,7 +74,7 @@ for w in $worlds; do
   for k in $kinds; do
     dir="$out/runs/$w"
     [[ -f "$dir/$k.done" ]] && continue
-    [[ $w == n4noise && $k != classic && $k != modern ]] && continue
+    [[ $w == n4noise && $k != classic && $k != modern && $k != gns ]] && continue
     echo "== training $k on $w ($(samples "$k") samples)"
     t0=$SECONDS
     "$bin/npe-train" --model "$k" --dataset_prefix "$out/data/$data/$data" --checkpoint_dir "$dir" --name "$k" \
@@ -93,8 +93,8 @@ for n in 6 7 8; do add "$n balls (trained on 3-5)" n345 "n$n"; done
 add "npe2017 4 balls" p4 p4
 for n in 6 7 8; do add "npe2017 $n balls (trained on 3-5)" p345 "p$n"; done
 add "4 balls input noise $noise" n4noise n4
-add "walls O, L" walls walls
-add "walls U (trained on O, L)" walls wallsU
-add "walls I (trained on O, L)" walls wallsI
+add "walls O and L" walls walls
+add "walls U (trained on O and L)" walls wallsU
+add "walls I (trained on O and L)" walls wallsI
 "$bin/npe-results" "${args[@]}" --device "$device" --num_scenes "$num_scenes" \
   --out_md "$out/results.md" --out_csv "$out/results.csv" --out_json "$out/results.json"

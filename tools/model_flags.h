@@ -51,7 +51,9 @@ inline void add_model_flags(cxxopts::Options& options) {
       "modern_ckpt", "modern model checkpoint", cxxopts::value<std::string>()->default_value(""))(
       "np_ckpt", "NP baseline checkpoint (npe-train --model np)", cxxopts::value<std::string>()->default_value(""))(
       "lstm_ckpt", "LSTM baseline checkpoint (npe-train --model lstm)",
-      cxxopts::value<std::string>()->default_value(""))(
+      cxxopts::value<std::string>()->default_value(""))("gns_ckpt",
+                                                        "graph network simulator checkpoint (npe-train --model gns)",
+                                                        cxxopts::value<std::string>()->default_value(""))(
       "dataset_prefix", "dataset prefix",
       cxxopts::value<std::string>()->default_value("data/balls_n4_t60_uniform/balls_n4_t60_uniform"))(
       "device", "auto | cpu | cuda", cxxopts::value<std::string>()->default_value("auto"))(

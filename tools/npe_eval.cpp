@@ -40,7 +40,8 @@ int main(int argc, char** argv) {
     const auto device = npe::model::pick_device(r["device"].as<std::string>());
     bool simulator = r["simulator"].as<bool>();
     if (!npe::tools::any_model(r) && !simulator)
-      throw npe::Error("give at least one of --classic_ckpt, --modern_ckpt, --np_ckpt, --lstm_ckpt (or --simulator)");
+      throw npe::Error(
+          "give at least one of --classic_ckpt, --modern_ckpt, --np_ckpt, --lstm_ckpt, --gns_ckpt (or --simulator)");
     const int64_t num_scenes = r["num_scenes"].as<int64_t>();
     const int steps = r["rollout_steps"].as<int>();
     if (num_scenes < 1) throw npe::Error(fmt::format("--num_scenes: expected >= 1, found {}", num_scenes));
@@ -49,7 +50,7 @@ int main(int argc, char** argv) {
     npe::tools::check_command_files(r, prefix, {"out_json", "out_csv", "out_png"});
     simulator = npe::tools::simulator_enabled(r, simulator, manifest, prefix, "npe-eval", "row");
     if (!npe::tools::any_model(r) && !simulator)
-      throw npe::Error("give at least one of --classic_ckpt, --modern_ckpt, --np_ckpt, --lstm_ckpt");
+      throw npe::Error("give at least one of --classic_ckpt, --modern_ckpt, --np_ckpt, --lstm_ckpt, --gns_ckpt");
     const auto models = npe::tools::load_models(r, device, manifest, prefix);
     const auto test = npe::datagen::load_split(prefix, manifest, "test");
     // the simulator's masses are checked before any rollout runs

@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
                        "at two steps, position error), as Markdown, CSV and JSON.");
     o.add_options()(
         "world",
-        "LABEL:CHECKPOINT_DIR:EVAL_PREFIX, repeatable: the models CHECKPOINT_DIR/<classic|modern|np|lstm>.best.pt "
+        "LABEL:CHECKPOINT_DIR:EVAL_PREFIX, repeatable: the models CHECKPOINT_DIR/<classic|modern|np|lstm|gns>.best.pt "
         "that exist, evaluated on the dataset EVAL_PREFIX",
         cxxopts::value<std::vector<std::string>>())("num_scenes", "test scenes rolled out per world",
                                                     cxxopts::value<int64_t>()->default_value("200"))(

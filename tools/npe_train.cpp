@@ -11,7 +11,9 @@ int main(int argc, char** argv) {
                                     "Defaults in [classic | --modern] form follow the paper and the modern recipe.");
     o.add_options()("modern",
                     "train the modern model (pre-LayerNorm residual MLPs, AdamW, warm-up + cosine); = --model modern")(
-        "model", "classic | modern | np | lstm (np, lstm: the paper's baselines, trained with the classic recipe)",
+        "model",
+        "classic | modern | np | lstm | gns (np, lstm: the paper's baselines, trained with the classic recipe; gns: a "
+        "graph network simulator, trained with the modern recipe, --msg_dim wide, --mp_steps message-passing steps)",
         cxxopts::value<std::string>()->default_value("classic"))(
         "dataset_prefix", "dataset prefix (PREFIX.json, PREFIX_train.npy, ...)",
         cxxopts::value<std::string>()->default_value("data/balls_n4_t60_uniform/balls_n4_t60_uniform"))(
@@ -24,7 +26,7 @@ int main(int argc, char** argv) {
         cxxopts::value<int64_t>()->default_value("0"))("val_windows",
                                                        "validation windows used (evenly spread over the val split)",
                                                        cxxopts::value<int64_t>()->default_value("20000"))(
-        "name", "run name [the model's name: classic | modern | np | lstm]", cxxopts::value<std::string>())(
+        "name", "run name [the model's name: classic | modern | np | lstm | gns]", cxxopts::value<std::string>())(
         "checkpoint_dir", "where <name>.pt and <name>.best.pt go",
         cxxopts::value<std::string>()->default_value("checkpoints"))(
         "metrics_csv", "metrics CSV (default <checkpoint_dir>/<name>.csv)",
@@ -41,12 +43,13 @@ int main(int argc, char** argv) {
         "noise",
         "the input noise's law: independent (Gaussian on both input frames, target untouched) or random_walk "
         "(graph network simulators': a walk over the input frames, the target corrected to undo it)",
-        cxxopts::value<std::string>()->default_value("independent"))("msg_dim", "modern: message width",
-                                                                     cxxopts::value<int>()->default_value("96"))(
+        cxxopts::value<std::string>()->default_value("independent"))(
+        "msg_dim", "modern: message width; gns: latent width", cxxopts::value<int>()->default_value("96"))(
         "residual_velocity", "modern: the head predicts the velocity change dv and returns v(t) + dv (default: "
                              "it predicts v(t+1) directly)")("enc_blocks", "modern: encoder residual blocks",
                                                              cxxopts::value<int>()->default_value("3"))(
         "dec_blocks", "modern: decoder residual blocks", cxxopts::value<int>()->default_value("3"))(
+        "mp_steps", "gns: message-passing steps", cxxopts::value<int>()->default_value("5"))(
         "expansion", "modern: hidden width = msg_dim x expansion", cxxopts::value<int>()->default_value("2"))(
         "neighborhood", "neighbourhood mask distance, ball radii", cxxopts::value<double>()->default_value("3.5"))(
         "device", "auto | cpu | cuda", cxxopts::value<std::string>()->default_value("auto"))(
@@ -80,7 +83,7 @@ int main(int argc, char** argv) {
       kind = npe::model::kind_from_name(r["model"].as<std::string>());
     } catch (const npe::Error&) {
       throw npe::Error(
-          fmt::format("--model: expected classic, modern, np or lstm, found '{}'", r["model"].as<std::string>()));
+          fmt::format("--model: expected classic, modern, np, lstm or gns, found '{}'", r["model"].as<std::string>()));
     }
     if (r.count("modern")) {
       if (r.count("model") && kind != Kind::Modern)
@@ -88,7 +91,7 @@ int main(int argc, char** argv) {
       kind = Kind::Modern;
     }
     npe::model::TrainConfig c = npe::model::default_train_config(kind);
-    c.total_samples = kind == Kind::Modern ? 200000000 : 60000000;
+    c.total_samples = npe::model::modern_recipe(kind) ? 200000000 : 60000000;
     c.dataset_prefix = r["dataset_prefix"].as<std::string>();
     if (r.count("batch_size")) c.batch_size = r["batch_size"].as<int64_t>();
     if (r.count("total_samples")) c.total_samples = r["total_samples"].as<int64_t>();
@@ -112,7 +115,10 @@ int main(int argc, char** argv) {
     c.model.expansion = r["expansion"].as<int>();
     if (c.model.msg_dim < 1 || c.model.enc_blocks < 0 || c.model.dec_blocks < 0 || c.model.expansion < 1)
       throw npe::Error("--msg_dim/--expansion: expected >= 1 and --enc_blocks/--dec_blocks >= 0");
+    c.model.mp_steps = r["mp_steps"].as<int>();
+    if (c.model.mp_steps < 0) throw npe::Error(fmt::format("--mp_steps: expected >= 0, found {}", c.model.mp_steps));
     if (kind == Kind::Modern) c.model.check_size("--msg_dim/--enc_blocks/--dec_blocks/--expansion");
+    if (kind == Kind::GNS) c.model.check_size("--msg_dim/--mp_steps");
     if (!(c.model.dropout >= 0 && c.model.dropout < 1))
       throw npe::Error(fmt::format("--dropout: expected a value in [0, 1), found {}", c.model.dropout));
     c.neighborhood_radii = r["neighborhood"].as<double>();

@@ -513,17 +513,21 @@ std::vector<float> check_walls(const Manifest& m, int64_t scenes, NpyArray a, co
       const float* row = a.data.data() + (s * kWallSlots + k) * kWallDim;
       for (int c = 0; c < kWallDim; ++c)
         if (!std::isfinite(row[c]))
-          throw Error(fmt::format("{}: scene {} block {}: value {} is not finite", name, s, k, c));
+          throw Error(
+              fmt::format("{}: scene {} block {}: column {} is {}, expected a finite value", name, s, k, c, row[c]));
       if (row[2] == 0) {
         if (row[0] != 0 || row[1] != 0 || row[3] != 0)
           throw Error(
               fmt::format("{}: scene {} row {}: expected an empty row (all zero) after half side 0", name, s, k));
         continue;
       }
-      const int code = static_cast<int>(row[3]);
-      const bool listed = code >= 1 && code <= 4 && row[3] == code &&
-                          std::find(m.world.walls.begin(), m.world.walls.end(), static_cast<WallShape>(code - 1)) !=
-                              m.world.walls.end();
+      // a shape code is a whole number 1-4 (checked before the cast: a huge float's cast is undefined),
+      // the same on every block of the scene
+      const bool whole = row[3] >= 1 && row[3] <= 4 && row[3] == std::floor(row[3]) &&
+                         row[3] == a.data[(s * kWallSlots) * kWallDim + 3];
+      const int code = whole ? static_cast<int>(row[3]) : 0;
+      const bool listed = whole && std::find(m.world.walls.begin(), m.world.walls.end(),
+                                             static_cast<WallShape>(code - 1)) != m.world.walls.end();
       if (std::abs(row[2] - half) > 1e-6 * half || !(row[0] >= 0 && row[0] <= xmax && row[1] >= 0 && row[1] <= ymax) ||
           !listed)
         throw Error(fmt::format("{}: scene {} block {}: found centre ({}, {}) px, half side {} px, shape code {}; "

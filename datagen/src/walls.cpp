@@ -190,8 +190,9 @@ WallLayout recorded_walls(const float* rows, double pos_scale) {
   for (int k = 0; k < kWallSlots; ++k) {
     const float* row = rows + k * kWallDim;
     if (!(row[2] > 0)) continue;
-    const int code = static_cast<int>(row[3]);
-    if (code < 1 || code > 4 || std::abs(row[2] * pos_scale - kWallBlock / 2) > 1e-3)
+    const bool whole = row[3] >= 1 && row[3] <= 4 && row[3] == std::floor(row[3]);  // before the cast
+    const int code = whole ? static_cast<int>(row[3]) : 0;
+    if (!whole || std::abs(row[2] * pos_scale - kWallBlock / 2) > 1e-3)
       throw Error(fmt::format("recorded walls row {}: expected a block of half side {} px and a shape code 1-4, found "
                               "half side {} px and code {}",
                               k, kWallBlock / 2, row[2] * pos_scale, row[3]));
@@ -244,7 +245,7 @@ std::vector<std::array<double, 2>> WallLayout::room_outline() const {
     k = next[k];
     ++walked;
   } while (k != start && walked <= edges);
-  if (walked != edges) throw Error("walls: the enclosed cells' outline is not one loop");
+  if (walked != edges || walked < 4) throw Error("walls: the enclosed cells' outline is not one loop");
   // corners only: the vertices where the outline turns
   std::vector<std::array<double, 2>> corners;
   const size_t n = loop.size();

@@ -19,26 +19,24 @@ std::string kind_name(Kind k) {
     case Kind::Modern: return "modern";
     case Kind::NP: return "np";
     case Kind::LSTM: return "lstm";
+    case Kind::GNS: return "gns";
   }
   return "?";
 }
 
 Kind kind_from_name(const std::string& s) {
-  for (const Kind k : {Kind::Classic, Kind::Modern, Kind::NP, Kind::LSTM})
+  for (const Kind k : {Kind::Classic, Kind::Modern, Kind::NP, Kind::LSTM, Kind::GNS})
     if (s == kind_name(k)) return k;
-  throw Error(fmt::format("model kind: expected \"classic\", \"modern\", \"np\" or \"lstm\", found \"{}\"", s));
+  throw Error(
+      fmt::format("model kind: expected \"classic\", \"modern\", \"np\", \"lstm\" or \"gns\", found \"{}\"", s));
 }
 
 nlohmann::json ModelConfig::to_json() const {
-  return {{"kind", kind_name(kind)},
-          {"neighborhood", neighborhood},
-          {"msg_dim", msg_dim},
-          {"enc_blocks", enc_blocks},
-          {"dec_blocks", dec_blocks},
-          {"expansion", expansion},
-          {"dropout", dropout},
-          {"residual_velocity", residual_velocity},
-          {"walls", walls}};
+  return {{"kind", kind_name(kind)},  {"neighborhood", neighborhood},
+          {"msg_dim", msg_dim},       {"enc_blocks", enc_blocks},
+          {"dec_blocks", dec_blocks}, {"expansion", expansion},
+          {"dropout", dropout},       {"residual_velocity", residual_velocity},
+          {"walls", walls},           {"mp_steps", mp_steps}};
 }
 
 ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& source) {
@@ -64,9 +62,10 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& s
   get("dropout", &c.dropout);
   // absent in checkpoints written before the option: their modern heads predict v(t+1)
   if (j.contains("residual_velocity")) get("residual_velocity", &c.residual_velocity);
-  if (j.contains("walls")) get("walls", &c.walls);  // absent before the walls worlds: no walls
-  if (c.msg_dim < 1 || c.enc_blocks < 0 || c.dec_blocks < 0 || c.expansion < 1 || !(c.dropout >= 0 && c.dropout < 1) ||
-      !(c.neighborhood > 0) || !std::isfinite(c.neighborhood))
+  if (j.contains("walls")) get("walls", &c.walls);           // absent before the walls worlds: no walls
+  if (j.contains("mp_steps")) get("mp_steps", &c.mp_steps);  // absent before the GNS
+  if (c.msg_dim < 1 || c.enc_blocks < 0 || c.dec_blocks < 0 || c.expansion < 1 || c.mp_steps < 0 ||
+      !(c.dropout >= 0 && c.dropout < 1) || !(c.neighborhood > 0) || !std::isfinite(c.neighborhood))
     throw Error(fmt::format("{}: model config out of range: {}", source, j.dump()));
   c.check_size(source);
   return c;
@@ -75,6 +74,15 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& s
 void ModelConfig::check_size(const std::string& source) const {
   constexpr int kMaxWidth = 8192, kMaxBlocks = 256, kMaxExpansion = 64;
   constexpr double kMaxParameters = 1 << 30;
+  if (kind == Kind::GNS) {
+    // per step an edge MLP (3 d x d + 2 d x d) and a node MLP (2 d x d + 2 d x d)
+    const double params = 9.0 * (mp_steps + 1) * static_cast<double>(msg_dim) * msg_dim;
+    if (msg_dim > kMaxWidth || mp_steps > kMaxBlocks || params > kMaxParameters)
+      throw Error(fmt::format("{}: gns model of msg_dim {} and {} message-passing steps would hold about {:.3g} "
+                              "parameters; expected msg_dim <= {}, mp_steps <= {} and at most {:.3g} parameters",
+                              source, msg_dim, mp_steps, params, kMaxWidth, kMaxBlocks, kMaxParameters));
+    return;
+  }
   if (kind != Kind::Modern) return;  // the classic model and the baselines have the paper's fixed sizes
   // Weights of the modern model: each residual block holds two width x (width x expansion)
   // matrices; refused before any allocation when a size is beyond what any GPU holds.
@@ -322,12 +330,56 @@ Tensor LstmImpl::forward(const Tensor& prev, const Tensor& cur) {
   return pad_objects(cur.narrow(1, 0, N).narrow(-1, 2, 2) + dv, cur);
 }
 
+namespace {
+// Two hidden layers of `width` ReLU units, then `out` (and a LayerNorm when `norm`).
+nn::Sequential gns_mlp(int64_t in, int64_t width, int64_t out, bool norm) {
+  nn::Sequential s(nn::Linear(in, width), nn::ReLU(), nn::Linear(width, width), nn::ReLU(), nn::Linear(width, out));
+  if (norm) s->push_back(nn::LayerNorm(nn::LayerNormOptions({out})));
+  return s;
+}
+}  // namespace
+
+GnsImpl::GnsImpl(const ModelConfig& c) : NPEImpl(c) {
+  const int64_t d = c.msg_dim, f2 = 2 * c.state_dim();
+  node_encoder_ = register_module("node_encoder", gns_mlp(f2, d, d, true));
+  edge_encoder_ = register_module("edge_encoder", gns_mlp(3, d, d, true));
+  edge_updates_ = register_module("edge_updates", nn::ModuleList());
+  node_updates_ = register_module("node_updates", nn::ModuleList());
+  for (int i = 0; i < c.mp_steps; ++i) {
+    edge_updates_->push_back(gns_mlp(3 * d, d, d, true));
+    node_updates_->push_back(gns_mlp(2 * d, d, d, true));
+  }
+  decoder_ = register_module("decoder", gns_mlp(d, d, 2, false));
+}
+
+Tensor GnsImpl::forward(const Tensor& prev, const Tensor& cur) {
+  const int64_t N = check_inputs(config_, prev, cur), M = cur.size(1);
+  const auto ctx_idx = context_index(N, M, cur.device());
+  const Tensor mask = neighbourhood_mask(cur, ctx_idx, config_.neighborhood).unsqueeze(-1);  // [B, N, M-1, 1]
+  // edges sender -> focus ball: displacement and distance at t
+  const Tensor d = gather_context(cur, ctx_idx).narrow(-1, 0, 2) - cur.narrow(1, 0, N).narrow(-1, 0, 2).unsqueeze(2);
+  const Tensor dist = d.pow(2).sum(-1, true).sqrt() / config_.neighborhood;
+  Tensor e = edge_encoder_->forward(torch::cat({d / state_std_.narrow(0, 0, 2), dist}, -1));  // [B, N, M-1, d]
+  Tensor h = node_encoder_->forward(own_features(prev, cur, state_mean_, state_std_));        // [B, M, d]
+  Tensor balls = h.narrow(1, 0, N);
+  const Tensor fixed = h.narrow(1, N, M - N);  // wall blocks: senders only
+  for (int i = 0; i < config_.mp_steps; ++i) {
+    const Tensor all = torch::cat({balls, fixed}, 1);
+    const Tensor recv = balls.unsqueeze(2).expand({-1, -1, std::max<int64_t>(M - 1, 0), -1});
+    e = e + edge_updates_[i]->as<nn::Sequential>()->forward(torch::cat({e, recv, gather_context(all, ctx_idx)}, -1));
+    balls = balls + node_updates_[i]->as<nn::Sequential>()->forward(torch::cat({balls, (e * mask).sum(2)}, -1));
+  }
+  const Tensor dv = decoder_->forward(balls) * dv_std_;
+  return pad_objects(cur.narrow(1, 0, N).narrow(-1, 2, 2) + dv, cur);
+}
+
 std::shared_ptr<NPEImpl> make_model(const ModelConfig& c) {
   switch (c.kind) {
     case Kind::Classic: return std::make_shared<ClassicNPEImpl>(c);
     case Kind::Modern: return std::make_shared<ModernNPEImpl>(c);
     case Kind::NP: return std::make_shared<NoPairwiseImpl>(c);
     case Kind::LSTM: return std::make_shared<LstmImpl>(c);
+    case Kind::GNS: return std::make_shared<GnsImpl>(c);
   }
   throw Error("make_model: unknown model kind");
 }

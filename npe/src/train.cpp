@@ -64,7 +64,7 @@ double modern_lr(int64_t step, int64_t total, double base) {
 TrainConfig default_train_config(Kind kind) {
   TrainConfig c;
   c.model.kind = kind;
-  if (kind != Kind::Modern) {  // the classic model and the paper's baselines: the paper's recipe
+  if (!modern_recipe(kind)) {  // the classic model and the paper's baselines: the paper's recipe
     c.batch_size = 50;
     c.optimizer = "rmsprop";
     c.lr = 3e-4;
@@ -77,7 +77,7 @@ TrainConfig default_train_config(Kind kind) {
     c.lr = 1e-3;
     c.weight_decay = 0.01;
     c.max_grad_norm = 1.0;
-    c.name = "modern";
+    c.name = kind_name(kind);
   }
   return c;
 }
@@ -106,8 +106,8 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& c, NP
 }
 
 double scheduled_lr(const TrainConfig& c, Kind kind, int64_t step, int64_t total_steps) {
-  if (kind != Kind::Modern && c.optimizer == "rmsprop") return classic_lr(step, c.lr);
-  if (kind == Kind::Modern) return modern_lr(step, total_steps, c.lr);
+  if (!modern_recipe(kind) && c.optimizer == "rmsprop") return classic_lr(step, c.lr);
+  if (modern_recipe(kind)) return modern_lr(step, total_steps, c.lr);
   return c.lr;
 }
 

@@ -94,7 +94,7 @@ void check_resume_matches(const Checkpoint& ck, const TrainConfig& cfg, const Mo
   same("input_noise", cfg.input_noise);
   same("noise", cfg.noise);
   const nlohmann::json was = ck.config.to_json(), now = mc.to_json();
-  for (const char* key : {"msg_dim", "enc_blocks", "dec_blocks", "expansion", "dropout", "neighborhood"})
+  for (const char* key : {"msg_dim", "enc_blocks", "dec_blocks", "expansion", "dropout", "neighborhood", "mp_steps"})
     if (std::abs(was[key].get<double>() - now[key].get<double>()) >
         1e-9 * std::max(1.0, std::abs(now[key].get<double>())))
       throw FieldError(key, fmt::format(" {}: resuming '{}', whose model was built with {} {}", now[key].dump(), path,
@@ -138,6 +138,8 @@ void validate_config(const TrainConfig& cfg) {
         fmt::format(": expected a noise scale in [0, 100) feature standard deviations, found {}", cfg.input_noise));
   if (cfg.noise != "independent" && cfg.noise != "random_walk")
     throw FieldError("noise", fmt::format(": expected independent or random_walk, found '{}'", cfg.noise));
+  if (cfg.noise == "random_walk" && !(cfg.input_noise > 0))
+    throw FieldError("noise", " random_walk: the walk's scale is input_noise, which is 0; give input_noise > 0");
   if (cfg.eval_every < 0) throw FieldError("eval_every", fmt::format(": expected >= 0, found {}", cfg.eval_every));
   if (cfg.checkpoint_every < 0)
     throw FieldError("checkpoint_every",

@@ -18,11 +18,11 @@ bool cuda_graphs_available() { return StepGraph::available(); }
 
 Tensor scheduled_lr_tensor(const TrainConfig& c, Kind kind, const Tensor& step, int64_t total) {
   const Tensor s = step.to(torch::kFloat64);
-  if (kind != Kind::Modern && c.optimizer == "rmsprop") {  // classic_lr
+  if (!modern_recipe(kind) && c.optimizer == "rmsprop") {  // classic_lr
     const Tensor decays = ((s - 50000) / 2500).floor().clamp_min(0);
     return torch::where(s <= 50000, torch::full_like(s, c.lr), c.lr * torch::pow(0.99, decays));
   }
-  if (kind == Kind::Modern) {  // modern_lr
+  if (modern_recipe(kind)) {  // modern_lr
     const int64_t warm = std::max<int64_t>(1, total / 10);
     const Tensor warming = c.lr * (0.1 + 0.9 * s / static_cast<double>(warm));
     const Tensor p = ((s - warm) / static_cast<double>(std::max<int64_t>(1, total - warm))).clamp_max(1.0);

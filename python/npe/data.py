@@ -20,7 +20,8 @@ class Split(NamedTuple):
 
     trajectories: [S, T, N, 5] float32 (CPU): x / pos_scale, y / pos_scale, vx / vel_scale,
       vy / vel_scale, mass per ball and frame; a slot of mass 0 is an absent ball (mixed counts).
-    world: the dataset's npe.WorldSpec (WorldSpec.from_dataset).
+    world: the dataset's npe.WorldSpec (WorldSpec.from_dataset); None for a walls world, whose walls
+      differ per scene (npe's engine takes one obstacle layout per world).
     normalisation: pos_scale (px), vel_scale (px/s), frame_dt (s), step_scale (normalised
       positions advance by v * step_scale per frame).
     manifest: the whole manifest (read_manifest).
@@ -30,7 +31,7 @@ class Split(NamedTuple):
     """
     name: str
     trajectories: torch.Tensor
-    world: WorldSpec
+    world: Optional[WorldSpec]
     normalisation: dict
     manifest: dict
     walls: Optional[torch.Tensor] = None
@@ -44,11 +45,12 @@ def load_split(prefix, split):
         raise TypeError(f"npe.load_split: split: expected \"train\", \"val\" or \"test\", found {type(split).__name__}")
     trajectories = torch.ops.npe.load_split(str(prefix), split)
     manifest = read_manifest(prefix)
-    world = WorldSpec.from_dataset(prefix)
-    n = world.normalisation
-    norm = {"pos_scale": n["pos_scale"], "vel_scale": n["vel_scale"], "frame_dt": n["frame_dt"],
-            "step_scale": n["frame_dt"] * n["vel_scale"] / n["pos_scale"]}
-    walls = torch.ops.npe.load_walls(str(prefix), split) if manifest["world"].get("walls") else None
+    walls_world = bool(manifest["world"].get("walls"))
+    world = None if walls_world else WorldSpec.from_dataset(prefix)
+    n = manifest["normalisation"]
+    norm = {"pos_scale": n["pos_scale"], "vel_scale": n["vel_scale"], "frame_dt": manifest["world"]["frame_dt"],
+            "step_scale": manifest["world"]["frame_dt"] * n["vel_scale"] / n["pos_scale"]}
+    walls = torch.ops.npe.load_walls(str(prefix), split) if walls_world else None
     return Split(split, trajectories, world, norm, manifest, walls)
 
 

@@ -9,15 +9,17 @@ from . import _ops  # noqa: F401  (loads the operators)
 
 
 class Model(torch.nn.Module):
-    """A trained NPE (classic, modern, or the paper's NP / LSTM baselines) in eval mode, weights
-    frozen; gradients reach its inputs. Made by load_model.
+    """A trained NPE (classic, modern, the paper's NP / LSTM baselines, or the graph network
+    simulator gns) in eval mode, weights frozen; gradients reach its inputs. Made by load_model.
+    Walls models (trained on a walls world) are not served here yet: their inputs carry the scene's
+    wall blocks (npe/model/model.h object_states), which these methods do not take.
 
     model(window): window [B, 2 or more, N, 5] float32 on the model's device, frames t-1 and t
       first (normalised as in the dataset: npe.WindowDataset items batch to this), ->
       [B, N, 2] the predicted velocities of frame t+1, normalised (Chang et al. 2017, section 2).
     model.rollout(frames, steps): frames [S, 2 or more, N, 5] -> [S, steps + 2, N, 5], npe-eval's
       autoregressive rollout from the first two frames (positions advance by v * step_scale).
-    Attributes: kind ("classic", "modern", "np", "lstm"), meta (the checkpoint's record: model
+    Attributes: kind ("classic", "modern", "np", "lstm", "gns"), meta (the checkpoint's record: model
     configuration, training, the dataset's normalisation ("dataset"), training world), device.
     Raises ValueError naming the argument for frames of the wrong shape or device, TypeError for
     a dtype other than float32.

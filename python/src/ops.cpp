@@ -183,6 +183,10 @@ std::string resolve_world(const std::string& text) {
 std::string dataset_world(const std::string& prefix) {
   return checked("npe.WorldSpec.from_dataset", [&] {
     const datagen::Manifest m = datagen::read_manifest(prefix);
+    if (!m.world.walls.empty())
+      throw FieldError("prefix", " '" + prefix +
+                                     "': a walls world, whose walls differ per scene; npe's engine (and "
+                                     "so a WorldSpec) takes one obstacle layout per world");
     World w;
     w.def = m.world;
     if (m.engine != "npe-gpu") w.def.engine = {};  // Box2D's steps are not the engine's

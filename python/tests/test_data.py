@@ -36,7 +36,10 @@ def test_walls_worlds_load_their_walls(data_dir, box2d_dataset):
         blocks = (split.walls[..., 2] > 0).sum(1)
         assert set(blocks.tolist()) <= {30, 31}  # I: the ring and 2 free blocks; U: the ring and a bar
         assert set(split.walls[:, 0, 3].tolist()) <= {3.0, 4.0}
-    assert split.manifest["world"]["walls"] == ["U", "I"]
+    assert split.manifest["world"]["walls"] == ["U", "I"] and split.world is None
+    assert split.normalisation["step_scale"] == pytest.approx(0.1 * 600 / 800)
+    with pytest.raises(ValueError, match="walls world"):
+        npe.WorldSpec.from_dataset(prefix)
     assert npe.load_split(box2d_dataset, "val").walls is None
     with pytest.raises(ValueError, match="w_val_walls.npy"):
         (data_dir / "walls" / "w_val_walls.npy").write_bytes(b"bad")

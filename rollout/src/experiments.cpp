@@ -51,7 +51,7 @@ ExperimentReport experiments_table(const std::vector<ExperimentWorld>& worlds, c
     }
     if (sources.empty())
       throw FieldError("world", fmt::format(" '{}': no checkpoint in '{}' (expected classic.best.pt, modern.best.pt, "
-                                            "np.best.pt or lstm.best.pt)",
+                                            "np.best.pt, lstm.best.pt or gns.best.pt)",
                                             w.label, w.checkpoints));
     l.models = load_models(sources, o.device, l.manifest, w.prefix);
     loaded.push_back(std::move(l));

@@ -72,6 +72,10 @@ SysIdResult identify_masses(const datagen::Manifest& m, const datagen::Trajector
                             const SysIdOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t N = obs.num_balls, T = obs.timesteps;
+  // the simulator fits the masses: a world it cannot replay (walls per scene, friction) would be fit
+  // without what moves its balls
+  if (const std::string why = replay_unsupported(m); !why.empty())
+    throw FieldError("dataset_prefix", fmt::format(": the engine cannot replay this dataset: {}", why));
   if (scenes < 1 || scenes > obs.scenes)
     throw FieldError("num_scenes",
                      fmt::format(": expected 1 to {} (scenes in the split), found {}", obs.scenes, scenes));

@@ -1,8 +1,10 @@
 #include "npe/datagen/generate.h"
 
 #include <cstdio>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -330,6 +332,29 @@ TEST(Generate, WallsWorldsWriteAndLoadTheirWalls) {
   const std::vector<fs::path> files = dataset_files(c.out_prefix);
   EXPECT_EQ(files.size(), 7u);
 
+  // bad walls are refused naming the file: a shape code not among world.walls, not whole, huge, two
+  // codes in one scene, a block of another size, a NaN; the walls file missing from the manifest
+  const fs::path wfile = walls_path(c.out_prefix, "val");
+  const std::vector<float> good = load_walls(c.out_prefix, m, "val");
+  const int64_t scenes = m.split("val").scenes;
+  for (const auto& [col, value, row] : std::vector<std::tuple<int, float, int>>{
+           {3, 1.0f, -1}, {3, 3.5f, -1}, {3, 1e30f, -1}, {3, 4.0f, 2}, {2, 0.06f, 0}, {0, NAN, 0}}) {
+    std::vector<float> bad = good;
+    for (int64_t k = 0; k < kWallSlots; ++k) {
+      float* r = bad.data() + k * kWallDim;  // scene 0
+      if (r[2] > 0 && (row < 0 || row == k)) r[col] = value;
+    }
+    write_npy_f32(wfile, {scenes, kWallSlots, kWallDim}, bad.data());
+    const std::string e = test_util::error_of([&] { load_split(c.out_prefix, m, "val"); });
+    EXPECT_NE(e.find(wfile.string()), std::string::npos) << col << " " << value << ": " << e;
+  }
+  write_npy_f32(wfile, {scenes, kWallSlots, kWallDim}, good.data());
+  std::string text = read_file(manifest_path(c.out_prefix));
+  const size_t at = text.find("\"walls_file\"");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, 12, "\"wallz_file\"");
+  EXPECT_NE(test_util::error_of([&] { parse_manifest(text, "m.json"); }).find("walls_file"), std::string::npos);
+
   DatagenConfig plain = c;
   plain.world = WorldDef{};
   plain.world.timesteps = 5;
@@ -337,8 +362,8 @@ TEST(Generate, WallsWorldsWriteAndLoadTheirWalls) {
   generate_dataset(plain);
   EXPECT_FALSE(fs::exists(walls_path(plain.out_prefix, "train")));
   EXPECT_TRUE(load_split(plain.out_prefix, read_manifest(plain.out_prefix), "train").walls.empty());
-  const std::string text = read_file(manifest_path(plain.out_prefix));
-  EXPECT_EQ(text.find("walls"), std::string::npos);  // older readers see nothing new
+  const std::string plain_text = read_file(manifest_path(plain.out_prefix));
+  EXPECT_EQ(plain_text.find("walls"), std::string::npos);  // older readers see nothing new
 }
 
 // What a walls world refuses, each naming its field: another box, the GPU engine, sharding, a

@@ -170,7 +170,7 @@ TEST(Model, ObjectStatesOfAWallsWorld) {
 TEST(Model, WallsModelsSeeBlocksAsContext) {
   torch::manual_seed(test::fresh_seed());
   torch::NoGradGuard ng;
-  for (const Kind kind : {Kind::Classic, Kind::Modern, Kind::NP, Kind::LSTM}) {
+  for (const Kind kind : {Kind::Classic, Kind::Modern, Kind::NP, Kind::LSTM, Kind::GNS}) {
     auto m = walls::model(kind);
     EXPECT_EQ(m->config().state_dim(), kWallStateDim);
     const double r = m->config().neighborhood;
@@ -211,7 +211,7 @@ TEST(Model, WallsModelsSeeBlocksAsContext) {
 }
 
 // (The LSTM baseline has its own tests below: it has no mask and reads the context in order.)
-INSTANTIATE_TEST_SUITE_P(Kinds, ModelTest, ::testing::Values(Kind::Classic, Kind::Modern, Kind::NP),
+INSTANTIATE_TEST_SUITE_P(Kinds, ModelTest, ::testing::Values(Kind::Classic, Kind::Modern, Kind::NP, Kind::GNS),
                          [](const auto& info) { return kind_name(info.param); });
 
 // NP: the classic model without the pairwise layer: a 25-unit context layer (no focus branch),
@@ -340,7 +340,10 @@ TEST(Model, ConfigJsonRoundTrip) {
   old.erase("walls");  // a checkpoint from before the walls worlds: no walls
   EXPECT_FALSE(ModelConfig::from_json(old, "x").walls);
   EXPECT_EQ(ModelConfig::from_json(old, "x").state_dim(), 5);
-  for (const Kind k : {Kind::Classic, Kind::Modern, Kind::NP, Kind::LSTM}) EXPECT_EQ(kind_from_name(kind_name(k)), k);
+  for (const Kind k : {Kind::Classic, Kind::Modern, Kind::NP, Kind::LSTM, Kind::GNS})
+    EXPECT_EQ(kind_from_name(kind_name(k)), k);
+  old.erase("mp_steps");  // a checkpoint from before the GNS
+  EXPECT_EQ(ModelConfig::from_json(old, "x").mp_steps, 5);
   EXPECT_THROW(kind_from_name("gru"), std::exception);
 }
 

@@ -319,7 +319,7 @@ TEST(Train, RandomWalkNoiseKeepsTheKinematics) {
     EXPECT_TRUE(torch::equal(a.narrow(-1, 4, 3), b.narrow(-1, 4, 3)));
     EXPECT_TRUE(torch::equal(a[0][2], b[0][2]));
   }
-  // the loss with noise 0 is the plain loss
+  // window_loss with random_walk is the loss on these noisy windows and their corrected target
   ModelConfig mc;
   auto net = make_model(mc);
   const auto traj = torch::cat({w.prev.narrow(-1, 0, 5).unsqueeze(1), w.cur.narrow(-1, 0, 5).unsqueeze(1),
@@ -327,7 +327,14 @@ TEST(Train, RandomWalkNoiseKeepsTheKinematics) {
                                1)
                         .slice(0, 1, 9);
   const auto ids = torch::arange(8, torch::kLong);
-  EXPECT_TRUE(torch::equal(window_loss(*net, traj, ids, 0.0, true, s), window_loss(*net, traj, ids)));
+  torch::manual_seed(7);
+  const auto loss = window_loss(*net, traj, ids, 0.1, true, s);
+  torch::manual_seed(7);
+  const Windows nw = add_random_walk_noise(gather_windows(traj, ids), net->state_std().narrow(0, 2, 2), 0.1, s);
+  const auto expected = masked_velocity_mse(net->forward(nw.prev, nw.cur), nw.next.narrow(-1, 2, 2),
+                                            present_balls(nw.cur));
+  EXPECT_TRUE(torch::allclose(loss, expected, 1e-6, 1e-7));
+  EXPECT_FALSE(torch::allclose(loss, window_loss(*net, traj, ids), 1e-4, 1e-6));
 }
 
 }  // namespace

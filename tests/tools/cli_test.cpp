@@ -279,7 +279,7 @@ TEST_F(Cli, EvalSkipsTheSimulatorOnWorldsTheEngineCannotReplay) {
 }
 
 // The walls worlds end to end, as the paper runs them: datasets of the training shapes (O, L) and
-// of a test shape (U); a classic and an LSTM model trained on the first (walls models: the blocks
+// of a test shape (U); a classic, an LSTM and a graph network model trained on the first (walls models: the blocks
 // are context objects, the fused step says why it does not apply); npe-eval on U without the
 // simulator row (the engine replays no per-scene walls); a model without walls evaluated there
 // only on purpose (--allow_world_transfer walls).
@@ -291,21 +291,22 @@ TEST_F(Cli, WallsWorldsTrainOnOAndLAndEvaluateOnU) {
     ASSERT_EQ(r.exit_code, 0) << r.output;
     EXPECT_NE(r.output.find("w_test_walls.npy"), std::string::npos) << r.output;
   }
-  for (const char* kind : {"classic", "lstm"}) {
-    auto r = run_command(tool("npe-train") + " --model " + kind +
+  for (const char* kind : {"classic", "lstm", "gns"}) {
+    auto r = run_command(tool("npe-train") + " --model " + kind + (std::string(kind) == "gns" ? " --msg_dim 16" : "") +
                          " --device cpu --batch_size 16 --total_samples 320 --eval_every 10 --no_progress --name " +
                          kind + " --checkpoint_dir " + d + "/ck --dataset_prefix " + d + "/O/w");
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
   const std::string out = d + "/out";
   const std::string eval = tool("npe-eval") + " --device cpu --classic_ckpt " + d + "/ck/classic.pt --lstm_ckpt " + d +
-                           "/ck/lstm.pt --dataset_prefix " + d + "/U/w --num_scenes 3 --rollout_steps 10" +
-                           " --out_png " + out + "/m.png --out_json " + out + "/m.json --out_csv " + out + "/m.csv";
+                           "/ck/lstm.pt --gns_ckpt " + d + "/ck/gns.pt --dataset_prefix " + d +
+                           "/U/w --num_scenes 3 --rollout_steps 10" + " --out_png " + out + "/m.png --out_json " + out +
+                           "/m.json --out_csv " + out + "/m.csv";
   auto r = run_command(eval);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("no simulator row: a walls world"), std::string::npos) << r.output;
   const auto report = nlohmann::json::parse(read_file(out + "/m.json"));
-  for (const char* m : {"classic", "lstm", "constant_velocity"}) {
+  for (const char* m : {"classic", "lstm", "gns", "constant_velocity"}) {
     ASSERT_TRUE(report["models"].contains(m)) << report.dump();
     EXPECT_EQ(report["models"][m]["cosine"].size(), 10u);
   }

@@ -31,7 +31,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-namespace datagen {
+namespace npe::datagen {
 struct Trajectories;
 }
 
@@ -41,9 +41,10 @@ namespace npe::model {
 constexpr int64_t kWallObjects = 32;
 constexpr int64_t kWallStateDim = 7;  // x, y, vx, vy, mass, obstacle, size
 
-// classic and modern: the NPE; np and lstm: the paper's baselines (section 3.2, figure 2).
-enum class Kind { Classic, Modern, NP, LSTM };
-std::string kind_name(Kind k);              // "classic" / "modern" / "np" / "lstm"
+// classic and modern: the NPE; np and lstm: the paper's baselines (section 3.2, figure 2); gns: a
+// graph network simulator (Sanchez-Gonzalez et al. 2020), beyond the paper.
+enum class Kind { Classic, Modern, NP, LSTM, GNS };
+std::string kind_name(Kind k);              // "classic" / "modern" / "np" / "lstm" / "gns"
 Kind kind_from_name(const std::string& s);  // throws npe::Error
 
 struct ModelConfig {
@@ -63,6 +64,8 @@ struct ModelConfig {
   bool residual_velocity = false;
   // A walls model (the module comment): objects of kWallStateDim features, wall blocks as context.
   bool walls = false;
+  // gns: message-passing steps of the processor (its latent width is msg_dim)
+  int mp_steps = 5;
   // Features per object: 5 (x, y, vx, vy, mass), or kWallStateDim for a walls model.
   int64_t state_dim() const { return walls ? kWallStateDim : 5; }
 
@@ -165,6 +168,29 @@ class LstmImpl : public NPEImpl {
  private:
   torch::nn::LSTM lstm_{nullptr};
   torch::nn::Linear head_{nullptr};
+};
+
+// Graph network simulator baseline (Sanchez-Gonzalez et al. 2020; Battaglia et al. 2018),
+// encode-process-decode on the scene's objects:
+// - encode: every object's standardised [s(t-1), s(t)] (2F, absolute position included: the box's
+//   walls) through an MLP to a latent of msg_dim; every edge from an object to a focus ball
+//   within the neighbourhood, [displacement / position std, distance / neighbourhood], through an
+//   MLP;
+// - process: mp_steps rounds of message passing with residual updates, each edge
+//   e += MLP([e, h_receiver, h_sender]) and each focus ball h += MLP([h, sum of its masked edges]);
+//   wall blocks send but do not receive (their latents stay their encodings);
+// - decode: an MLP from each focus ball's latent to the velocity change dv (scaled by the
+//   training split's RMS change), v(t+1) = v(t) + dv.
+// Every MLP has two hidden layers of msg_dim ReLU units; the encoders' and the processor's end in
+// a LayerNorm (the decoder's does not). Trained with the modern recipe.
+class GnsImpl : public NPEImpl {
+ public:
+  explicit GnsImpl(const ModelConfig& config);
+  torch::Tensor forward(const torch::Tensor& prev, const torch::Tensor& cur) override;
+
+ private:
+  torch::nn::Sequential node_encoder_, edge_encoder_, decoder_;
+  torch::nn::ModuleList edge_updates_, node_updates_;
 };
 
 std::shared_ptr<NPEImpl> make_model(const ModelConfig& config);

@@ -37,6 +37,9 @@ double window_mse(NPEImpl* net, const torch::Tensor& traj, const torch::Tensor& 
 torch::Device pick_device(const std::string& device);
 
 // Learning-rate schedules.
+// Whether `kind` trains with the modern recipe (AdamW, batch 2048, warm-up and cosine, clipping):
+// the modern NPE and the GNS; the classic NPE and the paper's baselines take the paper's.
+inline bool modern_recipe(Kind kind) { return kind == Kind::Modern || kind == Kind::GNS; }
 // Classic (paper): base until step 50,000, then x0.99 every 2,500 steps.
 double classic_lr(int64_t step, double base);
 // Modern: linear warm-up over the first 10% of steps from 0.1 x base to base, then cosine to 0.

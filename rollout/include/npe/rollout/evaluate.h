@@ -22,7 +22,8 @@
 namespace npe::rollout {
 
 // Every model kind, in the order tools list and load them.
-constexpr model::Kind kAllKinds[] = {model::Kind::Classic, model::Kind::Modern, model::Kind::NP, model::Kind::LSTM};
+constexpr model::Kind kAllKinds[] = {model::Kind::Classic, model::Kind::Modern, model::Kind::NP, model::Kind::LSTM,
+                                     model::Kind::GNS};
 
 // A checkpoint to load: its kind, path, and the name that errors give for it (a tool's flag,
 // e.g. "--classic_ckpt").

@@ -16,7 +16,7 @@
 
 namespace npe::rollout {
 
-// One row group: the checkpoints CHECKPOINTS/<classic|modern|np|lstm>.best.pt that exist,
+// One row group: the checkpoints CHECKPOINTS/<classic|modern|np|lstm|gns>.best.pt that exist,
 // evaluated on the dataset PREFIX's test split (val split for the validation MSE).
 struct ExperimentWorld {
   std::string label, checkpoints, prefix;
