@@ -298,8 +298,7 @@ TEST(Generate, MergeRefusesMissingOrInconsistentShards) {
 // A walls world's dataset: each split's walls beside it, named in the manifest; load_split reads
 // them back with the trajectories (the same scenes as simulate_scene_box2d draws); a dataset
 // without walls has no walls file and loads none.
-TEST(Generate, WallsWorldsWriteAndLoadTheirWalls) {
-  const uint64_t seed = test::fresh_seed();
+void expect_walls_dataset_round_trips(uint64_t seed) {
   test::TempDir dir;
   DatagenConfig c;
   apply_preset(c.world, "walls");
@@ -338,11 +337,13 @@ TEST(Generate, WallsWorldsWriteAndLoadTheirWalls) {
   const std::vector<float> good = load_walls(c.out_prefix, m, "val");
   const int64_t scenes = m.split("val").scenes;
   for (const auto& [col, value, row] : std::vector<std::tuple<int, float, int>>{
-           {3, 1.0f, -1}, {3, 3.5f, -1}, {3, 1e30f, -1}, {3, 4.0f, 2}, {2, 0.06f, 0}, {0, NAN, 0}}) {
+           {3, 1.0f, -1}, {3, 3.5f, -1}, {3, 1e30f, -1}, {3, -2.0f, 2}, {2, 0.06f, 0}, {0, NAN, 0}}) {
     std::vector<float> bad = good;
+    // -2: the other listed shape (U or I) than scene 0's, on one block only
+    const float v = value == -2.0f ? (bad[3] == 4.0f ? 3.0f : 4.0f) : value;
     for (int64_t k = 0; k < kWallSlots; ++k) {
       float* r = bad.data() + k * kWallDim;  // scene 0
-      if (r[2] > 0 && (row < 0 || row == k)) r[col] = value;
+      if (r[2] > 0 && (row < 0 || row == k)) r[col] = v;
     }
     write_npy_f32(wfile, {scenes, kWallSlots, kWallDim}, bad.data());
     const std::string e = test_util::error_of([&] { load_split(c.out_prefix, m, "val"); });
@@ -364,6 +365,12 @@ TEST(Generate, WallsWorldsWriteAndLoadTheirWalls) {
   EXPECT_TRUE(load_split(plain.out_prefix, read_manifest(plain.out_prefix), "train").walls.empty());
   const std::string plain_text = read_file(manifest_path(plain.out_prefix));
   EXPECT_EQ(plain_text.find("walls"), std::string::npos);  // older readers see nothing new
+}
+
+TEST(Generate, WallsWorldsWriteAndLoadTheirWalls) { expect_walls_dataset_round_trips(test::fresh_seed()); }
+// the seed whose first val scene was an I scene: the "other shape" case once set its own code
+TEST(Generate, WallsWorldsWriteAndLoadTheirWallsRegressionSeed) {
+  expect_walls_dataset_round_trips(7648768992298393097ULL);
 }
 
 // What a walls world refuses, each naming its field: another box, the GPU engine, sharding, a
