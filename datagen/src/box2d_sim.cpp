@@ -44,15 +44,18 @@ Box2dScene build(const WorldDef& d, const std::vector<BallInit>& init, const Wal
   const float t = 1.0f, skin = b2_polygonRadius;
   b2BodyDef wall_def;
   b2Body* walls_body = sc.world->CreateBody(&wall_def);
-  auto add_wall = [&](float cx, float cy, float hx, float hy) {
-    b2PolygonShape box;
-    box.SetAsBox(hx, hy, b2Vec2(cx, cy), 0.0f);
+  auto add_static = [&](const b2Shape& shape) {  // the contact material of every static surface
     b2FixtureDef fd;
-    fd.shape = &box;
+    fd.shape = &shape;
     fd.friction = static_cast<float>(d.friction);
     fd.restitution = static_cast<float>(d.restitution);
     fd.restitutionThreshold = 0.0f;
     walls_body->CreateFixture(&fd);
+  };
+  auto add_wall = [&](float cx, float cy, float hx, float hy) {
+    b2PolygonShape box;
+    box.SetAsBox(hx, hy, b2Vec2(cx, cy), 0.0f);
+    add_static(box);
   };
   add_wall(W / 2, -t / 2 - skin, W / 2 + 2 * t, t / 2);     // bottom, y = 0
   add_wall(W / 2, H + t / 2 + skin, W / 2 + 2 * t, t / 2);  // top, y = H
@@ -76,12 +79,7 @@ Box2dScene build(const WorldDef& d, const std::vector<BallInit>& init, const Wal
     }
     b2ChainShape chain;
     chain.CreateLoop(loop.data(), static_cast<int32>(n));
-    b2FixtureDef fd;
-    fd.shape = &chain;
-    fd.friction = static_cast<float>(d.friction);
-    fd.restitution = static_cast<float>(d.restitution);
-    fd.restitutionThreshold = 0.0f;
-    walls_body->CreateFixture(&fd);
+    add_static(chain);
     // free blocks: boxes shrunk by the skin
     for (const FreeBlock& f : walls->free_blocks)
       add_wall(static_cast<float>(f.x) * s, static_cast<float>(f.y) * s, static_cast<float>(kWallBlock / 2) * s - skin,
