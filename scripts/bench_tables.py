@@ -289,7 +289,7 @@ def compare_table():
     return lines, files
 
 
-MODELS = ["classic", "modern", "np", "lstm", "constant_velocity"]
+MODELS = ["classic", "modern", "np", "lstm", "gns", "simulator", "constant_velocity"]
 
 
 def experiments_table(name):

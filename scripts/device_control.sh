@@ -29,23 +29,8 @@ if [ -z "$bin" ]; then
   bin=build-gpu/bin/npe-control
 fi
 
-smi="" mps=0
-cleanup() {
-  [ -n "$smi" ] && kill "$smi" 2> /dev/null
-  [ "$mps" = 1 ] && echo quit | nvidia-cuda-mps-control
-}
-trap cleanup EXIT
-# CUDA MPS lets the runs' kernels share the GPU at once instead of taking turns
-if [ "${NPE_MPS:-1}" = 1 ] && command -v nvidia-cuda-mps-control > /dev/null &&
-  nvidia-cuda-mps-control -d > "$out/mps.log" 2>&1; then
-  mps=1
-  if python3 -c "import torch; torch.zeros(1, device='cuda')" >> "$out/mps.log" 2>&1; then echo "MPS on" | tee -a "$out/gpu.txt"
-  else echo quit | nvidia-cuda-mps-control; mps=0; echo "MPS failed: $(tail -1 "$out/mps.log")" | tee -a "$out/gpu.txt"; fi
-fi
-nvidia-smi --query-gpu=name,clocks.max.sm --format=csv,noheader | head -1 | tee -a "$out/gpu.txt"
-# sampled utilisation while the runs share the GPU
-nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used,power.draw --format=csv -l 5 > "$out/smi.csv" 2>&1 &
-smi=$!
+# CUDA MPS and the sampled utilisation while the runs share the GPU
+source "$(dirname "${BASH_SOURCE[0]}")/device_mps.sh" "$out"
 
 run_job() {
   local dir="$1" task="$2" algo="$3" seed="$4"; shift 4

@@ -93,11 +93,11 @@ int main(int argc, char** argv) {
 
     // outputs
     npe::write_file_atomic(r["out_json"].as<std::string>(), out.dump(2) + "\n");
-    std::string csv = "model,step,cosine,rel_mag_error,pos_error_px\n";
+    std::string csv = "model,step,cosine,rel_mag_error,pos_error_px,energy_drift\n";
     for (auto& [name, m] : metrics)
       for (int k = 0; k < steps; ++k)
-        csv += fmt::format("{},{},{:.6g},{:.6g},{:.6g}\n", name, k + 1, m.cosine[k], m.rel_mag_error[k],
-                           m.pos_error_px[k]);
+        csv += fmt::format("{},{},{:.6g},{:.6g},{:.6g},{:.6g}\n", name, k + 1, m.cosine[k], m.rel_mag_error[k],
+                           m.pos_error_px[k], m.energy_drift[k]);
     npe::write_file_atomic(r["out_csv"].as<std::string>(), csv);
 #ifdef NPE_HAVE_MEDIA
     npe::rollout::Panel cos{"Velocity cosine similarity", "rollout step", "cosine similarity", false, {}};

@@ -43,6 +43,11 @@ int main(int argc, char** argv) {
                                                     cxxopts::value<int64_t>()->default_value("200"))(
         "rollout_steps", "predicted steps per rollout", cxxopts::value<int>()->default_value("50"))(
         "steps", "the two rollout steps the table quotes", cxxopts::value<std::vector<int>>()->default_value("10,50"))(
+        "long_steps",
+        "steps of a second, long-rollout table (cosine, relative error, position error, kinetic-energy drift), "
+        "e.g. 50,100,300,600 with --rollout_steps 600 on datasets of 602 frames",
+        cxxopts::value<std::vector<int>>())("simulator", "also score npe's simulator on the worlds it can replay",
+                                            cxxopts::value<bool>()->default_value("false"))(
         "device", "auto | cpu | cuda", cxxopts::value<std::string>()->default_value("auto"))(
         "out_md", "Markdown table", cxxopts::value<std::string>()->default_value("out/results/results.md"))(
         "out_csv", "per-step metrics of every model and world",
@@ -67,6 +72,11 @@ int main(int argc, char** argv) {
     eo.rollout_steps = steps;
     eo.step_a = quoted[0];
     eo.step_b = quoted[1];
+    if (r.count("long_steps")) eo.long_steps = r["long_steps"].as<std::vector<int>>();
+    for (int k : eo.long_steps)
+      if (k < 1 || k > steps)
+        throw npe::Error(fmt::format("--long_steps: expected steps in 1..--rollout_steps ({}), found {}", steps, k));
+    eo.simulator = r["simulator"].as<bool>();
     eo.device = npe::model::pick_device(r["device"].as<std::string>());
     std::vector<npe::rollout::ExperimentWorld> worlds;
     for (const auto& w : r["world"].as<std::vector<std::string>>()) worlds.push_back(parse_world(w));

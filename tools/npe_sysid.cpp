@@ -107,7 +107,11 @@ int main(int argc, char** argv) {
         out["npe"][m.name] = {
             {"accuracy", acc}, {"balls_that_collide", mi.balls_that_collide}, {"inferred", mi.inferred}};
         if (!m.transfers.empty()) out["npe"][m.name]["world_transfer"] = npe::rollout::transfers_json(m.transfers);
-        md += fmt::format("| {} NPE, best of {} hypotheses | {:.1f}% | n/a | n/a |\n", m.name,
+        const std::string label = m.name == "np"     ? "NP baseline"
+                                  : m.name == "lstm" ? "LSTM baseline"
+                                  : m.name == "gns"  ? "graph network simulator"
+                                                     : m.name + " NPE";
+        md += fmt::format("| {}, best of {} hypotheses | {:.1f}% | n/a | n/a |\n", label,
                           manifest.world.mass_choices.size(), 100 * acc);
       }
     }

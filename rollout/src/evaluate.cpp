@@ -30,7 +30,8 @@ nlohmann::json Score::to_json() const {
   return {{"val_mse", val_mse},
           {"cosine", metrics.cosine},
           {"rel_mag_error", metrics.rel_mag_error},
-          {"pos_error_px", metrics.pos_error_px}};
+          {"pos_error_px", metrics.pos_error_px},
+          {"energy_drift", metrics.energy_drift}};
 }
 
 Score score_model(const std::string& name, const Predictor& predict, model::NPEImpl* net,

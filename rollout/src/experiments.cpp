@@ -2,13 +2,16 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include "npe/core/error.h"
 #include "npe/rollout/evaluate.h"
+#include "npe/gpu/engine.h"
 #include "npe/model/train.h"
+#include "npe/rollout/sim_rollout.h"
 
 namespace npe::rollout {
 namespace fs = std::filesystem;
@@ -35,6 +38,9 @@ ExperimentReport experiments_table(const std::vector<ExperimentWorld>& worlds, c
   const int a = o.step_a, b = o.step_b, steps = o.rollout_steps;
   if (a < 1 || b > steps || a > b)
     throw Error(fmt::format("steps: expected two steps 1 <= a <= b <= rollout_steps ({}), found {},{}", steps, a, b));
+  for (int k : o.long_steps)
+    if (k < 1 || k > steps)
+      throw FieldError("long_steps", fmt::format(": expected steps in 1..rollout_steps ({}), found {}", steps, k));
 
   // Everything is checked before any rollout runs: datasets, checkpoints, their worlds.
   struct Loaded {
@@ -58,10 +64,11 @@ ExperimentReport experiments_table(const std::vector<ExperimentWorld>& worlds, c
   }
 
   ExperimentReport rep;
-  rep.markdown = fmt::format("| world | model | val MSE | cos@{0} | cos@{1} | rel@{0} | rel@{1} | pos@{1} px "
-                             "|\n|---|---|---|---|---|---|---|---|\n",
+  rep.markdown = fmt::format("| world | model | samples | val MSE | cos@{0} | cos@{1} | rel@{0} | rel@{1} | pos@{1} px "
+                             "|\n|---|---|---|---|---|---|---|---|---|\n",
                              a, b);
-  rep.csv = "world,model,step,cosine,rel_mag_error,pos_error_px\n";
+  rep.csv = "world,model,step,cosine,rel_mag_error,pos_error_px,energy_drift\n";
+  std::string long_md = "| world | model | step | cos | rel | pos px | KE drift |\n|---|---|---|---|---|---|---|\n";
   // The paper's claims (section 4): the NPEs beat the baselines; here also modern beats classic.
   const std::pair<const char*, const char*> kClaims[] = {
       {"modern", "classic"}, {"classic", "np"}, {"classic", "lstm"}, {"modern", "np"}, {"modern", "lstm"}};
@@ -84,22 +91,46 @@ ExperimentReport experiments_table(const std::vector<ExperimentWorld>& worlds, c
                                    model::make_predictor(m.checkpoint.net, o.device, 4096,
                                                          test.walls.empty() ? nullptr : test.walls.data(), radius),
                                    m.checkpoint.net.get(), manifest, test, val_t, n, steps));
+    std::string no_simulator;
+    if (o.simulator) {
+      no_simulator = replay_unsupported(manifest);
+      if (no_simulator.empty())
+        scores.push_back(score_simulator(manifest, val, test, n, steps, o.device.is_cuda() && gpu::cuda_available()));
+      else if (log)
+        log(fmt::format("{}: no simulator rows: {}", w.label, no_simulator));
+    }
     scores.push_back(score_model("constant_velocity", constant_velocity(), nullptr, manifest, test, val_t, n, steps));
     nlohmann::json jw = {{"label", w.label},
                          {"checkpoints", w.checkpoints},
                          {"dataset_prefix", w.prefix},
                          {"num_scenes", n},
                          {"models", nlohmann::json::object()}};
+    if (!no_simulator.empty()) jw["simulator_unsupported"] = no_simulator;
+    // each model's training budget (npe-train --total_samples), from its checkpoint
+    std::map<std::string, int64_t> budget;
+    for (const auto& m : loaded[i].models) {
+      const nlohmann::json& meta = m.checkpoint.meta;
+      if (meta.contains("train") && meta["train"].contains("total_samples") &&
+          meta["train"]["total_samples"].is_number_integer())
+        budget[m.name] = meta["train"]["total_samples"].get<int64_t>();
+    }
     for (const auto& s : scores) {
       const auto& m = s.metrics;
-      rep.markdown += fmt::format("| {} | {} | {:.3e} | {:.4f} | {:.4f} | {:.4f} | {:.4f} | {:.1f} |\n", w.label,
-                                  s.name == "constant_velocity" ? "constant velocity" : s.name, s.val_mse,
-                                  m.cosine[a - 1], m.cosine[b - 1], m.rel_mag_error[a - 1], m.rel_mag_error[b - 1],
-                                  m.pos_error_px[b - 1]);
+      const auto samples = budget.find(s.name);
+      rep.markdown += fmt::format("| {} | {} | {} | {:.3e} | {:.4f} | {:.4f} | {:.4f} | {:.4f} | {:.1f} |\n", w.label,
+                                  s.name == "constant_velocity" ? "constant velocity" : s.name,
+                                  samples == budget.end() ? "" : fmt::format("{:.3g} M", samples->second / 1e6),
+                                  s.val_mse, m.cosine[a - 1], m.cosine[b - 1], m.rel_mag_error[a - 1],
+                                  m.rel_mag_error[b - 1], m.pos_error_px[b - 1]);
       for (int k = 0; k < steps; ++k)
-        rep.csv += fmt::format("{},{},{},{:.6g},{:.6g},{:.6g}\n", w.label, s.name, k + 1, m.cosine[k],
-                               m.rel_mag_error[k], m.pos_error_px[k]);
+        rep.csv += fmt::format("{},{},{},{:.6g},{:.6g},{:.6g},{:.6g}\n", w.label, s.name, k + 1, m.cosine[k],
+                               m.rel_mag_error[k], m.pos_error_px[k], m.energy_drift[k]);
+      for (int k : o.long_steps)
+        long_md += fmt::format("| {} | {} | {} | {:.4f} | {:.4f} | {:.1f} | {:+.3f} |\n", w.label,
+                               s.name == "constant_velocity" ? "constant velocity" : s.name, k, m.cosine[k - 1],
+                               m.rel_mag_error[k - 1], m.pos_error_px[k - 1], m.energy_drift[k - 1]);
       jw["models"][s.name] = s.to_json();
+      if (samples != budget.end()) jw["models"][s.name]["train_samples"] = samples->second;
     }
     auto find = [&](const std::string& name) -> const Score* {
       for (const auto& s : scores)
@@ -129,6 +160,11 @@ ExperimentReport experiments_table(const std::vector<ExperimentWorld>& worlds, c
                       "error (rel); \"no at k steps\" lists the first steps where not.\n\n",
                       steps) +
                   claims;
+  if (!o.long_steps.empty())
+    rep.markdown += fmt::format("\nLong rollouts, at steps {}: KE drift is the rollout's mean relative change of "
+                                "kinetic energy since frame 1 (0: conserved, as the ground truth does).\n\n",
+                                fmt::join(o.long_steps, ", ")) +
+                    long_md;
   return rep;
 }
 

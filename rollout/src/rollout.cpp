@@ -77,6 +77,19 @@ StepMetrics rollout_metrics(const Trajectories& truth, const Trajectories& pred,
   m.rel_mag_error.assign(steps, 0.0);
   m.pos_error_px.assign(steps, 0.0);
   m.velocity_count.assign(steps, 0);
+  m.energy_drift.assign(steps, 0.0);
+  // Twice the kinetic energy of a frame (the mass feature is proportional to the mass, and the
+  // drift is a ratio); absent slots have mass 0.
+  auto energy = [&](const float* f) {
+    double e = 0;
+    for (int64_t b = 0; b < pred.num_balls; ++b) {
+      const float* x = f + b * kStateDim;
+      e += static_cast<double>(x[4]) * (static_cast<double>(x[2]) * x[2] + static_cast<double>(x[3]) * x[3]);
+    }
+    return e;
+  };
+  std::vector<double> e1(pred.scenes);
+  for (int64_t s = 0; s < pred.scenes; ++s) e1[s] = energy(pred.frame(s, 1));
   for (int k = 1; k <= steps; ++k) {
     double cos_sum = 0, rel_sum = 0, pos_sum = 0;
     int64_t nv = 0, np = 0;
@@ -101,6 +114,14 @@ StepMetrics rollout_metrics(const Trajectories& truth, const Trajectories& pred,
     m.rel_mag_error[k - 1] = nv ? rel_sum / nv : NAN;
     m.pos_error_px[k - 1] = np ? pos_sum / static_cast<double>(np) : NAN;
     m.velocity_count[k - 1] = nv;
+    double drift = 0;
+    int64_t ne = 0;
+    for (int64_t s = 0; s < pred.scenes; ++s)
+      if (e1[s] > 0) {
+        drift += energy(pred.frame(s, k + 1)) / e1[s] - 1;
+        ++ne;
+      }
+    m.energy_drift[k - 1] = ne ? drift / static_cast<double>(ne) : NAN;
   }
   return m;
 }

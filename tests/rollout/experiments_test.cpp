@@ -49,6 +49,16 @@ TEST(Experiments, RefusesBadStepsAndWorldsWithoutCheckpoints) {
     EXPECT_NE(std::string(e.what()).find("steps: expected two steps"), std::string::npos) << e.what();
   }
   o.step_b = 20;
+  o.long_steps = {10, 21};
+  try {
+    experiments_table({}, o);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("long_steps: expected steps in 1..rollout_steps (20), found 21"),
+              std::string::npos)
+        << e.what();
+  }
+  o.long_steps = {};
   o.num_scenes = 0;
   EXPECT_THROW(experiments_table({}, o), Error);
   o.num_scenes = 5;

@@ -69,6 +69,7 @@ TEST(Rollout, ConstantVelocityOnFreeFlightIsPerfect) {
     EXPECT_NEAR(m.rel_mag_error[k], 0.0, 1e-6);
     EXPECT_NEAR(m.pos_error_px[k], 0.0, 1e-3);
     EXPECT_EQ(m.velocity_count[k], 21);
+    EXPECT_NEAR(m.energy_drift[k], 0.0, 1e-6);
   }
 }
 
@@ -87,6 +88,7 @@ TEST(Rollout, DoubledSpeedGivesRelativeErrorOneAndKnownDrift) {
     EXPECT_NEAR(m.cosine[k - 1], 1.0, 1e-6);
     // the prediction compounds: step k predicts 2^k |v|
     EXPECT_NEAR(m.rel_mag_error[k - 1], std::pow(2.0, k) - 1, 1e-4 * std::pow(2.0, k));
+    EXPECT_NEAR(m.energy_drift[k - 1], std::pow(4.0, k) - 1, 1e-4 * std::pow(4.0, k));  // E ~ |v|^2
   }
   EXPECT_NEAR(m.pos_error_px[0], 800 * ss * mean_speed, 1e-3);
 }
@@ -113,6 +115,29 @@ TEST(Rollout, ZeroSpeedGroundTruthIsMaskedOut) {
   EXPECT_EQ(m.velocity_count[0], 3);
   EXPECT_NEAR(m.cosine[0], 1.0, 1e-6);
   EXPECT_FALSE(std::isnan(m.rel_mag_error[0]));
+}
+
+// The drift weighs each ball by its mass: a predictor that stops the light ball of each scene
+// loses that ball's share of the energy, m_l |v_l|^2 / (m_l |v_l|^2 + m_h |v_h|^2).
+TEST(Rollout, EnergyDriftWeighsBallsByMass) {
+  const double ss = 0.01;
+  auto truth = free_flight(6, 5, 2, ss, test::fresh_seed());
+  for (int64_t s = 0; s < 6; ++s)
+    for (int64_t t = 0; t < 5; ++t) truth.frame(s, t)[4] = 25;  // ball 0 heavy, ball 1 of mass 1
+  Predictor stop_light = [](const float* prev, const float* cur, int64_t scenes, int64_t n, float* v) {
+    constant_velocity()(prev, cur, scenes, n, v);
+    for (int64_t i = 0; i < scenes * n; ++i)
+      if (cur[i * kStateDim + 4] == 1) v[2 * i] = v[2 * i + 1] = 0;
+  };
+  auto pred = rollout(truth, 6, 3, ss, stop_light);
+  double expected = 0;
+  for (int64_t s = 0; s < 6; ++s) {
+    const float* f = truth.frame(s, 1);
+    const double heavy = 25 * (f[2] * f[2] + f[3] * f[3]), light = f[7] * f[7] + f[8] * f[8];
+    expected -= light / (heavy + light) / 6;
+  }
+  const auto m = rollout_metrics(truth, pred, 800);
+  for (int k = 0; k < 3; ++k) EXPECT_NEAR(m.energy_drift[k], expected, 1e-6);
 }
 
 TEST(Rollout, RefusesRolloutsLongerThanTheData) {

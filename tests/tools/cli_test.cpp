@@ -364,14 +364,28 @@ TEST_F(Cli, ResultsTableFromMixedCountCheckpoints) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(read_file(out + "/e.csv").find("\nnp,10,"), std::string::npos);
   r = run_command(tool("npe-results") + " --device cpu --world '5 balls:" + ck + ":" + five + "' --world '2-3 balls:" +
-                  ck + ":" + mix + "' --num_scenes 3 --rollout_steps 10 --steps 2,10 --out_md " + out +
-                  "/t.md --out_csv " + out + "/t.csv --out_json " + out + "/t.json");
+                  ck + ":" + mix + "' --num_scenes 3 --rollout_steps 10 --steps 2,10 --long_steps 5,10 --simulator " +
+                  "--out_md " + out + "/t.md --out_csv " + out + "/t.csv --out_json " + out + "/t.json");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const std::string md = read_file(out + "/t.md");
-  for (const char* row : {"| 5 balls | classic |", "| 5 balls | np |", "| 5 balls | constant velocity |",
-                          "| 2-3 balls | classic |", "| world | model | val MSE | cos@2 | cos@10 |"})
+  // the simulator's rows on both worlds, and the long-rollout table: a row per world, model, step
+  for (const char* row :
+       {"| 5 balls | classic |", "| 5 balls | np |", "| 5 balls | constant velocity |", "| 2-3 balls | classic |",
+        "| world | model | samples | val MSE | cos@2 | cos@10 |", "| 5 balls | simulator |",
+        "| 5 balls | classic | 0.00016 M |", "| step | cos | rel | pos px | KE drift |", "| 5 balls | classic | 10 |",
+        "| 5 balls | simulator | 5 |", " | +0.000 |"})
     EXPECT_NE(md.find(row), std::string::npos) << row << " in\n" << md;
-  EXPECT_NE(md.find("| 5 balls | n/a |"), std::string::npos) << md;  // no modern model: no modern-vs-classic claim
+  expect_error(tool("npe-results") + " --device cpu --world '5 balls:" + ck + ":" + five +
+                   "' --rollout_steps 10 --steps 2,10 --long_steps 5,11 --out_md " + out + "/u.md",
+               {"--long_steps", "1..--rollout_steps (10)", "11"});
+  EXPECT_FALSE(fs::exists(out + "/u.md"));
+  EXPECT_NE(md.find("| 5 balls | n/a |"), std::string::npos) << md;
+  // the engine replays one ball count per dataset: no simulator rows for 2-3 balls, and the reason
+  EXPECT_EQ(md.find("| 2-3 balls | simulator |"), std::string::npos) << md;
+  EXPECT_NE(r.output.find("2-3 balls: no simulator rows: "), std::string::npos)
+      << r.output;  // no modern model: no modern-vs-classic claim
+  EXPECT_NE(read_file(out + "/t.csv").find("world,model,step,cosine,rel_mag_error,pos_error_px,energy_drift\n"),
+            std::string::npos);
   EXPECT_NE(read_file(out + "/t.csv").find("2-3 balls,np,10,"), std::string::npos);
   EXPECT_TRUE(fs::exists(out + "/t.json"));
 }

@@ -54,7 +54,7 @@ struct Score {
   double val_mse = 0;   // one-step velocity MSE over the val split, (v / vel_scale)^2
   StepMetrics metrics;  // rollouts of the first scenes of the test split
 
-  // {val_mse, cosine, rel_mag_error, pos_error_px}: a model's entry in npe-eval's and npe-results' JSON.
+  // {val_mse, cosine, rel_mag_error, pos_error_px, energy_drift}: a model's entry in npe-eval's and npe-results' JSON.
   nlohmann::json to_json() const;
 };
 

@@ -26,12 +26,18 @@ struct ExperimentOptions {
   int64_t num_scenes = 200;  // test scenes rolled out per world
   int rollout_steps = 50;
   int step_a = 10, step_b = 50;  // the two steps the Markdown table quotes, 1 <= a <= b <= rollout_steps
+  // Steps of the long-rollout table (one row per world, model and step: cosine, relative error,
+  // position error, kinetic-energy drift); empty: no such table. Each in 1..rollout_steps.
+  std::vector<int> long_steps;
+  // Also score npe's simulator (score_simulator) on the worlds it can replay
+  // (replay_unsupported); the others say why in the log and the JSON.
+  bool simulator = false;
   torch::Device device = torch::kCPU;
 };
 
 struct ExperimentReport {
   std::string markdown;  // the table, then the claims table
-  std::string csv;       // world,model,step,cosine,rel_mag_error,pos_error_px
+  std::string csv;       // world,model,step,cosine,rel_mag_error,pos_error_px,energy_drift
   nlohmann::json json;   // everything, per world: models' scores and, per claim, the steps where it fails
 };
 
@@ -48,7 +54,7 @@ std::string claim_verdict(const std::vector<int>& steps);
 // Loads and checks every world's dataset and checkpoints first (each checkpoint against its
 // world's dataset), then scores each model and the constant-velocity baseline. `log` receives a
 // line per world done. Throws npe::Error: "world 'LABEL': ..." for a world without checkpoints,
-// "steps: ..." for quoted steps out of range, and the loaders' errors.
+// "steps: ..." or "long_steps: ..." for quoted steps out of range, and the loaders' errors.
 ExperimentReport experiments_table(const std::vector<ExperimentWorld>& worlds, const ExperimentOptions& options,
                                    const std::function<void(const std::string&)>& log = {});
 
