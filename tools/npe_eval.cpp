@@ -59,9 +59,7 @@ int main(int argc, char** argv) {
                                   : std::vector<std::vector<double>>{};
     const auto val = npe::datagen::load_split(prefix, manifest, "val");
     // a walls world: object states (a model without walls sees their balls alone)
-    const double radius = manifest.world.radius / manifest.pos_scale();
-    const auto val_t = manifest.world.walls.empty() ? npe::model::to_tensor(val, device)
-                                                    : npe::model::object_states(val, radius).to(device);
+    const auto val_t = npe::model::model_states(val, manifest, device);
 
     nlohmann::json out = {{"dataset_prefix", prefix},
                           {"num_scenes", std::min(num_scenes, test.scenes)},
@@ -75,11 +73,9 @@ int main(int argc, char** argv) {
     for (const auto& m : models)
       if (!m.transfers.empty()) out["world_transfer"][m.name] = npe::rollout::transfers_json(m.transfers);
     for (const auto& m : models)
-      record(npe::rollout::score_model(
-          m.name,
-          npe::model::make_predictor(m.checkpoint.net, device, 4096, test.walls.empty() ? nullptr : test.walls.data(),
-                                     radius),
-          m.checkpoint.net.get(), manifest, test, val_t, num_scenes, steps));
+      record(npe::rollout::score_model(m.name,
+                                       npe::model::make_predictor(m.checkpoint.net, device, 4096, test, manifest),
+                                       m.checkpoint.net.get(), manifest, test, val_t, num_scenes, steps));
     if (simulator) {
       const bool cuda = device.is_cuda() && npe::gpu::cuda_available();
       record(npe::rollout::score_simulator(manifest, val, test, num_scenes, steps, cuda,

@@ -109,9 +109,7 @@ int main(int argc, char** argv) {
                    d.second);
       rollouts.emplace_back(
           m.name, npe::rollout::rollout(test, num_scenes, steps, manifest.step_scale(),
-                                        npe::model::make_predictor(m.checkpoint.net, device, 4096,
-                                                                   test.walls.empty() ? nullptr : test.walls.data(),
-                                                                   manifest.world.radius / manifest.pos_scale())));
+                                        npe::model::make_predictor(m.checkpoint.net, device, 4096, test, manifest)));
     }
     std::vector<std::pair<std::string, npe::datagen::Trajectories>> sim;
     if (npe::tools::simulator_enabled(r, !rollouts.empty() && r["simulator"].as<bool>(), manifest, prefix, "npe-render",

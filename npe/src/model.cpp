@@ -126,13 +126,29 @@ Tensor object_states(const Tensor& traj, const Tensor& walls, double radius) {
   return torch::cat({balls, blocks.unsqueeze(1).expand({S, T, kWallObjects, kWallStateDim})}, 2).contiguous();
 }
 
+namespace {
+// The trajectories' states as a tensor over their own memory (no copy).
+Tensor states_view(const datagen::Trajectories& t) {
+  return torch::from_blob(const_cast<float*>(t.data.data()), {t.scenes, t.timesteps, t.num_balls, datagen::kStateDim},
+                          torch::kFloat32);
+}
+}  // namespace
+
+Tensor to_tensor(const datagen::Trajectories& t, const torch::Device& device) {
+  return states_view(t).to(device, /*non_blocking=*/false, /*copy=*/true);
+}
+
 Tensor object_states(const datagen::Trajectories& t, double radius) {
   if (t.walls.empty()) throw Error("object_states: the trajectories carry no walls (not a walls world)");
-  const Tensor traj = torch::from_blob(const_cast<float*>(t.data.data()),
-                                       {t.scenes, t.timesteps, t.num_balls, datagen::kStateDim}, torch::kFloat32);
   const Tensor walls = torch::from_blob(const_cast<float*>(t.walls.data()),
                                         {t.scenes, datagen::kWallSlots, datagen::kWallDim}, torch::kFloat32);
-  return object_states(traj, walls, radius);
+  return object_states(states_view(t), walls, radius);
+}
+
+Tensor model_states(const datagen::Trajectories& split, const datagen::Manifest& manifest,
+                    const torch::Device& device) {
+  if (manifest.world.walls.empty()) return to_tensor(split, device);
+  return object_states(split, manifest.world.radius / manifest.pos_scale()).to(device);
 }
 
 Tensor masked_velocity_mse(const Tensor& pred, const Tensor& target, const Tensor& present) {
@@ -412,6 +428,13 @@ std::function<void(const float*, const float*, int64_t, int64_t, float*)> make_p
       std::copy(v.data_ptr<float>(), v.data_ptr<float>() + b * n * 2, out + s * n * 2);
     }
       };
+}
+
+std::function<void(const float*, const float*, int64_t, int64_t, float*)> make_predictor(
+    std::shared_ptr<NPEImpl> net, torch::Device device, int64_t batch, const datagen::Trajectories& split,
+    const datagen::Manifest& manifest) {
+  return make_predictor(std::move(net), device, batch, split.walls.empty() ? nullptr : split.walls.data(),
+                        manifest.world.radius / manifest.pos_scale());
 }
 
 }  // namespace npe::model

@@ -12,12 +12,6 @@
 namespace npe::model {
 using torch::Tensor;
 
-Tensor to_tensor(const datagen::Trajectories& t, const torch::Device& device) {
-  return torch::from_blob(const_cast<float*>(t.data.data()), {t.scenes, t.timesteps, t.num_balls, datagen::kStateDim},
-                          torch::kFloat32)
-      .to(device, /*non_blocking=*/false, /*copy=*/true);
-}
-
 Windows gather_windows(const Tensor& traj, const Tensor& ids) {
   const int64_t T = traj.size(1), N = traj.size(2);
   auto flat = traj.reshape({-1, N, traj.size(3)});

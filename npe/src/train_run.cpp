@@ -218,11 +218,9 @@ Setup set_up(const TrainConfig& cfg, const Plan& plan, bool root) {
   // One host copy of the training split serves the normalisation fit and the device copy (on
   // CPU they are the same tensor).
   // a walls world: object states, the wall blocks after the balls (model.h)
-  const bool walls = !s.manifest.world.walls.empty();
-  const double radius = s.manifest.world.radius / s.manifest.pos_scale();
-  const Tensor train_host = walls ? object_states(train_traj, radius) : to_tensor(train_traj, torch::kCPU);
+  const Tensor train_host = model_states(train_traj, s.manifest, torch::kCPU);
   s.train_t = train_host.to(device);
-  s.val_t = walls ? object_states(val_traj, radius).to(device) : to_tensor(val_traj, device);
+  s.val_t = model_states(val_traj, s.manifest, device);
   const int64_t val_total = val_traj.windows();
   const int64_t nval = std::min(cfg.val_windows, val_total);
   s.val_ids = (torch::arange(nval, torch::kFloat64) * (static_cast<double>(val_total) / nval))
@@ -237,7 +235,7 @@ Setup set_up(const TrainConfig& cfg, const Plan& plan, bool root) {
     throw FieldError("neighborhood",
                      fmt::format(": expected a positive number of radii, found {}", cfg.neighborhood_radii));
   mc.neighborhood = cfg.neighborhood_radii * s.manifest.world.radius / s.manifest.world.width;
-  mc.walls = walls;
+  mc.walls = !s.manifest.world.walls.empty();  // a walls world: object states (model.h)
   s.net = make_model(mc);
   s.net->fit_normalisation(train_host);
   s.net->to(device);

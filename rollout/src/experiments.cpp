@@ -80,16 +80,12 @@ ExperimentReport experiments_table(const std::vector<ExperimentWorld>& worlds, c
     const ExperimentWorld& w = worlds[i];
     const auto& manifest = loaded[i].manifest;
     const auto test = datagen::load_split(w.prefix, manifest, "test");
-    const double radius = manifest.world.radius / manifest.pos_scale();
     const auto val = datagen::load_split(w.prefix, manifest, "val");
-    const auto val_t = val.walls.empty() ? model::to_tensor(val, o.device)
-                                         : model::object_states(val, radius).to(o.device);
+    const auto val_t = model::model_states(val, manifest, o.device);
     const int64_t n = std::min(o.num_scenes, test.scenes);
     std::vector<Score> scores;
     for (const auto& m : loaded[i].models)
-      scores.push_back(score_model(m.name,
-                                   model::make_predictor(m.checkpoint.net, o.device, 4096,
-                                                         test.walls.empty() ? nullptr : test.walls.data(), radius),
+      scores.push_back(score_model(m.name, model::make_predictor(m.checkpoint.net, o.device, 4096, test, manifest),
                                    m.checkpoint.net.get(), manifest, test, val_t, n, steps));
     std::string no_simulator;
     if (o.simulator) {

@@ -33,7 +33,8 @@
 
 namespace npe::datagen {
 struct Trajectories;
-}
+struct Manifest;
+}  // namespace npe::datagen
 
 namespace npe::model {
 
@@ -202,6 +203,9 @@ torch::Tensor present_balls(const torch::Tensor& states);
 // blocks ([..., M], the states' dtype).
 torch::Tensor present_objects(const torch::Tensor& states);
 
+// Trajectories as a tensor [scenes, T, N, 5] float32 on `device` (a copy).
+torch::Tensor to_tensor(const datagen::Trajectories& traj, const torch::Device& device);
+
 // A walls world's object states [S, T, N + kWallObjects, kWallStateDim] (the module comment) from
 // its trajectories (with their walls, datagen::Trajectories::walls) and the ball radius over the
 // position scale. Throws npe::Error when the trajectories carry no walls.
@@ -209,6 +213,11 @@ torch::Tensor object_states(const datagen::Trajectories& trajectories, double ra
 // The same from tensors: trajectories [S, T, N, 5] and walls [S, kWallObjects, 4] (record_walls
 // rows), on their device.
 torch::Tensor object_states(const torch::Tensor& trajectories, const torch::Tensor& walls, double radius);
+// What a model reads from a split of the dataset `manifest` describes, on `device`: to_tensor's
+// states, or for a walls world (manifest.world.walls) object_states. Throws npe::Error when a walls
+// world's split carries no walls.
+torch::Tensor model_states(const datagen::Trajectories& split, const datagen::Manifest& manifest,
+                           const torch::Device& device);
 // Mean squared error over the present balls and both velocity components: pred and target
 // [B, N, 2], present [B, N] (0/1). Equals torch::mse_loss when every ball is present.
 torch::Tensor masked_velocity_mse(const torch::Tensor& pred, const torch::Tensor& target, const torch::Tensor& present);
@@ -226,5 +235,10 @@ std::function<void(const float*, const float*, int64_t, int64_t, float*)> make_p
                                                                                          int64_t batch = 4096,
                                                                                          const float* walls = nullptr,
                                                                                          double radius = 0);
+// The same for rollouts of the scenes of `split` (a split of the dataset `manifest` describes), in
+// its order: a walls world's predictor reads the split's walls, so `split` must outlive it.
+std::function<void(const float*, const float*, int64_t, int64_t, float*)> make_predictor(
+    std::shared_ptr<NPEImpl> net, torch::Device device, int64_t batch, const datagen::Trajectories& split,
+    const datagen::Manifest& manifest);
 
 }  // namespace npe::model

@@ -18,9 +18,6 @@
 
 namespace npe::model {
 
-// Trajectories as a tensor [scenes, T, N, 5] float32 on `device`.
-torch::Tensor to_tensor(const datagen::Trajectories& traj, const torch::Device& device);
-
 // Window w of a [S, T, N, 5] tensor is scene w / (T-2), frames (t-1, t, t+1) with t = 1 + w % (T-2).
 struct Windows {
   torch::Tensor prev, cur, next;  // each [B, N, 5]
