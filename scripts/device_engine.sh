@@ -119,7 +119,7 @@ if has experiments; then
   t0=$SECONDS
   BIN=$b DEVICE=cuda timeout "${EXP_TIME:-540}" scripts/experiments.sh "$exp" > "$out/experiments.log" 2>&1
   note "experiments: exit $? in $((SECONDS - t0)) s ($(ls "$exp"/runs/*/*.done 2>/dev/null | wc -l) runs done)"
-  grep -E '^== training|best val|samples/s' "$out/experiments.log" | tail -40
+  cat "$out/experiments.log" "$exp"/runs/*.out 2> /dev/null | grep -E '^== training|best val|samples/s' | tail -40
   # one archive: results, metrics CSVs, logs and the best checkpoints (the datasets are remade from
   # their seeds; carry the runs back as EXP_DIR to finish on a fresh machine)
   (cd "$exp" && find runs results.* -name '*.best.pt' -o -name '*.csv' -o -name '*.done' -o -name '*.log' \

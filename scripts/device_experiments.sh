@@ -23,6 +23,7 @@ rc=$?
 for _ in $(seq 30); do pgrep -x npe-train > /dev/null || break; sleep 1; done
 echo "training: exit $rc in $((SECONDS - t0)) s, $(ls "$exp"/runs/*/*.done 2>/dev/null | wc -l) runs done"
 for f in "$exp"/runs/*/*.best.pt; do
+  [ -f "$f" ] || continue
   [ -f "${f%.best.pt}.done" ] || { mv "$f" "$f.cut"; echo "cut (not in the tables): $f"; }
 done
 t0=$SECONDS
@@ -30,6 +31,7 @@ DEVICE=cuda STAGES=eval timeout "${EVAL_TIME:-150}" scripts/experiments.sh "$exp
 echo "tables: exit $? in $((SECONDS - t0)) s"
 (cd "$exp" && find runs -name '*.pt' -o -name '*.cut' -o -name '*.csv' -o -name '*.done' -o -name '*.log' -o -name '*.out' |
   tar -czf "$out/experiments.tgz" -T - $(ls results* mass_inference* 2>/dev/null))
-grep -hE '^== training|failed|best val' "$out/experiments.log" | tail -60
+# each run's output is in runs/<world>.<kind>.out (experiments.sh prints them only when all end)
+cat "$out/experiments.log" "$exp"/runs/*.out 2> /dev/null | grep -E '^== training|failed|best val' | tail -60
 for f in "$exp"/results.md "$exp"/results_long.md "$exp"/mass_inference.md; do [ -f "$f" ] && cat "$f"; done
 tail -5 "$out/eval.log"

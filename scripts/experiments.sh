@@ -38,8 +38,8 @@
 # balls; walls on O and L (held-out scenes) and on the shapes U and I. Long rollouts
 # (results_long.md): the models of n4, the noise runs and p4 on new 602-frame scenes of their
 # worlds, 600 steps, scored at 50, 100, 300 and 600 steps next to the simulator and constant
-# velocity. Mass inference (mass_inference.md): every model of n4v on the test split of n4v, next
-# to npe-sysid's simulator fit (the paper's section 4.3).
+# velocity. Mass inference (mass_inference.md): every model of n4v on NUM_SCENES test scenes of
+# n4v, next to npe-sysid's simulator fit (the paper's section 4.3).
 set -euo pipefail
 out="${1:-out/experiments}"
 bin="${BIN:-build/bin}"
@@ -55,6 +55,11 @@ long_scenes="${LONG_SCENES:-200}"
 jobs="${JOBS:-1}"
 device="${DEVICE:-auto}"
 num_scenes="${NUM_SCENES:-200}"
+[[ $jobs =~ ^[1-9][0-9]*$ ]] || { echo "experiments.sh: JOBS: expected a count >= 1, found '$jobs'" >&2; exit 1; }
+for e in ${SCALES:-}; do
+  [[ $e =~ ^[a-z0-9.]+(/[a-z]+)?=[0-9]*\.?[0-9]+$ ]] ||
+    { echo "experiments.sh: SCALES: expected KIND=S or WORLD/KIND=S entries (S a number), found '$e'" >&2; exit 1; }
+done
 for tool in npe-datagen npe-train npe-results npe-sysid; do
   [[ -x "$bin/$tool" ]] || { echo "experiments.sh: $bin/$tool not found; build first (scripts/setup.sh) or set BIN" >&2; exit 1; }
 done
@@ -180,6 +185,6 @@ if [[ " $worlds " == *" n4v "* ]]; then
   for k in $kinds; do
     [[ -f "$out/runs/n4v/$k.best.pt" ]] && ck+=(--"${k}_ckpt" "$out/runs/n4v/$k.best.pt")
   done
-  "$bin/npe-sysid" --dataset_prefix "$out/data/n4v/n4v" --num_scenes 0 --device "$device" "${ck[@]}" \
+  "$bin/npe-sysid" --dataset_prefix "$out/data/n4v/n4v" --num_scenes "$num_scenes" --device "$device" "${ck[@]}" \
     --out_json "$out/mass_inference.json" --out_md "$out/mass_inference.md"
 fi

@@ -433,7 +433,9 @@ std::function<void(const float*, const float*, int64_t, int64_t, float*)> make_p
 std::function<void(const float*, const float*, int64_t, int64_t, float*)> make_predictor(
     std::shared_ptr<NPEImpl> net, torch::Device device, int64_t batch, const datagen::Trajectories& split,
     const datagen::Manifest& manifest) {
-  return make_predictor(std::move(net), device, batch, split.walls.empty() ? nullptr : split.walls.data(),
+  const bool walls = !manifest.world.walls.empty();  // as model_states decides
+  if (walls && split.walls.empty()) throw Error("make_predictor: a walls world's split carries no walls");
+  return make_predictor(std::move(net), device, batch, walls ? split.walls.data() : nullptr,
                         manifest.world.radius / manifest.pos_scale());
 }
 

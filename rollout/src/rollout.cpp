@@ -88,8 +88,8 @@ StepMetrics rollout_metrics(const Trajectories& truth, const Trajectories& pred,
     }
     return e;
   };
-  std::vector<double> e1(pred.scenes);
-  for (int64_t s = 0; s < pred.scenes; ++s) e1[s] = energy(pred.frame(s, 1));
+  double e1 = 0;
+  for (int64_t s = 0; s < pred.scenes; ++s) e1 += energy(pred.frame(s, 1));
   for (int k = 1; k <= steps; ++k) {
     double cos_sum = 0, rel_sum = 0, pos_sum = 0;
     int64_t nv = 0, np = 0;
@@ -114,14 +114,9 @@ StepMetrics rollout_metrics(const Trajectories& truth, const Trajectories& pred,
     m.rel_mag_error[k - 1] = nv ? rel_sum / nv : NAN;
     m.pos_error_px[k - 1] = np ? pos_sum / static_cast<double>(np) : NAN;
     m.velocity_count[k - 1] = nv;
-    double drift = 0;
-    int64_t ne = 0;
-    for (int64_t s = 0; s < pred.scenes; ++s)
-      if (e1[s] > 0) {
-        drift += energy(pred.frame(s, k + 1)) / e1[s] - 1;
-        ++ne;
-      }
-    m.energy_drift[k - 1] = ne ? drift / static_cast<double>(ne) : NAN;
+    double e = 0;
+    for (int64_t s = 0; s < pred.scenes; ++s) e += energy(pred.frame(s, k + 1));
+    m.energy_drift[k - 1] = e1 > 0 ? e / e1 - 1 : NAN;
   }
   return m;
 }

@@ -118,7 +118,7 @@ TEST(Rollout, ZeroSpeedGroundTruthIsMaskedOut) {
 }
 
 // The drift weighs each ball by its mass: a predictor that stops the light ball of each scene
-// loses that ball's share of the energy, m_l |v_l|^2 / (m_l |v_l|^2 + m_h |v_h|^2).
+// loses the light balls' share of the scenes' energy, sum m_l |v_l|^2 / sum (m_l |v_l|^2 + m_h |v_h|^2).
 TEST(Rollout, EnergyDriftWeighsBallsByMass) {
   const double ss = 0.01;
   auto truth = free_flight(6, 5, 2, ss, test::fresh_seed());
@@ -130,12 +130,13 @@ TEST(Rollout, EnergyDriftWeighsBallsByMass) {
       if (cur[i * kStateDim + 4] == 1) v[2 * i] = v[2 * i + 1] = 0;
   };
   auto pred = rollout(truth, 6, 3, ss, stop_light);
-  double expected = 0;
+  double heavy = 0, light = 0;
   for (int64_t s = 0; s < 6; ++s) {
     const float* f = truth.frame(s, 1);
-    const double heavy = 25 * (f[2] * f[2] + f[3] * f[3]), light = f[7] * f[7] + f[8] * f[8];
-    expected -= light / (heavy + light) / 6;
+    heavy += 25 * (f[2] * f[2] + f[3] * f[3]);
+    light += f[7] * f[7] + f[8] * f[8];
   }
+  const double expected = -light / (heavy + light);
   const auto m = rollout_metrics(truth, pred, 800);
   for (int k = 0; k < 3; ++k) EXPECT_NEAR(m.energy_drift[k], expected, 1e-6);
 }

@@ -379,11 +379,10 @@ TEST_F(Cli, ResultsTableFromMixedCountCheckpoints) {
                    "' --rollout_steps 10 --steps 2,10 --long_steps 5,11 --out_md " + out + "/u.md",
                {"--long_steps", "1..--rollout_steps (10)", "11"});
   EXPECT_FALSE(fs::exists(out + "/u.md"));
-  EXPECT_NE(md.find("| 5 balls | n/a |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| 5 balls | n/a |"), std::string::npos) << md;  // no modern model: no modern-vs-classic claim
   // the engine replays one ball count per dataset: no simulator rows for 2-3 balls, and the reason
   EXPECT_EQ(md.find("| 2-3 balls | simulator |"), std::string::npos) << md;
-  EXPECT_NE(r.output.find("2-3 balls: no simulator rows: "), std::string::npos)
-      << r.output;  // no modern model: no modern-vs-classic claim
+  EXPECT_NE(r.output.find("2-3 balls: no simulator rows: "), std::string::npos) << r.output;
   EXPECT_NE(read_file(out + "/t.csv").find("world,model,step,cosine,rel_mag_error,pos_error_px,energy_drift\n"),
             std::string::npos);
   EXPECT_NE(read_file(out + "/t.csv").find("2-3 balls,np,10,"), std::string::npos);

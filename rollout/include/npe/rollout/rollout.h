@@ -8,10 +8,13 @@
 //   cosine similarity  v . v_hat / (|v| |v_hat|)   (0 where |v_hat| = 0)
 //   relative magnitude error  | |v| - |v_hat| | / |v|
 //   position error  |x - x_hat| in px
-//   kinetic-energy drift  (E_{k+1} - E_1) / E_1 of the rollout, E = sum over balls of m |v|^2 / 2:
-//                         the signed mean over scenes (ground truth ball worlds conserve it: elastic
-//                         collisions, no friction); it shows a learned model gaining or losing
-//                         energy over long rollouts, whatever the trajectories' divergence
+//   kinetic-energy drift  E(k+1) / E(1) - 1, E the rollout's kinetic energy (sum of m |v|^2 / 2
+//                         over balls) summed over the scenes, frame 1 the last given frame: the
+//                         ground truth keeps it near 0 where collisions are elastic and there is no
+//                         friction (npe's default worlds); it shows a learned model gaining or
+//                         losing energy over long rollouts, whatever the trajectories' divergence.
+//                         Summed, not a mean of per-scene ratios: a scene of nearly resting balls
+//                         would dominate such a mean
 // Balls whose ground-truth speed is below `min_speed` (normalised units; default 1% of the
 // velocity scale) are masked out of the velocity metrics: cosine and relative error are undefined
 // at zero speed, and near it the relative error of a nearly stopped ball dominates the mean (one
@@ -47,7 +50,7 @@ struct StepMetrics {
   std::vector<double> rel_mag_error;    // [steps]
   std::vector<double> pos_error_px;     // [steps]
   std::vector<int64_t> velocity_count;  // balls counted in the velocity metrics per step
-  std::vector<double> energy_drift;     // [steps], signed mean relative drift from frame 1
+  std::vector<double> energy_drift;     // [steps], relative change of the scenes' energy since frame 1
 };
 
 // Compares rollout frames 2..steps+1 with the same frames of `truth`.
