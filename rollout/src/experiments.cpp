@@ -112,19 +112,18 @@ ExperimentReport experiments_table(const std::vector<ExperimentWorld>& worlds, c
     }
     for (const auto& s : scores) {
       const auto& m = s.metrics;
+      const std::string model = s.name == "constant_velocity" ? "constant velocity" : s.name;
       const auto samples = budget.find(s.name);
       rep.markdown += fmt::format("| {} | {} | {} | {:.3e} | {:.4f} | {:.4f} | {:.4f} | {:.4f} | {:.1f} |\n", w.label,
-                                  s.name == "constant_velocity" ? "constant velocity" : s.name,
-                                  samples == budget.end() ? "" : fmt::format("{:.3g} M", samples->second / 1e6),
+                                  model, samples == budget.end() ? "" : fmt::format("{:.3g} M", samples->second / 1e6),
                                   s.val_mse, m.cosine[a - 1], m.cosine[b - 1], m.rel_mag_error[a - 1],
                                   m.rel_mag_error[b - 1], m.pos_error_px[b - 1]);
       for (int k = 0; k < steps; ++k)
         rep.csv += fmt::format("{},{},{},{:.6g},{:.6g},{:.6g},{:.6g}\n", w.label, s.name, k + 1, m.cosine[k],
                                m.rel_mag_error[k], m.pos_error_px[k], m.energy_drift[k]);
       for (int k : o.long_steps)
-        long_md += fmt::format("| {} | {} | {} | {:.4f} | {:.4f} | {:.1f} | {:+.3f} |\n", w.label,
-                               s.name == "constant_velocity" ? "constant velocity" : s.name, k, m.cosine[k - 1],
-                               m.rel_mag_error[k - 1], m.pos_error_px[k - 1], m.energy_drift[k - 1]);
+        long_md += fmt::format("| {} | {} | {} | {:.4f} | {:.4f} | {:.1f} | {:+.3f} |\n", w.label, model, k,
+                               m.cosine[k - 1], m.rel_mag_error[k - 1], m.pos_error_px[k - 1], m.energy_drift[k - 1]);
       jw["models"][s.name] = s.to_json();
       if (samples != budget.end()) jw["models"][s.name]["train_samples"] = samples->second;
     }
@@ -157,8 +156,9 @@ ExperimentReport experiments_table(const std::vector<ExperimentWorld>& worlds, c
                       steps) +
                   claims;
   if (!o.long_steps.empty())
-    rep.markdown += fmt::format("\nLong rollouts, at steps {}: KE drift is the rollout's mean relative change of "
-                                "kinetic energy since frame 1 (0: conserved, as the ground truth does).\n\n",
+    rep.markdown += fmt::format("\nLong rollouts, at steps {}: KE drift is the relative change of the rollouts' "
+                                "kinetic energy, summed over the scenes, since frame 1 (0: conserved, as elastic "
+                                "balls without friction do).\n\n",
                                 fmt::join(o.long_steps, ", ")) +
                     long_md;
   return rep;
